@@ -1,0 +1,290 @@
+/* Contexts (a backend plus a device index) and run-time backend selection. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t lam_backend_count(void) {
+    if (lam__ensure_started() != LAM_OK) {
+        return 0;
+    }
+    return lam__rt.n_backends;
+}
+
+lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices, const char **why) {
+    lam_status st = lam__ensure_started();
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (index >= lam__rt.n_backends) {
+        return lam__error(LAM_ERR_NOT_FOUND, "lam_backend_get: Not found, index %zu, %zu backends",
+                          index, lam__rt.n_backends);
+    }
+    const lam__backend *b = lam__rt.backends[index];
+    if (name) {
+        *name = b->desc.name;
+    }
+    if (n_devices) {
+        *n_devices = b->n_devices;
+    }
+    if (why) {
+        *why = b->why;
+    }
+    return LAM_OK;
+}
+
+lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_info *info) {
+    lam_status st = lam__ensure_started();
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (info == NULL || info->struct_size < 16) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_backend_device_info: Invalid argument, info is NULL or its "
+                          "struct_size is not set (use LAM_DEVICE_INFO_INIT)");
+    }
+    if (index >= lam__rt.n_backends) {
+        return lam__error(LAM_ERR_NOT_FOUND,
+                          "lam_backend_device_info: Not found, backend index %zu, %zu backends",
+                          index, lam__rt.n_backends);
+    }
+    lam__backend *b = lam__rt.backends[index];
+    if (device >= b->n_devices) {
+        return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, device %u, the backend has %u",
+                          b->desc.name, device, b->n_devices);
+    }
+    st = b->desc.device_info(b->desc.user, device, info);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "%s(%u)", b->desc.name, device);
+    }
+    return LAM_OK;
+}
+
+/* "cpu (1 device), vulkan (no device: no Vulkan loader)" */
+static void list_available(lam__strbuf *sb) {
+    if (lam__rt.n_backends == 0) {
+        lam__strbuf_printf(sb, "none (no backend plugin was loaded; see `lamina plugins`)");
+        return;
+    }
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        const lam__backend *b = lam__rt.backends[i];
+        if (b->n_devices > 0) {
+            lam__strbuf_printf(sb, "%s%s (%u device%s)", i ? ", " : "", b->desc.name,
+                               b->n_devices, b->n_devices == 1 ? "" : "s");
+        } else {
+            lam__strbuf_printf(sb, "%s%s (no device: %s)", i ? ", " : "", b->desc.name, b->why);
+        }
+    }
+}
+
+static lam_status open_ctx(lam__backend *b, uint32_t device, lam_ctx **out) {
+    if (b->ctxs[device] != NULL) {
+        *out = b->ctxs[device];
+        return LAM_OK;
+    }
+    lam_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s(%u): Out of memory", b->desc.name, device);
+    }
+    c->backend = b;
+    c->device = device;
+    snprintf(c->name, sizeof c->name, "%s(%u)", b->desc.name, device);
+    lam_clear_error();
+    lam_status st = b->desc.device_open(b->desc.user, device, &c->dev);
+    if (st != LAM_OK) {
+        free(c);
+        return lam__error_prefix(st, "%s(%u): Opening the device failed", b->desc.name, device);
+    }
+    b->ctxs[device] = c;
+    *out = c;
+    return LAM_OK;
+}
+
+/* Higher is better for LAMINA_BACKEND=auto: GPUs first, then the native CPU backend, then
+ * CPU devices of other backends (such as lavapipe under Vulkan). */
+static int rank(const lam__backend *b, uint32_t device) {
+    lam_device_info info = LAM_DEVICE_INFO_INIT;
+    if (b->desc.device_info(b->desc.user, device, &info) != LAM_OK) {
+        return 0;
+    }
+    switch (info.kind) {
+    case LAM_DEVICE_DISCRETE_GPU: return 6;
+    case LAM_DEVICE_INTEGRATED_GPU: return 5;
+    case LAM_DEVICE_VIRTUAL_GPU: return 4;
+    case LAM_DEVICE_OTHER: return 3;
+    case LAM_DEVICE_CPU: return strcmp(b->desc.name, "cpu") == 0 ? 2 : 1;
+    default: return 0;
+    }
+}
+
+static lam_status pick_auto(lam_ctx **out) {
+    lam__backend *best = NULL;
+    uint32_t best_dev = 0;
+    int best_rank = 0;
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        lam__backend *b = lam__rt.backends[i];
+        for (uint32_t d = 0; d < b->n_devices; d++) {
+            int r = rank(b, d);
+            if (r > best_rank) {
+                best = b;
+                best_dev = d;
+                best_rank = r;
+            }
+        }
+    }
+    if (best == NULL) {
+        lam__strbuf sb = {0};
+        list_available(&sb);
+        lam_status st = lam__error(LAM_ERR_DEVICE_UNAVAILABLE,
+                                   "auto: Device unavailable, no backend has a device; backends: %s",
+                                   sb.data ? sb.data : "");
+        lam__strbuf_fini(&sb);
+        return st;
+    }
+    lam__log(LAM_LOG_INFO, "auto: chose %s(%u)", best->desc.name, best_dev);
+    return open_ctx(best, best_dev, out);
+}
+
+lam_status lam_ctx_get(const char *spec, lam_ctx **out) {
+    if (out == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_ctx_get: Invalid argument, out is NULL");
+    }
+    *out = NULL;
+    lam_status st = lam__ensure_started();
+    if (st != LAM_OK) {
+        return st;
+    }
+    char subject[200];
+    if (spec == NULL) {
+        spec = getenv("LAMINA_BACKEND");
+        if (spec == NULL || spec[0] == '\0') {
+            spec = "cpu";
+            snprintf(subject, sizeof subject, "cpu");
+        } else {
+            snprintf(subject, sizeof subject, "LAMINA_BACKEND=%s", spec);
+        }
+    } else {
+        snprintf(subject, sizeof subject, "%s", spec);
+    }
+    if (strcmp(spec, "auto") == 0) {
+        return pick_auto(out);
+    }
+    char name[64];
+    size_t n = strcspn(spec, ":");
+    bool ok = n > 0 && n < sizeof name;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = islower((unsigned char)spec[i]) || isdigit((unsigned char)spec[i]) || spec[i] == '_';
+    }
+    unsigned long device = 0;
+    if (ok && spec[n] == ':') {
+        const char *d = spec + n + 1;
+        char *end = NULL;
+        ok = isdigit((unsigned char)d[0]) != 0;
+        if (ok) {
+            device = strtoul(d, &end, 10);
+            ok = *end == '\0' && device < 65536;
+        }
+    }
+    if (!ok) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid backend, expected <name>, <name>:<device> or auto "
+                          "(e.g. cpu, vulkan:1)",
+                          subject);
+    }
+    memcpy(name, spec, n);
+    name[n] = '\0';
+    lam__backend *b = lam__backend_find(name);
+    lam__strbuf sb = {0};
+    if (b == NULL) {
+        list_available(&sb);
+        st = lam__error(LAM_ERR_NOT_FOUND,
+                        "%s: Backend not found, no plugin provides '%s'; available: %s", subject,
+                        name, sb.data ? sb.data : "");
+        lam__strbuf_fini(&sb);
+        return st;
+    }
+    if (b->n_devices == 0) {
+        list_available(&sb);
+        st = lam__error(LAM_ERR_DEVICE_UNAVAILABLE,
+                        "%s: Device unavailable, %s; available: %s", subject, b->why,
+                        sb.data ? sb.data : "");
+        lam__strbuf_fini(&sb);
+        return st;
+    }
+    if (device >= b->n_devices) {
+        list_available(&sb);
+        st = lam__error(LAM_ERR_DEVICE_UNAVAILABLE,
+                        "%s: Device unavailable, backend '%s' has %u device%s (0..%u); "
+                        "available: %s",
+                        subject, name, b->n_devices, b->n_devices == 1 ? "" : "s",
+                        b->n_devices - 1, sb.data ? sb.data : "");
+        lam__strbuf_fini(&sb);
+        return st;
+    }
+    return open_ctx(b, (uint32_t)device, out);
+}
+
+lam_status lam_ctx_default(lam_ctx **out) {
+    return lam_ctx_get(NULL, out);
+}
+
+const char *lam_ctx_name(const lam_ctx *ctx) {
+    return ctx ? ctx->name : "(null)";
+}
+
+const char *lam_ctx_backend(const lam_ctx *ctx) {
+    return ctx ? ctx->backend->desc.name : "(null)";
+}
+
+uint32_t lam_ctx_device(const lam_ctx *ctx) {
+    return ctx ? ctx->device : 0;
+}
+
+lam_status lam_ctx_synchronize(lam_ctx *ctx) {
+    if (ctx == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_ctx_synchronize: Invalid argument, "
+                                                    "ctx is NULL");
+    }
+    lam_clear_error();
+    lam_status st = ctx->backend->desc.synchronize(ctx->dev);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "%s", ctx->name);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_waitall(void) {
+    lam_status first = LAM_OK;
+    if (!lam__rt.started) {
+        return LAM_OK;
+    }
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        lam__backend *b = lam__rt.backends[i];
+        for (uint32_t d = 0; d < b->n_devices; d++) {
+            if (b->ctxs[d] != NULL) {
+                lam_status st = lam_ctx_synchronize(b->ctxs[d]);
+                if (st != LAM_OK && first == LAM_OK) {
+                    first = st;
+                }
+            }
+        }
+    }
+    return first;
+}
+
+void lam__contexts_close_all(void) {
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        lam__backend *b = lam__rt.backends[i];
+        for (uint32_t d = 0; d < b->n_devices; d++) {
+            lam_ctx *c = b->ctxs[d];
+            if (c != NULL) {
+                b->desc.synchronize(c->dev);
+                b->desc.device_close(c->dev);
+                free(c);
+                b->ctxs[d] = NULL;
+            }
+        }
+    }
+}

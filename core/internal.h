@@ -1,0 +1,154 @@
+/*
+ * Core internals shared between core/ files; never exported (lam__ prefix, hidden visibility).
+ */
+#ifndef LAMINA_CORE_INTERNAL_H
+#define LAMINA_CORE_INTERNAL_H
+
+#include "lamina/lamina.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+/* ---- errors (error.c) ---- */
+lam_status lam__error(lam_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+lam_status lam__verror(lam_status status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+/* Prefixes the current message with "<prefix>: " and returns status (context on the way up). */
+lam_status lam__error_prefix(lam_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- logging (log.c) ---- */
+void lam__log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lam__vlog(lam_log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* ---- ABI (abi.c) ---- */
+/* Fingerprint of the layout this core was compiled with. */
+uint64_t lam__abi_fingerprint(void);
+/* Expected descriptor sizes for a given minor of the current major; 0 when unknown. */
+uint32_t lam__backend_desc_size(uint32_t minor);
+uint32_t lam__layer_desc_size(uint32_t minor);
+/* Fingerprint of the layout of a given minor of the current major; 0 when unknown. */
+uint64_t lam__abi_fingerprint_for_minor(uint32_t minor);
+
+/* ---- small helpers (util.c) ---- */
+char *lam__strdup(const char *s);
+/* Appends formatted text to a growable string; returns false on out of memory. */
+typedef struct lam__strbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+} lam__strbuf;
+bool lam__strbuf_printf(lam__strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lam__strbuf_fini(lam__strbuf *sb);
+
+/* ---- backends and contexts (context.c) ---- */
+typedef struct lam__backend {
+    lam_backend_desc desc; /* copied; fields past the plugin's struct_size are zero */
+    struct lam_plugin *plugin;
+    uint32_t n_devices;
+    char why[512];
+    lam_ctx **ctxs; /* n_devices entries, opened lazily */
+} lam__backend;
+
+struct lam_ctx {
+    lam__backend *backend;
+    uint32_t device;
+    void *dev;
+    char name[80];
+};
+
+void lam__contexts_close_all(void);
+
+/* ---- layer types (registry.c) ---- */
+typedef struct lam__layer_type {
+    lam_layer_desc desc;
+    struct lam_plugin *plugin;
+} lam__layer_type;
+
+/* ---- runtime (runtime.c) ---- */
+typedef struct lam__record {
+    char *path;
+    char *kind;
+    char *names;
+    char *version;
+    uint32_t plugin_abi;
+    lam_plugin_decision decision;
+    lam_plugin_reason reason;
+    char *message;
+} lam__record;
+
+struct lam_plugin {
+    char *path;
+    void *handle;
+    size_t record;             /* index into the report */
+    bool loading;              /* registration allowed */
+    lam_status refuse_status;  /* first refused registration */
+    lam_plugin_reason refuse_reason;
+    char *refuse_message;
+    uint32_t abi_seen;         /* abi_version of the first descriptor */
+    const char *version_seen;
+};
+
+typedef struct lam__runtime {
+    bool started;
+    lam_host_api host;
+    lam__record *records;
+    size_t n_records;
+    struct lam_plugin **plugins;
+    size_t n_plugins;
+    lam__backend **backends;
+    size_t n_backends;
+    lam__layer_type **layers;
+    size_t n_layers;
+} lam__runtime;
+
+extern lam__runtime lam__rt;
+
+/* Starts the runtime with default options if it is not started. */
+lam_status lam__ensure_started(void);
+void lam__host_table_init(lam_host_api *host);
+
+/* ---- registry (registry.c) ---- */
+lam_status lam__registry_load(const char *plugin_path, bool skip_builtin);
+void lam__registry_unload(void);
+lam__backend *lam__backend_find(const char *name);
+const lam__layer_type *lam__layer_type_find(const char *name);
+
+/* ---- tensors (tensor.c) ---- */
+typedef struct lam__storage {
+    long refcount;
+    lam_ctx *ctx;
+    void *buf;
+    size_t bytes;
+} lam__storage;
+
+struct lam_tensor {
+    long refcount;
+    lam__storage *storage;
+    uint64_t offset; /* elements */
+    lam_shape shape;
+    int64_t numel;
+    lam_dtype dtype;
+    struct lam_tensor *prev, *next; /* live list, so shutdown can reclaim */
+};
+
+/* A new uninitialized contiguous tensor on ctx. */
+lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
+/* Contiguous view of the whole tensor. */
+void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
+void lam__tensors_reclaim_all(void);
+/* Runs one op on the backend of ctx. */
+lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                        lam_tensor_view *output, const double *scalars, const int64_t *ints);
+/* Checks that both tensors live on one context; error names both. */
+lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *b);
+
+/* ---- ops for the host table (ops.c) ---- */
+lam_status lam__op_unary(lam_op op, const lam_tensor *a, lam_tensor **out);
+lam_status lam__op_scalar(lam_op op, const lam_tensor *a, float s, lam_tensor **out);
+lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
+                          int32_t keepdims, lam_tensor **out);
+lam_status lam__op_softmax(const lam_tensor *a, int32_t axis, int32_t log, lam_tensor **out);
+const char *lam__op_name(lam_op op);
+
+#endif

@@ -1,0 +1,277 @@
+/* Element-wise front-end ops: checks, broadcasting, dispatch to the tensor's backend. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *lam__op_name(lam_op op) {
+    static const char *names[LAM_OP_COUNT] = {
+        "invalid", "fill",   "copy",       "add",         "sub",         "mul",
+        "div",     "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar", "rdiv_scalar",
+        "pow_scalar", "neg", "abs",        "square",      "sqrt",        "exp",
+        "log",     "relu",   "sigmoid",    "tanh",        "softrelu",    "matmul",
+        "sum",     "mean",   "max",        "min",         "argmax",      "softmax",
+        "log_softmax", "maximum", "minimum"};
+    return (op > 0 && op < LAM_OP_COUNT) ? names[op] : "invalid";
+}
+
+static lam_status null_arg(const char *fn) {
+    return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL tensor or output", fn);
+}
+
+/* Broadcast shapes NumPy's way; fills the output shape and the operand strides. */
+static lam_status broadcast(const char *fn, const lam_tensor *a, const lam_tensor *b,
+                            lam_shape *out, lam_tensor_view *va, lam_tensor_view *vb) {
+    const lam_shape *sa = &a->shape, *sb = &b->shape;
+    uint32_t nd = sa->ndim > sb->ndim ? sa->ndim : sb->ndim;
+    memset(out, 0, sizeof *out);
+    out->ndim = nd;
+    for (uint32_t i = 0; i < nd; i++) {
+        int64_t da = i < nd - sa->ndim ? 1 : sa->dims[i - (nd - sa->ndim)];
+        int64_t db = i < nd - sb->ndim ? 1 : sb->dims[i - (nd - sb->ndim)];
+        if (da != db && da != 1 && db != 1) {
+            char b1[160], b2[160];
+            return lam__error(LAM_ERR_SHAPE,
+                              "%s: Shape mismatch, cannot broadcast %s with %s (dim %u: %lld vs "
+                              "%lld)",
+                              fn, lam_shape_format(sa, b1, sizeof b1),
+                              lam_shape_format(sb, b2, sizeof b2), i, (long long)da, (long long)db);
+        }
+        out->dims[i] = da == 1 ? db : da;
+    }
+    const lam_tensor *ops[2] = {a, b};
+    lam_tensor_view *views[2] = {va, vb};
+    for (int k = 0; k < 2; k++) {
+        const lam_shape *s = &ops[k]->shape;
+        lam_tensor_view *v = views[k];
+        memset(v, 0, sizeof *v);
+        v->buffer = ops[k]->storage->buf;
+        v->offset = ops[k]->offset;
+        v->dtype = ops[k]->dtype;
+        v->ndim = nd;
+        int64_t stride = 1;
+        for (uint32_t i = nd; i-- > 0;) {
+            v->dims[i] = out->dims[i];
+            if (i < nd - s->ndim) {
+                v->strides[i] = 0;
+            } else {
+                int64_t d = s->dims[i - (nd - s->ndim)];
+                v->strides[i] = (d == 1 && out->dims[i] != 1) ? 0 : stride;
+                stride *= d;
+            }
+        }
+        if (nd == 0) {
+            v->ndim = 1;
+            v->dims[0] = 1;
+            v->strides[0] = 0;
+        }
+    }
+    return LAM_OK;
+}
+
+static lam_status binary(lam_op op, const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    const char *fn = lam__op_name(op);
+    if (out == NULL || a == NULL || b == NULL) {
+        if (out) {
+            *out = NULL;
+        }
+        return null_arg(fn);
+    }
+    *out = NULL;
+    lam_status st = lam__same_ctx(fn, a, b);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_shape shape;
+    lam_tensor_view v[2], vo;
+    st = broadcast(fn, a, b, &shape, &v[0], &v[1]);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_ctx *ctx = a->storage->ctx;
+    lam_tensor *o;
+    st = lam__tensor_alloc(ctx, &shape, &o);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (o->numel > 0) {
+        lam__tensor_view(o, &vo);
+        st = lam__execute(ctx, op, v, 2, &vo, NULL, NULL);
+        if (st != LAM_OK) {
+            lam_tensor_release(o);
+            return st;
+        }
+    }
+    *out = o;
+    return LAM_OK;
+}
+
+lam_status lam_op_add(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    return binary(LAM_OP_ADD, a, b, out);
+}
+lam_status lam_op_sub(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    return binary(LAM_OP_SUB, a, b, out);
+}
+lam_status lam_op_mul(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    return binary(LAM_OP_MUL, a, b, out);
+}
+lam_status lam_op_div(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    return binary(LAM_OP_DIV, a, b, out);
+}
+lam_status lam_op_maximum(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    return binary(LAM_OP_MAXIMUM, a, b, out);
+}
+lam_status lam_op_minimum(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    return binary(LAM_OP_MINIMUM, a, b, out);
+}
+
+/* One input, output of the same shape. */
+static lam_status map(lam_op op, const lam_tensor *a, const double *scalars, lam_tensor **out) {
+    const char *fn = lam__op_name(op);
+    if (out == NULL || a == NULL) {
+        if (out) {
+            *out = NULL;
+        }
+        return null_arg(fn);
+    }
+    *out = NULL;
+    lam_ctx *ctx = a->storage->ctx;
+    lam_tensor *o;
+    lam_status st = lam__tensor_alloc(ctx, &a->shape, &o);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (o->numel > 0) {
+        lam_tensor_view vi, vo;
+        lam__tensor_view(a, &vi);
+        lam__tensor_view(o, &vo);
+        st = lam__execute(ctx, op, &vi, 1, &vo, scalars, NULL);
+        if (st != LAM_OK) {
+            lam_tensor_release(o);
+            return st;
+        }
+    }
+    *out = o;
+    return LAM_OK;
+}
+
+lam_status lam__op_unary(lam_op op, const lam_tensor *a, lam_tensor **out) {
+    if (op != LAM_OP_COPY && (op < LAM_OP_NEG || op > LAM_OP_SOFTRELU)) {
+        if (out) {
+            *out = NULL;
+        }
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op_unary: Invalid argument, %s (%d) is not an element-wise function",
+                          lam__op_name(op), (int)op);
+    }
+    return map(op, a, NULL, out);
+}
+
+lam_status lam__op_scalar(lam_op op, const lam_tensor *a, float s, lam_tensor **out) {
+    if (op < LAM_OP_ADD_SCALAR || op > LAM_OP_POW_SCALAR) {
+        if (out) {
+            *out = NULL;
+        }
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op_scalar: Invalid argument, %s (%d) is not a scalar op",
+                          lam__op_name(op), (int)op);
+    }
+    double sc[4] = {s, 0, 0, 0};
+    return map(op, a, sc, out);
+}
+
+lam_status lam_op_add_scalar(const lam_tensor *a, float s, lam_tensor **out) {
+    return lam__op_scalar(LAM_OP_ADD_SCALAR, a, s, out);
+}
+lam_status lam_op_sub_scalar(const lam_tensor *a, float s, lam_tensor **out) {
+    return lam__op_scalar(LAM_OP_ADD_SCALAR, a, -s, out);
+}
+lam_status lam_op_rsub_scalar(const lam_tensor *a, float s, lam_tensor **out) {
+    return lam__op_scalar(LAM_OP_RSUB_SCALAR, a, s, out);
+}
+lam_status lam_op_mul_scalar(const lam_tensor *a, float s, lam_tensor **out) {
+    return lam__op_scalar(LAM_OP_MUL_SCALAR, a, s, out);
+}
+lam_status lam_op_div_scalar(const lam_tensor *a, float s, lam_tensor **out) {
+    return lam__op_scalar(LAM_OP_DIV_SCALAR, a, s, out);
+}
+lam_status lam_op_rdiv_scalar(const lam_tensor *a, float s, lam_tensor **out) {
+    return lam__op_scalar(LAM_OP_RDIV_SCALAR, a, s, out);
+}
+lam_status lam_op_pow_scalar(const lam_tensor *a, float s, lam_tensor **out) {
+    return lam__op_scalar(LAM_OP_POW_SCALAR, a, s, out);
+}
+
+lam_status lam_op_neg(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_NEG, a, NULL, out);
+}
+lam_status lam_op_abs(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_ABS, a, NULL, out);
+}
+lam_status lam_op_square(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_SQUARE, a, NULL, out);
+}
+lam_status lam_op_sqrt(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_SQRT, a, NULL, out);
+}
+lam_status lam_op_exp(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_EXP, a, NULL, out);
+}
+lam_status lam_op_log(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_LOG, a, NULL, out);
+}
+lam_status lam_op_relu(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_RELU, a, NULL, out);
+}
+lam_status lam_op_sigmoid(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_SIGMOID, a, NULL, out);
+}
+lam_status lam_op_tanh(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_TANH, a, NULL, out);
+}
+lam_status lam_op_softrelu(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_SOFTRELU, a, NULL, out);
+}
+lam_status lam_op_copy(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_COPY, a, NULL, out);
+}
+
+lam_status lam_op_fill(lam_tensor *t, float value) {
+    if (t == NULL) {
+        return null_arg("fill");
+    }
+    if (t->numel == 0) {
+        return LAM_OK;
+    }
+    lam_tensor_view v;
+    lam__tensor_view(t, &v);
+    double s[4] = {value, 0, 0, 0};
+    return lam__execute(t->storage->ctx, LAM_OP_FILL, NULL, 0, &v, s, NULL);
+}
+
+lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src) {
+    if (dst == NULL || src == NULL) {
+        return null_arg("assign");
+    }
+    lam_status st = lam__same_ctx("assign", dst, src);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_shape shape;
+    lam_tensor_view vd, vs;
+    st = broadcast("assign", dst, src, &shape, &vd, &vs);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (!lam_shape_equal(&shape, &dst->shape)) {
+        char b1[160], b2[160];
+        return lam__error(LAM_ERR_SHAPE, "assign: Shape mismatch, %s does not broadcast to %s",
+                          lam_shape_format(&src->shape, b1, sizeof b1),
+                          lam_shape_format(&dst->shape, b2, sizeof b2));
+    }
+    if (dst->numel == 0) {
+        return LAM_OK;
+    }
+    lam__tensor_view(dst, &vd);
+    return lam__execute(dst->storage->ctx, LAM_OP_COPY, &vs, 1, &vd, NULL, NULL);
+}

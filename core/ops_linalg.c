@@ -1,0 +1,409 @@
+/* Matrix products, reductions, argmax, softmax and transpose. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static lam_status null_arg(const char *fn, lam_tensor **out) {
+    if (out) {
+        *out = NULL;
+    }
+    return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL tensor or output", fn);
+}
+
+/* A 2-D row-major view of t with its rows of `cols` elements. */
+static void view2d(const lam_tensor *t, int64_t rows, int64_t cols, lam_tensor_view *v) {
+    memset(v, 0, sizeof *v);
+    v->buffer = t->storage->buf;
+    v->offset = t->offset;
+    v->dtype = t->dtype;
+    v->ndim = 2;
+    v->dims[0] = rows;
+    v->dims[1] = cols;
+    v->strides[0] = cols;
+    v->strides[1] = 1;
+}
+
+/* out(m, n) = op(a) op(b) with a viewed as (ar, ac) and b as (br, bc). */
+static lam_status gemm(const char *fn, const lam_tensor *a, int64_t ar, int64_t ac, int32_t ta,
+                       const lam_tensor *b, int64_t br, int64_t bc, int32_t tb,
+                       const lam_shape *out_shape, lam_tensor **out) {
+    int64_t m = ta ? ac : ar, k = ta ? ar : ac;
+    int64_t kb = tb ? bc : br, n = tb ? br : bc;
+    if (k != kb) {
+        char b1[160], b2[160];
+        return lam__error(LAM_ERR_SHAPE,
+                          "%s: Shape mismatch, %s%s x %s%s: inner dims %lld and %lld differ", fn,
+                          lam_shape_format(&a->shape, b1, sizeof b1), ta ? "^T" : "",
+                          lam_shape_format(&b->shape, b2, sizeof b2), tb ? "^T" : "",
+                          (long long)k, (long long)kb);
+    }
+    lam_ctx *ctx = a->storage->ctx;
+    lam_tensor *o;
+    lam_status st;
+    if (k == 0) {
+        st = lam_tensor_create(ctx, out_shape, &o); /* empty sum: zeros */
+        *out = st == LAM_OK ? o : NULL;
+        return st;
+    }
+    st = lam__tensor_alloc(ctx, out_shape, &o);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (m > 0 && n > 0) {
+        lam_tensor_view v[2], vo;
+        view2d(a, ar, ac, &v[0]);
+        view2d(b, br, bc, &v[1]);
+        view2d(o, m, n, &vo);
+        double sc[4] = {1.0, 0.0, 0, 0};
+        int64_t in[4] = {ta != 0, tb != 0, 0, 0};
+        st = lam__execute(ctx, LAM_OP_GEMM, v, 2, &vo, sc, in);
+        if (st != LAM_OK) {
+            lam_tensor_release(o);
+            return st;
+        }
+    }
+    *out = o;
+    return LAM_OK;
+}
+
+lam_status lam_op_matmul(const lam_tensor *a, const lam_tensor *b, int32_t trans_a,
+                         int32_t trans_b, lam_tensor **out) {
+    if (out == NULL || a == NULL || b == NULL) {
+        return null_arg("matmul", out);
+    }
+    *out = NULL;
+    lam_status st = lam__same_ctx("matmul", a, b);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (a->shape.ndim != 2 || b->shape.ndim != 2) {
+        char b1[160], b2[160];
+        return lam__error(LAM_ERR_SHAPE, "matmul: Shape mismatch, %s x %s: both must be 2-D",
+                          lam_shape_format(&a->shape, b1, sizeof b1),
+                          lam_shape_format(&b->shape, b2, sizeof b2));
+    }
+    int64_t ar = a->shape.dims[0], ac = a->shape.dims[1];
+    int64_t br = b->shape.dims[0], bc = b->shape.dims[1];
+    lam_shape os = {0};
+    os.ndim = 2;
+    os.dims[0] = trans_a ? ac : ar;
+    os.dims[1] = trans_b ? br : bc;
+    return gemm("matmul", a, ar, ac, trans_a, b, br, bc, trans_b, &os, out);
+}
+
+lam_status lam_op_dot(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    if (out == NULL || a == NULL || b == NULL) {
+        return null_arg("dot", out);
+    }
+    *out = NULL;
+    lam_status st = lam__same_ctx("dot", a, b);
+    if (st != LAM_OK) {
+        return st;
+    }
+    uint32_t na = a->shape.ndim, nb = b->shape.ndim;
+    if (na < 1 || na > 2 || nb < 1 || nb > 2) {
+        char b1[160], b2[160];
+        return lam__error(LAM_ERR_SHAPE, "dot: Shape mismatch, %s . %s: operands must be 1-D or 2-D",
+                          lam_shape_format(&a->shape, b1, sizeof b1),
+                          lam_shape_format(&b->shape, b2, sizeof b2));
+    }
+    /* A 1-D left operand is a row, a 1-D right operand a column; their dims leave the result. */
+    int64_t ar = na == 2 ? a->shape.dims[0] : 1, ac = na == 2 ? a->shape.dims[1] : a->shape.dims[0];
+    int64_t br = b->shape.dims[0], bc = nb == 2 ? b->shape.dims[1] : 1;
+    lam_shape os = {0};
+    if (na == 2) {
+        os.dims[os.ndim++] = ar;
+    }
+    if (nb == 2) {
+        os.dims[os.ndim++] = bc;
+    }
+    return gemm("dot", a, ar, ac, 0, b, br, bc, 0, &os, out);
+}
+
+lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out) {
+    if (out == NULL || a == NULL) {
+        return null_arg("transpose", out);
+    }
+    *out = NULL;
+    if (a->shape.ndim != 2) {
+        char b1[160];
+        return lam__error(LAM_ERR_SHAPE, "transpose: Shape mismatch, %s is not 2-D",
+                          lam_shape_format(&a->shape, b1, sizeof b1));
+    }
+    int64_t r = a->shape.dims[0], c = a->shape.dims[1];
+    lam_shape os = {0};
+    os.ndim = 2;
+    os.dims[0] = c;
+    os.dims[1] = r;
+    lam_tensor *o;
+    lam_status st = lam__tensor_alloc(a->storage->ctx, &os, &o);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (o->numel > 0) {
+        lam_tensor_view vi, vo;
+        view2d(a, r, c, &vi);
+        /* Read a through swapped strides: element (i, j) of the output is a(j, i). */
+        vi.dims[0] = c;
+        vi.dims[1] = r;
+        vi.strides[0] = 1;
+        vi.strides[1] = c;
+        view2d(o, c, r, &vo);
+        st = lam__execute(a->storage->ctx, LAM_OP_COPY, &vi, 1, &vo, NULL, NULL);
+        if (st != LAM_OK) {
+            lam_tensor_release(o);
+            return st;
+        }
+    }
+    *out = o;
+    return LAM_OK;
+}
+
+/* Normalizes axes into a mask; an axis out of range or repeated is an error. */
+static lam_status axes_mask(const char *fn, const lam_tensor *a, const int32_t *axes,
+                            uint32_t n_axes, bool mask[LAM_MAX_DIMS]) {
+    int32_t nd = (int32_t)a->shape.ndim;
+    memset(mask, 0, LAM_MAX_DIMS * sizeof *mask);
+    if (axes == NULL || n_axes == 0) {
+        for (int32_t i = 0; i < nd; i++) {
+            mask[i] = true;
+        }
+        return LAM_OK;
+    }
+    for (uint32_t i = 0; i < n_axes; i++) {
+        int32_t ax = axes[i] < 0 ? axes[i] + nd : axes[i];
+        char b1[160];
+        if (ax < 0 || ax >= nd) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "%s: Axis out of range, axis %d for shape %s with %d dims", fn,
+                              axes[i], lam_shape_format(&a->shape, b1, sizeof b1), nd);
+        }
+        if (mask[ax]) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Repeated axis, axis %d given twice",
+                              fn, axes[i]);
+        }
+        mask[ax] = true;
+    }
+    return LAM_OK;
+}
+
+static void view3d(const lam_tensor *t, int64_t outer, int64_t n, int64_t inner,
+                   lam_tensor_view *v) {
+    memset(v, 0, sizeof *v);
+    v->buffer = t->storage->buf;
+    v->offset = t->offset;
+    v->dtype = t->dtype;
+    v->ndim = 3;
+    v->dims[0] = outer;
+    v->dims[1] = n;
+    v->dims[2] = inner;
+    v->strides[0] = n * inner;
+    v->strides[1] = inner;
+    v->strides[2] = 1;
+}
+
+lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
+                          int32_t keepdims, lam_tensor **out) {
+    const char *fn = lam__op_name(op);
+    if (out == NULL || a == NULL) {
+        return null_arg(fn, out);
+    }
+    *out = NULL;
+    if (op < LAM_OP_REDUCE_SUM || op > LAM_OP_REDUCE_MIN) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op_reduce: Invalid argument, %s (%d) is not a reduction", fn, (int)op);
+    }
+    bool mask[LAM_MAX_DIMS];
+    lam_status st = axes_mask(fn, a, axes, n_axes, mask);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_ctx *ctx = a->storage->ctx;
+    /* Reduce each run of adjacent reduced axes in one backend call, last run first. */
+    lam_tensor *cur = lam_tensor_retain((lam_tensor *)a);
+    lam_shape cs = a->shape;
+    int32_t nd = (int32_t)cs.ndim;
+    for (int32_t end = nd - 1; end >= 0;) {
+        if (!mask[end]) {
+            end--;
+            continue;
+        }
+        int32_t start = end;
+        while (start > 0 && mask[start - 1]) {
+            start--;
+        }
+        int64_t outer = 1, n = 1, inner = 1;
+        for (int32_t i = 0; i < start; i++) {
+            outer *= cs.dims[i];
+        }
+        for (int32_t i = start; i <= end; i++) {
+            n *= cs.dims[i];
+        }
+        for (int32_t i = end + 1; i < nd; i++) {
+            inner *= cs.dims[i];
+        }
+        lam_shape ns = cs;
+        for (int32_t i = start; i <= end; i++) {
+            ns.dims[i] = 1;
+        }
+        lam_tensor *next;
+        st = lam__tensor_alloc(ctx, &ns, &next);
+        if (st != LAM_OK) {
+            lam_tensor_release(cur);
+            return st;
+        }
+        if (next->numel > 0) {
+            lam_tensor_view vi, vo;
+            view3d(cur, outer, n, inner, &vi);
+            view3d(next, outer, 1, inner, &vo);
+            st = lam__execute(ctx, op, &vi, 1, &vo, NULL, NULL);
+        }
+        lam_tensor_release(cur);
+        cur = next;
+        cs = ns;
+        if (st != LAM_OK) {
+            lam_tensor_release(cur);
+            return st;
+        }
+        end = start - 1;
+    }
+    if (cur == a) {
+        /* Nothing was reduced (a 0-D input): still hand back a tensor of its own. */
+        lam_tensor *r;
+        st = lam_op_copy(cur, &r);
+        lam_tensor_release(cur);
+        if (st != LAM_OK) {
+            return st;
+        }
+        cur = r;
+    }
+    if (!keepdims) {
+        lam_shape fs = {0};
+        for (int32_t i = 0; i < nd; i++) {
+            if (!mask[i]) {
+                fs.dims[fs.ndim++] = cs.dims[i];
+            }
+        }
+        lam_tensor *r;
+        st = lam_tensor_reshape(cur, &fs, &r);
+        lam_tensor_release(cur);
+        if (st != LAM_OK) {
+            return st;
+        }
+        cur = r;
+    }
+    *out = cur;
+    return LAM_OK;
+}
+
+lam_status lam_op_sum(const lam_tensor *a, const int32_t *axes, uint32_t n_axes, int32_t keepdims,
+                      lam_tensor **out) {
+    return lam__op_reduce(LAM_OP_REDUCE_SUM, a, axes, n_axes, keepdims, out);
+}
+lam_status lam_op_mean(const lam_tensor *a, const int32_t *axes, uint32_t n_axes, int32_t keepdims,
+                       lam_tensor **out) {
+    return lam__op_reduce(LAM_OP_REDUCE_MEAN, a, axes, n_axes, keepdims, out);
+}
+lam_status lam_op_max(const lam_tensor *a, const int32_t *axes, uint32_t n_axes, int32_t keepdims,
+                      lam_tensor **out) {
+    return lam__op_reduce(LAM_OP_REDUCE_MAX, a, axes, n_axes, keepdims, out);
+}
+lam_status lam_op_min(const lam_tensor *a, const int32_t *axes, uint32_t n_axes, int32_t keepdims,
+                      lam_tensor **out) {
+    return lam__op_reduce(LAM_OP_REDUCE_MIN, a, axes, n_axes, keepdims, out);
+}
+
+/* Splits a's shape around `axis` into (outer, n, inner); returns the normalized axis or -1. */
+static int32_t split_axis(const char *fn, const lam_tensor *a, int32_t axis, int64_t *outer,
+                          int64_t *n, int64_t *inner) {
+    int32_t nd = (int32_t)a->shape.ndim;
+    int32_t ax = axis < 0 ? axis + nd : axis;
+    if (ax < 0 || ax >= nd) {
+        char b1[160];
+        lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Axis out of range, axis %d for shape %s with %d dims",
+                   fn, axis, lam_shape_format(&a->shape, b1, sizeof b1), nd);
+        return -1;
+    }
+    *outer = *inner = 1;
+    for (int32_t i = 0; i < ax; i++) {
+        *outer *= a->shape.dims[i];
+    }
+    *n = a->shape.dims[ax];
+    for (int32_t i = ax + 1; i < nd; i++) {
+        *inner *= a->shape.dims[i];
+    }
+    return ax;
+}
+
+lam_status lam_op_argmax(const lam_tensor *a, int32_t axis, lam_tensor **out) {
+    if (out == NULL || a == NULL) {
+        return null_arg("argmax", out);
+    }
+    *out = NULL;
+    int64_t outer, n, inner;
+    int32_t ax = split_axis("argmax", a, axis, &outer, &n, &inner);
+    if (ax < 0) {
+        return LAM_ERR_INVALID_ARGUMENT;
+    }
+    lam_shape os = {0};
+    for (uint32_t i = 0; i < a->shape.ndim; i++) {
+        if ((int32_t)i != ax) {
+            os.dims[os.ndim++] = a->shape.dims[i];
+        }
+    }
+    lam_tensor *o;
+    lam_status st = lam__tensor_alloc(a->storage->ctx, &os, &o);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (o->numel > 0) {
+        lam_tensor_view vi, vo;
+        view3d(a, outer, n, inner, &vi);
+        view3d(o, outer, 1, inner, &vo);
+        st = lam__execute(a->storage->ctx, LAM_OP_ARGMAX, &vi, 1, &vo, NULL, NULL);
+        if (st != LAM_OK) {
+            lam_tensor_release(o);
+            return st;
+        }
+    }
+    *out = o;
+    return LAM_OK;
+}
+
+lam_status lam__op_softmax(const lam_tensor *a, int32_t axis, int32_t log, lam_tensor **out) {
+    const char *fn = log ? "log_softmax" : "softmax";
+    if (out == NULL || a == NULL) {
+        return null_arg(fn, out);
+    }
+    *out = NULL;
+    int64_t outer, n, inner;
+    if (split_axis(fn, a, axis, &outer, &n, &inner) < 0) {
+        return LAM_ERR_INVALID_ARGUMENT;
+    }
+    lam_tensor *o;
+    lam_status st = lam__tensor_alloc(a->storage->ctx, &a->shape, &o);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (o->numel > 0) {
+        lam_tensor_view vi, vo;
+        view3d(a, outer, n, inner, &vi);
+        view3d(o, outer, n, inner, &vo);
+        st = lam__execute(a->storage->ctx, log ? LAM_OP_LOG_SOFTMAX : LAM_OP_SOFTMAX, &vi, 1, &vo,
+                          NULL, NULL);
+        if (st != LAM_OK) {
+            lam_tensor_release(o);
+            return st;
+        }
+    }
+    *out = o;
+    return LAM_OK;
+}
+
+lam_status lam_op_softmax(const lam_tensor *a, int32_t axis, lam_tensor **out) {
+    return lam__op_softmax(a, axis, 0, out);
+}
+lam_status lam_op_log_softmax(const lam_tensor *a, int32_t axis, lam_tensor **out) {
+    return lam__op_softmax(a, axis, 1, out);
+}

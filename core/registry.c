@@ -1,0 +1,721 @@
+/*
+ * Plugin registry: finds candidate plugin files, loads each with dlopen, negotiates the ABI
+ * through its registrations, and keeps a load report with a decision and reason per file.
+ * A plugin is accepted whole or not at all: a refused registration or a failing entry rolls
+ * back everything the plugin registered and unloads it (as Redis does for modules).
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static lam_plugin *current_plugin; /* the plugin whose entry is running */
+
+/* ---- report ---- */
+
+static lam_status add_record(const char *path, lam__record **out) {
+    lam__record *r = realloc(lam__rt.records, (lam__rt.n_records + 1) * sizeof *r);
+    if (r == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "plugin registry: Out of memory");
+    }
+    lam__rt.records = r;
+    lam__record *rec = &r[lam__rt.n_records];
+    memset(rec, 0, sizeof *rec);
+    rec->path = lam__strdup(path);
+    rec->kind = lam__strdup("-");
+    rec->names = lam__strdup("");
+    rec->version = lam__strdup("");
+    rec->message = lam__strdup("");
+    if (!rec->path || !rec->kind || !rec->names || !rec->version || !rec->message) {
+        free(rec->path);
+        free(rec->kind);
+        free(rec->names);
+        free(rec->version);
+        free(rec->message);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "plugin registry: Out of memory");
+    }
+    lam__rt.n_records++;
+    *out = rec;
+    return LAM_OK;
+}
+
+static void set_str(char **field, const char *value) {
+    char *d = lam__strdup(value);
+    if (d != NULL) {
+        free(*field);
+        *field = d;
+    }
+}
+
+static void decide(lam__record *rec, lam_plugin_decision d, lam_plugin_reason r, const char *msg) {
+    rec->decision = d;
+    rec->reason = r;
+    set_str(&rec->message, msg);
+    const char *base = strrchr(rec->path, '/');
+    base = base ? base + 1 : rec->path;
+    lam__log(d == LAM_PLUGIN_REFUSED ? LAM_LOG_WARN : LAM_LOG_DEBUG, "%s: %s%s%s", base,
+             d == LAM_PLUGIN_LOADED ? "Loaded" : d == LAM_PLUGIN_SKIPPED ? "Skipped" : "Refused",
+             msg[0] ? ", " : "", msg);
+}
+
+const char *lam_plugin_reason_string(lam_plugin_reason reason) {
+    switch (reason) {
+    case LAM_REASON_OK: return "ok";
+    case LAM_REASON_DLOPEN_FAILED: return "dlopen-failed";
+    case LAM_REASON_NO_ENTRY: return "no-entry";
+    case LAM_REASON_ABI_MAJOR: return "abi-major";
+    case LAM_REASON_ABI_MINOR_NEWER: return "abi-minor-newer";
+    case LAM_REASON_ABI_FINGERPRINT: return "abi-fingerprint";
+    case LAM_REASON_STRUCT_SIZE: return "struct-size";
+    case LAM_REASON_NULL_CALLBACK: return "null-callback";
+    case LAM_REASON_BAD_DESCRIPTOR: return "bad-descriptor";
+    case LAM_REASON_DUPLICATE_NAME: return "duplicate-name";
+    case LAM_REASON_ENTRY_FAILED: return "entry-failed";
+    case LAM_REASON_NOTHING_REGISTERED: return "nothing-registered";
+    case LAM_REASON_NO_DEVICE: return "no-device";
+    case LAM_REASON_SHADOWED: return "shadowed";
+    default: return "invalid";
+    }
+}
+
+size_t lam_plugin_report_count(void) {
+    if (lam__ensure_started() != LAM_OK) {
+        return 0;
+    }
+    return lam__rt.n_records;
+}
+
+lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record) {
+    lam_status st = lam__ensure_started();
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (record == NULL || record->struct_size < offsetof(lam_plugin_record, message) + sizeof(char *)) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_plugin_report_get: Invalid argument, record is NULL or its "
+                          "struct_size is too small (use LAM_PLUGIN_RECORD_INIT)");
+    }
+    if (index >= lam__rt.n_records) {
+        return lam__error(LAM_ERR_NOT_FOUND,
+                          "lam_plugin_report_get: Not found, index %zu, the report has %zu records",
+                          index, lam__rt.n_records);
+    }
+    const lam__record *r = &lam__rt.records[index];
+    record->path = r->path;
+    record->kind = r->kind;
+    record->names = r->names;
+    record->version = r->version;
+    record->plugin_abi = r->plugin_abi;
+    record->decision = r->decision;
+    record->reason = r->reason;
+    record->message = r->message;
+    return LAM_OK;
+}
+
+/* ---- lookup ---- */
+
+lam__backend *lam__backend_find(const char *name) {
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        if (strcmp(lam__rt.backends[i]->desc.name, name) == 0) {
+            return lam__rt.backends[i];
+        }
+    }
+    return NULL;
+}
+
+const lam__layer_type *lam__layer_type_find(const char *name) {
+    for (size_t i = 0; i < lam__rt.n_layers; i++) {
+        if (strcmp(lam__rt.layers[i]->desc.name, name) == 0) {
+            return lam__rt.layers[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- registration ---- */
+
+/* Records the first refusal of a plugin and returns its status to the plugin. */
+static lam_status refuse(lam_plugin *p, lam_status st, lam_plugin_reason reason, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
+
+static lam_status refuse(lam_plugin *p, lam_status st, lam_plugin_reason reason, const char *fmt,
+                         ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (p->refuse_reason == LAM_REASON_INVALID) {
+        p->refuse_status = st;
+        p->refuse_reason = reason;
+        p->refuse_message = lam__strdup(msg);
+    }
+    return lam__error(st, "%s", msg);
+}
+
+/* Checks the common header of a descriptor: size, version, fingerprint. */
+static lam_status check_header(lam_plugin *p, const char *what, uint32_t struct_size,
+                               const void *desc, uint32_t (*size_for_minor)(uint32_t)) {
+    if (struct_size == 0) {
+        return refuse(p, LAM_ERR_ABI, LAM_REASON_STRUCT_SIZE,
+                      "%s descriptor has struct_size 0 (not filled in; use the SDK's "
+                      "descriptor header macro)",
+                      what);
+    }
+    if (struct_size < 16) {
+        return refuse(p, LAM_ERR_ABI, LAM_REASON_STRUCT_SIZE,
+                      "%s descriptor has struct_size %u, smaller than its header", what,
+                      (unsigned)struct_size);
+    }
+    uint32_t abi;
+    uint64_t fingerprint;
+    memcpy(&abi, (const char *)desc + 4, sizeof abi);
+    memcpy(&fingerprint, (const char *)desc + 8, sizeof fingerprint);
+    if (p->abi_seen == 0) {
+        p->abi_seen = abi;
+    }
+    uint32_t major = LAM_VERSION_MAJOR(abi), minor = LAM_VERSION_MINOR(abi);
+    if (major != LAM_ABI_VERSION_MAJOR) {
+        return refuse(p, LAM_ERR_ABI, LAM_REASON_ABI_MAJOR,
+                      "ABI major mismatch, plugin built for %u.%u, host provides %u.%u", major,
+                      minor, LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR);
+    }
+    if (minor > LAM_ABI_VERSION_MINOR) {
+        return refuse(p, LAM_ERR_ABI, LAM_REASON_ABI_MINOR_NEWER,
+                      "ABI too new, plugin built for %u.%u, host provides %u.%u (upgrade Lamina "
+                      "or rebuild the plugin against this SDK)",
+                      major, minor, LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR);
+    }
+    uint32_t expected = size_for_minor(minor);
+    if (struct_size != expected) {
+        return refuse(p, LAM_ERR_ABI, LAM_REASON_STRUCT_SIZE,
+                      "%s descriptor has unknown struct_size %u, ABI %u.%u defines %u", what,
+                      (unsigned)struct_size, major, minor, (unsigned)expected);
+    }
+    uint64_t known = lam__abi_fingerprint_for_minor(minor);
+    if (fingerprint != known) {
+        return refuse(p, LAM_ERR_ABI, LAM_REASON_ABI_FINGERPRINT,
+                      "ABI fingerprint mismatch, plugin has %016llx, host expects %016llx for "
+                      "ABI %u.%u (the plugin was built against a different layout of the same "
+                      "version)",
+                      (unsigned long long)fingerprint, (unsigned long long)known, major, minor);
+    }
+    return LAM_OK;
+}
+
+static bool valid_name(const char *name, bool lower_only) {
+    if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
+        return false;
+    }
+    for (const char *c = name; *c; c++) {
+        bool ok = islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_' ||
+                  (!lower_only && isupper((unsigned char)*c));
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+
+static lam_status host_register_backend(lam_plugin *p, const lam_backend_desc *desc) {
+    if (p == NULL || p != current_plugin || !p->loading) {
+        return lam__error(LAM_ERR_STATE, "register_backend: Invalid state, registration is only "
+                                         "allowed during lamina_plugin_entry");
+    }
+    if (desc == NULL) {
+        return refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                      "backend descriptor is NULL");
+    }
+    lam_status st = check_header(p, "backend", desc->struct_size, desc, lam__backend_desc_size);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam__backend *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
+    }
+    memcpy(&b->desc, desc, desc->struct_size < sizeof b->desc ? desc->struct_size : sizeof b->desc);
+    b->plugin = p;
+    const lam_backend_desc *d = &b->desc;
+    if (p->version_seen == NULL) {
+        p->version_seen = d->version;
+    }
+    if (!valid_name(d->name, true)) {
+        free(b);
+        return refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                      "backend name '%s' is invalid (1-63 characters of a-z, 0-9, _)",
+                      d->name ? d->name : "(null)");
+    }
+    st = LAM_OK;
+#define REQ(field)                                                                             \
+    if (st == LAM_OK && d->field == NULL) {                                                    \
+        st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                  \
+                    "backend '%s': required callback '%s' is NULL", d->name, #field);          \
+    }
+    REQ(probe)
+    REQ(device_info)
+    REQ(device_open)
+    REQ(device_close)
+    REQ(buffer_alloc)
+    REQ(buffer_free)
+    REQ(buffer_write)
+    REQ(buffer_read)
+    REQ(buffer_copy)
+    REQ(supports_op)
+    REQ(execute)
+    REQ(synchronize)
+#undef REQ
+    if (st == LAM_OK && lam__backend_find(d->name) != NULL) {
+        const lam__backend *other = lam__backend_find(d->name);
+        st = refuse(p, LAM_ERR_ABI, LAM_REASON_DUPLICATE_NAME,
+                    "duplicate backend name '%s', already registered by %s", d->name,
+                    other->plugin->path);
+    }
+    if (st != LAM_OK) {
+        free(b);
+        return st;
+    }
+    lam__backend **arr = realloc(lam__rt.backends, (lam__rt.n_backends + 1) * sizeof *arr);
+    if (arr == NULL) {
+        free(b);
+        return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
+    }
+    lam__rt.backends = arr;
+    arr[lam__rt.n_backends++] = b;
+    return LAM_OK;
+}
+
+static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc) {
+    if (p == NULL || p != current_plugin || !p->loading) {
+        return lam__error(LAM_ERR_STATE, "register_layer: Invalid state, registration is only "
+                                         "allowed during lamina_plugin_entry");
+    }
+    if (desc == NULL) {
+        return refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                      "layer descriptor is NULL");
+    }
+    lam_status st = check_header(p, "layer", desc->struct_size, desc, lam__layer_desc_size);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam__layer_type *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
+    }
+    memcpy(&l->desc, desc, desc->struct_size < sizeof l->desc ? desc->struct_size : sizeof l->desc);
+    l->plugin = p;
+    const lam_layer_desc *d = &l->desc;
+    if (p->version_seen == NULL) {
+        p->version_seen = d->version;
+    }
+    if (!valid_name(d->name, false)) {
+        free(l);
+        return refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                      "layer name '%s' is invalid (1-63 characters of A-Z, a-z, 0-9, _)",
+                      d->name ? d->name : "(null)");
+    }
+    st = LAM_OK;
+#define REQ(field)                                                                             \
+    if (st == LAM_OK && d->field == NULL) {                                                    \
+        st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                  \
+                    "layer '%s': required callback '%s' is NULL", d->name, #field);            \
+    }
+    REQ(create)
+    REQ(destroy)
+    REQ(infer_shape)
+    REQ(forward)
+#undef REQ
+    if (st == LAM_OK && d->n_attrs > 0 && d->attrs == NULL) {
+        st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                    "layer '%s': n_attrs is %u but attrs is NULL", d->name, (unsigned)d->n_attrs);
+    }
+    for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
+        const lam_attr_desc *a = &d->attrs[i];
+        if (a->name == NULL || a->name[0] == '\0' || a->type <= LAM_ATTR_INVALID ||
+            a->type >= LAM_ATTR_TYPE_COUNT || (a->type == LAM_ATTR_ENUM && a->choices == NULL)) {
+            st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                        "layer '%s': attribute %u ('%s') has no name, an unknown type or an enum "
+                        "without choices",
+                        d->name, (unsigned)i, a->name ? a->name : "(null)");
+        }
+        for (uint32_t j = 0; st == LAM_OK && j < i; j++) {
+            if (strcmp(d->attrs[j].name, a->name) == 0) {
+                st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                            "layer '%s': attribute '%s' is declared twice", d->name, a->name);
+            }
+        }
+    }
+    if (st == LAM_OK && lam__layer_type_find(d->name) != NULL) {
+        const lam__layer_type *other = lam__layer_type_find(d->name);
+        st = refuse(p, LAM_ERR_ABI, LAM_REASON_DUPLICATE_NAME,
+                    "duplicate layer name '%s', already registered by %s", d->name,
+                    other->plugin->path);
+    }
+    if (st != LAM_OK) {
+        free(l);
+        return st;
+    }
+    lam__layer_type **arr = realloc(lam__rt.layers, (lam__rt.n_layers + 1) * sizeof *arr);
+    if (arr == NULL) {
+        free(l);
+        return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
+    }
+    lam__rt.layers = arr;
+    arr[lam__rt.n_layers++] = l;
+    return LAM_OK;
+}
+
+/* The host table entries for registration live here because they need current_plugin. */
+void lam__host_table_init_registry(lam_host_api *host);
+void lam__host_table_init_registry(lam_host_api *host) {
+    host->register_backend = host_register_backend;
+    host->register_layer = host_register_layer;
+}
+
+/* ---- loading ---- */
+
+/* Removes every backend and layer a plugin registered (rollback of a refused plugin). */
+static void rollback(lam_plugin *p) {
+    size_t w = 0;
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        if (lam__rt.backends[i]->plugin == p) {
+            free(lam__rt.backends[i]);
+        } else {
+            lam__rt.backends[w++] = lam__rt.backends[i];
+        }
+    }
+    lam__rt.n_backends = w;
+    w = 0;
+    for (size_t i = 0; i < lam__rt.n_layers; i++) {
+        if (lam__rt.layers[i]->plugin == p) {
+            free(lam__rt.layers[i]);
+        } else {
+            lam__rt.layers[w++] = lam__rt.layers[i];
+        }
+    }
+    lam__rt.n_layers = w;
+}
+
+static void plugin_free(lam_plugin *p) {
+    if (p == NULL) {
+        return;
+    }
+    if (p->handle != NULL) {
+        dlclose(p->handle);
+    }
+    free(p->path);
+    free(p->refuse_message);
+    free(p);
+}
+
+/* Fills kind and names of a loaded plugin's record from what it registered. */
+static void describe_registrations(lam_plugin *p, lam__record *rec) {
+    lam__strbuf names = {0};
+    bool has_b = false, has_l = false;
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        if (lam__rt.backends[i]->plugin == p) {
+            lam__strbuf_printf(&names, "%s%s", names.len ? "," : "", lam__rt.backends[i]->desc.name);
+            has_b = true;
+        }
+    }
+    for (size_t i = 0; i < lam__rt.n_layers; i++) {
+        if (lam__rt.layers[i]->plugin == p) {
+            lam__strbuf_printf(&names, "%s%s", names.len ? "," : "", lam__rt.layers[i]->desc.name);
+            has_l = true;
+        }
+    }
+    set_str(&rec->kind, has_b && has_l ? "backend+layer" : has_b ? "backend" : has_l ? "layer" : "-");
+    set_str(&rec->names, names.data ? names.data : "");
+    lam__strbuf_fini(&names);
+}
+
+static void load_one(const char *path) {
+    lam__record *rec;
+    if (add_record(path, &rec) != LAM_OK) {
+        return;
+    }
+    size_t rec_index = lam__rt.n_records - 1;
+    lam_plugin *p = calloc(1, sizeof *p);
+    if (p == NULL || (p->path = lam__strdup(path)) == NULL) {
+        free(p);
+        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, "out of memory");
+        return;
+    }
+    p->record = rec_index;
+    dlerror();
+    p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (p->handle == NULL) {
+        const char *err = dlerror();
+        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_DLOPEN_FAILED, err ? err : "dlopen failed");
+        plugin_free(p);
+        return;
+    }
+    void *sym = dlsym(p->handle, LAM_PLUGIN_ENTRY_NAME);
+    if (sym == NULL) {
+        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_NO_ENTRY,
+               "missing entry symbol 'lamina_plugin_entry' (is it exported with LAM_PLUGIN_ENTRY?)");
+        plugin_free(p);
+        return;
+    }
+    lam_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry); /* object pointer to function pointer, as POSIX allows */
+    p->loading = true;
+    current_plugin = p;
+    lam_clear_error();
+    lam_status st = entry(&lam__rt.host, p);
+    current_plugin = NULL;
+    p->loading = false;
+    rec = &lam__rt.records[rec_index];
+    rec->plugin_abi = p->abi_seen;
+    if (p->version_seen != NULL) {
+        set_str(&rec->version, p->version_seen);
+    }
+    if (p->refuse_reason != LAM_REASON_INVALID) {
+        rollback(p);
+        decide(rec, LAM_PLUGIN_REFUSED, p->refuse_reason, p->refuse_message ? p->refuse_message : "");
+        plugin_free(p);
+        return;
+    }
+    if (st != LAM_OK) {
+        char msg[2300];
+        const char *err = lam_last_error();
+        snprintf(msg, sizeof msg, "entry returned %s%s%s", lam_status_string(st),
+                 err[0] ? ": " : "", err);
+        rollback(p);
+        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, msg);
+        plugin_free(p);
+        return;
+    }
+    describe_registrations(p, rec);
+    if (strcmp(rec->kind, "-") == 0) {
+        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_NOTHING_REGISTERED,
+               "the entry registered no layer and no backend");
+        plugin_free(p);
+        return;
+    }
+    lam_plugin **arr = realloc(lam__rt.plugins, (lam__rt.n_plugins + 1) * sizeof *arr);
+    if (arr == NULL) {
+        rollback(p);
+        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, "out of memory");
+        plugin_free(p);
+        return;
+    }
+    lam__rt.plugins = arr;
+    arr[lam__rt.n_plugins++] = p;
+
+    /* Probe the backends it registered: a backend without devices stays listed with why. */
+    lam__strbuf why = {0};
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        lam__backend *b = lam__rt.backends[i];
+        if (b->plugin != p) {
+            continue;
+        }
+        uint32_t n = 0;
+        lam_clear_error();
+        lam_status pst = b->desc.probe(b->desc.user, &n, b->why, sizeof b->why);
+        b->why[sizeof b->why - 1] = '\0';
+        if (pst != LAM_OK) {
+            n = 0;
+            snprintf(b->why, sizeof b->why, "probe failed: %s", lam_last_error());
+        } else if (n == 0 && b->why[0] == '\0') {
+            snprintf(b->why, sizeof b->why, "no device (the backend gave no reason)");
+        }
+        b->n_devices = n;
+        if (n > 0) {
+            b->ctxs = calloc(n, sizeof *b->ctxs);
+            if (b->ctxs == NULL) {
+                b->n_devices = 0;
+                snprintf(b->why, sizeof b->why, "out of memory");
+            }
+        }
+        if (b->n_devices == 0) {
+            lam__strbuf_printf(&why, "%s%s: %s", why.len ? "; " : "", b->desc.name, b->why);
+        }
+    }
+    if (why.len > 0) {
+        decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_NO_DEVICE, why.data);
+    } else {
+        decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_OK, "");
+    }
+    lam__strbuf_fini(&why);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool is_plugin_file_name(const char *name) {
+    size_t n = strlen(name);
+    return strncmp(name, "lamina_", 7) == 0 && n > 10 && strcmp(name + n - 3, ".so") == 0;
+}
+
+/* Candidate file list, in search order, for shadowing by base name. */
+typedef struct cand_list {
+    char **paths;
+    size_t n;
+} cand_list;
+
+static void consider(cand_list *seen, const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < seen->n; i++) {
+        const char *ob = strrchr(seen->paths[i], '/');
+        ob = ob ? ob + 1 : seen->paths[i];
+        if (strcmp(ob, base) == 0) {
+            lam__record *rec;
+            if (add_record(path, &rec) == LAM_OK) {
+                char msg[1200];
+                snprintf(msg, sizeof msg, "shadowed by %s earlier in the search path",
+                         seen->paths[i]);
+                decide(rec, LAM_PLUGIN_SKIPPED, LAM_REASON_SHADOWED, msg);
+            }
+            return;
+        }
+    }
+    char **arr = realloc(seen->paths, (seen->n + 1) * sizeof *arr);
+    if (arr == NULL) {
+        return;
+    }
+    seen->paths = arr;
+    arr[seen->n] = lam__strdup(path);
+    if (arr[seen->n] == NULL) {
+        return;
+    }
+    seen->n++;
+    load_one(path);
+}
+
+static void scan_entry(cand_list *seen, const char *entry) {
+    struct stat stt;
+    if (entry[0] == '\0') {
+        return;
+    }
+    if (stat(entry, &stt) != 0) {
+        lam__log(LAM_LOG_DEBUG, "plugin path: %s does not exist, skipped", entry);
+        return;
+    }
+    if (!S_ISDIR(stt.st_mode)) {
+        consider(seen, entry);
+        return;
+    }
+    DIR *dir = opendir(entry);
+    if (dir == NULL) {
+        lam__log(LAM_LOG_WARN, "plugin path: %s cannot be opened, skipped", entry);
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+        if (!is_plugin_file_name(de->d_name)) {
+            continue;
+        }
+        char **arr = realloc(names, (n + 1) * sizeof *arr);
+        if (arr == NULL) {
+            break;
+        }
+        names = arr;
+        names[n] = lam__strdup(de->d_name);
+        if (names[n] != NULL) {
+            n++;
+        }
+    }
+    closedir(dir);
+    if (n > 0) {
+        qsort(names, n, sizeof *names, cmp_str);
+    }
+    for (size_t i = 0; i < n; i++) {
+        lam__strbuf full = {0};
+        if (lam__strbuf_printf(&full, "%s/%s", entry, names[i])) {
+            consider(seen, full.data);
+        }
+        lam__strbuf_fini(&full);
+        free(names[i]);
+    }
+    free(names);
+}
+
+const char *lam_builtin_plugin_dir(void) {
+    static char dir[4096];
+    if (dir[0] == '\0') {
+        Dl_info info;
+        void *self = (void *)(uintptr_t)&lam_builtin_plugin_dir;
+        if (dladdr(self, &info) != 0 && info.dli_fname != NULL) {
+            const char *slash = strrchr(info.dli_fname, '/');
+            int len = slash ? (int)(slash - info.dli_fname) : 0;
+            if (len > 0 && len < (int)sizeof dir - 32) {
+                snprintf(dir, sizeof dir, "%.*s/lamina/plugins", len, info.dli_fname);
+            } else {
+                snprintf(dir, sizeof dir, "lamina/plugins");
+            }
+        }
+    }
+    return dir;
+}
+
+lam_status lam__registry_load(const char *plugin_path, bool skip_builtin) {
+    cand_list seen = {0};
+    if (plugin_path != NULL) {
+        char *copy = lam__strdup(plugin_path);
+        if (copy == NULL) {
+            return lam__error(LAM_ERR_OUT_OF_MEMORY, "plugin registry: Out of memory");
+        }
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+            scan_entry(&seen, tok);
+        }
+        free(copy);
+    }
+    if (!skip_builtin) {
+        scan_entry(&seen, lam_builtin_plugin_dir());
+    }
+    for (size_t i = 0; i < seen.n; i++) {
+        free(seen.paths[i]);
+    }
+    free(seen.paths);
+    return LAM_OK;
+}
+
+void lam__registry_unload(void) {
+    for (size_t i = 0; i < lam__rt.n_backends; i++) {
+        lam__backend *b = lam__rt.backends[i];
+        if (b->desc.struct_size > offsetof(lam_backend_desc, shutdown) && b->desc.shutdown) {
+            b->desc.shutdown(b->desc.user);
+        }
+        free(b->ctxs);
+        free(b);
+    }
+    free(lam__rt.backends);
+    lam__rt.backends = NULL;
+    lam__rt.n_backends = 0;
+    for (size_t i = 0; i < lam__rt.n_layers; i++) {
+        free(lam__rt.layers[i]);
+    }
+    free(lam__rt.layers);
+    lam__rt.layers = NULL;
+    lam__rt.n_layers = 0;
+    for (size_t i = 0; i < lam__rt.n_plugins; i++) {
+        plugin_free(lam__rt.plugins[i]);
+    }
+    free(lam__rt.plugins);
+    lam__rt.plugins = NULL;
+    lam__rt.n_plugins = 0;
+    for (size_t i = 0; i < lam__rt.n_records; i++) {
+        lam__record *r = &lam__rt.records[i];
+        free(r->path);
+        free(r->kind);
+        free(r->names);
+        free(r->version);
+        free(r->message);
+    }
+    free(lam__rt.records);
+    lam__rt.records = NULL;
+    lam__rt.n_records = 0;
+}

@@ -1,0 +1,541 @@
+/* Tensors: reference-counted views of backend storage, and the shape helpers. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static lam_tensor *live_head;
+static size_t live_count;
+
+/* ---- shapes ---- */
+
+lam_status lam_shape_init(lam_shape *shape, uint32_t ndim, const int64_t *dims) {
+    if (shape == NULL || (ndim > 0 && dims == NULL)) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_shape_init: Invalid argument, NULL %s",
+                          shape == NULL ? "shape" : "dims");
+    }
+    if (ndim > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_shape_init: Too many dims, %u given, at most %d", ndim,
+                          LAM_MAX_DIMS);
+    }
+    memset(shape, 0, sizeof *shape);
+    shape->ndim = ndim;
+    for (uint32_t i = 0; i < ndim; i++) {
+        shape->dims[i] = dims[i];
+    }
+    return LAM_OK;
+}
+
+int64_t lam_shape_numel(const lam_shape *shape) {
+    int64_t n = 1;
+    for (uint32_t i = 0; i < shape->ndim; i++) {
+        if (shape->dims[i] < 0) {
+            return -1;
+        }
+        n *= shape->dims[i];
+    }
+    return n;
+}
+
+char *lam_shape_format(const lam_shape *shape, char *buf, size_t cap) {
+    if (buf == NULL || cap == 0) {
+        return buf;
+    }
+    size_t len = 0;
+    buf[0] = '\0';
+#define PUT(...)                                                                               \
+    do {                                                                                       \
+        if (len < cap) {                                                                       \
+            int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);                              \
+            len += w_ > 0 ? (size_t)w_ : 0;                                                    \
+        }                                                                                      \
+    } while (0)
+    PUT("(");
+    uint32_t nd = shape ? shape->ndim : 0;
+    for (uint32_t i = 0; i < nd && i < LAM_MAX_DIMS; i++) {
+        if (shape->dims[i] < 0) {
+            PUT("%sNone", i ? ", " : "");
+        } else {
+            PUT("%s%lld", i ? ", " : "", (long long)shape->dims[i]);
+        }
+    }
+    PUT(nd == 1 ? ",)" : ")");
+#undef PUT
+    return buf;
+}
+
+int lam_shape_equal(const lam_shape *a, const lam_shape *b) {
+    if (a->ndim != b->ndim) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < a->ndim; i++) {
+        if (a->dims[i] != b->dims[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- execution ---- */
+
+lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                        lam_tensor_view *output, const double *scalars, const int64_t *ints) {
+    lam_op_call call;
+    memset(&call, 0, sizeof call);
+    call.struct_size = (uint32_t)sizeof call;
+    call.abi_version = LAM_ABI_VERSION;
+    call.op = op;
+    call.n_inputs = n_inputs;
+    call.inputs = inputs;
+    call.output = output;
+    if (scalars != NULL) {
+        memcpy(call.scalars, scalars, sizeof call.scalars);
+    }
+    if (ints != NULL) {
+        memcpy(call.ints, ints, sizeof call.ints);
+    }
+    lam_clear_error();
+    lam_status st = ctx->backend->desc.execute(ctx->dev, &call);
+    if (st != LAM_OK) {
+        if (lam_last_error()[0] == '\0') {
+            lam__error(st, "backend returned %s without a message", lam_status_string(st));
+        }
+        return lam__error_prefix(st, "%s on %s", lam__op_name(op), ctx->name);
+    }
+    return LAM_OK;
+}
+
+lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *b) {
+    if (a->storage->ctx != b->storage->ctx) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Context mismatch, operands live on %s and %s (copy one with "
+                          "lam_tensor_copyto or lam_tensor_as_in_context)",
+                          op, a->storage->ctx->name, b->storage->ctx->name);
+    }
+    return LAM_OK;
+}
+
+/* ---- tensors ---- */
+
+static void live_link(lam_tensor *t) {
+    t->prev = NULL;
+    t->next = live_head;
+    if (live_head) {
+        live_head->prev = t;
+    }
+    live_head = t;
+    live_count++;
+}
+
+static void live_unlink(lam_tensor *t) {
+    if (t->prev) {
+        t->prev->next = t->next;
+    } else {
+        live_head = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    live_count--;
+}
+
+static void storage_release(lam__storage *s) {
+    if (s != NULL && --s->refcount == 0) {
+        s->ctx->backend->desc.buffer_free(s->ctx->dev, s->buf);
+        free(s);
+    }
+}
+
+static lam_status check_shape(const char *fn, const lam_shape *shape) {
+    if (shape == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, shape is NULL", fn);
+    }
+    if (shape->ndim > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_SHAPE, "%s: Too many dims, %u given, at most %d", fn,
+                          shape->ndim, LAM_MAX_DIMS);
+    }
+    for (uint32_t i = 0; i < shape->ndim; i++) {
+        if (shape->dims[i] < 0) {
+            char b[160];
+            return lam__error(LAM_ERR_SHAPE, "%s: Unknown dimension, shape %s has dim %u unknown",
+                              fn, lam_shape_format(shape, b, sizeof b), i);
+        }
+    }
+    return LAM_OK;
+}
+
+lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out) {
+    lam_status st = check_shape("lam_tensor_create", shape);
+    if (st != LAM_OK) {
+        return st;
+    }
+    int64_t numel = lam_shape_numel(shape);
+    if (numel > (int64_t)(SIZE_MAX / 8)) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory, %lld elements",
+                          (long long)numel);
+    }
+    lam_tensor *t = calloc(1, sizeof *t);
+    lam__storage *s = calloc(1, sizeof *s);
+    if (t == NULL || s == NULL) {
+        free(t);
+        free(s);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory");
+    }
+    s->bytes = (size_t)numel * sizeof(float);
+    lam_clear_error();
+    st = ctx->backend->desc.buffer_alloc(ctx->dev, s->bytes, &s->buf);
+    if (st != LAM_OK) {
+        free(t);
+        free(s);
+        return lam__error_prefix(st, "%s", ctx->name);
+    }
+    s->refcount = 1;
+    s->ctx = ctx;
+    t->refcount = 1;
+    t->storage = s;
+    t->shape = *shape;
+    t->shape.reserved = 0;
+    for (uint32_t i = shape->ndim; i < LAM_MAX_DIMS; i++) {
+        t->shape.dims[i] = 0;
+    }
+    t->numel = numel;
+    t->dtype = LAM_DTYPE_F32;
+    live_link(t);
+    *out = t;
+    return LAM_OK;
+}
+
+void lam__tensor_view(const lam_tensor *t, lam_tensor_view *v) {
+    memset(v, 0, sizeof *v);
+    v->buffer = t->storage->buf;
+    v->offset = t->offset;
+    v->dtype = t->dtype;
+    v->ndim = t->shape.ndim;
+    if (v->ndim == 0) {
+        /* A scalar is handed to backends as one element of a 1-D view. */
+        v->ndim = 1;
+        v->dims[0] = 1;
+        v->strides[0] = 1;
+        return;
+    }
+    int64_t stride = 1;
+    for (uint32_t i = t->shape.ndim; i-- > 0;) {
+        v->dims[i] = t->shape.dims[i];
+        v->strides[i] = stride;
+        stride *= t->shape.dims[i];
+    }
+}
+
+static lam_status resolve_ctx(lam_ctx **ctx) {
+    if (*ctx == NULL) {
+        return lam_ctx_default(ctx);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_tensor_full(lam_ctx *ctx, const lam_shape *shape, float value, lam_tensor **out) {
+    if (out == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_full: Invalid argument, out is NULL");
+    }
+    *out = NULL;
+    lam_status st = resolve_ctx(&ctx);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *t;
+    st = lam__tensor_alloc(ctx, shape, &t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (t->numel > 0) {
+        lam_tensor_view v;
+        lam__tensor_view(t, &v);
+        double s[4] = {value, 0, 0, 0};
+        st = lam__execute(ctx, LAM_OP_FILL, NULL, 0, &v, s, NULL);
+        if (st != LAM_OK) {
+            lam_tensor_release(t);
+            return st;
+        }
+    }
+    *out = t;
+    return LAM_OK;
+}
+
+lam_status lam_tensor_create(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out) {
+    return lam_tensor_full(ctx, shape, 0.0f, out);
+}
+
+lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape, const float *data,
+                                size_t count, lam_tensor **out) {
+    if (out == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_from_data: Invalid argument, out is NULL");
+    }
+    *out = NULL;
+    if (data == NULL && count > 0) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_from_data: Invalid argument, data is NULL");
+    }
+    lam_status st = resolve_ctx(&ctx);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *t;
+    st = lam__tensor_alloc(ctx, shape, &t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    st = lam_tensor_write(t, data, count);
+    if (st != LAM_OK) {
+        lam_tensor_release(t);
+        return lam__error_prefix(st, "lam_tensor_from_data");
+    }
+    *out = t;
+    return LAM_OK;
+}
+
+lam_tensor *lam_tensor_retain(lam_tensor *t) {
+    if (t != NULL) {
+        t->refcount++;
+    }
+    return t;
+}
+
+static void tensor_free(lam_tensor *t) {
+    live_unlink(t);
+    storage_release(t->storage);
+    free(t);
+}
+
+void lam_tensor_release(lam_tensor *t) {
+    if (t != NULL && --t->refcount == 0) {
+        tensor_free(t);
+    }
+}
+
+void lam__tensors_reclaim_all(void) {
+    if (live_count > 0) {
+        lam__log(LAM_LOG_WARN, "lam_shutdown: %zu tensor%s still alive, released by the runtime",
+                 live_count, live_count == 1 ? "" : "s");
+    }
+    /* Storage may be shared by several tensors: drop every tensor's reference once. */
+    while (live_head != NULL) {
+        tensor_free(live_head);
+    }
+}
+
+size_t lam_tensor_live_count(void) {
+    return live_count;
+}
+
+const lam_shape *lam_tensor_shape(const lam_tensor *t) {
+    return &t->shape;
+}
+
+lam_dtype lam_tensor_dtype(const lam_tensor *t) {
+    return t->dtype;
+}
+
+int64_t lam_tensor_numel(const lam_tensor *t) {
+    return t->numel;
+}
+
+lam_ctx *lam_tensor_ctx(const lam_tensor *t) {
+    return t->storage->ctx;
+}
+
+static lam_status check_count(const char *fn, const lam_tensor *t, size_t count) {
+    if (t == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, tensor is NULL", fn);
+    }
+    if ((int64_t)count != t->numel) {
+        char b[160];
+        return lam__error(LAM_ERR_SHAPE,
+                          "%s: Size mismatch, %zu elements given, tensor of shape %s has %lld", fn,
+                          count, lam_shape_format(&t->shape, b, sizeof b), (long long)t->numel);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count) {
+    lam_status st = check_count("lam_tensor_read", t, count);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (count == 0) {
+        return LAM_OK;
+    }
+    if (dst == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_read: Invalid argument, dst is NULL");
+    }
+    lam_ctx *c = t->storage->ctx;
+    lam_clear_error();
+    st = c->backend->desc.buffer_read(c->dev, t->storage->buf, t->offset * sizeof(float), dst,
+                                      count * sizeof(float));
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "lam_tensor_read on %s", c->name);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count) {
+    lam_status st = check_count("lam_tensor_write", t, count);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (count == 0) {
+        return LAM_OK;
+    }
+    if (src == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_write: Invalid argument, src is NULL");
+    }
+    lam_ctx *c = t->storage->ctx;
+    lam_clear_error();
+    st = c->backend->desc.buffer_write(c->dev, t->storage->buf, t->offset * sizeof(float), src,
+                                       count * sizeof(float));
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "lam_tensor_write on %s", c->name);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_tensor_scalar(const lam_tensor *t, float *value) {
+    if (t == NULL || value == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_scalar: Invalid argument, NULL %s",
+                          t == NULL ? "tensor" : "value");
+    }
+    if (t->numel != 1) {
+        char b[160];
+        return lam__error(LAM_ERR_SHAPE,
+                          "lam_tensor_scalar: Not a scalar, shape %s has %lld elements, expected 1",
+                          lam_shape_format(&t->shape, b, sizeof b), (long long)t->numel);
+    }
+    return lam_tensor_read(t, value, 1);
+}
+
+lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out) {
+    if (out == NULL || t == NULL || ctx == NULL) {
+        if (out) {
+            *out = NULL;
+        }
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_copyto: Invalid argument, NULL %s",
+                          t == NULL ? "tensor" : ctx == NULL ? "ctx" : "out");
+    }
+    *out = NULL;
+    lam_tensor *d;
+    lam_status st = lam__tensor_alloc(ctx, &t->shape, &d);
+    if (st != LAM_OK) {
+        return st;
+    }
+    size_t bytes = (size_t)t->numel * sizeof(float);
+    lam_ctx *sc = t->storage->ctx;
+    if (bytes == 0) {
+        *out = d;
+        return LAM_OK;
+    }
+    if (sc == ctx) {
+        lam_clear_error();
+        st = ctx->backend->desc.buffer_copy(ctx->dev, d->storage->buf, 0, t->storage->buf,
+                                            t->offset * sizeof(float), bytes);
+        if (st != LAM_OK) {
+            lam__error_prefix(st, "lam_tensor_copyto %s", ctx->name);
+        }
+    } else {
+        /* Across backends the host is the meeting point. */
+        float *tmp = malloc(bytes);
+        if (tmp == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_copyto: Out of memory, %zu bytes",
+                            bytes);
+        } else {
+            st = lam_tensor_read(t, tmp, (size_t)t->numel);
+            if (st == LAM_OK) {
+                st = lam_tensor_write(d, tmp, (size_t)t->numel);
+            }
+            free(tmp);
+        }
+        if (st != LAM_OK) {
+            lam__error_prefix(st, "lam_tensor_copyto %s -> %s", sc->name, ctx->name);
+        }
+    }
+    if (st != LAM_OK) {
+        lam_tensor_release(d);
+        return st;
+    }
+    *out = d;
+    return LAM_OK;
+}
+
+lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_tensor **out) {
+    if (t != NULL && ctx != NULL && out != NULL && t->storage->ctx == ctx) {
+        *out = lam_tensor_retain(t);
+        return LAM_OK;
+    }
+    return lam_tensor_copyto(t, ctx, out);
+}
+
+lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out) {
+    if (out == NULL || t == NULL || shape == NULL) {
+        if (out) {
+            *out = NULL;
+        }
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "reshape: Invalid argument, NULL %s",
+                          t == NULL ? "tensor" : shape == NULL ? "shape" : "out");
+    }
+    *out = NULL;
+    if (shape->ndim > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_SHAPE, "reshape: Too many dims, %u given, at most %d",
+                          shape->ndim, LAM_MAX_DIMS);
+    }
+    lam_shape s = *shape;
+    s.reserved = 0;
+    int infer = -1;
+    int64_t known = 1;
+    char b1[160], b2[160];
+    for (uint32_t i = 0; i < s.ndim; i++) {
+        if (s.dims[i] == -1 && infer < 0) {
+            infer = (int)i;
+        } else if (s.dims[i] < 0) {
+            return lam__error(LAM_ERR_SHAPE, "reshape: Invalid shape, %s (at most one -1 dim)",
+                              lam_shape_format(shape, b1, sizeof b1));
+        } else {
+            known *= s.dims[i];
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || t->numel % known != 0) {
+            return lam__error(LAM_ERR_SHAPE,
+                              "reshape: Size mismatch, cannot reshape %s (%lld elements) to %s",
+                              lam_shape_format(&t->shape, b1, sizeof b1), (long long)t->numel,
+                              lam_shape_format(shape, b2, sizeof b2));
+        }
+        s.dims[infer] = t->numel / known;
+        known = t->numel;
+    }
+    if (known != t->numel) {
+        return lam__error(LAM_ERR_SHAPE,
+                          "reshape: Size mismatch, cannot reshape %s (%lld elements) to %s (%lld "
+                          "elements)",
+                          lam_shape_format(&t->shape, b1, sizeof b1), (long long)t->numel,
+                          lam_shape_format(&s, b2, sizeof b2), (long long)known);
+    }
+    for (uint32_t i = s.ndim; i < LAM_MAX_DIMS; i++) {
+        s.dims[i] = 0;
+    }
+    lam_tensor *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "reshape: Out of memory");
+    }
+    r->refcount = 1;
+    r->storage = t->storage;
+    r->storage->refcount++;
+    r->offset = t->offset;
+    r->shape = s;
+    r->numel = t->numel;
+    r->dtype = t->dtype;
+    live_link(r);
+    *out = r;
+    return LAM_OK;
+}

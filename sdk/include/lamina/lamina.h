@@ -1,0 +1,356 @@
+/*
+ * lamina.h - the Lamina user API.
+ *
+ * Lamina is a small deep-learning runtime: tensors on contexts (a backend plus a device),
+ * front-end ops that check shapes and contexts and dispatch to the tensor's backend, and a
+ * registry of layer and backend plugins loaded from shared objects.
+ *
+ * Conventions (see STYLE.md):
+ *  - Every fallible call returns lam_status; on failure lam_last_error() says what went wrong,
+ *    in the form "<subject>: <Problem>, <details>". The library never prints or exits.
+ *  - `lam_x_create(..., lam_x **out)`: the caller owns *out; *out is NULL on failure.
+ *    Tensors are reference counted: every tensor returned through `**out` is a new reference
+ *    the caller releases with lam_tensor_release().
+ *  - The runtime starts on first use (or with lam_init) and ends with lam_shutdown().
+ *
+ * Thread safety: the runtime may be used from one thread at a time; lam_last_error() is
+ * per thread.
+ */
+#ifndef LAMINA_H
+#define LAMINA_H
+
+#include "lamina/common.h"
+#include "lamina/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors and logging                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Static name of a status, e.g. "shape error". Never NULL. */
+LAM_EXPORT const char *lam_status_string(lam_status status);
+
+/*
+ * The message of the last failure on this thread ("" if none).
+ * Ownership: borrowed; valid until the next failing call on this thread.
+ */
+LAM_EXPORT const char *lam_last_error(void);
+
+/* Clears this thread's error message. */
+LAM_EXPORT void lam_clear_error(void);
+
+/* Receives every log message of the library; `message` is borrowed for the call. */
+typedef void (*lam_log_fn)(lam_log_level level, const char *message, void *user);
+
+/*
+ * Sets the log callback (NULL: messages are dropped) and the most verbose level passed to it.
+ * The library itself never prints; the `lamina` CLI installs a callback that prints to stderr
+ * when LAMINA_LOG=info or debug.
+ */
+LAM_EXPORT void lam_log_set_callback(lam_log_fn fn, void *user, lam_log_level max_level);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Runtime                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Options for lam_init; start from LAM_INIT_OPTIONS_INIT. */
+typedef struct lam_init_options {
+    uint32_t struct_size;
+    uint32_t abi_version;
+    /* Colon-separated directories or plugin files searched before the built-in directory;
+     * NULL: $LAMINA_PLUGIN_PATH. */
+    const char *plugin_path;
+    /* Nonzero: do not search the built-in plugin directory. */
+    int32_t skip_builtin_dir;
+    int32_t reserved;
+} lam_init_options;
+
+#define LAM_INIT_OPTIONS_INIT { (uint32_t) sizeof(lam_init_options), LAM_ABI_VERSION, NULL, 0, 0 }
+
+/*
+ * Starts the runtime: discovers and loads plugins. Optional: the first call that needs the
+ * runtime starts it with default options. `options` may be NULL.
+ * Errors: LAM_ERR_STATE when already started. A plugin that fails to load is not an error
+ * here: it is refused and recorded in the load report.
+ */
+LAM_EXPORT lam_status lam_init(const lam_init_options *options);
+
+/*
+ * Ends the runtime: closes devices, unloads plugins. Tensors still alive at this point are
+ * released by the runtime and must no longer be used (a LAM_LOG_WARN message counts them).
+ * A later call starts the runtime afresh. Safe to call when not started.
+ */
+LAM_EXPORT void lam_shutdown(void);
+
+/* The ABI layout fingerprint this library was compiled with (equals LAM_ABI_FINGERPRINT of the
+ * headers it was built against). */
+LAM_EXPORT uint64_t lam_abi_fingerprint(void);
+
+/* Path of the built-in plugin directory (next to liblamina: <libdir>/lamina/plugins).
+ * Ownership: borrowed, static. */
+LAM_EXPORT const char *lam_builtin_plugin_dir(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Plugin load report                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum lam_plugin_decision {
+    LAM_PLUGIN_DECISION_INVALID = 0,
+    LAM_PLUGIN_LOADED = 1,
+    LAM_PLUGIN_SKIPPED = 2, /* e.g. shadowed by a file of the same name earlier in the path */
+    LAM_PLUGIN_REFUSED = 3,
+    LAM_PLUGIN_DECISION_MAX_ENUM = 0x7FFFFFFF
+} lam_plugin_decision;
+
+typedef enum lam_plugin_reason {
+    LAM_REASON_INVALID = 0,
+    LAM_REASON_OK = 1,
+    LAM_REASON_DLOPEN_FAILED = 2,     /* text: dlerror() */
+    LAM_REASON_NO_ENTRY = 3,          /* lamina_plugin_entry not exported */
+    LAM_REASON_ABI_MAJOR = 4,         /* different ABI major version */
+    LAM_REASON_ABI_MINOR_NEWER = 5,   /* built for a newer minor than the host */
+    LAM_REASON_ABI_FINGERPRINT = 6,   /* same version, different layout */
+    LAM_REASON_STRUCT_SIZE = 7,       /* zero or unknown descriptor size */
+    LAM_REASON_NULL_CALLBACK = 8,     /* a required callback is NULL */
+    LAM_REASON_BAD_DESCRIPTOR = 9,    /* missing or malformed name or attribute schema */
+    LAM_REASON_DUPLICATE_NAME = 10,   /* a layer or backend of that name is already loaded */
+    LAM_REASON_ENTRY_FAILED = 11,     /* the entry returned an error; text: its message */
+    LAM_REASON_NOTHING_REGISTERED = 12,
+    LAM_REASON_NO_DEVICE = 13,        /* loaded, but its backend has no device; text: why */
+    LAM_REASON_SHADOWED = 14,         /* skipped: same file name found earlier in the path */
+    LAM_REASON_MAX_ENUM = 0x7FFFFFFF
+} lam_plugin_reason;
+
+/* Static name of a reason, e.g. "abi-major". */
+LAM_EXPORT const char *lam_plugin_reason_string(lam_plugin_reason reason);
+
+/* One candidate plugin file and what the registry decided. Strings are borrowed until
+ * lam_shutdown(). */
+typedef struct lam_plugin_record {
+    uint32_t struct_size;
+    uint32_t abi_version;
+    const char *path;      /* as found */
+    const char *kind;      /* "backend", "layer", "backend+layer" or "-" when unknown */
+    const char *names;     /* registered names, comma-separated ("" when refused) */
+    const char *version;   /* the plugin's own version ("" when unknown) */
+    uint32_t plugin_abi;   /* ABI version the plugin was built for, 0 when unknown */
+    lam_plugin_decision decision;
+    lam_plugin_reason reason;
+    uint32_t reserved;
+    const char *message;   /* why, in words ("" when loaded without remark) */
+} lam_plugin_record;
+
+#define LAM_PLUGIN_RECORD_INIT                                                                 \
+    { (uint32_t) sizeof(lam_plugin_record), LAM_ABI_VERSION, NULL, NULL, NULL, NULL, 0,           \
+      LAM_PLUGIN_DECISION_INVALID, LAM_REASON_INVALID, 0, NULL }
+
+/* Number of records in the load report (starts the runtime if needed). */
+LAM_EXPORT size_t lam_plugin_report_count(void);
+
+/* Copies record `index` into *record (whose struct_size the caller set).
+ * Errors: LAM_ERR_NOT_FOUND when index is out of range. */
+LAM_EXPORT lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Backends and contexts                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Number of loaded backends (with or without devices). */
+LAM_EXPORT size_t lam_backend_count(void);
+
+/* Name of backend `index`, its device count and, when it has none, why. Strings are borrowed
+ * until lam_shutdown(). Errors: LAM_ERR_NOT_FOUND. */
+LAM_EXPORT lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices,
+                                      const char **why);
+
+/* Describes device `device` of backend `index`. Errors: LAM_ERR_NOT_FOUND. */
+LAM_EXPORT lam_status lam_backend_device_info(size_t index, uint32_t device,
+                                              lam_device_info *info);
+
+/*
+ * The context named by `spec`: "cpu", "cpu:0", "vulkan:1", "auto" (best device available),
+ * or NULL for $LAMINA_BACKEND (default "cpu"). The device is opened on first use.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for a malformed spec; LAM_ERR_NOT_FOUND when no backend of
+ * that name is loaded; LAM_ERR_DEVICE_UNAVAILABLE when it has no such device. The message
+ * says why and lists the backends that are available. Only "auto" falls back.
+ * Ownership: borrowed; contexts live until lam_shutdown().
+ */
+LAM_EXPORT lam_status lam_ctx_get(const char *spec, lam_ctx **out);
+
+/* The context for $LAMINA_BACKEND (same as lam_ctx_get(NULL, out)). */
+LAM_EXPORT lam_status lam_ctx_default(lam_ctx **out);
+
+/* Display name such as "cpu(0)". Borrowed until lam_shutdown(). */
+LAM_EXPORT const char *lam_ctx_name(const lam_ctx *ctx);
+
+/* Backend name ("cpu") and device index of a context. */
+LAM_EXPORT const char *lam_ctx_backend(const lam_ctx *ctx);
+LAM_EXPORT uint32_t lam_ctx_device(const lam_ctx *ctx);
+
+/* Waits for all work queued on this context; reports an asynchronous error. */
+LAM_EXPORT lam_status lam_ctx_synchronize(lam_ctx *ctx);
+
+/* Waits for all work on every open context (Gluon's nd.waitall). */
+LAM_EXPORT lam_status lam_waitall(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shapes                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Builds a shape from `ndim` dims. Errors: LAM_ERR_INVALID_ARGUMENT when ndim > LAM_MAX_DIMS. */
+LAM_EXPORT lam_status lam_shape_init(lam_shape *shape, uint32_t ndim, const int64_t *dims);
+
+/* Number of elements (1 for a scalar shape), or -1 when a dim is unknown. */
+LAM_EXPORT int64_t lam_shape_numel(const lam_shape *shape);
+
+/* Formats as "(2, 20)", "(256,)", "()" or "(None, 20)"; returns buf. */
+LAM_EXPORT char *lam_shape_format(const lam_shape *shape, char *buf, size_t cap);
+
+/* Nonzero when both shapes have the same ndim and dims. */
+LAM_EXPORT int lam_shape_equal(const lam_shape *a, const lam_shape *b);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensors                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A new float32 tensor of `shape` on `ctx` (NULL: the default context), filled with zeros.
+ * Errors: LAM_ERR_SHAPE for unknown or negative dims or more than LAM_MAX_DIMS dims;
+ * LAM_ERR_OUT_OF_MEMORY; backend errors.
+ */
+LAM_EXPORT lam_status lam_tensor_create(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
+
+/* A new tensor holding a copy of `count` floats from `data` (count must equal the numel). */
+LAM_EXPORT lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape,
+                                           const float *data, size_t count, lam_tensor **out);
+
+/* A new tensor filled with `value`. */
+LAM_EXPORT lam_status lam_tensor_full(lam_ctx *ctx, const lam_shape *shape, float value,
+                                      lam_tensor **out);
+
+/* Adds a reference; returns t. NULL is allowed. */
+LAM_EXPORT lam_tensor *lam_tensor_retain(lam_tensor *t);
+
+/* Drops a reference; the tensor is freed with the last one. NULL is a no-op. */
+LAM_EXPORT void lam_tensor_release(lam_tensor *t);
+
+/* Shape, borrowed for the tensor's lifetime. */
+LAM_EXPORT const lam_shape *lam_tensor_shape(const lam_tensor *t);
+LAM_EXPORT lam_dtype lam_tensor_dtype(const lam_tensor *t);
+LAM_EXPORT int64_t lam_tensor_numel(const lam_tensor *t);
+/* Context the tensor lives on (borrowed). */
+LAM_EXPORT lam_ctx *lam_tensor_ctx(const lam_tensor *t);
+
+/* Copies the tensor's `count` elements (must equal its numel) into `dst`; synchronizes. */
+LAM_EXPORT lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count);
+
+/* Overwrites the tensor's elements with `count` floats (must equal its numel). */
+LAM_EXPORT lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count);
+
+/* The value of a one-element tensor (Gluon's asscalar); synchronizes.
+ * Errors: LAM_ERR_SHAPE when the tensor has more or fewer than one element. */
+LAM_EXPORT lam_status lam_tensor_scalar(const lam_tensor *t, float *value);
+
+/* A new tensor on `ctx` with a copy of t's data: always copies, even on the same context. */
+LAM_EXPORT lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out);
+
+/* t itself (a new reference) when it already lives on ctx, else a copy there. */
+LAM_EXPORT lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_tensor **out);
+
+/* A tensor of another shape sharing t's data. One dim may be -1 (inferred).
+ * Errors: LAM_ERR_SHAPE when the element counts differ. */
+LAM_EXPORT lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape,
+                                         lam_tensor **out);
+
+/* Number of tensors alive in the runtime (for leak checks). */
+LAM_EXPORT size_t lam_tensor_live_count(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ops                                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Every op checks its operands and returns a new tensor on the operands' context. Operands on
+ * different contexts are an error naming both (LAM_ERR_INVALID_ARGUMENT); there is no hidden
+ * copy. Binary ops broadcast like NumPy: shapes are aligned at the right, and each pair of
+ * dims must be equal or one of them 1 (LAM_ERR_SHAPE otherwise, naming both shapes).
+ */
+
+/* Matrix product of 2-D a and b: op(a) x op(b), where op transposes when trans_* != 0.
+ * Errors: LAM_ERR_SHAPE when not 2-D or the inner dims differ. */
+LAM_EXPORT lam_status lam_op_matmul(const lam_tensor *a, const lam_tensor *b, int32_t trans_a,
+                                    int32_t trans_b, lam_tensor **out);
+
+/* Gluon's dot: 1-D x 1-D is the inner product (shape ()), 2-D x 1-D a matrix-vector product,
+ * 1-D x 2-D a vector-matrix product, 2-D x 2-D a matrix product. */
+LAM_EXPORT lam_status lam_op_dot(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+
+/* Element-wise with broadcasting. */
+LAM_EXPORT lam_status lam_op_add(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_sub(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_mul(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_div(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_maximum(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_minimum(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+
+/* Scalar ops: a + s, a - s, s - a, a * s, a / s, s / a, a ** s. */
+LAM_EXPORT lam_status lam_op_add_scalar(const lam_tensor *a, float s, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_sub_scalar(const lam_tensor *a, float s, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_rsub_scalar(const lam_tensor *a, float s, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_mul_scalar(const lam_tensor *a, float s, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_div_scalar(const lam_tensor *a, float s, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_rdiv_scalar(const lam_tensor *a, float s, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_pow_scalar(const lam_tensor *a, float s, lam_tensor **out);
+
+/* Element-wise functions. */
+LAM_EXPORT lam_status lam_op_neg(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_abs(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_square(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_sqrt(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_exp(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_log(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_relu(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_sigmoid(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_tanh(const lam_tensor *a, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_softrelu(const lam_tensor *a, lam_tensor **out);
+
+/*
+ * Reductions over `axes` (n_axes == 0 or axes == NULL: all axes). Negative axes count from the
+ * end. keepdims != 0 keeps reduced axes with size 1. Errors: LAM_ERR_INVALID_ARGUMENT for an
+ * axis out of range or repeated.
+ */
+LAM_EXPORT lam_status lam_op_sum(const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
+                                 int32_t keepdims, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_mean(const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
+                                  int32_t keepdims, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_max(const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
+                                 int32_t keepdims, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_min(const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
+                                 int32_t keepdims, lam_tensor **out);
+
+/* Index of the first maximum along `axis` (as float), the axis removed. */
+LAM_EXPORT lam_status lam_op_argmax(const lam_tensor *a, int32_t axis, lam_tensor **out);
+
+/* Softmax / log-softmax along `axis` (negative counts from the end); numerically stable. */
+LAM_EXPORT lam_status lam_op_softmax(const lam_tensor *a, int32_t axis, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_log_softmax(const lam_tensor *a, int32_t axis, lam_tensor **out);
+
+/* Transpose of a 2-D tensor, as a new contiguous tensor. */
+LAM_EXPORT lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out);
+
+/* A new contiguous copy of a on its context. */
+LAM_EXPORT lam_status lam_op_copy(const lam_tensor *a, lam_tensor **out);
+
+/* Sets every element of t to value, in place. */
+LAM_EXPORT lam_status lam_op_fill(lam_tensor *t, float value);
+
+/* Copies src's elements into dst in place; src broadcasts to dst's shape. */
+LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LAMINA_H */
