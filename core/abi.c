@@ -33,8 +33,8 @@ static void mix_name(hash *s, const char *name) {
     mix_bytes(s, name, strlen(name) + 1);
 }
 
-#define STRUCT(T) (mix_name(&s, #T), mix_u64(&s, sizeof(T)))
-#define FIELD(T, f) (mix_name(&s, #f), mix_u64(&s, offsetof(T, f)))
+#define STRUCT(T)         (mix_name(&s, #T), mix_u64(&s, sizeof(T)))
+#define FIELD(T, f)       (mix_name(&s, #f), mix_u64(&s, offsetof(T, f)))
 #define ENUM(name, count) (mix_name(&s, name), mix_u64(&s, (uint64_t)(count)))
 
 uint64_t lam__abi_fingerprint(void) {

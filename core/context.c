@@ -71,8 +71,8 @@ static void list_available(lam__strbuf *sb) {
     for (size_t i = 0; i < lam__rt.n_backends; i++) {
         const lam__backend *b = lam__rt.backends[i];
         if (b->n_devices > 0) {
-            lam__strbuf_printf(sb, "%s%s (%u device%s)", i ? ", " : "", b->desc.name,
-                               b->n_devices, b->n_devices == 1 ? "" : "s");
+            lam__strbuf_printf(sb, "%s%s (%u device%s)", i ? ", " : "", b->desc.name, b->n_devices,
+                               b->n_devices == 1 ? "" : "s");
         } else {
             lam__strbuf_printf(sb, "%s%s (no device: %s)", i ? ", " : "", b->desc.name, b->why);
         }
@@ -110,12 +110,18 @@ static int rank(const lam__backend *b, uint32_t device) {
         return 0;
     }
     switch (info.kind) {
-    case LAM_DEVICE_DISCRETE_GPU: return 6;
-    case LAM_DEVICE_INTEGRATED_GPU: return 5;
-    case LAM_DEVICE_VIRTUAL_GPU: return 4;
-    case LAM_DEVICE_OTHER: return 3;
-    case LAM_DEVICE_CPU: return strcmp(b->desc.name, "cpu") == 0 ? 2 : 1;
-    default: return 0;
+    case LAM_DEVICE_DISCRETE_GPU:
+        return 6;
+    case LAM_DEVICE_INTEGRATED_GPU:
+        return 5;
+    case LAM_DEVICE_VIRTUAL_GPU:
+        return 4;
+    case LAM_DEVICE_OTHER:
+        return 3;
+    case LAM_DEVICE_CPU:
+        return strcmp(b->desc.name, "cpu") == 0 ? 2 : 1;
+    default:
+        return 0;
     }
 }
 
@@ -137,9 +143,10 @@ static lam_status pick_auto(lam_ctx **out) {
     if (best == NULL) {
         lam__strbuf sb = {0};
         list_available(&sb);
-        lam_status st = lam__error(LAM_ERR_DEVICE_UNAVAILABLE,
-                                   "auto: Device unavailable, no backend has a device; backends: %s",
-                                   sb.data ? sb.data : "");
+        lam_status st =
+            lam__error(LAM_ERR_DEVICE_UNAVAILABLE,
+                       "auto: Device unavailable, no backend has a device; backends: %s",
+                       sb.data ? sb.data : "");
         lam__strbuf_fini(&sb);
         return st;
     }
@@ -207,9 +214,8 @@ lam_status lam_ctx_get(const char *spec, lam_ctx **out) {
     }
     if (b->n_devices == 0) {
         list_available(&sb);
-        st = lam__error(LAM_ERR_DEVICE_UNAVAILABLE,
-                        "%s: Device unavailable, %s; available: %s", subject, b->why,
-                        sb.data ? sb.data : "");
+        st = lam__error(LAM_ERR_DEVICE_UNAVAILABLE, "%s: Device unavailable, %s; available: %s",
+                        subject, b->why, sb.data ? sb.data : "");
         lam__strbuf_fini(&sb);
         return st;
     }
@@ -218,8 +224,8 @@ lam_status lam_ctx_get(const char *spec, lam_ctx **out) {
         st = lam__error(LAM_ERR_DEVICE_UNAVAILABLE,
                         "%s: Device unavailable, backend '%s' has %u device%s (0..%u); "
                         "available: %s",
-                        subject, name, b->n_devices, b->n_devices == 1 ? "" : "s",
-                        b->n_devices - 1, sb.data ? sb.data : "");
+                        subject, name, b->n_devices, b->n_devices == 1 ? "" : "s", b->n_devices - 1,
+                        sb.data ? sb.data : "");
         lam__strbuf_fini(&sb);
         return st;
     }

@@ -10,22 +10,38 @@ static _Thread_local char last_error[ERROR_CAP];
 
 const char *lam_status_string(lam_status status) {
     switch (status) {
-    case LAM_OK: return "ok";
-    case LAM_ERR_INVALID_ARGUMENT: return "invalid argument";
-    case LAM_ERR_OUT_OF_MEMORY: return "out of memory";
-    case LAM_ERR_SHAPE: return "shape error";
-    case LAM_ERR_DTYPE: return "dtype error";
-    case LAM_ERR_NOT_FOUND: return "not found";
-    case LAM_ERR_STATE: return "invalid state";
-    case LAM_ERR_UNSUPPORTED: return "unsupported";
-    case LAM_ERR_IO: return "i/o error";
-    case LAM_ERR_FORMAT: return "format error";
-    case LAM_ERR_ABI: return "ABI error";
-    case LAM_ERR_BACKEND: return "backend error";
-    case LAM_ERR_DEVICE_UNAVAILABLE: return "device unavailable";
-    case LAM_ERR_DEFERRED_INIT: return "deferred initialization";
-    case LAM_ERR_INTERNAL: return "internal error";
-    default: return "unknown status";
+    case LAM_OK:
+        return "ok";
+    case LAM_ERR_INVALID_ARGUMENT:
+        return "invalid argument";
+    case LAM_ERR_OUT_OF_MEMORY:
+        return "out of memory";
+    case LAM_ERR_SHAPE:
+        return "shape error";
+    case LAM_ERR_DTYPE:
+        return "dtype error";
+    case LAM_ERR_NOT_FOUND:
+        return "not found";
+    case LAM_ERR_STATE:
+        return "invalid state";
+    case LAM_ERR_UNSUPPORTED:
+        return "unsupported";
+    case LAM_ERR_IO:
+        return "i/o error";
+    case LAM_ERR_FORMAT:
+        return "format error";
+    case LAM_ERR_ABI:
+        return "ABI error";
+    case LAM_ERR_BACKEND:
+        return "backend error";
+    case LAM_ERR_DEVICE_UNAVAILABLE:
+        return "device unavailable";
+    case LAM_ERR_DEFERRED_INIT:
+        return "deferred initialization";
+    case LAM_ERR_INTERNAL:
+        return "internal error";
+    default:
+        return "unknown status";
     }
 }
 

@@ -10,7 +10,8 @@
 #include <stdbool.h>
 
 /* ---- errors (error.c) ---- */
-lam_status lam__error(lam_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+lam_status lam__error(lam_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 lam_status lam__verror(lam_status status, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Prefixes the current message with "<prefix>: " and returns status (context on the way up). */
@@ -19,7 +20,8 @@ lam_status lam__error_prefix(lam_status status, const char *fmt, ...)
 
 /* ---- logging (log.c) ---- */
 void lam__log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void lam__vlog(lam_log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void lam__vlog(lam_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* ---- ABI (abi.c) ---- */
 /* Fingerprint of the layout this core was compiled with. */
@@ -38,7 +40,8 @@ typedef struct lam__strbuf {
     size_t len;
     size_t cap;
 } lam__strbuf;
-bool lam__strbuf_printf(lam__strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool lam__strbuf_printf(lam__strbuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void lam__strbuf_fini(lam__strbuf *sb);
 
 /* ---- backends and contexts (context.c) ---- */
@@ -80,12 +83,12 @@ typedef struct lam__record {
 struct lam_plugin {
     char *path;
     void *handle;
-    size_t record;             /* index into the report */
-    bool loading;              /* registration allowed */
-    lam_status refuse_status;  /* first refused registration */
+    size_t record;            /* index into the report */
+    bool loading;             /* registration allowed */
+    lam_status refuse_status; /* first refused registration */
     lam_plugin_reason refuse_reason;
     char *refuse_message;
-    uint32_t abi_seen;         /* abi_version of the first descriptor */
+    uint32_t abi_seen; /* abi_version of the first descriptor */
     const char *version_seen;
 };
 

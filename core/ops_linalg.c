@@ -35,8 +35,8 @@ static lam_status gemm(const char *fn, const lam_tensor *a, int64_t ar, int64_t 
         return lam__error(LAM_ERR_SHAPE,
                           "%s: Shape mismatch, %s%s x %s%s: inner dims %lld and %lld differ", fn,
                           lam_shape_format(&a->shape, b1, sizeof b1), ta ? "^T" : "",
-                          lam_shape_format(&b->shape, b2, sizeof b2), tb ? "^T" : "",
-                          (long long)k, (long long)kb);
+                          lam_shape_format(&b->shape, b2, sizeof b2), tb ? "^T" : "", (long long)k,
+                          (long long)kb);
     }
     lam_ctx *ctx = a->storage->ctx;
     lam_tensor *o;
@@ -67,8 +67,8 @@ static lam_status gemm(const char *fn, const lam_tensor *a, int64_t ar, int64_t 
     return LAM_OK;
 }
 
-lam_status lam_op_matmul(const lam_tensor *a, const lam_tensor *b, int32_t trans_a,
-                         int32_t trans_b, lam_tensor **out) {
+lam_status lam_op_matmul(const lam_tensor *a, const lam_tensor *b, int32_t trans_a, int32_t trans_b,
+                         lam_tensor **out) {
     if (out == NULL || a == NULL || b == NULL) {
         return null_arg("matmul", out);
     }
@@ -104,9 +104,9 @@ lam_status lam_op_dot(const lam_tensor *a, const lam_tensor *b, lam_tensor **out
     uint32_t na = a->shape.ndim, nb = b->shape.ndim;
     if (na < 1 || na > 2 || nb < 1 || nb > 2) {
         char b1[160], b2[160];
-        return lam__error(LAM_ERR_SHAPE, "dot: Shape mismatch, %s . %s: operands must be 1-D or 2-D",
-                          lam_shape_format(&a->shape, b1, sizeof b1),
-                          lam_shape_format(&b->shape, b2, sizeof b2));
+        return lam__error(
+            LAM_ERR_SHAPE, "dot: Shape mismatch, %s . %s: operands must be 1-D or 2-D",
+            lam_shape_format(&a->shape, b1, sizeof b1), lam_shape_format(&b->shape, b2, sizeof b2));
     }
     /* A 1-D left operand is a row, a 1-D right operand a column; their dims leave the result. */
     int64_t ar = na == 2 ? a->shape.dims[0] : 1, ac = na == 2 ? a->shape.dims[1] : a->shape.dims[0];
@@ -321,8 +321,9 @@ static int32_t split_axis(const char *fn, const lam_tensor *a, int32_t axis, int
     int32_t ax = axis < 0 ? axis + nd : axis;
     if (ax < 0 || ax >= nd) {
         char b1[160];
-        lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Axis out of range, axis %d for shape %s with %d dims",
-                   fn, axis, lam_shape_format(&a->shape, b1, sizeof b1), nd);
+        lam__error(LAM_ERR_INVALID_ARGUMENT,
+                   "%s: Axis out of range, axis %d for shape %s with %d dims", fn, axis,
+                   lam_shape_format(&a->shape, b1, sizeof b1), nd);
         return -1;
     }
     *outer = *inner = 1;

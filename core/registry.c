@@ -60,27 +60,44 @@ static void decide(lam__record *rec, lam_plugin_decision d, lam_plugin_reason r,
     const char *base = strrchr(rec->path, '/');
     base = base ? base + 1 : rec->path;
     lam__log(d == LAM_PLUGIN_REFUSED ? LAM_LOG_WARN : LAM_LOG_DEBUG, "%s: %s%s%s", base,
-             d == LAM_PLUGIN_LOADED ? "Loaded" : d == LAM_PLUGIN_SKIPPED ? "Skipped" : "Refused",
+             d == LAM_PLUGIN_LOADED    ? "Loaded"
+             : d == LAM_PLUGIN_SKIPPED ? "Skipped"
+                                       : "Refused",
              msg[0] ? ", " : "", msg);
 }
 
 const char *lam_plugin_reason_string(lam_plugin_reason reason) {
     switch (reason) {
-    case LAM_REASON_OK: return "ok";
-    case LAM_REASON_DLOPEN_FAILED: return "dlopen-failed";
-    case LAM_REASON_NO_ENTRY: return "no-entry";
-    case LAM_REASON_ABI_MAJOR: return "abi-major";
-    case LAM_REASON_ABI_MINOR_NEWER: return "abi-minor-newer";
-    case LAM_REASON_ABI_FINGERPRINT: return "abi-fingerprint";
-    case LAM_REASON_STRUCT_SIZE: return "struct-size";
-    case LAM_REASON_NULL_CALLBACK: return "null-callback";
-    case LAM_REASON_BAD_DESCRIPTOR: return "bad-descriptor";
-    case LAM_REASON_DUPLICATE_NAME: return "duplicate-name";
-    case LAM_REASON_ENTRY_FAILED: return "entry-failed";
-    case LAM_REASON_NOTHING_REGISTERED: return "nothing-registered";
-    case LAM_REASON_NO_DEVICE: return "no-device";
-    case LAM_REASON_SHADOWED: return "shadowed";
-    default: return "invalid";
+    case LAM_REASON_OK:
+        return "ok";
+    case LAM_REASON_DLOPEN_FAILED:
+        return "dlopen-failed";
+    case LAM_REASON_NO_ENTRY:
+        return "no-entry";
+    case LAM_REASON_ABI_MAJOR:
+        return "abi-major";
+    case LAM_REASON_ABI_MINOR_NEWER:
+        return "abi-minor-newer";
+    case LAM_REASON_ABI_FINGERPRINT:
+        return "abi-fingerprint";
+    case LAM_REASON_STRUCT_SIZE:
+        return "struct-size";
+    case LAM_REASON_NULL_CALLBACK:
+        return "null-callback";
+    case LAM_REASON_BAD_DESCRIPTOR:
+        return "bad-descriptor";
+    case LAM_REASON_DUPLICATE_NAME:
+        return "duplicate-name";
+    case LAM_REASON_ENTRY_FAILED:
+        return "entry-failed";
+    case LAM_REASON_NOTHING_REGISTERED:
+        return "nothing-registered";
+    case LAM_REASON_NO_DEVICE:
+        return "no-device";
+    case LAM_REASON_SHADOWED:
+        return "shadowed";
+    default:
+        return "invalid";
     }
 }
 
@@ -96,7 +113,8 @@ lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record) {
     if (st != LAM_OK) {
         return st;
     }
-    if (record == NULL || record->struct_size < offsetof(lam_plugin_record, message) + sizeof(char *)) {
+    if (record == NULL ||
+        record->struct_size < offsetof(lam_plugin_record, message) + sizeof(char *)) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
                           "lam_plugin_report_get: Invalid argument, record is NULL or its "
                           "struct_size is too small (use LAM_PLUGIN_RECORD_INIT)");
@@ -223,7 +241,6 @@ static bool valid_name(const char *name, bool lower_only) {
     return true;
 }
 
-
 static lam_status host_register_backend(lam_plugin *p, const lam_backend_desc *desc) {
     if (p == NULL || p != current_plugin || !p->loading) {
         return lam__error(LAM_ERR_STATE, "register_backend: Invalid state, registration is only "
@@ -254,10 +271,10 @@ static lam_status host_register_backend(lam_plugin *p, const lam_backend_desc *d
                       d->name ? d->name : "(null)");
     }
     st = LAM_OK;
-#define REQ(field)                                                                             \
-    if (st == LAM_OK && d->field == NULL) {                                                    \
-        st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                  \
-                    "backend '%s': required callback '%s' is NULL", d->name, #field);          \
+#define REQ(field)                                                                                 \
+    if (st == LAM_OK && d->field == NULL) {                                                        \
+        st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                      \
+                    "backend '%s': required callback '%s' is NULL", d->name, #field);              \
     }
     REQ(probe)
     REQ(device_info)
@@ -322,10 +339,10 @@ static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc)
                       d->name ? d->name : "(null)");
     }
     st = LAM_OK;
-#define REQ(field)                                                                             \
-    if (st == LAM_OK && d->field == NULL) {                                                    \
-        st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                  \
-                    "layer '%s': required callback '%s' is NULL", d->name, #field);            \
+#define REQ(field)                                                                                 \
+    if (st == LAM_OK && d->field == NULL) {                                                        \
+        st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                      \
+                    "layer '%s': required callback '%s' is NULL", d->name, #field);                \
     }
     REQ(create)
     REQ(destroy)
@@ -421,7 +438,8 @@ static void describe_registrations(lam_plugin *p, lam__record *rec) {
     bool has_b = false, has_l = false;
     for (size_t i = 0; i < lam__rt.n_backends; i++) {
         if (lam__rt.backends[i]->plugin == p) {
-            lam__strbuf_printf(&names, "%s%s", names.len ? "," : "", lam__rt.backends[i]->desc.name);
+            lam__strbuf_printf(&names, "%s%s", names.len ? "," : "",
+                               lam__rt.backends[i]->desc.name);
             has_b = true;
         }
     }
@@ -431,7 +449,10 @@ static void describe_registrations(lam_plugin *p, lam__record *rec) {
             has_l = true;
         }
     }
-    set_str(&rec->kind, has_b && has_l ? "backend+layer" : has_b ? "backend" : has_l ? "layer" : "-");
+    set_str(&rec->kind, has_b && has_l ? "backend+layer"
+                        : has_b        ? "backend"
+                        : has_l        ? "layer"
+                                       : "-");
     set_str(&rec->names, names.data ? names.data : "");
     lam__strbuf_fini(&names);
 }
@@ -459,8 +480,9 @@ static void load_one(const char *path) {
     }
     void *sym = dlsym(p->handle, LAM_PLUGIN_ENTRY_NAME);
     if (sym == NULL) {
-        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_NO_ENTRY,
-               "missing entry symbol 'lamina_plugin_entry' (is it exported with LAM_PLUGIN_ENTRY?)");
+        decide(
+            rec, LAM_PLUGIN_REFUSED, LAM_REASON_NO_ENTRY,
+            "missing entry symbol 'lamina_plugin_entry' (is it exported with LAM_PLUGIN_ENTRY?)");
         plugin_free(p);
         return;
     }
@@ -479,7 +501,8 @@ static void load_one(const char *path) {
     }
     if (p->refuse_reason != LAM_REASON_INVALID) {
         rollback(p);
-        decide(rec, LAM_PLUGIN_REFUSED, p->refuse_reason, p->refuse_message ? p->refuse_message : "");
+        decide(rec, LAM_PLUGIN_REFUSED, p->refuse_reason,
+               p->refuse_message ? p->refuse_message : "");
         plugin_free(p);
         return;
     }

@@ -11,8 +11,8 @@ lam_status lam_init(const lam_init_options *options) {
         return lam__error(LAM_ERR_STATE,
                           "lam_init: Already started, call lam_shutdown() before starting again");
     }
-    if (options != NULL && options->struct_size < offsetof(lam_init_options, skip_builtin_dir) +
-                                                      sizeof(int32_t)) {
+    if (options != NULL &&
+        options->struct_size < offsetof(lam_init_options, skip_builtin_dir) + sizeof(int32_t)) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
                           "lam_init: Invalid argument, options->struct_size is %u (start from "
                           "LAM_INIT_OPTIONS_INIT)",
@@ -21,8 +21,8 @@ lam_status lam_init(const lam_init_options *options) {
     memset(&lam__rt, 0, sizeof lam__rt);
     lam__host_table_init(&lam__rt.host);
     lam__rt.started = true;
-    const char *path = options && options->plugin_path ? options->plugin_path
-                                                        : getenv("LAMINA_PLUGIN_PATH");
+    const char *path =
+        options && options->plugin_path ? options->plugin_path : getenv("LAMINA_PLUGIN_PATH");
     bool skip = options && options->skip_builtin_dir;
     lam_status st = lam__registry_load(path, skip);
     if (st != LAM_OK) {

@@ -46,12 +46,12 @@ char *lam_shape_format(const lam_shape *shape, char *buf, size_t cap) {
     }
     size_t len = 0;
     buf[0] = '\0';
-#define PUT(...)                                                                               \
-    do {                                                                                       \
-        if (len < cap) {                                                                       \
-            int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);                              \
-            len += w_ > 0 ? (size_t)w_ : 0;                                                    \
-        }                                                                                      \
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        if (len < cap) {                                                                           \
+            int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);                                  \
+            len += w_ > 0 ? (size_t)w_ : 0;                                                        \
+        }                                                                                          \
     } while (0)
     PUT("(");
     uint32_t nd = shape ? shape->ndim : 0;
@@ -154,8 +154,8 @@ static lam_status check_shape(const char *fn, const lam_shape *shape) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, shape is NULL", fn);
     }
     if (shape->ndim > LAM_MAX_DIMS) {
-        return lam__error(LAM_ERR_SHAPE, "%s: Too many dims, %u given, at most %d", fn,
-                          shape->ndim, LAM_MAX_DIMS);
+        return lam__error(LAM_ERR_SHAPE, "%s: Too many dims, %u given, at most %d", fn, shape->ndim,
+                          LAM_MAX_DIMS);
     }
     for (uint32_t i = 0; i < shape->ndim; i++) {
         if (shape->dims[i] < 0) {
@@ -238,7 +238,8 @@ static lam_status resolve_ctx(lam_ctx **ctx) {
 
 lam_status lam_tensor_full(lam_ctx *ctx, const lam_shape *shape, float value, lam_tensor **out) {
     if (out == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_full: Invalid argument, out is NULL");
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_full: Invalid argument, out is NULL");
     }
     *out = NULL;
     lam_status st = resolve_ctx(&ctx);
@@ -369,7 +370,8 @@ lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count) {
         return LAM_OK;
     }
     if (dst == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_read: Invalid argument, dst is NULL");
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_read: Invalid argument, dst is NULL");
     }
     lam_ctx *c = t->storage->ctx;
     lam_clear_error();
@@ -390,7 +392,8 @@ lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count) {
         return LAM_OK;
     }
     if (src == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_write: Invalid argument, src is NULL");
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_write: Invalid argument, src is NULL");
     }
     lam_ctx *c = t->storage->ctx;
     lam_clear_error();
@@ -422,7 +425,9 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
             *out = NULL;
         }
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_copyto: Invalid argument, NULL %s",
-                          t == NULL ? "tensor" : ctx == NULL ? "ctx" : "out");
+                          t == NULL     ? "tensor"
+                          : ctx == NULL ? "ctx"
+                                        : "out");
     }
     *out = NULL;
     lam_tensor *d;
@@ -482,7 +487,9 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
             *out = NULL;
         }
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "reshape: Invalid argument, NULL %s",
-                          t == NULL ? "tensor" : shape == NULL ? "shape" : "out");
+                          t == NULL       ? "tensor"
+                          : shape == NULL ? "shape"
+                                          : "out");
     }
     *out = NULL;
     if (shape->ndim > LAM_MAX_DIMS) {

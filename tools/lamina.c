@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static void log_to_stderr(lam_log_level level, const char *message, void *user) {
     (void)user;
     static const char *names[] = {"", "error", "warn", "info", "debug"};
@@ -30,16 +29,21 @@ static void setup_logging(void) {
 
 static const char *decision_name(lam_plugin_decision d) {
     switch (d) {
-    case LAM_PLUGIN_LOADED: return "loaded";
-    case LAM_PLUGIN_SKIPPED: return "skipped";
-    case LAM_PLUGIN_REFUSED: return "refused";
-    default: return "?";
+    case LAM_PLUGIN_LOADED:
+        return "loaded";
+    case LAM_PLUGIN_SKIPPED:
+        return "skipped";
+    case LAM_PLUGIN_REFUSED:
+        return "refused";
+    default:
+        return "?";
     }
 }
 
 static int cmd_plugins(void) {
     size_t n = lam_plugin_report_count();
-    printf("Plugins (search path: %s%s%s)\n", getenv("LAMINA_PLUGIN_PATH") ? getenv("LAMINA_PLUGIN_PATH") : "",
+    printf("Plugins (search path: %s%s%s)\n",
+           getenv("LAMINA_PLUGIN_PATH") ? getenv("LAMINA_PLUGIN_PATH") : "",
            getenv("LAMINA_PLUGIN_PATH") ? ":" : "", lam_builtin_plugin_dir());
     printf("%-32s %-8s %-14s %-8s %-5s %-8s %s\n", "FILE", "KIND", "NAME", "VERSION", "ABI",
            "STATUS", "REASON");

@@ -120,16 +120,19 @@ typedef struct lam_device_info {
     uint32_t abi_version;
     lam_device_kind kind;
     uint32_t reserved;
-    uint64_t memory_bytes;    /* usable memory, 0 if unknown */
-    uint32_t compute_units;   /* cores or compute units, 0 if unknown */
+    uint64_t memory_bytes;  /* usable memory, 0 if unknown */
+    uint32_t compute_units; /* cores or compute units, 0 if unknown */
     uint32_t reserved2;
-    char name[128];           /* e.g. "Intel(R) Xeon(R) Processor" */
-    char driver[128];         /* e.g. "OpenBLAS 0.3.21" or "llvmpipe (Mesa 22.3.6)" */
-    char details[512];        /* free text: kernel in use, limits, ... */
+    char name[128];    /* e.g. "Intel(R) Xeon(R) Processor" */
+    char driver[128];  /* e.g. "OpenBLAS 0.3.21" or "llvmpipe (Mesa 22.3.6)" */
+    char details[512]; /* free text: kernel in use, limits, ... */
 } lam_device_info;
 
-#define LAM_DEVICE_INFO_INIT                                                                   \
-    { (uint32_t) sizeof(lam_device_info), LAM_ABI_VERSION, LAM_DEVICE_INVALID, 0, 0, 0, 0, "", "", "" }
+#define LAM_DEVICE_INFO_INIT                                                                       \
+    {                                                                                              \
+        (uint32_t)sizeof(lam_device_info), LAM_ABI_VERSION, LAM_DEVICE_INVALID, 0, 0, 0, 0, "",    \
+            "", ""                                                                                 \
+    }
 
 #ifdef __cplusplus
 }

@@ -68,7 +68,8 @@ typedef struct lam_init_options {
     int32_t reserved;
 } lam_init_options;
 
-#define LAM_INIT_OPTIONS_INIT { (uint32_t) sizeof(lam_init_options), LAM_ABI_VERSION, NULL, 0, 0 }
+#define LAM_INIT_OPTIONS_INIT                                                                      \
+    { (uint32_t)sizeof(lam_init_options), LAM_ABI_VERSION, NULL, 0, 0 }
 
 /*
  * Starts the runtime: discovers and loads plugins. Optional: the first call that needs the
@@ -108,19 +109,19 @@ typedef enum lam_plugin_decision {
 typedef enum lam_plugin_reason {
     LAM_REASON_INVALID = 0,
     LAM_REASON_OK = 1,
-    LAM_REASON_DLOPEN_FAILED = 2,     /* text: dlerror() */
-    LAM_REASON_NO_ENTRY = 3,          /* lamina_plugin_entry not exported */
-    LAM_REASON_ABI_MAJOR = 4,         /* different ABI major version */
-    LAM_REASON_ABI_MINOR_NEWER = 5,   /* built for a newer minor than the host */
-    LAM_REASON_ABI_FINGERPRINT = 6,   /* same version, different layout */
-    LAM_REASON_STRUCT_SIZE = 7,       /* zero or unknown descriptor size */
-    LAM_REASON_NULL_CALLBACK = 8,     /* a required callback is NULL */
-    LAM_REASON_BAD_DESCRIPTOR = 9,    /* missing or malformed name or attribute schema */
-    LAM_REASON_DUPLICATE_NAME = 10,   /* a layer or backend of that name is already loaded */
-    LAM_REASON_ENTRY_FAILED = 11,     /* the entry returned an error; text: its message */
+    LAM_REASON_DLOPEN_FAILED = 2,   /* text: dlerror() */
+    LAM_REASON_NO_ENTRY = 3,        /* lamina_plugin_entry not exported */
+    LAM_REASON_ABI_MAJOR = 4,       /* different ABI major version */
+    LAM_REASON_ABI_MINOR_NEWER = 5, /* built for a newer minor than the host */
+    LAM_REASON_ABI_FINGERPRINT = 6, /* same version, different layout */
+    LAM_REASON_STRUCT_SIZE = 7,     /* zero or unknown descriptor size */
+    LAM_REASON_NULL_CALLBACK = 8,   /* a required callback is NULL */
+    LAM_REASON_BAD_DESCRIPTOR = 9,  /* missing or malformed name or attribute schema */
+    LAM_REASON_DUPLICATE_NAME = 10, /* a layer or backend of that name is already loaded */
+    LAM_REASON_ENTRY_FAILED = 11,   /* the entry returned an error; text: its message */
     LAM_REASON_NOTHING_REGISTERED = 12,
-    LAM_REASON_NO_DEVICE = 13,        /* loaded, but its backend has no device; text: why */
-    LAM_REASON_SHADOWED = 14,         /* skipped: same file name found earlier in the path */
+    LAM_REASON_NO_DEVICE = 13, /* loaded, but its backend has no device; text: why */
+    LAM_REASON_SHADOWED = 14,  /* skipped: same file name found earlier in the path */
     LAM_REASON_MAX_ENUM = 0x7FFFFFFF
 } lam_plugin_reason;
 
@@ -132,20 +133,22 @@ LAM_EXPORT const char *lam_plugin_reason_string(lam_plugin_reason reason);
 typedef struct lam_plugin_record {
     uint32_t struct_size;
     uint32_t abi_version;
-    const char *path;      /* as found */
-    const char *kind;      /* "backend", "layer", "backend+layer" or "-" when unknown */
-    const char *names;     /* registered names, comma-separated ("" when refused) */
-    const char *version;   /* the plugin's own version ("" when unknown) */
-    uint32_t plugin_abi;   /* ABI version the plugin was built for, 0 when unknown */
+    const char *path;    /* as found */
+    const char *kind;    /* "backend", "layer", "backend+layer" or "-" when unknown */
+    const char *names;   /* registered names, comma-separated ("" when refused) */
+    const char *version; /* the plugin's own version ("" when unknown) */
+    uint32_t plugin_abi; /* ABI version the plugin was built for, 0 when unknown */
     lam_plugin_decision decision;
     lam_plugin_reason reason;
     uint32_t reserved;
-    const char *message;   /* why, in words ("" when loaded without remark) */
+    const char *message; /* why, in words ("" when loaded without remark) */
 } lam_plugin_record;
 
-#define LAM_PLUGIN_RECORD_INIT                                                                 \
-    { (uint32_t) sizeof(lam_plugin_record), LAM_ABI_VERSION, NULL, NULL, NULL, NULL, 0,           \
-      LAM_PLUGIN_DECISION_INVALID, LAM_REASON_INVALID, 0, NULL }
+#define LAM_PLUGIN_RECORD_INIT                                                                     \
+    {                                                                                              \
+        (uint32_t)sizeof(lam_plugin_record), LAM_ABI_VERSION, NULL, NULL, NULL, NULL, 0,           \
+            LAM_PLUGIN_DECISION_INVALID, LAM_REASON_INVALID, 0, NULL                               \
+    }
 
 /* Number of records in the load report (starts the runtime if needed). */
 LAM_EXPORT size_t lam_plugin_report_count(void);
@@ -167,8 +170,7 @@ LAM_EXPORT lam_status lam_backend_get(size_t index, const char **name, uint32_t 
                                       const char **why);
 
 /* Describes device `device` of backend `index`. Errors: LAM_ERR_NOT_FOUND. */
-LAM_EXPORT lam_status lam_backend_device_info(size_t index, uint32_t device,
-                                              lam_device_info *info);
+LAM_EXPORT lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_info *info);
 
 /*
  * The context named by `spec`: "cpu", "cpu:0", "vulkan:1", "auto" (best device available),
@@ -224,8 +226,8 @@ LAM_EXPORT int lam_shape_equal(const lam_shape *a, const lam_shape *b);
 LAM_EXPORT lam_status lam_tensor_create(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
 
 /* A new tensor holding a copy of `count` floats from `data` (count must equal the numel). */
-LAM_EXPORT lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape,
-                                           const float *data, size_t count, lam_tensor **out);
+LAM_EXPORT lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape, const float *data,
+                                           size_t count, lam_tensor **out);
 
 /* A new tensor filled with `value`. */
 LAM_EXPORT lam_status lam_tensor_full(lam_ctx *ctx, const lam_shape *shape, float value,
@@ -262,8 +264,7 @@ LAM_EXPORT lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_
 
 /* A tensor of another shape sharing t's data. One dim may be -1 (inferred).
  * Errors: LAM_ERR_SHAPE when the element counts differ. */
-LAM_EXPORT lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape,
-                                         lam_tensor **out);
+LAM_EXPORT lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
 
 /* Number of tensors alive in the runtime (for leak checks). */
 LAM_EXPORT size_t lam_tensor_live_count(void);

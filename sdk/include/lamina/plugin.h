@@ -316,8 +316,7 @@ typedef struct lam_host_api {
     /* The parameter's data on the context of the forward; borrowed for the forward call. */
     lam_status (*layer_param_data)(lam_layer *layer, const char *name, const lam_tensor *like,
                                    lam_tensor **data);
-    lam_status (*layer_param_add_grad)(lam_layer *layer, const char *name,
-                                       const lam_tensor *grad);
+    lam_status (*layer_param_add_grad)(lam_layer *layer, const char *name, const lam_tensor *grad);
 } lam_host_api;
 
 /*
@@ -330,8 +329,8 @@ typedef lam_status (*lam_plugin_entry_fn)(const lam_host_api *host, lam_plugin *
 
 #define LAM_PLUGIN_ENTRY_NAME "lamina_plugin_entry"
 
-#define LAM_PLUGIN_ENTRY                                                                       \
-    LAM_EXPORT lam_status lamina_plugin_entry(const lam_host_api *host, lam_plugin *plugin);  \
+#define LAM_PLUGIN_ENTRY                                                                           \
+    LAM_EXPORT lam_status lamina_plugin_entry(const lam_host_api *host, lam_plugin *plugin);       \
     LAM_EXPORT lam_status lamina_plugin_entry(const lam_host_api *host, lam_plugin *plugin)
 
 /*
@@ -358,11 +357,11 @@ static inline lam_status lam_plugin_check_host(const lam_host_api *host) {
  * Designated initializers for the header fields of a descriptor built against this SDK:
  *   static const lam_layer_desc desc = {LAM_LAYER_DESC_HEADER, .name = "MyDense", ...};
  */
-#define LAM_BACKEND_DESC_HEADER                                                                \
-    .struct_size = (uint32_t)sizeof(lam_backend_desc), .abi_version = LAM_ABI_VERSION,          \
+#define LAM_BACKEND_DESC_HEADER                                                                    \
+    .struct_size = (uint32_t)sizeof(lam_backend_desc), .abi_version = LAM_ABI_VERSION,             \
     .abi_fingerprint = LAM_ABI_FINGERPRINT
-#define LAM_LAYER_DESC_HEADER                                                                  \
-    .struct_size = (uint32_t)sizeof(lam_layer_desc), .abi_version = LAM_ABI_VERSION,            \
+#define LAM_LAYER_DESC_HEADER                                                                      \
+    .struct_size = (uint32_t)sizeof(lam_layer_desc), .abi_version = LAM_ABI_VERSION,               \
     .abi_fingerprint = LAM_ABI_FINGERPRINT
 
 #ifdef __cplusplus
