@@ -161,6 +161,7 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_host_api, layer_param_shape);
     FIELD(lam_host_api, layer_param_data);
     FIELD(lam_host_api, layer_param_add_grad);
+    FIELD(lam_host_api, layer_name);
     return s.h;
 }
 

@@ -26,53 +26,6 @@ static lam_status host_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam
     return lam_tensor_reshape(t, shape, out);
 }
 
-/* Layer instances arrive with blocks; until a layer instance exists these have no subject. */
-static lam_status no_layer(const char *fn) {
-    return lam__error(LAM_ERR_STATE, "%s: Invalid state, not called from a layer instance", fn);
-}
-static lam_status host_attr_int(const lam_attrs *a, const char *name, int64_t *v) {
-    (void)a, (void)name, (void)v;
-    return no_layer("attr_int");
-}
-static lam_status host_attr_float(const lam_attrs *a, const char *name, double *v) {
-    (void)a, (void)name, (void)v;
-    return no_layer("attr_float");
-}
-static lam_status host_attr_bool(const lam_attrs *a, const char *name, int32_t *v) {
-    (void)a, (void)name, (void)v;
-    return no_layer("attr_bool");
-}
-static lam_status host_attr_string(const lam_attrs *a, const char *name, const char **v) {
-    (void)a, (void)name, (void)v;
-    return no_layer("attr_string");
-}
-static lam_status host_declare_param(lam_layer *l, const char *name, const lam_shape *shape,
-                                     const char *init, uint32_t flags) {
-    (void)l, (void)name, (void)shape, (void)init, (void)flags;
-    return no_layer("layer_declare_param");
-}
-static lam_status host_param_infer_shape(lam_layer *l, const char *name, const lam_shape *shape) {
-    (void)l, (void)name, (void)shape;
-    return no_layer("layer_param_infer_shape");
-}
-static const lam_shape *host_param_shape(lam_layer *l, const char *name) {
-    (void)l, (void)name;
-    no_layer("layer_param_shape");
-    return NULL;
-}
-static lam_status host_param_data(lam_layer *l, const char *name, const lam_tensor *like,
-                                  lam_tensor **data) {
-    (void)l, (void)name, (void)like;
-    if (data) {
-        *data = NULL;
-    }
-    return no_layer("layer_param_data");
-}
-static lam_status host_param_add_grad(lam_layer *l, const char *name, const lam_tensor *g) {
-    (void)l, (void)name, (void)g;
-    return no_layer("layer_param_add_grad");
-}
-
 void lam__host_table_init_registry(lam_host_api *host);
 
 void lam__host_table_init(lam_host_api *h) {
@@ -99,13 +52,5 @@ void lam__host_table_init(lam_host_api *h) {
     h->op_scalar = lam__op_scalar;
     h->op_reduce = lam__op_reduce;
     h->op_softmax = lam__op_softmax;
-    h->attr_int = host_attr_int;
-    h->attr_float = host_attr_float;
-    h->attr_bool = host_attr_bool;
-    h->attr_string = host_attr_string;
-    h->layer_declare_param = host_declare_param;
-    h->layer_param_infer_shape = host_param_infer_shape;
-    h->layer_param_shape = host_param_shape;
-    h->layer_param_data = host_param_data;
-    h->layer_param_add_grad = host_param_add_grad;
+    lam__host_table_init_layers(h);
 }

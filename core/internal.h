@@ -154,4 +154,98 @@ lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, u
 lam_status lam__op_softmax(const lam_tensor *a, int32_t axis, int32_t log, lam_tensor **out);
 const char *lam__op_name(lam_op op);
 
+/* ---- initializers (init.c, rng.c) ---- */
+/*
+ * Fills `count` floats for a parameter of full shape `shape` with `init`. The random stream is
+ * derived from (lam_seed_get(), key), so the values depend on nothing else. `name` is the
+ * display name passed to custom callbacks and used in messages.
+ */
+lam_status lam__init_fill(const lam_initializer *init, const char *name, const char *key,
+                          const lam_shape *shape, float *data, size_t count);
+
+/* ---- parameters (param.c) ---- */
+struct lam_param {
+    long refcount;
+    char *name;  /* display name, "dense0_weight" */
+    char *local; /* local name in its block, "weight" */
+    char *key;   /* structural key from the last initialize/collect, NULL before */
+    lam_shape shape;
+    lam_initializer *init; /* declared default, NULL: the block's */
+    uint32_t flags;        /* LAM_PARAM_CONSTANT */
+    lam_grad_req grad_req;
+    float lr_mult, wd_mult;
+    lam_tensor *data, *grad;
+    float *const_values; /* constants: the value, kept on the host */
+    /* Deferred initialization: requested, waiting for the shape. */
+    bool deferred;
+    lam_initializer *deferred_init;
+    lam_ctx *deferred_ctx;
+};
+
+lam_status lam__param_create(const char *name, const char *local, const lam_shape *shape,
+                             const lam_initializer *init, uint32_t flags, lam_param **out);
+lam_param *lam__param_retain(lam_param *p);
+void lam__param_release(lam_param *p);
+/* Initialization from a block: `fallback` is the block's initializer (NULL: Uniform(0.07)). */
+lam_status lam__param_initialize(lam_param *p, const lam_initializer *fallback, lam_ctx *ctx,
+                                 bool force, const char *key);
+/* Completes a deferred initialization once the shape is known (no-op otherwise). */
+lam_status lam__param_finish_deferred(lam_param *p);
+/* Merges an inferred full shape into the parameter's shape; the subject names the block. */
+lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_shape *inferred);
+bool lam__shape_known(const lam_shape *s);
+lam_status lam__param_list_create(const char *regex, lam_param_list **out);
+lam_status lam__param_list_add(lam_param_list *l, const char *key, lam_param *p);
+
+/* ---- blocks (block.c, layer.c) ---- */
+typedef struct lam__attrs lam__attrs;
+struct lam_layer {
+    struct lam_block *block;
+};
+
+typedef enum lam__block_kind { LAM__BLOCK_CUSTOM = 1, LAM__BLOCK_SEQUENTIAL, LAM__BLOCK_LAYER } lam__block_kind;
+
+typedef struct lam__child {
+    char *name;
+    struct lam_block *block;
+} lam__child;
+
+typedef struct lam__own_param {
+    char *local;
+    lam_param *param;
+} lam__own_param;
+
+struct lam_block {
+    long refcount;
+    lam__block_kind kind;
+    char *type; /* "Dense", "Sequential", "MLP" */
+    char *name; /* "dense0" */
+    lam__child *children;
+    size_t n_children;
+    lam__own_param *params;
+    size_t n_params;
+    /* custom */
+    lam_forward_fn forward;
+    void *state;
+    void (*free_state)(void *state);
+    /* layer */
+    const lam__layer_type *layer_type;
+    void *layer_state;
+    struct lam__attrs *attrs;
+    struct lam_layer layer;
+    struct lam_block *share; /* while creating a shared layer */
+    bool creating;
+};
+
+/* Allocates a block with a display name from the per-type counter. */
+lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *prefix,
+                            lam_block **out);
+lam_status lam__block_add_param(lam_block *b, const char *local, lam_param *p);
+lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                              lam_tensor **out);
+void lam__layer_destroy(lam_block *b);
+/* Summary of a layer block ("Dense(20 -> 256, Activation(relu))"). */
+void lam__layer_describe(const lam_block *b, lam__strbuf *sb);
+void lam__host_table_init_layers(lam_host_api *host);
+
 #endif

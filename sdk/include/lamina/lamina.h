@@ -350,6 +350,276 @@ LAM_EXPORT lam_status lam_op_fill(lam_tensor *t, float value);
 /* Copies src's elements into dst in place; src broadcasts to dst's shape. */
 LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Random numbers and initializers                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Sets the global seed (default 0). Initial parameter values are a pure function of the seed
+ * and the parameter's structural key ("0.weight"): eager or deferred initialization, creation
+ * order and backend do not change them.
+ */
+LAM_EXPORT void lam_seed(uint64_t seed);
+LAM_EXPORT uint64_t lam_seed_get(void);
+
+/* A counter-based random stream (Philox-4x32-10) handed to initializer callbacks. */
+typedef struct lam_rng lam_rng;
+
+/* Next number uniform in [lo, hi). */
+LAM_EXPORT float lam_rng_uniform(lam_rng *rng, float lo, float hi);
+/* Next number from N(mean, std^2). */
+LAM_EXPORT float lam_rng_normal(lam_rng *rng, float mean, float std);
+
+/*
+ * A user-defined initializer: fills `count` floats of host memory for the parameter `name`
+ * (its display name, e.g. "dense0_weight") of full shape `shape`. Draw randomness only from
+ * `rng` to stay deterministic. Return LAM_OK or an error status.
+ */
+typedef lam_status (*lam_init_fn)(const char *name, const lam_shape *shape, float *data,
+                                  size_t count, lam_rng *rng, void *user);
+
+/* An initializer: a value describing how to fill a parameter. Immutable once made. */
+typedef struct lam_initializer lam_initializer;
+
+/* Built-in initializers (MXNet's semantics). Each returns a new initializer the caller
+ * destroys; blocks and parameters keep their own reference, so destroying it after
+ * lam_block_initialize is fine. */
+LAM_EXPORT lam_status lam_init_zero(lam_initializer **out);
+LAM_EXPORT lam_status lam_init_one(lam_initializer **out);
+LAM_EXPORT lam_status lam_init_constant(float value, lam_initializer **out);
+/* Uniform in [-scale, scale) (MXNet's default scale is 0.07). */
+LAM_EXPORT lam_status lam_init_uniform(float scale, lam_initializer **out);
+/* Normal with mean 0 and standard deviation sigma (MXNet's default 0.01). */
+LAM_EXPORT lam_status lam_init_normal(float sigma, lam_initializer **out);
+
+typedef enum lam_xavier_rnd {
+    LAM_XAVIER_RND_INVALID = 0,
+    LAM_XAVIER_UNIFORM = 1,
+    LAM_XAVIER_GAUSSIAN = 2,
+    LAM_XAVIER_RND_MAX_ENUM = 0x7FFFFFFF
+} lam_xavier_rnd;
+
+typedef enum lam_xavier_factor {
+    LAM_XAVIER_FACTOR_INVALID = 0,
+    LAM_XAVIER_AVG = 1,
+    LAM_XAVIER_IN = 2,
+    LAM_XAVIER_OUT = 3,
+    LAM_XAVIER_FACTOR_MAX_ENUM = 0x7FFFFFFF
+} lam_xavier_factor;
+
+/*
+ * Xavier/Glorot: with fan_in = shape[1]*prod(shape[2:]), fan_out = shape[0]*prod(shape[2:]),
+ * factor = (fan_in+fan_out)/2, fan_in or fan_out, scale = sqrt(magnitude / factor); uniform
+ * draws from [-scale, scale), gaussian from N(0, scale^2). MXNet's default is uniform, avg, 3.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for a bad enum or a magnitude <= 0. A parameter with fewer
+ * than 2 dims cannot be Xavier-initialized (error at initialization, naming it).
+ */
+LAM_EXPORT lam_status lam_init_xavier(lam_xavier_rnd rnd, lam_xavier_factor factor,
+                                      float magnitude, lam_initializer **out);
+
+/* A user-defined initializer; `label` names it in messages (e.g. "MyInit"). */
+LAM_EXPORT lam_status lam_init_custom(const char *label, lam_init_fn fn, void *user,
+                                      lam_initializer **out);
+
+/* Parses "zeros", "ones", "constant(0.5)", "uniform", "uniform(0.1)", "normal",
+ * "normal(0.02)", "xavier", "xavier(gaussian, in, 2)". Errors: LAM_ERR_INVALID_ARGUMENT. */
+LAM_EXPORT lam_status lam_init_parse(const char *text, lam_initializer **out);
+
+/* Text form such as "Normal(sigma=0.01)"; borrowed for the initializer's lifetime. */
+LAM_EXPORT const char *lam_initializer_describe(const lam_initializer *init);
+
+LAM_EXPORT lam_initializer *lam_initializer_retain(lam_initializer *init);
+/* Drops a reference; NULL is a no-op. */
+LAM_EXPORT void lam_initializer_destroy(lam_initializer *init);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Parameters                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct lam_param lam_param;
+typedef struct lam_block lam_block;
+
+typedef enum lam_grad_req {
+    LAM_GRAD_INVALID = 0,
+    LAM_GRAD_WRITE = 1, /* backward overwrites the gradient */
+    LAM_GRAD_ADD = 2,   /* backward adds to the gradient */
+    LAM_GRAD_NULL = 3,  /* no gradient */
+    LAM_GRAD_MAX_ENUM = 0x7FFFFFFF
+} lam_grad_req;
+
+/* Display name, e.g. "dense0_weight". Borrowed for the parameter's lifetime. */
+LAM_EXPORT const char *lam_param_name(const lam_param *p);
+/* Shape; unknown dims are LAM_DIM_UNKNOWN until inferred. Borrowed. */
+LAM_EXPORT const lam_shape *lam_param_shape(const lam_param *p);
+/* Nonzero once the data exists. */
+LAM_EXPORT int lam_param_is_initialized(const lam_param *p);
+/* Nonzero for a constant (Gluon's get_constant): never trained, no gradient. */
+LAM_EXPORT int lam_param_is_constant(const lam_param *p);
+
+/*
+ * The data (a new reference; the tensor is the parameter's storage, so writes are seen by
+ * every block sharing it). Errors: LAM_ERR_DEFERRED_INIT while the shape is not known yet,
+ * naming the parameter and both fixes; LAM_ERR_STATE before initialization.
+ */
+LAM_EXPORT lam_status lam_param_data(lam_param *p, lam_tensor **out);
+/* The gradient buffer (a new reference), zeros until a backward pass writes it.
+ * Errors: as lam_param_data; LAM_ERR_STATE for a constant or grad_req null. */
+LAM_EXPORT lam_status lam_param_grad(lam_param *p, lam_tensor **out);
+/* Copies `data` into the parameter (same shape; a parameter with unknown dims takes the shape
+ * of `data` if it is compatible, and counts as initialized afterwards).
+ * Errors: LAM_ERR_SHAPE naming both shapes. */
+LAM_EXPORT lam_status lam_param_set_data(lam_param *p, const lam_tensor *data);
+/*
+ * Initializes one parameter with `init` (NULL: its own default) on `ctx` (NULL: default
+ * context). An initialized parameter is left alone unless force_reinit (a LAM_LOG_WARN message
+ * says so). A parameter whose shape is still unknown records the request for its first forward.
+ */
+LAM_EXPORT lam_status lam_param_initialize(lam_param *p, const lam_initializer *init,
+                                           lam_ctx *ctx, int force_reinit);
+
+LAM_EXPORT lam_grad_req lam_param_grad_req(const lam_param *p);
+LAM_EXPORT lam_status lam_param_set_grad_req(lam_param *p, lam_grad_req req);
+LAM_EXPORT float lam_param_lr_mult(const lam_param *p);
+LAM_EXPORT float lam_param_wd_mult(const lam_param *p);
+LAM_EXPORT void lam_param_set_lr_mult(lam_param *p, float mult);
+LAM_EXPORT void lam_param_set_wd_mult(lam_param *p, float mult);
+
+/* "Parameter dense0_weight (shape=(256, 20), dtype=float32)"; returns buf. */
+LAM_EXPORT char *lam_param_format(const lam_param *p, char *buf, size_t cap);
+
+/* A list of parameters with their structural keys, from lam_block_collect_params. */
+typedef struct lam_param_list lam_param_list;
+LAM_EXPORT size_t lam_param_list_count(const lam_param_list *list);
+/* Borrowed for the list's lifetime. NULL when out of range. */
+LAM_EXPORT lam_param *lam_param_list_get(const lam_param_list *list, size_t index);
+/* Structural key such as "0.weight" or "hidden.bias". */
+LAM_EXPORT const char *lam_param_list_key(const lam_param_list *list, size_t index);
+/* Looks a parameter up by structural key or display name; NULL when absent. */
+LAM_EXPORT lam_param *lam_param_list_find(const lam_param_list *list, const char *name);
+/* Gluon-style listing: "<block name> (\n  Parameter ...\n  ...\n)". Returns buf. */
+LAM_EXPORT char *lam_param_list_format(const lam_param_list *list, const char *title, char *buf,
+                                       size_t cap);
+LAM_EXPORT void lam_param_list_destroy(lam_param_list *list);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blocks                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A custom block's forward: computes *output (a new reference) from the inputs with ops,
+ * child blocks (lam_block_forward) and its own parameters (lam_param_data).
+ */
+typedef lam_status (*lam_forward_fn)(lam_block *self, void *state, uint32_t n_inputs,
+                                     lam_tensor *const *inputs, lam_tensor **output);
+
+/*
+ * A custom block (Gluon's nn.Block subclass). `type` names it: "MLP" gives display names mlp0,
+ * mlp1, ... and prints as MLP(...). `state` is passed to forward; free_state (may be NULL) is
+ * called with it when the block is destroyed.
+ */
+LAM_EXPORT lam_status lam_block_create(const char *type, lam_forward_fn forward, void *state,
+                                       void (*free_state)(void *state), lam_block **out);
+
+/* An empty Sequential container (children named "0", "1", ...). */
+LAM_EXPORT lam_status lam_sequential_create(lam_block **out);
+
+/*
+ * A block of layer type `type` from a plugin, with attributes "name=value, name=value"
+ * (NULL or "" for defaults): lam_layer_create("Dense", "units=256, activation=relu", &b).
+ * Errors: LAM_ERR_NOT_FOUND for an unknown type (listing the known ones); LAM_ERR_INVALID_ARGUMENT
+ * for an unknown attribute (listing the valid ones), a missing required one or a bad value.
+ */
+LAM_EXPORT lam_status lam_layer_create(const char *type, const char *attrs, lam_block **out);
+
+/* Like lam_layer_create, but the new layer uses `share`'s parameters (Gluon's
+ * params=shared.params): same storage, so an update through one is seen by the other.
+ * Errors: LAM_ERR_INVALID_ARGUMENT when `share` is not a layer of the same type. */
+LAM_EXPORT lam_status lam_layer_create_shared(const char *type, const char *attrs,
+                                              lam_block *share, lam_block **out);
+
+/* Adds a reference; returns b. */
+LAM_EXPORT lam_block *lam_block_retain(lam_block *b);
+/* Drops a reference; NULL is a no-op. */
+LAM_EXPORT void lam_block_release(lam_block *b);
+
+/*
+ * Registers `child` under `name` (the attribute name in Gluon: "hidden", "output"); the parent
+ * takes a reference. Only registered children are initialized, collected and saved.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for a duplicate name, or when child is b or contains b.
+ */
+LAM_EXPORT lam_status lam_block_register_child(lam_block *b, const char *name, lam_block *child);
+/* Appends a child to a Sequential (or any block) under the next index as its name. */
+LAM_EXPORT lam_status lam_sequential_add(lam_block *seq, lam_block *child);
+/* Number of registered children. */
+LAM_EXPORT size_t lam_block_child_count(const lam_block *b);
+/* Child by position (net[0]); NULL when out of range. Borrowed. */
+LAM_EXPORT lam_block *lam_block_child_at(const lam_block *b, size_t index);
+/* Child by registered name; NULL when absent. Borrowed. */
+LAM_EXPORT lam_block *lam_block_child(const lam_block *b, const char *name);
+
+/* Display name, e.g. "dense0", "sequential1", "mlp0". Borrowed. */
+LAM_EXPORT const char *lam_block_name(const lam_block *b);
+/* Type name, e.g. "Dense", "Sequential", "MLP". Borrowed. */
+LAM_EXPORT const char *lam_block_type(const lam_block *b);
+
+/*
+ * A new parameter owned by block b under local name `name` (display name "<block>_<name>"),
+ * with a shape whose dims may be unknown. init may be NULL (the block's initializer applies;
+ * a name ending in "bias" defaults to zeros). Borrowed result, valid while b lives.
+ */
+LAM_EXPORT lam_status lam_block_param_new(lam_block *b, const char *name, const lam_shape *shape,
+                                          const lam_initializer *init, lam_param **out);
+/* A constant parameter holding a copy of `value` (Gluon's params.get_constant). */
+LAM_EXPORT lam_status lam_block_constant_new(lam_block *b, const char *name,
+                                             const lam_tensor *value, lam_param **out);
+/* The block's own parameter by local name ("weight"); NULL when absent. Borrowed. */
+LAM_EXPORT lam_param *lam_block_param(const lam_block *b, const char *name);
+
+/* The block's own parameters only (Gluon's block.params). */
+LAM_EXPORT lam_status lam_block_params(lam_block *b, lam_param_list **out);
+/*
+ * Every parameter of b and its registered descendants, once each (shared ones under the first
+ * key that reaches them), in registration order, keyed structurally ("0.weight"). `regex`
+ * (POSIX extended, matched against the whole display name, like Gluon's select) filters; NULL
+ * keeps all. Errors: LAM_ERR_INVALID_ARGUMENT for a bad regex.
+ */
+LAM_EXPORT lam_status lam_block_collect_params(lam_block *b, const char *regex,
+                                               lam_param_list **out);
+
+/*
+ * Initializes every parameter of b and its descendants on ctx (NULL: default context) with
+ * `init` (NULL: Uniform(0.07), Gluon's default); a parameter's own initializer wins, biases
+ * default to zero. Parameters with unknown dims are initialized at the first forward.
+ * Already-initialized parameters are left alone unless force_reinit.
+ */
+LAM_EXPORT lam_status lam_block_initialize(lam_block *b, const lam_initializer *init,
+                                           lam_ctx *ctx, int force_reinit);
+
+/*
+ * Runs the block on its inputs; *output is a new reference. The first forward completes
+ * deferred initialization. Errors: LAM_ERR_STATE when not initialized (saying what to do);
+ * LAM_ERR_SHAPE when an input disagrees with the inferred parameter shapes ("dense0: Shape
+ * inconsistent, provided (256, 20), inferred (256, 10)").
+ */
+LAM_EXPORT lam_status lam_block_forward(lam_block *b, uint32_t n_inputs,
+                                        lam_tensor *const *inputs, lam_tensor **output);
+/* One-input forward. */
+LAM_EXPORT lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor **output);
+
+/*
+ * The model summary as Gluon prints it, e.g.
+ *   Sequential(
+ *     (0): Dense(20 -> 256, Activation(relu))
+ *     (1): Dense(None -> 10, linear)
+ *   )
+ * Returns a malloc'ed string the caller frees, or NULL when out of memory.
+ */
+LAM_EXPORT char *lam_block_summary(const lam_block *b);
+
+/* Names of the loaded layer types; borrowed until lam_shutdown(). */
+LAM_EXPORT size_t lam_layer_type_count(void);
+LAM_EXPORT const char *lam_layer_type_name(size_t index);
+
 #ifdef __cplusplus
 }
 #endif

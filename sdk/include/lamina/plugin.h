@@ -33,7 +33,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x2b675ee4af406459ULL
+#define LAM_ABI_FINGERPRINT 0xe232fe8cada2940fULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -302,7 +302,7 @@ typedef struct lam_host_api {
     lam_status (*attr_int)(const lam_attrs *attrs, const char *name, int64_t *value);
     lam_status (*attr_float)(const lam_attrs *attrs, const char *name, double *value);
     lam_status (*attr_bool)(const lam_attrs *attrs, const char *name, int32_t *value);
-    /* The string stays valid for the lifetime of the layer instance. */
+    /* Text of a STRING or ENUM attribute; valid for the lifetime of the layer instance. */
     lam_status (*attr_string)(const lam_attrs *attrs, const char *name, const char **value);
     /* Declares a parameter during create; shape dims may be LAM_DIM_UNKNOWN. `init` names a
      * default initializer ("zeros", "ones", ...) or is NULL for the block's initializer. */
@@ -313,10 +313,13 @@ typedef struct lam_host_api {
                                           const lam_shape *shape);
     /* The parameter's shape (dims may be unknown); borrowed until the layer is destroyed. */
     const lam_shape *(*layer_param_shape)(lam_layer *layer, const char *name);
-    /* The parameter's data on the context of the forward; borrowed for the forward call. */
+    /* The parameter's data, on the context of `like` (an input of the forward). Borrowed: valid
+     * for the forward call, not to be released. Errors name both contexts when they differ. */
     lam_status (*layer_param_data)(lam_layer *layer, const char *name, const lam_tensor *like,
                                    lam_tensor **data);
     lam_status (*layer_param_add_grad)(lam_layer *layer, const char *name, const lam_tensor *grad);
+    /* The instance's display name ("dense0"), the subject of its error messages. Borrowed. */
+    const char *(*layer_name)(const lam_layer *layer);
 } lam_host_api;
 
 /*

@@ -1,0 +1,575 @@
+/* Blocks made from layer plugins: attribute parsing, the layer side of the host table,
+ * shape inference and forward. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Validated attribute values, one per schema entry (defaults applied). */
+struct lam__attrs {
+    const lam_layer_desc *desc;
+    char **values; /* NULL for an absent optional attribute is impossible: defaults fill it */
+};
+
+static void attrs_free(lam__attrs *a) {
+    if (a == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; a->values && i < a->desc->n_attrs; i++) {
+        free(a->values[i]);
+    }
+    free(a->values);
+    free(a);
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) {
+        s++;
+    }
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) {
+        *--e = '\0';
+    }
+    return s;
+}
+
+static void list_valid(const lam_layer_desc *d, lam__strbuf *sb) {
+    for (uint32_t i = 0; i < d->n_attrs; i++) {
+        lam__strbuf_printf(sb, "%s%s", i ? ", " : "", d->attrs[i].name);
+    }
+    if (d->n_attrs == 0) {
+        lam__strbuf_printf(sb, "none");
+    }
+}
+
+static bool parse_bool(const char *v, int32_t *out) {
+    if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+        *out = 1;
+        return true;
+    }
+    if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+        *out = 0;
+        return true;
+    }
+    return false;
+}
+
+static bool parse_int(const char *v, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (v[0] == '\0' || *end != '\0' || errno != 0) {
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool parse_float(const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(x)) {
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool enum_has(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    const char *c = choices;
+    while (*c) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, v, n) == 0) {
+            return true;
+        }
+        c += len + (bar ? 1 : 0);
+    }
+    return false;
+}
+
+static lam_status check_value(const lam_layer_desc *d, const lam_attr_desc *a, const char *v) {
+    int64_t i;
+    double f;
+    int32_t b;
+    switch (a->type) {
+    case LAM_ATTR_INT:
+        if (!parse_int(v, &i)) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "%s: Invalid value for '%s', expected an integer, got '%s'",
+                              d->name, a->name, v);
+        }
+        return LAM_OK;
+    case LAM_ATTR_FLOAT:
+        if (!parse_float(v, &f)) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "%s: Invalid value for '%s', expected a number, got '%s'", d->name,
+                              a->name, v);
+        }
+        return LAM_OK;
+    case LAM_ATTR_BOOL:
+        if (!parse_bool(v, &b)) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "%s: Invalid value for '%s', expected true or false, got '%s'",
+                              d->name, a->name, v);
+        }
+        return LAM_OK;
+    case LAM_ATTR_ENUM:
+        if (!enum_has(a->choices, v)) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "%s: Invalid value for '%s', expected one of %s, got '%s'", d->name,
+                              a->name, a->choices, v);
+        }
+        return LAM_OK;
+    default:
+        return LAM_OK;
+    }
+}
+
+static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__attrs **out) {
+    *out = NULL;
+    lam__attrs *a = calloc(1, sizeof *a);
+    char *copy = lam__strdup(text ? text : "");
+    if (a == NULL || copy == NULL ||
+        (d->n_attrs > 0 && (a->values = calloc(d->n_attrs, sizeof *a->values)) == NULL)) {
+        free(a);
+        free(copy);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
+    }
+    a->desc = d;
+    lam_status st = LAM_OK;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); st == LAM_OK && tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *item = trim(tok);
+        if (item[0] == '\0') {
+            continue;
+        }
+        char *eq = strchr(item, '=');
+        if (eq == NULL) {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                            "%s: Invalid attributes, expected name=value, got '%s'", d->name,
+                            item);
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(item), *val = trim(eq + 1);
+        uint32_t k = d->n_attrs;
+        for (uint32_t i = 0; i < d->n_attrs; i++) {
+            if (strcmp(d->attrs[i].name, key) == 0) {
+                k = i;
+            }
+        }
+        if (k == d->n_attrs) {
+            lam__strbuf sb = {0};
+            list_valid(d, &sb);
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                            "%s: Unknown attribute '%s', valid attributes: %s", d->name, key,
+                            sb.data ? sb.data : "");
+            lam__strbuf_fini(&sb);
+            break;
+        }
+        if (a->values[k] != NULL) {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Repeated attribute '%s'", d->name, key);
+            break;
+        }
+        st = check_value(d, &d->attrs[k], val);
+        if (st == LAM_OK && (a->values[k] = lam__strdup(val)) == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
+        }
+    }
+    for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
+        if (a->values[i] != NULL) {
+            continue;
+        }
+        if (d->attrs[i].default_value == NULL) {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Missing attribute '%s' (required)",
+                            d->name, d->attrs[i].name);
+        } else if ((a->values[i] = lam__strdup(d->attrs[i].default_value)) == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
+        }
+    }
+    free(copy);
+    if (st != LAM_OK) {
+        attrs_free(a);
+        return st;
+    }
+    *out = a;
+    return LAM_OK;
+}
+
+/* ---- attribute getters for plugins ---- */
+
+static lam_status find_attr(const lam_attrs *attrs, const char *fn, const char *name,
+                            lam_attr_type want, const char **value) {
+    const lam__attrs *a = (const lam__attrs *)attrs;
+    if (a == NULL || name == NULL || value == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL attrs, name or "
+                                                    "value",
+                          fn);
+    }
+    for (uint32_t i = 0; i < a->desc->n_attrs; i++) {
+        const lam_attr_desc *d = &a->desc->attrs[i];
+        if (strcmp(d->name, name) == 0) {
+            bool ok = d->type == want || (want == LAM_ATTR_STRING && d->type == LAM_ATTR_ENUM);
+            if (!ok) {
+                return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                                  "%s: Type mismatch, attribute '%s' of %s is not of the type "
+                                  "asked for",
+                                  fn, name, a->desc->name);
+            }
+            *value = a->values[i];
+            return LAM_OK;
+        }
+    }
+    return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, '%s' is not an attribute of %s", fn,
+                      name, a->desc->name);
+}
+
+static lam_status host_attr_int(const lam_attrs *attrs, const char *name, int64_t *value) {
+    const char *v;
+    lam_status st = find_attr(attrs, "attr_int", name, LAM_ATTR_INT, &v);
+    if (st == LAM_OK) {
+        parse_int(v, value);
+    }
+    return st;
+}
+
+static lam_status host_attr_float(const lam_attrs *attrs, const char *name, double *value) {
+    const char *v;
+    lam_status st = find_attr(attrs, "attr_float", name, LAM_ATTR_FLOAT, &v);
+    if (st == LAM_OK) {
+        parse_float(v, value);
+    }
+    return st;
+}
+
+static lam_status host_attr_bool(const lam_attrs *attrs, const char *name, int32_t *value) {
+    const char *v;
+    lam_status st = find_attr(attrs, "attr_bool", name, LAM_ATTR_BOOL, &v);
+    if (st == LAM_OK) {
+        parse_bool(v, value);
+    }
+    return st;
+}
+
+static lam_status host_attr_string(const lam_attrs *attrs, const char *name, const char **value) {
+    return find_attr(attrs, "attr_string", name, LAM_ATTR_STRING, value);
+}
+
+/* ---- parameters for plugins ---- */
+
+static lam_param *layer_param(lam_layer *layer, const char *name) {
+    return layer ? lam_block_param(layer->block, name) : NULL;
+}
+
+static lam_status host_declare_param(lam_layer *layer, const char *name, const lam_shape *shape,
+                                     const char *init, uint32_t flags) {
+    if (layer == NULL || shape == NULL || name == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "layer_declare_param: Invalid argument, NULL layer, name or shape");
+    }
+    lam_block *b = layer->block;
+    if (!b->creating) {
+        return lam__error(LAM_ERR_STATE, "%s: Invalid state, parameters are declared in create",
+                          b->name);
+    }
+    if (flags & ~LAM_PARAM_CONSTANT) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Unknown parameter flags 0x%x", b->name,
+                          flags);
+    }
+    if (b->share != NULL) {
+        /* A shared layer takes the other layer's parameter itself, after checking the shape. */
+        lam_param *p = lam_block_param(b->share, name);
+        if (p == NULL) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "%s: Cannot share, %s has no parameter '%s'", b->name,
+                              b->share->name, name);
+        }
+        bool ok = p->shape.ndim == shape->ndim;
+        for (uint32_t i = 0; ok && i < shape->ndim; i++) {
+            ok = shape->dims[i] < 0 || p->shape.dims[i] < 0 || shape->dims[i] == p->shape.dims[i];
+        }
+        if (!ok) {
+            char b1[160], b2[160];
+            return lam__error(LAM_ERR_SHAPE,
+                              "%s: Cannot share %s, it has shape %s, this layer declares %s",
+                              b->name, p->name, lam_shape_format(&p->shape, b1, sizeof b1),
+                              lam_shape_format(shape, b2, sizeof b2));
+        }
+        for (uint32_t i = 0; i < shape->ndim; i++) {
+            if (p->shape.dims[i] < 0) {
+                p->shape.dims[i] = shape->dims[i];
+            }
+        }
+        return lam__block_add_param(b, name, p);
+    }
+    lam_initializer *in = NULL;
+    if (init != NULL && init[0] != '\0') {
+        lam_status st = lam_init_parse(init, &in);
+        if (st != LAM_OK) {
+            return lam__error_prefix(st, "%s: parameter '%s'", b->name, name);
+        }
+    }
+    lam_status st = lam_block_param_new(b, name, shape, in, NULL);
+    lam_initializer_destroy(in);
+    if (st == LAM_OK && (flags & LAM_PARAM_CONSTANT)) {
+        lam_param *p = lam_block_param(b, name);
+        p->flags |= LAM_PARAM_CONSTANT;
+        p->grad_req = LAM_GRAD_NULL;
+    }
+    return st;
+}
+
+static lam_status host_param_infer_shape(lam_layer *layer, const char *name,
+                                         const lam_shape *shape) {
+    lam_param *p = layer_param(layer, name);
+    if (p == NULL || shape == NULL) {
+        return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, no parameter '%s'",
+                          layer ? layer->block->name : "(null)", name ? name : "(null)");
+    }
+    return lam__param_infer_shape(p, layer->block->name, shape);
+}
+
+static const lam_shape *host_param_shape(lam_layer *layer, const char *name) {
+    lam_param *p = layer_param(layer, name);
+    return p ? &p->shape : NULL;
+}
+
+static lam_status host_param_data(lam_layer *layer, const char *name, const lam_tensor *like,
+                                  lam_tensor **data) {
+    if (data == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "layer_param_data: Invalid argument, NULL "
+                                                    "output");
+    }
+    *data = NULL;
+    lam_param *p = layer_param(layer, name);
+    if (p == NULL) {
+        return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, no parameter '%s'",
+                          layer ? layer->block->name : "(null)", name ? name : "(null)");
+    }
+    if (p->data == NULL) {
+        lam_tensor *unused;
+        return lam_param_data(p, &unused);
+    }
+    if (like != NULL && lam_tensor_ctx(like) != lam_tensor_ctx(p->data)) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Context mismatch, parameter %s lives on %s, the input on %s "
+                          "(initialize the model on the input's context, or move the input)",
+                          layer->block->name, p->name, lam_ctx_name(lam_tensor_ctx(p->data)),
+                          lam_ctx_name(lam_tensor_ctx(like)));
+    }
+    *data = p->data;
+    return LAM_OK;
+}
+
+static lam_status host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad) {
+    (void)grad;
+    return lam__error(LAM_ERR_UNSUPPORTED,
+                      "%s: Unsupported, fused backward for parameter '%s' needs autograd, which "
+                      "this version of Lamina does not have yet",
+                      layer ? layer->block->name : "(null)", name ? name : "(null)");
+}
+
+static const char *host_layer_name(const lam_layer *layer) {
+    return layer ? layer->block->name : "(null)";
+}
+
+void lam__host_table_init_layers(lam_host_api *h) {
+    h->attr_int = host_attr_int;
+    h->attr_float = host_attr_float;
+    h->attr_bool = host_attr_bool;
+    h->attr_string = host_attr_string;
+    h->layer_declare_param = host_declare_param;
+    h->layer_param_infer_shape = host_param_infer_shape;
+    h->layer_param_shape = host_param_shape;
+    h->layer_param_data = host_param_data;
+    h->layer_param_add_grad = host_param_add_grad;
+    h->layer_name = host_layer_name;
+}
+
+/* ---- layer blocks ---- */
+
+static lam_status unknown_type(const char *type) {
+    lam__strbuf sb = {0};
+    for (size_t i = 0; i < lam__rt.n_layers; i++) {
+        lam__strbuf_printf(&sb, "%s%s", i ? ", " : "", lam__rt.layers[i]->desc.name);
+    }
+    lam_status st = lam__error(LAM_ERR_NOT_FOUND, "%s: Unknown layer type, loaded types: %s", type,
+                               sb.data ? sb.data : "none (see `lamina plugins`)");
+    lam__strbuf_fini(&sb);
+    return st;
+}
+
+static lam_status create(const char *type, const char *attrs, lam_block *share, lam_block **out) {
+    if (out == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_layer_create: Invalid argument, out is "
+                                                    "NULL");
+    }
+    *out = NULL;
+    if (type == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_layer_create: Invalid argument, type "
+                                                    "is NULL");
+    }
+    lam_status st = lam__ensure_started();
+    if (st != LAM_OK) {
+        return st;
+    }
+    const lam__layer_type *lt = lam__layer_type_find(type);
+    if (lt == NULL) {
+        return unknown_type(type);
+    }
+    if (share != NULL && (share->kind != LAM__BLOCK_LAYER || share->layer_type != lt)) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Cannot share parameters with %s, it is a %s, not a %s", type,
+                          share->name, share->type, type);
+    }
+    lam__attrs *a;
+    st = attrs_parse(&lt->desc, attrs, &a);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_block *b;
+    st = lam__block_alloc(LAM__BLOCK_LAYER, lt->desc.name,
+                          lt->desc.prefix ? lt->desc.prefix : lt->desc.name, &b);
+    if (st != LAM_OK) {
+        attrs_free(a);
+        return st;
+    }
+    b->layer_type = lt;
+    b->attrs = a;
+    b->share = share;
+    b->creating = true;
+    lam_clear_error();
+    st = lt->desc.create(&b->layer, (const lam_attrs *)a, &b->layer_state);
+    b->creating = false;
+    b->share = NULL;
+    if (st != LAM_OK) {
+        if (lam_last_error()[0] == '\0') {
+            lam__error(st, "%s: Create failed without a message (%s)", b->name,
+                       lam_status_string(st));
+        }
+        lam_block_release(b);
+        return st;
+    }
+    *out = b;
+    return LAM_OK;
+}
+
+lam_status lam_layer_create(const char *type, const char *attrs, lam_block **out) {
+    return create(type, attrs, NULL, out);
+}
+
+lam_status lam_layer_create_shared(const char *type, const char *attrs, lam_block *share,
+                                   lam_block **out) {
+    if (share == NULL) {
+        if (out) {
+            *out = NULL;
+        }
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_layer_create_shared: Invalid argument, share is NULL");
+    }
+    return create(type, attrs, share, out);
+}
+
+void lam__layer_destroy(lam_block *b) {
+    if (b->layer_type != NULL && b->layer_state != NULL) {
+        b->layer_type->desc.destroy(b->layer_state);
+    }
+    b->layer_state = NULL;
+    attrs_free(b->attrs);
+    b->attrs = NULL;
+}
+
+lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                              lam_tensor **out) {
+    const lam_layer_desc *d = &b->layer_type->desc;
+    lam_shape shapes[16];
+    if (n > 16) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Too many inputs, %u given, at most 16",
+                          b->name, n);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        shapes[i] = *lam_tensor_shape(inputs[i]);
+    }
+    lam_shape out_shape = {0};
+    lam_clear_error();
+    lam_status st = d->infer_shape(b->layer_state, &b->layer, n, shapes, &out_shape);
+    if (st != LAM_OK) {
+        return st;
+    }
+    /* Shapes are known now: complete deferred initialization. */
+    for (size_t i = 0; i < b->n_params; i++) {
+        lam_param *p = b->params[i].param;
+        if (!lam__shape_known(&p->shape)) {
+            char b1[160];
+            return lam__error(LAM_ERR_INTERNAL,
+                              "%s: Shape inference left %s with shape %s (a bug in the %s plugin)",
+                              b->name, p->name, lam_shape_format(&p->shape, b1, sizeof b1),
+                              d->name);
+        }
+        st = lam__param_finish_deferred(p);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    lam_clear_error();
+    st = d->forward(b->layer_state, &b->layer, n, inputs, out);
+    if (st != LAM_OK) {
+        if (*out != NULL) {
+            lam_tensor_release(*out);
+            *out = NULL;
+        }
+        return st;
+    }
+    if (*out == NULL) {
+        return lam__error(LAM_ERR_INTERNAL, "%s: Forward returned no output (a bug in the %s "
+                                            "plugin)",
+                          b->name, d->name);
+    }
+    if (!lam_shape_equal(lam_tensor_shape(*out), &out_shape)) {
+        char b1[160], b2[160];
+        lam_shape got = *lam_tensor_shape(*out);
+        lam_tensor_release(*out);
+        *out = NULL;
+        return lam__error(LAM_ERR_INTERNAL,
+                          "%s: Output shape %s differs from the inferred %s (a bug in the %s "
+                          "plugin)",
+                          b->name, lam_shape_format(&got, b1, sizeof b1),
+                          lam_shape_format(&out_shape, b2, sizeof b2), d->name);
+    }
+    return LAM_OK;
+}
+
+void lam__layer_describe(const lam_block *b, lam__strbuf *sb) {
+    const lam_layer_desc *d = &b->layer_type->desc;
+    if (d->describe != NULL && b->layer_state != NULL) {
+        char buf[512];
+        buf[0] = '\0';
+        if (d->describe(b->layer_state, (lam_layer *)&b->layer, buf, sizeof buf) == LAM_OK) {
+            buf[sizeof buf - 1] = '\0';
+            lam__strbuf_printf(sb, "%s", buf);
+            return;
+        }
+    }
+    lam__strbuf_printf(sb, "%s()", d->name);
+}
+
+size_t lam_layer_type_count(void) {
+    return lam__ensure_started() == LAM_OK ? lam__rt.n_layers : 0;
+}
+
+const char *lam_layer_type_name(size_t index) {
+    if (lam__ensure_started() != LAM_OK || index >= lam__rt.n_layers) {
+        return NULL;
+    }
+    return lam__rt.layers[index]->desc.name;
+}

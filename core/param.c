@@ -1,0 +1,519 @@
+/* Parameters: named, shaped (possibly not yet), initialized now or at the first forward. */
+#include "internal.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool lam__shape_known(const lam_shape *s) {
+    for (uint32_t i = 0; i < s->ndim; i++) {
+        if (s->dims[i] < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+lam_status lam__param_create(const char *name, const char *local, const lam_shape *shape,
+                             const lam_initializer *init, uint32_t flags, lam_param **out) {
+    *out = NULL;
+    if (shape->ndim > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_SHAPE, "%s: Too many dims, %u given, at most %d", name,
+                          shape->ndim, LAM_MAX_DIMS);
+    }
+    for (uint32_t i = 0; i < shape->ndim; i++) {
+        if (shape->dims[i] < LAM_DIM_UNKNOWN) {
+            char b[160];
+            return lam__error(LAM_ERR_SHAPE, "%s: Invalid shape, %s has a negative dim", name,
+                              lam_shape_format(shape, b, sizeof b));
+        }
+    }
+    lam_param *p = calloc(1, sizeof *p);
+    if (p == NULL || (p->name = lam__strdup(name)) == NULL ||
+        (p->local = lam__strdup(local)) == NULL) {
+        if (p) {
+            free(p->name);
+        }
+        free(p);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", name);
+    }
+    p->refcount = 1;
+    p->shape = *shape;
+    p->shape.reserved = 0;
+    p->init = lam_initializer_retain((lam_initializer *)init);
+    p->flags = flags;
+    p->grad_req = (flags & LAM_PARAM_CONSTANT) ? LAM_GRAD_NULL : LAM_GRAD_WRITE;
+    p->lr_mult = 1.0f;
+    p->wd_mult = 1.0f;
+    *out = p;
+    return LAM_OK;
+}
+
+lam_param *lam__param_retain(lam_param *p) {
+    if (p) {
+        p->refcount++;
+    }
+    return p;
+}
+
+void lam__param_release(lam_param *p) {
+    if (p == NULL || --p->refcount > 0) {
+        return;
+    }
+    lam_tensor_release(p->data);
+    lam_tensor_release(p->grad);
+    lam_initializer_destroy(p->init);
+    lam_initializer_destroy(p->deferred_init);
+    free(p->const_values);
+    free(p->name);
+    free(p->local);
+    free(p->key);
+    free(p);
+}
+
+const char *lam_param_name(const lam_param *p) {
+    return p->name;
+}
+const lam_shape *lam_param_shape(const lam_param *p) {
+    return &p->shape;
+}
+int lam_param_is_initialized(const lam_param *p) {
+    return p->data != NULL;
+}
+int lam_param_is_constant(const lam_param *p) {
+    return (p->flags & LAM_PARAM_CONSTANT) != 0;
+}
+lam_grad_req lam_param_grad_req(const lam_param *p) {
+    return p->grad_req;
+}
+float lam_param_lr_mult(const lam_param *p) {
+    return p->lr_mult;
+}
+float lam_param_wd_mult(const lam_param *p) {
+    return p->wd_mult;
+}
+void lam_param_set_lr_mult(lam_param *p, float mult) {
+    p->lr_mult = mult;
+}
+void lam_param_set_wd_mult(lam_param *p, float mult) {
+    p->wd_mult = mult;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The gradient buffer follows grad_req: zeros for write/add, none for null. */
+static lam_status sync_grad(lam_param *p) {
+    bool want = p->data != NULL && p->grad_req != LAM_GRAD_NULL && !lam_param_is_constant(p);
+    if (!want) {
+        lam_tensor_release(p->grad);
+        p->grad = NULL;
+        return LAM_OK;
+    }
+    if (p->grad != NULL && lam_tensor_ctx(p->grad) == lam_tensor_ctx(p->data) &&
+        lam_shape_equal(lam_tensor_shape(p->grad), &p->shape)) {
+        return LAM_OK;
+    }
+    lam_tensor_release(p->grad);
+    p->grad = NULL;
+    return lam_tensor_create(lam_tensor_ctx(p->data), &p->shape, &p->grad);
+}
+
+lam_status lam_param_set_grad_req(lam_param *p, lam_grad_req req) {
+    if (req != LAM_GRAD_WRITE && req != LAM_GRAD_ADD && req != LAM_GRAD_NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid grad_req %d, expected write, add or null",
+                          p->name, (int)req);
+    }
+    if (lam_param_is_constant(p) && req != LAM_GRAD_NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Constant parameter, its grad_req is always null", p->name);
+    }
+    p->grad_req = req;
+    return sync_grad(p);
+}
+
+/* Writes freshly computed host values into the parameter on ctx. */
+static lam_status store(lam_param *p, lam_ctx *ctx, const float *values, size_t n) {
+    lam_tensor *t = NULL;
+    lam_status st;
+    if (p->data != NULL && lam_tensor_ctx(p->data) == ctx &&
+        lam_shape_equal(lam_tensor_shape(p->data), &p->shape)) {
+        /* Re-initialization writes in place, so blocks sharing the tensor see it. */
+        st = lam_tensor_write(p->data, values, n);
+    } else {
+        st = lam_tensor_from_data(ctx, &p->shape, values, n, &t);
+        if (st == LAM_OK) {
+            lam_tensor_release(p->data);
+            p->data = t;
+        }
+    }
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "%s", p->name);
+    }
+    return sync_grad(p);
+}
+
+/* Picks the initializer: explicit > declared > the block's (biases default to zero). */
+static lam_status choose_init(lam_param *p, const lam_initializer *explicit_init,
+                              const lam_initializer *fallback, lam_initializer **out) {
+    if (explicit_init != NULL) {
+        *out = lam_initializer_retain((lam_initializer *)explicit_init);
+        return LAM_OK;
+    }
+    if (p->init != NULL) {
+        *out = lam_initializer_retain(p->init);
+        return LAM_OK;
+    }
+    if (ends_with(p->name, "bias") || ends_with(p->name, "beta")) {
+        return lam_init_zero(out);
+    }
+    if (ends_with(p->name, "gamma")) {
+        return lam_init_one(out);
+    }
+    if (fallback != NULL) {
+        *out = lam_initializer_retain((lam_initializer *)fallback);
+        return LAM_OK;
+    }
+    return lam_init_uniform(0.07f, out);
+}
+
+static lam_status init_now(lam_param *p, const lam_initializer *init, lam_ctx *ctx) {
+    int64_t n = lam_shape_numel(&p->shape);
+    float *buf = malloc((size_t)(n > 0 ? n : 1) * sizeof *buf);
+    if (buf == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, %lld elements", p->name,
+                          (long long)n);
+    }
+    lam_status st;
+    if (p->const_values != NULL) {
+        memcpy(buf, p->const_values, (size_t)n * sizeof *buf);
+        st = LAM_OK;
+    } else {
+        st = lam__init_fill(init, p->name, p->key ? p->key : p->name, &p->shape, buf, (size_t)n);
+    }
+    if (st == LAM_OK) {
+        st = store(p, ctx, buf, (size_t)n);
+    }
+    free(buf);
+    return st;
+}
+
+static lam_status set_key(lam_param *p, const char *key) {
+    if (key == NULL || (p->key != NULL && strcmp(p->key, key) == 0)) {
+        return LAM_OK;
+    }
+    char *k = lam__strdup(key);
+    if (k == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", p->name);
+    }
+    free(p->key);
+    p->key = k;
+    return LAM_OK;
+}
+
+static lam_status initialize(lam_param *p, const lam_initializer *explicit_init,
+                             const lam_initializer *fallback, lam_ctx *ctx, bool force,
+                             const char *key) {
+    lam_status st = set_key(p, key);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (ctx == NULL && (st = lam_ctx_default(&ctx)) != LAM_OK) {
+        return st;
+    }
+    if ((p->data != NULL || p->deferred) && !force) {
+        lam__log(LAM_LOG_WARN,
+                 "%s: Already initialized, left as is; pass force_reinit to initialize it again",
+                 p->name);
+        return LAM_OK;
+    }
+    lam_initializer *init;
+    st = choose_init(p, explicit_init, fallback, &init);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (!lam__shape_known(&p->shape)) {
+        /* Deferred: remember how, run it when the first forward has inferred the shape. */
+        lam_initializer_destroy(p->deferred_init);
+        p->deferred_init = init;
+        p->deferred_ctx = ctx;
+        p->deferred = true;
+        return LAM_OK;
+    }
+    st = init_now(p, init, ctx);
+    lam_initializer_destroy(init);
+    if (st == LAM_OK) {
+        p->deferred = false;
+    }
+    return st;
+}
+
+lam_status lam__param_initialize(lam_param *p, const lam_initializer *fallback, lam_ctx *ctx,
+                                 bool force, const char *key) {
+    return initialize(p, NULL, fallback, ctx, force, key);
+}
+
+lam_status lam_param_initialize(lam_param *p, const lam_initializer *init, lam_ctx *ctx,
+                                int force_reinit) {
+    if (p == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_param_initialize: Invalid argument, "
+                                                    "NULL parameter");
+    }
+    if (ctx == NULL && p->data != NULL) {
+        ctx = lam_tensor_ctx(p->data);
+    }
+    return initialize(p, init, NULL, ctx, force_reinit != 0, NULL);
+}
+
+lam_status lam__param_finish_deferred(lam_param *p) {
+    if (!p->deferred || !lam__shape_known(&p->shape)) {
+        return LAM_OK;
+    }
+    lam_status st = init_now(p, p->deferred_init, p->deferred_ctx);
+    if (st != LAM_OK) {
+        return st;
+    }
+    p->deferred = false;
+    lam_initializer_destroy(p->deferred_init);
+    p->deferred_init = NULL;
+    return LAM_OK;
+}
+
+lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_shape *inferred) {
+    char b1[160], b2[160];
+    bool ok = inferred->ndim == p->shape.ndim;
+    for (uint32_t i = 0; ok && i < p->shape.ndim; i++) {
+        ok = inferred->dims[i] >= 0 &&
+             (p->shape.dims[i] < 0 || p->shape.dims[i] == inferred->dims[i]);
+    }
+    if (!ok) {
+        return lam__error(LAM_ERR_SHAPE, "%s: Shape inconsistent, provided %s, inferred %s",
+                          subject, lam_shape_format(&p->shape, b1, sizeof b1),
+                          lam_shape_format(inferred, b2, sizeof b2));
+    }
+    for (uint32_t i = 0; i < p->shape.ndim; i++) {
+        p->shape.dims[i] = inferred->dims[i];
+    }
+    return LAM_OK;
+}
+
+static lam_status not_ready(const lam_param *p) {
+    char b[160];
+    if (p->deferred || !lam__shape_known(&p->shape)) {
+        return lam__error(LAM_ERR_DEFERRED_INIT,
+                          "%s: Deferred initialization, shape %s is not known yet; run a forward "
+                          "pass first, or give the layer its input size (e.g. in_units) so it "
+                          "is initialized at once",
+                          p->name, lam_shape_format(&p->shape, b, sizeof b));
+    }
+    return lam__error(LAM_ERR_STATE,
+                      "%s: Not initialized, call lam_block_initialize() on its model (or "
+                      "lam_param_initialize()) first",
+                      p->name);
+}
+
+lam_status lam_param_data(lam_param *p, lam_tensor **out) {
+    if (p == NULL || out == NULL) {
+        if (out) {
+            *out = NULL;
+        }
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_param_data: Invalid argument, NULL "
+                                                    "parameter or output");
+    }
+    if (p->data == NULL) {
+        *out = NULL;
+        return not_ready(p);
+    }
+    *out = lam_tensor_retain(p->data);
+    return LAM_OK;
+}
+
+lam_status lam_param_grad(lam_param *p, lam_tensor **out) {
+    if (p == NULL || out == NULL) {
+        if (out) {
+            *out = NULL;
+        }
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_param_grad: Invalid argument, NULL "
+                                                    "parameter or output");
+    }
+    *out = NULL;
+    if (p->data == NULL) {
+        return not_ready(p);
+    }
+    if (p->grad == NULL) {
+        return lam__error(LAM_ERR_STATE, "%s: No gradient, the parameter is %s", p->name,
+                          lam_param_is_constant(p) ? "a constant" : "set to grad_req null");
+    }
+    *out = lam_tensor_retain(p->grad);
+    return LAM_OK;
+}
+
+lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
+    if (p == NULL || data == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_param_set_data: Invalid argument, NULL "
+                                                    "parameter or data");
+    }
+    const lam_shape *ds = lam_tensor_shape(data);
+    lam_status st = lam__param_infer_shape(p, p->name, ds);
+    if (st != LAM_OK) {
+        char b1[160], b2[160];
+        return lam__error(LAM_ERR_SHAPE, "%s: Shape mismatch, parameter has %s, data has %s",
+                          p->name, lam_shape_format(&p->shape, b1, sizeof b1),
+                          lam_shape_format(ds, b2, sizeof b2));
+    }
+    lam_ctx *ctx = p->data ? lam_tensor_ctx(p->data)
+                   : p->deferred_ctx ? p->deferred_ctx
+                                     : lam_tensor_ctx(data);
+    lam_tensor *src;
+    st = lam_tensor_as_in_context((lam_tensor *)data, ctx, &src);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "%s", p->name);
+    }
+    if (p->data != NULL) {
+        st = lam_op_assign(p->data, src);
+    } else {
+        st = lam_op_copy(src, &p->data);
+    }
+    lam_tensor_release(src);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "%s", p->name);
+    }
+    if (p->const_values != NULL) {
+        /* A constant set by hand keeps that value across re-initialization. */
+        st = lam_tensor_read(p->data, p->const_values, (size_t)lam_shape_numel(&p->shape));
+    }
+    p->deferred = false;
+    lam_initializer_destroy(p->deferred_init);
+    p->deferred_init = NULL;
+    return st == LAM_OK ? sync_grad(p) : st;
+}
+
+char *lam_param_format(const lam_param *p, char *buf, size_t cap) {
+    char b[160];
+    snprintf(buf, cap, "%s %s (shape=%s, dtype=float32)",
+             lam_param_is_constant(p) ? "Constant" : "Parameter", p->name,
+             lam_shape_format(&p->shape, b, sizeof b));
+    return buf;
+}
+
+/* ---- lists ---- */
+
+typedef struct list_item {
+    char *key;
+    lam_param *param;
+} list_item;
+
+struct lam_param_list {
+    list_item *items;
+    size_t n, cap;
+    regex_t re;
+    bool has_re;
+};
+
+size_t lam_param_list_count(const lam_param_list *list) {
+    return list ? list->n : 0;
+}
+
+lam_param *lam_param_list_get(const lam_param_list *list, size_t index) {
+    return (list && index < list->n) ? list->items[index].param : NULL;
+}
+
+const char *lam_param_list_key(const lam_param_list *list, size_t index) {
+    return (list && index < list->n) ? list->items[index].key : NULL;
+}
+
+lam_param *lam_param_list_find(const lam_param_list *list, const char *name) {
+    for (size_t i = 0; list && name && i < list->n; i++) {
+        if (strcmp(list->items[i].key, name) == 0 || strcmp(list->items[i].param->name, name) == 0) {
+            return list->items[i].param;
+        }
+    }
+    return NULL;
+}
+
+char *lam_param_list_format(const lam_param_list *list, const char *title, char *buf, size_t cap) {
+    lam__strbuf sb = {0};
+    lam__strbuf_printf(&sb, "%s (\n", title ? title : "");
+    for (size_t i = 0; list && i < list->n; i++) {
+        char line[400];
+        lam__strbuf_printf(&sb, "  %s\n", lam_param_format(list->items[i].param, line, sizeof line));
+    }
+    lam__strbuf_printf(&sb, ")");
+    snprintf(buf, cap, "%s", sb.data ? sb.data : "");
+    lam__strbuf_fini(&sb);
+    return buf;
+}
+
+void lam_param_list_destroy(lam_param_list *list) {
+    if (list == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        free(list->items[i].key);
+        lam__param_release(list->items[i].param);
+    }
+    if (list->has_re) {
+        regfree(&list->re);
+    }
+    free(list->items);
+    free(list);
+}
+
+lam_status lam__param_list_create(const char *regex, lam_param_list **out) {
+    lam_param_list *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "collect_params: Out of memory");
+    }
+    if (regex != NULL) {
+        /* Anchored at the start only, like Python's re.match in Gluon's select. */
+        lam__strbuf sb = {0};
+        if (!lam__strbuf_printf(&sb, "^(%s)", regex)) {
+            free(l);
+            return lam__error(LAM_ERR_OUT_OF_MEMORY, "collect_params: Out of memory");
+        }
+        int rc = regcomp(&l->re, sb.data, REG_EXTENDED | REG_NOSUB);
+        lam__strbuf_fini(&sb);
+        if (rc != 0) {
+            char msg[200];
+            regerror(rc, &l->re, msg, sizeof msg);
+            free(l);
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "collect_params: Invalid regular expression '%s', %s", regex, msg);
+        }
+        l->has_re = true;
+    }
+    *out = l;
+    return LAM_OK;
+}
+
+/* Adds p under key unless already present or filtered out. */
+lam_status lam__param_list_add(lam_param_list *l, const char *key, lam_param *p) {
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->items[i].param == p) {
+            return LAM_OK;
+        }
+    }
+    if (l->has_re && regexec(&l->re, p->name, 0, NULL, 0) != 0) {
+        return LAM_OK;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        list_item *items = realloc(l->items, cap * sizeof *items);
+        if (items == NULL) {
+            return lam__error(LAM_ERR_OUT_OF_MEMORY, "collect_params: Out of memory");
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    char *k = lam__strdup(key);
+    if (k == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "collect_params: Out of memory");
+    }
+    l->items[l->n].key = k;
+    l->items[l->n].param = lam__param_retain(p);
+    l->n++;
+    return LAM_OK;
+}

@@ -1,0 +1,308 @@
+/*
+ * cpu_exec.c - supports_op and execute: checks every op call before any kernel touches memory.
+ *
+ * The host is expected to hand over well-formed calls, but a backend is also what the
+ * conformance kit throws bad input at, so every view is checked against the buffer it points
+ * into: a wrong call is answered with an error, never with an out-of-bounds access.
+ */
+#include "cpu_internal.h"
+
+#include <stdio.h>
+
+/* How an op uses its operands. */
+typedef enum op_kind {
+    KIND_FILL,     /* no inputs */
+    KIND_UNARY,    /* one input, same dims as the output */
+    KIND_BINARY,   /* two inputs, same dims as the output */
+    KIND_GEMM,     /* two 2-D inputs */
+    KIND_REDUCE,   /* one 3-D input (outer, n, inner), output (outer, 1, inner) */
+    KIND_SOFTMAX   /* one 3-D input, output of the same dims */
+} op_kind;
+
+static const char *const op_names[LAM_OP_COUNT] = {
+    "invalid",     "fill",        "copy",         "add",         "sub",
+    "mul",         "div",         "add_scalar",   "mul_scalar",  "rsub_scalar",
+    "div_scalar",  "rdiv_scalar", "pow_scalar",   "neg",         "abs",
+    "square",      "sqrt",        "exp",          "log",         "relu",
+    "sigmoid",     "tanh",        "softrelu",     "gemm",        "reduce_sum",
+    "reduce_mean", "reduce_max",  "reduce_min",   "argmax",      "softmax",
+    "log_softmax", "maximum",     "minimum",
+};
+
+static op_kind kind_of(lam_op op) {
+    switch (op) {
+    case LAM_OP_FILL:
+        return KIND_FILL;
+    case LAM_OP_ADD:
+    case LAM_OP_SUB:
+    case LAM_OP_MUL:
+    case LAM_OP_DIV:
+    case LAM_OP_MAXIMUM:
+    case LAM_OP_MINIMUM:
+        return KIND_BINARY;
+    case LAM_OP_GEMM:
+        return KIND_GEMM;
+    case LAM_OP_REDUCE_SUM:
+    case LAM_OP_REDUCE_MEAN:
+    case LAM_OP_REDUCE_MAX:
+    case LAM_OP_REDUCE_MIN:
+    case LAM_OP_ARGMAX:
+        return KIND_REDUCE;
+    case LAM_OP_SOFTMAX:
+    case LAM_OP_LOG_SOFTMAX:
+        return KIND_SOFTMAX;
+    default:
+        return KIND_UNARY;
+    }
+}
+
+static uint32_t arity_of(op_kind kind) {
+    switch (kind) {
+    case KIND_FILL:
+        return 0;
+    case KIND_BINARY:
+    case KIND_GEMM:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+static int op_valid(lam_op op) {
+    return (int64_t)op > (int64_t)LAM_OP_INVALID && (int64_t)op < (int64_t)LAM_OP_COUNT;
+}
+
+int32_t cpu_supports_op(void *dev, lam_op op, const lam_op_call *call) {
+    (void)dev;
+    if (!op_valid(op)) {
+        return 0;
+    }
+    if (call == NULL) {
+        return 1;
+    }
+    if (call->output != NULL && call->output->dtype != LAM_DTYPE_F32) {
+        return 0;
+    }
+    if (call->inputs != NULL) {
+        for (uint32_t i = 0; i < call->n_inputs && i < 2; i++) { /* no op takes more */
+            if (call->inputs[i].dtype != LAM_DTYPE_F32) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Checks one view: dtype, rank, dims, buffer handle, and that every element lies inside. */
+static lam_status check_view(const lam_tensor_view *v, const char *opname, const char *what) {
+    if (v->dtype != LAM_DTYPE_F32) {
+        return cpu_error(LAM_ERR_DTYPE,
+                         "cpu: Unsupported dtype, %s %s has dtype %d; the cpu backend computes "
+                         "float32 only",
+                         opname, what, (int)v->dtype);
+    }
+    if (v->ndim > LAM_MAX_DIMS) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, %s %s has ndim %u > %d",
+                         opname, what, (unsigned)v->ndim, LAM_MAX_DIMS);
+    }
+    const cpu_buffer *b = v->buffer;
+    if (b == NULL || b->magic != CPU_BUFFER_MAGIC) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                         "cpu: Invalid argument, %s %s does not point to a live cpu buffer", opname,
+                         what);
+    }
+    int empty = 0;
+    int64_t count = 1;
+    for (uint32_t d = 0; d < v->ndim; d++) {
+        if (v->dims[d] < 0) {
+            char dims[160];
+            return cpu_error(LAM_ERR_SHAPE, "cpu: Invalid shape, %s %s has dims %s", opname, what,
+                             cpu_dims_str(dims, sizeof dims, v->ndim, v->dims));
+        }
+        if (v->dims[d] == 0) {
+            empty = 1;
+        } else if (__builtin_mul_overflow(count, v->dims[d], &count)) {
+            return cpu_error(LAM_ERR_SHAPE, "cpu: Invalid shape, %s %s has too many elements",
+                             opname, what);
+        }
+    }
+    if (empty) {
+        return LAM_OK; /* no element is touched */
+    }
+    /* Lowest and highest element reached, with overflow checks (strides may be negative). */
+    int64_t lo = 0;
+    int64_t hi = 0;
+    int bad = v->offset > (uint64_t)INT64_MAX;
+    if (!bad) {
+        lo = hi = (int64_t)v->offset;
+    }
+    for (uint32_t d = 0; d < v->ndim && !bad; d++) {
+        int64_t span;
+        if (__builtin_mul_overflow(v->dims[d] - 1, v->strides[d], &span)) {
+            bad = 1;
+        } else if (span > 0) {
+            bad = __builtin_add_overflow(hi, span, &hi);
+        } else {
+            bad = __builtin_add_overflow(lo, span, &lo);
+        }
+    }
+    uint64_t capacity = (uint64_t)(b->bytes / sizeof(float));
+    if (bad || lo < 0 || (uint64_t)hi >= capacity) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                         "cpu: Out of bounds, %s %s (offset %llu) reaches outside its %zu-byte "
+                         "buffer",
+                         opname, what, (unsigned long long)v->offset, b->bytes);
+    }
+    return LAM_OK;
+}
+
+static lam_status shape_error(const char *opname, const char *what, const lam_tensor_view *v,
+                              const char *expected_what, const lam_tensor_view *e) {
+    char got[160];
+    char want[160];
+    return cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s %s has dims %s, %s has %s", opname,
+                     what, cpu_dims_str(got, sizeof got, v->ndim, v->dims), expected_what,
+                     cpu_dims_str(want, sizeof want, e->ndim, e->dims));
+}
+
+static int same_dims(const lam_tensor_view *a, const lam_tensor_view *b) {
+    if (a->ndim != b->ndim) {
+        return 0;
+    }
+    for (uint32_t d = 0; d < a->ndim; d++) {
+        if (a->dims[d] != b->dims[d]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static lam_status check_rank(const char *opname, const char *what, const lam_tensor_view *v,
+                             uint32_t ndim) {
+    if (v->ndim != ndim) {
+        char dims[160];
+        return cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s needs a %u-D %s, got dims %s",
+                         opname, (unsigned)ndim, what,
+                         cpu_dims_str(dims, sizeof dims, v->ndim, v->dims));
+    }
+    return LAM_OK;
+}
+
+static lam_status check_gemm(const lam_op_call *call, const char *opname) {
+    const lam_tensor_view *a = &call->inputs[0];
+    const lam_tensor_view *b = &call->inputs[1];
+    const lam_tensor_view *c = call->output;
+    lam_status st = check_rank(opname, "input 0 (A)", a, 2);
+    if (st == LAM_OK) {
+        st = check_rank(opname, "input 1 (B)", b, 2);
+    }
+    if (st == LAM_OK) {
+        st = check_rank(opname, "output", c, 2);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    int ta = call->ints[0] != 0;
+    int tb = call->ints[1] != 0;
+    int64_t m = ta ? a->dims[1] : a->dims[0];
+    int64_t ka = ta ? a->dims[0] : a->dims[1];
+    int64_t kb = tb ? b->dims[1] : b->dims[0];
+    int64_t n = tb ? b->dims[0] : b->dims[1];
+    if (ka != kb || m != c->dims[0] || n != c->dims[1]) {
+        char da[64];
+        char db[64];
+        char dc[64];
+        return cpu_error(LAM_ERR_SHAPE,
+                         "cpu: Shape mismatch, %s of A %s%s and B %s%s into output %s",
+                         opname, cpu_dims_str(da, sizeof da, 2, a->dims), ta ? " transposed" : "",
+                         cpu_dims_str(db, sizeof db, 2, b->dims), tb ? " transposed" : "",
+                         cpu_dims_str(dc, sizeof dc, 2, c->dims));
+    }
+    return LAM_OK;
+}
+
+lam_status cpu_execute(void *dev, const lam_op_call *call) {
+    if (dev == NULL || ((const cpu_device *)dev)->magic != CPU_DEVICE_MAGIC) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, not a cpu device");
+    }
+    if (call == NULL || call->struct_size < sizeof(lam_op_call)) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                         "cpu: Invalid argument, op call is NULL or has struct_size %u < %zu",
+                         call != NULL ? (unsigned)call->struct_size : 0u, sizeof(lam_op_call));
+    }
+    if (!op_valid(call->op)) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, unknown op %d",
+                         (int)call->op);
+    }
+    const char *opname = op_names[call->op];
+    op_kind kind = kind_of(call->op);
+    uint32_t arity = arity_of(kind);
+    if (call->n_inputs != arity || (arity > 0 && call->inputs == NULL) || call->output == NULL) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                         "cpu: Invalid argument, %s takes %u input%s and an output, got %u "
+                         "input%s%s%s",
+                         opname, (unsigned)arity, arity == 1 ? "" : "s",
+                         (unsigned)call->n_inputs, call->n_inputs == 1 ? "" : "s",
+                         arity > 0 && call->inputs == NULL ? ", inputs NULL" : "",
+                         call->output == NULL ? ", output NULL" : "");
+    }
+    static const char *const input_names[2] = {"input 0", "input 1"};
+    lam_status st = check_view(call->output, opname, "output");
+    for (uint32_t i = 0; i < arity && st == LAM_OK; i++) {
+        st = check_view(&call->inputs[i], opname, input_names[i]);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    const lam_tensor_view *out = call->output;
+    switch (kind) {
+    case KIND_FILL:
+        break;
+    case KIND_UNARY:
+    case KIND_BINARY:
+        for (uint32_t i = 0; i < arity; i++) {
+            if (!same_dims(&call->inputs[i], out)) {
+                return shape_error(opname, input_names[i], &call->inputs[i], "output", out);
+            }
+        }
+        break;
+    case KIND_GEMM:
+        st = check_gemm(call, opname);
+        break;
+    case KIND_REDUCE:
+        st = check_rank(opname, "input", &call->inputs[0], 3);
+        if (st == LAM_OK) {
+            st = check_rank(opname, "output", out, 3);
+        }
+        if (st == LAM_OK && (out->dims[0] != call->inputs[0].dims[0] || out->dims[1] != 1 ||
+                             out->dims[2] != call->inputs[0].dims[2])) {
+            char want[160];
+            char got[160];
+            const int64_t *xd = call->inputs[0].dims;
+            const int64_t expect[3] = {xd[0], 1, xd[2]};
+            st = cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s output has dims %s, expected %s",
+                           opname, cpu_dims_str(got, sizeof got, 3, out->dims),
+                           cpu_dims_str(want, sizeof want, 3, expect));
+        }
+        break;
+    case KIND_SOFTMAX:
+        st = check_rank(opname, "input", &call->inputs[0], 3);
+        if (st == LAM_OK && !same_dims(&call->inputs[0], out)) {
+            st = shape_error(opname, "input", &call->inputs[0], "output", out);
+        }
+        break;
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    switch (kind) {
+    case KIND_GEMM:
+        return cpu_gemm(call);
+    case KIND_REDUCE:
+    case KIND_SOFTMAX:
+        return cpu_reduce(call);
+    default:
+        cpu_elementwise(call);
+        return LAM_OK;
+    }
+}

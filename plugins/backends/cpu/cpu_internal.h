@@ -1,0 +1,91 @@
+/*
+ * cpu_internal.h - what the files of the CPU backend plugin share. Nothing here is exported:
+ * the plugin's only public symbol is lamina_plugin_entry (see cpu_backend.c).
+ */
+#ifndef LAMINA_CPU_INTERNAL_H
+#define LAMINA_CPU_INTERNAL_H
+
+#include "lamina/plugin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Alignment of buffer data; one cache line and one AVX-512 register. */
+#define CPU_ALIGN 64
+
+/* Marks a live buffer handle so a stale or foreign pointer is caught before use. */
+#define CPU_BUFFER_MAGIC 0x4c616d4350554275ULL
+#define CPU_DEVICE_MAGIC 0x4c616d4350554465ULL
+
+/*
+ * A buffer handle. The header occupies the first CPU_ALIGN bytes of one aligned block and the
+ * data follows, so the data is aligned too and one free() releases both.
+ */
+typedef struct cpu_buffer {
+    uint64_t magic;
+    size_t bytes;
+} cpu_buffer;
+
+/* The one device (index 0). device_open hands out the address of a static instance. */
+typedef struct cpu_device {
+    uint64_t magic;
+} cpu_device;
+
+static inline float *cpu_buffer_data(const cpu_buffer *b) {
+    return (float *)(void *)((char *)(uintptr_t)b + CPU_ALIGN);
+}
+
+/* The host table handed to lamina_plugin_entry; valid from the entry call until unload. */
+extern const lam_host_api *cpu_host;
+
+/* Sets the host's error message for this thread and returns `status`. */
+lam_status cpu_error(lam_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Logs through the host when it has a log callback. */
+void cpu_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes "(2, 3, 4)" for the first ndim dims into buf. Returns buf. */
+const char *cpu_dims_str(char *buf, size_t cap, uint32_t ndim, const int64_t *dims);
+
+/* ---- cpu_blas.c ---- */
+
+/*
+ * Loads OpenBLAS once (choosing its kernel first, see cpu_blas.c). Returns LAM_OK, or
+ * LAM_ERR_DEVICE_UNAVAILABLE with the reason ("no OpenBLAS: ...") copied into why.
+ * Thread safety: may be called from any thread; the first call does the work.
+ */
+lam_status cpu_blas_load(char *why, size_t why_cap);
+
+/* Unloads OpenBLAS; a later cpu_blas_load loads it again. Only when no device is in use. */
+void cpu_blas_unload(void);
+
+/* Fills "OpenBLAS 0.3.21" and the kernel/threads description. Requires a successful load. */
+void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t details_cap);
+
+/*
+ * Row-major C = alpha * op(A) * op(B) + beta * C through cblas_sgemm. lda/ldb/ldc are leading
+ * dimensions in elements and must satisfy BLAS's rules; the caller checked them.
+ */
+void cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* ---- cpu_gemm.c ---- */
+
+/* LAM_OP_GEMM on a call that cpu_execute validated (shapes consistent, views in bounds). */
+lam_status cpu_gemm(const lam_op_call *call);
+
+/* ---- cpu_ops.c / cpu_reduce.c ---- */
+
+/* Elementwise ops (FILL .. SOFTRELU, MAXIMUM, MINIMUM) on a validated call. */
+void cpu_elementwise(const lam_op_call *call);
+
+/* Reductions, ARGMAX, SOFTMAX and LOG_SOFTMAX on a validated call. */
+lam_status cpu_reduce(const lam_op_call *call);
+
+/* ---- cpu_exec.c ---- */
+
+int32_t cpu_supports_op(void *dev, lam_op op, const lam_op_call *call);
+lam_status cpu_execute(void *dev, const lam_op_call *call);
+
+#endif /* LAMINA_CPU_INTERNAL_H */

@@ -1,0 +1,282 @@
+/*
+ * cpu_ops.c - elementwise ops (fill, copy, arithmetic, unary math, maximum/minimum).
+ *
+ * One driver walks any strided N-d layout: it first drops size-1 dims and merges dims that are
+ * contiguous in every operand, so a dense tensor becomes one long row and a bias broadcast
+ * becomes rows of the bias. Each kernel then handles one innermost row and has a dense path
+ * the compiler vectorizes, a path for one operand broadcast along the row, and a strided one.
+ * No -ffast-math: NaN and infinity must come out as IEEE 754 says.
+ */
+#include "cpu_internal.h"
+
+#include <math.h>
+
+/* One innermost row: n elements; o/x/y advance by os/xs/ys elements. */
+typedef void (*ew_kernel)(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,
+                          const float *y, ptrdiff_t ys, float s);
+
+static inline float sigmoid1(float a) {
+    if (a >= 0.0f) {
+        return 1.0f / (1.0f + expf(-a));
+    }
+    const float e = expf(a); /* exp of a negative number cannot overflow */
+    return e / (1.0f + e);
+}
+
+static inline float softrelu1(float a) {
+    return a > 20.0f ? a : log1pf(expf(a)); /* log1p(exp(a)) == a in float above 20 */
+}
+
+static inline float relu1(float a) {
+    return (a > 0.0f || isnan(a)) ? a : 0.0f;
+}
+
+static inline float maximum1(float a, float b) {
+    return isnan(a) ? a : isnan(b) ? b : a >= b ? a : b;
+}
+
+static inline float minimum1(float a, float b) {
+    return isnan(a) ? a : isnan(b) ? b : a <= b ? a : b;
+}
+
+#define DEFINE_UNARY(name, EXPR)                                                                   \
+    static void name(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,            \
+                     const float *y, ptrdiff_t ys, float s) {                                      \
+        (void)y;                                                                                   \
+        (void)ys;                                                                                  \
+        (void)s;                                                                                   \
+        if (os == 1 && xs == 1) {                                                                  \
+            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+                const float a = x[i];                                                              \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+                const float a = x[i * xs];                                                         \
+                o[i * os] = (EXPR);                                                                \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+#define DEFINE_BINARY(name, EXPR)                                                                  \
+    static void name(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,            \
+                     const float *y, ptrdiff_t ys, float s) {                                      \
+        (void)s;                                                                                   \
+        if (os == 1 && xs == 1 && ys == 1) {                                                       \
+            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+                const float a = x[i];                                                              \
+                const float b = y[i];                                                              \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (os == 1 && xs == 1 && ys == 0) {                                                \
+            const float b = y[0];                                                                  \
+            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+                const float a = x[i];                                                              \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (os == 1 && xs == 0 && ys == 1) {                                                \
+            const float a = x[0];                                                                  \
+            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+                const float b = y[i];                                                              \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+                const float a = x[i * xs];                                                         \
+                const float b = y[i * ys];                                                         \
+                o[i * os] = (EXPR);                                                                \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+static void k_fill(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,
+                   const float *y, ptrdiff_t ys, float s) {
+    (void)x;
+    (void)xs;
+    (void)y;
+    (void)ys;
+    if (os == 1) {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            o[i] = s;
+        }
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            o[i * os] = s;
+        }
+    }
+}
+
+DEFINE_UNARY(k_copy, a)
+DEFINE_BINARY(k_add, a + b)
+DEFINE_BINARY(k_sub, a - b)
+DEFINE_BINARY(k_mul, a *b)
+DEFINE_BINARY(k_div, a / b)
+DEFINE_UNARY(k_add_scalar, a + s)
+DEFINE_UNARY(k_mul_scalar, a *s)
+DEFINE_UNARY(k_rsub_scalar, s - a)
+DEFINE_UNARY(k_div_scalar, a / s)
+DEFINE_UNARY(k_rdiv_scalar, s / a)
+DEFINE_UNARY(k_pow_scalar, powf(a, s))
+DEFINE_UNARY(k_neg, -a)
+DEFINE_UNARY(k_abs, fabsf(a))
+DEFINE_UNARY(k_square, a *a)
+DEFINE_UNARY(k_sqrt, sqrtf(a))
+DEFINE_UNARY(k_exp, expf(a))
+DEFINE_UNARY(k_log, logf(a))
+DEFINE_UNARY(k_relu, relu1(a))
+DEFINE_UNARY(k_sigmoid, sigmoid1(a))
+DEFINE_UNARY(k_tanh, tanhf(a))
+DEFINE_UNARY(k_softrelu, softrelu1(a))
+DEFINE_BINARY(k_maximum, maximum1(a, b))
+DEFINE_BINARY(k_minimum, minimum1(a, b))
+
+static ew_kernel kernel_for(lam_op op) {
+    switch (op) {
+    case LAM_OP_FILL:
+        return k_fill;
+    case LAM_OP_COPY:
+        return k_copy;
+    case LAM_OP_ADD:
+        return k_add;
+    case LAM_OP_SUB:
+        return k_sub;
+    case LAM_OP_MUL:
+        return k_mul;
+    case LAM_OP_DIV:
+        return k_div;
+    case LAM_OP_ADD_SCALAR:
+        return k_add_scalar;
+    case LAM_OP_MUL_SCALAR:
+        return k_mul_scalar;
+    case LAM_OP_RSUB_SCALAR:
+        return k_rsub_scalar;
+    case LAM_OP_DIV_SCALAR:
+        return k_div_scalar;
+    case LAM_OP_RDIV_SCALAR:
+        return k_rdiv_scalar;
+    case LAM_OP_POW_SCALAR:
+        return k_pow_scalar;
+    case LAM_OP_NEG:
+        return k_neg;
+    case LAM_OP_ABS:
+        return k_abs;
+    case LAM_OP_SQUARE:
+        return k_square;
+    case LAM_OP_SQRT:
+        return k_sqrt;
+    case LAM_OP_EXP:
+        return k_exp;
+    case LAM_OP_LOG:
+        return k_log;
+    case LAM_OP_RELU:
+        return k_relu;
+    case LAM_OP_SIGMOID:
+        return k_sigmoid;
+    case LAM_OP_TANH:
+        return k_tanh;
+    case LAM_OP_SOFTRELU:
+        return k_softrelu;
+    case LAM_OP_MAXIMUM:
+        return k_maximum;
+    case LAM_OP_MINIMUM:
+        return k_minimum;
+    default:
+        return NULL;
+    }
+}
+
+/* Operand 0 is the output, 1 is x, 2 is y. */
+#define EW_OPERANDS 3
+
+/* A layout reduced to the fewest dims: size-1 dims dropped, jointly contiguous dims merged. */
+typedef struct ew_plan {
+    int nd;
+    int64_t dims[LAM_MAX_DIMS];
+    int64_t st[EW_OPERANDS][LAM_MAX_DIMS];
+} ew_plan;
+
+/* Returns 0 when the output has no elements. */
+static int plan_make(ew_plan *p, const lam_tensor_view *out, const int64_t *const st[]) {
+    int nd = 0;
+    for (uint32_t d = 0; d < out->ndim; d++) {
+        if (out->dims[d] == 0) {
+            return 0;
+        }
+        if (out->dims[d] == 1) {
+            continue;
+        }
+        if (nd > 0) {
+            int merge = 1;
+            for (int k = 0; k < EW_OPERANDS; k++) {
+                merge = merge && p->st[k][nd - 1] == st[k][d] * out->dims[d];
+            }
+            if (merge) {
+                p->dims[nd - 1] *= out->dims[d];
+                for (int k = 0; k < EW_OPERANDS; k++) {
+                    p->st[k][nd - 1] = st[k][d];
+                }
+                continue;
+            }
+        }
+        p->dims[nd] = out->dims[d];
+        for (int k = 0; k < EW_OPERANDS; k++) {
+            p->st[k][nd] = st[k][d];
+        }
+        nd++;
+    }
+    if (nd == 0) { /* a single element */
+        p->dims[0] = 1;
+        for (int k = 0; k < EW_OPERANDS; k++) {
+            p->st[k][0] = 1;
+        }
+        nd = 1;
+    }
+    p->nd = nd;
+    return 1;
+}
+
+void cpu_elementwise(const lam_op_call *call) {
+    /* Strides of an operand the op does not have: zero, over a dummy element. */
+    static const int64_t zero_strides[LAM_MAX_DIMS];
+    static const float dummy;
+    const lam_tensor_view *out = call->output;
+    const float *in[2] = {&dummy, &dummy};
+    const int64_t *st[EW_OPERANDS] = {out->strides, zero_strides, zero_strides};
+    for (uint32_t i = 0; i < call->n_inputs && i < 2; i++) {
+        const lam_tensor_view *v = &call->inputs[i];
+        in[i] = cpu_buffer_data(v->buffer) + v->offset;
+        st[i + 1] = v->strides;
+    }
+    ew_plan p;
+    if (!plan_make(&p, out, st)) {
+        return;
+    }
+    ew_kernel kernel = kernel_for(call->op);
+    const float s = (float)call->scalars[0];
+    float *ob = cpu_buffer_data(out->buffer) + out->offset;
+    const int inner = p.nd - 1;
+    const ptrdiff_t n = p.dims[inner];
+    /* Offsets rather than moving pointers: they may step outside a row while carrying. */
+    int64_t off[EW_OPERANDS] = {0, 0, 0};
+    int64_t idx[LAM_MAX_DIMS] = {0};
+    for (;;) {
+        kernel(n, ob + off[0], p.st[0][inner], in[0] + off[1], p.st[1][inner], in[1] + off[2],
+               p.st[2][inner], s);
+        int d = inner - 1;
+        for (; d >= 0; d--) {
+            for (int k = 0; k < EW_OPERANDS; k++) {
+                off[k] += p.st[k][d];
+            }
+            if (++idx[d] < p.dims[d]) {
+                break;
+            }
+            for (int k = 0; k < EW_OPERANDS; k++) {
+                off[k] -= p.st[k][d] * p.dims[d];
+            }
+            idx[d] = 0;
+        }
+        if (d < 0) {
+            return;
+        }
+    }
+}

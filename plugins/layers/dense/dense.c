@@ -1,0 +1,350 @@
+/*
+ * dense.c - Dense, Gluon's nn.Dense: y = act(x . weight^T + bias).
+ *
+ * weight is (units, in_units) as in Gluon, bias (units,). in_units may be left 0 and is then
+ * inferred from the first input (deferred initialization). With flatten (the default) an input
+ * (batch, d1, d2, ...) is treated as (batch, d1*d2*...); without it the layer applies to the
+ * last axis and keeps the leading ones. See mydense/mydense.c for the plugin structure itself.
+ */
+#include "lamina/plugin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const lam_host_api *g_host;
+
+/* The activation enum, in the order of its choices; LAM_OP_INVALID is "none" (linear). */
+typedef struct dense_activation {
+    const char *name;
+    lam_op op;
+} dense_activation;
+
+static const dense_activation activations[] = {
+    {"none", LAM_OP_INVALID}, {"relu", LAM_OP_RELU},         {"sigmoid", LAM_OP_SIGMOID},
+    {"tanh", LAM_OP_TANH},    {"softrelu", LAM_OP_SOFTRELU},
+};
+#define N_ACTIVATIONS (sizeof activations / sizeof activations[0])
+
+static const lam_attr_desc dense_attrs[] = {
+    {.name = "units", .type = LAM_ATTR_INT, .default_value = NULL, .doc = "output features"},
+    {.name = "activation",
+     .type = LAM_ATTR_ENUM,
+     .default_value = "none",
+     .choices = "none|relu|sigmoid|tanh|softrelu",
+     .doc = "activation applied to the output; none is linear"},
+    {.name = "use_bias", .type = LAM_ATTR_BOOL, .default_value = "true", .doc = "add a bias"},
+    {.name = "in_units",
+     .type = LAM_ATTR_INT,
+     .default_value = "0",
+     .doc = "input features; 0 infers them from the first input"},
+    {.name = "flatten",
+     .type = LAM_ATTR_BOOL,
+     .default_value = "true",
+     .doc = "flatten all but the first input axis; false applies to the last axis"},
+    {.name = "weight_initializer",
+     .type = LAM_ATTR_STRING,
+     .default_value = "",
+     .doc = "initializer of weight, e.g. xavier; empty uses the block's initializer"},
+    {.name = "bias_initializer",
+     .type = LAM_ATTR_STRING,
+     .default_value = "zeros",
+     .doc = "initializer of bias"},
+};
+
+typedef struct dense_state {
+    int64_t units;
+    int64_t in_units; /* as given; 0 = inferred (the weight's shape then says what is known) */
+    const dense_activation *act;
+    int32_t use_bias;
+    int32_t flatten;
+} dense_state;
+
+static lam_status dense_create(lam_layer *layer, const lam_attrs *attrs, void **state) {
+    *state = NULL;
+    const char *name = g_host->layer_name(layer);
+    int64_t units = 0;
+    int64_t in_units = 0;
+    int32_t use_bias = 0;
+    int32_t flatten = 0;
+    const char *act = NULL;
+    const char *weight_init = NULL;
+    const char *bias_init = NULL;
+    lam_status st = g_host->attr_int(attrs, "units", &units);
+    if (st == LAM_OK) {
+        st = g_host->attr_int(attrs, "in_units", &in_units);
+    }
+    if (st == LAM_OK) {
+        st = g_host->attr_bool(attrs, "use_bias", &use_bias);
+    }
+    if (st == LAM_OK) {
+        st = g_host->attr_bool(attrs, "flatten", &flatten);
+    }
+    if (st == LAM_OK) {
+        st = g_host->attr_string(attrs, "activation", &act);
+    }
+    if (st == LAM_OK) {
+        st = g_host->attr_string(attrs, "weight_initializer", &weight_init);
+    }
+    if (st == LAM_OK) {
+        st = g_host->attr_string(attrs, "bias_initializer", &bias_init);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (units <= 0) {
+        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT,
+                                 "%s: Invalid argument, units must be positive, got %lld", name,
+                                 (long long)units);
+    }
+    if (in_units < 0) {
+        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT,
+                                 "%s: Invalid argument, in_units must be positive or 0 (infer "
+                                 "from the input), got %lld",
+                                 name, (long long)in_units);
+    }
+    const dense_activation *found = NULL;
+    for (size_t i = 0; i < N_ACTIVATIONS && act != NULL; i++) {
+        if (strcmp(activations[i].name, act) == 0) {
+            found = &activations[i];
+        }
+    }
+    if (found == NULL) {
+        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT,
+                                 "%s: Invalid argument, activation '%s' is not one of "
+                                 "none|relu|sigmoid|tanh|softrelu",
+                                 name, act != NULL ? act : "(null)");
+    }
+
+    dense_state *s = malloc(sizeof *s);
+    if (s == NULL) {
+        return g_host->set_error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, layer state", name);
+    }
+    *s = (dense_state){.units = units,
+                       .in_units = in_units,
+                       .act = found,
+                       .use_bias = use_bias,
+                       .flatten = flatten};
+
+    const lam_shape weight_shape = {.ndim = 2,
+                                    .dims = {units, in_units > 0 ? in_units : LAM_DIM_UNKNOWN}};
+    st = g_host->layer_declare_param(
+        layer, "weight", &weight_shape,
+        weight_init != NULL && weight_init[0] != '\0' ? weight_init : NULL, 0);
+    if (st == LAM_OK && use_bias) {
+        const lam_shape bias_shape = {.ndim = 1, .dims = {units}};
+        st = g_host->layer_declare_param(
+            layer, "bias", &bias_shape,
+            bias_init != NULL && bias_init[0] != '\0' ? bias_init : NULL, 0);
+    }
+    if (st != LAM_OK) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return LAM_OK;
+}
+
+static void dense_destroy(void *state) {
+    free(state);
+}
+
+/*
+ * From an input shape: the features per row (`in`), the rows of the 2-D matrix the product
+ * runs on, and the output shape. Fails on a rank the layer cannot take.
+ */
+static lam_status dense_geometry(const dense_state *s, const lam_layer *layer, const lam_shape *x,
+                                 int64_t *in, int64_t *rows, lam_shape *out) {
+    const char *name = g_host->layer_name(layer);
+    if (x->ndim > LAM_MAX_DIMS) {
+        return g_host->set_error(LAM_ERR_SHAPE, "%s: Shape mismatch, input has rank %u, at most %d",
+                                 name, (unsigned)x->ndim, LAM_MAX_DIMS);
+    }
+    if (s->flatten && x->ndim < 2) {
+        return g_host->set_error(LAM_ERR_SHAPE,
+                                 "%s: Shape mismatch, input has rank %u, flatten=true needs "
+                                 "(batch, features...) of rank >= 2",
+                                 name, (unsigned)x->ndim);
+    }
+    if (x->ndim < 1) {
+        return g_host->set_error(LAM_ERR_SHAPE,
+                                 "%s: Shape mismatch, input has rank 0, needs rank >= 1", name);
+    }
+    /* flatten: rows = dims[0], in = prod(dims[1:]); otherwise in = dims[-1], rows = the rest */
+    const uint32_t split = s->flatten ? 1u : x->ndim - 1u;
+    int64_t r = 1;
+    int64_t f = 1;
+    for (uint32_t i = 0; i < x->ndim; i++) {
+        if (x->dims[i] < 0) {
+            return g_host->set_error(LAM_ERR_SHAPE,
+                                     "%s: Shape mismatch, input dim %u is unknown (%lld)", name,
+                                     (unsigned)i, (long long)x->dims[i]);
+        }
+        if (i < split) {
+            r *= x->dims[i];
+        } else {
+            f *= x->dims[i];
+        }
+    }
+    if (f == 0) {
+        return g_host->set_error(LAM_ERR_SHAPE, "%s: Shape mismatch, input has 0 features", name);
+    }
+    *in = f;
+    *rows = r;
+    *out = (lam_shape){0};
+    if (s->flatten) {
+        out->ndim = 2;
+        out->dims[0] = x->dims[0];
+        out->dims[1] = s->units;
+    } else {
+        out->ndim = x->ndim;
+        for (uint32_t i = 0; i + 1 < x->ndim; i++) {
+            out->dims[i] = x->dims[i];
+        }
+        out->dims[x->ndim - 1] = s->units;
+    }
+    return LAM_OK;
+}
+
+static lam_status check_one_input(const lam_layer *layer, uint32_t n_inputs) {
+    if (n_inputs != 1) {
+        return g_host->set_error(LAM_ERR_SHAPE, "%s: Wrong number of inputs, expected 1, got %u",
+                                 g_host->layer_name(layer), (unsigned)n_inputs);
+    }
+    return LAM_OK;
+}
+
+static lam_status dense_infer_shape(void *state, lam_layer *layer, uint32_t n_inputs,
+                                    const lam_shape *inputs, lam_shape *output) {
+    const dense_state *s = state;
+    int64_t in = 0;
+    int64_t rows = 0;
+    lam_shape out = {0};
+    lam_status st = check_one_input(layer, n_inputs);
+    if (st == LAM_OK) {
+        st = dense_geometry(s, layer, &inputs[0], &in, &rows, &out);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    /* Sets in_units when still unknown; the host reports a mismatch with a known one. */
+    const lam_shape weight_shape = {.ndim = 2, .dims = {s->units, in}};
+    st = g_host->layer_param_infer_shape(layer, "weight", &weight_shape);
+    if (st != LAM_OK) {
+        return st;
+    }
+    *output = out;
+    return LAM_OK;
+}
+
+/* After an op that wrote *next: on success the result replaces *cur, whose old tensor is
+ * released. Keeps the forward a flat chain with one exit. */
+static lam_status step(lam_status st, lam_tensor **cur, lam_tensor **next) {
+    if (st == LAM_OK) {
+        g_host->tensor_release(*cur);
+        *cur = *next;
+    }
+    *next = NULL;
+    return st;
+}
+
+static lam_status dense_forward(void *state, lam_layer *layer, uint32_t n_inputs,
+                                lam_tensor *const *inputs, lam_tensor **output) {
+    const dense_state *s = state;
+    *output = NULL;
+    int64_t in = 0;
+    int64_t rows = 0;
+    lam_shape out_shape = {0};
+    lam_status st = check_one_input(layer, n_inputs);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *x = inputs[0];
+    const lam_shape *x_shape = g_host->tensor_shape(x);
+    if (x_shape == NULL) {
+        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, input is NULL",
+                                 g_host->layer_name(layer));
+    }
+    st = dense_geometry(s, layer, x_shape, &in, &rows, &out_shape);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *weight = NULL; /* borrowed */
+    lam_tensor *bias = NULL;   /* borrowed */
+    st = g_host->layer_param_data(layer, "weight", x, &weight);
+    if (st == LAM_OK && s->use_bias) {
+        st = g_host->layer_param_data(layer, "bias", x, &bias);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+
+    lam_tensor *y = NULL; /* owned: the latest result */
+    lam_tensor *next = NULL;
+    if (x_shape->ndim != 2) {
+        const lam_shape x2 = {.ndim = 2, .dims = {rows, in}};
+        st = step(g_host->tensor_reshape(x, &x2, &next), &y, &next);
+    }
+    if (st == LAM_OK) {
+        /* (rows, in) x (units, in)^T = (rows, units) */
+        st = step(g_host->op_matmul(y != NULL ? y : x, weight, 0, 1, &next), &y, &next);
+    }
+    if (st == LAM_OK && bias != NULL) {
+        st = step(g_host->op_add(y, bias, &next), &y, &next);
+    }
+    if (st == LAM_OK && s->act->op != LAM_OP_INVALID) {
+        st = step(g_host->op_unary(s->act->op, y, &next), &y, &next);
+    }
+    if (st == LAM_OK && out_shape.ndim != 2) {
+        st = step(g_host->tensor_reshape(y, &out_shape, &next), &y, &next);
+    }
+    if (st != LAM_OK) {
+        g_host->tensor_release(y);
+        return st;
+    }
+    *output = y;
+    return LAM_OK;
+}
+
+/* Gluon 1.x's repr: "Dense(20 -> 256, Activation(relu))", "Dense(None -> 10, linear)". */
+static lam_status dense_describe(void *state, lam_layer *layer, char *buf, size_t cap) {
+    const dense_state *s = state;
+    const lam_shape *w = g_host->layer_param_shape(layer, "weight");
+    int64_t in = w != NULL && w->ndim == 2 ? w->dims[1] : s->in_units;
+    char in_text[24] = "None";
+    if (in > 0) {
+        snprintf(in_text, sizeof in_text, "%lld", (long long)in);
+    }
+    if (s->act->op == LAM_OP_INVALID) {
+        snprintf(buf, cap, "Dense(%s -> %lld, linear)", in_text, (long long)s->units);
+    } else {
+        snprintf(buf, cap, "Dense(%s -> %lld, Activation(%s))", in_text, (long long)s->units,
+                 s->act->name);
+    }
+    return LAM_OK;
+}
+
+static const lam_layer_desc dense_desc = {
+    LAM_LAYER_DESC_HEADER,
+    .name = "Dense",
+    .prefix = "dense",
+    .version = "1.0.0",
+    .doc = "fully connected layer, y = act(x . weight^T + bias) (Gluon's nn.Dense)",
+    .n_attrs = (uint32_t)(sizeof dense_attrs / sizeof dense_attrs[0]),
+    .attrs = dense_attrs,
+    .create = dense_create,
+    .destroy = dense_destroy,
+    .infer_shape = dense_infer_shape,
+    .forward = dense_forward,
+    .backward = NULL,
+    .describe = dense_describe,
+};
+
+LAM_PLUGIN_ENTRY {
+    lam_status st = lam_plugin_check_host(host);
+    if (st != LAM_OK) {
+        return st;
+    }
+    g_host = host;
+    return g_host->register_layer(plugin, &dense_desc);
+}
