@@ -307,8 +307,8 @@ typedef struct span {
     int len;
 } span;
 
-static const char *skip_ws(const char *s) {
-    while (*s != '\0' && isspace((unsigned char)*s)) {
+static const char *skip_ws(const char *s, const char *end) {
+    while (s < end && isspace((unsigned char)*s)) {
         s++;
     }
     return s;
@@ -384,7 +384,7 @@ lam_status lam_init_parse(const char *text, lam_initializer **out) {
     /* Arguments: "(a, b, ...)" after the name, nothing but spaces after ')'. */
     span args[PARSE_MAX_ARGS];
     uint32_t n_args = 0;
-    s = skip_ws(s);
+    s = skip_ws(s, end);
     if (s < end && *s == '(') {
         const char *close = memchr(s, ')', (size_t)(end - s));
         if (close == NULL || close + 1 != end) {
@@ -393,8 +393,8 @@ lam_status lam_init_parse(const char *text, lam_initializer **out) {
                               all.len, all.p);
         }
         const char *a = s + 1;
-        span inner = trim(a, close);
-        while (inner.len > 0) {
+        bool more = trim(a, close).len > 0; /* "()" has no arguments */
+        while (more) {
             const char *comma = memchr(a, ',', (size_t)(close - a));
             const char *stop = comma != NULL ? comma : close;
             span arg = trim(a, stop);
@@ -413,10 +413,8 @@ lam_status lam_init_parse(const char *text, lam_initializer **out) {
                                   all.len, all.p, spec->name, spec->max_args);
             }
             args[n_args++] = arg;
-            if (comma == NULL) {
-                break;
-            }
-            a = comma + 1;
+            more = comma != NULL;
+            a = stop + 1;
         }
     } else if (s != end) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Syntax error in '%.*s', expected '('", fn,
@@ -584,22 +582,22 @@ lam_status lam__init_fill(const lam_initializer *init, const char *name, const c
                           shape->ndim, LAM_MAX_DIMS);
     }
     char sb[160];
-    uint64_t numel = 1;
-    bool overflow = false;
+    bool has_zero = false;
     for (uint32_t i = 0; i < shape->ndim; i++) {
         if (shape->dims[i] < 0) {
             return lam__error(LAM_ERR_DEFERRED_INIT,
                               "%s: Cannot initialize, shape %s is not fully known", subject,
                               format_shape(shape, sb, sizeof sb));
         }
-        uint64_t d = (uint64_t)shape->dims[i];
-        if (d != 0 && numel > UINT64_MAX / d) {
-            overflow = true;
-        }
-        numel *= d;
+        has_zero = has_zero || shape->dims[i] == 0;
     }
-    if (numel == 0) {
-        overflow = false;
+    /* A product that overflows must not wrap around to a small count. */
+    uint64_t numel = has_zero ? 0 : 1;
+    bool overflow = false;
+    for (uint32_t i = 0; i < shape->ndim && !has_zero; i++) {
+        uint64_t d = (uint64_t)shape->dims[i];
+        overflow = overflow || numel > UINT64_MAX / d;
+        numel *= d;
     }
     if (overflow || numel != (uint64_t)count) {
         return lam__error(LAM_ERR_SHAPE,

@@ -9,12 +9,16 @@
 #include "cpu_internal.h"
 
 #include <limits.h>
+#include <math.h>
 
 /* Products up to this many multiply-adds skip BLAS (2x20x256 = 10240). */
 #define SMALL_GEMM_MACS 32768
-/* Columns of C computed per pass of the small kernel (a stack accumulator). */
-#define SMALL_TILE 256
-#define LANES 8
+/* Columns of C per register block of the row kernel: 4 AVX-512 / 8 AVX2 registers. */
+#define NB 64
+/* Lanes of the dot kernel. */
+#define KL 16
+/* Largest op(A) the dot kernel packs on the stack (floats). */
+#define PACK_MAX 4096
 
 /* Strided matrix: element (r, c) at p[r * rs + c * cs]. */
 typedef struct mat {
@@ -23,7 +27,8 @@ typedef struct mat {
     int64_t cs;
 } mat;
 
-static void store_row(float *c, int64_t cs, const float *acc, int64_t n, float alpha, float beta) {
+static inline void store_row(float *c, int64_t cs, const float *acc, int64_t n, float alpha,
+                             float beta) {
     if (beta == 0.0f) { /* C is not read: NaN already there must not leak in */
         for (int64_t j = 0; j < n; j++) {
             c[j * cs] = alpha * acc[j];
@@ -36,61 +41,174 @@ static void store_row(float *c, int64_t cs, const float *acc, int64_t n, float a
 }
 
 /*
- * C row i, block of columns: acc[j] = sum_k A(i,k) B(k,j). Walks B by rows, so when B's rows
- * are dense the inner loop vectorizes.
+ * The small kernels, compiled once per instruction set (MADD is fmaf where the target has FMA,
+ * else a multiply and an add) and picked at run time by cpu_gemm.
+ *
+ * rows_*: op(B) rows dense (b.cs == 1). For each row of C, a block of NB columns stays in
+ * registers while k runs: acc += A(i,k) * B(k, j0..j0+NB).
+ * dots_*: A rows and B^T rows dense along k (a.cs == 1, b.rs == 1, the Dense layer's x W^T):
+ * each C element is a dot product, with KL partial sums.
  */
-static void small_axpy(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b, float beta,
+#define DEFINE_SMALL_KERNELS(sfx, ATTR, MADD)                                                      \
+    ATTR static void rows_##sfx(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b,        \
+                                float beta, float *c, int64_t crs, int64_t ccs) {                  \
+        for (int64_t i = 0; i < m; i++) {                                                          \
+            const float *ar = a.p + i * a.rs;                                                      \
+            for (int64_t j0 = 0; j0 < n; j0 += NB) {                                               \
+                float t[NB];                                                                       \
+                const float *bp = b.p + j0;                                                        \
+                if (n - j0 >= NB) {                                                                \
+                    for (int j = 0; j < NB; j++) {                                                 \
+                        t[j] = 0.0f;                                                               \
+                    }                                                                              \
+                    for (int64_t kk = 0; kk < k; kk++) {                                           \
+                        const float av = ar[kk * a.cs];                                            \
+                        const float *br = bp + kk * b.rs;                                          \
+                        for (int j = 0; j < NB; j++) {                                             \
+                            t[j] = MADD(av, br[j], t[j]);                                          \
+                        }                                                                          \
+                    }                                                                              \
+                    store_row(c + i * crs + j0 * ccs, ccs, t, NB, alpha, beta);                    \
+                } else {                                                                           \
+                    const int64_t nj = n - j0;                                                     \
+                    for (int64_t j = 0; j < nj; j++) {                                             \
+                        t[j] = 0.0f;                                                               \
+                    }                                                                              \
+                    for (int64_t kk = 0; kk < k; kk++) {                                           \
+                        const float av = ar[kk * a.cs];                                            \
+                        const float *br = bp + kk * b.rs;                                          \
+                        for (int64_t j = 0; j < nj; j++) {                                         \
+                            t[j] = MADD(av, br[j], t[j]);                                          \
+                        }                                                                          \
+                    }                                                                              \
+                    store_row(c + i * crs + j0 * ccs, ccs, t, nj, alpha, beta);                    \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    ATTR static void dots_##sfx(int64_t m, int64_t n, int64_t k, float alpha, const float *a,      \
+                                int64_t lda, mat b, float beta, float *c, int64_t crs,             \
+                                int64_t ccs) {                                                     \
+        for (int64_t i = 0; i < m; i++) {                                                          \
+            const float *ar = a + i * lda;                                                         \
+            for (int64_t j = 0; j < n; j++) {                                                      \
+                const float *br = b.p + j * b.cs;                                                  \
+                float t[KL];                                                                       \
+                for (int l = 0; l < KL; l++) {                                                     \
+                    t[l] = 0.0f;                                                                   \
+                }                                                                                  \
+                int64_t kk = 0;                                                                    \
+                for (; kk + KL <= k; kk += KL) {                                                   \
+                    for (int l = 0; l < KL; l++) {                                                 \
+                        t[l] = MADD(ar[kk + l], br[kk + l], t[l]);                                 \
+                    }                                                                              \
+                }                                                                                  \
+                for (int l = 0; kk < k; kk++, l++) {                                               \
+                    t[l] = MADD(ar[kk], br[kk], t[l]);                                             \
+                }                                                                                  \
+                for (int w = KL / 2; w > 0; w /= 2) {                                              \
+                    for (int l = 0; l < w; l++) {                                                  \
+                        t[l] += t[l + w];                                                          \
+                    }                                                                              \
+                }                                                                                  \
+                store_row(c + i * crs + j * ccs, ccs, t, 1, alpha, beta);                          \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+#define MADD_PLAIN(a, b, c) ((a) * (b) + (c))
+#define MADD_FMA(a, b, c) fmaf((a), (b), (c))
+
+DEFINE_SMALL_KERNELS(base, , MADD_PLAIN)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_X86_KERNELS 1
+DEFINE_SMALL_KERNELS(avx2, __attribute__((target("avx2,fma"))), MADD_FMA)
+DEFINE_SMALL_KERNELS(avx512,
+                     __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,"
+                                           "prefer-vector-width=512"))),
+                     MADD_FMA)
+#endif
+
+typedef enum isa { ISA_BASE, ISA_AVX2, ISA_AVX512 } isa;
+
+static isa best_isa(void) {
+#ifdef HAVE_X86_KERNELS
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+        return ISA_AVX512;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        return ISA_AVX2;
+    }
+#endif
+    return ISA_BASE;
+}
+
+static void small_rows(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b, float beta,
                        float *c, int64_t crs, int64_t ccs) {
-    float acc[SMALL_TILE];
+    switch (best_isa()) {
+#ifdef HAVE_X86_KERNELS
+    case ISA_AVX512:
+        rows_avx512(m, n, k, alpha, a, b, beta, c, crs, ccs);
+        return;
+    case ISA_AVX2:
+        rows_avx2(m, n, k, alpha, a, b, beta, c, crs, ccs);
+        return;
+#endif
+    default:
+        rows_base(m, n, k, alpha, a, b, beta, c, crs, ccs);
+        return;
+    }
+}
+
+static void small_dots(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       mat b, float beta, float *c, int64_t crs, int64_t ccs) {
+    switch (best_isa()) {
+#ifdef HAVE_X86_KERNELS
+    case ISA_AVX512:
+        dots_avx512(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
+        return;
+    case ISA_AVX2:
+        dots_avx2(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
+        return;
+#endif
+    default:
+        dots_base(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
+        return;
+    }
+}
+
+/* Any strides at all (broadcast operands, odd views): plain loops, one C element at a time. */
+static void small_any(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b, float beta,
+                      float *c, int64_t crs, int64_t ccs) {
     for (int64_t i = 0; i < m; i++) {
-        for (int64_t j0 = 0; j0 < n; j0 += SMALL_TILE) {
-            const int64_t nj = n - j0 < SMALL_TILE ? n - j0 : SMALL_TILE;
-            for (int64_t j = 0; j < nj; j++) {
-                acc[j] = 0.0f;
-            }
+        for (int64_t j = 0; j < n; j++) {
+            float acc = 0.0f;
             for (int64_t kk = 0; kk < k; kk++) {
-                const float av = a.p[i * a.rs + kk * a.cs];
-                const float *brow = b.p + kk * b.rs + j0 * b.cs;
-                if (b.cs == 1) {
-                    for (int64_t j = 0; j < nj; j++) {
-                        acc[j] += av * brow[j];
-                    }
-                } else {
-                    for (int64_t j = 0; j < nj; j++) {
-                        acc[j] += av * brow[j * b.cs];
-                    }
-                }
+                acc += a.p[i * a.rs + kk * a.cs] * b.p[kk * b.rs + j * b.cs];
             }
-            store_row(c + i * crs + j0 * ccs, ccs, acc, nj, alpha, beta);
+            store_row(c + i * crs + j * ccs, ccs, &acc, 1, alpha, beta);
         }
     }
 }
 
-/*
- * The same product when A's rows and B's columns are both dense along k (op(B) = B^T with B
- * row-major, the Dense layer's x W^T): each C element is a dot product over k.
- */
-static void small_dot(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b, float beta,
-                      float *c, int64_t crs, int64_t ccs) {
-    for (int64_t i = 0; i < m; i++) {
-        const float *ar = a.p + i * a.rs;
-        float *cr = c + i * crs;
-        for (int64_t j = 0; j < n; j++) {
-            const float *br = b.p + j * b.cs;
-            float lane[LANES] = {0};
-            int64_t kk = 0;
-            for (; kk + LANES <= k; kk += LANES) {
-                for (int l = 0; l < LANES; l++) {
-                    lane[l] += ar[kk + l] * br[kk + l];
-                }
+/* The small path: chooses the kernel that suits the layouts. */
+static void small_gemm(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b, float beta,
+                       float *c, int64_t crs, int64_t ccs) {
+    if (b.cs == 1) {
+        small_rows(m, n, k, alpha, a, b, beta, c, crs, ccs);
+    } else if (b.rs == 1 && a.cs == 1) {
+        small_dots(m, n, k, alpha, a.p, a.rs, b, beta, c, crs, ccs);
+    } else if (b.rs == 1 && m * k <= PACK_MAX) {
+        float packed[PACK_MAX]; /* op(A) rows made dense for the dot kernel */
+        for (int64_t i = 0; i < m; i++) {
+            for (int64_t kk = 0; kk < k; kk++) {
+                packed[i * k + kk] = a.p[i * a.rs + kk * a.cs];
             }
-            float dot = ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
-                        ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-            for (; kk < k; kk++) {
-                dot += ar[kk] * br[kk];
-            }
-            store_row(cr + j * ccs, ccs, &dot, 1, alpha, beta);
         }
+        small_dots(m, n, k, alpha, packed, k, b, beta, c, crs, ccs);
+    } else {
+        small_any(m, n, k, alpha, a, b, beta, c, crs, ccs);
     }
 }
 
@@ -154,10 +272,8 @@ lam_status cpu_gemm(const lam_op_call *call) {
     const int fits_int = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
     if (macs > SMALL_GEMM_MACS && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {
         cpu_blas_sgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a.p, lda, b.p, ldb, beta, c, ldc);
-    } else if (a.cs == 1 && b.rs == 1 && b.cs != 1) {
-        small_dot(m, n, k, alpha, a, b, beta, c, crs, ccs);
     } else {
-        small_axpy(m, n, k, alpha, a, b, beta, c, crs, ccs);
+        small_gemm(m, n, k, alpha, a, b, beta, c, crs, ccs);
     }
     return LAM_OK;
 }
