@@ -49,7 +49,8 @@ lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *
         return st;
     }
     lam_block *b = calloc(1, sizeof *b);
-    if (b == NULL || (b->type = lam__strdup(type)) == NULL || (b->name = lam__strdup(name)) == NULL) {
+    if (b == NULL || (b->type = lam__strdup(type)) == NULL ||
+        (b->name = lam__strdup(name)) == NULL) {
         if (b) {
             free(b->type);
         }
@@ -78,7 +79,8 @@ static bool valid_type(const char *type) {
 lam_status lam_block_create(const char *type, lam_forward_fn forward, void *state,
                             void (*free_state)(void *state), lam_block **out) {
     if (out == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_block_create: Invalid argument, out is NULL");
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_block_create: Invalid argument, out is NULL");
     }
     *out = NULL;
     if (!valid_type(type)) {
@@ -482,8 +484,8 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
         if (b->n_children == 0) {
             if (n_inputs != 1) {
                 return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                  "%s: Empty Sequential passes one input through, got %u",
-                                  b->name, n_inputs);
+                                  "%s: Empty Sequential passes one input through, got %u", b->name,
+                                  n_inputs);
             }
             *output = lam_tensor_retain(inputs[0]);
             return LAM_OK;

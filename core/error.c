@@ -88,3 +88,11 @@ lam_status lam__error_prefix(lam_status status, const char *fmt, ...) {
     last_error[pos + take] = '\0';
     return status;
 }
+
+lam_status lam_set_error(lam_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    lam__verror(status, fmt, ap);
+    va_end(ap);
+    return status;
+}

@@ -261,7 +261,7 @@ lam_initializer *lam_initializer_retain(lam_initializer *init) {
     return init;
 }
 
-void lam_initializer_destroy(lam_initializer *init) {
+void lam_initializer_release(lam_initializer *init) {
     if (init == NULL || --init->refcount > 0) {
         return;
     }

@@ -203,7 +203,11 @@ struct lam_layer {
     struct lam_block *block;
 };
 
-typedef enum lam__block_kind { LAM__BLOCK_CUSTOM = 1, LAM__BLOCK_SEQUENTIAL, LAM__BLOCK_LAYER } lam__block_kind;
+typedef enum lam__block_kind {
+    LAM__BLOCK_CUSTOM = 1,
+    LAM__BLOCK_SEQUENTIAL,
+    LAM__BLOCK_LAYER
+} lam__block_kind;
 
 typedef struct lam__child {
     char *name;

@@ -104,8 +104,8 @@ static lam_status check_value(const lam_layer_desc *d, const lam_attr_desc *a, c
     case LAM_ATTR_INT:
         if (!parse_int(v, &i)) {
             return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Invalid value for '%s', expected an integer, got '%s'",
-                              d->name, a->name, v);
+                              "%s: Invalid value for '%s', expected an integer, got '%s'", d->name,
+                              a->name, v);
         }
         return LAM_OK;
     case LAM_ATTR_FLOAT:
@@ -156,8 +156,7 @@ static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__at
         char *eq = strchr(item, '=');
         if (eq == NULL) {
             st = lam__error(LAM_ERR_INVALID_ARGUMENT,
-                            "%s: Invalid attributes, expected name=value, got '%s'", d->name,
-                            item);
+                            "%s: Invalid attributes, expected name=value, got '%s'", d->name, item);
             break;
         }
         *eq = '\0';
@@ -212,8 +211,9 @@ static lam_status find_attr(const lam_attrs *attrs, const char *fn, const char *
                             lam_attr_type want, const char **value) {
     const lam__attrs *a = (const lam__attrs *)attrs;
     if (a == NULL || name == NULL || value == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL attrs, name or "
-                                                    "value",
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid argument, NULL attrs, name or "
+                          "value",
                           fn);
     }
     for (uint32_t i = 0; i < a->desc->n_attrs; i++) {
@@ -230,8 +230,8 @@ static lam_status find_attr(const lam_attrs *attrs, const char *fn, const char *
             return LAM_OK;
         }
     }
-    return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, '%s' is not an attribute of %s", fn,
-                      name, a->desc->name);
+    return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, '%s' is not an attribute of %s", fn, name,
+                      a->desc->name);
 }
 
 static lam_status host_attr_int(const lam_attrs *attrs, const char *name, int64_t *value) {
@@ -291,8 +291,8 @@ static lam_status host_declare_param(lam_layer *layer, const char *name, const l
         lam_param *p = lam_block_param(b->share, name);
         if (p == NULL) {
             return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Cannot share, %s has no parameter '%s'", b->name,
-                              b->share->name, name);
+                              "%s: Cannot share, %s has no parameter '%s'", b->name, b->share->name,
+                              name);
         }
         bool ok = p->shape.ndim == shape->ndim;
         for (uint32_t i = 0; ok && i < shape->ndim; i++) {
@@ -320,7 +320,7 @@ static lam_status host_declare_param(lam_layer *layer, const char *name, const l
         }
     }
     lam_status st = lam_block_param_new(b, name, shape, in, NULL);
-    lam_initializer_destroy(in);
+    lam_initializer_release(in);
     if (st == LAM_OK && (flags & LAM_PARAM_CONSTANT)) {
         lam_param *p = lam_block_param(b, name);
         p->flags |= LAM_PARAM_CONSTANT;
@@ -531,8 +531,9 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
         return st;
     }
     if (*out == NULL) {
-        return lam__error(LAM_ERR_INTERNAL, "%s: Forward returned no output (a bug in the %s "
-                                            "plugin)",
+        return lam__error(LAM_ERR_INTERNAL,
+                          "%s: Forward returned no output (a bug in the %s "
+                          "plugin)",
                           b->name, d->name);
     }
     if (!lam_shape_equal(lam_tensor_shape(*out), &out_shape)) {

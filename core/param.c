@@ -63,8 +63,8 @@ void lam__param_release(lam_param *p) {
     }
     lam_tensor_release(p->data);
     lam_tensor_release(p->grad);
-    lam_initializer_destroy(p->init);
-    lam_initializer_destroy(p->deferred_init);
+    lam_initializer_release(p->init);
+    lam_initializer_release(p->deferred_init);
     free(p->const_values);
     free(p->name);
     free(p->local);
@@ -124,8 +124,9 @@ static lam_status sync_grad(lam_param *p) {
 
 lam_status lam_param_set_grad_req(lam_param *p, lam_grad_req req) {
     if (req != LAM_GRAD_WRITE && req != LAM_GRAD_ADD && req != LAM_GRAD_NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid grad_req %d, expected write, add or null",
-                          p->name, (int)req);
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid grad_req %d, expected write, add or null", p->name,
+                          (int)req);
     }
     if (lam_param_is_constant(p) && req != LAM_GRAD_NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
@@ -237,14 +238,14 @@ static lam_status initialize(lam_param *p, const lam_initializer *explicit_init,
     }
     if (!lam__shape_known(&p->shape)) {
         /* Deferred: remember how, run it when the first forward has inferred the shape. */
-        lam_initializer_destroy(p->deferred_init);
+        lam_initializer_release(p->deferred_init);
         p->deferred_init = init;
         p->deferred_ctx = ctx;
         p->deferred = true;
         return LAM_OK;
     }
     st = init_now(p, init, ctx);
-    lam_initializer_destroy(init);
+    lam_initializer_release(init);
     if (st == LAM_OK) {
         p->deferred = false;
     }
@@ -277,7 +278,7 @@ lam_status lam__param_finish_deferred(lam_param *p) {
         return st;
     }
     p->deferred = false;
-    lam_initializer_destroy(p->deferred_init);
+    lam_initializer_release(p->deferred_init);
     p->deferred_init = NULL;
     return LAM_OK;
 }
@@ -364,7 +365,7 @@ lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
                           p->name, lam_shape_format(&p->shape, b1, sizeof b1),
                           lam_shape_format(ds, b2, sizeof b2));
     }
-    lam_ctx *ctx = p->data ? lam_tensor_ctx(p->data)
+    lam_ctx *ctx = p->data           ? lam_tensor_ctx(p->data)
                    : p->deferred_ctx ? p->deferred_ctx
                                      : lam_tensor_ctx(data);
     lam_tensor *src;
@@ -386,7 +387,7 @@ lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
         st = lam_tensor_read(p->data, p->const_values, (size_t)lam_shape_numel(&p->shape));
     }
     p->deferred = false;
-    lam_initializer_destroy(p->deferred_init);
+    lam_initializer_release(p->deferred_init);
     p->deferred_init = NULL;
     return st == LAM_OK ? sync_grad(p) : st;
 }
@@ -427,7 +428,8 @@ const char *lam_param_list_key(const lam_param_list *list, size_t index) {
 
 lam_param *lam_param_list_find(const lam_param_list *list, const char *name) {
     for (size_t i = 0; list && name && i < list->n; i++) {
-        if (strcmp(list->items[i].key, name) == 0 || strcmp(list->items[i].param->name, name) == 0) {
+        if (strcmp(list->items[i].key, name) == 0 ||
+            strcmp(list->items[i].param->name, name) == 0) {
             return list->items[i].param;
         }
     }
@@ -439,7 +441,8 @@ char *lam_param_list_format(const lam_param_list *list, const char *title, char 
     lam__strbuf_printf(&sb, "%s (\n", title ? title : "");
     for (size_t i = 0; list && i < list->n; i++) {
         char line[400];
-        lam__strbuf_printf(&sb, "  %s\n", lam_param_format(list->items[i].param, line, sizeof line));
+        lam__strbuf_printf(&sb, "  %s\n",
+                           lam_param_format(list->items[i].param, line, sizeof line));
     }
     lam__strbuf_printf(&sb, ")");
     snprintf(buf, cap, "%s", sb.data ? sb.data : "");

@@ -265,10 +265,11 @@ static lam_status host_register_backend(lam_plugin *p, const lam_backend_desc *d
         p->version_seen = d->version;
     }
     if (!valid_name(d->name, true)) {
+        st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                    "backend name '%s' is invalid (1-63 characters of a-z, 0-9, _)",
+                    d->name ? d->name : "(null)");
         free(b);
-        return refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
-                      "backend name '%s' is invalid (1-63 characters of a-z, 0-9, _)",
-                      d->name ? d->name : "(null)");
+        return st;
     }
     st = LAM_OK;
 #define REQ(field)                                                                                 \
@@ -333,10 +334,11 @@ static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc)
         p->version_seen = d->version;
     }
     if (!valid_name(d->name, false)) {
+        st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                    "layer name '%s' is invalid (1-63 characters of A-Z, a-z, 0-9, _)",
+                    d->name ? d->name : "(null)");
         free(l);
-        return refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
-                      "layer name '%s' is invalid (1-63 characters of A-Z, a-z, 0-9, _)",
-                      d->name ? d->name : "(null)");
+        return st;
     }
     st = LAM_OK;
 #define REQ(field)                                                                                 \

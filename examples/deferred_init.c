@@ -98,7 +98,7 @@ int main(void) {
     lam_block_release(net);
     lam_block_release(eager);
     lam_block_release(deferred);
-    lam_initializer_destroy(init);
+    lam_initializer_release(init);
     lam_shutdown();
     return 0;
 }

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 
 /* Examples stop at the first error and print the library's message. */
-#define CHECK(call)                                                                            \
-    do {                                                                                       \
-        if ((call) != LAM_OK) {                                                                \
-            fprintf(stderr, "%s:%d: error: %s\n", __FILE__, __LINE__, lam_last_error());       \
-            exit(1);                                                                           \
-        }                                                                                      \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        if ((call) != LAM_OK) {                                                                    \
+            fprintf(stderr, "%s:%d: error: %s\n", __FILE__, __LINE__, lam_last_error());           \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* A (rows, cols) tensor uniform in [lo, hi) from a small LCG, so examples need nothing else. */

@@ -85,23 +85,23 @@ int main(void) {
     lam_initializer *init;
     CHECK(lam_init_normal(0.01f, &init));
     CHECK(lam_block_initialize(net, init, NULL, 1));
-    lam_initializer_destroy(init);
+    lam_initializer_release(init);
     stats("Normal(sigma=0.01) net[0].weight", lam_block_param(first, "weight"));
     example_print_param("net[0].bias", lam_block_param(first, "bias"), 4);
     CHECK(lam_init_constant(1.0f, &init));
     CHECK(lam_block_initialize(net, init, NULL, 1));
-    lam_initializer_destroy(init);
+    lam_initializer_release(init);
     example_print_param("Constant(1) net[0].weight", lam_block_param(first, "weight"), 4);
     CHECK(lam_init_xavier(LAM_XAVIER_UNIFORM, LAM_XAVIER_AVG, 3.0f, &init));
     CHECK(lam_param_initialize(lam_block_param(first, "weight"), init, NULL, 1));
-    lam_initializer_destroy(init);
+    lam_initializer_release(init);
     stats("Xavier net[0].weight", lam_block_param(first, "weight"));
     printf("Xavier bound sqrt(3/((20+256)/2)) = %.4f\n", sqrt(3.0 / 138.0));
 
     printf("== Custom initializer\n");
     CHECK(lam_init_custom("MyInit", my_init, NULL, &init));
     CHECK(lam_block_initialize(net, init, NULL, 1));
-    lam_initializer_destroy(init);
+    lam_initializer_release(init);
     example_print_param("net[0].weight", lam_block_param(first, "weight"), 6);
     lam_tensor *w, *w1;
     CHECK(lam_param_data(lam_block_param(first, "weight"), &w));
@@ -125,7 +125,7 @@ int main(void) {
     example_summary(net2);
     CHECK(lam_init_xavier(LAM_XAVIER_UNIFORM, LAM_XAVIER_AVG, 3.0f, &init));
     CHECK(lam_block_initialize(net2, init, NULL, 0));
-    lam_initializer_destroy(init);
+    lam_initializer_release(init);
     CHECK(lam_block_call(net2, x, &y));
     example_summary(net2);
     example_print("net(X)", y, 4);

@@ -214,15 +214,15 @@ Test(registry, same_file_name_later_in_path_is_skipped) {
 }
 
 Test(registry, host_carries_on_after_every_refusal) {
-    start(
-        P("no_entry") ":" P("wrong_major") ":" P("abi_zero") ":" P("size_zero") ":" P("newer_minor") ":" P("unknown_size") ":" P("bad_fingerprint") ":" P(
-            "null_callback") ":" P("null_backend_callback") ":" P("dup_a") ":" P("dup_b") ":" P("en"
-                                                                                                "tr"
-                                                                                                "y_"
-                                                                                                "er"
-                                                                                                "ro"
-                                                                                                "r") ":" P("nothing") ":" P("partial") ":" P("bad_name"),
-        1);
+    start(P("no_entry") ":" P("wrong_major") ":" P("abi_zero") ":" P("size_zero") ":" P("newer_"
+                                                                                        "minor") ":" P("unknown_size") ":" P("bad_fingerprint") ":" P(
+              "null_callback") ":" P("null_backend_callback") ":" P("dup_a") ":" P("dup_b") ":" P("en"
+                                                                                                  "tr"
+                                                                                                  "y_"
+                                                                                                  "er"
+                                                                                                  "ro"
+                                                                                                  "r") ":" P("nothing") ":" P("partial") ":" P("bad_name"),
+          1);
     size_t refused = 0;
     for (size_t i = 0; i < lam_plugin_report_count(); i++) {
         lam_plugin_record r = LAM_PLUGIN_RECORD_INIT;

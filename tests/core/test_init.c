@@ -180,9 +180,9 @@ Test(init, zero_one_constant_fill_exactly) {
     free(dz);
     free(d1);
     free(dc);
-    lam_initializer_destroy(z);
-    lam_initializer_destroy(o);
-    lam_initializer_destroy(c);
+    lam_initializer_release(z);
+    lam_initializer_release(o);
+    lam_initializer_release(c);
 }
 
 /* ---- random initializers ------------------------------------------------------------------ */
@@ -197,7 +197,7 @@ Test(init, uniform_matches_reference_stream) {
                      ref_uniform_0_weight[i]);
     }
     free(d);
-    lam_initializer_destroy(u);
+    lam_initializer_release(u);
 }
 
 Test(init, uniform_statistics_on_100k) {
@@ -214,7 +214,7 @@ Test(init, uniform_statistics_on_100k) {
     double want = 0.07 / sqrt(3.0);
     assert_within(st.std, want, 0.02 * want, "std");
     free(d);
-    lam_initializer_destroy(u);
+    lam_initializer_release(u);
 }
 
 Test(init, normal_matches_reference_stream) {
@@ -230,7 +230,7 @@ Test(init, normal_matches_reference_stream) {
                   i, d[i], want);
     }
     free(d);
-    lam_initializer_destroy(nrm);
+    lam_initializer_release(nrm);
 }
 
 Test(init, normal_statistics_on_100k) {
@@ -244,7 +244,7 @@ Test(init, normal_statistics_on_100k) {
     assert_within(st.std, 0.01, 0.02 * 0.01, "std");
     cr_assert(st.max < 0.0667 && st.min > -0.0667, "beyond the Box-Muller limit");
     free(d);
-    lam_initializer_destroy(nrm);
+    lam_initializer_release(nrm);
 }
 
 Test(init, xavier_uniform_avg_bound_and_std) {
@@ -266,7 +266,7 @@ Test(init, xavier_uniform_avg_bound_and_std) {
     cr_assert(st.max > 0.99 * bound && st.min < -0.99 * bound, "the whole interval is used");
     assert_within(st.std, bound / sqrt(3.0), 0.03 * bound / sqrt(3.0), "std");
     free(d);
-    lam_initializer_destroy(x);
+    lam_initializer_release(x);
 }
 
 /* A conv-like shape: fan_in = 32*3*3 = 288, fan_out = 64*3*3 = 576. */
@@ -281,7 +281,7 @@ static void check_xavier_gaussian(lam_xavier_factor factor, double fan) {
     assert_within(st.mean, 0.0, 0.03 * want, "mean");
     assert_within(st.std, want, 0.03 * want, "std");
     free(d);
-    lam_initializer_destroy(x);
+    lam_initializer_release(x);
 }
 
 Test(init, xavier_gaussian_in_uses_fan_in) {
@@ -301,7 +301,7 @@ Test(init, xavier_rejects_fewer_than_two_dims) {
                  "1-D");
     assert_error(lam__init_fill(x, "scale", "scale", &scalar_shape, data, 1), LAM_ERR_SHAPE,
                  "scale: Cannot initialize, Xavier needs at least 2 dims, shape is ()", "0-D");
-    lam_initializer_destroy(x);
+    lam_initializer_release(x);
 }
 
 /* ---- determinism -------------------------------------------------------------------------- */
@@ -320,7 +320,7 @@ Test(init, same_seed_and_key_give_identical_bits) {
         free(other);
         free(b);
         free(a);
-        lam_initializer_destroy(init);
+        lam_initializer_release(init);
     }
 }
 
@@ -344,7 +344,7 @@ Test(init, another_key_or_seed_gives_other_values) {
     free(b);
     free(c);
     free(d);
-    lam_initializer_destroy(u);
+    lam_initializer_release(u);
 }
 
 Test(init, parsed_text_fills_like_the_original) {
@@ -357,8 +357,8 @@ Test(init, parsed_text_fills_like_the_original) {
     cr_assert(memcmp(a, b, sizeof(float) * 50) == 0);
     free(a);
     free(b);
-    lam_initializer_destroy(orig);
-    lam_initializer_destroy(back);
+    lam_initializer_release(orig);
+    lam_initializer_release(back);
 }
 
 /* ---- custom initializers ------------------------------------------------------------------ */
@@ -418,7 +418,7 @@ Test(init, custom_my_init_zeroes_small_values) {
     cr_assert(memcmp(d, again, n * sizeof *d) == 0);
     free(again);
     free(d);
-    lam_initializer_destroy(mi);
+    lam_initializer_release(mi);
 }
 
 static lam_status failing_init(const char *name, const lam_shape *shape, float *data, size_t count,
@@ -447,15 +447,15 @@ Test(init, custom_failure_is_prefixed_with_name_and_label) {
                  "dense0_weight: Initializer 'MyInit' failed, lam_init_uniform: Invalid scale -1, "
                  "must be positive and finite",
                  "loud");
-    lam_initializer_destroy(quiet);
-    lam_initializer_destroy(loud);
+    lam_initializer_release(quiet);
+    lam_initializer_release(loud);
 }
 
 Test(init, custom_without_label_is_named_custom) {
     lam_initializer *c = NULL;
     assert_status(lam_init_custom(NULL, my_init, NULL, &c), LAM_OK, "custom");
     cr_assert_str_eq(lam_initializer_describe(c), "Custom");
-    lam_initializer_destroy(c);
+    lam_initializer_release(c);
 }
 
 /* ---- fill errors -------------------------------------------------------------------------- */
@@ -482,7 +482,7 @@ Test(init, fill_rejects_bad_buffers_and_unknown_shapes) {
     /* Nothing to fill is fine, even without a buffer. */
     lam_shape empty = SHAPE(0, 3);
     assert_status(lam__init_fill(z, "w", "w", &empty, NULL, 0), LAM_OK, "empty");
-    lam_initializer_destroy(z);
+    lam_initializer_release(z);
 }
 
 /* ---- constructors ------------------------------------------------------------------------- */
@@ -527,14 +527,14 @@ Test(init, describe_names_kind_and_arguments) {
     lam_initializer *i = NULL;
     assert_status(lam_init_constant(0.5f, &i), LAM_OK, "constant");
     cr_assert_str_eq(lam_initializer_describe(i), "Constant(value=0.5)");
-    lam_initializer_destroy(i);
+    lam_initializer_release(i);
     assert_status(lam_init_normal(0.01f, &i), LAM_OK, "normal");
     cr_assert_str_eq(lam_initializer_describe(i), "Normal(sigma=0.01)");
-    lam_initializer_destroy(i);
+    lam_initializer_release(i);
     assert_status(lam_init_xavier(LAM_XAVIER_GAUSSIAN, LAM_XAVIER_OUT, 2.0f, &i), LAM_OK, "x");
     cr_assert_str_eq(lam_initializer_describe(i),
                      "Xavier(rnd_type=gaussian, factor_type=out, magnitude=2)");
-    lam_initializer_destroy(i);
+    lam_initializer_release(i);
     cr_assert_str_eq(lam_initializer_describe(NULL), "");
 }
 
@@ -570,8 +570,8 @@ Test(init, parse_then_describe_round_trips) {
         /* describe's text parses back to the same initializer. */
         lam_initializer *j = parse_ok(cases[k].desc);
         cr_assert_str_eq(lam_initializer_describe(j), cases[k].desc);
-        lam_initializer_destroy(j);
-        lam_initializer_destroy(i);
+        lam_initializer_release(j);
+        lam_initializer_release(i);
     }
 }
 
@@ -636,11 +636,11 @@ Test(init, retain_and_destroy_count_references) {
     lam_initializer *i = parse_ok("normal(0.5)");
     cr_assert_eq(lam_initializer_retain(i), i);
     cr_assert_eq(lam_initializer_retain(i), i);
-    lam_initializer_destroy(i);
-    lam_initializer_destroy(i);
+    lam_initializer_release(i);
+    lam_initializer_release(i);
     /* One reference left: still usable (ASan would see a use after free otherwise). */
     cr_assert_str_eq(lam_initializer_describe(i), "Normal(sigma=0.5)");
-    lam_initializer_destroy(i); /* freed here; LeakSanitizer checks nothing is left */
+    lam_initializer_release(i); /* freed here; LeakSanitizer checks nothing is left */
     cr_assert_null(lam_initializer_retain(NULL));
-    lam_initializer_destroy(NULL);
+    lam_initializer_release(NULL);
 }

@@ -53,8 +53,8 @@ const char *cpu_dims_str(char *buf, size_t cap, uint32_t ndim, const int64_t *di
     buf[0] = '\0';
     used += (size_t)snprintf(buf, cap, "(");
     for (uint32_t i = 0; i < ndim && i < LAM_MAX_DIMS && used < cap; i++) {
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "",
-                                 (long long)dims[i]);
+        used +=
+            (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
     }
     if (used < cap) {
         snprintf(buf + used, cap - used, ")");
@@ -230,8 +230,10 @@ static lam_status check_dev(const void *dev) {
 
 static lam_status check_buffer(const void *buffer, const char *what) {
     if (buffer == NULL || ((const cpu_buffer *)buffer)->magic != CPU_BUFFER_MAGIC) {
-        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, %s is not a live cpu "
-                                                   "buffer", what);
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                         "cpu: Invalid argument, %s is not a live cpu "
+                         "buffer",
+                         what);
     }
     return LAM_OK;
 }

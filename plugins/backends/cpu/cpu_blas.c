@@ -41,10 +41,10 @@ typedef void (*set_int_fn)(int);
 
 #ifdef LAMINA_CPU_HAVE_CBLAS_H
 /* The pointer types must match OpenBLAS's prototypes (unevaluated: creates no reference). */
-_Static_assert(_Generic(&cblas_sgemm, sgemm_fn: 1, default: 0), "cblas_sgemm type");
-_Static_assert(_Generic(&openblas_get_corename, str_fn: 1, default: 0), "corename type");
-_Static_assert(_Generic(&openblas_get_num_threads, get_int_fn: 1, default: 0), "threads type");
-_Static_assert(_Generic(&openblas_set_num_threads, set_int_fn: 1, default: 0), "threads type");
+_Static_assert(_Generic(&cblas_sgemm, sgemm_fn : 1, default : 0), "cblas_sgemm type");
+_Static_assert(_Generic(&openblas_get_corename, str_fn : 1, default : 0), "corename type");
+_Static_assert(_Generic(&openblas_get_num_threads, get_int_fn : 1, default : 0), "threads type");
+_Static_assert(_Generic(&openblas_set_num_threads, set_int_fn : 1, default : 0), "threads type");
 #endif
 
 /* Who chose the kernel OpenBLAS runs. */
@@ -271,6 +271,6 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
 
 void cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    g_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-            trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    g_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+            m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -11,21 +11,20 @@
 
 /* How an op uses its operands. */
 typedef enum op_kind {
-    KIND_FILL,     /* no inputs */
-    KIND_UNARY,    /* one input, same dims as the output */
-    KIND_BINARY,   /* two inputs, same dims as the output */
-    KIND_GEMM,     /* two 2-D inputs */
-    KIND_REDUCE,   /* one 3-D input (outer, n, inner), output (outer, 1, inner) */
-    KIND_SOFTMAX   /* one 3-D input, output of the same dims */
+    KIND_FILL,   /* no inputs */
+    KIND_UNARY,  /* one input, same dims as the output */
+    KIND_BINARY, /* two inputs, same dims as the output */
+    KIND_GEMM,   /* two 2-D inputs */
+    KIND_REDUCE, /* one 3-D input (outer, n, inner), output (outer, 1, inner) */
+    KIND_SOFTMAX /* one 3-D input, output of the same dims */
 } op_kind;
 
 static const char *const op_names[LAM_OP_COUNT] = {
-    "invalid",     "fill",        "copy",         "add",         "sub",
-    "mul",         "div",         "add_scalar",   "mul_scalar",  "rsub_scalar",
-    "div_scalar",  "rdiv_scalar", "pow_scalar",   "neg",         "abs",
-    "square",      "sqrt",        "exp",          "log",         "relu",
-    "sigmoid",     "tanh",        "softrelu",     "gemm",        "reduce_sum",
-    "reduce_mean", "reduce_max",  "reduce_min",   "argmax",      "softmax",
+    "invalid",     "fill",        "copy",       "add",         "sub",        "mul",
+    "div",         "add_scalar",  "mul_scalar", "rsub_scalar", "div_scalar", "rdiv_scalar",
+    "pow_scalar",  "neg",         "abs",        "square",      "sqrt",       "exp",
+    "log",         "relu",        "sigmoid",    "tanh",        "softrelu",   "gemm",
+    "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",     "softmax",
     "log_softmax", "maximum",     "minimum",
 };
 
@@ -213,8 +212,8 @@ static lam_status check_gemm(const lam_op_call *call, const char *opname) {
         char db[64];
         char dc[64];
         return cpu_error(LAM_ERR_SHAPE,
-                         "cpu: Shape mismatch, %s of A %s%s and B %s%s into output %s",
-                         opname, cpu_dims_str(da, sizeof da, 2, a->dims), ta ? " transposed" : "",
+                         "cpu: Shape mismatch, %s of A %s%s and B %s%s into output %s", opname,
+                         cpu_dims_str(da, sizeof da, 2, a->dims), ta ? " transposed" : "",
                          cpu_dims_str(db, sizeof db, 2, b->dims), tb ? " transposed" : "",
                          cpu_dims_str(dc, sizeof dc, 2, c->dims));
     }
@@ -241,8 +240,8 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT,
                          "cpu: Invalid argument, %s takes %u input%s and an output, got %u "
                          "input%s%s%s",
-                         opname, (unsigned)arity, arity == 1 ? "" : "s",
-                         (unsigned)call->n_inputs, call->n_inputs == 1 ? "" : "s",
+                         opname, (unsigned)arity, arity == 1 ? "" : "s", (unsigned)call->n_inputs,
+                         call->n_inputs == 1 ? "" : "s",
                          arity > 0 && call->inputs == NULL ? ", inputs NULL" : "",
                          call->output == NULL ? ", output NULL" : "");
     }

@@ -9,14 +9,10 @@
 #include "cpu_internal.h"
 
 #include <limits.h>
-#include <math.h>
+#include <string.h>
 
 /* Products up to this many multiply-adds skip BLAS (2x20x256 = 10240). */
 #define SMALL_GEMM_MACS 32768
-/* Columns of C per register block of the row kernel: 4 AVX-512 / 8 AVX2 registers. */
-#define NB 64
-/* Lanes of the dot kernel. */
-#define KL 16
 /* Largest op(A) the dot kernel packs on the stack (floats). */
 #define PACK_MAX 4096
 
@@ -40,93 +36,133 @@ static inline void store_row(float *c, int64_t cs, const float *acc, int64_t n, 
     }
 }
 
+/* GCC vector types: one register of SSE, AVX2 and AVX-512 respectively. */
+typedef float v4sf __attribute__((vector_size(16)));
+typedef float v8sf __attribute__((vector_size(32)));
+typedef float v16sf __attribute__((vector_size(64)));
+
 /*
- * The small kernels, compiled once per instruction set (MADD is fmaf where the target has FMA,
- * else a multiply and an add) and picked at run time by cpu_gemm.
+ * The small kernels, compiled once per instruction set (VT is that set's register of VL
+ * floats; this file is built with -ffp-contract=fast so `t += a * b` becomes an FMA where the
+ * set has one) and picked at run time by cpu_gemm.
  *
- * rows_*: op(B) rows dense (b.cs == 1). For each row of C, a block of NB columns stays in
- * registers while k runs: acc += A(i,k) * B(k, j0..j0+NB).
+ * rows_*: op(B) rows dense (b.cs == 1). For each row of C, 4 registers of columns stay in
+ * registers while k runs: acc += A(i,k) * B(k, j0..).
  * dots_*: A rows and B^T rows dense along k (a.cs == 1, b.rs == 1, the Dense layer's x W^T):
- * each C element is a dot product, with KL partial sums.
+ * each C element is a dot product; four of them run side by side.
  */
-#define DEFINE_SMALL_KERNELS(sfx, ATTR, MADD)                                                      \
+#define DEFINE_SMALL_KERNELS(sfx, ATTR, VT, VL)                                                    \
+    ATTR static inline VT load_##sfx(const float *p) {                                             \
+        VT v;                                                                                      \
+        memcpy(&v, p, sizeof v);                                                                   \
+        return v;                                                                                  \
+    }                                                                                              \
+    ATTR static inline float hsum_##sfx(VT v) {                                                    \
+        float t[VL];                                                                               \
+        memcpy(t, &v, sizeof t);                                                                   \
+        for (int w = VL / 2; w > 0; w /= 2) {                                                      \
+            for (int l = 0; l < w; l++) {                                                          \
+                t[l] += t[l + w];                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        return t[0];                                                                               \
+    }                                                                                              \
     ATTR static void rows_##sfx(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b,        \
                                 float beta, float *c, int64_t crs, int64_t ccs) {                  \
         for (int64_t i = 0; i < m; i++) {                                                          \
             const float *ar = a.p + i * a.rs;                                                      \
-            for (int64_t j0 = 0; j0 < n; j0 += NB) {                                               \
-                float t[NB];                                                                       \
-                const float *bp = b.p + j0;                                                        \
-                if (n - j0 >= NB) {                                                                \
-                    for (int j = 0; j < NB; j++) {                                                 \
-                        t[j] = 0.0f;                                                               \
-                    }                                                                              \
-                    for (int64_t kk = 0; kk < k; kk++) {                                           \
-                        const float av = ar[kk * a.cs];                                            \
-                        const float *br = bp + kk * b.rs;                                          \
-                        for (int j = 0; j < NB; j++) {                                             \
-                            t[j] = MADD(av, br[j], t[j]);                                          \
-                        }                                                                          \
-                    }                                                                              \
-                    store_row(c + i * crs + j0 * ccs, ccs, t, NB, alpha, beta);                    \
-                } else {                                                                           \
-                    const int64_t nj = n - j0;                                                     \
-                    for (int64_t j = 0; j < nj; j++) {                                             \
-                        t[j] = 0.0f;                                                               \
-                    }                                                                              \
-                    for (int64_t kk = 0; kk < k; kk++) {                                           \
-                        const float av = ar[kk * a.cs];                                            \
-                        const float *br = bp + kk * b.rs;                                          \
-                        for (int64_t j = 0; j < nj; j++) {                                         \
-                            t[j] = MADD(av, br[j], t[j]);                                          \
-                        }                                                                          \
-                    }                                                                              \
-                    store_row(c + i * crs + j0 * ccs, ccs, t, nj, alpha, beta);                    \
+            float *cr = c + i * crs;                                                               \
+            float t[4 * VL];                                                                       \
+            int64_t j0 = 0;                                                                        \
+            for (; j0 + 4 * VL <= n; j0 += 4 * VL) {                                               \
+                VT t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};                                         \
+                for (int64_t kk = 0; kk < k; kk++) {                                               \
+                    const float av = ar[kk * a.cs];                                                \
+                    const float *br = b.p + kk * b.rs + j0;                                        \
+                    t0 += av * load_##sfx(br);                                                     \
+                    t1 += av * load_##sfx(br + VL);                                                \
+                    t2 += av * load_##sfx(br + 2 * VL);                                            \
+                    t3 += av * load_##sfx(br + 3 * VL);                                            \
                 }                                                                                  \
+                memcpy(t, &t0, sizeof t0);                                                         \
+                memcpy(t + VL, &t1, sizeof t1);                                                    \
+                memcpy(t + 2 * VL, &t2, sizeof t2);                                                \
+                memcpy(t + 3 * VL, &t3, sizeof t3);                                                \
+                store_row(cr + j0 * ccs, ccs, t, 4 * VL, alpha, beta);                             \
+            }                                                                                      \
+            for (; j0 + VL <= n; j0 += VL) {                                                       \
+                VT t0 = {0};                                                                       \
+                for (int64_t kk = 0; kk < k; kk++) {                                               \
+                    t0 += ar[kk * a.cs] * load_##sfx(b.p + kk * b.rs + j0);                        \
+                }                                                                                  \
+                memcpy(t, &t0, sizeof t0);                                                         \
+                store_row(cr + j0 * ccs, ccs, t, VL, alpha, beta);                                 \
+            }                                                                                      \
+            if (j0 < n) {                                                                          \
+                const int64_t nj = n - j0;                                                         \
+                for (int64_t j = 0; j < nj; j++) {                                                 \
+                    t[j] = 0.0f;                                                                   \
+                }                                                                                  \
+                for (int64_t kk = 0; kk < k; kk++) {                                               \
+                    const float av = ar[kk * a.cs];                                                \
+                    const float *br = b.p + kk * b.rs + j0;                                        \
+                    for (int64_t j = 0; j < nj; j++) {                                             \
+                        t[j] += av * br[j];                                                        \
+                    }                                                                              \
+                }                                                                                  \
+                store_row(cr + j0 * ccs, ccs, t, nj, alpha, beta);                                 \
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
     ATTR static void dots_##sfx(int64_t m, int64_t n, int64_t k, float alpha, const float *a,      \
                                 int64_t lda, mat b, float beta, float *c, int64_t crs,             \
                                 int64_t ccs) {                                                     \
+        const int64_t kv = k - k % VL;                                                             \
         for (int64_t i = 0; i < m; i++) {                                                          \
             const float *ar = a + i * lda;                                                         \
-            for (int64_t j = 0; j < n; j++) {                                                      \
-                const float *br = b.p + j * b.cs;                                                  \
-                float t[KL];                                                                       \
-                for (int l = 0; l < KL; l++) {                                                     \
-                    t[l] = 0.0f;                                                                   \
+            float *cr = c + i * crs;                                                               \
+            int64_t j = 0;                                                                         \
+            for (; j + 4 <= n; j += 4) {                                                           \
+                const float *b0 = b.p + j * b.cs;                                                  \
+                const float *b1 = b0 + b.cs, *b2 = b1 + b.cs, *b3 = b2 + b.cs;                     \
+                VT t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};                                         \
+                for (int64_t kk = 0; kk < kv; kk += VL) {                                          \
+                    const VT av = load_##sfx(ar + kk);                                             \
+                    t0 += av * load_##sfx(b0 + kk);                                                \
+                    t1 += av * load_##sfx(b1 + kk);                                                \
+                    t2 += av * load_##sfx(b2 + kk);                                                \
+                    t3 += av * load_##sfx(b3 + kk);                                                \
                 }                                                                                  \
-                int64_t kk = 0;                                                                    \
-                for (; kk + KL <= k; kk += KL) {                                                   \
-                    for (int l = 0; l < KL; l++) {                                                 \
-                        t[l] = MADD(ar[kk + l], br[kk + l], t[l]);                                 \
-                    }                                                                              \
+                float d[4] = {hsum_##sfx(t0), hsum_##sfx(t1), hsum_##sfx(t2), hsum_##sfx(t3)};     \
+                for (int64_t kk = kv; kk < k; kk++) {                                              \
+                    d[0] += ar[kk] * b0[kk];                                                       \
+                    d[1] += ar[kk] * b1[kk];                                                       \
+                    d[2] += ar[kk] * b2[kk];                                                       \
+                    d[3] += ar[kk] * b3[kk];                                                       \
                 }                                                                                  \
-                for (int l = 0; kk < k; kk++, l++) {                                               \
-                    t[l] = MADD(ar[kk], br[kk], t[l]);                                             \
+                store_row(cr + j * ccs, ccs, d, 4, alpha, beta);                                   \
+            }                                                                                      \
+            for (; j < n; j++) {                                                                   \
+                const float *b0 = b.p + j * b.cs;                                                  \
+                VT t0 = {0};                                                                       \
+                for (int64_t kk = 0; kk < kv; kk += VL) {                                          \
+                    t0 += load_##sfx(ar + kk) * load_##sfx(b0 + kk);                               \
                 }                                                                                  \
-                for (int w = KL / 2; w > 0; w /= 2) {                                              \
-                    for (int l = 0; l < w; l++) {                                                  \
-                        t[l] += t[l + w];                                                          \
-                    }                                                                              \
+                float d = hsum_##sfx(t0);                                                          \
+                for (int64_t kk = kv; kk < k; kk++) {                                              \
+                    d += ar[kk] * b0[kk];                                                          \
                 }                                                                                  \
-                store_row(c + i * crs + j * ccs, ccs, t, 1, alpha, beta);                          \
+                store_row(cr + j * ccs, ccs, &d, 1, alpha, beta);                                  \
             }                                                                                      \
         }                                                                                          \
     }
 
-#define MADD_PLAIN(a, b, c) ((a) * (b) + (c))
-#define MADD_FMA(a, b, c) fmaf((a), (b), (c))
-
-DEFINE_SMALL_KERNELS(base, , MADD_PLAIN)
+DEFINE_SMALL_KERNELS(base, , v4sf, 4)
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HAVE_X86_KERNELS 1
-DEFINE_SMALL_KERNELS(avx2, __attribute__((target("avx2,fma"))), MADD_FMA)
-DEFINE_SMALL_KERNELS(avx512,
-                     __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,"
-                                           "prefer-vector-width=512"))),
-                     MADD_FMA)
+DEFINE_SMALL_KERNELS(avx2, __attribute__((target("avx2,fma"))), v8sf, 8)
+DEFINE_SMALL_KERNELS(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))),
+                     v16sf, 16)
 #endif
 
 typedef enum isa { ISA_BASE, ISA_AVX2, ISA_AVX512 } isa;

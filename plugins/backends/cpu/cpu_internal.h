@@ -39,8 +39,7 @@ static inline float *cpu_buffer_data(const cpu_buffer *b) {
 extern const lam_host_api *cpu_host;
 
 /* Sets the host's error message for this thread and returns `status`. */
-lam_status cpu_error(lam_status status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+lam_status cpu_error(lam_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Logs through the host when it has a log callback. */
 void cpu_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

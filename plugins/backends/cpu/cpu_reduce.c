@@ -42,8 +42,8 @@ static double sum_line(const float *x, int64_t n, int64_t stride) {
     for (; k < n; k++) {
         tail += x[k];
     }
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])) +
-           tail;
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+           ((lane[4] + lane[5]) + (lane[6] + lane[7])) + tail;
 }
 
 static float extreme_line(const float *x, int64_t n, int64_t stride, int is_max) {
@@ -100,8 +100,8 @@ static void sum_block(const float *x, int64_t n, int64_t xs1, int64_t nc, float 
     }
 }
 
-static void extreme_block(const float *x, int64_t n, int64_t xs1, int64_t nc, float *o,
-                          int64_t os2, int is_max) {
+static void extreme_block(const float *x, int64_t n, int64_t xs1, int64_t nc, float *o, int64_t os2,
+                          int is_max) {
     float acc[BLOCK];
     for (int64_t c = 0; c < nc; c++) {
         acc[c] = is_max ? -INFINITY : INFINITY;
@@ -144,8 +144,7 @@ static int64_t argmax_line(const float *x, int64_t n, int64_t stride) {
 }
 
 /* Softmax or log-softmax of one line; x and o may be the same memory. */
-static void softmax_line(const float *x, int64_t n, int64_t xs, float *o, int64_t os,
-                         int as_log) {
+static void softmax_line(const float *x, int64_t n, int64_t xs, float *o, int64_t os, int as_log) {
     if (n == 0) {
         return;
     }
@@ -205,8 +204,7 @@ lam_status cpu_reduce(const lam_op_call *call) {
                 if (op == LAM_OP_REDUCE_SUM || op == LAM_OP_REDUCE_MEAN) {
                     sum_block(xa + c0, n, xs1, nc, oa + c0 * os2, os2, op == LAM_OP_REDUCE_MEAN);
                 } else {
-                    extreme_block(xa + c0, n, xs1, nc, oa + c0 * os2, os2,
-                                  op == LAM_OP_REDUCE_MAX);
+                    extreme_block(xa + c0, n, xs1, nc, oa + c0 * os2, os2, op == LAM_OP_REDUCE_MAX);
                 }
             }
             continue;

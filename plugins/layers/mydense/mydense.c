@@ -124,9 +124,9 @@ static lam_status mydense_infer_shape(void *state, lam_layer *layer, uint32_t n_
 }
 
 /*
- * Step 5: forward, written only with host ops, so the host records it for autograd and every
- * backend runs it: no backward to write. Parameter data is borrowed (never released); every
- * tensor an op returns is a new reference that must be released unless it is the output.
+ * Step 5: forward, written only with host ops, so every backend runs it and the host can
+ * differentiate it (autograd): no backward to write. Parameter data is borrowed (never
+ * released); every tensor an op returns is a new reference to release unless it is the output.
  */
 static lam_status mydense_forward(void *state, lam_layer *layer, uint32_t n_inputs,
                                   lam_tensor *const *inputs, lam_tensor **output) {

@@ -42,6 +42,14 @@ LAM_EXPORT const char *lam_last_error(void);
 /* Clears this thread's error message. */
 LAM_EXPORT void lam_clear_error(void);
 
+/*
+ * Sets this thread's error message (printf format) and returns `status`, for callbacks the
+ * library calls (custom forwards, custom initializers) to report why they fail:
+ *   return lam_set_error(LAM_ERR_SHAPE, "mlp0: Bad input, expected 2 dims, got %u", nd);
+ */
+LAM_EXPORT lam_status lam_set_error(lam_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Receives every log message of the library; `message` is borrowed for the call. */
 typedef void (*lam_log_fn)(lam_log_level level, const char *message, void *user);
 
@@ -362,7 +370,9 @@ LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
 LAM_EXPORT void lam_seed(uint64_t seed);
 LAM_EXPORT uint64_t lam_seed_get(void);
 
-/* A counter-based random stream (Philox-4x32-10) handed to initializer callbacks. */
+/* A counter-based random stream (Philox-4x32-10) handed to initializer callbacks; valid only
+ * during the callback. Normals are drawn in pairs (Box-Muller): the second of a pair is
+ * returned by the next lam_rng_normal call. */
 typedef struct lam_rng lam_rng;
 
 /* Next number uniform in [lo, hi). */
@@ -382,7 +392,7 @@ typedef lam_status (*lam_init_fn)(const char *name, const lam_shape *shape, floa
 typedef struct lam_initializer lam_initializer;
 
 /* Built-in initializers (MXNet's semantics). Each returns a new initializer the caller
- * destroys; blocks and parameters keep their own reference, so destroying it after
+ * releases; blocks and parameters keep their own reference, so releasing it right after
  * lam_block_initialize is fine. */
 LAM_EXPORT lam_status lam_init_zero(lam_initializer **out);
 LAM_EXPORT lam_status lam_init_one(lam_initializer **out);
@@ -414,8 +424,8 @@ typedef enum lam_xavier_factor {
  * Errors: LAM_ERR_INVALID_ARGUMENT for a bad enum or a magnitude <= 0. A parameter with fewer
  * than 2 dims cannot be Xavier-initialized (error at initialization, naming it).
  */
-LAM_EXPORT lam_status lam_init_xavier(lam_xavier_rnd rnd, lam_xavier_factor factor,
-                                      float magnitude, lam_initializer **out);
+LAM_EXPORT lam_status lam_init_xavier(lam_xavier_rnd rnd, lam_xavier_factor factor, float magnitude,
+                                      lam_initializer **out);
 
 /* A user-defined initializer; `label` names it in messages (e.g. "MyInit"). */
 LAM_EXPORT lam_status lam_init_custom(const char *label, lam_init_fn fn, void *user,
@@ -429,8 +439,8 @@ LAM_EXPORT lam_status lam_init_parse(const char *text, lam_initializer **out);
 LAM_EXPORT const char *lam_initializer_describe(const lam_initializer *init);
 
 LAM_EXPORT lam_initializer *lam_initializer_retain(lam_initializer *init);
-/* Drops a reference; NULL is a no-op. */
-LAM_EXPORT void lam_initializer_destroy(lam_initializer *init);
+/* Drops a reference; the last one frees it. NULL is a no-op. */
+LAM_EXPORT void lam_initializer_release(lam_initializer *init);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Parameters                                                                                 */
@@ -474,8 +484,8 @@ LAM_EXPORT lam_status lam_param_set_data(lam_param *p, const lam_tensor *data);
  * context). An initialized parameter is left alone unless force_reinit (a LAM_LOG_WARN message
  * says so). A parameter whose shape is still unknown records the request for its first forward.
  */
-LAM_EXPORT lam_status lam_param_initialize(lam_param *p, const lam_initializer *init,
-                                           lam_ctx *ctx, int force_reinit);
+LAM_EXPORT lam_status lam_param_initialize(lam_param *p, const lam_initializer *init, lam_ctx *ctx,
+                                           int force_reinit);
 
 LAM_EXPORT lam_grad_req lam_param_grad_req(const lam_param *p);
 LAM_EXPORT lam_status lam_param_set_grad_req(lam_param *p, lam_grad_req req);
@@ -534,8 +544,8 @@ LAM_EXPORT lam_status lam_layer_create(const char *type, const char *attrs, lam_
 /* Like lam_layer_create, but the new layer uses `share`'s parameters (Gluon's
  * params=shared.params): same storage, so an update through one is seen by the other.
  * Errors: LAM_ERR_INVALID_ARGUMENT when `share` is not a layer of the same type. */
-LAM_EXPORT lam_status lam_layer_create_shared(const char *type, const char *attrs,
-                                              lam_block *share, lam_block **out);
+LAM_EXPORT lam_status lam_layer_create_shared(const char *type, const char *attrs, lam_block *share,
+                                              lam_block **out);
 
 /* Adds a reference; returns b. */
 LAM_EXPORT lam_block *lam_block_retain(lam_block *b);
@@ -592,8 +602,8 @@ LAM_EXPORT lam_status lam_block_collect_params(lam_block *b, const char *regex,
  * default to zero. Parameters with unknown dims are initialized at the first forward.
  * Already-initialized parameters are left alone unless force_reinit.
  */
-LAM_EXPORT lam_status lam_block_initialize(lam_block *b, const lam_initializer *init,
-                                           lam_ctx *ctx, int force_reinit);
+LAM_EXPORT lam_status lam_block_initialize(lam_block *b, const lam_initializer *init, lam_ctx *ctx,
+                                           int force_reinit);
 
 /*
  * Runs the block on its inputs; *output is a new reference. The first forward completes
@@ -601,8 +611,8 @@ LAM_EXPORT lam_status lam_block_initialize(lam_block *b, const lam_initializer *
  * LAM_ERR_SHAPE when an input disagrees with the inferred parameter shapes ("dense0: Shape
  * inconsistent, provided (256, 20), inferred (256, 10)").
  */
-LAM_EXPORT lam_status lam_block_forward(lam_block *b, uint32_t n_inputs,
-                                        lam_tensor *const *inputs, lam_tensor **output);
+LAM_EXPORT lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
+                                        lam_tensor **output);
 /* One-input forward. */
 LAM_EXPORT lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor **output);
 
