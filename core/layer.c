@@ -146,11 +146,27 @@ static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__at
     }
     a->desc = d;
     lam_status st = LAM_OK;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); st == LAM_OK && tok;
-         tok = strtok_r(NULL, ",", &save)) {
+    /* Split on commas outside parentheses, so "xavier(gaussian, in, 2)" stays one value. */
+    int depth = 0;
+    char *start = copy;
+    for (char *c = copy;; c++) {
+        if (*c == '(') {
+            depth++;
+        } else if (*c == ')' && depth > 0) {
+            depth--;
+        }
+        if (!(*c == '\0' || (*c == ',' && depth == 0))) {
+            continue;
+        }
+        bool last = *c == '\0';
+        *c = '\0';
+        char *tok = start;
+        start = c + 1;
         char *item = trim(tok);
         if (item[0] == '\0') {
+            if (last) {
+                break;
+            }
             continue;
         }
         char *eq = strchr(item, '=');
@@ -183,6 +199,9 @@ static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__at
         st = check_value(d, &d->attrs[k], val);
         if (st == LAM_OK && (a->values[k] = lam__strdup(val)) == NULL) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
+        }
+        if (st != LAM_OK || last) {
+            break;
         }
     }
     for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
@@ -552,7 +571,7 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
 
 void lam__layer_describe(const lam_block *b, lam__strbuf *sb) {
     const lam_layer_desc *d = &b->layer_type->desc;
-    if (d->describe != NULL && b->layer_state != NULL) {
+    if (d->describe != NULL) {
         char buf[512];
         buf[0] = '\0';
         if (d->describe(b->layer_state, (lam_layer *)&b->layer, buf, sizeof buf) == LAM_OK) {

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -588,6 +589,17 @@ typedef struct cand_list {
 } cand_list;
 
 static void consider(cand_list *seen, const char *path) {
+    /* The same file reached twice (a directory listed twice, or a link to it) is one
+     * candidate, not a shadowed one. */
+    char real[PATH_MAX];
+    if (realpath(path, real) != NULL) {
+        for (size_t i = 0; i < seen->n; i++) {
+            char other[PATH_MAX];
+            if (realpath(seen->paths[i], other) != NULL && strcmp(other, real) == 0) {
+                return;
+            }
+        }
+    }
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     for (size_t i = 0; i < seen->n; i++) {

@@ -192,37 +192,86 @@ Test(registry, file_that_is_not_a_shared_object_is_refused_with_dlerror) {
     rmdir(dir);
 }
 
+/* Copies a file byte for byte (a real second file, not a link to the first). */
+static void copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    cr_assert(in && out, "cannot copy %s to %s", from, to);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    }
+    fclose(in);
+    fclose(out);
+}
+
 Test(registry, same_file_name_later_in_path_is_skipped) {
     char dir[] = "/tmp/lamina-registry-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    char link[256];
-    snprintf(link, sizeof link, "%s/lamina_backend_cpu.so", dir);
-    char target[512];
-    snprintf(target, sizeof target, "%s/lamina_backend_cpu.so", lam_builtin_plugin_dir());
-    cr_assert_eq(symlink(target, link), 0);
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s/lamina_backend_cpu.so", dir);
+    char builtin[512];
+    snprintf(builtin, sizeof builtin, "%s/lamina_backend_cpu.so", lam_builtin_plugin_dir());
+    copy_file(builtin, copy);
     start(dir, 1);
-    lam_plugin_record first = find(link);
+    lam_plugin_record first = find(copy);
     cr_expect_eq(first.decision, LAM_PLUGIN_LOADED, "%s", first.message);
-    lam_plugin_record second = find(target);
+    lam_plugin_record second = find(builtin);
     cr_expect_eq(second.decision, LAM_PLUGIN_SKIPPED);
     cr_expect_eq(second.reason, LAM_REASON_SHADOWED);
     char text[600];
-    snprintf(text, sizeof text, "shadowed by %s earlier in the search path", link);
+    snprintf(text, sizeof text, "shadowed by %s earlier in the search path", copy);
     cr_expect_str_eq(second.message, text);
-    remove(link);
+    lam_shutdown();
+    remove(copy);
     rmdir(dir);
 }
 
+Test(registry, same_directory_twice_is_one_candidate) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s:%s", lam_builtin_plugin_dir(), lam_builtin_plugin_dir());
+    start(path, 1);
+    size_t cpu = 0;
+    for (size_t i = 0; i < lam_plugin_report_count(); i++) {
+        lam_plugin_record r = LAM_PLUGIN_RECORD_INIT;
+        cr_assert_eq(lam_plugin_report_get(i, &r), LAM_OK);
+        cpu += strstr(r.path, "lamina_backend_cpu.so") != NULL;
+        cr_expect_neq(r.decision, LAM_PLUGIN_SKIPPED, "%s: %s", r.path, r.message);
+    }
+    cr_expect_eq(cpu, 1u);
+}
+
 Test(registry, host_carries_on_after_every_refusal) {
-    start(P("no_entry") ":" P("wrong_major") ":" P("abi_zero") ":" P("size_zero") ":" P("newer_"
-                                                                                        "minor") ":" P("unknown_size") ":" P("bad_fingerprint") ":" P(
-              "null_callback") ":" P("null_backend_callback") ":" P("dup_a") ":" P("dup_b") ":" P("en"
-                                                                                                  "tr"
-                                                                                                  "y_"
-                                                                                                  "er"
-                                                                                                  "ro"
-                                                                                                  "r") ":" P("nothing") ":" P("partial") ":" P("bad_name"),
-          1);
+    start(
+        P("no_entry") ":" P("wrong_major") ":" P("abi_zero") ":" P("size_zero") ":" P(
+            "newer_"
+            "minor") ":" P("unknown_size") ":" P("bad_fingerprint") ":" P("null_callback") ":" P("n"
+                                                                                                 "u"
+                                                                                                 "l"
+                                                                                                 "l"
+                                                                                                 "_"
+                                                                                                 "b"
+                                                                                                 "a"
+                                                                                                 "c"
+                                                                                                 "k"
+                                                                                                 "e"
+                                                                                                 "n"
+                                                                                                 "d"
+                                                                                                 "_"
+                                                                                                 "c"
+                                                                                                 "a"
+                                                                                                 "l"
+                                                                                                 "l"
+                                                                                                 "b"
+                                                                                                 "a"
+                                                                                                 "c"
+                                                                                                 "k") ":" P("dup_a") ":" P("dup_b") ":" P("en"
+                                                                                                                                          "tr"
+                                                                                                                                          "y_"
+                                                                                                                                          "er"
+                                                                                                                                          "ro"
+                                                                                                                                          "r") ":" P("nothing") ":" P("partial") ":" P("bad_name"),
+        1);
     size_t refused = 0;
     for (size_t i = 0; i < lam_plugin_report_count(); i++) {
         lam_plugin_record r = LAM_PLUGIN_RECORD_INIT;

@@ -40,39 +40,97 @@ static inline void store_row(float *c, int64_t cs, const float *acc, int64_t n, 
 typedef float v4sf __attribute__((vector_size(16)));
 typedef float v8sf __attribute__((vector_size(32)));
 typedef float v16sf __attribute__((vector_size(64)));
+typedef int v4si __attribute__((vector_size(16)));
+typedef int v8si __attribute__((vector_size(32)));
+typedef int v16si __attribute__((vector_size(64)));
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_X86_KERNELS 1
+#define ATTR_AVX2 __attribute__((target("avx2,fma")))
+#define ATTR_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#else
+#define ATTR_AVX2
+#define ATTR_AVX512
+#endif
 
 /*
- * The small kernels, compiled once per instruction set (VT is that set's register of VL
- * floats; this file is built with -ffp-contract=fast so `t += a * b` becomes an FMA where the
- * set has one) and picked at run time by cpu_gemm.
+ * Horizontal sums in registers. (Spilling a vector and reading its floats back one by one
+ * stalls store forwarding on x86, which made a tiny GEMM slower than the BLAS call.)
+ */
+static inline float hsum_v4(v4sf v) {
+    v += __builtin_shuffle(v, (v4si){2, 3, 0, 1});
+    v += __builtin_shuffle(v, (v4si){1, 0, 3, 2});
+    return v[0];
+}
+
+ATTR_AVX2 static inline float hsum_v8(v8sf v) {
+    v += __builtin_shuffle(v, (v8si){4, 5, 6, 7, 0, 1, 2, 3});
+    v += __builtin_shuffle(v, (v8si){2, 3, 0, 1, 6, 7, 4, 5});
+    v += __builtin_shuffle(v, (v8si){1, 0, 3, 2, 5, 4, 7, 6});
+    return v[0];
+}
+
+ATTR_AVX512 static inline float hsum_v16(v16sf v) {
+    v += __builtin_shuffle(v, (v16si){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    v += __builtin_shuffle(v, (v16si){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+    v += __builtin_shuffle(v, (v16si){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+    v += __builtin_shuffle(v, (v16si){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+    return v[0];
+}
+
+/*
+ * The small kernels, compiled once per instruction set: VT is that set's register of VL
+ * floats, and this file is built with -ffp-contract=fast so `t += a * b` becomes an FMA where
+ * the set has one. cpu_gemm picks the set at run time.
  *
- * rows_*: op(B) rows dense (b.cs == 1). For each row of C, 4 registers of columns stay in
- * registers while k runs: acc += A(i,k) * B(k, j0..).
+ * rows_*: op(B) rows dense (b.cs == 1). For each row of C, up to 4 registers of columns stay
+ * in registers while k runs: acc += A(i,k) * B(k, j0..); leftover columns take 4-wide
+ * registers, then scalars.
  * dots_*: A rows and B^T rows dense along k (a.cs == 1, b.rs == 1, the Dense layer's x W^T):
  * each C element is a dot product; four of them run side by side.
  */
-#define DEFINE_SMALL_KERNELS(sfx, ATTR, VT, VL)                                                    \
+#define DEFINE_SMALL_KERNELS(sfx, ATTR, VT, VL, HSUM)                                              \
     ATTR static inline VT load_##sfx(const float *p) {                                             \
         VT v;                                                                                      \
         memcpy(&v, p, sizeof v);                                                                   \
         return v;                                                                                  \
     }                                                                                              \
-    ATTR static inline float hsum_##sfx(VT v) {                                                    \
-        float t[VL];                                                                               \
-        memcpy(t, &v, sizeof t);                                                                   \
-        for (int w = VL / 2; w > 0; w /= 2) {                                                      \
-            for (int l = 0; l < w; l++) {                                                          \
-                t[l] += t[l + w];                                                                  \
+    ATTR static inline v4sf load4_##sfx(const float *p) {                                          \
+        v4sf v;                                                                                    \
+        memcpy(&v, p, sizeof v);                                                                   \
+        return v;                                                                                  \
+    }                                                                                              \
+    ATTR static inline void store_##sfx(float *c, int64_t cs, VT v, float alpha, float beta) {     \
+        if (cs == 1) {                                                                             \
+            VT r = alpha * v;                                                                      \
+            if (beta != 0.0f) {                                                                    \
+                r += beta * load_##sfx(c);                                                         \
+            }                                                                                      \
+            memcpy(c, &r, sizeof r);                                                               \
+        } else {                                                                                   \
+            for (int l = 0; l < VL; l++) {                                                         \
+                c[l * cs] = alpha * v[l] + (beta != 0.0f ? beta * c[l * cs] : 0.0f);               \
             }                                                                                      \
         }                                                                                          \
-        return t[0];                                                                               \
+    }                                                                                              \
+    ATTR static inline void store4_##sfx(float *c, int64_t cs, v4sf v, float alpha, float beta) {  \
+        if (cs == 1) {                                                                             \
+            v4sf r = alpha * v;                                                                    \
+            if (beta != 0.0f) {                                                                    \
+                r += beta * load4_##sfx(c);                                                        \
+            }                                                                                      \
+            memcpy(c, &r, sizeof r);                                                               \
+        } else {                                                                                   \
+            for (int l = 0; l < 4; l++) {                                                          \
+                c[l * cs] = alpha * v[l] + (beta != 0.0f ? beta * c[l * cs] : 0.0f);               \
+            }                                                                                      \
+        }                                                                                          \
     }                                                                                              \
     ATTR static void rows_##sfx(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b,        \
                                 float beta, float *c, int64_t crs, int64_t ccs) {                  \
         for (int64_t i = 0; i < m; i++) {                                                          \
             const float *ar = a.p + i * a.rs;                                                      \
             float *cr = c + i * crs;                                                               \
-            float t[4 * VL];                                                                       \
             int64_t j0 = 0;                                                                        \
             for (; j0 + 4 * VL <= n; j0 += 4 * VL) {                                               \
                 VT t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};                                         \
@@ -84,40 +142,39 @@ typedef float v16sf __attribute__((vector_size(64)));
                     t2 += av * load_##sfx(br + 2 * VL);                                            \
                     t3 += av * load_##sfx(br + 3 * VL);                                            \
                 }                                                                                  \
-                memcpy(t, &t0, sizeof t0);                                                         \
-                memcpy(t + VL, &t1, sizeof t1);                                                    \
-                memcpy(t + 2 * VL, &t2, sizeof t2);                                                \
-                memcpy(t + 3 * VL, &t3, sizeof t3);                                                \
-                store_row(cr + j0 * ccs, ccs, t, 4 * VL, alpha, beta);                             \
+                store_##sfx(cr + j0 * ccs, ccs, t0, alpha, beta);                                  \
+                store_##sfx(cr + (j0 + VL) * ccs, ccs, t1, alpha, beta);                           \
+                store_##sfx(cr + (j0 + 2 * VL) * ccs, ccs, t2, alpha, beta);                       \
+                store_##sfx(cr + (j0 + 3 * VL) * ccs, ccs, t3, alpha, beta);                       \
             }                                                                                      \
             for (; j0 + VL <= n; j0 += VL) {                                                       \
                 VT t0 = {0};                                                                       \
                 for (int64_t kk = 0; kk < k; kk++) {                                               \
                     t0 += ar[kk * a.cs] * load_##sfx(b.p + kk * b.rs + j0);                        \
                 }                                                                                  \
-                memcpy(t, &t0, sizeof t0);                                                         \
-                store_row(cr + j0 * ccs, ccs, t, VL, alpha, beta);                                 \
+                store_##sfx(cr + j0 * ccs, ccs, t0, alpha, beta);                                  \
             }                                                                                      \
-            if (j0 < n) {                                                                          \
-                const int64_t nj = n - j0;                                                         \
-                for (int64_t j = 0; j < nj; j++) {                                                 \
-                    t[j] = 0.0f;                                                                   \
-                }                                                                                  \
+            for (; j0 + 4 <= n; j0 += 4) {                                                         \
+                v4sf t0 = {0};                                                                     \
                 for (int64_t kk = 0; kk < k; kk++) {                                               \
-                    const float av = ar[kk * a.cs];                                                \
-                    const float *br = b.p + kk * b.rs + j0;                                        \
-                    for (int64_t j = 0; j < nj; j++) {                                             \
-                        t[j] += av * br[j];                                                        \
-                    }                                                                              \
+                    t0 += ar[kk * a.cs] * load4_##sfx(b.p + kk * b.rs + j0);                       \
                 }                                                                                  \
-                store_row(cr + j0 * ccs, ccs, t, nj, alpha, beta);                                 \
+                store4_##sfx(cr + j0 * ccs, ccs, t0, alpha, beta);                                 \
+            }                                                                                      \
+            for (; j0 < n; j0++) {                                                                 \
+                float t0 = 0.0f;                                                                   \
+                for (int64_t kk = 0; kk < k; kk++) {                                               \
+                    t0 += ar[kk * a.cs] * b.p[kk * b.rs + j0];                                     \
+                }                                                                                  \
+                store_row(cr + j0 * ccs, ccs, &t0, 1, alpha, beta);                                \
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
     ATTR static void dots_##sfx(int64_t m, int64_t n, int64_t k, float alpha, const float *a,      \
                                 int64_t lda, mat b, float beta, float *c, int64_t crs,             \
                                 int64_t ccs) {                                                     \
-        const int64_t kv = k - k % VL;                                                             \
+        const int64_t kv = k - k % VL;             /* [0, kv): VL-wide */                          \
+        const int64_t k4 = kv + (k - kv) / 4 * 4;  /* [kv, k4): 4-wide, then scalars */            \
         for (int64_t i = 0; i < m; i++) {                                                          \
             const float *ar = a + i * lda;                                                         \
             float *cr = c + i * crs;                                                               \
@@ -133,8 +190,17 @@ typedef float v16sf __attribute__((vector_size(64)));
                     t2 += av * load_##sfx(b2 + kk);                                                \
                     t3 += av * load_##sfx(b3 + kk);                                                \
                 }                                                                                  \
-                float d[4] = {hsum_##sfx(t0), hsum_##sfx(t1), hsum_##sfx(t2), hsum_##sfx(t3)};     \
-                for (int64_t kk = kv; kk < k; kk++) {                                              \
+                v4sf u0 = {0}, u1 = {0}, u2 = {0}, u3 = {0};                                       \
+                for (int64_t kk = kv; kk < k4; kk += 4) {                                          \
+                    const v4sf av = load4_##sfx(ar + kk);                                          \
+                    u0 += av * load4_##sfx(b0 + kk);                                               \
+                    u1 += av * load4_##sfx(b1 + kk);                                               \
+                    u2 += av * load4_##sfx(b2 + kk);                                               \
+                    u3 += av * load4_##sfx(b3 + kk);                                               \
+                }                                                                                  \
+                float d[4] = {HSUM(t0) + hsum_v4(u0), HSUM(t1) + hsum_v4(u1),                      \
+                              HSUM(t2) + hsum_v4(u2), HSUM(t3) + hsum_v4(u3)};                     \
+                for (int64_t kk = k4; kk < k; kk++) {                                              \
                     d[0] += ar[kk] * b0[kk];                                                       \
                     d[1] += ar[kk] * b1[kk];                                                       \
                     d[2] += ar[kk] * b2[kk];                                                       \
@@ -148,8 +214,12 @@ typedef float v16sf __attribute__((vector_size(64)));
                 for (int64_t kk = 0; kk < kv; kk += VL) {                                          \
                     t0 += load_##sfx(ar + kk) * load_##sfx(b0 + kk);                               \
                 }                                                                                  \
-                float d = hsum_##sfx(t0);                                                          \
-                for (int64_t kk = kv; kk < k; kk++) {                                              \
+                v4sf u0 = {0};                                                                     \
+                for (int64_t kk = kv; kk < k4; kk += 4) {                                          \
+                    u0 += load4_##sfx(ar + kk) * load4_##sfx(b0 + kk);                             \
+                }                                                                                  \
+                float d = HSUM(t0) + hsum_v4(u0);                                                  \
+                for (int64_t kk = k4; kk < k; kk++) {                                              \
                     d += ar[kk] * b0[kk];                                                          \
                 }                                                                                  \
                 store_row(cr + j * ccs, ccs, &d, 1, alpha, beta);                                  \
@@ -157,12 +227,10 @@ typedef float v16sf __attribute__((vector_size(64)));
         }                                                                                          \
     }
 
-DEFINE_SMALL_KERNELS(base, , v4sf, 4)
-#if defined(__x86_64__) && defined(__GNUC__)
-#define HAVE_X86_KERNELS 1
-DEFINE_SMALL_KERNELS(avx2, __attribute__((target("avx2,fma"))), v8sf, 8)
-DEFINE_SMALL_KERNELS(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))),
-                     v16sf, 16)
+DEFINE_SMALL_KERNELS(base, , v4sf, 4, hsum_v4)
+#ifdef HAVE_X86_KERNELS
+DEFINE_SMALL_KERNELS(avx2, ATTR_AVX2, v8sf, 8, hsum_v8)
+DEFINE_SMALL_KERNELS(avx512, ATTR_AVX512, v16sf, 16, hsum_v16)
 #endif
 
 typedef enum isa { ISA_BASE, ISA_AVX2, ISA_AVX512 } isa;
