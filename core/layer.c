@@ -390,12 +390,64 @@ static lam_status host_param_data(lam_layer *layer, const char *name, const lam_
     return LAM_OK;
 }
 
+/* The layer whose fused backward is running (parameter gradients may be added only then). */
+static lam_block *in_backward;
+
 static lam_status host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad) {
-    (void)grad;
-    return lam__error(LAM_ERR_UNSUPPORTED,
-                      "%s: Unsupported, fused backward for parameter '%s' needs autograd, which "
-                      "this version of Lamina does not have yet",
-                      layer ? layer->block->name : "(null)", name ? name : "(null)");
+    if (layer == NULL || grad == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "layer_param_add_grad: Invalid argument, NULL layer or gradient");
+    }
+    if (layer->block != in_backward) {
+        return lam__error(LAM_ERR_STATE,
+                          "%s: Invalid state, parameter gradients are added only in backward",
+                          layer->block->name);
+    }
+    lam_param *p = layer_param(layer, name);
+    if (p == NULL || p->data == NULL) {
+        return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, no parameter '%s'", layer->block->name,
+                          name ? name : "(null)");
+    }
+    if (!lam__needs_grad(p->data)) {
+        return LAM_OK; /* constant or grad_req null: nothing to do */
+    }
+    lam_status st = lam__grad_accumulate(p->data, grad);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "%s: gradient of %s", layer->block->name, p->name);
+    }
+    return LAM_OK;
+}
+
+bool lam__fused_backward(void);
+lam_status lam__layer_backward(lam__node *n, lam_tensor *g);
+
+lam_status lam__layer_backward(lam__node *n, lam_tensor *g) {
+    lam_block *b = n->layer;
+    const lam_layer_desc *d = &b->layer_type->desc;
+    uint32_t ni = n->n_layer_inputs;
+    lam_tensor *grads[16] = {NULL};
+    lam_block *outer = in_backward;
+    in_backward = b;
+    lam_clear_error();
+    lam_status st = d->backward(b->layer_state, &b->layer, ni, n->in, n->out, g, grads);
+    in_backward = outer;
+    for (uint32_t i = 0; i < ni; i++) {
+        if (st == LAM_OK && grads[i] != NULL && lam__needs_grad(n->in[i])) {
+            if (!lam_shape_equal(lam_tensor_shape(grads[i]), lam_tensor_shape(n->in[i]))) {
+                char b1[160], b2[160];
+                st = lam__error(
+                    LAM_ERR_INTERNAL,
+                    "%s: Fused backward gave input %u a gradient of shape %s, the "
+                    "input is %s (a bug in the %s plugin)",
+                    b->name, i, lam_shape_format(lam_tensor_shape(grads[i]), b1, sizeof b1),
+                    lam_shape_format(lam_tensor_shape(n->in[i]), b2, sizeof b2), d->name);
+            } else {
+                st = lam__grad_accumulate(n->in[i], grads[i]);
+            }
+        }
+        lam_tensor_release(grads[i]);
+    }
+    return st;
 }
 
 static const char *host_layer_name(const lam_layer *layer) {
@@ -540,8 +592,37 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
             return st;
         }
     }
+    /* With a fused backward, the forward's ops are not recorded one by one: the whole layer
+     * becomes one node whose inputs are the layer's inputs and its parameters' data. */
+    bool fuse = d->backward != NULL && lam__recording() && lam__fused_backward();
+    lam_tensor *node_in[16 + 64];
+    uint32_t n_node_in = 0;
+    if (fuse) {
+        bool any = false;
+        for (uint32_t i = 0; i < n; i++) {
+            node_in[n_node_in++] = inputs[i];
+            any = any || lam__needs_grad(inputs[i]);
+        }
+        for (size_t i = 0; i < b->n_params && n_node_in < 16 + 64; i++) {
+            node_in[n_node_in++] = b->params[i].param->data;
+            any = any || lam__needs_grad(b->params[i].param->data);
+        }
+        fuse = any && b->n_params <= 64;
+    }
+    int was = fuse ? lam_autograd_set_recording(0) : lam_autograd_is_recording();
     lam_clear_error();
     st = d->forward(b->layer_state, &b->layer, n, inputs, out);
+    lam_autograd_set_recording(was);
+    if (st == LAM_OK && fuse && *out != NULL) {
+        st = lam__record_op(LAM__G_LAYER, LAM_OP_INVALID, node_in, n_node_in, out, 0.0f, 0, 0);
+        if (st == LAM_OK && (*out)->node != NULL) {
+            (*out)->node->layer = lam_block_retain(b);
+            (*out)->node->n_layer_inputs = n;
+        }
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
     if (st != LAM_OK) {
         if (*out != NULL) {
             lam_tensor_release(*out);

@@ -102,6 +102,13 @@ static lam_status binary(lam_op op, const lam_tensor *a, const lam_tensor *b, la
             return st;
         }
     }
+    if (op != LAM_OP_GREATER_EQUAL) {
+        lam_tensor *ins[2] = {(lam_tensor *)a, (lam_tensor *)b};
+        st = lam__record_op(LAM__G_BINARY, op, ins, 2, &o, 0.0f, 0, 0);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
     *out = o;
     return LAM_OK;
 }
@@ -123,6 +130,9 @@ lam_status lam_op_maximum(const lam_tensor *a, const lam_tensor *b, lam_tensor *
 }
 lam_status lam_op_minimum(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
     return binary(LAM_OP_MINIMUM, a, b, out);
+}
+lam_status lam_op_greater_equal(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
+    return binary(LAM_OP_GREATER_EQUAL, a, b, out);
 }
 
 /* One input, output of the same shape. */
@@ -151,12 +161,21 @@ static lam_status map(lam_op op, const lam_tensor *a, const double *scalars, lam
             return st;
         }
     }
+    if (op != LAM_OP_STEP) {
+        lam_tensor *in = (lam_tensor *)a;
+        bool scalar_op = op >= LAM_OP_ADD_SCALAR && op <= LAM_OP_POW_SCALAR;
+        st = lam__record_op(scalar_op ? LAM__G_SCALAR : LAM__G_UNARY, op, &in, 1, &o,
+                            scalars ? (float)scalars[0] : 0.0f, 0, 0);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
     *out = o;
     return LAM_OK;
 }
 
 lam_status lam__op_unary(lam_op op, const lam_tensor *a, lam_tensor **out) {
-    if (op != LAM_OP_COPY && (op < LAM_OP_NEG || op > LAM_OP_SOFTRELU)) {
+    if (op != LAM_OP_COPY && op != LAM_OP_STEP && (op < LAM_OP_NEG || op > LAM_OP_SOFTRELU)) {
         if (out) {
             *out = NULL;
         }
@@ -231,6 +250,9 @@ lam_status lam_op_tanh(const lam_tensor *a, lam_tensor **out) {
 }
 lam_status lam_op_softrelu(const lam_tensor *a, lam_tensor **out) {
     return map(LAM_OP_SOFTRELU, a, NULL, out);
+}
+lam_status lam_op_step(const lam_tensor *a, lam_tensor **out) {
+    return map(LAM_OP_STEP, a, NULL, out);
 }
 lam_status lam_op_copy(const lam_tensor *a, lam_tensor **out) {
     return map(LAM_OP_COPY, a, NULL, out);

@@ -89,7 +89,13 @@ lam_status lam_op_matmul(const lam_tensor *a, const lam_tensor *b, int32_t trans
     os.ndim = 2;
     os.dims[0] = trans_a ? ac : ar;
     os.dims[1] = trans_b ? br : bc;
-    return gemm("matmul", a, ar, ac, trans_a, b, br, bc, trans_b, &os, out);
+    st = gemm("matmul", a, ar, ac, trans_a, b, br, bc, trans_b, &os, out);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *ins[2] = {(lam_tensor *)a, (lam_tensor *)b};
+    return lam__record_op(LAM__G_MATMUL, LAM_OP_GEMM, ins, 2, out, 0.0f, trans_a != 0,
+                          trans_b != 0);
 }
 
 lam_status lam_op_dot(const lam_tensor *a, const lam_tensor *b, lam_tensor **out) {
@@ -108,17 +114,45 @@ lam_status lam_op_dot(const lam_tensor *a, const lam_tensor *b, lam_tensor **out
             LAM_ERR_SHAPE, "dot: Shape mismatch, %s . %s: operands must be 1-D or 2-D",
             lam_shape_format(&a->shape, b1, sizeof b1), lam_shape_format(&b->shape, b2, sizeof b2));
     }
-    /* A 1-D left operand is a row, a 1-D right operand a column; their dims leave the result. */
-    int64_t ar = na == 2 ? a->shape.dims[0] : 1, ac = na == 2 ? a->shape.dims[1] : a->shape.dims[0];
-    int64_t br = b->shape.dims[0], bc = nb == 2 ? b->shape.dims[1] : 1;
-    lam_shape os = {0};
+    /* A 1-D left operand is a row, a 1-D right operand a column; their dims leave the result.
+     * Written as reshape + matmul + reshape, so autograd needs no rule of its own for dot. */
+    lam_shape sa = {0}, sb = {0}, os = {0};
+    sa.ndim = sb.ndim = 2;
+    sa.dims[0] = na == 2 ? a->shape.dims[0] : 1;
+    sa.dims[1] = na == 2 ? a->shape.dims[1] : a->shape.dims[0];
+    sb.dims[0] = b->shape.dims[0];
+    sb.dims[1] = nb == 2 ? b->shape.dims[1] : 1;
+    if (sa.dims[1] != sb.dims[0]) {
+        char b1[160], b2[160];
+        return lam__error(
+            LAM_ERR_SHAPE, "dot: Shape mismatch, %s . %s: inner dims %lld and %lld differ",
+            lam_shape_format(&a->shape, b1, sizeof b1), lam_shape_format(&b->shape, b2, sizeof b2),
+            (long long)sa.dims[1], (long long)sb.dims[0]);
+    }
     if (na == 2) {
-        os.dims[os.ndim++] = ar;
+        os.dims[os.ndim++] = sa.dims[0];
     }
     if (nb == 2) {
-        os.dims[os.ndim++] = bc;
+        os.dims[os.ndim++] = sb.dims[1];
     }
-    return gemm("dot", a, ar, ac, 0, b, br, bc, 0, &os, out);
+    lam_tensor *a2 = NULL, *b2 = NULL, *c = NULL;
+    st = lam_tensor_reshape((lam_tensor *)a, &sa, &a2);
+    if (st == LAM_OK) {
+        st = lam_tensor_reshape((lam_tensor *)b, &sb, &b2);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_matmul(a2, b2, 0, 0, &c);
+    }
+    if (st == LAM_OK) {
+        st = lam_tensor_reshape(c, &os, out);
+    }
+    lam_tensor_release(a2);
+    lam_tensor_release(b2);
+    lam_tensor_release(c);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "dot");
+    }
+    return LAM_OK;
 }
 
 lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out) {
@@ -156,8 +190,10 @@ lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out) {
             return st;
         }
     }
+    lam_tensor *in = (lam_tensor *)a;
+    st = lam__record_op(LAM__G_TRANSPOSE, LAM_OP_COPY, &in, 1, &o, 0.0f, 0, 0);
     *out = o;
-    return LAM_OK;
+    return st;
 }
 
 /* Normalizes axes into a mask; an axis out of range or repeated is an error. */
@@ -203,6 +239,9 @@ static void view3d(const lam_tensor *t, int64_t outer, int64_t n, int64_t inner,
     v->strides[2] = 1;
 }
 
+static lam_status reduce_steps(lam_op op, const lam_tensor *a, const bool mask[LAM_MAX_DIMS],
+                               int32_t keepdims, lam_ctx *ctx, lam_tensor **out);
+
 lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
                           int32_t keepdims, lam_tensor **out) {
     const char *fn = lam__op_name(op);
@@ -220,6 +259,25 @@ lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, u
         return st;
     }
     lam_ctx *ctx = a->storage->ctx;
+    /* The steps below are one op for autograd: record a single node at the end. */
+    int was = lam_autograd_set_recording(0);
+    st = reduce_steps(op, a, mask, keepdims, ctx, out);
+    lam_autograd_set_recording(was);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *in = (lam_tensor *)a;
+    st = lam__record_op(LAM__G_REDUCE, op, &in, 1, out, 0.0f, 0, 0);
+    if (st == LAM_OK && (*out)->node != NULL) {
+        memcpy((*out)->node->mask, mask, sizeof mask);
+        (*out)->node->keepdims = keepdims;
+    }
+    return st;
+}
+
+static lam_status reduce_steps(lam_op op, const lam_tensor *a, const bool mask[LAM_MAX_DIMS],
+                               int32_t keepdims, lam_ctx *ctx, lam_tensor **out) {
+    lam_status st = LAM_OK;
     /* Reduce each run of adjacent reduced axes in one backend call, last run first. */
     lam_tensor *cur = lam_tensor_retain((lam_tensor *)a);
     lam_shape cs = a->shape;
@@ -398,8 +456,14 @@ lam_status lam__op_softmax(const lam_tensor *a, int32_t axis, int32_t log, lam_t
             return st;
         }
     }
+    lam_tensor *in = (lam_tensor *)a;
+    st = lam__record_op(LAM__G_SOFTMAX, log ? LAM_OP_LOG_SOFTMAX : LAM_OP_SOFTMAX, &in, 1, &o, 0.0f,
+                        log != 0, 0);
+    if (st == LAM_OK && o->node != NULL) {
+        o->node->axis = axis;
+    }
     *out = o;
-    return LAM_OK;
+    return st;
 }
 
 lam_status lam_op_softmax(const lam_tensor *a, int32_t axis, lam_tensor **out) {

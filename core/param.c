@@ -57,11 +57,22 @@ lam_param *lam__param_retain(lam_param *p) {
     return p;
 }
 
+static void set_data(lam_param *p, lam_tensor *t) {
+    if (p->data != NULL) {
+        p->data->param = NULL;
+        lam_tensor_release(p->data);
+    }
+    p->data = t;
+    if (t != NULL) {
+        t->param = p;
+    }
+}
+
 void lam__param_release(lam_param *p) {
     if (p == NULL || --p->refcount > 0) {
         return;
     }
-    lam_tensor_release(p->data);
+    set_data(p, NULL);
     lam_tensor_release(p->grad);
     lam_initializer_release(p->init);
     lam_initializer_release(p->deferred_init);
@@ -147,8 +158,7 @@ static lam_status store(lam_param *p, lam_ctx *ctx, const float *values, size_t 
     } else {
         st = lam_tensor_from_data(ctx, &p->shape, values, n, &t);
         if (st == LAM_OK) {
-            lam_tensor_release(p->data);
-            p->data = t;
+            set_data(p, t);
         }
     }
     if (st != LAM_OK) {
@@ -376,7 +386,13 @@ lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
     if (p->data != NULL) {
         st = lam_op_assign(p->data, src);
     } else {
-        st = lam_op_copy(src, &p->data);
+        lam_tensor *t;
+        int was = lam_autograd_set_recording(0);
+        st = lam_op_copy(src, &t);
+        lam_autograd_set_recording(was);
+        if (st == LAM_OK) {
+            set_data(p, t);
+        }
     }
     lam_tensor_release(src);
     if (st != LAM_OK) {

@@ -307,6 +307,12 @@ lam_tensor *lam_tensor_retain(lam_tensor *t) {
 
 static void tensor_free(lam_tensor *t) {
     live_unlink(t);
+    if (t->param != NULL && t->param->data == t) {
+        t->param->data = NULL;
+    }
+    lam__node_free(t->node);
+    lam_tensor_release(t->attached);
+    lam_tensor_release(t->bw_grad);
     storage_release(t->storage);
     free(t);
 }
@@ -322,7 +328,18 @@ void lam__tensors_reclaim_all(void) {
         lam__log(LAM_LOG_WARN, "lam_shutdown: %zu tensor%s still alive, released by the runtime",
                  live_count, live_count == 1 ? "" : "s");
     }
-    /* Storage may be shared by several tensors: drop every tensor's reference once. */
+    /* Tensors refer to each other through recorded nodes and gradient buffers: cut those links
+     * first, then drop every tensor once (storage may be shared by several). */
+    for (lam_tensor *t = live_head; t != NULL; t = t->next) {
+        if (t->node != NULL) {
+            free(t->node->in);
+            free(t->node);
+            t->node = NULL;
+        }
+        t->attached = NULL;
+        t->bw_grad = NULL;
+        t->param = NULL;
+    }
     while (live_head != NULL) {
         tensor_free(live_head);
     }
@@ -544,5 +561,5 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
     r->dtype = t->dtype;
     live_link(r);
     *out = r;
-    return LAM_OK;
+    return lam__record_op(LAM__G_RESHAPE, LAM_OP_COPY, &t, 1, out, 0.0f, 0, 0);
 }

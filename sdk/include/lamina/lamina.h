@@ -26,6 +26,11 @@
 extern "C" {
 #endif
 
+/* Opaque objects of the model API (defined further down). */
+typedef struct lam_param lam_param;
+typedef struct lam_param_list lam_param_list;
+typedef struct lam_block lam_block;
+
 /* ------------------------------------------------------------------------------------------ */
 /* Errors and logging                                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -303,6 +308,9 @@ LAM_EXPORT lam_status lam_op_mul(const lam_tensor *a, const lam_tensor *b, lam_t
 LAM_EXPORT lam_status lam_op_div(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
 LAM_EXPORT lam_status lam_op_maximum(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
 LAM_EXPORT lam_status lam_op_minimum(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+/* 1 where a >= b, else 0 (NaN gives 0); not differentiable. */
+LAM_EXPORT lam_status lam_op_greater_equal(const lam_tensor *a, const lam_tensor *b,
+                                           lam_tensor **out);
 
 /* Scalar ops: a + s, a - s, s - a, a * s, a / s, s / a, a ** s. */
 LAM_EXPORT lam_status lam_op_add_scalar(const lam_tensor *a, float s, lam_tensor **out);
@@ -324,6 +332,8 @@ LAM_EXPORT lam_status lam_op_relu(const lam_tensor *a, lam_tensor **out);
 LAM_EXPORT lam_status lam_op_sigmoid(const lam_tensor *a, lam_tensor **out);
 LAM_EXPORT lam_status lam_op_tanh(const lam_tensor *a, lam_tensor **out);
 LAM_EXPORT lam_status lam_op_softrelu(const lam_tensor *a, lam_tensor **out);
+/* 1 where a > 0, else 0 (NaN gives 0); not differentiable. */
+LAM_EXPORT lam_status lam_op_step(const lam_tensor *a, lam_tensor **out);
 
 /*
  * Reductions over `axes` (n_axes == 0 or axes == NULL: all axes). Negative axes count from the
@@ -357,6 +367,88 @@ LAM_EXPORT lam_status lam_op_fill(lam_tensor *t, float value);
 
 /* Copies src's elements into dst in place; src broadcasts to dst's shape. */
 LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Autograd                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Turns recording on or off for this process and returns the previous state (Gluon's
+ * autograd.record()). While recording, every op whose operands need a gradient (parameters
+ * with grad_req write/add, tensors with lam_tensor_attach_grad, and results of recorded ops)
+ * remembers how to differentiate itself. Only ops that actually run are recorded, so control
+ * flow in a custom forward needs nothing special.
+ */
+LAM_EXPORT int lam_autograd_set_recording(int on);
+LAM_EXPORT int lam_autograd_is_recording(void);
+
+/*
+ * Computes the gradient of `head` with respect to every parameter and attached tensor it was
+ * computed from. head_grad (same shape as head) weights the outputs; NULL means ones (for a
+ * non-scalar head this differentiates the sum, as Gluon does). Parameters receive it by their
+ * grad_req: write overwrites, add accumulates, null and constants get nothing; a parameter
+ * used several times receives the sum. Recording is off while backward runs.
+ * Errors: LAM_ERR_STATE when head was not recorded; LAM_ERR_SHAPE for a head_grad of another
+ * shape.
+ */
+LAM_EXPORT lam_status lam_autograd_backward(lam_tensor *head, const lam_tensor *head_grad);
+
+/* Nonzero (default) lets layers with a fused backward use it; zero differentiates their
+ * forward op by op instead (for checking that both agree). Returns the previous value. */
+LAM_EXPORT int lam_autograd_set_fused_backward(int on);
+
+/* Makes t a leaf that receives a gradient (Gluon's attach_grad); the gradient starts at zero. */
+LAM_EXPORT lam_status lam_tensor_attach_grad(lam_tensor *t);
+/* The gradient of an attached leaf (a new reference). Errors: LAM_ERR_STATE when none. */
+LAM_EXPORT lam_status lam_tensor_grad(const lam_tensor *t, lam_tensor **out);
+/* A tensor sharing t's data that is cut off from the graph: no gradient flows through it. */
+LAM_EXPORT lam_status lam_tensor_detach(lam_tensor *t, lam_tensor **out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Losses and optimizers                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Softmax cross-entropy per sample, -log(softmax(logits)[label]), computed stably through
+ * log-softmax. logits (batch, classes); labels (batch,) holding class indices (as floats).
+ * *out is (batch,). Differentiable w.r.t. logits. Errors: LAM_ERR_SHAPE for mismatched shapes;
+ * LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in [0, classes), naming it.
+ */
+LAM_EXPORT lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits,
+                                                     const lam_tensor *labels, lam_tensor **out);
+
+/* L2 loss per sample (Gluon's L2Loss): 0.5 * mean over all but the first axis of
+ * (pred - label)^2. *out is (batch,). Errors: LAM_ERR_SHAPE when the shapes differ. */
+LAM_EXPORT lam_status lam_loss_l2(const lam_tensor *pred, const lam_tensor *label,
+                                  lam_tensor **out);
+
+/* An optimizer over a list of parameters (Gluon's Trainer). */
+typedef struct lam_trainer lam_trainer;
+
+/*
+ * A trainer for `params` (it keeps its own references). optimizer: "sgd" (options
+ * learning_rate=0.01, momentum=0, wd=0) or "adam" (learning_rate=0.001, beta1=0.9,
+ * beta2=0.999, epsilon=1e-8, wd=0); options as "learning_rate=0.1, momentum=0.9".
+ * SGD with momentum keeps v = momentum*v + g, w -= lr*v; weight decay adds wd*w to g; Adam
+ * follows PyTorch (bias-corrected moments, eps outside the square root). Each parameter's
+ * lr_mult/wd_mult scale lr and wd; constants and grad_req null parameters are never changed.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for an unknown optimizer or option, or a bad value.
+ */
+LAM_EXPORT lam_status lam_trainer_create(const lam_param_list *params, const char *optimizer,
+                                         const char *options, lam_trainer **out);
+
+/* One update with the current gradients, each scaled by 1/batch_size (the loss summed over
+ * the batch, as in Gluon). Errors: LAM_ERR_INVALID_ARGUMENT for batch_size <= 0;
+ * LAM_ERR_STATE for a parameter that is not initialized. */
+LAM_EXPORT lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size);
+
+LAM_EXPORT float lam_trainer_learning_rate(const lam_trainer *t);
+LAM_EXPORT void lam_trainer_set_learning_rate(lam_trainer *t, float lr);
+/* NULL is a no-op. */
+LAM_EXPORT void lam_trainer_destroy(lam_trainer *t);
+
+/* Sets every gradient in the list to zero (needed between steps with grad_req add). */
+LAM_EXPORT lam_status lam_param_list_zero_grad(const lam_param_list *list);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Random numbers and initializers                                                            */
@@ -446,9 +538,6 @@ LAM_EXPORT void lam_initializer_release(lam_initializer *init);
 /* Parameters                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct lam_param lam_param;
-typedef struct lam_block lam_block;
-
 typedef enum lam_grad_req {
     LAM_GRAD_INVALID = 0,
     LAM_GRAD_WRITE = 1, /* backward overwrites the gradient */
@@ -498,7 +587,6 @@ LAM_EXPORT void lam_param_set_wd_mult(lam_param *p, float mult);
 LAM_EXPORT char *lam_param_format(const lam_param *p, char *buf, size_t cap);
 
 /* A list of parameters with their structural keys, from lam_block_collect_params. */
-typedef struct lam_param_list lam_param_list;
 LAM_EXPORT size_t lam_param_list_count(const lam_param_list *list);
 /* Borrowed for the list's lifetime. NULL when out of range. */
 LAM_EXPORT lam_param *lam_param_list_get(const lam_param_list *list, size_t index);

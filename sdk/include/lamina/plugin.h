@@ -33,7 +33,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0xe232fe8cada2940fULL
+#define LAM_ABI_FINGERPRINT 0xba7510ff54a377b9ULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -98,11 +98,13 @@ typedef enum lam_op {
     LAM_OP_LOG_SOFTMAX = 30,
     LAM_OP_MAXIMUM = 31, /* out = fmaxf-like max(x, y); NaN in either operand gives NaN */
     LAM_OP_MINIMUM = 32, /* out = min(x, y); NaN in either operand gives NaN */
+    LAM_OP_STEP = 33,    /* out = x > 0 ? 1 : 0 (NaN gives 0) */
+    LAM_OP_GREATER_EQUAL = 34, /* out = x >= y ? 1 : 0 (NaN gives 0) */
     LAM_OP_MAX_ENUM = 0x7FFFFFFF
 } lam_op;
 
 /* Number of lam_op values including INVALID; part of the ABI fingerprint. */
-#define LAM_OP_COUNT 33
+#define LAM_OP_COUNT 35
 
 /*
  * A strided view of a backend buffer as handed to a backend op. Strides and offset count
