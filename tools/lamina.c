@@ -1,6 +1,6 @@
 /* lamina: the command-line front end. */
 #define _POSIX_C_SOURCE 200809L
-#include "lamina/lamina.h"
+#include "cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +141,8 @@ static void usage(FILE *f) {
                "commands:\n"
                "  plugins    list every plugin file found, what was loaded or refused and why,\n"
                "             and each backend's devices (exit status 1 if any was refused)\n"
+               "  train      train the chapter's MLP and report its test accuracy\n"
+               "             (lamina train --help for its options)\n"
                "  abi        print the plugin ABI version and layout fingerprint\n"
                "  help       this text\n\n"
                "environment: LAMINA_BACKEND (cpu | <name>[:<device>] | auto), LAMINA_PLUGIN_PATH,\n"
@@ -155,6 +157,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "plugins") == 0) {
         return cmd_plugins();
+    }
+    if (strcmp(argv[1], "train") == 0) {
+        return cmd_train(argc, argv);
     }
     if (strcmp(argv[1], "abi") == 0) {
         return cmd_abi(argc, argv);

@@ -1,0 +1,394 @@
+/*
+ * `lamina train`: the chapter's MLP built from Dense plugins, trained with autograd and SGD,
+ * with a progress line per epoch and the test accuracy at the end.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct options {
+    const char *backend, *data, *save, *optimizer;
+    int64_t epochs, batch, hidden, n_train, n_test;
+    double lr, momentum;
+    uint64_t seed;
+    int shared;
+} options;
+
+static void usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: lamina train [options]\n\n"
+        "Trains an MLP (in -> hidden (relu) -> classes) built from the Dense plugin.\n\n"
+        "  --backend SPEC     cpu, vulkan, vulkan:1, auto (default: $LAMINA_BACKEND or cpu)\n"
+        "  --epochs N         passes over the training set (default 10)\n"
+        "  --batch-size N     samples per step (default 64)\n"
+        "  --lr X             learning rate (default 0.1)\n"
+        "  --momentum X       SGD momentum (default 0.9)\n"
+        "  --optimizer NAME   sgd or adam (default sgd)\n"
+        "  --hidden N         hidden units (default 256)\n"
+        "  --shared           add the chapter's shared layer: hidden -> Dense(hidden) used twice\n"
+        "  --seed N           initialization and shuffling seed (default 0)\n"
+        "  --data PATH        a directory of MNIST IDX files (train-images-idx3-ubyte, ...)\n"
+        "                     or a CSV file with the label in the first column (last fifth\n"
+        "                     is the test set); default: the built-in wedges data set\n"
+        "  --train-size N     built-in data: training samples (default 20000)\n"
+        "  --save FILE        save the trained parameters (not available yet: needs the\n"
+        "                     serialization support still to come)\n");
+}
+
+static int parse_int(const char *name, const char *v, int64_t lo, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v ? v : "", &end, 10);
+    if (!v || *end || errno || x < lo) {
+        fprintf(stderr, "lamina train: %s needs an integer >= %lld, got '%s'\n", name,
+                (long long)lo, v ? v : "");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_double(const char *name, const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v ? v : "", &end);
+    if (!v || *end || errno || !isfinite(x) || x < 0) {
+        fprintf(stderr, "lamina train: %s needs a number >= 0, got '%s'\n", name, v ? v : "");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse(int argc, char **argv, options *o) {
+    *o = (options){.epochs = 10,
+                   .batch = 64,
+                   .hidden = 256,
+                   .lr = 0.1,
+                   .momentum = 0.9,
+                   .n_train = 20000,
+                   .n_test = 5000,
+                   .optimizer = "sgd"};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t n;
+        int rc = 0, takes = 1;
+        if (strcmp(a, "--backend") == 0) {
+            o->backend = v;
+        } else if (strcmp(a, "--data") == 0) {
+            o->data = v;
+        } else if (strcmp(a, "--save") == 0) {
+            o->save = v;
+        } else if (strcmp(a, "--optimizer") == 0) {
+            o->optimizer = v;
+        } else if (strcmp(a, "--epochs") == 0) {
+            rc = parse_int(a, v, 1, &o->epochs);
+        } else if (strcmp(a, "--batch-size") == 0) {
+            rc = parse_int(a, v, 1, &o->batch);
+        } else if (strcmp(a, "--hidden") == 0) {
+            rc = parse_int(a, v, 1, &o->hidden);
+        } else if (strcmp(a, "--train-size") == 0) {
+            rc = parse_int(a, v, 10, &o->n_train);
+        } else if (strcmp(a, "--seed") == 0) {
+            rc = parse_int(a, v, 0, &n);
+            o->seed = (uint64_t)n;
+        } else if (strcmp(a, "--lr") == 0) {
+            rc = parse_double(a, v, &o->lr);
+        } else if (strcmp(a, "--momentum") == 0) {
+            rc = parse_double(a, v, &o->momentum);
+        } else if (strcmp(a, "--shared") == 0) {
+            o->shared = 1;
+            takes = 0;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else {
+            fprintf(stderr, "lamina train: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return -1;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+        if (takes) {
+            if (v == NULL) {
+                fprintf(stderr, "lamina train: %s needs a value\n", a);
+                return -1;
+            }
+            i++;
+        }
+    }
+    if (strcmp(o->optimizer, "sgd") != 0 && strcmp(o->optimizer, "adam") != 0) {
+        fprintf(stderr, "lamina train: --optimizer must be sgd or adam, got '%s'\n", o->optimizer);
+        return -1;
+    }
+    return 0;
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((st = (call)) != LAM_OK) {                                                             \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* in -> hidden (relu) [-> shared hidden (relu) twice] -> classes */
+static lam_status build(const options *o, int64_t classes, lam_block **out) {
+    lam_block *net = NULL, *l = NULL, *shared = NULL, *again = NULL;
+    char attrs[128];
+    lam_status st;
+    TRY(lam_sequential_create(&net));
+    snprintf(attrs, sizeof attrs, "units=%lld, activation=relu", (long long)o->hidden);
+    TRY(lam_layer_create("Dense", attrs, &l));
+    TRY(lam_sequential_add(net, l));
+    if (o->shared) {
+        TRY(lam_layer_create("Dense", attrs, &shared));
+        TRY(lam_layer_create_shared("Dense", attrs, shared, &again));
+        TRY(lam_sequential_add(net, shared));
+        TRY(lam_sequential_add(net, again));
+    }
+    lam_block_release(l);
+    snprintf(attrs, sizeof attrs, "units=%lld", (long long)classes);
+    TRY(lam_layer_create("Dense", attrs, &l));
+    TRY(lam_sequential_add(net, l));
+    lam_block_release(l);
+    lam_block_release(shared);
+    lam_block_release(again);
+    *out = net;
+    return LAM_OK;
+fail:
+    lam_block_release(l);
+    lam_block_release(shared);
+    lam_block_release(again);
+    lam_block_release(net);
+    return st;
+}
+
+static lam_status batch_tensors(lam_ctx *ctx, const dataset *d, const int64_t *idx, int64_t n,
+                                float *xb, float *yb, lam_tensor **x, lam_tensor **y) {
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(xb + i * d->dim, d->x + idx[i] * d->dim, (size_t)d->dim * sizeof *xb);
+        yb[i] = d->y[idx[i]];
+    }
+    int64_t xd[2] = {n, d->dim};
+    lam_shape xs, ys;
+    lam_shape_init(&xs, 2, xd);
+    lam_shape_init(&ys, 1, &n);
+    lam_status st = lam_tensor_from_data(ctx, &xs, xb, (size_t)(n * d->dim), x);
+    if (st == LAM_OK && (st = lam_tensor_from_data(ctx, &ys, yb, (size_t)n, y)) != LAM_OK) {
+        lam_tensor_release(*x);
+        *x = NULL;
+    }
+    return st;
+}
+
+/* Correct predictions of `out` (batch, classes) against labels. */
+static lam_status count_correct(const lam_tensor *out, const float *labels, int64_t n,
+                                int64_t *correct) {
+    lam_tensor *am;
+    lam_status st = lam_op_argmax(out, 1, &am);
+    if (st != LAM_OK) {
+        return st;
+    }
+    float *p = malloc((size_t)n * sizeof *p);
+    st = p ? lam_tensor_read(am, p, (size_t)n) : LAM_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; st == LAM_OK && i < n; i++) {
+        *correct += p[i] == labels[i];
+    }
+    free(p);
+    lam_tensor_release(am);
+    return st;
+}
+
+static lam_status evaluate(lam_block *net, lam_ctx *ctx, const dataset *d, int64_t batch,
+                           double *accuracy) {
+    int64_t correct = 0;
+    int64_t *idx = malloc((size_t)batch * sizeof *idx);
+    float *xb = malloc((size_t)(batch * d->dim) * sizeof *xb), *yb = malloc((size_t)batch * 4);
+    lam_status st = (idx && xb && yb) ? LAM_OK : LAM_ERR_OUT_OF_MEMORY;
+    for (int64_t s = 0; st == LAM_OK && s < d->n; s += batch) {
+        int64_t n = d->n - s < batch ? d->n - s : batch;
+        for (int64_t i = 0; i < n; i++) {
+            idx[i] = s + i;
+        }
+        lam_tensor *x, *y, *out;
+        st = batch_tensors(ctx, d, idx, n, xb, yb, &x, &y);
+        if (st == LAM_OK) {
+            st = lam_block_call(net, x, &out);
+            if (st == LAM_OK) {
+                st = count_correct(out, yb, n, &correct);
+                lam_tensor_release(out);
+            }
+            lam_tensor_release(x);
+            lam_tensor_release(y);
+        }
+    }
+    free(idx);
+    free(xb);
+    free(yb);
+    *accuracy = d->n ? (double)correct / (double)d->n : 0.0;
+    return st;
+}
+
+int cmd_train(int argc, char **argv) {
+    options o;
+    int prc = parse(argc, argv, &o);
+    if (prc != 0) {
+        return prc > 0 ? 0 : 2;
+    }
+    if (o.save != NULL) {
+        fprintf(stderr, "lamina train: --save is not available yet: saving parameters arrives "
+                        "with the safetensors serialization\n");
+        return 2;
+    }
+    char err[512];
+    dataset train = {0}, test = {0};
+    const char *what = "built-in wedges data set";
+    if (o.data) {
+        if (dataset_load(o.data, &train, &test, err, sizeof err) != 0) {
+            fprintf(stderr, "lamina train: %s\n", err);
+            return 1;
+        }
+        what = o.data;
+    } else if (dataset_rings(o.n_train, 20, o.seed, &train, err, sizeof err) != 0 ||
+               dataset_rings(o.n_test, 20, o.seed + 1000003, &test, err, sizeof err) != 0) {
+        fprintf(stderr, "lamina train: %s\n", err);
+        dataset_free(&train);
+        return 1;
+    }
+    lam_status st = LAM_OK;
+    lam_ctx *ctx = NULL;
+    lam_block *net = NULL;
+    lam_param_list *params = NULL;
+    lam_trainer *trainer = NULL;
+    int64_t *order = NULL;
+    float *xb = NULL, *yb = NULL;
+    lam_seed(o.seed);
+    TRY(lam_ctx_get(o.backend, &ctx));
+    TRY(build(&o, train.classes, &net));
+    TRY(lam_block_initialize(net, NULL, ctx, 0));
+    TRY(lam_block_collect_params(net, NULL, &params));
+    char topts[128];
+    if (strcmp(o.optimizer, "sgd") == 0) {
+        snprintf(topts, sizeof topts, "learning_rate=%g, momentum=%g", o.lr, o.momentum);
+    } else {
+        snprintf(topts, sizeof topts, "learning_rate=%g", o.lr);
+    }
+    TRY(lam_trainer_create(params, o.optimizer, topts, &trainer));
+    printf("lamina train: MLP %lld -> %lld (relu)%s -> %lld on %s; %s (%lld train, %lld test); "
+           "%s %s, batch %lld, seed %llu\n",
+           (long long)train.dim, (long long)o.hidden, o.shared ? " -> shared x2" : "",
+           (long long)train.classes, lam_ctx_name(ctx), what, (long long)train.n, (long long)test.n,
+           o.optimizer, topts, (long long)o.batch, (unsigned long long)o.seed);
+    fflush(stdout);
+    order = malloc((size_t)train.n * sizeof *order);
+    xb = malloc((size_t)(o.batch * train.dim) * sizeof *xb);
+    yb = malloc((size_t)o.batch * sizeof *yb);
+    if (!order || !xb || !yb) {
+        st = lam_set_error(LAM_ERR_OUT_OF_MEMORY, "lamina train: Out of memory");
+        goto fail;
+    }
+    int tty = isatty(STDOUT_FILENO);
+    uint64_t shuffle = o.seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    double t_start = now();
+    for (int64_t epoch = 1; epoch <= o.epochs; epoch++) {
+        for (int64_t i = 0; i < train.n; i++) {
+            order[i] = i;
+        }
+        for (int64_t i = train.n - 1; i > 0; i--) { /* Fisher-Yates with an LCG */
+            shuffle = shuffle * 6364136223846793005ULL + 1442695040888963407ULL;
+            int64_t j = (int64_t)((shuffle >> 33) % (uint64_t)(i + 1));
+            int64_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        double loss_sum = 0, t0 = now(), last_draw = 0;
+        int64_t seen = 0, correct = 0;
+        for (int64_t s = 0; s < train.n; s += o.batch) {
+            int64_t n = train.n - s < o.batch ? train.n - s : o.batch;
+            lam_tensor *x = NULL, *y = NULL, *out = NULL, *loss = NULL, *sum = NULL;
+            float ls = 0;
+            st = batch_tensors(ctx, &train, order + s, n, xb, yb, &x, &y);
+            lam_autograd_set_recording(1);
+            if (st == LAM_OK) {
+                st = lam_block_call(net, x, &out);
+            }
+            if (st == LAM_OK) {
+                st = lam_loss_softmax_cross_entropy(out, y, &loss);
+            }
+            lam_autograd_set_recording(0);
+            if (st == LAM_OK) {
+                st = lam_autograd_backward(loss, NULL);
+            }
+            if (st == LAM_OK) {
+                st = lam_trainer_step(trainer, n);
+            }
+            if (st == LAM_OK) {
+                st = lam_op_sum(loss, NULL, 0, 0, &sum);
+            }
+            if (st == LAM_OK) {
+                st = lam_tensor_scalar(sum, &ls);
+            }
+            if (st == LAM_OK) {
+                st = count_correct(out, yb, n, &correct);
+            }
+            lam_tensor_release(x);
+            lam_tensor_release(y);
+            lam_tensor_release(out);
+            lam_tensor_release(loss);
+            lam_tensor_release(sum);
+            if (st != LAM_OK) {
+                goto fail;
+            }
+            loss_sum += ls;
+            seen += n;
+            double t = now();
+            if (tty && (t - last_draw > 0.1 || seen == train.n)) {
+                last_draw = t;
+                printf("\r\033[Kepoch %3lld/%lld  loss %.4f  train acc %6.2f%%  %8.0f samples/s  "
+                       "[%3.0f%%]",
+                       (long long)epoch, (long long)o.epochs, loss_sum / (double)seen,
+                       100.0 * (double)correct / (double)seen, (double)seen / (t - t0),
+                       100.0 * (double)seen / (double)train.n);
+                fflush(stdout);
+            }
+        }
+        double dt = now() - t0;
+        printf("%sepoch %3lld/%lld  loss %.4f  train acc %6.2f%%  %8.0f samples/s\n",
+               tty ? "\r\033[K" : "", (long long)epoch, (long long)o.epochs,
+               loss_sum / (double)seen, 100.0 * (double)correct / (double)seen, (double)seen / dt);
+        fflush(stdout);
+    }
+    double acc;
+    TRY(evaluate(net, ctx, &test, 256, &acc));
+    printf("trained in %.1f s; test accuracy %.2f%% (%lld samples)\n", now() - t_start, 100.0 * acc,
+           (long long)test.n);
+fail:
+    if (st != LAM_OK) {
+        fprintf(stderr, "lamina train: %s\n", lam_last_error());
+    }
+    free(order);
+    free(xb);
+    free(yb);
+    lam_trainer_destroy(trainer);
+    lam_param_list_destroy(params);
+    lam_block_release(net);
+    dataset_free(&train);
+    dataset_free(&test);
+    lam_shutdown();
+    return st == LAM_OK ? 0 : 1;
+}
