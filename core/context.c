@@ -287,6 +287,7 @@ void lam__contexts_close_all(void) {
             lam_ctx *c = b->ctxs[d];
             if (c != NULL) {
                 b->desc.synchronize(c->dev);
+                lam__ctx_cache_flush(c);
                 b->desc.device_close(c->dev);
                 free(c);
                 b->ctxs[d] = NULL;

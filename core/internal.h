@@ -53,12 +53,28 @@ typedef struct lam__backend {
     lam_ctx **ctxs; /* n_devices entries, opened lazily */
 } lam__backend;
 
+/* Buffers freed by tensors, kept for reuse by size so the op hot path rarely reaches the
+ * backend's allocator (tensor.c). */
+#define LAM__CACHE_SLOTS 64
+typedef struct lam__buffer_cache {
+    size_t bytes[LAM__CACHE_SLOTS];
+    void *buf[LAM__CACHE_SLOTS];
+    uint32_t n;
+    size_t total;
+} lam__buffer_cache;
+
 struct lam_ctx {
     lam__backend *backend;
     uint32_t device;
     void *dev;
     char name[80];
+    lam__buffer_cache cache;
 };
+
+/* Frees every cached buffer of ctx through its backend. */
+void lam__ctx_cache_flush(lam_ctx *ctx);
+/* Frees the pooled tensor and storage structs (at shutdown). */
+void lam__tensor_pool_flush(void);
 
 void lam__contexts_close_all(void);
 

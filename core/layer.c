@@ -519,10 +519,29 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
     b->attrs = a;
     b->share = share;
     b->creating = true;
+    /* Declaring a shared parameter may fill its unknown dims: remember them, so a create that
+     * fails later leaves the layer shared from as it was. */
+    lam_shape *saved = NULL;
+    if (share != NULL && share->n_params > 0) {
+        saved = malloc(share->n_params * sizeof *saved);
+        if (saved == NULL) {
+            lam_block_release(b);
+            return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", type);
+        }
+        for (size_t i = 0; i < share->n_params; i++) {
+            saved[i] = share->params[i].param->shape;
+        }
+    }
     lam_clear_error();
     st = lt->desc.create(&b->layer, (const lam_attrs *)a, &b->layer_state);
     b->creating = false;
     b->share = NULL;
+    if (st != LAM_OK && saved != NULL) {
+        for (size_t i = 0; i < share->n_params; i++) {
+            share->params[i].param->shape = saved[i];
+        }
+    }
+    free(saved);
     if (st != LAM_OK) {
         if (lam_last_error()[0] == '\0') {
             lam__error(st, "%s: Create failed without a message (%s)", b->name,

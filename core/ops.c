@@ -6,12 +6,12 @@
 
 const char *lam__op_name(lam_op op) {
     static const char *names[LAM_OP_COUNT] = {
-        "invalid",     "fill",       "copy",       "add",         "sub",        "mul",
-        "div",         "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar", "rdiv_scalar",
-        "pow_scalar",  "neg",        "abs",        "square",      "sqrt",       "exp",
-        "log",         "relu",       "sigmoid",    "tanh",        "softrelu",   "matmul",
-        "sum",         "mean",       "max",        "min",         "argmax",     "softmax",
-        "log_softmax", "maximum",    "minimum"};
+        "invalid",     "fill",       "copy",       "add",         "sub",          "mul",
+        "div",         "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar",   "rdiv_scalar",
+        "pow_scalar",  "neg",        "abs",        "square",      "sqrt",         "exp",
+        "log",         "relu",       "sigmoid",    "tanh",        "softrelu",     "matmul",
+        "sum",         "mean",       "max",        "min",         "argmax",       "softmax",
+        "log_softmax", "maximum",    "minimum",    "step",        "greater_equal"};
     return (op > 0 && op < LAM_OP_COUNT) ? names[op] : "invalid";
 }
 

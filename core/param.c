@@ -203,7 +203,8 @@ static lam_status init_now(lam_param *p, const lam_initializer *init, lam_ctx *c
         memcpy(buf, p->const_values, (size_t)n * sizeof *buf);
         st = LAM_OK;
     } else {
-        st = lam__init_fill(init, p->name, p->key ? p->key : p->name, &p->shape, buf, (size_t)n);
+        /* Never reached from a model's root: its key within its own block is its local name. */
+        st = lam__init_fill(init, p->name, p->key ? p->key : p->local, &p->shape, buf, (size_t)n);
     }
     if (st == LAM_OK) {
         st = store(p, ctx, buf, (size_t)n);
@@ -228,18 +229,19 @@ static lam_status set_key(lam_param *p, const char *key) {
 static lam_status initialize(lam_param *p, const lam_initializer *explicit_init,
                              const lam_initializer *fallback, lam_ctx *ctx, bool force,
                              const char *key) {
+    if ((p->data != NULL || p->deferred) && !force) {
+        /* Left as is, including the key a pending deferred initialization will use. */
+        lam__log(LAM_LOG_WARN,
+                 "%s: Already initialized, left as is; pass force_reinit to initialize it again",
+                 p->name);
+        return LAM_OK;
+    }
     lam_status st = set_key(p, key);
     if (st != LAM_OK) {
         return st;
     }
     if (ctx == NULL && (st = lam_ctx_default(&ctx)) != LAM_OK) {
         return st;
-    }
-    if ((p->data != NULL || p->deferred) && !force) {
-        lam__log(LAM_LOG_WARN,
-                 "%s: Already initialized, left as is; pass force_reinit to initialize it again",
-                 p->name);
-        return LAM_OK;
     }
     lam_initializer *init;
     st = choose_init(p, explicit_init, fallback, &init);

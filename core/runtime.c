@@ -45,5 +45,6 @@ void lam_shutdown(void) {
     lam__tensors_reclaim_all();
     lam__contexts_close_all();
     lam__registry_unload();
+    lam__tensor_pool_flush();
     memset(&lam__rt, 0, sizeof lam__rt);
 }

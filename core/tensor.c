@@ -142,10 +142,101 @@ static void live_unlink(lam_tensor *t) {
     live_count--;
 }
 
+/* ---- pools: freed tensor structs, storage structs and buffers are reused ---- */
+
+#define POOL_MAX         1024
+#define CACHE_MAX_BYTES  ((size_t)64 << 20) /* per context */
+#define CACHE_MAX_BUFFER ((size_t)16 << 20) /* larger buffers go straight back */
+
+typedef struct pooled {
+    struct pooled *next;
+} pooled;
+static pooled *tensor_pool, *storage_pool;
+static size_t tensor_pool_n, storage_pool_n;
+
+static void *pool_get(pooled **pool, size_t *n, size_t size) {
+    if (*pool != NULL) {
+        pooled *p = *pool;
+        *pool = p->next;
+        (*n)--;
+        memset(p, 0, size);
+        return p;
+    }
+    return calloc(1, size);
+}
+
+static void pool_put(pooled **pool, size_t *n, void *obj) {
+    if (*n >= POOL_MAX) {
+        free(obj);
+        return;
+    }
+    pooled *p = obj;
+    p->next = *pool;
+    *pool = p;
+    (*n)++;
+}
+
+void lam__tensor_pool_flush(void) {
+    while (tensor_pool) {
+        pooled *p = tensor_pool;
+        tensor_pool = p->next;
+        free(p);
+    }
+    while (storage_pool) {
+        pooled *p = storage_pool;
+        storage_pool = p->next;
+        free(p);
+    }
+    tensor_pool_n = storage_pool_n = 0;
+}
+
+static void *cache_take(lam_ctx *ctx, size_t bytes) {
+    lam__buffer_cache *c = &ctx->cache;
+    for (uint32_t i = c->n; i-- > 0;) {
+        if (c->bytes[i] == bytes) {
+            void *buf = c->buf[i];
+            c->n--;
+            c->bytes[i] = c->bytes[c->n];
+            c->buf[i] = c->buf[c->n];
+            c->total -= bytes;
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static void cache_give(lam_ctx *ctx, void *buf, size_t bytes) {
+    lam__buffer_cache *c = &ctx->cache;
+    if (bytes > CACHE_MAX_BUFFER || c->total + bytes > CACHE_MAX_BYTES) {
+        ctx->backend->desc.buffer_free(ctx->dev, buf);
+        return;
+    }
+    if (c->n == LAM__CACHE_SLOTS) { /* evict the oldest */
+        ctx->backend->desc.buffer_free(ctx->dev, c->buf[0]);
+        c->total -= c->bytes[0];
+        memmove(c->buf, c->buf + 1, (c->n - 1) * sizeof *c->buf);
+        memmove(c->bytes, c->bytes + 1, (c->n - 1) * sizeof *c->bytes);
+        c->n--;
+    }
+    c->bytes[c->n] = bytes;
+    c->buf[c->n] = buf;
+    c->n++;
+    c->total += bytes;
+}
+
+void lam__ctx_cache_flush(lam_ctx *ctx) {
+    lam__buffer_cache *c = &ctx->cache;
+    for (uint32_t i = 0; i < c->n; i++) {
+        ctx->backend->desc.buffer_free(ctx->dev, c->buf[i]);
+    }
+    c->n = 0;
+    c->total = 0;
+}
+
 static void storage_release(lam__storage *s) {
     if (s != NULL && --s->refcount == 0) {
-        s->ctx->backend->desc.buffer_free(s->ctx->dev, s->buf);
-        free(s);
+        cache_give(s->ctx, s->buf, s->bytes);
+        pool_put(&storage_pool, &storage_pool_n, s);
     }
 }
 
@@ -177,20 +268,23 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory, %lld elements",
                           (long long)numel);
     }
-    lam_tensor *t = calloc(1, sizeof *t);
-    lam__storage *s = calloc(1, sizeof *s);
+    lam_tensor *t = pool_get(&tensor_pool, &tensor_pool_n, sizeof *t);
+    lam__storage *s = pool_get(&storage_pool, &storage_pool_n, sizeof *s);
     if (t == NULL || s == NULL) {
         free(t);
         free(s);
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory");
     }
     s->bytes = (size_t)numel * sizeof(float);
-    lam_clear_error();
-    st = ctx->backend->desc.buffer_alloc(ctx->dev, s->bytes, &s->buf);
-    if (st != LAM_OK) {
-        free(t);
-        free(s);
-        return lam__error_prefix(st, "%s", ctx->name);
+    s->buf = cache_take(ctx, s->bytes);
+    if (s->buf == NULL) {
+        lam_clear_error();
+        st = ctx->backend->desc.buffer_alloc(ctx->dev, s->bytes, &s->buf);
+        if (st != LAM_OK) {
+            free(t);
+            free(s);
+            return lam__error_prefix(st, "%s", ctx->name);
+        }
     }
     s->refcount = 1;
     s->ctx = ctx;
@@ -314,7 +408,7 @@ static void tensor_free(lam_tensor *t) {
     lam_tensor_release(t->attached);
     lam_tensor_release(t->bw_grad);
     storage_release(t->storage);
-    free(t);
+    pool_put(&tensor_pool, &tensor_pool_n, t);
 }
 
 void lam_tensor_release(lam_tensor *t) {
@@ -548,7 +642,7 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
     for (uint32_t i = s.ndim; i < LAM_MAX_DIMS; i++) {
         s.dims[i] = 0;
     }
-    lam_tensor *r = calloc(1, sizeof *r);
+    lam_tensor *r = pool_get(&tensor_pool, &tensor_pool_n, sizeof *r);
     if (r == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "reshape: Out of memory");
     }

@@ -678,8 +678,9 @@ LAM_EXPORT lam_status lam_block_params(lam_block *b, lam_param_list **out);
 /*
  * Every parameter of b and its registered descendants, once each (shared ones under the first
  * key that reaches them), in registration order, keyed structurally ("0.weight"). `regex`
- * (POSIX extended, matched against the whole display name, like Gluon's select) filters; NULL
- * keeps all. Errors: LAM_ERR_INVALID_ARGUMENT for a bad regex.
+ * (POSIX extended, matched from the start of the display name like Python's re.match in
+ * Gluon's select: ".*weight" keeps dense0_weight) filters; NULL keeps all.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for a bad regex.
  */
 LAM_EXPORT lam_status lam_block_collect_params(lam_block *b, const char *regex,
                                                lam_param_list **out);
@@ -717,6 +718,78 @@ LAM_EXPORT char *lam_block_summary(const lam_block *b);
 /* Names of the loaded layer types; borrowed until lam_shutdown(). */
 LAM_EXPORT size_t lam_layer_type_count(void);
 LAM_EXPORT const char *lam_layer_type_name(size_t index);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Saving and loading (safetensors files)                                                     */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Files are safetensors: an 8-byte little-endian header length N, N bytes of JSON mapping each
+ * tensor name to {"dtype", "shape", "data_offsets"} plus an optional "__metadata__" map of
+ * strings, then the raw little-endian data. NumPy, PyTorch and the safetensors library read
+ * what Lamina writes and Lamina reads theirs. Writes are atomic (a temporary file in the same
+ * directory, fsync, rename): a failure leaves an existing file as it was. Every header rule is
+ * checked before any data is used; a bad file is an error naming the file and the problem.
+ */
+
+/* An ordered collection of named tensors read from a file (Gluon's nd.load result). */
+typedef struct lam_tensor_dict lam_tensor_dict;
+
+/* Saves tensors as a list (keys "0", "1", ...; the metadata records that it was a list). */
+LAM_EXPORT lam_status lam_save_list(const char *path, lam_tensor *const *tensors, size_t n);
+/* Saves tensors under the given names (a dict). Errors: LAM_ERR_INVALID_ARGUMENT for a
+ * duplicate or empty name. */
+LAM_EXPORT lam_status lam_save_dict(const char *path, const char *const *names,
+                                    lam_tensor *const *tensors, size_t n);
+/*
+ * Loads every tensor of a file onto ctx (NULL: default context). float32 loads as is; F16,
+ * BF16, F64, I32, I64 and U8 are converted to float32 (I64 values beyond 2^24 lose precision);
+ * other dtypes are refused naming the tensor and dtype.
+ */
+LAM_EXPORT lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out);
+
+/* Nonzero when the file was saved as a list. */
+LAM_EXPORT int lam_tensor_dict_is_list(const lam_tensor_dict *d);
+LAM_EXPORT size_t lam_tensor_dict_count(const lam_tensor_dict *d);
+/* Name of entry i (borrowed), NULL when out of range. */
+LAM_EXPORT const char *lam_tensor_dict_name(const lam_tensor_dict *d, size_t i);
+/* Tensor of entry i (borrowed: retain it to keep it past the dict), NULL when out of range. */
+LAM_EXPORT lam_tensor *lam_tensor_dict_get(const lam_tensor_dict *d, size_t i);
+/* Tensor by name (borrowed), NULL when absent. */
+LAM_EXPORT lam_tensor *lam_tensor_dict_find(const lam_tensor_dict *d, const char *name);
+/* Value of a metadata key (borrowed), NULL when absent. */
+LAM_EXPORT const char *lam_tensor_dict_metadata(const lam_tensor_dict *d, const char *key);
+LAM_EXPORT void lam_tensor_dict_destroy(lam_tensor_dict *d);
+
+/*
+ * Saves every parameter of b (and its descendants) under its structural key ("0.weight").
+ * A shared parameter is stored once, under its first key; the metadata's alias table maps the
+ * other keys to it, so loading restores the sharing. Errors: LAM_ERR_STATE for a parameter
+ * that is not initialized (naming it); LAM_ERR_IO.
+ */
+LAM_EXPORT lam_status lam_block_save_parameters(lam_block *b, const char *path);
+
+/* Options for lam_block_load_parameters; start from LAM_LOAD_OPTIONS_INIT. */
+typedef struct lam_load_options {
+    uint32_t struct_size;
+    uint32_t abi_version;
+    int32_t allow_missing; /* parameters absent from the file keep their values */
+    int32_t ignore_extra;  /* tensors in the file the model does not have are ignored */
+    lam_ctx *ctx;          /* where to put the data; NULL: where each parameter lives (or the
+                              context given to initialize, or the default one) */
+} lam_load_options;
+
+#define LAM_LOAD_OPTIONS_INIT                                                                  \
+    { (uint32_t) sizeof(lam_load_options), LAM_ABI_VERSION, 0, 0, NULL }
+
+/*
+ * Loads parameters saved by lam_block_save_parameters (or any safetensors file keyed the same
+ * way) into b. Strict by default: every problem (missing keys, unexpected keys, shape or dtype
+ * mismatches) is collected into one message, each naming the option that relaxes it. Nothing
+ * changes unless the whole load succeeds. A deferred (not yet shaped) model takes its shapes
+ * from the file and counts as initialized afterwards.
+ */
+LAM_EXPORT lam_status lam_block_load_parameters(lam_block *b, const char *path,
+                                                const lam_load_options *options);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,823 @@
+/* The safetensors format: every header rule checked before any data is used; atomic writes. */
+#define _POSIX_C_SOURCE 200809L
+#include "safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct dtype_info {
+    const char *name;
+    size_t size;
+    bool convertible;
+} dtype_info;
+
+static const dtype_info dtypes[LAM__ST_DTYPE_COUNT] = {
+    [LAM__ST_BOOL] = {"BOOL", 1, false},       [LAM__ST_U8] = {"U8", 1, true},
+    [LAM__ST_I8] = {"I8", 1, false},           [LAM__ST_F8_E5M2] = {"F8_E5M2", 1, false},
+    [LAM__ST_F8_E4M3] = {"F8_E4M3", 1, false}, [LAM__ST_I16] = {"I16", 2, false},
+    [LAM__ST_U16] = {"U16", 2, false},         [LAM__ST_F16] = {"F16", 2, true},
+    [LAM__ST_BF16] = {"BF16", 2, true},        [LAM__ST_I32] = {"I32", 4, true},
+    [LAM__ST_U32] = {"U32", 4, false},         [LAM__ST_F32] = {"F32", 4, true},
+    [LAM__ST_F64] = {"F64", 8, true},          [LAM__ST_I64] = {"I64", 8, true},
+    [LAM__ST_U64] = {"U64", 8, false},
+};
+
+const char *lam__st_dtype_name(lam__st_dtype dt) {
+    return (unsigned)dt < LAM__ST_DTYPE_COUNT ? dtypes[dt].name : "?";
+}
+
+size_t lam__st_dtype_size(lam__st_dtype dt) {
+    return (unsigned)dt < LAM__ST_DTYPE_COUNT ? dtypes[dt].size : 0;
+}
+
+bool lam__st_dtype_convertible(lam__st_dtype dt) {
+    return (unsigned)dt < LAM__ST_DTYPE_COUNT && dtypes[dt].convertible;
+}
+
+char *lam__st_shape_format(const lam_shape *s, char *buf, size_t cap) {
+    size_t pos = 0;
+    int n = snprintf(buf, cap, "(");
+    pos = n > 0 ? (size_t)n : 0;
+    for (uint32_t i = 0; i < s->ndim && pos < cap; i++) {
+        if (s->dims[i] < 0) {
+            n = snprintf(buf + pos, cap - pos, "%sNone", i ? ", " : "");
+        } else {
+            n = snprintf(buf + pos, cap - pos, "%s%lld", i ? ", " : "", (long long)s->dims[i]);
+        }
+        pos += n > 0 ? (size_t)n : 0;
+    }
+    if (pos < cap) {
+        snprintf(buf + pos, cap - pos, "%s)", s->ndim == 1 ? "," : "");
+    }
+    return buf;
+}
+
+/* ---- reading ---- */
+
+static uint64_t load_le64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+void lam__st_file_fini(lam__st_file *f) {
+    if (f == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->entries[i].name);
+    }
+    free(f->entries);
+    for (size_t i = 0; i < f->n_meta; i++) {
+        free(f->meta_keys[i]);
+        free(f->meta_values[i]);
+    }
+    free(f->meta_keys);
+    free(f->meta_values);
+    memset(f, 0, sizeof *f);
+}
+
+const char *lam__st_metadata(const lam__st_file *f, const char *key) {
+    for (size_t i = 0; key != NULL && i < f->n_meta; i++) {
+        if (strcmp(f->meta_keys[i], key) == 0) {
+            return f->meta_values[i];
+        }
+    }
+    return NULL;
+}
+
+long lam__st_find(const lam__st_file *f, const char *name) {
+    for (size_t i = 0; name != NULL && i < f->n; i++) {
+        if (strcmp(f->entries[i].name, name) == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+static lam_status oom(void) {
+    return lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory, reading the header");
+}
+
+static lam_status parse_metadata(json_t *meta, lam__st_file *f) {
+    if (!json_is_object(meta)) {
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, __metadata__ is not an object");
+    }
+    size_t n = json_object_size(meta);
+    f->meta_keys = calloc(n ? n : 1, sizeof *f->meta_keys);
+    f->meta_values = calloc(n ? n : 1, sizeof *f->meta_values);
+    if (f->meta_keys == NULL || f->meta_values == NULL) {
+        return oom();
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(meta, key, value) {
+        if (!json_is_string(value)) {
+            return lam__error(LAM_ERR_FORMAT,
+                              "Corrupt header, __metadata__ value of '%s' is not a string", key);
+        }
+        f->meta_keys[f->n_meta] = lam__strdup(key);
+        f->meta_values[f->n_meta] = lam__strdup(json_string_value(value));
+        f->n_meta++;
+        if (f->meta_keys[f->n_meta - 1] == NULL || f->meta_values[f->n_meta - 1] == NULL) {
+            return oom();
+        }
+    }
+    return LAM_OK;
+}
+
+static bool get_uint(json_t *v, uint64_t *out) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return false;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static lam_status parse_entry(const char *name, json_t *obj, uint64_t data_size, lam__st_entry *e) {
+    if (!json_is_object(obj)) {
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, tensor '%s' is not an object", name);
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        if (strcmp(key, "dtype") != 0 && strcmp(key, "shape") != 0 &&
+            strcmp(key, "data_offsets") != 0) {
+            return lam__error(LAM_ERR_FORMAT,
+                              "Corrupt header, tensor '%s' has an unknown field '%s'", name, key);
+        }
+    }
+    json_t *dt = json_object_get(obj, "dtype");
+    if (!json_is_string(dt)) {
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, tensor '%s' has no dtype string", name);
+    }
+    int found = -1;
+    for (int i = 0; i < LAM__ST_DTYPE_COUNT; i++) {
+        if (strcmp(json_string_value(dt), dtypes[i].name) == 0) {
+            found = i;
+        }
+    }
+    if (found < 0) {
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, tensor '%s' has an unknown dtype '%s'",
+                          name, json_string_value(dt));
+    }
+    e->dtype = (lam__st_dtype)found;
+
+    json_t *shape = json_object_get(obj, "shape");
+    if (!json_is_array(shape)) {
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, tensor '%s' has no shape array", name);
+    }
+    if (json_array_size(shape) > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_UNSUPPORTED,
+                          "Unsupported tensor, '%s' has %zu dims, Lamina supports at most %d", name,
+                          json_array_size(shape), LAM_MAX_DIMS);
+    }
+    e->shape.ndim = (uint32_t)json_array_size(shape);
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (uint32_t i = 0; i < e->shape.ndim; i++) {
+        uint64_t d;
+        if (!get_uint(json_array_get(shape, i), &d)) {
+            return lam__error(LAM_ERR_FORMAT,
+                              "Corrupt header, tensor '%s' has a shape entry that is not a "
+                              "non-negative integer",
+                              name);
+        }
+        e->shape.dims[i] = (int64_t)d;
+        if (d != 0 && numel > UINT64_MAX / d) {
+            overflow = true;
+        }
+        numel *= d;
+    }
+    char sb[200];
+    lam__st_shape_format(&e->shape, sb, sizeof sb);
+    size_t isz = dtypes[e->dtype].size;
+    if (overflow || numel > UINT64_MAX / isz) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, tensor '%s' has shape %s whose byte size overflows",
+                          name, sb);
+    }
+    e->numel = numel;
+
+    json_t *offs = json_object_get(obj, "data_offsets");
+    if (!json_is_array(offs) || json_array_size(offs) != 2 ||
+        !get_uint(json_array_get(offs, 0), &e->begin) ||
+        !get_uint(json_array_get(offs, 1), &e->end)) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, tensor '%s' has no data_offsets [begin, end] of "
+                          "non-negative integers",
+                          name);
+    }
+    if (e->begin > e->end) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, tensor '%s' has data_offsets [%llu, %llu] that end "
+                          "before they begin",
+                          name, (unsigned long long)e->begin, (unsigned long long)e->end);
+    }
+    if (numel * isz != e->end - e->begin) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, tensor '%s' has data_offsets [%llu, %llu] but shape %s "
+                          "of %s needs %llu bytes",
+                          name, (unsigned long long)e->begin, (unsigned long long)e->end, sb,
+                          dtypes[e->dtype].name, (unsigned long long)(numel * isz));
+    }
+    if (e->end > data_size) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, tensor '%s' has data_offsets [%llu, %llu] beyond the "
+                          "data area of %llu bytes",
+                          name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                          (unsigned long long)data_size);
+    }
+    e->name = lam__strdup(name);
+    return e->name ? LAM_OK : oom();
+}
+
+/* Data order; ties (empty tensors) keep the header order, which `numel` no longer needs, so
+ * the header position is carried in the stable index below. */
+typedef struct order_item {
+    lam__st_entry e;
+    size_t index;
+} order_item;
+
+static int by_begin(const void *a, const void *b) {
+    const order_item *x = a, *y = b;
+    if (x->e.begin != y->e.begin) {
+        return x->e.begin < y->e.begin ? -1 : 1;
+    }
+    if (x->e.end != y->e.end) {
+        return x->e.end < y->e.end ? -1 : 1;
+    }
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static lam_status check_layout(lam__st_file *f) {
+    order_item *items = malloc((f->n ? f->n : 1) * sizeof *items);
+    if (items == NULL) {
+        return oom();
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        items[i].e = f->entries[i];
+        items[i].index = i;
+    }
+    qsort(items, f->n, sizeof *items, by_begin);
+    uint64_t pos = 0;
+    lam_status st = LAM_OK;
+    for (size_t i = 0; i < f->n && st == LAM_OK; i++) {
+        const lam__st_entry *e = &items[i].e;
+        if (e->begin > pos) {
+            st = lam__error(LAM_ERR_FORMAT,
+                            "Corrupt header, %llu unused bytes before tensor '%s' (data_offsets "
+                            "[%llu, %llu])",
+                            (unsigned long long)(e->begin - pos), e->name,
+                            (unsigned long long)e->begin, (unsigned long long)e->end);
+        } else if (e->begin < pos) {
+            const lam__st_entry *p = &items[i - 1].e;
+            st = lam__error(LAM_ERR_FORMAT,
+                            "Corrupt header, tensor '%s' (data_offsets [%llu, %llu]) overlaps "
+                            "tensor '%s' (data_offsets [%llu, %llu])",
+                            e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                            p->name, (unsigned long long)p->begin, (unsigned long long)p->end);
+        }
+        pos = e->end;
+    }
+    if (st == LAM_OK && pos != f->data_size) {
+        st = lam__error(LAM_ERR_FORMAT, "Corrupt header, %llu bytes of data after the last tensor",
+                        (unsigned long long)(f->data_size - pos));
+    }
+    if (st == LAM_OK) {
+        for (size_t i = 0; i < f->n; i++) {
+            f->entries[i] = items[i].e;
+        }
+    }
+    free(items);
+    return st;
+}
+
+/* "0", "1", ... without leading zeros; -1 otherwise. */
+static long list_index(const char *s, size_t n) {
+    if (s[0] == '\0' || (s[0] == '0' && s[1] != '\0') || strlen(s) > 18) {
+        return -1;
+    }
+    long v = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c < '0' || *c > '9') {
+            return -1;
+        }
+        v = v * 10 + (*c - '0');
+    }
+    return (size_t)v < n ? v : -1;
+}
+
+static lam_status order_list(lam__st_file *f) {
+    lam__st_entry *sorted = calloc(f->n ? f->n : 1, sizeof *sorted);
+    if (sorted == NULL) {
+        return oom();
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        long k = list_index(f->entries[i].name, f->n);
+        if (k < 0 || sorted[k].name != NULL) {
+            free(sorted);
+            return lam__error(LAM_ERR_FORMAT,
+                              "Corrupt header, saved as a list of %zu tensors but a tensor is "
+                              "named '%s' instead of an index 0..%zu",
+                              f->n, f->entries[i].name, f->n - 1);
+        }
+        sorted[k] = f->entries[i];
+    }
+    free(f->entries);
+    f->entries = sorted;
+    return LAM_OK;
+}
+
+static lam_status check_crc(const lam__st_file *f, const char *text) {
+    uint32_t want = 0;
+    bool ok = strlen(text) == 8;
+    for (int i = 0; ok && i < 8; i++) {
+        char c = text[i];
+        int d = (c >= '0' && c <= '9')   ? c - '0'
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                         : -1;
+        ok = d >= 0;
+        want = (want << 4) | (uint32_t)(d & 0xF);
+    }
+    if (!ok) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, metadata %s is '%s', expected 8 hex digits",
+                          LAM__ST_META_CRC, text);
+    }
+    uint32_t have = lam__crc32c(0, f->data, (size_t)f->data_size);
+    if (have != want) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Checksum mismatch, the data has CRC32C %08x but the metadata says "
+                          "%08x (the file is corrupt)",
+                          (unsigned)have, (unsigned)want);
+    }
+    return LAM_OK;
+}
+
+lam_status lam__st_parse(const uint8_t *buf, size_t size, lam__st_file *out) {
+    memset(out, 0, sizeof *out);
+    if (size < 8) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "File too small, %zu bytes, a safetensors file has at least 8", size);
+    }
+    uint64_t hlen = load_le64(buf);
+    if (hlen > LAM__ST_MAX_HEADER) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, header length %llu exceeds the limit of %u",
+                          (unsigned long long)hlen, LAM__ST_MAX_HEADER);
+    }
+    if (hlen > size - 8) {
+        return lam__error(LAM_ERR_FORMAT,
+                          "Corrupt header, header length %llu exceeds the %zu bytes after the "
+                          "length field (truncated file?)",
+                          (unsigned long long)hlen, size - 8);
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, invalid JSON at byte %d: %s",
+                          jerr.position, jerr.text);
+    }
+    lam_status st = LAM_OK;
+    if (!json_is_object(root)) {
+        st = lam__error(LAM_ERR_FORMAT, "Corrupt header, the JSON is not an object");
+    }
+    out->data = buf + 8 + hlen;
+    out->data_size = size - 8 - hlen;
+    size_t cap = json_object_size(root);
+    out->entries = calloc(cap ? cap : 1, sizeof *out->entries);
+    if (st == LAM_OK && out->entries == NULL) {
+        st = oom();
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value) {
+        if (st != LAM_OK) {
+            break;
+        }
+        if (strcmp(key, "__metadata__") == 0) {
+            st = parse_metadata(value, out);
+        } else {
+            st = parse_entry(key, value, out->data_size, &out->entries[out->n]);
+            if (st == LAM_OK) {
+                out->n++;
+            }
+        }
+    }
+    json_decref(root);
+    if (st == LAM_OK) {
+        st = check_layout(out);
+    }
+    const char *kind = st == LAM_OK ? lam__st_metadata(out, LAM__ST_META_KIND) : NULL;
+    if (kind != NULL && strcmp(kind, "list") == 0) {
+        out->is_list = true;
+        st = order_list(out);
+    }
+    const char *crc = st == LAM_OK ? lam__st_metadata(out, LAM__ST_META_CRC) : NULL;
+    if (crc != NULL) {
+        st = check_crc(out, crc);
+    }
+    if (st != LAM_OK) {
+        lam__st_file_fini(out);
+    }
+    return st;
+}
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
+    if (exp == 0 && mant == 0) {
+        bits = sign;
+    } else if (exp == 0) {
+        /* Subnormal half: normal as a float once shifted. */
+        exp = 127 - 15 + 1;
+        while ((mant & 0x400u) == 0) {
+            mant <<= 1;
+            exp--;
+        }
+        bits = sign | (exp << 23) | ((mant & 0x3FFu) << 13);
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static uint64_t load_le(const uint8_t *p, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = n; i-- > 0;) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+lam_status lam__st_to_f32(const lam__st_file *f, const lam__st_entry *e, float *dst, size_t count) {
+    if (!lam__st_dtype_convertible(e->dtype)) {
+        return lam__error(LAM_ERR_DTYPE,
+                          "tensor '%s': Unsupported dtype, %s does not convert to float32 "
+                          "(F32, F16, BF16, F64, I32, I64 and U8 do)",
+                          e->name, lam__st_dtype_name(e->dtype));
+    }
+    if (count != e->numel) {
+        return lam__error(LAM_ERR_INTERNAL, "tensor '%s': Size mismatch, %zu of %llu elements",
+                          e->name, count, (unsigned long long)e->numel);
+    }
+    const uint8_t *p = f->data + e->begin;
+    size_t isz = dtypes[e->dtype].size;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (e->dtype == LAM__ST_F32) {
+        if (count > 0) {
+            memcpy(dst, p, count * sizeof *dst);
+        }
+        return LAM_OK;
+    }
+#endif
+    for (size_t i = 0; i < count; i++, p += isz) {
+        uint64_t v = load_le(p, isz);
+        switch (e->dtype) {
+        case LAM__ST_F32: {
+            uint32_t b = (uint32_t)v;
+            memcpy(&dst[i], &b, sizeof b);
+            break;
+        }
+        case LAM__ST_F16:
+            dst[i] = half_to_float((uint16_t)v);
+            break;
+        case LAM__ST_BF16: {
+            uint32_t b = (uint32_t)v << 16;
+            memcpy(&dst[i], &b, sizeof b);
+            break;
+        }
+        case LAM__ST_F64: {
+            double d;
+            memcpy(&d, &v, sizeof d);
+            dst[i] = (float)d;
+            break;
+        }
+        case LAM__ST_I32:
+            dst[i] = (float)(int32_t)(uint32_t)v;
+            break;
+        case LAM__ST_I64:
+            dst[i] = (float)(int64_t)v;
+            break;
+        case LAM__ST_U8:
+            dst[i] = (float)v;
+            break;
+        default:
+            return lam__error(LAM_ERR_INTERNAL, "tensor '%s': Unhandled dtype", e->name);
+        }
+    }
+    return LAM_OK;
+}
+
+void lam__st_aliases_free(lam__st_alias *a, size_t n) {
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        free(a[i].key);
+    }
+    free(a);
+}
+
+lam_status lam__st_aliases(const lam__st_file *f, lam__st_alias **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    const char *text = lam__st_metadata(f, LAM__ST_META_ALIASES);
+    if (text == NULL) {
+        return LAM_OK;
+    }
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, metadata %s is not a JSON object",
+                          LAM__ST_META_ALIASES);
+    }
+    size_t cap = json_object_size(root);
+    lam__st_alias *a = calloc(cap ? cap : 1, sizeof *a);
+    lam_status st = a ? LAM_OK : oom();
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value) {
+        if (st != LAM_OK) {
+            break;
+        }
+        long target = json_is_string(value) ? lam__st_find(f, json_string_value(value)) : -1;
+        if (target < 0) {
+            st = lam__error(LAM_ERR_FORMAT,
+                            "Corrupt header, metadata %s maps '%s' to something that is not a "
+                            "tensor of the file",
+                            LAM__ST_META_ALIASES, key);
+        } else if (key[0] == '\0' || lam__st_find(f, key) >= 0) {
+            st = lam__error(LAM_ERR_FORMAT,
+                            "Corrupt header, metadata %s has an alias '%s' that is empty or also "
+                            "a tensor",
+                            LAM__ST_META_ALIASES, key);
+        } else if ((a[*n].key = lam__strdup(key)) == NULL) {
+            st = oom();
+        } else {
+            a[*n].target = (size_t)target;
+            (*n)++;
+        }
+    }
+    json_decref(root);
+    if (st != LAM_OK) {
+        lam__st_aliases_free(a, *n);
+        *n = 0;
+        return st;
+    }
+    *out = a;
+    return LAM_OK;
+}
+
+/* ---- writing ---- */
+
+static lam_status write_all(int fd, const void *buf, size_t n, off_t at, const char *path) {
+    const uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, at);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return lam__error(LAM_ERR_IO, "saving '%s': Write failed, %s", path,
+                              w < 0 ? strerror(errno) : "no progress");
+        }
+        p += w;
+        n -= (size_t)w;
+        at += (off_t)w;
+    }
+    return LAM_OK;
+}
+
+/* The header JSON with the checksum given, padded with spaces to a multiple of 8 bytes so the
+ * data is aligned (as the safetensors library does). */
+static char *header_text(json_t *root, json_t *meta, uint32_t crc, size_t *len) {
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08x", (unsigned)crc);
+    if (json_object_set_new(meta, LAM__ST_META_CRC, json_string(hex)) != 0) {
+        return NULL;
+    }
+    char *text = json_dumps(root, JSON_COMPACT);
+    if (text == NULL) {
+        return NULL;
+    }
+    size_t n = strlen(text), padded = (n + 7) & ~(size_t)7;
+    char *out = malloc(8 + padded);
+    if (out == NULL) {
+        free(text);
+        return NULL;
+    }
+    uint64_t le = padded;
+    for (int i = 0; i < 8; i++) {
+        out[i] = (char)(uint8_t)(le >> (8 * i));
+    }
+    memcpy(out + 8, text, n);
+    memset(out + 8 + n, ' ', padded - n);
+    free(text);
+    *len = 8 + padded;
+    return out;
+}
+
+static json_t *build_header(const char *path, size_t n, const char *const *names,
+                            const lam_shape *const *shapes, size_t n_meta,
+                            const char *const *meta_keys, const char *const *meta_values,
+                            json_t **meta_out, uint64_t *offsets, lam_status *st) {
+    json_t *root = json_object(), *meta = json_object();
+    *st = LAM_OK;
+    if (root == NULL || meta == NULL || json_object_set(root, "__metadata__", meta) != 0) {
+        *st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+    }
+    for (size_t i = 0; *st == LAM_OK && i < n_meta; i++) {
+        if (json_object_set_new(meta, meta_keys[i], json_string(meta_values[i])) != 0) {
+            *st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                             "saving '%s': Invalid metadata, '%s' is not valid UTF-8", path,
+                             meta_keys[i]);
+        }
+    }
+    uint64_t pos = 0;
+    for (size_t i = 0; *st == LAM_OK && i < n; i++) {
+        const lam_shape *s = shapes[i];
+        json_t *shape = json_array();
+        uint64_t numel = 1;
+        for (uint32_t d = 0; d < s->ndim && shape != NULL; d++) {
+            numel *= (uint64_t)s->dims[d];
+            json_array_append_new(shape, json_integer((json_int_t)s->dims[d]));
+        }
+        offsets[i] = pos;
+        uint64_t end = pos + numel * 4;
+        /* "o" hands the shape array over, on failure too. */
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
+                              "data_offsets", (json_int_t)pos, (json_int_t)end);
+        pos = end;
+        if (e == NULL) {
+            *st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+        } else if (json_object_set_new(root, names[i], e) != 0) {
+            *st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                             "saving '%s': Invalid name, '%s' is not valid UTF-8", path, names[i]);
+        }
+    }
+    json_decref(meta);
+    *meta_out = meta;
+    if (*st != LAM_OK) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        return lam__strdup(".");
+    }
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, path, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static lam_status write_body(int fd, const char *path, size_t n, const lam_shape *const *shapes,
+                             lam__st_fill_fn fill, void *user, off_t data_at,
+                             const uint64_t *offsets, uint32_t *crc) {
+    *crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t numel = 1;
+        for (uint32_t d = 0; d < shapes[i]->ndim; d++) {
+            numel *= shapes[i]->dims[d];
+        }
+        float *buf = malloc((size_t)(numel > 0 ? numel : 1) * sizeof *buf);
+        if (buf == NULL) {
+            return lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory, %lld elements",
+                              path, (long long)numel);
+        }
+        lam_status st = fill(user, i, buf, (size_t)numel);
+        if (st != LAM_OK) {
+            free(buf);
+            return lam__error_prefix(st, "saving '%s'", path);
+        }
+        size_t bytes = (size_t)numel * sizeof *buf;
+#if !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+        for (size_t k = 0; k < (size_t)numel; k++) {
+            uint32_t b;
+            memcpy(&b, &buf[k], 4);
+            b = __builtin_bswap32(b);
+            memcpy(&buf[k], &b, 4);
+        }
+#endif
+        *crc = lam__crc32c(*crc, buf, bytes);
+        st = write_all(fd, buf, bytes, data_at + (off_t)offsets[i], path);
+        free(buf);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+lam_status lam__st_write(const char *path, size_t n, const char *const *names,
+                         const lam_shape *const *shapes, lam__st_fill_fn fill, void *user,
+                         size_t n_meta, const char *const *meta_keys,
+                         const char *const *meta_values) {
+    lam_status st;
+    uint64_t *offsets = malloc((n ? n : 1) * sizeof *offsets);
+    if (offsets == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+    }
+    json_t *meta = NULL;
+    json_t *root =
+        build_header(path, n, names, shapes, n_meta, meta_keys, meta_values, &meta, offsets, &st);
+    if (root == NULL) {
+        free(offsets);
+        return st;
+    }
+    size_t hlen = 0, hlen2 = 0;
+    char *header = header_text(root, meta, 0, &hlen);
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof ".tmpXXXXXX");
+    char *dir = dir_of(path);
+    if (header == NULL || tmp == NULL || dir == NULL) {
+        free(header);
+        free(tmp);
+        free(dir);
+        free(offsets);
+        json_decref(root);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmpXXXXXX", sizeof ".tmpXXXXXX");
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        st = lam__error(LAM_ERR_IO, "saving '%s': Cannot create a temporary file in '%s', %s", path,
+                        dir, strerror(errno));
+        free(header);
+        free(tmp);
+        free(dir);
+        free(offsets);
+        json_decref(root);
+        return st;
+    }
+    /* mkstemp makes the file private (0600); a saved model is an ordinary file. */
+    struct stat old;
+    mode_t mode = (stat(path, &old) == 0 && S_ISREG(old.st_mode)) ? (old.st_mode & 07777) : 0644;
+    uint32_t crc = 0;
+    st = write_all(fd, header, hlen, 0, path);
+    if (st == LAM_OK) {
+        st = write_body(fd, path, n, shapes, fill, user, (off_t)hlen, offsets, &crc);
+    }
+    if (st == LAM_OK) {
+        /* Same length as before: the checksum is always 8 hex digits. */
+        free(header);
+        header = header_text(root, meta, crc, &hlen2);
+        if (header == NULL || hlen2 != hlen) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+        } else {
+            st = write_all(fd, header, hlen, 0, path);
+        }
+    }
+    if (st == LAM_OK && fchmod(fd, mode) != 0) {
+        st = lam__error(LAM_ERR_IO, "saving '%s': Cannot set the file mode, %s", path,
+                        strerror(errno));
+    }
+    if (st == LAM_OK && fsync(fd) != 0) {
+        st = lam__error(LAM_ERR_IO, "saving '%s': fsync failed, %s", path, strerror(errno));
+    }
+    if (close(fd) != 0 && st == LAM_OK) {
+        st = lam__error(LAM_ERR_IO, "saving '%s': close failed, %s", path, strerror(errno));
+    }
+    if (st == LAM_OK && rename(tmp, path) != 0) {
+        st = lam__error(LAM_ERR_IO, "saving '%s': Cannot replace the file, %s", path,
+                        strerror(errno));
+    }
+    if (st != LAM_OK) {
+        unlink(tmp);
+    } else {
+        /* Makes the rename itself durable; a file system that cannot sync a directory has
+         * still replaced the file, so a failure here is not reported. */
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    free(header);
+    free(tmp);
+    free(dir);
+    free(offsets);
+    json_decref(root);
+    return st;
+}
