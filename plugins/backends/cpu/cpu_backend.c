@@ -9,6 +9,7 @@
 
 #include "cpu_internal.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,12 @@
 
 const lam_host_api *cpu_host;
 
-static cpu_device g_device = {CPU_DEVICE_MAGIC};
+static cpu_device g_device = {CPU_DEVICE_MAGIC, CPU_ISA_BASE};
+static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
+
+static void pick_isa(void) {
+    g_device.isa = cpu_gemm_pick_isa();
+}
 
 lam_status cpu_error(lam_status status, const char *fmt, ...) {
     char msg[1024];
@@ -190,13 +196,17 @@ static lam_status backend_device_info(void *user, uint32_t index, lam_device_inf
         cpu_model_name(info->name, sizeof info->name);
     }
     char driver[128];
-    char details[512];
+    char details[400];
     cpu_blas_describe(driver, sizeof driver, details, sizeof details);
+    pthread_once(&g_isa_once, pick_isa);
     if (FITS(info, driver)) {
         copy_str(info->driver, sizeof info->driver, driver);
     }
     if (FITS(info, details)) {
-        copy_str(info->details, sizeof info->details, details);
+        snprintf(info->details, sizeof info->details,
+                 "%s; small products (up to %d multiply-adds) in %s loops; other ops "
+                 "single-threaded",
+                 details, CPU_SMALL_GEMM_MACS, cpu_isa_name(g_device.isa));
     }
     return LAM_OK;
 }
@@ -211,6 +221,7 @@ static lam_status backend_device_open(void *user, uint32_t index, void **dev) {
     if (st != LAM_OK) {
         return st;
     }
+    pthread_once(&g_isa_once, pick_isa);
     *dev = &g_device;
     return LAM_OK;
 }
@@ -247,6 +258,13 @@ static lam_status check_range(const cpu_buffer *b, size_t offset, size_t bytes, 
     return LAM_OK;
 }
 
+static uint64_t g_memory_bytes;
+static pthread_once_t g_memory_once = PTHREAD_ONCE_INIT;
+
+static void read_memory(void) {
+    g_memory_bytes = cpu_memory_bytes();
+}
+
 static lam_status backend_buffer_alloc(void *dev, size_t bytes, void **buffer) {
     lam_status st = check_dev(dev);
     if (st != LAM_OK) {
@@ -256,6 +274,16 @@ static lam_status backend_buffer_alloc(void *dev, size_t bytes, void **buffer) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, buffer is NULL");
     }
     *buffer = NULL;
+    /*
+     * A request beyond the machine's memory is refused up front: with overcommit it could
+     * "succeed" and fail later, and sanitizer allocators abort on absurd sizes.
+     */
+    pthread_once(&g_memory_once, read_memory);
+    if (g_memory_bytes > 0 && (uint64_t)bytes > g_memory_bytes) {
+        return cpu_error(LAM_ERR_OUT_OF_MEMORY,
+                         "cpu: Out of memory, allocating %zu bytes, more than the machine's %llu",
+                         bytes, (unsigned long long)g_memory_bytes);
+    }
     void *p = NULL;
     if (bytes > SIZE_MAX - CPU_ALIGN || posix_memalign(&p, CPU_ALIGN, CPU_ALIGN + bytes) != 0) {
         return cpu_error(LAM_ERR_OUT_OF_MEMORY, "cpu: Out of memory, allocating %zu bytes", bytes);

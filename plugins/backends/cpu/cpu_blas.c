@@ -181,23 +181,26 @@ static void load_locked(void) {
 }
 
 lam_status cpu_blas_load(char *why, size_t why_cap) {
+    char reason[sizeof g_why];
     pthread_mutex_lock(&g_lock);
     int fresh = g_state == 0;
     if (fresh) {
         load_locked();
     }
     int state = g_state;
-    if (state < 0 && why != NULL && why_cap > 0) {
-        snprintf(why, why_cap, "%s", g_why);
-    }
+    snprintf(reason, sizeof reason, "%s", state < 0 ? g_why : "");
     pthread_mutex_unlock(&g_lock);
+    if (state < 0 && why != NULL && why_cap > 0) {
+        snprintf(why, why_cap, "%s", reason);
+    }
+    /* Logged outside the lock: the host's log callback may take its own locks. */
     if (fresh && state > 0) {
         char driver[128];
         char details[512];
         cpu_blas_describe(driver, sizeof driver, details, sizeof details);
         cpu_log(LAM_LOG_INFO, "cpu: loaded %s", details);
     } else if (fresh) {
-        cpu_log(LAM_LOG_INFO, "cpu: no device, %s", g_why);
+        cpu_log(LAM_LOG_INFO, "cpu: no device, %s", reason);
     }
     return state > 0 ? LAM_OK : LAM_ERR_DEVICE_UNAVAILABLE;
 }

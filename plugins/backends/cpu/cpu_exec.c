@@ -19,13 +19,19 @@ typedef enum op_kind {
     KIND_SOFTMAX /* one 3-D input, output of the same dims */
 } op_kind;
 
-static const char *const op_names[LAM_OP_COUNT] = {
-    "invalid",     "fill",        "copy",       "add",         "sub",        "mul",
-    "div",         "add_scalar",  "mul_scalar", "rsub_scalar", "div_scalar", "rdiv_scalar",
-    "pow_scalar",  "neg",         "abs",        "square",      "sqrt",       "exp",
-    "log",         "relu",        "sigmoid",    "tanh",        "softrelu",   "gemm",
-    "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",     "softmax",
-    "log_softmax", "maximum",     "minimum",
+/*
+ * One past the last op this plugin implements. The host's enum may have grown since (ops are
+ * appended): newer ops are answered as unsupported, never looked up in the tables below.
+ */
+#define CPU_OP_END ((int64_t)LAM_OP_GREATER_EQUAL + 1)
+
+static const char *const op_names[CPU_OP_END] = {
+    "invalid",     "fill",        "copy",       "add",         "sub",           "mul",
+    "div",         "add_scalar",  "mul_scalar", "rsub_scalar", "div_scalar",    "rdiv_scalar",
+    "pow_scalar",  "neg",         "abs",        "square",      "sqrt",          "exp",
+    "log",         "relu",        "sigmoid",    "tanh",        "softrelu",      "gemm",
+    "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",        "softmax",
+    "log_softmax", "maximum",     "minimum",    "step",        "greater_equal",
 };
 
 static op_kind kind_of(lam_op op) {
@@ -38,6 +44,7 @@ static op_kind kind_of(lam_op op) {
     case LAM_OP_DIV:
     case LAM_OP_MAXIMUM:
     case LAM_OP_MINIMUM:
+    case LAM_OP_GREATER_EQUAL:
         return KIND_BINARY;
     case LAM_OP_GEMM:
         return KIND_GEMM;
@@ -67,13 +74,19 @@ static uint32_t arity_of(op_kind kind) {
     }
 }
 
-static int op_valid(lam_op op) {
-    return (int64_t)op > (int64_t)LAM_OP_INVALID && (int64_t)op < (int64_t)LAM_OP_COUNT;
+/* The op as a signed number: the enum is 32 bits wide, and a negative op must read negative. */
+static int64_t op_number(lam_op op) {
+    return (int64_t)(int32_t)op;
+}
+
+/* Nonzero for the ops this plugin implements. */
+static int op_known(lam_op op) {
+    return op_number(op) > (int64_t)LAM_OP_INVALID && op_number(op) < CPU_OP_END;
 }
 
 int32_t cpu_supports_op(void *dev, lam_op op, const lam_op_call *call) {
     (void)dev;
-    if (!op_valid(op)) {
+    if (!op_known(op)) {
         return 0;
     }
     if (call == NULL) {
@@ -229,9 +242,15 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
                          "cpu: Invalid argument, op call is NULL or has struct_size %u < %zu",
                          call != NULL ? (unsigned)call->struct_size : 0u, sizeof(lam_op_call));
     }
-    if (!op_valid(call->op)) {
-        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, unknown op %d",
-                         (int)call->op);
+    if (!op_known(call->op)) {
+        if (op_number(call->op) >= CPU_OP_END) {
+            return cpu_error(LAM_ERR_UNSUPPORTED,
+                             "cpu: Unsupported op, op %lld is newer than this plugin (it knows "
+                             "ops 1 to %lld)",
+                             (long long)op_number(call->op), (long long)CPU_OP_END - 1);
+        }
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, unknown op %lld",
+                         (long long)op_number(call->op));
     }
     const char *opname = op_names[call->op];
     op_kind kind = kind_of(call->op);
@@ -296,12 +315,11 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
     }
     switch (kind) {
     case KIND_GEMM:
-        return cpu_gemm(call);
+        return cpu_gemm(dev, call);
     case KIND_REDUCE:
     case KIND_SOFTMAX:
         return cpu_reduce(call);
     default:
-        cpu_elementwise(call);
-        return LAM_OK;
+        return cpu_elementwise(call);
     }
 }

@@ -2,18 +2,28 @@
  * cpu_gemm.c - LAM_OP_GEMM: out[M,N] = alpha * op(A) op(B) + beta * out.
  *
  * Normal sizes go to OpenBLAS's cblas_sgemm. Tiny products (a Dense layer on a batch of two)
- * are dominated by the BLAS call's fixed cost, a couple of microseconds, so they run through
- * a short loop here instead; so do layouts BLAS cannot take (broadcast rows, non-unit column
- * strides), which are rare.
+ * are dominated by the BLAS call's fixed cost, one to four microseconds, so they run through
+ * register-blocked loops here instead; so do layouts BLAS cannot take (broadcast rows,
+ * non-unit column strides), which are rare.
+ *
+ * The loops are written once with GCC vector types and compiled three times, for SSE2 (any
+ * x86-64), AVX2+FMA and AVX-512 (target attributes, no global -march), and the device picks
+ * the best its CPU runs (LAMINA_CPU_ISA can lower the choice, for tests). This file alone is
+ * built with -ffp-contract=fast so products and sums fuse into FMAs, as in OpenBLAS.
  */
 #include "cpu_internal.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Products up to this many multiply-adds skip BLAS (2x20x256 = 10240). */
-#define SMALL_GEMM_MACS 32768
-/* Largest op(A) the dot kernel packs on the stack (floats). */
+/*
+ * Products up to CPU_SMALL_GEMM_MACS multiply-adds and at least this many columns skip BLAS
+ * (2x20x256 = 10240). Narrower products keep too few columns in registers for the kernels
+ * here, and OpenBLAS's own small-matrix code does better on them.
+ */
+#define SMALL_GEMM_MIN_N 16
+/* Largest operand the small path repacks densely, in floats (a 16 KiB stack buffer). */
 #define PACK_MAX 4096
 
 /* Strided matrix: element (r, c) at p[r * rs + c * cs]. */
@@ -44,67 +54,41 @@ typedef int v4si __attribute__((vector_size(16)));
 typedef int v8si __attribute__((vector_size(32)));
 typedef int v16si __attribute__((vector_size(64)));
 
+/* SHUF(VI, a, b, i...): lanes i of a:b (GCC 12 and clang have the variadic builtin). */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define SHUF(VI, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#endif
+#endif
+#ifndef SHUF
+#define SHUF(VI, a, b, ...) __builtin_shuffle(a, b, (VI){__VA_ARGS__})
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HAVE_X86_KERNELS 1
-#define ATTR_AVX2 __attribute__((target("avx2,fma")))
-#define ATTR_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define ATTR_AVX2        __attribute__((target("avx2,fma")))
+#define ATTR_AVX512      __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #else
 #define ATTR_AVX2
 #define ATTR_AVX512
 #endif
 
 /*
- * Horizontal sums in registers. (Spilling a vector and reading its floats back one by one
- * stalls store forwarding on x86, which made a tiny GEMM slower than the BLAS call.)
+ * Loads, stores (C = alpha * acc + beta * C, C not read when beta == 0) and horizontal sums
+ * for each register width; "s" is a lone float. Everything stays in registers: spilling a
+ * vector and reading its floats back one by one stalls store forwarding on x86.
  */
-static inline float hsum_v4(v4sf v) {
-    v += __builtin_shuffle(v, (v4si){2, 3, 0, 1});
-    v += __builtin_shuffle(v, (v4si){1, 0, 3, 2});
-    return v[0];
-}
-
-ATTR_AVX2 static inline float hsum_v8(v8sf v) {
-    v += __builtin_shuffle(v, (v8si){4, 5, 6, 7, 0, 1, 2, 3});
-    v += __builtin_shuffle(v, (v8si){2, 3, 0, 1, 6, 7, 4, 5});
-    v += __builtin_shuffle(v, (v8si){1, 0, 3, 2, 5, 4, 7, 6});
-    return v[0];
-}
-
-ATTR_AVX512 static inline float hsum_v16(v16sf v) {
-    v += __builtin_shuffle(v, (v16si){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-    v += __builtin_shuffle(v, (v16si){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
-    v += __builtin_shuffle(v, (v16si){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
-    v += __builtin_shuffle(v, (v16si){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
-    return v[0];
-}
-
-/*
- * The small kernels, compiled once per instruction set: VT is that set's register of VL
- * floats, and this file is built with -ffp-contract=fast so `t += a * b` becomes an FMA where
- * the set has one. cpu_gemm picks the set at run time.
- *
- * rows_*: op(B) rows dense (b.cs == 1). For each row of C, up to 4 registers of columns stay
- * in registers while k runs: acc += A(i,k) * B(k, j0..); leftover columns take 4-wide
- * registers, then scalars.
- * dots_*: A rows and B^T rows dense along k (a.cs == 1, b.rs == 1, the Dense layer's x W^T):
- * each C element is a dot product; four of them run side by side.
- */
-#define DEFINE_SMALL_KERNELS(sfx, ATTR, VT, VL, HSUM)                                              \
-    ATTR static inline VT load_##sfx(const float *p) {                                             \
+#define DEFINE_VEC_HELPERS(sfx, ATTR, VT, VL)                                                      \
+    ATTR static inline VT ld_##sfx(const float *p) {                                               \
         VT v;                                                                                      \
         memcpy(&v, p, sizeof v);                                                                   \
         return v;                                                                                  \
     }                                                                                              \
-    ATTR static inline v4sf load4_##sfx(const float *p) {                                          \
-        v4sf v;                                                                                    \
-        memcpy(&v, p, sizeof v);                                                                   \
-        return v;                                                                                  \
-    }                                                                                              \
-    ATTR static inline void store_##sfx(float *c, int64_t cs, VT v, float alpha, float beta) {     \
+    ATTR static inline void st_##sfx(float *c, int64_t cs, VT v, float alpha, float beta) {        \
         if (cs == 1) {                                                                             \
             VT r = alpha * v;                                                                      \
             if (beta != 0.0f) {                                                                    \
-                r += beta * load_##sfx(c);                                                         \
+                r += beta * ld_##sfx(c);                                                           \
             }                                                                                      \
             memcpy(c, &r, sizeof r);                                                               \
         } else {                                                                                   \
@@ -112,69 +96,186 @@ ATTR_AVX512 static inline float hsum_v16(v16sf v) {
                 c[l * cs] = alpha * v[l] + (beta != 0.0f ? beta * c[l * cs] : 0.0f);               \
             }                                                                                      \
         }                                                                                          \
-    }                                                                                              \
-    ATTR static inline void store4_##sfx(float *c, int64_t cs, v4sf v, float alpha, float beta) {  \
-        if (cs == 1) {                                                                             \
-            v4sf r = alpha * v;                                                                    \
-            if (beta != 0.0f) {                                                                    \
-                r += beta * load4_##sfx(c);                                                        \
-            }                                                                                      \
-            memcpy(c, &r, sizeof r);                                                               \
-        } else {                                                                                   \
-            for (int l = 0; l < 4; l++) {                                                          \
-                c[l * cs] = alpha * v[l] + (beta != 0.0f ? beta * c[l * cs] : 0.0f);               \
+    }
+
+DEFINE_VEC_HELPERS(v4, , v4sf, 4)
+DEFINE_VEC_HELPERS(v8, ATTR_AVX2, v8sf, 8)
+DEFINE_VEC_HELPERS(v16, ATTR_AVX512, v16sf, 16)
+
+static inline float ld_s(const float *p) {
+    return *p;
+}
+
+static inline void st_s(float *c, int64_t cs, float v, float alpha, float beta) {
+    (void)cs;
+    *c = alpha * v + (beta != 0.0f ? beta * *c : 0.0f);
+}
+
+/* Sums of four registers at once: out[q] = sum of the lanes of register q. */
+static inline void hsum4_v4(v4sf a, v4sf b, v4sf c, v4sf d, float *out) {
+    const v4sf ab = SHUF(v4si, a, b, 0, 1, 4, 5) + SHUF(v4si, a, b, 2, 3, 6, 7);
+    const v4sf cd = SHUF(v4si, c, d, 0, 1, 4, 5) + SHUF(v4si, c, d, 2, 3, 6, 7);
+    const v4sf r = SHUF(v4si, ab, cd, 0, 2, 4, 6) + SHUF(v4si, ab, cd, 1, 3, 5, 7);
+    out[0] += r[0];
+    out[1] += r[1];
+    out[2] += r[2];
+    out[3] += r[3];
+}
+
+ATTR_AVX2 static inline void hsum4_v8(v8sf a, v8sf b, v8sf c, v8sf d, float *out) {
+    const v8sf ab =
+        SHUF(v8si, a, b, 0, 1, 2, 3, 8, 9, 10, 11) + SHUF(v8si, a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+    const v8sf cd =
+        SHUF(v8si, c, d, 0, 1, 2, 3, 8, 9, 10, 11) + SHUF(v8si, c, d, 4, 5, 6, 7, 12, 13, 14, 15);
+    /* lanes: a a c c b b d d */
+    v8sf r = SHUF(v8si, ab, cd, 0, 1, 8, 9, 4, 5, 12, 13) +
+             SHUF(v8si, ab, cd, 2, 3, 10, 11, 6, 7, 14, 15);
+    r += SHUF(v8si, r, r, 1, 0, 3, 2, 5, 4, 7, 6);
+    out[0] += r[0];
+    out[1] += r[4];
+    out[2] += r[2];
+    out[3] += r[6];
+}
+
+ATTR_AVX512 static inline void hsum4_v16(v16sf a, v16sf b, v16sf c, v16sf d, float *out) {
+#define LO8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define HI8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+    const v16sf ab = SHUF(v16si, a, b, LO8) + SHUF(v16si, a, b, HI8);
+    const v16sf cd = SHUF(v16si, c, d, LO8) + SHUF(v16si, c, d, HI8);
+#undef LO8
+#undef HI8
+    /* lanes: a x4, b x4, c x4, d x4 */
+    v16sf r = SHUF(v16si, ab, cd, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+              SHUF(v16si, ab, cd, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    r += SHUF(v16si, r, r, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    r += SHUF(v16si, r, r, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    out[0] += r[0];
+    out[1] += r[4];
+    out[2] += r[8];
+    out[3] += r[12];
+}
+
+/*
+ * A register block of C: MR rows by NV registers of VW columns (type VT, helpers W), with the
+ * k loop split KS ways so that enough independent sums are in flight to hide FMA latency.
+ * B's rows are dense (unit column stride); A and C may have any strides. All loop bounds are
+ * constants, so the compiler unrolls them and keeps `acc` in registers.
+ */
+#define DEFINE_BLOCK(name, ATTR, VT, VW, W, MR, NV, KS)                                            \
+    ATTR static inline void name(int64_t k, const float *a, int64_t ars, int64_t acs,              \
+                                 const float *b, int64_t brs, float *c, int64_t crs, int64_t ccs,  \
+                                 float alpha, float beta) {                                        \
+        VT acc[KS][MR][NV];                                                                        \
+        for (int s = 0; s < KS; s++) {                                                             \
+            for (int r = 0; r < MR; r++) {                                                         \
+                for (int v = 0; v < NV; v++) {                                                     \
+                    acc[s][r][v] = (VT){0};                                                        \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-    }                                                                                              \
+        int64_t kk = 0;                                                                            \
+        for (; kk + KS <= k; kk += KS) {                                                           \
+            for (int s = 0; s < KS; s++) {                                                         \
+                VT bv[NV];                                                                         \
+                for (int v = 0; v < NV; v++) {                                                     \
+                    bv[v] = ld_##W(b + (kk + s) * brs + v * VW);                                   \
+                }                                                                                  \
+                for (int r = 0; r < MR; r++) {                                                     \
+                    const float av = a[r * ars + (kk + s) * acs];                                  \
+                    for (int v = 0; v < NV; v++) {                                                 \
+                        acc[s][r][v] += av * bv[v];                                                \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (; kk < k; kk++) {                                                                     \
+            for (int r = 0; r < MR; r++) {                                                         \
+                const float av = a[r * ars + kk * acs];                                            \
+                for (int v = 0; v < NV; v++) {                                                     \
+                    acc[0][r][v] += av * ld_##W(b + kk * brs + v * VW);                            \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int s = 1; s < KS; s++) {                                                             \
+            for (int r = 0; r < MR; r++) {                                                         \
+                for (int v = 0; v < NV; v++) {                                                     \
+                    acc[0][r][v] += acc[s][r][v];                                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < MR; r++) {                                                             \
+            for (int v = 0; v < NV; v++) {                                                         \
+                st_##W(c + r * crs + v * VW * ccs, ccs, acc[0][r][v], alpha, beta);                \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/*
+ * The small kernels for one instruction set, whose register is VT of VL floats (helpers W).
+ * This file is built with -ffp-contract=fast, so `acc += a * b` is an FMA where the set has
+ * one. cpu_gemm picks the set at run time.
+ *
+ * rows_*: op(B) rows dense (b.cs == 1). C is covered by 4-row blocks of 2 registers, then
+ * narrower blocks for the leftover columns, then 1-row blocks for the leftover rows.
+ * dots_*: A rows and B^T rows dense along k (a.cs == 1, b.rs == 1, the Dense layer's x W^T
+ * on a small batch): each C element is a dot product; four of them run side by side.
+ */
+#define DEFINE_SMALL_KERNELS(sfx, ATTR, VT, VL, W, HSUM4)                                          \
+    DEFINE_BLOCK(b4x2_##sfx, ATTR, VT, VL, W, 4, 2, 1)                                             \
+    DEFINE_BLOCK(b4x1_##sfx, ATTR, VT, VL, W, 4, 1, 2)                                             \
+    DEFINE_BLOCK(b4x1q_##sfx, ATTR, v4sf, 4, v4, 4, 1, 2)                                          \
+    DEFINE_BLOCK(b4x1s_##sfx, ATTR, float, 1, s, 4, 1, 2)                                          \
+    DEFINE_BLOCK(b1x4_##sfx, ATTR, VT, VL, W, 1, 4, 2)                                             \
+    DEFINE_BLOCK(b1x1_##sfx, ATTR, VT, VL, W, 1, 1, 4)                                             \
+    DEFINE_BLOCK(b1x1q_##sfx, ATTR, v4sf, 4, v4, 1, 1, 4)                                          \
+    DEFINE_BLOCK(b1x1s_##sfx, ATTR, float, 1, s, 1, 1, 4)                                          \
     ATTR static void rows_##sfx(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b,        \
                                 float beta, float *c, int64_t crs, int64_t ccs) {                  \
-        for (int64_t i = 0; i < m; i++) {                                                          \
-            const float *ar = a.p + i * a.rs;                                                      \
-            float *cr = c + i * crs;                                                               \
-            int64_t j0 = 0;                                                                        \
-            for (; j0 + 4 * VL <= n; j0 += 4 * VL) {                                               \
-                VT t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};                                         \
-                for (int64_t kk = 0; kk < k; kk++) {                                               \
-                    const float av = ar[kk * a.cs];                                                \
-                    const float *br = b.p + kk * b.rs + j0;                                        \
-                    t0 += av * load_##sfx(br);                                                     \
-                    t1 += av * load_##sfx(br + VL);                                                \
-                    t2 += av * load_##sfx(br + 2 * VL);                                            \
-                    t3 += av * load_##sfx(br + 3 * VL);                                            \
-                }                                                                                  \
-                store_##sfx(cr + j0 * ccs, ccs, t0, alpha, beta);                                  \
-                store_##sfx(cr + (j0 + VL) * ccs, ccs, t1, alpha, beta);                           \
-                store_##sfx(cr + (j0 + 2 * VL) * ccs, ccs, t2, alpha, beta);                       \
-                store_##sfx(cr + (j0 + 3 * VL) * ccs, ccs, t3, alpha, beta);                       \
+        int64_t i = 0;                                                                             \
+        for (; i + 4 <= m; i += 4) {                                                               \
+            const float *ai = a.p + i * a.rs;                                                      \
+            float *ci = c + i * crs;                                                               \
+            int64_t j = 0;                                                                         \
+            for (; j + 2 * VL <= n; j += 2 * VL) {                                                 \
+                b4x2_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha, beta); \
             }                                                                                      \
-            for (; j0 + VL <= n; j0 += VL) {                                                       \
-                VT t0 = {0};                                                                       \
-                for (int64_t kk = 0; kk < k; kk++) {                                               \
-                    t0 += ar[kk * a.cs] * load_##sfx(b.p + kk * b.rs + j0);                        \
-                }                                                                                  \
-                store_##sfx(cr + j0 * ccs, ccs, t0, alpha, beta);                                  \
+            for (; j + VL <= n; j += VL) {                                                         \
+                b4x1_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha, beta); \
             }                                                                                      \
-            for (; j0 + 4 <= n; j0 += 4) {                                                         \
-                v4sf t0 = {0};                                                                     \
-                for (int64_t kk = 0; kk < k; kk++) {                                               \
-                    t0 += ar[kk * a.cs] * load4_##sfx(b.p + kk * b.rs + j0);                       \
-                }                                                                                  \
-                store4_##sfx(cr + j0 * ccs, ccs, t0, alpha, beta);                                 \
+            for (; j + 4 <= n; j += 4) {                                                           \
+                b4x1q_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha,       \
+                            beta);                                                                 \
             }                                                                                      \
-            for (; j0 < n; j0++) {                                                                 \
-                float t0 = 0.0f;                                                                   \
-                for (int64_t kk = 0; kk < k; kk++) {                                               \
-                    t0 += ar[kk * a.cs] * b.p[kk * b.rs + j0];                                     \
-                }                                                                                  \
-                store_row(cr + j0 * ccs, ccs, &t0, 1, alpha, beta);                                \
+            for (; j < n; j++) {                                                                   \
+                b4x1s_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha,       \
+                            beta);                                                                 \
+            }                                                                                      \
+        }                                                                                          \
+        for (; i < m; i++) {                                                                       \
+            const float *ai = a.p + i * a.rs;                                                      \
+            float *ci = c + i * crs;                                                               \
+            int64_t j = 0;                                                                         \
+            for (; j + 4 * VL <= n; j += 4 * VL) {                                                 \
+                b1x4_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha, beta); \
+            }                                                                                      \
+            for (; j + VL <= n; j += VL) {                                                         \
+                b1x1_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha, beta); \
+            }                                                                                      \
+            for (; j + 4 <= n; j += 4) {                                                           \
+                b1x1q_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha,       \
+                            beta);                                                                 \
+            }                                                                                      \
+            for (; j < n; j++) {                                                                   \
+                b1x1s_##sfx(k, ai, a.rs, a.cs, b.p + j, b.rs, ci + j * ccs, crs, ccs, alpha,       \
+                            beta);                                                                 \
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
     ATTR static void dots_##sfx(int64_t m, int64_t n, int64_t k, float alpha, const float *a,      \
                                 int64_t lda, mat b, float beta, float *c, int64_t crs,             \
                                 int64_t ccs) {                                                     \
-        const int64_t kv = k - k % VL;             /* [0, kv): VL-wide */                          \
-        const int64_t k4 = kv + (k - kv) / 4 * 4;  /* [kv, k4): 4-wide, then scalars */            \
+        const int64_t kv = k - k % VL;            /* [0, kv): VL wide */                           \
+        const int64_t k4 = kv + (k - kv) / 4 * 4; /* [kv, k4): 4 wide, then single floats */       \
         for (int64_t i = 0; i < m; i++) {                                                          \
             const float *ar = a + i * lda;                                                         \
             float *cr = c + i * crs;                                                               \
@@ -182,24 +283,29 @@ ATTR_AVX512 static inline float hsum_v16(v16sf v) {
             for (; j + 4 <= n; j += 4) {                                                           \
                 const float *b0 = b.p + j * b.cs;                                                  \
                 const float *b1 = b0 + b.cs, *b2 = b1 + b.cs, *b3 = b2 + b.cs;                     \
-                VT t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};                                         \
-                for (int64_t kk = 0; kk < kv; kk += VL) {                                          \
-                    const VT av = load_##sfx(ar + kk);                                             \
-                    t0 += av * load_##sfx(b0 + kk);                                                \
-                    t1 += av * load_##sfx(b1 + kk);                                                \
-                    t2 += av * load_##sfx(b2 + kk);                                                \
-                    t3 += av * load_##sfx(b3 + kk);                                                \
+                float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};                                             \
+                if (kv > 0) {                                                                      \
+                    VT t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};                                     \
+                    for (int64_t kk = 0; kk < kv; kk += VL) {                                      \
+                        const VT av = ld_##W(ar + kk);                                             \
+                        t0 += av * ld_##W(b0 + kk);                                                \
+                        t1 += av * ld_##W(b1 + kk);                                                \
+                        t2 += av * ld_##W(b2 + kk);                                                \
+                        t3 += av * ld_##W(b3 + kk);                                                \
+                    }                                                                              \
+                    HSUM4(t0, t1, t2, t3, d);                                                      \
                 }                                                                                  \
-                v4sf u0 = {0}, u1 = {0}, u2 = {0}, u3 = {0};                                       \
-                for (int64_t kk = kv; kk < k4; kk += 4) {                                          \
-                    const v4sf av = load4_##sfx(ar + kk);                                          \
-                    u0 += av * load4_##sfx(b0 + kk);                                               \
-                    u1 += av * load4_##sfx(b1 + kk);                                               \
-                    u2 += av * load4_##sfx(b2 + kk);                                               \
-                    u3 += av * load4_##sfx(b3 + kk);                                               \
+                if (k4 > kv) {                                                                     \
+                    v4sf u0 = {0}, u1 = {0}, u2 = {0}, u3 = {0};                                   \
+                    for (int64_t kk = kv; kk < k4; kk += 4) {                                      \
+                        const v4sf av = ld_v4(ar + kk);                                            \
+                        u0 += av * ld_v4(b0 + kk);                                                 \
+                        u1 += av * ld_v4(b1 + kk);                                                 \
+                        u2 += av * ld_v4(b2 + kk);                                                 \
+                        u3 += av * ld_v4(b3 + kk);                                                 \
+                    }                                                                              \
+                    hsum4_v4(u0, u1, u2, u3, d);                                                   \
                 }                                                                                  \
-                float d[4] = {HSUM(t0) + hsum_v4(u0), HSUM(t1) + hsum_v4(u1),                      \
-                              HSUM(t2) + hsum_v4(u2), HSUM(t3) + hsum_v4(u3)};                     \
                 for (int64_t kk = k4; kk < k; kk++) {                                              \
                     d[0] += ar[kk] * b0[kk];                                                       \
                     d[1] += ar[kk] * b1[kk];                                                       \
@@ -212,50 +318,82 @@ ATTR_AVX512 static inline float hsum_v16(v16sf v) {
                 const float *b0 = b.p + j * b.cs;                                                  \
                 VT t0 = {0};                                                                       \
                 for (int64_t kk = 0; kk < kv; kk += VL) {                                          \
-                    t0 += load_##sfx(ar + kk) * load_##sfx(b0 + kk);                               \
+                    t0 += ld_##W(ar + kk) * ld_##W(b0 + kk);                                       \
                 }                                                                                  \
                 v4sf u0 = {0};                                                                     \
                 for (int64_t kk = kv; kk < k4; kk += 4) {                                          \
-                    u0 += load4_##sfx(ar + kk) * load4_##sfx(b0 + kk);                             \
+                    u0 += ld_v4(ar + kk) * ld_v4(b0 + kk);                                         \
                 }                                                                                  \
-                float d = HSUM(t0) + hsum_v4(u0);                                                  \
+                float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};                                             \
+                const VT z = {0};                                                                  \
+                const v4sf zq = {0};                                                               \
+                HSUM4(t0, z, z, z, d);                                                             \
+                hsum4_v4(u0, zq, zq, zq, d);                                                       \
                 for (int64_t kk = k4; kk < k; kk++) {                                              \
-                    d += ar[kk] * b0[kk];                                                          \
+                    d[0] += ar[kk] * b0[kk];                                                       \
                 }                                                                                  \
-                store_row(cr + j * ccs, ccs, &d, 1, alpha, beta);                                  \
+                store_row(cr + j * ccs, ccs, d, 1, alpha, beta);                                   \
             }                                                                                      \
         }                                                                                          \
     }
 
-DEFINE_SMALL_KERNELS(base, , v4sf, 4, hsum_v4)
+DEFINE_SMALL_KERNELS(base, , v4sf, 4, v4, hsum4_v4)
 #ifdef HAVE_X86_KERNELS
-DEFINE_SMALL_KERNELS(avx2, ATTR_AVX2, v8sf, 8, hsum_v8)
-DEFINE_SMALL_KERNELS(avx512, ATTR_AVX512, v16sf, 16, hsum_v16)
+DEFINE_SMALL_KERNELS(avx2, ATTR_AVX2, v8sf, 8, v8, hsum4_v8)
+DEFINE_SMALL_KERNELS(avx512, ATTR_AVX512, v16sf, 16, v16, hsum4_v16)
 #endif
 
-typedef enum isa { ISA_BASE, ISA_AVX2, ISA_AVX512 } isa;
-
-static isa best_isa(void) {
+cpu_isa cpu_gemm_pick_isa(void) {
+    cpu_isa best = CPU_ISA_BASE;
 #ifdef HAVE_X86_KERNELS
+    __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
-        return ISA_AVX512;
-    }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        return ISA_AVX2;
+        best = CPU_ISA_AVX512;
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        best = CPU_ISA_AVX2;
     }
 #endif
-    return ISA_BASE;
+    const char *want = getenv("LAMINA_CPU_ISA");
+    if (want == NULL || *want == '\0') {
+        return best;
+    }
+    static const char *const names[] = {"base", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(want, names[i]) == 0) {
+            if ((cpu_isa)i > best) {
+                cpu_log(LAM_LOG_WARN,
+                        "cpu: Unsupported LAMINA_CPU_ISA, this CPU lacks %s; using %s", want,
+                        names[best]);
+                return best;
+            }
+            return (cpu_isa)i;
+        }
+    }
+    cpu_log(LAM_LOG_WARN, "cpu: Invalid LAMINA_CPU_ISA, '%s' is not base, avx2 or avx512; using %s",
+            want, names[best]);
+    return best;
 }
 
-static void small_rows(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b, float beta,
-                       float *c, int64_t crs, int64_t ccs) {
-    switch (best_isa()) {
+const char *cpu_isa_name(cpu_isa isa) {
+    switch (isa) {
+    case CPU_ISA_AVX512:
+        return "AVX-512";
+    case CPU_ISA_AVX2:
+        return "AVX2";
+    default:
+        return "baseline";
+    }
+}
+
+static void small_rows(cpu_isa isa, int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b,
+                       float beta, float *c, int64_t crs, int64_t ccs) {
+    switch (isa) {
 #ifdef HAVE_X86_KERNELS
-    case ISA_AVX512:
+    case CPU_ISA_AVX512:
         rows_avx512(m, n, k, alpha, a, b, beta, c, crs, ccs);
         return;
-    case ISA_AVX2:
+    case CPU_ISA_AVX2:
         rows_avx2(m, n, k, alpha, a, b, beta, c, crs, ccs);
         return;
 #endif
@@ -265,14 +403,14 @@ static void small_rows(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat 
     }
 }
 
-static void small_dots(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                       mat b, float beta, float *c, int64_t crs, int64_t ccs) {
-    switch (best_isa()) {
+static void small_dots(cpu_isa isa, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                       int64_t lda, mat b, float beta, float *c, int64_t crs, int64_t ccs) {
+    switch (isa) {
 #ifdef HAVE_X86_KERNELS
-    case ISA_AVX512:
+    case CPU_ISA_AVX512:
         dots_avx512(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
         return;
-    case ISA_AVX2:
+    case CPU_ISA_AVX2:
         dots_avx2(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
         return;
 #endif
@@ -296,24 +434,46 @@ static void small_any(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b
     }
 }
 
-/* The small path: chooses the kernel that suits the layouts. */
-static void small_gemm(int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b, float beta,
-                       float *c, int64_t crs, int64_t ccs) {
+/*
+ * The small path: runs the kernel that suits the layouts, repacking one operand if needed.
+ * With op(B) dense along k (B stored transposed) there are two ways: dot products, which pay
+ * a horizontal sum (a few shuffles) per element of C, or repacking op(B) row-dense (about a
+ * cycle per element of B) for the row kernel. Repacking wins when k is short next to m.
+ */
+static void small_gemm(cpu_isa isa, int64_t m, int64_t n, int64_t k, float alpha, mat a, mat b,
+                       float beta, float *c, int64_t crs, int64_t ccs) {
+    float packed[PACK_MAX];
     if (b.cs == 1) {
-        small_rows(m, n, k, alpha, a, b, beta, c, crs, ccs);
-    } else if (b.rs == 1 && a.cs == 1) {
-        small_dots(m, n, k, alpha, a.p, a.rs, b, beta, c, crs, ccs);
-    } else if (b.rs == 1 && m * k <= PACK_MAX) {
-        float packed[PACK_MAX]; /* op(A) rows made dense for the dot kernel */
-        for (int64_t i = 0; i < m; i++) {
+        small_rows(isa, m, n, k, alpha, a, b, beta, c, crs, ccs);
+        return;
+    }
+    const int pack_b = k * n <= PACK_MAX;
+    if (b.rs == 1 && (k > 3 * m || !pack_b) && (a.cs == 1 || m * k <= PACK_MAX)) {
+        const float *ap = a.p;
+        int64_t lda = a.rs;
+        if (a.cs != 1) { /* op(A) rows made dense for the dot kernel */
+            for (int64_t i = 0; i < m; i++) {
+                for (int64_t kk = 0; kk < k; kk++) {
+                    packed[i * k + kk] = a.p[i * a.rs + kk * a.cs];
+                }
+            }
+            ap = packed;
+            lda = k;
+        }
+        small_dots(isa, m, n, k, alpha, ap, lda, b, beta, c, crs, ccs);
+        return;
+    }
+    if (pack_b) { /* op(B) made row-dense for the row kernel */
+        for (int64_t j = 0; j < n; j++) {
             for (int64_t kk = 0; kk < k; kk++) {
-                packed[i * k + kk] = a.p[i * a.rs + kk * a.cs];
+                packed[kk * n + j] = b.p[kk * b.rs + j * b.cs];
             }
         }
-        small_dots(m, n, k, alpha, packed, k, b, beta, c, crs, ccs);
-    } else {
-        small_any(m, n, k, alpha, a, b, beta, c, crs, ccs);
+        const mat bp = {packed, n, 1};
+        small_rows(isa, m, n, k, alpha, a, bp, beta, c, crs, ccs);
+        return;
     }
+    small_any(m, n, k, alpha, a, b, beta, c, crs, ccs);
 }
 
 /* C = beta * C (K == 0 or alpha == 0: BLAS does not read A or B then either). */
@@ -342,7 +502,7 @@ static int blas_ld(int64_t rows, int64_t cols, const int64_t *strides) {
     return (int)ld;
 }
 
-lam_status cpu_gemm(const lam_op_call *call) {
+lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call) {
     const lam_tensor_view *av = &call->inputs[0];
     const lam_tensor_view *bv = &call->inputs[1];
     const lam_tensor_view *cv = call->output;
@@ -374,10 +534,11 @@ lam_status cpu_gemm(const lam_op_call *call) {
     const int ldb = blas_ld(bv->dims[0], bv->dims[1], bv->strides);
     const int ldc = blas_ld(m, n, cv->strides);
     const int fits_int = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
-    if (macs > SMALL_GEMM_MACS && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {
+    const int small = macs <= CPU_SMALL_GEMM_MACS && n >= SMALL_GEMM_MIN_N;
+    if (!small && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {
         cpu_blas_sgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a.p, lda, b.p, ldb, beta, c, ldc);
     } else {
-        small_gemm(m, n, k, alpha, a, b, beta, c, crs, ccs);
+        small_gemm(dev->isa, m, n, k, alpha, a, b, beta, c, crs, ccs);
     }
     return LAM_OK;
 }

@@ -26,9 +26,13 @@ typedef struct cpu_buffer {
     size_t bytes;
 } cpu_buffer;
 
+/* Instruction sets the small-GEMM loops are compiled for (cpu_gemm.c). */
+typedef enum cpu_isa { CPU_ISA_BASE = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 } cpu_isa;
+
 /* The one device (index 0). device_open hands out the address of a static instance. */
 typedef struct cpu_device {
     uint64_t magic;
+    cpu_isa isa; /* set once, before device_open first returns */
 } cpu_device;
 
 static inline float *cpu_buffer_data(const cpu_buffer *b) {
@@ -71,13 +75,25 @@ void cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
 
 /* ---- cpu_gemm.c ---- */
 
+/* GEMMs up to this many multiply-adds (and wide enough) run in cpu_gemm.c's own loops. */
+#define CPU_SMALL_GEMM_MACS 32768
+
 /* LAM_OP_GEMM on a call that cpu_execute validated (shapes consistent, views in bounds). */
-lam_status cpu_gemm(const lam_op_call *call);
+lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call);
+
+/*
+ * The best instruction set of this CPU for the small-GEMM loops, lowered by LAMINA_CPU_ISA
+ * ("base", "avx2", "avx512") when set, so tests can run every variant on one machine.
+ */
+cpu_isa cpu_gemm_pick_isa(void);
+
+/* "AVX-512", "AVX2" or "baseline". */
+const char *cpu_isa_name(cpu_isa isa);
 
 /* ---- cpu_ops.c / cpu_reduce.c ---- */
 
-/* Elementwise ops (FILL .. SOFTRELU, MAXIMUM, MINIMUM) on a validated call. */
-void cpu_elementwise(const lam_op_call *call);
+/* Elementwise ops (FILL .. SOFTRELU, MAXIMUM .. GREATER_EQUAL) on a validated call. */
+lam_status cpu_elementwise(const lam_op_call *call);
 
 /* Reductions, ARGMAX, SOFTMAX and LOG_SOFTMAX on a validated call. */
 lam_status cpu_reduce(const lam_op_call *call);

@@ -1,5 +1,6 @@
 /*
- * cpu_ops.c - elementwise ops (fill, copy, arithmetic, unary math, maximum/minimum).
+ * cpu_ops.c - elementwise ops (fill, copy, arithmetic, unary math, maximum/minimum, step,
+ * greater_equal).
  *
  * One driver walks any strided N-d layout: it first drops size-1 dims and merges dims that are
  * contiguous in every operand, so a dense tensor becomes one long row and a bias broadcast
@@ -37,6 +38,15 @@ static inline float maximum1(float a, float b) {
 
 static inline float minimum1(float a, float b) {
     return isnan(a) ? a : isnan(b) ? b : a <= b ? a : b;
+}
+
+/* Comparisons are false for NaN, which gives 0 as the ops require. */
+static inline float step1(float a) {
+    return a > 0.0f ? 1.0f : 0.0f;
+}
+
+static inline float greater_equal1(float a, float b) {
+    return a >= b ? 1.0f : 0.0f;
 }
 
 #define DEFINE_UNARY(name, EXPR)                                                                   \
@@ -129,6 +139,8 @@ DEFINE_UNARY(k_tanh, tanhf(a))
 DEFINE_UNARY(k_softrelu, softrelu1(a))
 DEFINE_BINARY(k_maximum, maximum1(a, b))
 DEFINE_BINARY(k_minimum, minimum1(a, b))
+DEFINE_UNARY(k_step, step1(a))
+DEFINE_BINARY(k_greater_equal, greater_equal1(a, b))
 
 static ew_kernel kernel_for(lam_op op) {
     switch (op) {
@@ -180,6 +192,10 @@ static ew_kernel kernel_for(lam_op op) {
         return k_maximum;
     case LAM_OP_MINIMUM:
         return k_minimum;
+    case LAM_OP_STEP:
+        return k_step;
+    case LAM_OP_GREATER_EQUAL:
+        return k_greater_equal;
     default:
         return NULL;
     }
@@ -235,7 +251,7 @@ static int plan_make(ew_plan *p, const lam_tensor_view *out, const int64_t *cons
     return 1;
 }
 
-void cpu_elementwise(const lam_op_call *call) {
+lam_status cpu_elementwise(const lam_op_call *call) {
     /* Strides of an operand the op does not have: zero, over a dummy element. */
     static const int64_t zero_strides[LAM_MAX_DIMS];
     static const float dummy;
@@ -247,11 +263,15 @@ void cpu_elementwise(const lam_op_call *call) {
         in[i] = cpu_buffer_data(v->buffer) + v->offset;
         st[i + 1] = v->strides;
     }
+    ew_kernel kernel = kernel_for(call->op);
+    if (kernel == NULL) {
+        return cpu_error(LAM_ERR_INTERNAL, "cpu: Internal error, op %d is not elementwise",
+                         (int)call->op);
+    }
     ew_plan p;
     if (!plan_make(&p, out, st)) {
-        return;
+        return LAM_OK;
     }
-    ew_kernel kernel = kernel_for(call->op);
     const float s = (float)call->scalars[0];
     float *ob = cpu_buffer_data(out->buffer) + out->offset;
     const int inner = p.nd - 1;
@@ -276,7 +296,7 @@ void cpu_elementwise(const lam_op_call *call) {
             idx[d] = 0;
         }
         if (d < 0) {
-            return;
+            return LAM_OK;
         }
     }
 }

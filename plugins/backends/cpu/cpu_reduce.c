@@ -46,39 +46,54 @@ static double sum_line(const float *x, int64_t n, int64_t stride) {
            ((lane[4] + lane[5]) + (lane[6] + lane[7])) + tail;
 }
 
+/*
+ * Max (is_max) or min of a line. Dense lines run LANES independent max/min chains plus a NaN
+ * flag per lane, a shape the compiler turns into vector max/min and compare instructions;
+ * the NaN-sticky step above would not vectorize.
+ */
 static float extreme_line(const float *x, int64_t n, int64_t stride, int is_max) {
-    float acc = is_max ? -INFINITY : INFINITY;
+    const float init = is_max ? -INFINITY : INFINITY;
     if (stride != 1) {
+        float acc = init;
         for (int64_t k = 0; k < n; k++) {
             acc = is_max ? max_step(acc, x[k * stride]) : min_step(acc, x[k * stride]);
         }
         return acc;
     }
     float lane[LANES];
+    int nan_seen[LANES];
     for (int l = 0; l < LANES; l++) {
-        lane[l] = acc;
+        lane[l] = init;
+        nan_seen[l] = 0;
     }
     int64_t k = 0;
     if (is_max) {
         for (; k + LANES <= n; k += LANES) {
             for (int l = 0; l < LANES; l++) {
-                lane[l] = max_step(lane[l], x[k + l]);
+                const float v = x[k + l];
+                lane[l] = v > lane[l] ? v : lane[l];
+                nan_seen[l] |= isnan(v) != 0;
             }
         }
     } else {
         for (; k + LANES <= n; k += LANES) {
             for (int l = 0; l < LANES; l++) {
-                lane[l] = min_step(lane[l], x[k + l]);
+                const float v = x[k + l];
+                lane[l] = v < lane[l] ? v : lane[l];
+                nan_seen[l] |= isnan(v) != 0;
             }
         }
     }
+    float acc = init;
+    int nan_any = 0;
     for (int l = 0; l < LANES; l++) {
         acc = is_max ? max_step(acc, lane[l]) : min_step(acc, lane[l]);
+        nan_any |= nan_seen[l];
     }
     for (; k < n; k++) {
         acc = is_max ? max_step(acc, x[k]) : min_step(acc, x[k]);
     }
-    return acc;
+    return nan_any ? NAN : acc;
 }
 
 /* A block of up to BLOCK dense inner positions: out[c] = reduce over k of x[k * xs1 + c]. */
@@ -103,23 +118,27 @@ static void sum_block(const float *x, int64_t n, int64_t xs1, int64_t nc, float 
 static void extreme_block(const float *x, int64_t n, int64_t xs1, int64_t nc, float *o, int64_t os2,
                           int is_max) {
     float acc[BLOCK];
+    int nan_seen[BLOCK];
     for (int64_t c = 0; c < nc; c++) {
         acc[c] = is_max ? -INFINITY : INFINITY;
+        nan_seen[c] = 0;
     }
     for (int64_t k = 0; k < n; k++) {
         const float *row = x + k * xs1;
         if (is_max) {
             for (int64_t c = 0; c < nc; c++) {
-                acc[c] = max_step(acc[c], row[c]);
+                acc[c] = row[c] > acc[c] ? row[c] : acc[c];
+                nan_seen[c] |= isnan(row[c]) != 0;
             }
         } else {
             for (int64_t c = 0; c < nc; c++) {
-                acc[c] = min_step(acc[c], row[c]);
+                acc[c] = row[c] < acc[c] ? row[c] : acc[c];
+                nan_seen[c] |= isnan(row[c]) != 0;
             }
         }
     }
     for (int64_t c = 0; c < nc; c++) {
-        o[c * os2] = acc[c];
+        o[c * os2] = nan_seen[c] ? NAN : acc[c];
     }
 }
 

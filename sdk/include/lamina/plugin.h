@@ -52,6 +52,9 @@ typedef struct lam_attrs lam_attrs;   /* validated attributes of a layer instanc
  * Unless noted, every operand is float32 and has the same ndim and dims as the output, which
  * is written densely or through its strides; inputs never alias the output unless the op says
  * so. "x" is inputs[0], "y" is inputs[1], "s" is call->scalars[0], "out" is the output.
+ * A backend answers ops it does not know (numbers appended after it was built) with
+ * supports_op 0 and LAM_ERR_UNSUPPORTED from execute; it must not size tables by LAM_OP_COUNT
+ * of the header it was built with and then index them with a newer host's op.
  */
 typedef enum lam_op {
     LAM_OP_INVALID = 0,
@@ -86,7 +89,8 @@ typedef enum lam_op {
     LAM_OP_GEMM = 23,
     /*
      * Reductions over the middle axis of a 3-D view: x has dims (outer, n, inner), out has
-     * dims (outer, 1, inner). MEAN of n == 0 is NaN, MAX of n == 0 is -inf; NaN propagates.
+     * dims (outer, 1, inner). For n == 0: SUM is 0, MEAN NaN, MAX -inf, MIN +inf, and ARGMAX
+     * an error (LAM_ERR_SHAPE, as NumPy). NaN propagates. ARGMAX indices are exact up to 2^24.
      */
     LAM_OP_REDUCE_SUM = 24,
     LAM_OP_REDUCE_MEAN = 25,
