@@ -216,6 +216,9 @@ lam_status lam__param_finish_deferred(lam_param *p);
 /* Merges an inferred full shape into the parameter's shape; the subject names the block. */
 lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_shape *inferred);
 bool lam__shape_known(const lam_shape *s);
+/* Makes t the parameter's data (taking the reference): the shape becomes t's, a deferred
+ * initialization counts as done, the gradient buffer follows. */
+lam_status lam__param_set_data_tensor(lam_param *p, lam_tensor *t);
 lam_status lam__param_list_create(const char *regex, lam_param_list **out);
 lam_status lam__param_list_add(lam_param_list *l, const char *key, lam_param *p);
 

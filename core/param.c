@@ -364,6 +364,15 @@ lam_status lam_param_grad(lam_param *p, lam_tensor **out) {
     return LAM_OK;
 }
 
+lam_status lam__param_set_data_tensor(lam_param *p, lam_tensor *t) {
+    p->shape = *lam_tensor_shape(t);
+    set_data(p, t);
+    p->deferred = false;
+    lam_initializer_release(p->deferred_init);
+    p->deferred_init = NULL;
+    return sync_grad(p);
+}
+
 lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
     if (p == NULL || data == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_param_set_data: Invalid argument, NULL "

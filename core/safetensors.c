@@ -427,6 +427,14 @@ lam_status lam__st_parse(const uint8_t *buf, size_t size, lam__st_file *out) {
     if (crc != NULL) {
         st = check_crc(out, crc);
     }
+    if (st == LAM_OK) {
+        /* The alias table is part of the header: a file with a broken one is refused by every
+         * reader, not only by parameter loading. */
+        lam__st_alias *aliases;
+        size_t n_aliases;
+        st = lam__st_aliases(out, &aliases, &n_aliases);
+        lam__st_aliases_free(aliases, n_aliases);
+    }
     if (st != LAM_OK) {
         lam__st_file_fini(out);
     }

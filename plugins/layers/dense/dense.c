@@ -308,8 +308,8 @@ static lam_status dense_forward(void *state, lam_layer *layer, uint32_t n_inputs
 
 /*
  * Fused backward. With x2 = x as (rows, in), y = x2 . W^T + b and a = act(y) the output:
- *   dy = g * act'(y), computed from a: relu step(a), sigmoid a(1-a), tanh 1-a^2,
- *        softrelu sigmoid(y) = 1 - exp(-a);
+ *   dy = g * act'(y), computed from a: relu step(a), sigmoid a(1-a), tanh 1-a^2; softrelu
+ *        sigmoid(y), with y recomputed (from a it would be 1 - exp(-a), which cancels);
  *   dW = dy^T . x2,  db = sum(dy, axis 0),  dx = dy . W (reshaped like x).
  * The host checks (and a test proves) that this equals differentiating dense_forward.
  */
@@ -334,15 +334,9 @@ static lam_status act_grad(const dense_state *s, const lam_tensor *a, lam_tensor
         }
         break;
     case LAM_OP_SOFTRELU:
-        st = g_host->op_unary(LAM_OP_NEG, a, &t);
-        if (st == LAM_OK) {
-            st = g_host->op_unary(LAM_OP_EXP, t, &u);
-        }
-        g_host->tensor_release(t);
-        t = NULL;
-        if (st == LAM_OK) {
-            st = g_host->op_scalar(LAM_OP_RSUB_SCALAR, u, 1.0f, &t);
-        }
+        /* sigmoid(y) of the pre-activation, handed in as `a` by the caller: computing it from
+         * the output as 1 - exp(-a) loses every digit when y is very negative. */
+        st = g_host->op_unary(LAM_OP_SIGMOID, a, &t);
         break;
     default: /* linear */
         *dy = g_host->tensor_retain(g);
@@ -379,7 +373,27 @@ static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_input
     const lam_shape s2 = {.ndim = 2, .dims = {rows, s->units}};
     const lam_shape x2s = {.ndim = 2, .dims = {rows, in}};
     lam_tensor *a2 = NULL, *g2 = NULL, *dy = NULL, *x2 = NULL, *dw = NULL, *db = NULL, *dx2 = NULL;
-    st = g_host->tensor_reshape((lam_tensor *)output, &s2, &a2);
+    if (s->act->op == LAM_OP_SOFTRELU) {
+        /* softrelu's slope needs the pre-activation y = x2 . W^T + b: recompute it. */
+        lam_tensor *x2r = NULL, *yl = NULL, *bias = NULL;
+        const lam_shape x2shape = {.ndim = 2, .dims = {rows, in}};
+        st = g_host->tensor_reshape(x, &x2shape, &x2r);
+        if (st == LAM_OK) {
+            st = g_host->op_matmul(x2r, weight, 0, 1, &yl);
+        }
+        if (st == LAM_OK && s->use_bias) {
+            st = g_host->layer_param_data(layer, "bias", x, &bias);
+            if (st == LAM_OK) {
+                st = g_host->op_add(yl, bias, &a2);
+            }
+        } else if (st == LAM_OK) {
+            a2 = g_host->tensor_retain(yl);
+        }
+        g_host->tensor_release(x2r);
+        g_host->tensor_release(yl);
+    } else {
+        st = g_host->tensor_reshape((lam_tensor *)output, &s2, &a2);
+    }
     if (st == LAM_OK) {
         st = g_host->tensor_reshape((lam_tensor *)grad_output, &s2, &g2);
     }

@@ -778,8 +778,8 @@ typedef struct lam_load_options {
                               context given to initialize, or the default one) */
 } lam_load_options;
 
-#define LAM_LOAD_OPTIONS_INIT                                                                  \
-    { (uint32_t) sizeof(lam_load_options), LAM_ABI_VERSION, 0, 0, NULL }
+#define LAM_LOAD_OPTIONS_INIT                                                                      \
+    { (uint32_t)sizeof(lam_load_options), LAM_ABI_VERSION, 0, 0, NULL }
 
 /*
  * Loads parameters saved by lam_block_save_parameters (or any safetensors file keyed the same

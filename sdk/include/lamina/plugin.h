@@ -100,9 +100,9 @@ typedef enum lam_op {
     /* Along the middle axis of a 3-D view, x and out both (outer, n, inner); numerically stable. */
     LAM_OP_SOFTMAX = 29,
     LAM_OP_LOG_SOFTMAX = 30,
-    LAM_OP_MAXIMUM = 31, /* out = fmaxf-like max(x, y); NaN in either operand gives NaN */
-    LAM_OP_MINIMUM = 32, /* out = min(x, y); NaN in either operand gives NaN */
-    LAM_OP_STEP = 33,    /* out = x > 0 ? 1 : 0 (NaN gives 0) */
+    LAM_OP_MAXIMUM = 31,       /* out = fmaxf-like max(x, y); NaN in either operand gives NaN */
+    LAM_OP_MINIMUM = 32,       /* out = min(x, y); NaN in either operand gives NaN */
+    LAM_OP_STEP = 33,          /* out = x > 0 ? 1 : 0 (NaN gives 0) */
     LAM_OP_GREATER_EQUAL = 34, /* out = x >= y ? 1 : 0 (NaN gives 0) */
     LAM_OP_MAX_ENUM = 0x7FFFFFFF
 } lam_op;

@@ -1,0 +1,727 @@
+/* Saving and loading tensors and parameters (nd.save / nd.load, save_parameters /
+ * load_parameters) in safetensors files. The format itself lives in safetensors.c. */
+#define _POSIX_C_SOURCE 200809L
+#include "safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the dict nd.load returns ---- */
+
+typedef struct dict_entry {
+    char *name;
+    lam_tensor *tensor;
+} dict_entry;
+
+struct lam_tensor_dict {
+    dict_entry *entries;
+    size_t n;
+    char **meta_keys, **meta_values;
+    size_t n_meta;
+    bool is_list;
+};
+
+int lam_tensor_dict_is_list(const lam_tensor_dict *d) {
+    return d != NULL && d->is_list;
+}
+
+size_t lam_tensor_dict_count(const lam_tensor_dict *d) {
+    return d ? d->n : 0;
+}
+
+const char *lam_tensor_dict_name(const lam_tensor_dict *d, size_t i) {
+    return (d && i < d->n) ? d->entries[i].name : NULL;
+}
+
+lam_tensor *lam_tensor_dict_get(const lam_tensor_dict *d, size_t i) {
+    return (d && i < d->n) ? d->entries[i].tensor : NULL;
+}
+
+lam_tensor *lam_tensor_dict_find(const lam_tensor_dict *d, const char *name) {
+    for (size_t i = 0; d && name && i < d->n; i++) {
+        if (strcmp(d->entries[i].name, name) == 0) {
+            return d->entries[i].tensor;
+        }
+    }
+    return NULL;
+}
+
+const char *lam_tensor_dict_metadata(const lam_tensor_dict *d, const char *key) {
+    for (size_t i = 0; d && key && i < d->n_meta; i++) {
+        if (strcmp(d->meta_keys[i], key) == 0) {
+            return d->meta_values[i];
+        }
+    }
+    return NULL;
+}
+
+void lam_tensor_dict_destroy(lam_tensor_dict *d) {
+    if (d == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->entries[i].name);
+        lam_tensor_release(d->entries[i].tensor);
+    }
+    for (size_t i = 0; i < d->n_meta; i++) {
+        free(d->meta_keys[i]);
+        free(d->meta_values[i]);
+    }
+    free(d->entries);
+    free(d->meta_keys);
+    free(d->meta_values);
+    free(d);
+}
+
+/* ---- reading a file: mapped once, validated, then copied into tensors ---- */
+
+typedef struct mapped {
+    const uint8_t *buf;
+    size_t size;
+    void *map; /* NULL for an empty file */
+} mapped;
+
+static lam_status map_file(const char *path, mapped *m) {
+    memset(m, 0, sizeof *m);
+    /* O_NONBLOCK: a FIFO given by mistake must not hang the open. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        return lam__error(errno == ENOENT ? LAM_ERR_NOT_FOUND : LAM_ERR_IO,
+                          "loading '%s': Cannot open the file, %s", path, strerror(errno));
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return lam__error(LAM_ERR_IO, "loading '%s': Cannot stat the file, %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lam__error(LAM_ERR_IO, "loading '%s': Not a regular file", path);
+    }
+    static const uint8_t empty[1] = {0};
+    m->size = (size_t)sb.st_size;
+    m->buf = empty;
+    if (m->size > 0) {
+        void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return lam__error(LAM_ERR_IO, "loading '%s': Cannot map the file, %s", path,
+                              strerror(e));
+        }
+        m->map = p;
+        m->buf = p;
+    }
+    close(fd);
+    return LAM_OK;
+}
+
+static void unmap_file(mapped *m) {
+    if (m->map != NULL) {
+        munmap(m->map, m->size);
+    }
+    memset(m, 0, sizeof *m);
+}
+
+/* Maps and validates; on failure the message is prefixed with the file. */
+static lam_status open_file(const char *path, mapped *m, lam__st_file *f) {
+    if (path == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "loading: Invalid argument, path is NULL");
+    }
+    lam_status st = map_file(path, m);
+    if (st != LAM_OK) {
+        return st;
+    }
+    st = lam__st_parse(m->buf, m->size, f);
+    if (st != LAM_OK) {
+        unmap_file(m);
+        return lam__error_prefix(st, "loading '%s'", path);
+    }
+    return LAM_OK;
+}
+
+static lam_shape entry_shape(const lam__st_entry *e) {
+    return e->shape;
+}
+
+/* Host float32 copy of entry e (caller frees). */
+static lam_status entry_values(const char *path, const lam__st_file *f, const lam__st_entry *e,
+                               float **out) {
+    *out = NULL;
+    if (!lam__st_dtype_convertible(e->dtype)) {
+        lam__st_to_f32(f, e, NULL, 0);
+        return lam__error_prefix(LAM_ERR_DTYPE, "loading '%s'", path);
+    }
+    float *buf = malloc((size_t)(e->numel ? e->numel : 1) * sizeof *buf);
+    if (buf == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY,
+                          "loading '%s': Out of memory, tensor '%s' has %llu elements", path,
+                          e->name, (unsigned long long)e->numel);
+    }
+    lam_status st = lam__st_to_f32(f, e, buf, (size_t)e->numel);
+    if (st != LAM_OK) {
+        free(buf);
+        return lam__error_prefix(st, "loading '%s'", path);
+    }
+    *out = buf;
+    return LAM_OK;
+}
+
+lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
+    if (out == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_load: Invalid argument, out is NULL");
+    }
+    *out = NULL;
+    mapped m;
+    lam__st_file f;
+    lam_status st = open_file(path, &m, &f);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor_dict *d = calloc(1, sizeof *d);
+    if (d == NULL || (d->entries = calloc(f.n ? f.n : 1, sizeof *d->entries)) == NULL ||
+        (d->meta_keys = calloc(f.n_meta ? f.n_meta : 1, sizeof *d->meta_keys)) == NULL ||
+        (d->meta_values = calloc(f.n_meta ? f.n_meta : 1, sizeof *d->meta_values)) == NULL) {
+        st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
+    }
+    for (size_t i = 0; st == LAM_OK && i < f.n_meta; i++) {
+        d->meta_keys[i] = lam__strdup(f.meta_keys[i]);
+        d->meta_values[i] = lam__strdup(f.meta_values[i]);
+        d->n_meta++;
+        if (d->meta_keys[i] == NULL || d->meta_values[i] == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
+        }
+    }
+    for (size_t i = 0; st == LAM_OK && i < f.n; i++) {
+        const lam__st_entry *e = &f.entries[i];
+        float *values;
+        st = entry_values(path, &f, e, &values);
+        if (st != LAM_OK) {
+            break;
+        }
+        lam_shape shape = entry_shape(e);
+        lam_tensor *t = NULL;
+        st = lam_tensor_from_data(ctx, &shape, values, (size_t)e->numel, &t);
+        free(values);
+        if (st != LAM_OK) {
+            st = lam__error_prefix(st, "loading '%s': tensor '%s'", path, e->name);
+            break;
+        }
+        d->entries[i].tensor = t;
+        d->entries[i].name = lam__strdup(e->name);
+        d->n++;
+        if (d->entries[i].name == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
+        }
+    }
+    if (d != NULL) {
+        d->is_list = f.is_list;
+    }
+    lam__st_file_fini(&f);
+    unmap_file(&m);
+    if (st != LAM_OK) {
+        lam_tensor_dict_destroy(d);
+        return st;
+    }
+    *out = d;
+    return LAM_OK;
+}
+
+/* ---- saving tensors ---- */
+
+static lam_status fill_from_tensor(void *user, size_t i, float *dst, size_t count) {
+    lam_tensor *const *tensors = user;
+    return lam_tensor_read(tensors[i], dst, count);
+}
+
+static lam_status save_tensors(const char *path, const char *kind, const char *const *names,
+                               lam_tensor *const *tensors, size_t n) {
+    if (path == NULL || (n > 0 && (names == NULL || tensors == NULL))) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "saving '%s': Invalid argument, NULL %s",
+                          path ? path : "(null)",
+                          path == NULL ? "path" : (names == NULL ? "names" : "tensors"));
+    }
+    const lam_shape **shapes = malloc((n ? n : 1) * sizeof *shapes);
+    if (shapes == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+    }
+    lam_status st = LAM_OK;
+    for (size_t i = 0; st == LAM_OK && i < n; i++) {
+        if (tensors[i] == NULL) {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                            "saving '%s': Invalid argument, tensor %zu is NULL", path, i);
+        } else if (names[i] == NULL || names[i][0] == '\0') {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                            "saving '%s': Invalid name, tensor %zu has an empty name", path, i);
+        } else if (strcmp(names[i], "__metadata__") == 0) {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                            "saving '%s': Invalid name, '__metadata__' is reserved by the format",
+                            path);
+        } else {
+            shapes[i] = lam_tensor_shape(tensors[i]);
+            for (size_t j = 0; j < i; j++) {
+                if (strcmp(names[j], names[i]) == 0) {
+                    st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                                    "saving '%s': Duplicate name '%s', tensors %zu and %zu", path,
+                                    names[i], j, i);
+                    break;
+                }
+            }
+        }
+    }
+    if (st == LAM_OK) {
+        const char *mk[1] = {LAM__ST_META_KIND}, *mv[1] = {kind};
+        st = lam__st_write(path, n, names, shapes, fill_from_tensor, (void *)tensors, 1, mk, mv);
+    }
+    free(shapes);
+    return st;
+}
+
+lam_status lam_save_list(const char *path, lam_tensor *const *tensors, size_t n) {
+    if (n > 0 && tensors == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "saving '%s': Invalid argument, NULL tensors",
+                          path ? path : "(null)");
+    }
+    char **names = calloc(n ? n : 1, sizeof *names);
+    lam_status st = names ? LAM_OK : lam__error(LAM_ERR_OUT_OF_MEMORY, "saving: Out of memory");
+    for (size_t i = 0; st == LAM_OK && i < n; i++) {
+        names[i] = malloc(24);
+        if (names[i] == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving: Out of memory");
+        } else {
+            snprintf(names[i], 24, "%zu", i);
+        }
+    }
+    if (st == LAM_OK) {
+        st = save_tensors(path, "list", (const char *const *)names, tensors, n);
+    }
+    for (size_t i = 0; names != NULL && i < n; i++) {
+        free(names[i]);
+    }
+    free(names);
+    return st;
+}
+
+lam_status lam_save_dict(const char *path, const char *const *names, lam_tensor *const *tensors,
+                         size_t n) {
+    return save_tensors(path, "dict", names, tensors, n);
+}
+
+/* ---- parameters ---- */
+
+/* Every structural key of a block tree with its parameter, shared ones under each key that
+ * reaches them, in lam_block_collect_params order (own parameters, then children). */
+typedef struct key_param {
+    char *key;
+    lam_param *param;
+    size_t first; /* index of the first key reaching the same parameter */
+} key_param;
+
+typedef struct key_list {
+    key_param *items;
+    size_t n, cap;
+} key_list;
+
+static void key_list_fini(key_list *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].key);
+    }
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+static lam_status key_list_add(key_list *l, const char *key, lam_param *p) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        key_param *items = realloc(l->items, cap * sizeof *items);
+        if (items == NULL) {
+            return lam__error(LAM_ERR_OUT_OF_MEMORY, "parameters: Out of memory");
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    char *k = lam__strdup(key);
+    if (k == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "parameters: Out of memory");
+    }
+    size_t first = l->n;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->items[i].param == p) {
+            first = l->items[i].first;
+            break;
+        }
+    }
+    l->items[l->n] = (key_param){k, p, first};
+    l->n++;
+    return LAM_OK;
+}
+
+static lam_status walk(lam_block *b, const char *prefix, key_list *l, int depth) {
+    if (depth > 256) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Nesting too deep", b->name);
+    }
+    lam__strbuf key = {0};
+    lam_status st = LAM_OK;
+    for (size_t i = 0; st == LAM_OK && i < b->n_params; i++) {
+        key.len = 0;
+        st = lam__strbuf_printf(&key, "%s%s", prefix, b->params[i].local)
+                 ? key_list_add(l, key.data, b->params[i].param)
+                 : lam__error(LAM_ERR_OUT_OF_MEMORY, "parameters: Out of memory");
+    }
+    for (size_t i = 0; st == LAM_OK && i < b->n_children; i++) {
+        key.len = 0;
+        st = lam__strbuf_printf(&key, "%s%s.", prefix, b->children[i].name)
+                 ? walk(b->children[i].block, key.data, l, depth + 1)
+                 : lam__error(LAM_ERR_OUT_OF_MEMORY, "parameters: Out of memory");
+    }
+    lam__strbuf_fini(&key);
+    return st;
+}
+
+static lam_status fill_from_param(void *user, size_t i, float *dst, size_t count) {
+    lam_param *const *params = user;
+    return lam_tensor_read(params[i]->data, dst, count);
+}
+
+lam_status lam_block_save_parameters(lam_block *b, const char *path) {
+    if (b == NULL || path == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_block_save_parameters: Invalid argument, NULL %s",
+                          b == NULL ? "block" : "path");
+    }
+    key_list l = {0};
+    lam_status st = walk(b, "", &l, 0);
+    const char **names = calloc(l.n ? l.n : 1, sizeof *names);
+    const lam_shape **shapes = calloc(l.n ? l.n : 1, sizeof *shapes);
+    lam_param **params = calloc(l.n ? l.n : 1, sizeof *params);
+    json_t *aliases = json_object();
+    if (st == LAM_OK && (names == NULL || shapes == NULL || params == NULL || aliases == NULL)) {
+        st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+    }
+    size_t n = 0;
+    for (size_t i = 0; st == LAM_OK && i < l.n; i++) {
+        const key_param *kp = &l.items[i];
+        lam_param *p = kp->param;
+        if (kp->first != i) {
+            if (json_object_set_new(aliases, kp->key, json_string(l.items[kp->first].key)) != 0) {
+                st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                                "saving '%s': Invalid name, key '%s' is not valid UTF-8", path,
+                                kp->key);
+            }
+            continue;
+        }
+        if (p->data == NULL) {
+            st = lam__error(LAM_ERR_STATE, "saving '%s': %s (%s): Not initialized, %s", path,
+                            kp->key, p->name,
+                            p->deferred ? "its shape is not known yet; run a forward pass first"
+                                        : "call lam_block_initialize() (or load parameters) "
+                                          "first");
+            break;
+        }
+        names[n] = kp->key;
+        shapes[n] = lam_tensor_shape(p->data);
+        params[n] = p;
+        n++;
+    }
+    char *alias_text = NULL;
+    if (st == LAM_OK && json_object_size(aliases) > 0 &&
+        (alias_text = json_dumps(aliases, JSON_COMPACT)) == NULL) {
+        st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
+    }
+    if (st == LAM_OK) {
+        const char *mk[2] = {LAM__ST_META_KIND, LAM__ST_META_ALIASES};
+        const char *mv[2] = {"parameters", alias_text};
+        st = lam__st_write(path, n, names, shapes, fill_from_param, params, alias_text ? 2 : 1, mk,
+                           mv);
+    }
+    free(alias_text);
+    json_decref(aliases);
+    free(names);
+    free(shapes);
+    free(params);
+    key_list_fini(&l);
+    return st;
+}
+
+/* ---- loading parameters: check everything, stage everything, then commit ---- */
+
+typedef struct slot {
+    lam_param *param;
+    const char *key; /* first model key reaching the parameter */
+    long src;        /* file entry that fills it, -1: none */
+    const char *src_key;
+    float *values;      /* staged host values */
+    lam_tensor *staged; /* staged new data, NULL: write into the existing tensor */
+} slot;
+
+typedef struct problems {
+    lam__strbuf text[3]; /* missing, unexpected, mismatches */
+    size_t count, shown;
+    bool shape, dtype;
+} problems;
+
+static void problem(problems *pr, int group, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void problem(problems *pr, int group, const char *fmt, ...) {
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* The message holds about 2 KB; past that the count says how many more there are. */
+    size_t used = pr->text[0].len + pr->text[1].len + pr->text[2].len;
+    if (used < 1600) {
+        lam__strbuf_printf(&pr->text[group], "%s%s", pr->text[group].len ? "; " : "", line);
+        pr->shown++;
+    }
+    pr->count++;
+}
+
+static lam_status report(const char *path, problems *pr) {
+    lam__strbuf sb = {0};
+    for (int g = 0; g < 3; g++) {
+        if (pr->text[g].len > 0) {
+            lam__strbuf_printf(&sb, "%s%s", sb.len ? "; " : "", pr->text[g].data);
+        }
+    }
+    if (pr->shown < pr->count) {
+        lam__strbuf_printf(&sb, "; and %zu more", pr->count - pr->shown);
+    }
+    lam_status st = pr->shape ? LAM_ERR_SHAPE : pr->dtype ? LAM_ERR_DTYPE : LAM_ERR_NOT_FOUND;
+    if (pr->count == 1) {
+        lam__error(st, "loading '%s': %s", path, sb.data ? sb.data : "");
+    } else {
+        lam__error(st, "loading '%s': %zu problems: %s", path, pr->count, sb.data ? sb.data : "");
+    }
+    lam__strbuf_fini(&sb);
+    return st;
+}
+
+/* The file's shape fits the model's, whose unknown dims take any size. */
+static bool shape_fits(const lam_shape *model, const lam_shape *file) {
+    if (model->ndim != file->ndim) {
+        return false;
+    }
+    for (uint32_t i = 0; i < model->ndim; i++) {
+        if (model->dims[i] >= 0 && model->dims[i] != file->dims[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool same_data(const lam__st_file *f, long a, long b) {
+    const lam__st_entry *x = &f->entries[a], *y = &f->entries[b];
+    return x->dtype == y->dtype && lam_shape_equal(&x->shape, &y->shape) &&
+           memcmp(f->data + x->begin, f->data + y->begin, (size_t)(x->end - x->begin)) == 0;
+}
+
+/* Matches every model key to a file tensor (directly or through an alias) and collects every
+ * problem the options do not relax. */
+static void match(const char *path, const lam__st_file *f, const lam__st_alias *aliases,
+                  size_t n_aliases, const key_list *keys, slot *slots, size_t *n_slots,
+                  const lam_load_options *o, problems *pr, bool *used, bool *alias_used) {
+    size_t ns = 0;
+    for (size_t i = 0; i < keys->n; i++) {
+        const key_param *kp = &keys->items[i];
+        size_t s = ns;
+        for (size_t j = 0; j < ns; j++) {
+            if (slots[j].param == kp->param) {
+                s = j;
+                break;
+            }
+        }
+        if (s == ns) {
+            slots[ns++] = (slot){kp->param, kp->key, -1, NULL, NULL, NULL};
+        }
+        long idx = lam__st_find(f, kp->key);
+        for (size_t a = 0; idx < 0 && a < n_aliases; a++) {
+            if (strcmp(aliases[a].key, kp->key) == 0) {
+                idx = (long)aliases[a].target;
+                alias_used[a] = true;
+            }
+        }
+        if (idx < 0) {
+            continue;
+        }
+        used[idx] = true;
+        if (slots[s].src < 0) {
+            slots[s].src = idx;
+            slots[s].src_key = kp->key;
+        } else if (slots[s].src != idx && !same_data(f, slots[s].src, idx)) {
+            lam__log(LAM_LOG_WARN,
+                     "loading '%s': %s and %s are one shared parameter in the model but differ "
+                     "in the file; %s is used",
+                     path, slots[s].src_key, kp->key, slots[s].src_key);
+        }
+    }
+    *n_slots = ns;
+    for (size_t s = 0; s < ns; s++) {
+        if (slots[s].src < 0 && !o->allow_missing) {
+            problem(pr, 0, "missing %s (allow_missing skips it)", slots[s].key);
+        }
+    }
+    for (size_t i = 0; i < f->n && !o->ignore_extra; i++) {
+        if (!used[i]) {
+            problem(pr, 1, "unexpected %s (ignore_extra skips it)", f->entries[i].name);
+        }
+    }
+    for (size_t a = 0; a < n_aliases && !o->ignore_extra; a++) {
+        if (!alias_used[a]) {
+            problem(pr, 1, "unexpected %s (alias of %s; ignore_extra skips it)", aliases[a].key,
+                    f->entries[aliases[a].target].name);
+        }
+    }
+    for (size_t s = 0; s < ns; s++) {
+        if (slots[s].src < 0) {
+            continue;
+        }
+        const lam__st_entry *e = &f->entries[slots[s].src];
+        char b1[200], b2[200];
+        if (!lam__st_dtype_convertible(e->dtype)) {
+            pr->dtype = true;
+            problem(pr, 2,
+                    "%s: Dtype mismatch, file has %s, model expects float32 (F32, F16, BF16, F64, "
+                    "I32, I64 or U8 convert)",
+                    slots[s].src_key, lam__st_dtype_name(e->dtype));
+        } else if (!shape_fits(&slots[s].param->shape, &e->shape)) {
+            pr->shape = true;
+            problem(pr, 2, "%s: Shape mismatch, file has %s, model expects %s", slots[s].src_key,
+                    lam__st_shape_format(&e->shape, b1, sizeof b1),
+                    lam__st_shape_format(&slots[s].param->shape, b2, sizeof b2));
+        }
+    }
+}
+
+/* Where a parameter's data goes: the options' context, else where it lives, else where its
+ * deferred initialization was asked for, else the default context. */
+static lam_status target_ctx(const lam_param *p, const lam_load_options *o, lam_ctx **ctx) {
+    *ctx = o->ctx;
+    if (*ctx == NULL && p->data != NULL) {
+        *ctx = lam_tensor_ctx(p->data);
+    }
+    if (*ctx == NULL && p->deferred) {
+        *ctx = p->deferred_ctx;
+    }
+    return *ctx ? LAM_OK : lam_ctx_default(ctx);
+}
+
+static lam_status stage(const char *path, const lam__st_file *f, slot *s,
+                        const lam_load_options *o) {
+    const lam__st_entry *e = &f->entries[s->src];
+    lam_status st = entry_values(path, f, e, &s->values);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_ctx *ctx;
+    lam_param *p = s->param;
+    st = target_ctx(p, o, &ctx);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "loading '%s': %s", path, s->src_key);
+    }
+    if (p->data != NULL && lam_tensor_ctx(p->data) == ctx &&
+        lam_shape_equal(lam_tensor_shape(p->data), &e->shape)) {
+        return LAM_OK; /* written in place at commit, so every holder of the tensor sees it */
+    }
+    st = lam_tensor_from_data(ctx, &e->shape, s->values, (size_t)e->numel, &s->staged);
+    if (st != LAM_OK) {
+        return lam__error_prefix(st, "loading '%s': %s", path, s->src_key);
+    }
+    return LAM_OK;
+}
+
+static lam_status commit(const char *path, const lam__st_file *f, slot *s) {
+    const lam__st_entry *e = &f->entries[s->src];
+    lam_param *p = s->param;
+    lam_status st;
+    if (s->staged != NULL) {
+        st = lam__param_set_data_tensor(p, s->staged);
+        s->staged = NULL;
+    } else {
+        st = lam_tensor_write(p->data, s->values, (size_t)e->numel);
+    }
+    if (st == LAM_OK && p->const_values != NULL) {
+        /* A constant keeps the loaded value across re-initialization. */
+        memcpy(p->const_values, s->values, (size_t)e->numel * sizeof(float));
+    }
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "loading '%s': %s", path, s->src_key);
+}
+
+lam_status lam_block_load_parameters(lam_block *b, const char *path,
+                                     const lam_load_options *options) {
+    if (b == NULL || path == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_block_load_parameters: Invalid argument, NULL %s",
+                          b == NULL ? "block" : "path");
+    }
+    lam_load_options o = LAM_LOAD_OPTIONS_INIT;
+    if (options != NULL) {
+        /* Only the fields the caller's struct has. */
+        size_t n = options->struct_size < sizeof o ? options->struct_size : sizeof o;
+        memcpy(&o, options, n);
+        o.struct_size = (uint32_t)sizeof o;
+    }
+    mapped m;
+    lam__st_file f;
+    lam_status st = open_file(path, &m, &f);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam__st_alias *aliases = NULL;
+    size_t n_aliases = 0;
+    st = lam__st_aliases(&f, &aliases, &n_aliases);
+    if (st != LAM_OK) {
+        st = lam__error_prefix(st, "loading '%s'", path);
+    }
+    key_list keys = {0};
+    if (st == LAM_OK) {
+        st = walk(b, "", &keys, 0);
+    }
+    slot *slots = calloc(keys.n ? keys.n : 1, sizeof *slots);
+    bool *used = calloc(f.n ? f.n : 1, sizeof *used);
+    bool *alias_used = calloc(n_aliases ? n_aliases : 1, sizeof *alias_used);
+    if (st == LAM_OK && (slots == NULL || used == NULL || alias_used == NULL)) {
+        st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
+    }
+    size_t ns = 0;
+    problems pr = {0};
+    if (st == LAM_OK) {
+        match(path, &f, aliases, n_aliases, &keys, slots, &ns, &o, &pr, used, alias_used);
+        if (pr.count > 0) {
+            st = report(path, &pr);
+        }
+    }
+    for (size_t s = 0; st == LAM_OK && s < ns; s++) {
+        if (slots[s].src >= 0) {
+            st = stage(path, &f, &slots[s], &o);
+        }
+    }
+    for (size_t s = 0; st == LAM_OK && s < ns; s++) {
+        if (slots[s].src >= 0) {
+            st = commit(path, &f, &slots[s]);
+        }
+    }
+    for (size_t s = 0; s < ns; s++) {
+        free(slots[s].values);
+        lam_tensor_release(slots[s].staged);
+    }
+    for (int g = 0; g < 3; g++) {
+        lam__strbuf_fini(&pr.text[g]);
+    }
+    free(slots);
+    free(used);
+    free(alias_used);
+    key_list_fini(&keys);
+    lam__st_aliases_free(aliases, n_aliases);
+    lam__st_file_fini(&f);
+    unmap_file(&m);
+    return st;
+}
