@@ -192,7 +192,8 @@ static lam_status parse_entry(const char *name, json_t *obj, uint64_t data_size,
                               name);
         }
         e->shape.dims[i] = (int64_t)d;
-        if (d != 0 && numel > UINT64_MAX / d) {
+        /* Every partial product must fit in int64_t: lam_shape_numel multiplies in order. */
+        if (d != 0 && numel > (uint64_t)INT64_MAX / d) {
             overflow = true;
         }
         numel *= d;
@@ -200,7 +201,7 @@ static lam_status parse_entry(const char *name, json_t *obj, uint64_t data_size,
     char sb[200];
     lam__st_shape_format(&e->shape, sb, sizeof sb);
     size_t isz = dtypes[e->dtype].size;
-    if (overflow || numel > UINT64_MAX / isz) {
+    if (overflow || numel > (uint64_t)INT64_MAX / isz) {
         return lam__error(LAM_ERR_FORMAT,
                           "Corrupt header, tensor '%s' has shape %s whose byte size overflows",
                           name, sb);

@@ -117,6 +117,8 @@ static lam_status map_file(const char *path, mapped *m) {
             return lam__error(LAM_ERR_IO, "loading '%s': Cannot map the file, %s", path,
                               strerror(e));
         }
+        /* Read once, front to back (checksum, then copies); a hint, so its result is moot. */
+        (void)posix_madvise(p, m->size, POSIX_MADV_SEQUENTIAL);
         m->map = p;
         m->buf = p;
     }
@@ -152,14 +154,23 @@ static lam_shape entry_shape(const lam__st_entry *e) {
     return e->shape;
 }
 
-/* Host float32 copy of entry e (caller frees). */
+/* The float32 values of entry e: borrowed straight from the mapping when the file already holds
+ * aligned little-endian float32 (no copy), else a converted copy the caller frees (*owned). */
 static lam_status entry_values(const char *path, const lam__st_file *f, const lam__st_entry *e,
-                               float **out) {
+                               const float **out, bool *owned) {
     *out = NULL;
+    *owned = false;
     if (!lam__st_dtype_convertible(e->dtype)) {
         lam__st_to_f32(f, e, NULL, 0);
         return lam__error_prefix(LAM_ERR_DTYPE, "loading '%s'", path);
     }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint8_t *p = f->data + e->begin;
+    if (e->dtype == LAM__ST_F32 && ((uintptr_t)p % _Alignof(float)) == 0) {
+        *out = (const float *)(const void *)p;
+        return LAM_OK;
+    }
+#endif
     float *buf = malloc((size_t)(e->numel ? e->numel : 1) * sizeof *buf);
     if (buf == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY,
@@ -172,6 +183,7 @@ static lam_status entry_values(const char *path, const lam__st_file *f, const la
         return lam__error_prefix(st, "loading '%s'", path);
     }
     *out = buf;
+    *owned = true;
     return LAM_OK;
 }
 
@@ -202,15 +214,18 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
     }
     for (size_t i = 0; st == LAM_OK && i < f.n; i++) {
         const lam__st_entry *e = &f.entries[i];
-        float *values;
-        st = entry_values(path, &f, e, &values);
+        const float *values;
+        bool owned;
+        st = entry_values(path, &f, e, &values, &owned);
         if (st != LAM_OK) {
             break;
         }
         lam_shape shape = entry_shape(e);
         lam_tensor *t = NULL;
         st = lam_tensor_from_data(ctx, &shape, values, (size_t)e->numel, &t);
-        free(values);
+        if (owned) {
+            free((void *)values);
+        }
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s': tensor '%s'", path, e->name);
             break;
@@ -458,7 +473,8 @@ typedef struct slot {
     const char *key; /* first model key reaching the parameter */
     long src;        /* file entry that fills it, -1: none */
     const char *src_key;
-    float *values;      /* staged host values */
+    const float *values; /* staged host values (borrowed from the mapping unless owned) */
+    bool owned;
     lam_tensor *staged; /* staged new data, NULL: write into the existing tensor */
 } slot;
 
@@ -540,7 +556,7 @@ static void match(const char *path, const lam__st_file *f, const lam__st_alias *
             }
         }
         if (s == ns) {
-            slots[ns++] = (slot){kp->param, kp->key, -1, NULL, NULL, NULL};
+            slots[ns++] = (slot){kp->param, kp->key, -1, NULL, NULL, false, NULL};
         }
         long idx = lam__st_find(f, kp->key);
         for (size_t a = 0; idx < 0 && a < n_aliases; a++) {
@@ -617,7 +633,7 @@ static lam_status target_ctx(const lam_param *p, const lam_load_options *o, lam_
 static lam_status stage(const char *path, const lam__st_file *f, slot *s,
                         const lam_load_options *o) {
     const lam__st_entry *e = &f->entries[s->src];
-    lam_status st = entry_values(path, f, e, &s->values);
+    lam_status st = entry_values(path, f, e, &s->values, &s->owned);
     if (st != LAM_OK) {
         return st;
     }
@@ -710,7 +726,9 @@ lam_status lam_block_load_parameters(lam_block *b, const char *path,
         }
     }
     for (size_t s = 0; s < ns; s++) {
-        free(slots[s].values);
+        if (slots[s].owned) {
+            free((void *)slots[s].values);
+        }
         lam_tensor_release(slots[s].staged);
     }
     for (int g = 0; g < 3; g++) {

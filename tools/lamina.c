@@ -144,6 +144,8 @@ static void usage(FILE *f) {
                "  train      train the chapter's MLP and report its test accuracy\n"
                "             (lamina train --help for its options)\n"
                "  abi        print the plugin ABI version and layout fingerprint\n"
+               "  inspect    lamina inspect FILE: each tensor of a safetensors file\n"
+               "             (name, dtype, shape, bytes, min/max/mean) and its metadata\n"
                "  help       this text\n\n"
                "environment: LAMINA_BACKEND (cpu | <name>[:<device>] | auto), LAMINA_PLUGIN_PATH,\n"
                "             LAMINA_LOG (error | warn | info | debug), LAMINA_NUM_THREADS\n");
@@ -163,6 +165,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "abi") == 0) {
         return cmd_abi(argc, argv);
+    }
+    if (strcmp(argv[1], "inspect") == 0) {
+        return cmd_inspect(argc, argv);
     }
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
