@@ -2,7 +2,7 @@
  * `lamina train`: the chapter's MLP built from Dense plugins, trained with autograd and SGD,
  * with a progress line per epoch and the test accuracy at the end.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* mkstemps */
 #include "cli.h"
 
 #include <errno.h>
@@ -250,11 +250,6 @@ int cmd_train(int argc, char **argv) {
     if (prc != 0) {
         return prc > 0 ? 0 : 2;
     }
-    if (o.save != NULL) {
-        fprintf(stderr, "lamina train: --save is not available yet: saving parameters arrives "
-                        "with the safetensors serialization\n");
-        return 2;
-    }
     char err[512];
     dataset train = {0}, test = {0};
     const char *what = "built-in wedges data set";
@@ -272,7 +267,9 @@ int cmd_train(int argc, char **argv) {
     }
     lam_status st = LAM_OK;
     lam_ctx *ctx = NULL;
-    lam_block *net = NULL;
+    lam_block *net = NULL, *fresh = NULL;
+    char tmp[] = "/tmp/lamina-train-XXXXXX.safetensors";
+    const char *path = NULL;
     lam_param_list *params = NULL;
     lam_trainer *trainer = NULL;
     int64_t *order = NULL;
@@ -377,7 +374,30 @@ int cmd_train(int argc, char **argv) {
     TRY(evaluate(net, ctx, &test, 256, &acc));
     printf("trained in %.1f s; test accuracy %.2f%% (%lld samples)\n", now() - t_start, 100.0 * acc,
            (long long)test.n);
+    /* Save, reload into a fresh model of the same architecture, and evaluate that one. */
+    path = o.save;
+    if (path == NULL) {
+        int fd = mkstemps(tmp, 12);
+        if (fd < 0) {
+            st = lam_set_error(LAM_ERR_IO, "lamina train: Cannot create a temporary file, %s",
+                               strerror(errno));
+            goto fail;
+        }
+        close(fd);
+        path = tmp;
+    }
+    TRY(lam_block_save_parameters(net, path));
+    TRY(build(&o, train.classes, &fresh));
+    lam_load_options lo = LAM_LOAD_OPTIONS_INIT;
+    lo.ctx = ctx;
+    TRY(lam_block_load_parameters(fresh, path, &lo));
+    TRY(evaluate(fresh, ctx, &test, 256, &acc));
+    printf("saved to %s; reloaded into a fresh model: test accuracy %.2f%%\n",
+           o.save ? o.save : "a temporary file", 100.0 * acc);
 fail:
+    if (o.save == NULL && path != NULL) {
+        remove(path);
+    }
     if (st != LAM_OK) {
         fprintf(stderr, "lamina train: %s\n", lam_last_error());
     }
@@ -387,6 +407,7 @@ fail:
     lam_trainer_destroy(trainer);
     lam_param_list_destroy(params);
     lam_block_release(net);
+    lam_block_release(fresh);
     dataset_free(&train);
     dataset_free(&test);
     lam_shutdown();

@@ -44,6 +44,10 @@ Test(train, reaches_95_percent_test_accuracy_with_progress) {
     cr_assert_not_null(acc, "%s", out);
     double a = atof(acc + strlen("test accuracy "));
     cr_expect_geq(a, 95.0, "test accuracy %.2f%% below 95%%:\n%s", a, out);
+    const char *re = strstr(out, "reloaded into a fresh model: test accuracy ");
+    cr_assert_not_null(re, "the parameters are saved and reloaded:\n%s", out);
+    double b = atof(re + strlen("reloaded into a fresh model: test accuracy "));
+    cr_expect_eq(a, b, "the reloaded model scores %.2f%%, the trained one %.2f%%", b, a);
     free(out);
 }
 
