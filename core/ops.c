@@ -6,12 +6,12 @@
 
 const char *lam__op_name(lam_op op) {
     static const char *names[LAM_OP_COUNT] = {
-        "invalid",     "fill",       "copy",       "add",         "sub",          "mul",
-        "div",         "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar",   "rdiv_scalar",
-        "pow_scalar",  "neg",        "abs",        "square",      "sqrt",         "exp",
-        "log",         "relu",       "sigmoid",    "tanh",        "softrelu",     "matmul",
-        "sum",         "mean",       "max",        "min",         "argmax",       "softmax",
-        "log_softmax", "maximum",    "minimum",    "step",        "greater_equal"};
+        "invalid",     "fill",       "copy",       "add",         "sub",           "mul",
+        "div",         "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar",    "rdiv_scalar",
+        "pow_scalar",  "neg",        "abs",        "square",      "sqrt",          "exp",
+        "log",         "relu",       "sigmoid",    "tanh",        "softrelu",      "matmul",
+        "sum",         "mean",       "max",        "min",         "argmax",        "softmax",
+        "log_softmax", "maximum",    "minimum",    "step",        "greater_equal", "axpby"};
     return (op > 0 && op < LAM_OP_COUNT) ? names[op] : "invalid";
 }
 
@@ -296,4 +296,40 @@ lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src) {
     }
     lam__tensor_view(dst, &vd);
     return lam__execute(dst->storage->ctx, LAM_OP_COPY, &vs, 1, &vd, NULL, NULL);
+}
+
+lam_status lam__axpby_inplace(lam_tensor *x, float a, const lam_tensor *y, float b) {
+    if (!lam_shape_equal(&x->shape, &y->shape) || x->storage->ctx != y->storage->ctx) {
+        return lam__error(LAM_ERR_INTERNAL, "axpby: Operands differ in shape or context");
+    }
+    lam_ctx *ctx = x->storage->ctx;
+    if (x->numel == 0) {
+        return LAM_OK;
+    }
+    if (ctx->backend->desc.supports_op(ctx->dev, LAM_OP_AXPBY, NULL)) {
+        lam_tensor_view v[2], vo;
+        lam__tensor_view(x, &v[0]);
+        lam__tensor_view(y, &v[1]);
+        vo = v[0];
+        double sc[4] = {a, b, 0, 0};
+        return lam__execute(ctx, LAM_OP_AXPBY, v, 2, &vo, sc, NULL);
+    }
+    /* A backend without the fused op: the same update from basic ops. */
+    lam_tensor *ax = NULL, *by = NULL, *sum = NULL;
+    int was = lam_autograd_set_recording(0);
+    lam_status st = lam_op_mul_scalar(x, a, &ax);
+    if (st == LAM_OK) {
+        st = lam_op_mul_scalar(y, b, &by);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_add(ax, by, &sum);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_assign(x, sum);
+    }
+    lam_autograd_set_recording(was);
+    lam_tensor_release(ax);
+    lam_tensor_release(by);
+    lam_tensor_release(sum);
+    return st;
 }

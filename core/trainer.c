@@ -191,54 +191,61 @@ static lam_status step_one(lam_trainer *t, slot *s, float scale) {
     }
     lam_status st = LAM_OK;
     float lr = t->lr * p->lr_mult, wd = t->wd * p->wd_mult;
-    lam_tensor *w = p->data, *g = NULL, *tmp = NULL, *upd = NULL;
+    lam_tensor *w = p->data;
+    if (t->kind == SGD) {
+        /* With g = scale*grad + wd*w, each update is one fused a*x + b*y in place:
+         *   no momentum: w = (1 - lr*wd) w - lr*scale grad
+         *   momentum:    v = momentum v + scale grad (+ wd w);  w = w - lr v */
+        if (t->momentum == 0.0f) {
+            st = lam__axpby_inplace(w, 1.0f - lr * wd, p->grad, -lr * scale);
+        } else {
+            if (s->m == NULL) {
+                st = lam_tensor_create(lam_tensor_ctx(w), &p->shape, &s->m);
+            }
+            if (st == LAM_OK) {
+                st = lam__axpby_inplace(s->m, t->momentum, p->grad, scale);
+            }
+            if (st == LAM_OK && wd != 0.0f) {
+                st = lam__axpby_inplace(s->m, 1.0f, w, wd);
+            }
+            if (st == LAM_OK) {
+                st = lam__axpby_inplace(w, 1.0f, s->m, -lr);
+            }
+        }
+        if (st != LAM_OK) {
+            return lam__error_prefix(st, "%s", p->name);
+        }
+        return LAM_OK;
+    }
+    lam_tensor *g = NULL, *tmp = NULL, *upd = NULL;
     st = lam_op_mul_scalar(p->grad, scale, &g);
     if (wd != 0.0f) {
         UPDATE(tmp, lam_op_mul_scalar(w, wd, &next_));
         UPDATE(g, lam_op_add(g, tmp, &next_));
     }
-    if (t->kind == SGD) {
-        if (t->momentum != 0.0f) {
-            if (st == LAM_OK && s->m == NULL) {
-                st = lam_tensor_create(lam_tensor_ctx(w), &p->shape, &s->m);
-            }
-            UPDATE(s->m, lam_op_mul_scalar(s->m, t->momentum, &next_));
-            UPDATE(s->m, lam_op_add(s->m, g, &next_));
-            UPDATE(upd, lam_op_mul_scalar(s->m, lr, &next_));
-        } else {
-            UPDATE(upd, lam_op_mul_scalar(g, lr, &next_));
+    if (st == LAM_OK && s->m == NULL) {
+        st = lam_tensor_create(lam_tensor_ctx(w), &p->shape, &s->m);
+        if (st == LAM_OK) {
+            st = lam_tensor_create(lam_tensor_ctx(w), &p->shape, &s->v);
         }
-    } else {
-        if (st == LAM_OK && s->m == NULL) {
-            st = lam_tensor_create(lam_tensor_ctx(w), &p->shape, &s->m);
-            if (st == LAM_OK) {
-                st = lam_tensor_create(lam_tensor_ctx(w), &p->shape, &s->v);
-            }
-        }
-        /* m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2 */
-        UPDATE(s->m, lam_op_mul_scalar(s->m, t->beta1, &next_));
-        UPDATE(tmp, lam_op_mul_scalar(g, 1.0f - t->beta1, &next_));
-        UPDATE(s->m, lam_op_add(s->m, tmp, &next_));
-        UPDATE(s->v, lam_op_mul_scalar(s->v, t->beta2, &next_));
-        UPDATE(tmp, lam_op_square(g, &next_));
-        UPDATE(tmp, lam_op_mul_scalar(tmp, 1.0f - t->beta2, &next_));
-        UPDATE(s->v, lam_op_add(s->v, tmp, &next_));
-        /* w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) */
-        double c1 = 1.0 - pow(t->beta1, (double)t->t), c2 = 1.0 - pow(t->beta2, (double)t->t);
-        UPDATE(tmp, lam_op_mul_scalar(s->v, (float)(1.0 / c2), &next_));
-        UPDATE(tmp, lam_op_sqrt(tmp, &next_));
-        UPDATE(tmp, lam_op_add_scalar(tmp, t->eps, &next_));
-        UPDATE(upd, lam_op_div(s->m, tmp, &next_));
-        UPDATE(upd, lam_op_mul_scalar(upd, (float)(lr / c1), &next_));
     }
-    lam_tensor *nw = NULL;
+    /* m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2 */
     if (st == LAM_OK) {
-        st = lam_op_sub(w, upd, &nw);
+        st = lam__axpby_inplace(s->m, t->beta1, g, 1.0f - t->beta1);
     }
+    UPDATE(tmp, lam_op_square(g, &next_));
     if (st == LAM_OK) {
-        st = lam_op_assign(w, nw); /* in place: blocks sharing the parameter see it */
+        st = lam__axpby_inplace(s->v, t->beta2, tmp, 1.0f - t->beta2);
     }
-    lam_tensor_release(nw);
+    /* w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) */
+    double c1 = 1.0 - pow(t->beta1, (double)t->t), c2 = 1.0 - pow(t->beta2, (double)t->t);
+    UPDATE(tmp, lam_op_mul_scalar(s->v, (float)(1.0 / c2), &next_));
+    UPDATE(tmp, lam_op_sqrt(tmp, &next_));
+    UPDATE(tmp, lam_op_add_scalar(tmp, t->eps, &next_));
+    UPDATE(upd, lam_op_div(s->m, tmp, &next_));
+    if (st == LAM_OK) {
+        st = lam__axpby_inplace(w, 1.0f, upd, (float)(-lr / c1));
+    }
     lam_tensor_release(g);
     lam_tensor_release(tmp);
     lam_tensor_release(upd);

@@ -23,7 +23,7 @@ typedef enum op_kind {
  * One past the last op this plugin implements. The host's enum may have grown since (ops are
  * appended): newer ops are answered as unsupported, never looked up in the tables below.
  */
-#define CPU_OP_END ((int64_t)LAM_OP_GREATER_EQUAL + 1)
+#define CPU_OP_END ((int64_t)LAM_OP_AXPBY + 1)
 
 static const char *const op_names[CPU_OP_END] = {
     "invalid",     "fill",        "copy",       "add",         "sub",           "mul",
@@ -31,7 +31,7 @@ static const char *const op_names[CPU_OP_END] = {
     "pow_scalar",  "neg",         "abs",        "square",      "sqrt",          "exp",
     "log",         "relu",        "sigmoid",    "tanh",        "softrelu",      "gemm",
     "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",        "softmax",
-    "log_softmax", "maximum",     "minimum",    "step",        "greater_equal",
+    "log_softmax", "maximum",     "minimum",    "step",        "greater_equal", "axpby",
 };
 
 static op_kind kind_of(lam_op op) {
@@ -45,6 +45,7 @@ static op_kind kind_of(lam_op op) {
     case LAM_OP_MAXIMUM:
     case LAM_OP_MINIMUM:
     case LAM_OP_GREATER_EQUAL:
+    case LAM_OP_AXPBY:
         return KIND_BINARY;
     case LAM_OP_GEMM:
         return KIND_GEMM;

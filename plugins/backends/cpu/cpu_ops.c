@@ -14,7 +14,7 @@
 
 /* One innermost row: n elements; o/x/y advance by os/xs/ys elements. */
 typedef void (*ew_kernel)(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,
-                          const float *y, ptrdiff_t ys, float s);
+                          const float *y, ptrdiff_t ys, float s, float t);
 
 static inline float sigmoid1(float a) {
     if (a >= 0.0f) {
@@ -51,7 +51,8 @@ static inline float greater_equal1(float a, float b) {
 
 #define DEFINE_UNARY(name, EXPR)                                                                   \
     static void name(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,            \
-                     const float *y, ptrdiff_t ys, float s) {                                      \
+                     const float *y, ptrdiff_t ys, float s, float t) {                             \
+        (void)t;                                                                                   \
         (void)y;                                                                                   \
         (void)ys;                                                                                  \
         (void)s;                                                                                   \
@@ -70,7 +71,8 @@ static inline float greater_equal1(float a, float b) {
 
 #define DEFINE_BINARY(name, EXPR)                                                                  \
     static void name(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,            \
-                     const float *y, ptrdiff_t ys, float s) {                                      \
+                     const float *y, ptrdiff_t ys, float s, float t) {                             \
+        (void)t;                                                                                   \
         (void)s;                                                                                   \
         if (os == 1 && xs == 1 && ys == 1) {                                                       \
             for (ptrdiff_t i = 0; i < n; i++) {                                                    \
@@ -100,7 +102,8 @@ static inline float greater_equal1(float a, float b) {
     }
 
 static void k_fill(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,
-                   const float *y, ptrdiff_t ys, float s) {
+                   const float *y, ptrdiff_t ys, float s, float t) {
+    (void)t;
     (void)x;
     (void)xs;
     (void)y;
@@ -141,6 +144,7 @@ DEFINE_BINARY(k_maximum, maximum1(a, b))
 DEFINE_BINARY(k_minimum, minimum1(a, b))
 DEFINE_UNARY(k_step, step1(a))
 DEFINE_BINARY(k_greater_equal, greater_equal1(a, b))
+DEFINE_BINARY(k_axpby, s *a + t * b)
 
 static ew_kernel kernel_for(lam_op op) {
     switch (op) {
@@ -196,6 +200,8 @@ static ew_kernel kernel_for(lam_op op) {
         return k_step;
     case LAM_OP_GREATER_EQUAL:
         return k_greater_equal;
+    case LAM_OP_AXPBY:
+        return k_axpby;
     default:
         return NULL;
     }
@@ -272,7 +278,7 @@ lam_status cpu_elementwise(const lam_op_call *call) {
     if (!plan_make(&p, out, st)) {
         return LAM_OK;
     }
-    const float s = (float)call->scalars[0];
+    const float s = (float)call->scalars[0], t = (float)call->scalars[1];
     float *ob = cpu_buffer_data(out->buffer) + out->offset;
     const int inner = p.nd - 1;
     const ptrdiff_t n = p.dims[inner];
@@ -281,7 +287,7 @@ lam_status cpu_elementwise(const lam_op_call *call) {
     int64_t idx[LAM_MAX_DIMS] = {0};
     for (;;) {
         kernel(n, ob + off[0], p.st[0][inner], in[0] + off[1], p.st[1][inner], in[1] + off[2],
-               p.st[2][inner], s);
+               p.st[2][inner], s, t);
         int d = inner - 1;
         for (; d >= 0; d--) {
             for (int k = 0; k < EW_OPERANDS; k++) {

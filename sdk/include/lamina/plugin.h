@@ -33,7 +33,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0xba7510ff54a377b9ULL
+#define LAM_ABI_FINGERPRINT 0x90c32c143b8a2fe2ULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -104,11 +104,14 @@ typedef enum lam_op {
     LAM_OP_MINIMUM = 32,       /* out = min(x, y); NaN in either operand gives NaN */
     LAM_OP_STEP = 33,          /* out = x > 0 ? 1 : 0 (NaN gives 0) */
     LAM_OP_GREATER_EQUAL = 34, /* out = x >= y ? 1 : 0 (NaN gives 0) */
+    /* out = s0 * x + s1 * y with s0 = scalars[0], s1 = scalars[1]. The output may be the very
+     * same view as x or y (an in-place update, as optimizers use it). */
+    LAM_OP_AXPBY = 35,
     LAM_OP_MAX_ENUM = 0x7FFFFFFF
 } lam_op;
 
 /* Number of lam_op values including INVALID; part of the ABI fingerprint. */
-#define LAM_OP_COUNT 35
+#define LAM_OP_COUNT 36
 
 /*
  * A strided view of a backend buffer as handed to a backend op. Strides and offset count
