@@ -24,6 +24,8 @@ int dataset_rings(int64_t n, int64_t dim, uint64_t seed, dataset *out, char *err
 int dataset_load(const char *path, dataset *train, dataset *test, char *err, size_t cap);
 
 int cmd_train(int argc, char **argv);
+/* `lamina conform PLUGIN.so ...`: the plugin conformance kit (conform.c). */
+int cmd_conform(int argc, char **argv);
 /* lamina inspect FILE: lists a safetensors file's tensors and metadata. */
 int cmd_inspect(int argc, char **argv);
 

@@ -144,6 +144,7 @@ static void usage(FILE *f) {
                "  train      train the chapter's MLP and report its test accuracy\n"
                "             (lamina train --help for its options)\n"
                "  abi        print the plugin ABI version and layout fingerprint\n"
+               "  conform    check that a plugin keeps the contract (lamina conform --help)\n"
                "  inspect    lamina inspect FILE: each tensor of a safetensors file\n"
                "             (name, dtype, shape, bytes, min/max/mean) and its metadata\n"
                "  help       this text\n\n"
@@ -165,6 +166,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "abi") == 0) {
         return cmd_abi(argc, argv);
+    }
+    if (strcmp(argv[1], "conform") == 0) {
+        return cmd_conform(argc, argv);
     }
     if (strcmp(argv[1], "inspect") == 0) {
         return cmd_inspect(argc, argv);

@@ -1,0 +1,212 @@
+/*
+ * `lamina conform` against the in-tree plugins (they pass) and the deliberately broken ones in
+ * broken/ (each fails, caught by the check meant for it), read from its --format json report.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+typedef struct report {
+    json_t *root;
+    int status;
+} report;
+
+/* Runs `lamina conform PLUGIN ARGS --format json` and parses its report. */
+static report conform(const char *plugin, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' conform '%s' %s --format json 2>/dev/null", LAMINA_CLI, plugin,
+             args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen %s", cmd);
+    json_error_t err;
+    report r;
+    r.root = json_loadf(p, 0, &err);
+    int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    cr_assert_not_null(r.root, "%s: the report is not JSON: %s (line %d)", cmd, err.text, err.line);
+    return r;
+}
+
+static json_t *find_check(const report *r, const char *name) {
+    json_t *checks = json_object_get(r->root, "checks");
+    size_t i;
+    json_t *c;
+    json_array_foreach(checks, i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static const char *field(const json_t *check, const char *key) {
+    const char *v = json_string_value(json_object_get(check, key));
+    return v ? v : "";
+}
+
+/* The broken plugin fails as a whole, and `check` fails saying `finding`. */
+static void expect_caught(const char *file, const char *check, const char *finding) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", CONFORM_BROKEN_DIR, file);
+    report r = conform(path, "--seed 7");
+    cr_expect_eq(r.status, 1, "%s: exit status %d, expected 1", file, r.status);
+    cr_expect(json_is_false(json_object_get(r.root, "ok")));
+    json_t *c = find_check(&r, check);
+    cr_assert_not_null(c, "%s: no check %s in the report", file, check);
+    cr_expect_str_eq(field(c, "status"), "fail", "%s: %s is %s: %s", file, check,
+                     field(c, "status"), field(c, "message"));
+    char all[4096];
+    snprintf(all, sizeof all, "%s | %s | %s", field(c, "message"), field(c, "expected"),
+             field(c, "found"));
+    cr_expect(strstr(all, finding) != NULL, "%s: %s says '%s', expected it to mention '%s'", file,
+              check, all, finding);
+    char repro[512];
+    snprintf(repro, sizeof repro, "--seed 7 --filter %s", check);
+    cr_expect(strstr(field(c, "repro"), repro) != NULL, "repro '%s' lacks '%s'", field(c, "repro"),
+              repro);
+    json_decref(r.root);
+}
+
+Test(conform, wrong_fused_backward_is_caught_by_grad_checks) {
+    expect_caught("lamina_broken_wrong_grad.so", "WrongGrad.grad.fused",
+                  "fused backward differs from differentiating forward");
+    expect_caught("lamina_broken_wrong_grad.so", "WrongGrad.grad.finite_diff",
+                  "disagrees with central finite differences");
+}
+
+Test(conform, wrong_shape_inference_is_caught) {
+    expect_caught("lamina_broken_wrong_shape.so", "WrongShape.shape.infer",
+                  "output shape inference disagrees with forward");
+}
+
+Test(conform, crash_in_forward_is_reported_with_its_signal) {
+    expect_caught("lamina_broken_crash_forward.so", "CrashForward.setup",
+                  "crash: SIGSEGV in forward");
+    /* The tool itself survived and ran the plugin-wide checks. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_broken_crash_forward.so", CONFORM_BROKEN_DIR);
+    report r = conform(path, "");
+    cr_expect_str_eq(field(find_check(&r, "plugin.exports"), "status"), "pass");
+    cr_expect_str_eq(field(find_check(&r, "plugin.abi"), "status"), "pass");
+    json_decref(r.root);
+}
+
+Test(conform, hang_in_forward_is_reported_as_a_timeout) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_broken_hang_forward.so", CONFORM_BROKEN_DIR);
+    report r = conform(path, "--timeout 2 --filter HangForward.setup");
+    cr_expect_eq(r.status, 1);
+    json_t *c = find_check(&r, "HangForward.setup");
+    cr_assert_not_null(c);
+    cr_expect_str_eq(field(c, "status"), "fail");
+    cr_expect(strstr(field(c, "message"), "timeout: no answer after 2s in forward") != NULL,
+              "message: %s", field(c, "message"));
+    json_decref(r.root);
+}
+
+Test(conform, attrs_option_overrides_synthesized_values) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_layer_dense.so", LAMINA_PLUGIN_DIR);
+    report r = conform(path, "--attrs 'units=4, activation=tanh, in_units=6' --filter Dense.setup");
+    json_t *c = find_check(&r, "Dense.setup");
+    cr_assert_not_null(c);
+    cr_expect_str_eq(field(c, "status"), "pass");
+    cr_expect(strstr(field(c, "message"), "units=4, activation=tanh, in_units=6") != NULL,
+              "message: %s", field(c, "message"));
+    cr_expect(strstr(field(c, "message"), "takes input (2, 6)") != NULL, "message: %s",
+              field(c, "message"));
+    json_decref(r.root);
+}
+
+Test(conform, leaked_tensor_is_caught) {
+    expect_caught("lamina_broken_leak.so", "Leaky.leaks", "leak: ");
+}
+
+Test(conform, out_of_bounds_write_is_caught_by_guards) {
+    expect_caught("lamina_broken_oob_backend.so", "oob.op.add", "out-of-bounds write");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_broken_oob_backend.so", CONFORM_BROKEN_DIR);
+    report r = conform(path, "");
+    /* its other ops are fine, and what it does not support is a skip that says so */
+    cr_expect_str_eq(field(find_check(&r, "oob.op.mul"), "status"), "pass");
+    cr_expect_str_eq(field(find_check(&r, "oob.op.gemm"), "status"), "skip");
+    cr_expect_str_eq(field(find_check(&r, "oob.op.gemm"), "message"),
+                     "backend does not support gemm");
+    json_decref(r.root);
+}
+
+Test(conform, extra_exported_symbols_are_caught) {
+    expect_caught("lamina_broken_extra_exports.so", "plugin.exports", "extra_exports_helper");
+}
+
+/* Every in-tree plugin passes, with its key checks really run (not skipped). */
+static void expect_passes(const char *file, const char *const *must_pass) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", LAMINA_PLUGIN_DIR, file);
+    report r = conform(path, "--seed 11");
+    cr_expect_eq(r.status, 0, "%s: exit status %d", file, r.status);
+    json_t *checks = json_object_get(r.root, "checks");
+    size_t i;
+    json_t *c;
+    json_array_foreach(checks, i, c) {
+        cr_expect_str_neq(field(c, "status"), "fail", "%s: %s fails: %s (expected %s, found %s)",
+                          file, field(c, "name"), field(c, "message"), field(c, "expected"),
+                          field(c, "found"));
+    }
+    for (const char *const *m = must_pass; *m; m++) {
+        json_t *k = find_check(&r, *m);
+        cr_assert_not_null(k, "%s: no check %s", file, *m);
+        cr_expect_str_eq(field(k, "status"), "pass", "%s: %s is %s: %s", file, *m,
+                         field(k, "status"), field(k, "message"));
+    }
+    json_decref(r.root);
+}
+
+Test(conform, dense_passes) {
+    static const char *const m[] = {
+        "plugin.exports",    "plugin.abi",          "Dense.attrs.unknown",
+        "Dense.shape.infer", "Dense.deferred_init", "Dense.grad.finite_diff",
+        "Dense.grad.fused",  "Dense.leaks",         NULL};
+    expect_passes("lamina_layer_dense.so", m);
+}
+
+Test(conform, mydense_activation_centered_pass) {
+    static const char *const m1[] = {"MyDense.grad.finite_diff", "MyDense.init.deterministic",
+                                     NULL};
+    static const char *const m2[] = {"Activation.attrs.enum_choices", NULL};
+    static const char *const m3[] = {"Centered.grad.finite_diff", NULL};
+    expect_passes("lamina_layer_mydense.so", m1);
+    expect_passes("lamina_layer_activation.so", m2);
+    expect_passes("lamina_layer_centered.so", m3);
+}
+
+Test(conform, cpu_backend_passes) {
+    static const char *const m[] = {"cpu.probe", "cpu.unsupported", "cpu.op.gemm", "cpu.op.softmax",
+                                    NULL};
+    expect_passes("lamina_backend_cpu.so", m);
+}
+
+Test(conform, filter_runs_only_the_named_check) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_layer_dense.so", LAMINA_PLUGIN_DIR);
+    report r = conform(path, "--filter Dense.grad.fused");
+    json_t *checks = json_object_get(r.root, "checks");
+    cr_expect_eq(json_array_size(checks), 1);
+    cr_expect_str_eq(field(json_array_get(checks, 0), "name"), "Dense.grad.fused");
+    cr_expect_eq(r.status, 0);
+    json_decref(r.root);
+}
+
+Test(conform, bad_usage_is_exit_status_2) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' conform --format yaml x.so >/dev/null 2>&1", LAMINA_CLI);
+    int st = system(cmd);
+    cr_expect_eq(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "'%s' conform /nonexistent/plugin.so >/dev/null 2>&1", LAMINA_CLI);
+    st = system(cmd);
+    cr_expect_eq(WEXITSTATUS(st), 2);
+}

@@ -1,0 +1,163 @@
+/*
+ * conform.h - the plugin conformance kit behind `lamina conform` (tools/conform*.c).
+ *
+ * The parent process never runs plugin code: it discovers what a plugin registered in a child
+ * process, then runs every check in a child of its own (fork; waitpid; alarm), so a crash or a
+ * hang is reported with its signal instead of taking the tool down. A child writes its verdict
+ * into a page of shared memory (cf_result) that the parent reads after the child ends.
+ */
+#ifndef LAMINA_CONFORM_H
+#define LAMINA_CONFORM_H
+
+#include "lamina/lamina.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum cf_outcome { CF_NONE = 0, CF_PASS = 1, CF_FAIL = 2, CF_SKIP = 3 } cf_outcome;
+
+/* What a check child reports, in shared memory. */
+typedef struct cf_result {
+    int outcome;
+    char note[256];     /* where the child is now ("in forward"): names the step of a crash */
+    char message[1024]; /* pass remark, skip reason or failure summary */
+    char expected[1024];
+    char found[1024];
+    /* Set by the per-layer setup check for the checks after it. */
+    int have_input;
+    lam_shape input;      /* an input shape the layer accepts */
+    char attr_text[1024]; /* attributes that create a working instance */
+} cf_result;
+
+/* One attribute of a layer's schema, copied from its descriptor. */
+typedef struct cf_attr {
+    char name[64];
+    int type; /* lam_attr_type */
+    int required;
+    char def[128];
+    char choices[256];
+} cf_attr;
+
+#define CF_MAX_ATTRS    32
+#define CF_MAX_LAYERS   16
+#define CF_MAX_BACKENDS 8
+
+typedef struct cf_layer {
+    char name[64];
+    int has_backward;
+    uint32_t n_attrs;
+    cf_attr attrs[CF_MAX_ATTRS];
+    /* Filled by the setup check: attributes that create a working instance, an input shape. */
+    char attr_text[1024];
+    int have_input;
+    lam_shape input;
+} cf_layer;
+
+/* What discovery learned about the plugin file. */
+typedef struct cf_plugin {
+    char path[4096]; /* as given */
+    char real[4096]; /* realpath */
+    char capture_error[1024];
+    uint32_t n_layers;
+    cf_layer layers[CF_MAX_LAYERS];
+    uint32_t n_backends;
+    char backends[CF_MAX_BACKENDS][64];
+    /* The registry's record of the file. */
+    int have_record;
+    int decision; /* lam_plugin_decision */
+    int reason;   /* lam_plugin_reason */
+    uint32_t plugin_abi;
+    char kind[32];
+    char names[512];
+    char version[64];
+    char message[1024];
+    char load_path[8192]; /* the plugin_path given to lam_init */
+} cf_plugin;
+
+typedef struct cf_options {
+    const char *path;
+    const char *backend; /* "all", "cpu", "vulkan", ... or a comma list */
+    uint64_t seed;
+    const char *filter;
+    int json;
+    const char *attrs; /* user overrides, "units=3, in_units=5" */
+    unsigned timeout_s;
+} cf_options;
+
+/* The environment of one check, in the child. */
+typedef struct cf_ctx {
+    const cf_options *opt;
+    const cf_plugin *plugin;
+    const cf_layer *layer; /* layer checks */
+    const char *backend;   /* backend checks: the backend under test */
+    int param;             /* check-specific (e.g. the op of a backend check) */
+    cf_result *res;
+    int started;  /* lam_init was called */
+    size_t live0; /* live tensors after start */
+} cf_ctx;
+
+typedef void (*cf_fn)(cf_ctx *c);
+
+/* Declares a check; the runner calls fn in a child. Returns 0 or -1 when out of memory. */
+int cf_add(const char *name, cf_fn fn, const cf_layer *layer, const char *backend, int param);
+
+/* Verdicts (in the child). The first verdict wins; a check that sets none passes. */
+void cf_pass(cf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cf_skip(cf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cf_fail(cf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Expected / found lines of a failure. */
+void cf_expect(cf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cf_found(cf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Where the child is, reported if it crashes or hangs there. */
+void cf_note(cf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cf_failed(const cf_ctx *c);
+
+/* Starts the runtime with the plugin and the built-in backends; records live tensors.
+ * Returns 0, or -1 after a verdict. */
+int cf_start(cf_ctx *c);
+
+/* Deterministic pseudo-random numbers for inputs (splitmix64), independent of the core RNG. */
+typedef struct cf_rng {
+    uint64_t s;
+} cf_rng;
+void cf_rng_init(cf_rng *r, uint64_t seed, uint64_t stream);
+float cf_rng_uniform(cf_rng *r, float lo, float hi);
+uint64_t cf_rng_next(cf_rng *r);
+
+/* Layer checks (conform_layer.c): declares every check for one layer type. */
+void cf_layer_checks(const cf_layer *layer);
+/* Helpers of the layer checks (conform_layer.c), shared with conform_layer_grad.c. */
+lam_ctx *cf_cpu_ctx(void);
+/* "<status>: <last error>", in a static buffer. */
+const char *cf_errtext(lam_status st);
+/* A tensor of `shape` on ctx with values from U(lo, hi) of stream `stream` of the seed. */
+lam_status cf_rand_tensor(const cf_ctx *c, lam_ctx *ctx, const lam_shape *shape, uint64_t stream,
+                          float lo, float hi, lam_tensor **out);
+/* A malloc'ed host copy of t's elements (NULL on failure). */
+float *cf_host_copy(const lam_tensor *t, size_t *count);
+/* An instance with the setup's attributes (or `attrs`), initialized on ctx. */
+lam_status cf_make_layer(const cf_ctx *c, const char *attrs, lam_ctx *ctx,
+                         const lam_initializer *init, lam_block **out);
+/* Skips when the setup found no working instance; else starts the runtime. 0 to go on. */
+int cf_need_setup(cf_ctx *c);
+/* Forward of one input, noting where the child is. */
+lam_status cf_forward1(cf_ctx *c, lam_block *b, lam_tensor *x, lam_tensor **y);
+/* The checks in conform_layer_grad.c. */
+void cf_check_grad_fd(cf_ctx *c);
+void cf_check_grad_fused(cf_ctx *c);
+void cf_check_backends(cf_ctx *c);
+void cf_check_leaks(cf_ctx *c);
+void cf_check_alloc_sweep(cf_ctx *c);
+
+/* Backend checks (conform_backend.c): declares every check for one backend. */
+void cf_backend_checks(const char *backend);
+
+/* Allocation-failure injection (conform_alloc.c). cf_alloc_available() is 0 under ASan. */
+int cf_alloc_available(void);
+/* Fails the k-th allocation (1-based) of this thread from now on; 0 disarms. */
+void cf_alloc_arm(unsigned long k);
+/* Allocations counted since arming; nonzero when the armed failure was injected. */
+unsigned long cf_alloc_count(void);
+int cf_alloc_injected(void);
+
+#endif
