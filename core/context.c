@@ -22,7 +22,8 @@ lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices,
         return lam__error(LAM_ERR_NOT_FOUND, "lam_backend_get: Not found, index %zu, %zu backends",
                           index, lam__rt.n_backends);
     }
-    const lam__backend *b = lam__rt.backends[index];
+    lam__backend *b = lam__rt.backends[index];
+    lam__backend_probe(b);
     if (name) {
         *name = b->desc.name;
     }
@@ -51,6 +52,7 @@ lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_inf
                           index, lam__rt.n_backends);
     }
     lam__backend *b = lam__rt.backends[index];
+    lam__backend_probe(b);
     if (device >= b->n_devices) {
         return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, device %u, the backend has %u",
                           b->desc.name, device, b->n_devices);
@@ -64,6 +66,7 @@ lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_inf
 
 /* "cpu (1 device), vulkan (no device: no Vulkan loader)" */
 static void list_available(lam__strbuf *sb) {
+    lam__backends_probe_all();
     if (lam__rt.n_backends == 0) {
         lam__strbuf_printf(sb, "none (no backend plugin was loaded; see `lamina plugins`)");
         return;
@@ -126,6 +129,7 @@ static int rank(const lam__backend *b, uint32_t device) {
 }
 
 static lam_status pick_auto(lam_ctx **out) {
+    lam__backends_probe_all();
     lam__backend *best = NULL;
     uint32_t best_dev = 0;
     int best_rank = 0;
@@ -204,6 +208,9 @@ lam_status lam_ctx_get(const char *spec, lam_ctx **out) {
     name[n] = '\0';
     lam__backend *b = lam__backend_find(name);
     lam__strbuf sb = {0};
+    if (b != NULL) {
+        lam__backend_probe(b);
+    }
     if (b == NULL) {
         list_available(&sb);
         st = lam__error(LAM_ERR_NOT_FOUND,

@@ -48,6 +48,7 @@ void lam__strbuf_fini(lam__strbuf *sb);
 typedef struct lam__backend {
     lam_backend_desc desc; /* copied; fields past the plugin's struct_size are zero */
     struct lam_plugin *plugin;
+    bool probed; /* probe runs on first use: lam__backend_probe */
     uint32_t n_devices;
     char why[512];
     lam_ctx **ctxs; /* n_devices entries, opened lazily */
@@ -77,6 +78,9 @@ void lam__ctx_cache_flush(lam_ctx *ctx);
 void lam__tensor_pool_flush(void);
 
 void lam__contexts_close_all(void);
+/* Probes a backend once (devices, or why there are none); later calls do nothing. */
+void lam__backend_probe(lam__backend *b);
+void lam__backends_probe_all(void);
 
 /* ---- layer types (registry.c) ---- */
 typedef struct lam__layer_type {

@@ -106,6 +106,7 @@ size_t lam_plugin_report_count(void) {
     if (lam__ensure_started() != LAM_OK) {
         return 0;
     }
+    lam__backends_probe_all(); /* the report says which backends have no device */
     return lam__rt.n_records;
 }
 
@@ -120,6 +121,7 @@ lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record) {
                           "lam_plugin_report_get: Invalid argument, record is NULL or its "
                           "struct_size is too small (use LAM_PLUGIN_RECORD_INIT)");
     }
+    lam__backends_probe_all();
     if (index >= lam__rt.n_records) {
         return lam__error(LAM_ERR_NOT_FOUND,
                           "lam_plugin_report_get: Not found, index %zu, the report has %zu records",
@@ -536,41 +538,49 @@ static void load_one(const char *path) {
     lam__rt.plugins = arr;
     arr[lam__rt.n_plugins++] = p;
 
-    /* Probe the backends it registered: a backend without devices stays listed with why. */
-    lam__strbuf why = {0};
+    /* Backends are probed on first use (lam__backend_probe), so a process that only uses the
+     * CPU never pays for starting, say, a Vulkan instance. */
+    decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_OK, "");
+}
+
+void lam__backend_probe(lam__backend *b) {
+    if (b->probed) {
+        return;
+    }
+    b->probed = true;
+    uint32_t n = 0;
+    lam_clear_error();
+    lam_status pst = b->desc.probe(b->desc.user, &n, b->why, sizeof b->why);
+    b->why[sizeof b->why - 1] = '\0';
+    if (pst != LAM_OK) {
+        n = 0;
+        snprintf(b->why, sizeof b->why, "probe failed: %s", lam_last_error());
+    } else if (n == 0 && b->why[0] == '\0') {
+        snprintf(b->why, sizeof b->why, "no device (the backend gave no reason)");
+    }
+    b->n_devices = n;
+    if (n > 0) {
+        b->ctxs = calloc(n, sizeof *b->ctxs);
+        if (b->ctxs == NULL) {
+            b->n_devices = 0;
+            snprintf(b->why, sizeof b->why, "out of memory");
+        }
+    }
+    if (b->n_devices == 0) {
+        /* A backend without devices stays listed, with why, in its plugin's record. */
+        lam__record *rec = &lam__rt.records[b->plugin->record];
+        lam__strbuf msg = {0};
+        lam__strbuf_printf(&msg, "%s%s%s: %s", rec->message, rec->message[0] ? "; " : "",
+                           b->desc.name, b->why);
+        decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_NO_DEVICE, msg.data ? msg.data : "");
+        lam__strbuf_fini(&msg);
+    }
+}
+
+void lam__backends_probe_all(void) {
     for (size_t i = 0; i < lam__rt.n_backends; i++) {
-        lam__backend *b = lam__rt.backends[i];
-        if (b->plugin != p) {
-            continue;
-        }
-        uint32_t n = 0;
-        lam_clear_error();
-        lam_status pst = b->desc.probe(b->desc.user, &n, b->why, sizeof b->why);
-        b->why[sizeof b->why - 1] = '\0';
-        if (pst != LAM_OK) {
-            n = 0;
-            snprintf(b->why, sizeof b->why, "probe failed: %s", lam_last_error());
-        } else if (n == 0 && b->why[0] == '\0') {
-            snprintf(b->why, sizeof b->why, "no device (the backend gave no reason)");
-        }
-        b->n_devices = n;
-        if (n > 0) {
-            b->ctxs = calloc(n, sizeof *b->ctxs);
-            if (b->ctxs == NULL) {
-                b->n_devices = 0;
-                snprintf(b->why, sizeof b->why, "out of memory");
-            }
-        }
-        if (b->n_devices == 0) {
-            lam__strbuf_printf(&why, "%s%s: %s", why.len ? "; " : "", b->desc.name, b->why);
-        }
+        lam__backend_probe(lam__rt.backends[i]);
     }
-    if (why.len > 0) {
-        decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_NO_DEVICE, why.data);
-    } else {
-        decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_OK, "");
-    }
-    lam__strbuf_fini(&why);
 }
 
 static int cmp_str(const void *a, const void *b) {

@@ -3,7 +3,8 @@
 # Does nothing when everything is already there.
 set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcriterion-dev libjansson-dev
-      clang clang-format binutils python3 python3-numpy"
+      clang clang-format binutils python3 python3-numpy
+      mesa-vulkan-drivers libvulkan-dev glslc spirv-tools vulkan-validationlayers"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
