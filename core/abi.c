@@ -162,6 +162,7 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_host_api, layer_param_data);
     FIELD(lam_host_api, layer_param_add_grad);
     FIELD(lam_host_api, layer_name);
+    FIELD(lam_host_api, op_linear);
     return s.h;
 }
 

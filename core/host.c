@@ -53,4 +53,5 @@ void lam__host_table_init(lam_host_api *h) {
     h->op_reduce = lam__op_reduce;
     h->op_softmax = lam__op_softmax;
     lam__host_table_init_layers(h);
+    h->op_linear = lam_op_linear;
 }

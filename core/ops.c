@@ -11,7 +11,8 @@ const char *lam__op_name(lam_op op) {
         "pow_scalar",  "neg",        "abs",        "square",      "sqrt",          "exp",
         "log",         "relu",       "sigmoid",    "tanh",        "softrelu",      "matmul",
         "sum",         "mean",       "max",        "min",         "argmax",        "softmax",
-        "log_softmax", "maximum",    "minimum",    "step",        "greater_equal", "axpby"};
+        "log_softmax", "maximum",    "minimum",    "step",        "greater_equal", "axpby",
+        "linear"};
     return (op > 0 && op < LAM_OP_COUNT) ? names[op] : "invalid";
 }
 

@@ -472,3 +472,102 @@ lam_status lam_op_softmax(const lam_tensor *a, int32_t axis, lam_tensor **out) {
 lam_status lam_op_log_softmax(const lam_tensor *a, int32_t axis, lam_tensor **out) {
     return lam__op_softmax(a, axis, 1, out);
 }
+
+lam_status lam_op_linear(const lam_tensor *x, const lam_tensor *w, const lam_tensor *bias,
+                         lam_op act, lam_tensor **out) {
+    if (out == NULL || x == NULL || w == NULL) {
+        return null_arg("linear", out);
+    }
+    *out = NULL;
+    if (act != LAM_OP_INVALID && act != LAM_OP_RELU && act != LAM_OP_SIGMOID &&
+        act != LAM_OP_TANH && act != LAM_OP_SOFTRELU) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "linear: Invalid activation %d, expected none, relu, sigmoid, tanh or "
+                          "softrelu",
+                          (int)act);
+    }
+    lam_status st = lam__same_ctx("linear", x, w);
+    if (st == LAM_OK && bias != NULL) {
+        st = lam__same_ctx("linear", x, bias);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    char b1[160], b2[160], b3[160];
+    if (x->shape.ndim != 2 || w->shape.ndim != 2 || x->shape.dims[1] != w->shape.dims[1] ||
+        (bias != NULL && (bias->shape.ndim != 1 || bias->shape.dims[0] != w->shape.dims[0]))) {
+        return lam__error(LAM_ERR_SHAPE,
+                          "linear: Shape mismatch, x %s, w %s, bias %s: expected (rows, in), "
+                          "(units, in) and (units,)",
+                          lam_shape_format(&x->shape, b1, sizeof b1),
+                          lam_shape_format(&w->shape, b2, sizeof b2),
+                          bias ? lam_shape_format(&bias->shape, b3, sizeof b3) : "none");
+    }
+    lam_ctx *ctx = x->storage->ctx;
+    bool record =
+        lam__recording() && (lam__needs_grad(x) || lam__needs_grad(w) || lam__needs_grad(bias));
+    lam_tensor_view v[3], vo;
+    lam_op_call probe;
+    memset(&probe, 0, sizeof probe);
+    probe.struct_size = (uint32_t)sizeof probe;
+    probe.abi_version = LAM_ABI_VERSION;
+    probe.op = LAM_OP_LINEAR;
+    probe.n_inputs = bias ? 3 : 2;
+    probe.inputs = v;
+    probe.output = &vo;
+    probe.ints[1] = 1;
+    probe.ints[2] = act;
+    lam_shape os = {0};
+    os.ndim = 2;
+    os.dims[0] = x->shape.dims[0];
+    os.dims[1] = w->shape.dims[0];
+    if (!record) {
+        view2d(x, x->shape.dims[0], x->shape.dims[1], &v[0]);
+        view2d(w, w->shape.dims[0], w->shape.dims[1], &v[1]);
+        if (bias) {
+            lam__tensor_view(bias, &v[2]);
+        }
+        memset(&vo, 0, sizeof vo);
+        vo.dtype = LAM_DTYPE_F32;
+        vo.ndim = 2;
+        if (ctx->backend->desc.supports_op(ctx->dev, LAM_OP_LINEAR, &probe)) {
+            lam_tensor *o;
+            st = lam__tensor_alloc(ctx, &os, &o);
+            if (st != LAM_OK) {
+                return st;
+            }
+            if (o->numel > 0) {
+                view2d(o, os.dims[0], os.dims[1], &vo);
+                double sc[4] = {1.0, 0.0, 0, 0};
+                int64_t in[4] = {0, 1, (int64_t)act, 0};
+                st = lam__execute(ctx, LAM_OP_LINEAR, v, bias ? 3 : 2, &vo, sc, in);
+                if (st != LAM_OK) {
+                    lam_tensor_release(o);
+                    return st;
+                }
+            }
+            *out = o;
+            return LAM_OK;
+        }
+    }
+    /* The same from basic ops (and what autograd records). */
+    lam_tensor *y = NULL, *z = NULL;
+    st = lam_op_matmul(x, w, 0, 1, &y);
+    if (st == LAM_OK && bias != NULL) {
+        st = lam_op_add(y, bias, &z);
+        lam_tensor_release(y);
+        y = z;
+        z = NULL;
+    }
+    if (st == LAM_OK && act != LAM_OP_INVALID) {
+        st = lam__op_unary(act, y, &z);
+        lam_tensor_release(y);
+        y = z;
+    }
+    if (st != LAM_OK) {
+        lam_tensor_release(y);
+        return st;
+    }
+    *out = y;
+    return LAM_OK;
+}

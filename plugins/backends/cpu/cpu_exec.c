@@ -15,6 +15,7 @@ typedef enum op_kind {
     KIND_UNARY,  /* one input, same dims as the output */
     KIND_BINARY, /* two inputs, same dims as the output */
     KIND_GEMM,   /* two 2-D inputs */
+    KIND_LINEAR, /* GEMM inputs and an optional 1-D bias */
     KIND_REDUCE, /* one 3-D input (outer, n, inner), output (outer, 1, inner) */
     KIND_SOFTMAX /* one 3-D input, output of the same dims */
 } op_kind;
@@ -23,7 +24,7 @@ typedef enum op_kind {
  * One past the last op this plugin implements. The host's enum may have grown since (ops are
  * appended): newer ops are answered as unsupported, never looked up in the tables below.
  */
-#define CPU_OP_END ((int64_t)LAM_OP_AXPBY + 1)
+#define CPU_OP_END ((int64_t)LAM_OP_LINEAR + 1)
 
 static const char *const op_names[CPU_OP_END] = {
     "invalid",     "fill",        "copy",       "add",         "sub",           "mul",
@@ -32,6 +33,7 @@ static const char *const op_names[CPU_OP_END] = {
     "log",         "relu",        "sigmoid",    "tanh",        "softrelu",      "gemm",
     "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",        "softmax",
     "log_softmax", "maximum",     "minimum",    "step",        "greater_equal", "axpby",
+    "linear",
 };
 
 static op_kind kind_of(lam_op op) {
@@ -49,6 +51,8 @@ static op_kind kind_of(lam_op op) {
         return KIND_BINARY;
     case LAM_OP_GEMM:
         return KIND_GEMM;
+    case LAM_OP_LINEAR:
+        return KIND_LINEAR;
     case LAM_OP_REDUCE_SUM:
     case LAM_OP_REDUCE_MEAN:
     case LAM_OP_REDUCE_MAX:
@@ -70,6 +74,8 @@ static uint32_t arity_of(op_kind kind) {
     case KIND_BINARY:
     case KIND_GEMM:
         return 2;
+    case KIND_LINEAR:
+        return 3;
     default:
         return 1;
     }
@@ -256,6 +262,9 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
     const char *opname = op_names[call->op];
     op_kind kind = kind_of(call->op);
     uint32_t arity = arity_of(kind);
+    if (kind == KIND_LINEAR && call->n_inputs == 2) {
+        arity = 2; /* no bias */
+    }
     if (call->n_inputs != arity || (arity > 0 && call->inputs == NULL) || call->output == NULL) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT,
                          "cpu: Invalid argument, %s takes %u input%s and an output, got %u "
@@ -265,7 +274,7 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
                          arity > 0 && call->inputs == NULL ? ", inputs NULL" : "",
                          call->output == NULL ? ", output NULL" : "");
     }
-    static const char *const input_names[2] = {"input 0", "input 1"};
+    static const char *const input_names[3] = {"input 0", "input 1", "input 2 (bias)"};
     lam_status st = check_view(call->output, opname, "output");
     for (uint32_t i = 0; i < arity && st == LAM_OK; i++) {
         st = check_view(&call->inputs[i], opname, input_names[i]);
@@ -287,6 +296,28 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
         break;
     case KIND_GEMM:
         st = check_gemm(call, opname);
+        break;
+    case KIND_LINEAR:
+        st = check_gemm(call, opname);
+        if (st == LAM_OK && arity == 3 &&
+            (call->inputs[2].ndim != 1 || call->inputs[2].dims[0] != out->dims[1])) {
+            st = cpu_error(LAM_ERR_SHAPE,
+                           "cpu: Shape mismatch, %s bias has %u dims (%lld), "
+                           "expected 1 dim of %lld",
+                           opname, (unsigned)call->inputs[2].ndim,
+                           (long long)(call->inputs[2].ndim ? call->inputs[2].dims[0] : 0),
+                           (long long)out->dims[1]);
+        }
+        if (st == LAM_OK) {
+            int64_t act = call->ints[2];
+            if (act != LAM_OP_INVALID && act != LAM_OP_RELU && act != LAM_OP_SIGMOID &&
+                act != LAM_OP_TANH && act != LAM_OP_SOFTRELU) {
+                st = cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                               "cpu: Invalid argument, %s activation %lld is not none, relu, "
+                               "sigmoid, tanh or softrelu",
+                               opname, (long long)act);
+            }
+        }
         break;
     case KIND_REDUCE:
         st = check_rank(opname, "input", &call->inputs[0], 3);
@@ -317,6 +348,15 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
     switch (kind) {
     case KIND_GEMM:
         return cpu_gemm(dev, call);
+    case KIND_LINEAR: {
+        lam_op_call g = *call;
+        g.op = LAM_OP_GEMM;
+        g.n_inputs = 2;
+        g.scalars[0] = 1.0;
+        g.scalars[1] = 0.0;
+        st = cpu_gemm(dev, &g);
+        return st == LAM_OK ? cpu_linear_epilogue(call) : st;
+    }
     case KIND_REDUCE:
     case KIND_SOFTMAX:
         return cpu_reduce(call);

@@ -103,4 +103,7 @@ lam_status cpu_reduce(const lam_op_call *call);
 int32_t cpu_supports_op(void *dev, lam_op op, const lam_op_call *call);
 lam_status cpu_execute(void *dev, const lam_op_call *call);
 
+/* The bias and activation part of LAM_OP_LINEAR, after its GEMM wrote the output. */
+lam_status cpu_linear_epilogue(const lam_op_call *call);
+
 #endif /* LAMINA_CPU_INTERNAL_H */

@@ -306,3 +306,51 @@ lam_status cpu_elementwise(const lam_op_call *call) {
         }
     }
 }
+
+/* LINEAR after its GEMM: out = act(out + bias), row by row. */
+lam_status cpu_linear_epilogue(const lam_op_call *call) {
+    const lam_tensor_view *out = call->output;
+    const int64_t m = out->dims[0], n = out->dims[1];
+    float *c = cpu_buffer_data(out->buffer) + out->offset;
+    const float *bias = NULL;
+    int64_t bs = 0;
+    if (call->n_inputs == 3) {
+        bias = cpu_buffer_data(call->inputs[2].buffer) + call->inputs[2].offset;
+        bs = call->inputs[2].strides[0];
+    }
+    const lam_op act = (lam_op)call->ints[2];
+    for (int64_t i = 0; i < m; i++) {
+        float *row = c + i * out->strides[0];
+        const int64_t cs = out->strides[1];
+        if (bias != NULL) {
+            for (int64_t j = 0; j < n; j++) {
+                row[j * cs] += bias[j * bs];
+            }
+        }
+        switch (act) {
+        case LAM_OP_RELU:
+            for (int64_t j = 0; j < n; j++) {
+                row[j * cs] = relu1(row[j * cs]);
+            }
+            break;
+        case LAM_OP_SIGMOID:
+            for (int64_t j = 0; j < n; j++) {
+                row[j * cs] = sigmoid1(row[j * cs]);
+            }
+            break;
+        case LAM_OP_TANH:
+            for (int64_t j = 0; j < n; j++) {
+                row[j * cs] = tanhf(row[j * cs]);
+            }
+            break;
+        case LAM_OP_SOFTRELU:
+            for (int64_t j = 0; j < n; j++) {
+                row[j * cs] = softrelu1(row[j * cs]);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return LAM_OK;
+}

@@ -286,14 +286,8 @@ static lam_status dense_forward(void *state, lam_layer *layer, uint32_t n_inputs
         st = step(g_host->tensor_reshape(x, &x2, &next), &y, &next);
     }
     if (st == LAM_OK) {
-        /* (rows, in) x (units, in)^T = (rows, units) */
-        st = step(g_host->op_matmul(y != NULL ? y : x, weight, 0, 1, &next), &y, &next);
-    }
-    if (st == LAM_OK && bias != NULL) {
-        st = step(g_host->op_add(y, bias, &next), &y, &next);
-    }
-    if (st == LAM_OK && s->act->op != LAM_OP_INVALID) {
-        st = step(g_host->op_unary(s->act->op, y, &next), &y, &next);
+        /* act((rows, in) x (units, in)^T + bias) = (rows, units), one backend op where it can */
+        st = step(g_host->op_linear(y != NULL ? y : x, weight, bias, s->act->op, &next), &y, &next);
     }
     if (st == LAM_OK && out_shape.ndim != 2) {
         st = step(g_host->tensor_reshape(y, &out_shape, &next), &y, &next);

@@ -297,6 +297,16 @@ LAM_EXPORT size_t lam_tensor_live_count(void);
 LAM_EXPORT lam_status lam_op_matmul(const lam_tensor *a, const lam_tensor *b, int32_t trans_a,
                                     int32_t trans_b, lam_tensor **out);
 
+/*
+ * A dense layer's forward, act(x . w^T + bias): x (rows, in), w (units, in), bias (units,) or
+ * NULL, act LAM_OP_INVALID (none), LAM_OP_RELU, LAM_OP_SIGMOID, LAM_OP_TANH or
+ * LAM_OP_SOFTRELU. One backend op (LAM_OP_LINEAR) when the backend has it and nothing is being
+ * recorded; otherwise the same result from matmul, add and the activation, recorded as such.
+ * Errors: LAM_ERR_SHAPE naming the shapes; LAM_ERR_INVALID_ARGUMENT for another act.
+ */
+LAM_EXPORT lam_status lam_op_linear(const lam_tensor *x, const lam_tensor *w,
+                                    const lam_tensor *bias, lam_op act, lam_tensor **out);
+
 /* Gluon's dot: 1-D x 1-D is the inner product (shape ()), 2-D x 1-D a matrix-vector product,
  * 1-D x 2-D a vector-matrix product, 2-D x 2-D a matrix product. */
 LAM_EXPORT lam_status lam_op_dot(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);

@@ -33,7 +33,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x90c32c143b8a2fe2ULL
+#define LAM_ABI_FINGERPRINT 0x8415019468ebc967ULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -107,11 +107,19 @@ typedef enum lam_op {
     /* out = s0 * x + s1 * y with s0 = scalars[0], s1 = scalars[1]. The output may be the very
      * same view as x or y (an in-place update, as optimizers use it). */
     LAM_OP_AXPBY = 35,
+    /*
+     * A dense layer in one op: out[M,N] = act(op(A) op(B) + bias). A = inputs[0], B =
+     * inputs[1] (2-D, transposed when ints[0] / ints[1] != 0, as GEMM); bias = inputs[2], 1-D
+     * of N elements, optional (n_inputs 2 or 3); act = ints[2]: LAM_OP_INVALID (none),
+     * LAM_OP_RELU, LAM_OP_SIGMOID, LAM_OP_TANH or LAM_OP_SOFTRELU, with the semantics of those
+     * ops. The host falls back to GEMM + ADD + the activation when a backend lacks it.
+     */
+    LAM_OP_LINEAR = 36,
     LAM_OP_MAX_ENUM = 0x7FFFFFFF
 } lam_op;
 
 /* Number of lam_op values including INVALID; part of the ABI fingerprint. */
-#define LAM_OP_COUNT 36
+#define LAM_OP_COUNT 37
 
 /*
  * A strided view of a backend buffer as handed to a backend op. Strides and offset count
@@ -329,6 +337,9 @@ typedef struct lam_host_api {
     lam_status (*layer_param_add_grad)(lam_layer *layer, const char *name, const lam_tensor *grad);
     /* The instance's display name ("dense0"), the subject of its error messages. Borrowed. */
     const char *(*layer_name)(const lam_layer *layer);
+    /* act(x . w^T + bias) in one op where the backend can (see lam_op_linear in lamina.h). */
+    lam_status (*op_linear)(const lam_tensor *x, const lam_tensor *w, const lam_tensor *bias,
+                            lam_op act, lam_tensor **out);
 } lam_host_api;
 
 /*
