@@ -543,6 +543,55 @@ Test(vulkan, gemm_with_a_long_k_is_split_into_bounded_dispatches) {
     check_gemm(3, 5, 120000, 1, 1);
 }
 
+/* LINEAR (GEMM with the bias copied in and the activation fused into its store) against the
+ * CPU backend, with and without bias, for every activation, on edge-tile shapes and a K long
+ * enough to be split (the activation must see only the complete sum). */
+static void check_linear(int64_t m, int64_t n, int64_t k, int with_bias, lam_op act) {
+    g_rng = (uint64_t)(m * 7919 + n * 31 + k + with_bias * 3 + (int64_t)act);
+    float *x = vt_data((size_t)(m * k), 1.0f);
+    float *w = vt_data((size_t)(n * k), 1.0f);
+    float *b = vt_data((size_t)n, 1.0f);
+    vt_pair px = vt_pair_of(VT_SHAPE(m, k), x);
+    vt_pair pw = vt_pair_of(VT_SHAPE(n, k), w);
+    vt_pair pb = vt_pair_of(VT_SHAPE(n), b);
+    lam_tensor *rc = NULL, *rv = NULL;
+    VT_OK(lam_op_linear(px.c, pw.c, with_bias ? pb.c : NULL, act, &rc));
+    VT_OK(lam_op_linear(px.v, pw.v, with_bias ? pb.v : NULL, act, &rv));
+    float *c = vt_read(rc);
+    float *v = vt_read(rv);
+    /* The same K-scaled bound as GEMM; activations are 1-Lipschitz or flatter. */
+    const double bound = 1e-6 * (double)(k + 1) + 1e-6;
+    for (int64_t i = 0; i < m * n; i++) {
+        cr_assert(fabs((double)c[i] - (double)v[i]) <= bound,
+                  "linear %lldx%lldx%lld bias=%d act=%d: element %lld: cpu %.9g, vulkan %.9g",
+                  (long long)m, (long long)n, (long long)k, with_bias, (int)act, (long long)i,
+                  (double)c[i], (double)v[i]);
+    }
+    free(c);
+    free(v);
+    lam_tensor_release(rc);
+    lam_tensor_release(rv);
+    vt_pair_release(px);
+    vt_pair_release(pw);
+    vt_pair_release(pb);
+    free(x);
+    free(w);
+    free(b);
+}
+
+Test(vulkan, linear_with_fused_bias_and_activation_matches_cpu) {
+    vt_contexts();
+    const lam_op acts[] = {LAM_OP_INVALID, LAM_OP_RELU, LAM_OP_SIGMOID, LAM_OP_TANH,
+                           LAM_OP_SOFTRELU};
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        for (int bias = 0; bias < 2; bias++) {
+            check_linear(37, 53, 29, bias, acts[a]);
+            check_linear(2, 256, 20, bias, acts[a]);
+        }
+    }
+    check_linear(3, 5, 120000, 1, LAM_OP_RELU);
+}
+
 Test(vulkan, dot_handles_vectors) {
     vt_contexts();
     g_rng = 9;

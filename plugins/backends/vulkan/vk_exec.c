@@ -19,11 +19,13 @@ typedef enum op_kind {
     KIND_UNARY,
     KIND_BINARY,
     KIND_GEMM,
+    KIND_LINEAR,
     KIND_REDUCE,
     KIND_SOFTMAX
 } op_kind;
 
-#define VK_OP_END ((int64_t)LAM_OP_GREATER_EQUAL + 1)
+/* AXPBY (35) is not implemented here: the host falls back to basic ops for it. */
+#define VK_OP_END ((int64_t)LAM_OP_LINEAR + 1)
 
 static const char *const op_names[VK_OP_END] = {
     "invalid",     "fill",        "copy",       "add",         "sub",           "mul",
@@ -31,7 +33,8 @@ static const char *const op_names[VK_OP_END] = {
     "pow_scalar",  "neg",         "abs",        "square",      "sqrt",          "exp",
     "log",         "relu",        "sigmoid",    "tanh",        "softrelu",      "gemm",
     "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",        "softmax",
-    "log_softmax", "maximum",     "minimum",    "step",        "greater_equal",
+    "log_softmax", "maximum",     "minimum",    "step",        "greater_equal", "axpby",
+    "linear",
 };
 
 static op_kind kind_of(lam_op op) {
@@ -48,6 +51,8 @@ static op_kind kind_of(lam_op op) {
         return KIND_BINARY;
     case LAM_OP_GEMM:
         return KIND_GEMM;
+    case LAM_OP_LINEAR:
+        return KIND_LINEAR;
     case LAM_OP_REDUCE_SUM:
     case LAM_OP_REDUCE_MEAN:
     case LAM_OP_REDUCE_MAX:
@@ -69,6 +74,8 @@ static uint32_t arity_of(op_kind kind) {
     case KIND_BINARY:
     case KIND_GEMM:
         return 2;
+    case KIND_LINEAR:
+        return 3;
     default:
         return 1;
     }
@@ -84,7 +91,7 @@ static int op_known(lam_op op) {
 
 int32_t vk_supports_op(void *dev, lam_op op, const lam_op_call *call) {
     (void)dev;
-    if (!op_known(op)) {
+    if (!op_known(op) || op == LAM_OP_AXPBY) {
         return 0;
     }
     if (call == NULL) {
@@ -557,6 +564,35 @@ static lam_status run_elementwise(vk_device *d, const lam_op_call *call, const c
     }
 }
 
+/* LINEAR: the bias is copied into every row of the output, then GEMM adds the product to it
+ * (beta = 1) and applies the activation as it stores each value. */
+static lam_status run_linear(vk_device *d, const lam_op_call *call, const char *opname,
+                             const vk_view *vo, const vk_view *vin) {
+    lam_op_call g = *call;
+    g.op = LAM_OP_GEMM;
+    g.n_inputs = 2;
+    g.scalars[0] = 1.0;
+    g.scalars[1] = 0.0;
+    if (call->n_inputs == 3) {
+        lam_tensor_view bias = call->inputs[2];
+        bias.ndim = 2;
+        bias.dims[0] = call->output->dims[0];
+        bias.dims[1] = call->output->dims[1];
+        bias.strides[1] = call->inputs[2].strides[0];
+        bias.strides[0] = 0; /* every row reads the same bias */
+        lam_op_call copy = *call;
+        copy.op = LAM_OP_COPY;
+        copy.n_inputs = 1;
+        copy.inputs = &bias;
+        lam_status st = run_elementwise(d, &copy, opname, vo, &vin[2]);
+        if (st != LAM_OK) {
+            return st;
+        }
+        g.scalars[1] = 1.0;
+    }
+    return vk_run_gemm(d, &g, opname, vo, &vin[0], &vin[1], (int32_t)call->ints[2]);
+}
+
 /* ---- execute ---- */
 
 lam_status vk_execute(void *dev, const lam_op_call *call) {
@@ -582,6 +618,13 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
     const char *opname = op_names[call->op];
     op_kind kind = kind_of(call->op);
     uint32_t arity = arity_of(kind);
+    if (call->op == LAM_OP_AXPBY) {
+        return vk_error(LAM_ERR_UNSUPPORTED, "vulkan: Unsupported op, axpby (the host falls back "
+                                             "to basic ops)");
+    }
+    if (kind == KIND_LINEAR && call->n_inputs == 2) {
+        arity = 2; /* no bias */
+    }
     if (call->n_inputs != arity || (arity > 0 && call->inputs == NULL) || call->output == NULL) {
         return vk_error(LAM_ERR_INVALID_ARGUMENT,
                         "vulkan: Invalid argument, %s takes %u input%s and an output, got %u "
@@ -591,9 +634,9 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
                         arity > 0 && call->inputs == NULL ? ", inputs NULL" : "",
                         call->output == NULL ? ", output NULL" : "");
     }
-    static const char *const input_names[2] = {"input 0", "input 1"};
+    static const char *const input_names[3] = {"input 0", "input 1", "input 2 (bias)"};
     vk_view vo;
-    vk_view vin[2];
+    vk_view vin[3];
     memset(vin, 0, sizeof vin);
     lam_status st = check_view(d, call->output, opname, "output", &vo);
     for (uint32_t i = 0; i < arity && st == LAM_OK; i++) {
@@ -614,7 +657,8 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
             }
         }
         break;
-    case KIND_GEMM: {
+    case KIND_GEMM:
+    case KIND_LINEAR: {
         const lam_tensor_view *a = &call->inputs[0];
         const lam_tensor_view *b = &call->inputs[1];
         st = check_rank(opname, "input 0 (A)", a, 2);
@@ -640,6 +684,23 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
                             opname, vk_dims_str(da, sizeof da, 2, a->dims), ta ? " transposed" : "",
                             vk_dims_str(db, sizeof db, 2, b->dims), tb ? " transposed" : "",
                             vk_dims_str(dc, sizeof dc, 2, out->dims));
+        }
+        if (kind == KIND_LINEAR && arity == 3 &&
+            (call->inputs[2].ndim != 1 || call->inputs[2].dims[0] != n)) {
+            return vk_error(LAM_ERR_SHAPE,
+                            "vulkan: Shape mismatch, %s bias has %u dims, expected "
+                            "1 dim of %lld",
+                            opname, (unsigned)call->inputs[2].ndim, (long long)n);
+        }
+        if (kind == KIND_LINEAR) {
+            int64_t act = call->ints[2];
+            if (act != LAM_OP_INVALID && act != LAM_OP_RELU && act != LAM_OP_SIGMOID &&
+                act != LAM_OP_TANH && act != LAM_OP_SOFTRELU) {
+                return vk_error(LAM_ERR_INVALID_ARGUMENT,
+                                "vulkan: Invalid argument, %s activation %lld is not none, relu, "
+                                "sigmoid, tanh or softrelu",
+                                opname, (long long)act);
+            }
         }
         break;
     }
@@ -680,7 +741,10 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
     vk_validation_set_op(opname);
     switch (kind) {
     case KIND_GEMM:
-        st = vk_run_gemm(d, call, opname, &vo, &vin[0], &vin[1]);
+        st = vk_run_gemm(d, call, opname, &vo, &vin[0], &vin[1], 0);
+        break;
+    case KIND_LINEAR:
+        st = run_linear(d, call, opname, &vo, vin);
         break;
     case KIND_REDUCE:
         st = vk_run_reduce(d, call, opname);

@@ -339,10 +339,11 @@ typedef struct gemm_push {
     int32_t coff, c_rs, c_cs;
     float alpha, beta;
     int32_t tile_m0, tile_n0;
+    int32_t act;
 } gemm_push;
 
 lam_status vk_run_gemm(vk_device *d, const lam_op_call *call, const char *opname, const vk_view *vc,
-                       const vk_view *va, const vk_view *vb) {
+                       const vk_view *va, const vk_view *vb, int32_t act) {
     const lam_tensor_view *av = &call->inputs[0];
     const lam_tensor_view *bv = &call->inputs[1];
     const lam_tensor_view *cv = call->output;
@@ -409,6 +410,7 @@ lam_status vk_run_gemm(vk_device *d, const lam_op_call *call, const char *opname
         }
         p.K = (int32_t)kk;
         p.beta = k0 == 0 ? beta : 1.0f;
+        p.act = k0 + kk >= k ? act : 0; /* the activation sees the complete sum only */
         if (kk > 0) {
             s = vk_rel(&binds[1], (int64_t)av->offset + k0 * (ta ? av->strides[0] : av->strides[1]),
                        &p.aoff);

@@ -24,6 +24,7 @@ layout(push_constant) uniform P {
 } p;
 
 #include "common.glsl"
+#include "act.glsl"
 
 float log_f(float a) {
     if (is_nan(a)) {
@@ -52,50 +53,6 @@ float sqrt_f(float a) {
         return a;
     }
     return sqrt(a);
-}
-
-float tanh_f(float a) {
-    if (is_nan(a)) {
-        return a;
-    }
-    precise float t = abs(a);
-    precise float r;
-    if (t < 0.125) {
-        precise float t2 = t * t;
-        r = t * (1.0 + t2 * (-1.0 / 3.0 + t2 * (2.0 / 15.0 + t2 * (-17.0 / 315.0 +
-                                                                   t2 * (62.0 / 2835.0)))));
-    } else if (t > 9.1) {
-        r = 1.0;
-    } else {
-        precise float e = exp(-2.0 * t);
-        r = (1.0 - e) / (1.0 + e);
-    }
-    return sign_bit(a) ? -r : r;
-}
-
-float sigmoid_f(float a) {
-    if (a >= 0.0) {
-        return 1.0 / (1.0 + exp_f(-a));
-    }
-    float e = exp_f(a);
-    return e / (1.0 + e);
-}
-
-// log(1 + y) for y >= 0 without losing small y (the classic log(u) * y / (u - 1) trick).
-float log1p_f(float v) {
-    precise float u = 1.0 + v;
-    if (u == 1.0) {
-        return v;
-    }
-    if (is_inf(u)) {
-        return u;
-    }
-    precise float d = u - 1.0;
-    return log(u) * (v / d);
-}
-
-float softrelu_f(float a) {
-    return a > 20.0 ? a : log1p_f(exp_f(a));
 }
 
 // powf(x, s) with C's special cases.

@@ -5,12 +5,15 @@
 // op(A)(i, k) is a[aoff + i * a_rs + k * a_cs] and op(B)(k, j) is b[boff + k * b_rs + j * b_cs],
 // so the four transpose combinations (Y = X W^T, dX = dY W, dW = dY^T X, ...) are this one
 // shader with the strides swapped on the host. Edge tiles load zeros and store only inside C.
-// With beta == 0, C is never read. Loops per invocation: one per slice, nothing else; the host
+// With beta == 0, C is never read. LINEAR's bias arrives as C (copied in first, beta = 1) and
+// its activation is applied as each value is stored. Loops per invocation: one per slice, nothing else; the host
 // bounds K per dispatch to stay far from lavapipe's limit of 65,535 loop iterations and
 // accumulates further K ranges with beta = 1.
 //
 // On lavapipe a subgroup is one row of 8 invocations (same ty), so the A reads from shared
 // memory are uniform within a subgroup.
+
+#extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x = 8, local_size_y = 8) in;
 
@@ -35,7 +38,11 @@ layout(push_constant) uniform P {
     float beta;
     int tile_m0;
     int tile_n0;
+    int act; // fused activation (a lam_op number, 0 none), applied on the last K range only
 } p;
+
+#include "common.glsl"
+#include "act.glsl"
 
 shared float As[16][64];
 shared float Bs[16][64];
@@ -70,7 +77,7 @@ shared float Bs[16][64];
             if (p.beta != 0.0) {                                                                   \
                 o += p.beta * c[at];                                                               \
             }                                                                                      \
-            c[at] = o;                                                                             \
+            c[at] = activate(p.act, o);                                                            \
         }                                                                                          \
     }
 
