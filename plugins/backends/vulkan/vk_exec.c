@@ -24,7 +24,6 @@ typedef enum op_kind {
     KIND_SOFTMAX
 } op_kind;
 
-/* AXPBY (35) is not implemented here: the host falls back to basic ops for it. */
 #define VK_OP_END ((int64_t)LAM_OP_LINEAR + 1)
 
 static const char *const op_names[VK_OP_END] = {
@@ -48,6 +47,7 @@ static op_kind kind_of(lam_op op) {
     case LAM_OP_MAXIMUM:
     case LAM_OP_MINIMUM:
     case LAM_OP_GREATER_EQUAL:
+    case LAM_OP_AXPBY:
         return KIND_BINARY;
     case LAM_OP_GEMM:
         return KIND_GEMM;
@@ -91,7 +91,7 @@ static int op_known(lam_op op) {
 
 int32_t vk_supports_op(void *dev, lam_op op, const lam_op_call *call) {
     (void)dev;
-    if (!op_known(op) || op == LAM_OP_AXPBY) {
+    if (!op_known(op)) {
         return 0;
     }
     if (call == NULL) {
@@ -367,7 +367,7 @@ lam_status vk_dispatch(vk_device *d, vk_shader_id shader, const vk_bind binds[3]
 typedef struct ew_push {
     uint32_t op;
     uint32_t count;
-    uint32_t pad;
+    float t; /* second scalar (AXPBY) */
     float s;
     int32_t dims[4];
     int32_t st[3][4]; /* out, x, y */
@@ -487,6 +487,7 @@ static lam_status run_elementwise(vk_device *d, const lam_op_call *call, const c
     memset(&push, 0, sizeof push);
     push.op = (uint32_t)call->op;
     push.s = (float)call->scalars[0];
+    push.t = (float)call->scalars[1];
     lam_status s = LAM_OK;
     int64_t idx[LAM_MAX_DIMS] = {0};
     int64_t off[EW_OPERANDS] = {offs[0], offs[1], offs[2]};
@@ -618,10 +619,6 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
     const char *opname = op_names[call->op];
     op_kind kind = kind_of(call->op);
     uint32_t arity = arity_of(kind);
-    if (call->op == LAM_OP_AXPBY) {
-        return vk_error(LAM_ERR_UNSUPPORTED, "vulkan: Unsupported op, axpby (the host falls back "
-                                             "to basic ops)");
-    }
     if (kind == KIND_LINEAR && call->n_inputs == 2) {
         arity = 2; /* no bias */
     }

@@ -12,7 +12,7 @@ layout(std430, binding = 2) readonly buffer Y { float y[]; };
 layout(push_constant) uniform P {
     uint op;
     uint count;
-    uint pad;
+    float t; // second scalar (AXPBY)
     float s;
     ivec4 dims;
     ivec4 so;
@@ -116,7 +116,7 @@ float pow_f(float xv, float s) {
     return (xv < 0.0 && s_odd) ? -r : r;
 }
 
-float apply(uint op, float a, float b, float s) {
+float apply(uint op, float a, float b, float s, float t) {
     switch (op) {
     case 1u: return s;
     case 2u: return a;
@@ -144,6 +144,7 @@ float apply(uint op, float a, float b, float s) {
     case 32u: return is_nan(a) ? a : is_nan(b) ? b : (a <= b ? a : b);
     case 33u: return (!is_nan(a) && a > 0.0) ? 1.0 : 0.0;
     case 34u: return (!is_nan(a) && !is_nan(b) && a >= b) ? 1.0 : 0.0;
+    case 35u: return s * a + t * b;
     default: return f_nan();
     }
 }
@@ -171,5 +172,5 @@ void main() {
     if (p.op == 3u || p.op == 4u || p.op == 5u || p.op == 6u || p.op >= 31u && p.op != 33u) {
         b = y[p.oy + idx.x * p.sy.x + idx.y * p.sy.y + idx.z * p.sy.z + idx.w * p.sy.w];
     }
-    o[io] = apply(p.op, a, b, p.s);
+    o[io] = apply(p.op, a, b, p.s, p.t);
 }
