@@ -163,6 +163,7 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_host_api, layer_param_add_grad);
     FIELD(lam_host_api, layer_name);
     FIELD(lam_host_api, op_linear);
+    FIELD(lam_host_api, layer_input_needs_grad);
     return s.h;
 }
 

@@ -437,10 +437,14 @@ static lam_status apply(lam__node *n, lam_tensor *g) {
         st = unary_grad(n, g, &grads[0]);
         break;
     case LAM__G_MATMUL: {
+        /* Each product costs as much as the forward: skip the one nobody needs (the input
+         * batch of a first layer has no gradient). */
         lam_tensor *a = n->in[0], *b = n->in[1];
-        st = n->ta ? lam_op_matmul(b, g, n->tb, 1, &grads[0])
-                   : lam_op_matmul(g, b, 0, !n->tb, &grads[0]);
-        if (st == LAM_OK) {
+        if (lam__needs_grad(a)) {
+            st = n->ta ? lam_op_matmul(b, g, n->tb, 1, &grads[0])
+                       : lam_op_matmul(g, b, 0, !n->tb, &grads[0]);
+        }
+        if (st == LAM_OK && lam__needs_grad(b)) {
             st = n->tb ? lam_op_matmul(g, a, 1, n->ta, &grads[1])
                        : lam_op_matmul(a, g, !n->ta, 0, &grads[1]);
         }

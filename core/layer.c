@@ -421,16 +421,30 @@ static lam_status host_param_add_grad(lam_layer *layer, const char *name, const 
 bool lam__fused_backward(void);
 lam_status lam__layer_backward(lam__node *n, lam_tensor *g);
 
+/* The node whose fused backward is running (for layer_input_needs_grad). */
+static lam__node *in_backward_node;
+
+static int32_t host_input_needs_grad(const lam_layer *layer, uint32_t index) {
+    lam__node *n = in_backward_node;
+    if (layer == NULL || n == NULL || n->layer != layer->block || index >= n->n_layer_inputs) {
+        return 1; /* outside a backward: the safe answer */
+    }
+    return lam__needs_grad(n->in[index]) ? 1 : 0;
+}
+
 lam_status lam__layer_backward(lam__node *n, lam_tensor *g) {
     lam_block *b = n->layer;
     const lam_layer_desc *d = &b->layer_type->desc;
     uint32_t ni = n->n_layer_inputs;
     lam_tensor *grads[16] = {NULL};
     lam_block *outer = in_backward;
+    lam__node *outer_node = in_backward_node;
     in_backward = b;
+    in_backward_node = n;
     lam_clear_error();
     lam_status st = d->backward(b->layer_state, &b->layer, ni, n->in, n->out, g, grads);
     in_backward = outer;
+    in_backward_node = outer_node;
     for (uint32_t i = 0; i < ni; i++) {
         if (st == LAM_OK && grads[i] != NULL && lam__needs_grad(n->in[i])) {
             if (!lam_shape_equal(lam_tensor_shape(grads[i]), lam_tensor_shape(n->in[i]))) {
@@ -465,6 +479,7 @@ void lam__host_table_init_layers(lam_host_api *h) {
     h->layer_param_data = host_param_data;
     h->layer_param_add_grad = host_param_add_grad;
     h->layer_name = host_layer_name;
+    h->layer_input_needs_grad = host_input_needs_grad;
 }
 
 /* ---- layer blocks ---- */

@@ -410,11 +410,12 @@ static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_input
             st = g_host->layer_param_add_grad(layer, "bias", db);
         }
     }
-    if (st == LAM_OK) {
+    /* The input's gradient costs a product as large as the forward: only when needed. */
+    if (st == LAM_OK && g_host->layer_input_needs_grad(layer, 0)) {
         st = g_host->op_matmul(dy, weight, 0, 0, &dx2); /* (rows, in) */
-    }
-    if (st == LAM_OK) {
-        st = g_host->tensor_reshape(dx2, x_shape, &grad_inputs[0]);
+        if (st == LAM_OK) {
+            st = g_host->tensor_reshape(dx2, x_shape, &grad_inputs[0]);
+        }
     }
     g_host->tensor_release(a2);
     g_host->tensor_release(g2);

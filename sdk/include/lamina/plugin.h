@@ -33,7 +33,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x8415019468ebc967ULL
+#define LAM_ABI_FINGERPRINT 0x71a77d6b16c68589ULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -258,8 +258,8 @@ typedef struct lam_layer_desc {
                           lam_tensor *const *inputs, lam_tensor **output);
     /*
      * Optional fused backward: given the output gradient, writes a new reference per input
-     * gradient (NULL where none is needed) and adds parameter gradients with
-     * host->layer_param_add_grad. Must equal differentiating forward.
+     * gradient (NULL where none is needed: host->layer_input_needs_grad says which) and adds
+     * parameter gradients with host->layer_param_add_grad. Must equal differentiating forward.
      */
     lam_status (*backward)(void *state, lam_layer *layer, uint32_t n_inputs,
                            lam_tensor *const *inputs, const lam_tensor *output,
@@ -340,6 +340,9 @@ typedef struct lam_host_api {
     /* act(x . w^T + bias) in one op where the backend can (see lam_op_linear in lamina.h). */
     lam_status (*op_linear)(const lam_tensor *x, const lam_tensor *w, const lam_tensor *bias,
                             lam_op act, lam_tensor **out);
+    /* In a fused backward: nonzero when input `index` needs a gradient. A backward may leave
+     * grad_inputs[index] NULL (and skip computing it) when this says no. */
+    int32_t (*layer_input_needs_grad)(const lam_layer *layer, uint32_t index);
 } lam_host_api;
 
 /*
