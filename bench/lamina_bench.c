@@ -1,0 +1,1009 @@
+/*
+ * lamina_bench.c - Lamina's side of the benchmarks in bench/ (driven by bench/run).
+ *
+ * One program, one subcommand per case. Each call measures ONE sample and prints it as one JSON
+ * line: {"ok":true,"case":...,"iters":N,"metrics":{"<name>":seconds per operation,...},...}.
+ *
+ *   lamina_bench <case> [key=value ...]   one sample, then exit (also handy under perf/callgrind)
+ *   lamina_bench serve                    reads "<case> key=value ..." lines from stdin and answers
+ *                                         each with one JSON line, so that bench/run can alternate
+ *                                         samples of Lamina and of the peer without paying the
+ *                                         process start for each of them
+ *
+ * Common keys: iters=N fixes the iterations of the timed sample (0: calibrate so that a sample
+ * lasts at least min_time seconds, default 0.05, after a warm-up of the same length).
+ *
+ * The timed region always ends with lam_waitall(), so an asynchronous backend is measured
+ * for the work it did, not for the work it queued. The clock is CLOCK_MONOTONIC.
+ *
+ * Raw cblas_sgemm is taken from libopenblas.so.0 opened with RTLD_NOLOAD AFTER Lamina's CPU
+ * backend has loaded it: the very library and kernel Lamina uses, with the thread count Lamina
+ * gave it (LAMINA_NUM_THREADS).
+ */
+#define _GNU_SOURCE /* RTLD_DEFAULT, RTLD_NOLOAD */
+
+#include <lamina/lamina.h>
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MAX_KV      16
+#define MAX_METRICS 8
+
+typedef struct kv {
+    char key[32];
+    char value[256];
+} kv;
+
+typedef struct request {
+    char name[64];
+    kv kvs[MAX_KV];
+    int n;
+} request;
+
+/* One sample's answer: named seconds-per-operation figures plus free-form info strings. */
+typedef struct result {
+    int ok;
+    int64_t iters;
+    const char *metric_names[MAX_METRICS];
+    double metric_values[MAX_METRICS];
+    int n_metrics;
+    char info[1024]; /* already JSON members ("\"a\":1,\"b\":\"x\""), may be empty */
+    char error[1024];
+} result;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const char *req_get(const request *r, const char *key, const char *def) {
+    for (int i = 0; i < r->n; i++) {
+        if (strcmp(r->kvs[i].key, key) == 0) {
+            return r->kvs[i].value;
+        }
+    }
+    return def;
+}
+
+static int64_t req_int(const request *r, const char *key, int64_t def) {
+    const char *s = req_get(r, key, NULL);
+    return s != NULL ? strtoll(s, NULL, 10) : def;
+}
+
+static double req_double(const request *r, const char *key, double def) {
+    const char *s = req_get(r, key, NULL);
+    return s != NULL ? strtod(s, NULL) : def;
+}
+
+static void add_metric(result *res, const char *name, double value) {
+    if (res->n_metrics < MAX_METRICS) {
+        res->metric_names[res->n_metrics] = name;
+        res->metric_values[res->n_metrics] = value;
+        res->n_metrics++;
+    }
+}
+
+static void add_info(result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add_info(result *res, const char *fmt, ...) {
+    size_t len = strlen(res->info);
+    if (len + 2 >= sizeof res->info) {
+        return;
+    }
+    if (len > 0) {
+        res->info[len++] = ',';
+        res->info[len] = '\0';
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->info + len, sizeof res->info - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Writes s as a JSON string body (quotes and control characters escaped). */
+static void json_escape(FILE *f, const char *s) {
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+        } else if (c < 0x20) {
+            fprintf(f, "\\u%04x", c);
+        } else {
+            fputc(c, f);
+        }
+    }
+}
+
+static void print_result(const char *name, const result *res) {
+    printf("{\"ok\":%s,\"case\":\"", res->ok ? "true" : "false");
+    json_escape(stdout, name);
+    printf("\",\"iters\":%lld,\"metrics\":{", (long long)res->iters);
+    for (int i = 0; i < res->n_metrics; i++) {
+        printf("%s\"%s\":%.9g", i ? "," : "", res->metric_names[i], res->metric_values[i]);
+    }
+    printf("}");
+    if (res->info[0] != '\0') {
+        printf(",%s", res->info);
+    }
+    if (!res->ok) {
+        printf(",\"error\":\"");
+        json_escape(stdout, res->error);
+        printf("\"");
+    }
+    printf("}\n");
+    fflush(stdout);
+}
+
+/* Records a Lamina failure in res; returns the status so callers can `return fail(...)`. */
+static lam_status fail(result *res, lam_status st, const char *what) {
+    res->ok = 0;
+    snprintf(res->error, sizeof res->error, "%s: %s (%s)", what, lam_last_error(),
+             lam_status_string(st));
+    return st;
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        lam_status st_ = (call);                                                                   \
+        if (st_ != LAM_OK) {                                                                       \
+            fail(res, st_, #call);                                                                 \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Uniform floats in [lo, hi) from a fixed xorshift stream (the data's values do not matter,
+ * only that they are finite, the same on every run, and not all zero). */
+static void fill_random(float *p, size_t n, float lo, float hi, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        p[i] = lo + (hi - lo) * (float)((double)(s >> 40) / (double)(1ull << 24));
+    }
+}
+
+static lam_status random_tensor(lam_ctx *ctx, int64_t rows, int64_t cols, uint64_t seed,
+                                lam_tensor **out) {
+    *out = NULL;
+    size_t n = (size_t)(rows * cols);
+    float *buf = malloc(n * sizeof *buf);
+    if (buf == NULL) {
+        return lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory");
+    }
+    fill_random(buf, n, -1.0f, 1.0f, seed);
+    int64_t dims[2] = {rows, cols};
+    lam_shape shape;
+    lam_shape_init(&shape, cols > 0 ? 2 : 1, dims);
+    lam_status st = lam_tensor_from_data(ctx, &shape, buf, n, out);
+    free(buf);
+    return st;
+}
+
+static lam_status label_tensor(lam_ctx *ctx, int64_t batch, int64_t classes, lam_tensor **out) {
+    float *buf = malloc((size_t)batch * sizeof *buf);
+    if (buf == NULL) {
+        return lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory");
+    }
+    for (int64_t i = 0; i < batch; i++) {
+        buf[i] = (float)((i * 7 + 3) % classes);
+    }
+    lam_shape shape;
+    lam_shape_init(&shape, 1, &batch);
+    lam_status st = lam_tensor_from_data(ctx, &shape, buf, (size_t)batch, out);
+    free(buf);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The timing harness                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Runs `iters` iterations of a case; must leave no work queued it did not wait for. */
+typedef lam_status (*run_fn)(void *state, int64_t iters);
+
+/*
+ * One sample: warm up and calibrate (iterations doubled until a run lasts min_time), then one
+ * timed run of enough iterations for min_time. With fixed_iters > 0: one warm-up iteration,
+ * then exactly fixed_iters. *seconds is per iteration.
+ */
+static lam_status measure(run_fn fn, void *state, double min_time, int64_t fixed_iters,
+                          double *seconds, int64_t *iters_out) {
+    lam_status st;
+    int64_t iters = 1;
+    if (fixed_iters > 0) {
+        if ((st = fn(state, 1)) != LAM_OK || (st = lam_waitall()) != LAM_OK) {
+            return st;
+        }
+        iters = fixed_iters;
+    } else {
+        for (;;) {
+            double t0 = now();
+            if ((st = fn(state, iters)) != LAM_OK || (st = lam_waitall()) != LAM_OK) {
+                return st;
+            }
+            double dt = now() - t0;
+            if (dt >= min_time) {
+                /* aim a bit above min_time so that a quicker timed run still reaches it */
+                double want = (double)iters * min_time * 1.2 / dt;
+                iters = want < 1.0 ? 1 : (int64_t)ceil(want);
+                break;
+            }
+            iters *= dt < min_time / 16 ? 8 : 2;
+        }
+    }
+    double t0 = now();
+    if ((st = fn(state, iters)) != LAM_OK || (st = lam_waitall()) != LAM_OK) {
+        return st;
+    }
+    *seconds = (now() - t0) / (double)iters;
+    *iters_out = iters;
+    return LAM_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Raw OpenBLAS, the same library the CPU backend loaded                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *,
+                         int, float, float *, int);
+typedef char *(*str_fn)(void);
+typedef int (*int_fn)(void);
+
+static sgemm_fn g_sgemm;
+static str_fn g_corename;
+static int_fn g_threads;
+
+/* Makes sure the CPU backend loaded OpenBLAS (a first product does it), then finds it. */
+static lam_status load_raw_blas(lam_ctx *cpu) {
+    if (g_sgemm != NULL) {
+        return LAM_OK;
+    }
+    lam_tensor *a = NULL, *c = NULL;
+    lam_status st = random_tensor(cpu, 64, 64, 1, &a);
+    if (st == LAM_OK) {
+        st = lam_op_matmul(a, a, 0, 0, &c);
+    }
+    lam_tensor_release(a);
+    lam_tensor_release(c);
+    if (st != LAM_OK) {
+        return st;
+    }
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+    if (lib == NULL) {
+        return lam_set_error(LAM_ERR_STATE,
+                             "bench: libopenblas.so.0 is not loaded after a CPU product; is the "
+                             "CPU backend using another BLAS? (%s)",
+                             dlerror());
+    }
+    void *sym = dlsym(lib, "cblas_sgemm");
+    memcpy(&g_sgemm, &sym, sizeof g_sgemm);
+    sym = dlsym(lib, "openblas_get_corename");
+    memcpy(&g_corename, &sym, sizeof g_corename);
+    sym = dlsym(lib, "openblas_get_num_threads");
+    memcpy(&g_threads, &sym, sizeof g_threads);
+    /* the backend keeps its own reference; ours only pins the symbols for the process */
+    if (g_sgemm == NULL) {
+        return lam_set_error(LAM_ERR_STATE, "bench: libopenblas.so.0 has no cblas_sgemm");
+    }
+    return LAM_OK;
+}
+
+static void raw_blas_info(result *res) {
+    add_info(res, "\"raw_kernel\":\"%s\",\"raw_threads\":%d",
+             g_corename != NULL ? g_corename() : "unknown", g_threads != NULL ? g_threads() : 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Appends a new layer to seq (created shared with `share` when not NULL); returns the layer,
+ * borrowed from seq. */
+static lam_status seq_add(lam_block *seq, const char *attrs, lam_block *share, lam_block **added) {
+    lam_block *l = NULL;
+    lam_status st = share != NULL ? lam_layer_create_shared("Dense", attrs, share, &l)
+                                  : lam_layer_create("Dense", attrs, &l);
+    if (st == LAM_OK) {
+        st = lam_sequential_add(seq, l);
+    }
+    if (added != NULL) {
+        *added = l;
+    }
+    lam_block_release(l); /* the Sequential holds it */
+    return st;
+}
+
+/* The chapter's MLP: Dense(hidden, relu) -> Dense(out). */
+static lam_status build_mlp(int64_t hidden, int64_t out, lam_block **net) {
+    char attrs[96];
+    lam_status st = lam_sequential_create(net);
+    if (st != LAM_OK) {
+        return st;
+    }
+    snprintf(attrs, sizeof attrs, "units=%lld, activation=relu", (long long)hidden);
+    if ((st = seq_add(*net, attrs, NULL, NULL)) == LAM_OK) {
+        snprintf(attrs, sizeof attrs, "units=%lld", (long long)out);
+        st = seq_add(*net, attrs, NULL, NULL);
+    }
+    return st;
+}
+
+/* The chapter's shared-parameter MLP: Dense(h, relu) -> shared Dense(h, relu) -> the same
+ * shared layer again -> Dense(out). */
+static lam_status build_shared(int64_t hidden, int64_t out, lam_block **net) {
+    char attrs[96];
+    lam_block *shared = NULL;
+    lam_status st = lam_sequential_create(net);
+    if (st != LAM_OK) {
+        return st;
+    }
+    snprintf(attrs, sizeof attrs, "units=%lld, activation=relu", (long long)hidden);
+    if ((st = seq_add(*net, attrs, NULL, NULL)) == LAM_OK &&
+        (st = seq_add(*net, attrs, NULL, &shared)) == LAM_OK &&
+        (st = seq_add(*net, attrs, shared, NULL)) == LAM_OK) {
+        snprintf(attrs, sizeof attrs, "units=%lld", (long long)out);
+        st = seq_add(*net, attrs, NULL, NULL);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Case: forward of the chapter's MLP                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct forward_state {
+    lam_block *net;
+    lam_tensor *x;
+} forward_state;
+
+static lam_status forward_run(void *p, int64_t iters) {
+    forward_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *y = NULL;
+        lam_status st = lam_block_call(s->net, s->x, &y);
+        lam_tensor_release(y);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static void case_mlp_forward(const request *rq, result *res) {
+    int64_t batch = req_int(rq, "batch", 2), in = req_int(rq, "in", 20);
+    int64_t hidden = req_int(rq, "hidden", 256), out = req_int(rq, "out", 10);
+    forward_state s = {NULL, NULL};
+    lam_ctx *ctx = NULL;
+    double sec = 0;
+    TRY(lam_ctx_default(&ctx));
+    TRY(build_mlp(hidden, out, &s.net));
+    TRY(lam_block_initialize(s.net, NULL, ctx, 0));
+    TRY(random_tensor(ctx, batch, in, 2, &s.x));
+    TRY(forward_run(&s, 1)); /* completes deferred initialization */
+    TRY(measure(forward_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
+                &res->iters));
+    add_metric(res, "forward", sec);
+    add_info(res, "\"ctx\":\"%s\"", lam_ctx_name(ctx));
+done:
+    lam_tensor_release(s.x);
+    lam_block_release(s.net);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cases: one SGD step (shared-parameter MLP, batch 2; 784-256-10 MLP, batch 256)             */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct step_state {
+    lam_block *net;
+    lam_param_list *params;
+    lam_trainer *trainer;
+    lam_tensor *x;
+    lam_tensor *y;
+    int64_t batch;
+} step_state;
+
+/* Gluon's loop body: record forward and loss, backward, trainer.step(batch). */
+static lam_status step_run(void *p, int64_t iters) {
+    step_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *out = NULL, *loss = NULL;
+        lam_autograd_set_recording(1);
+        lam_status st = lam_block_call(s->net, s->x, &out);
+        if (st == LAM_OK) {
+            st = lam_loss_softmax_cross_entropy(out, s->y, &loss);
+        }
+        lam_autograd_set_recording(0);
+        if (st == LAM_OK) {
+            st = lam_autograd_backward(loss, NULL);
+        }
+        if (st == LAM_OK) {
+            st = lam_trainer_step(s->trainer, s->batch);
+        }
+        lam_tensor_release(out);
+        lam_tensor_release(loss);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static void run_step_case(const request *rq, result *res, int shared, int64_t def_batch,
+                          int64_t def_in, int64_t def_hidden) {
+    step_state s = {NULL, NULL, NULL, NULL, NULL, 0};
+    s.batch = req_int(rq, "batch", def_batch);
+    int64_t in = req_int(rq, "in", def_in), hidden = req_int(rq, "hidden", def_hidden);
+    int64_t out = req_int(rq, "out", 10);
+    lam_ctx *ctx = NULL;
+    double sec = 0;
+    TRY(lam_ctx_default(&ctx));
+    TRY(shared ? build_shared(hidden, out, &s.net) : build_mlp(hidden, out, &s.net));
+    TRY(lam_block_initialize(s.net, NULL, ctx, 0));
+    TRY(random_tensor(ctx, s.batch, in, 3, &s.x));
+    TRY(label_tensor(ctx, s.batch, out, &s.y));
+    lam_tensor *first = NULL;
+    TRY(lam_block_call(s.net, s.x, &first)); /* completes deferred initialization */
+    lam_tensor_release(first);
+    TRY(lam_block_collect_params(s.net, NULL, &s.params));
+    TRY(lam_trainer_create(s.params, "sgd", "learning_rate=0.01", &s.trainer));
+    TRY(measure(step_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
+                &res->iters));
+    add_metric(res, "step", sec);
+    add_info(res, "\"ctx\":\"%s\",\"n_params\":%zu", lam_ctx_name(ctx),
+             lam_param_list_count(s.params));
+done:
+    lam_trainer_destroy(s.trainer);
+    lam_param_list_destroy(s.params);
+    lam_tensor_release(s.x);
+    lam_tensor_release(s.y);
+    lam_block_release(s.net);
+}
+
+static void case_shared_step(const request *rq, result *res) {
+    run_step_case(rq, res, 1, 2, 20, 8);
+}
+
+static void case_mlp_step(const request *rq, result *res) {
+    run_step_case(rq, res, 0, 256, 784, 256);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Case: the GEMMs of the 784-256-10 step alone, through raw cblas_sgemm                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Forward Z = X W1^T (B x H, k = I) and Y = A W2^T (B x O, k = H); backward dW2 = dY^T A
+ * (O x H, k = B), dA = dY W2 (B x H, k = O) and dW1 = dZ^T X (H x I, k = B). The gradient of
+ * the input is not needed, so a step needs these five products and nothing more.
+ */
+typedef struct gemms_state {
+    int b, i, h, o;
+    float *x, *w1, *z, *w2, *y, *dw2, *da, *dw1;
+} gemms_state;
+
+static lam_status gemms_run(void *p, int64_t iters) {
+    gemms_state *s = p;
+    int b = s->b, i = s->i, h = s->h, o = s->o;
+    for (int64_t it = 0; it < iters; it++) {
+        g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, h, i, 1.0f, s->x, i, s->w1, i, 0.0f, s->z, h);
+        g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, o, h, 1.0f, s->z, h, s->w2, h, 0.0f, s->y, o);
+        g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, o, h, b, 1.0f, s->y, o, s->z, h, 0.0f, s->dw2, h);
+        g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, b, h, o, 1.0f, s->y, o, s->w2, h, 0.0f, s->da, h);
+        g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, h, i, b, 1.0f, s->da, h, s->x, i, 0.0f, s->dw1, i);
+    }
+    return LAM_OK;
+}
+
+static float *alloc_random(size_t n, uint64_t seed) {
+    float *p = malloc(n * sizeof *p);
+    if (p != NULL) {
+        fill_random(p, n, -1.0f, 1.0f, seed);
+    }
+    return p;
+}
+
+static void case_step_gemms(const request *rq, result *res) {
+    gemms_state s;
+    memset(&s, 0, sizeof s);
+    s.b = (int)req_int(rq, "batch", 256);
+    s.i = (int)req_int(rq, "in", 784);
+    s.h = (int)req_int(rq, "hidden", 256);
+    s.o = (int)req_int(rq, "out", 10);
+    size_t b = (size_t)s.b, i = (size_t)s.i, h = (size_t)s.h, o = (size_t)s.o;
+    lam_ctx *cpu = NULL;
+    double sec = 0;
+    TRY(lam_ctx_get("cpu", &cpu));
+    TRY(load_raw_blas(cpu));
+    s.x = alloc_random(b * i, 1);
+    s.w1 = alloc_random(h * i, 2);
+    s.z = alloc_random(b * h, 3);
+    s.w2 = alloc_random(o * h, 4);
+    s.y = alloc_random(b * o, 5);
+    s.dw2 = alloc_random(o * h, 6);
+    s.da = alloc_random(b * h, 7);
+    s.dw1 = alloc_random(h * i, 8);
+    if (!s.x || !s.w1 || !s.z || !s.w2 || !s.y || !s.dw2 || !s.da || !s.dw1) {
+        TRY(lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory"));
+    }
+    TRY(measure(gemms_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
+                &res->iters));
+    add_metric(res, "gemms", sec);
+    raw_blas_info(res);
+done:
+    free(s.x);
+    free(s.w1);
+    free(s.z);
+    free(s.w2);
+    free(s.y);
+    free(s.dw2);
+    free(s.da);
+    free(s.dw1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Case: square GEMM through lam_op_matmul and through raw cblas_sgemm                        */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct gemm_state {
+    lam_tensor *a, *b;
+    float *ha, *hb, *hc;
+    int n;
+} gemm_state;
+
+static lam_status gemm_lamina_run(void *p, int64_t iters) {
+    gemm_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *c = NULL;
+        lam_status st = lam_op_matmul(s->a, s->b, 0, 0, &c);
+        lam_tensor_release(c);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static lam_status gemm_raw_run(void *p, int64_t iters) {
+    gemm_state *s = p;
+    int n = s->n;
+    for (int64_t i = 0; i < iters; i++) {
+        g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, n, n, 1.0f, s->ha, n, s->hb, n, 0.0f, s->hc, n);
+    }
+    return LAM_OK;
+}
+
+/* Largest |lamina - reference| over the largest |reference|. */
+static lam_status gemm_check(gemm_state *s, const float *ref, double *rel_err) {
+    size_t nn = (size_t)s->n * (size_t)s->n;
+    float *got = malloc(nn * sizeof *got);
+    lam_tensor *c = NULL;
+    lam_status st = got != NULL ? lam_op_matmul(s->a, s->b, 0, 0, &c) : LAM_ERR_OUT_OF_MEMORY;
+    if (st == LAM_OK) {
+        st = lam_tensor_read(c, got, nn);
+    }
+    if (st == LAM_OK) {
+        double diff = 0, mag = 0;
+        for (size_t i = 0; i < nn; i++) {
+            diff = fmax(diff, fabs((double)got[i] - (double)ref[i]));
+            mag = fmax(mag, fabs((double)ref[i]));
+        }
+        *rel_err = mag > 0 ? diff / mag : diff;
+    }
+    lam_tensor_release(c);
+    free(got);
+    return st;
+}
+
+/* Reference product in double on the host, for backends other than the CPU (and the smoke). */
+static void naive_gemm(const float *a, const float *b, float *c, int n) {
+    for (int r = 0; r < n; r++) {
+        for (int col = 0; col < n; col++) {
+            double acc = 0;
+            for (int k = 0; k < n; k++) {
+                acc += (double)a[(size_t)r * (size_t)n + (size_t)k] *
+                       (double)b[(size_t)k * (size_t)n + (size_t)col];
+            }
+            c[(size_t)r * (size_t)n + (size_t)col] = (float)acc;
+        }
+    }
+}
+
+static void case_gemm(const request *rq, result *res) {
+    gemm_state s;
+    memset(&s, 0, sizeof s);
+    s.n = (int)req_int(rq, "n", 256);
+    int do_raw = (int)req_int(rq, "raw", 1);
+    double min_time = req_double(rq, "min_time", 0.05);
+    int64_t fixed = req_int(rq, "iters", 0);
+    size_t nn = (size_t)s.n * (size_t)s.n;
+    lam_ctx *ctx = NULL, *cpu = NULL;
+    double sec = 0, rel = 0;
+    int64_t it = 0;
+    TRY(lam_ctx_default(&ctx));
+    int on_cpu = strcmp(lam_ctx_backend(ctx), "cpu") == 0;
+    s.ha = alloc_random(nn, 11);
+    s.hb = alloc_random(nn, 12);
+    s.hc = calloc(nn, sizeof *s.hc);
+    if (!s.ha || !s.hb || !s.hc) {
+        TRY(lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory"));
+    }
+    int64_t dims[2] = {s.n, s.n};
+    lam_shape shape;
+    lam_shape_init(&shape, 2, dims);
+    TRY(lam_tensor_from_data(ctx, &shape, s.ha, nn, &s.a));
+    TRY(lam_tensor_from_data(ctx, &shape, s.hb, nn, &s.b));
+    if (do_raw && on_cpu) {
+        TRY(lam_ctx_get("cpu", &cpu));
+        TRY(load_raw_blas(cpu));
+    }
+    /* Alternate inside the sample too, each side calibrated on its own; which goes first
+     * changes with the round (key round=) so that neither always runs on a warmer cache. */
+    int raw_first = do_raw && on_cpu && (req_int(rq, "round", 0) % 2) == 1;
+    for (int side = 0; side < 2; side++) {
+        int raw = (side == 0) == raw_first;
+        if (raw && !(do_raw && on_cpu)) {
+            continue;
+        }
+        TRY(measure(raw ? gemm_raw_run : gemm_lamina_run, &s, min_time, fixed, &sec, &it));
+        add_metric(res, raw ? "raw" : "lamina", sec);
+        if (!raw) {
+            res->iters = it;
+        }
+    }
+    if (do_raw && on_cpu) {
+        raw_blas_info(res);
+    }
+    if (req_int(rq, "check", 0)) {
+        if (!(do_raw && on_cpu)) { /* s.hc holds no product yet */
+            naive_gemm(s.ha, s.hb, s.hc, s.n);
+        }
+        TRY(gemm_check(&s, s.hc, &rel));
+        add_info(res, "\"check_rel_err\":%.3g", rel);
+        if (!(rel < 1e-4)) {
+            res->ok = 0;
+            snprintf(res->error, sizeof res->error,
+                     "gemm n=%d on %s: result differs from the reference, max relative error %g",
+                     s.n, lam_ctx_name(ctx), rel);
+        }
+    }
+    add_info(res, "\"ctx\":\"%s\"", lam_ctx_name(ctx));
+done:
+    lam_tensor_release(s.a);
+    lam_tensor_release(s.b);
+    free(s.ha);
+    free(s.hb);
+    free(s.hc);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Case: save and load a model's parameters                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Looked up at run time so that the bench builds and runs before serialization lands. */
+typedef lam_status (*save_fn)(lam_block *, const char *);
+typedef lam_status (*load_fn)(lam_block *, const char *, const lam_load_options *);
+
+typedef struct saveload_state {
+    lam_block *net;
+    const char *path;
+    save_fn save;
+    load_fn load;
+    lam_load_options opts;
+} saveload_state;
+
+static lam_status save_run(void *p, int64_t iters) {
+    saveload_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_status st = s->save(s->net, s->path);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static lam_status load_run(void *p, int64_t iters) {
+    saveload_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_status st = s->load(s->net, s->path, &s->opts);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static void case_saveload(const request *rq, result *res) {
+    saveload_state s;
+    memset(&s, 0, sizeof s);
+    lam_load_options defaults = LAM_LOAD_OPTIONS_INIT;
+    s.opts = defaults;
+    int64_t layers = req_int(rq, "layers", 4), units = req_int(rq, "units", 2500);
+    const char *dir = req_get(rq, "dir", "/tmp");
+    char path[512];
+    snprintf(path, sizeof path, "%s/lamina_bench_params.safetensors", dir);
+    s.path = path;
+    void *sym = dlsym(RTLD_DEFAULT, "lam_block_save_parameters");
+    memcpy(&s.save, &sym, sizeof s.save);
+    sym = dlsym(RTLD_DEFAULT, "lam_block_load_parameters");
+    memcpy(&s.load, &sym, sizeof s.load);
+    if (s.save == NULL || s.load == NULL) {
+        add_info(res, "\"unavailable\":\"not available in this build (liblamina has no "
+                      "lam_block_save_parameters/lam_block_load_parameters)\"");
+        return;
+    }
+    lam_ctx *ctx = NULL;
+    lam_initializer *init = NULL;
+    double sec = 0;
+    int64_t it = 0;
+    char attrs[128];
+    snprintf(attrs, sizeof attrs, "units=%lld, in_units=%lld, use_bias=false", (long long)units,
+             (long long)units);
+    TRY(lam_ctx_default(&ctx));
+    TRY(lam_sequential_create(&s.net));
+    for (int64_t i = 0; i < layers; i++) {
+        TRY(seq_add(s.net, attrs, NULL, NULL));
+    }
+    /* a constant start: the values do not change the cost of writing or reading them, and
+     * drawing 25 M random numbers would dominate a profile of one phase */
+    TRY(lam_init_constant(0.5f, &init));
+    TRY(lam_block_initialize(s.net, init, ctx, 0));
+    double min_time = req_double(rq, "min_time", 0.05);
+    int64_t fixed = req_int(rq, "iters", 0);
+    /* phase=save or phase=load times only that one (for profiling); load needs a file */
+    const char *phase = req_get(rq, "phase", "both");
+    int do_load = strcmp(phase, "save") != 0, do_save = strcmp(phase, "load") != 0;
+    if (do_save) {
+        TRY(measure(save_run, &s, min_time, fixed, &sec, &it));
+        add_metric(res, "save", sec);
+        res->iters = it;
+    } else {
+        TRY(s.save(s.net, s.path));
+    }
+    if (do_load) {
+        TRY(measure(load_run, &s, min_time, fixed, &sec, &it));
+        add_metric(res, "load", sec);
+    }
+    add_info(res, "\"bytes\":%lld,\"load_iters\":%lld",
+             (long long)(layers * units * units * (int64_t)sizeof(float)), (long long)it);
+done:
+    remove(path);
+    lam_initializer_release(init);
+    lam_block_release(s.net);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Case: the CPU's clock and FMA peak                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/*
+ * 20 dependent 64-bit imuls per loop trip, 3 cycles each on every Intel core since Nehalem:
+ * trips * 60 / seconds is the clock. (A chain of "add $1" would overstate it: Golden Cove
+ * folds immediate adds at rename.)
+ */
+static uint64_t imul_chain(uint64_t trips) {
+    uint64_t x = 3, m = 1;
+    for (uint64_t t = 0; t < trips; t++) {
+        __asm__ volatile(".rept 20\n\timul %1, %0\n\t.endr" : "+r"(x) : "r"(m));
+    }
+    return x;
+}
+
+/* 12 independent AVX-512 FMA chains: enough to hide a 4-cycle latency on two FMA ports. */
+#define FMA_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define FMA_DECL(j)   __m512 acc##j = _mm512_set1_ps((float)(j + 1));
+#define FMA_STEP(j)   acc##j = _mm512_fmadd_ps(acc##j, m, a);
+#define FMA_SUM(j)    sum += _mm512_reduce_add_ps(acc##j);
+
+__attribute__((target("avx512f,fma"))) static float fma_loop(uint64_t trips, float mv) {
+    __m512 m = _mm512_set1_ps(mv), a = _mm512_set1_ps(1e-7f);
+    FMA_CHAINS(FMA_DECL)
+    for (uint64_t t = 0; t < trips; t++) {
+        FMA_CHAINS(FMA_STEP)
+    }
+    float sum = 0;
+    FMA_CHAINS(FMA_SUM)
+    return sum;
+}
+#endif
+
+static void case_fma_peak(const request *rq, result *res) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    double min_time = req_double(rq, "min_time", 0.05);
+    uint64_t trips = 1000;
+    double dt = 0;
+    for (;;) {
+        double t0 = now();
+        volatile uint64_t sink = imul_chain(trips);
+        (void)sink;
+        dt = now() - t0;
+        if (dt >= min_time) {
+            break;
+        }
+        trips *= 2;
+    }
+    double hz = (double)trips * 60.0 / dt;
+    add_metric(res, "clock_hz", hz);
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+        trips = 1000;
+        for (;;) {
+            double t0 = now();
+            volatile float sink = fma_loop(trips, 0.999999f);
+            (void)sink;
+            dt = now() - t0;
+            if (dt >= min_time) {
+                break;
+            }
+            trips *= 2;
+        }
+        /* 12 FMAs of 16 lanes, 2 flops each, per trip */
+        add_metric(res, "fma_flops", (double)trips * 12.0 * 16.0 * 2.0 / dt);
+    }
+    res->iters = 1;
+#else
+    (void)rq;
+    add_info(res, "\"unavailable\":\"not an x86-64 build\"");
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Case: which backends and devices there are (for the Vulkan case)                           */
+/* ------------------------------------------------------------------------------------------ */
+
+static void case_backends(const request *rq, result *res) {
+    (void)rq;
+    size_t n = lam_backend_count();
+    char list[768] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len + 2 < sizeof list; i++) {
+        const char *name = NULL, *why = NULL;
+        uint32_t devs = 0;
+        if (lam_backend_get(i, &name, &devs, &why) != LAM_OK) {
+            continue;
+        }
+        char dev[160] = "";
+        if (devs > 0) {
+            lam_device_info info = LAM_DEVICE_INFO_INIT;
+            if (lam_backend_device_info(i, 0, &info) == LAM_OK) {
+                snprintf(dev, sizeof dev, "%s", info.name);
+            }
+        }
+        /* names, device names and reasons come from plugins: keep quotes out of the JSON */
+        for (char *c = dev; *c; c++) {
+            *c = (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) ? ' ' : *c;
+        }
+        char why_clean[200];
+        snprintf(why_clean, sizeof why_clean, "%s", why != NULL ? why : "");
+        for (char *c = why_clean; *c; c++) {
+            *c = (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) ? ' ' : *c;
+        }
+        len +=
+            (size_t)snprintf(list + len, sizeof list - len,
+                             "%s{\"name\":\"%s\",\"devices\":%u,\"device0\":\"%s\",\"why\":\"%s\"}",
+                             i ? "," : "", name, devs, dev, why_clean);
+    }
+    if (len >= sizeof list) {
+        snprintf(list, sizeof list, "{\"name\":\"(list too long)\"}");
+    }
+    add_info(res, "\"backends\":[%s]", list);
+    res->iters = 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dispatch                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct bench_case {
+    const char *name;
+    void (*fn)(const request *rq, result *res);
+    const char *doc;
+} bench_case;
+
+static const bench_case g_cases[] = {
+    {"mlp_forward", case_mlp_forward, "forward of Dense(256, relu) -> Dense(10), input (2, 20)"},
+    {"shared_step", case_shared_step, "SGD step of the shared-parameter MLP, batch 2"},
+    {"mlp_step", case_mlp_step, "SGD step 784 -> 256 (relu) -> 10, batch 256, softmax CE"},
+    {"step_gemms", case_step_gemms, "the five GEMMs of mlp_step through raw cblas_sgemm"},
+    {"gemm", case_gemm, "n x n GEMM: lam_op_matmul, then raw cblas_sgemm (key n=)"},
+    {"saveload", case_saveload, "save/load 4 x 2500 x 2500 float parameters (100 MB)"},
+    {"fma_peak", case_fma_peak, "measured clock and AVX-512 FMA throughput of one core"},
+    {"backends", case_backends, "loaded backends and their first device"},
+};
+
+static int parse_request(char *line, request *rq) {
+    memset(rq, 0, sizeof *rq);
+    char *save = NULL;
+    char *tok = strtok_r(line, " \t\r\n", &save);
+    if (tok == NULL) {
+        return 0;
+    }
+    snprintf(rq->name, sizeof rq->name, "%s", tok);
+    while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL && rq->n < MAX_KV) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL) {
+            continue;
+        }
+        *eq = '\0';
+        snprintf(rq->kvs[rq->n].key, sizeof rq->kvs[rq->n].key, "%s", tok);
+        snprintf(rq->kvs[rq->n].value, sizeof rq->kvs[rq->n].value, "%s", eq + 1);
+        rq->n++;
+    }
+    return 1;
+}
+
+/* Runs one request and prints its JSON line; returns 0 when the case succeeded. */
+static int run_request(const request *rq) {
+    result res;
+    memset(&res, 0, sizeof res);
+    res.ok = 1;
+    for (size_t i = 0; i < sizeof g_cases / sizeof g_cases[0]; i++) {
+        if (strcmp(g_cases[i].name, rq->name) == 0) {
+            g_cases[i].fn(rq, &res);
+            print_result(rq->name, &res);
+            return res.ok ? 0 : 1;
+        }
+    }
+    res.ok = 0;
+    snprintf(res.error, sizeof res.error, "unknown case '%s'", rq->name);
+    print_result(rq->name, &res);
+    return 1;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: lamina_bench <case> [key=value ...] | lamina_bench serve\ncases:\n");
+    for (size_t i = 0; i < sizeof g_cases / sizeof g_cases[0]; i++) {
+        fprintf(stderr, "  %-12s %s\n", g_cases[i].name, g_cases[i].doc);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    int rc = 0;
+    if (strcmp(argv[1], "serve") == 0) {
+        char line[4096];
+        while (fgets(line, sizeof line, stdin) != NULL) {
+            request rq;
+            if (!parse_request(line, &rq)) {
+                continue;
+            }
+            if (strcmp(rq.name, "quit") == 0) {
+                break;
+            }
+            rc |= run_request(&rq);
+        }
+    } else {
+        char line[4096] = "";
+        size_t len = 0;
+        for (int i = 1; i < argc && len + 2 < sizeof line; i++) {
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s ", argv[i]);
+        }
+        request rq;
+        parse_request(line, &rq);
+        rc = run_request(&rq);
+    }
+    lam_shutdown();
+    return rc;
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""PyTorch's side of the benchmarks in bench/ (driven by bench/run).
+
+Speaks the protocol of lamina_bench: one sample per request, one JSON line per answer.
+
+    peer_torch.py <case> [key=value ...]   one sample, then exit
+    peer_torch.py serve                    "<case> key=value ..." lines on stdin, one answer each
+
+The thread count comes from the environment bench/run sets (OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS) and is applied with torch.set_num_threads too; the OpenBLAS kernel from
+OPENBLAS_CORETYPE as OpenBLAS reads it at load. Nothing here tunes anything else.
+"""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_common import measure, openblas_info, serve_main  # noqa: E402
+
+THREADS = int(os.environ.get("BENCH_THREADS", "0") or 0)
+if THREADS > 0:
+    torch.set_num_threads(THREADS)
+
+
+def mlp(i, h, o):
+    return nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, o))
+
+
+def shared_mlp(i, h, o):
+    shared = nn.Linear(h, h)
+    return nn.Sequential(nn.Linear(i, h), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(),
+                         nn.Linear(h, o))
+
+
+def case_mlp_forward(a, min_time, fixed):
+    net = mlp(a.get("in", 20), a.get("hidden", 256), a.get("out", 10))
+    x = torch.rand(a.get("batch", 2), a.get("in", 20))
+
+    def run(n):
+        with torch.no_grad():
+            for _ in range(n):
+                net(x)
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"forward": sec}, iters, {"mode": "torch.no_grad"}
+
+
+def step_case(net, batch, inp, out, min_time, fixed):
+    x = torch.rand(batch, inp)
+    y = torch.arange(batch) * 7 % out
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+
+    def run(n):
+        for _ in range(n):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"step": sec}, iters, {}
+
+
+def case_shared_step(a, min_time, fixed):
+    i, h, o = a.get("in", 20), a.get("hidden", 8), a.get("out", 10)
+    return step_case(shared_mlp(i, h, o), a.get("batch", 2), i, o, min_time, fixed)
+
+
+def case_mlp_step(a, min_time, fixed):
+    i, h, o = a.get("in", 784), a.get("hidden", 256), a.get("out", 10)
+    return step_case(mlp(i, h, o), a.get("batch", 256), i, o, min_time, fixed)
+
+
+def case_step_gemms(a, min_time, fixed):
+    """The five products of mlp_step with torch.mm (transposes as views: no copies)."""
+    b, i, h, o = a.get("batch", 256), a.get("in", 784), a.get("hidden", 256), a.get("out", 10)
+    x, w1, z = torch.rand(b, i), torch.rand(h, i), torch.rand(b, h)
+    w2, y = torch.rand(o, h), torch.rand(b, o)
+    out_z, out_y = torch.empty(b, h), torch.empty(b, o)
+    dw2, da, dw1 = torch.empty(o, h), torch.empty(b, h), torch.empty(h, i)
+
+    def run(n):
+        for _ in range(n):
+            torch.mm(x, w1.t(), out=out_z)
+            torch.mm(z, w2.t(), out=out_y)
+            torch.mm(y.t(), z, out=dw2)
+            torch.mm(y, w2, out=da)
+            torch.mm(da.t(), x, out=dw1)
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"gemms": sec}, iters, {}
+
+
+def case_gemm(a, min_time, fixed):
+    n = a.get("n", 256)
+    x, y, c = torch.rand(n, n), torch.rand(n, n), torch.empty(n, n)
+
+    def run(k):
+        for _ in range(k):
+            torch.mm(x, y, out=c)
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"torch": sec}, iters, {}
+
+
+def case_saveload(a, min_time, fixed):
+    layers, units = a.get("layers", 4), a.get("units", 2500)
+    net = nn.Sequential(*[nn.Linear(units, units, bias=False) for _ in range(layers)])
+    path = os.path.join(a.get("dir", "/tmp"), "torch_bench_params.pt")
+    sd = net.state_dict()
+
+    def save(n):
+        for _ in range(n):
+            torch.save(sd, path)
+
+    def load(n):
+        for _ in range(n):
+            torch.load(path)
+
+    try:
+        s_save, iters = measure(save, min_time, fixed)
+        s_load, load_iters = measure(load, min_time, fixed)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    return ({"save": s_save, "load": s_load}, iters,
+            {"bytes": layers * units * units * 4, "load_iters": load_iters})
+
+
+def case_info(a, min_time, fixed):
+    info = openblas_info()
+    info.update({"torch": torch.__version__, "torch_threads": torch.get_num_threads()})
+    return {}, 1, info
+
+
+CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
+
+if __name__ == "__main__":
+    sys.exit(serve_main(sys.argv, CASES, __doc__))
