@@ -145,8 +145,10 @@ static void live_unlink(lam_tensor *t) {
 /* ---- pools: freed tensor structs, storage structs and buffers are reused ---- */
 
 #define POOL_MAX         1024
-#define CACHE_MAX_BYTES  ((size_t)64 << 20) /* per context */
-#define CACHE_MAX_BUFFER ((size_t)16 << 20) /* larger buffers go straight back */
+/* Like PyTorch's caching allocator, keep freed buffers for reuse, but bounded: a large
+ * buffer freshly mapped costs page faults and zeroing on every op that makes one. */
+#define CACHE_MAX_BYTES  ((size_t)256 << 20) /* per context */
+#define CACHE_MAX_BUFFER ((size_t)128 << 20) /* larger buffers go straight back */
 
 typedef struct pooled {
     struct pooled *next;
