@@ -144,7 +144,7 @@ static void live_unlink(lam_tensor *t) {
 
 /* ---- pools: freed tensor structs, storage structs and buffers are reused ---- */
 
-#define POOL_MAX         1024
+#define POOL_MAX 1024
 /* Like PyTorch's caching allocator, keep freed buffers for reuse, but bounded: a large
  * buffer freshly mapped costs page faults and zeroing on every op that makes one. */
 #define CACHE_MAX_BYTES  ((size_t)256 << 20) /* per context */
