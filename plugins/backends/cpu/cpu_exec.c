@@ -9,77 +9,11 @@
 
 #include <stdio.h>
 
-/* How an op uses its operands. */
-typedef enum op_kind {
-    KIND_FILL,   /* no inputs */
-    KIND_UNARY,  /* one input, same dims as the output */
-    KIND_BINARY, /* two inputs, same dims as the output */
-    KIND_GEMM,   /* two 2-D inputs */
-    KIND_LINEAR, /* GEMM inputs and an optional 1-D bias */
-    KIND_REDUCE, /* one 3-D input (outer, n, inner), output (outer, 1, inner) */
-    KIND_SOFTMAX /* one 3-D input, output of the same dims */
-} op_kind;
-
 /*
  * One past the last op this plugin implements. The host's enum may have grown since (ops are
  * appended): newer ops are answered as unsupported, never looked up in the tables below.
  */
 #define CPU_OP_END ((int64_t)LAM_OP_LINEAR + 1)
-
-static const char *const op_names[CPU_OP_END] = {
-    "invalid",     "fill",        "copy",       "add",         "sub",           "mul",
-    "div",         "add_scalar",  "mul_scalar", "rsub_scalar", "div_scalar",    "rdiv_scalar",
-    "pow_scalar",  "neg",         "abs",        "square",      "sqrt",          "exp",
-    "log",         "relu",        "sigmoid",    "tanh",        "softrelu",      "gemm",
-    "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",        "softmax",
-    "log_softmax", "maximum",     "minimum",    "step",        "greater_equal", "axpby",
-    "linear",
-};
-
-static op_kind kind_of(lam_op op) {
-    switch (op) {
-    case LAM_OP_FILL:
-        return KIND_FILL;
-    case LAM_OP_ADD:
-    case LAM_OP_SUB:
-    case LAM_OP_MUL:
-    case LAM_OP_DIV:
-    case LAM_OP_MAXIMUM:
-    case LAM_OP_MINIMUM:
-    case LAM_OP_GREATER_EQUAL:
-    case LAM_OP_AXPBY:
-        return KIND_BINARY;
-    case LAM_OP_GEMM:
-        return KIND_GEMM;
-    case LAM_OP_LINEAR:
-        return KIND_LINEAR;
-    case LAM_OP_REDUCE_SUM:
-    case LAM_OP_REDUCE_MEAN:
-    case LAM_OP_REDUCE_MAX:
-    case LAM_OP_REDUCE_MIN:
-    case LAM_OP_ARGMAX:
-        return KIND_REDUCE;
-    case LAM_OP_SOFTMAX:
-    case LAM_OP_LOG_SOFTMAX:
-        return KIND_SOFTMAX;
-    default:
-        return KIND_UNARY;
-    }
-}
-
-static uint32_t arity_of(op_kind kind) {
-    switch (kind) {
-    case KIND_FILL:
-        return 0;
-    case KIND_BINARY:
-    case KIND_GEMM:
-        return 2;
-    case KIND_LINEAR:
-        return 3;
-    default:
-        return 1;
-    }
-}
 
 /* The op as a signed number: the enum is 32 bits wide, and a negative op must read negative. */
 static int64_t op_number(lam_op op) {
@@ -136,7 +70,7 @@ static lam_status check_view(const lam_tensor_view *v, const char *opname, const
         if (v->dims[d] < 0) {
             char dims[160];
             return cpu_error(LAM_ERR_SHAPE, "cpu: Invalid shape, %s %s has dims %s", opname, what,
-                             cpu_dims_str(dims, sizeof dims, v->ndim, v->dims));
+                             lam_dims_format(dims, sizeof dims, v->ndim, v->dims));
         }
         if (v->dims[d] == 0) {
             empty = 1;
@@ -180,8 +114,8 @@ static lam_status shape_error(const char *opname, const char *what, const lam_te
     char got[160];
     char want[160];
     return cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s %s has dims %s, %s has %s", opname,
-                     what, cpu_dims_str(got, sizeof got, v->ndim, v->dims), expected_what,
-                     cpu_dims_str(want, sizeof want, e->ndim, e->dims));
+                     what, lam_dims_format(got, sizeof got, v->ndim, v->dims), expected_what,
+                     lam_dims_format(want, sizeof want, e->ndim, e->dims));
 }
 
 static int same_dims(const lam_tensor_view *a, const lam_tensor_view *b) {
@@ -202,7 +136,7 @@ static lam_status check_rank(const char *opname, const char *what, const lam_ten
         char dims[160];
         return cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s needs a %u-D %s, got dims %s",
                          opname, (unsigned)ndim, what,
-                         cpu_dims_str(dims, sizeof dims, v->ndim, v->dims));
+                         lam_dims_format(dims, sizeof dims, v->ndim, v->dims));
     }
     return LAM_OK;
 }
@@ -233,9 +167,9 @@ static lam_status check_gemm(const lam_op_call *call, const char *opname) {
         char dc[64];
         return cpu_error(LAM_ERR_SHAPE,
                          "cpu: Shape mismatch, %s of A %s%s and B %s%s into output %s", opname,
-                         cpu_dims_str(da, sizeof da, 2, a->dims), ta ? " transposed" : "",
-                         cpu_dims_str(db, sizeof db, 2, b->dims), tb ? " transposed" : "",
-                         cpu_dims_str(dc, sizeof dc, 2, c->dims));
+                         lam_dims_format(da, sizeof da, 2, a->dims), ta ? " transposed" : "",
+                         lam_dims_format(db, sizeof db, 2, b->dims), tb ? " transposed" : "",
+                         lam_dims_format(dc, sizeof dc, 2, c->dims));
     }
     return LAM_OK;
 }
@@ -259,10 +193,10 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, unknown op %lld",
                          (long long)op_number(call->op));
     }
-    const char *opname = op_names[call->op];
-    op_kind kind = kind_of(call->op);
-    uint32_t arity = arity_of(kind);
-    if (kind == KIND_LINEAR && call->n_inputs == 2) {
+    const char *opname = lam_op_name(call->op);
+    lam_op_form kind = lam_op_form_of(call->op);
+    uint32_t arity = lam_op_form_inputs(kind);
+    if (kind == LAM_OP_FORM_LINEAR && call->n_inputs == 2) {
         arity = 2; /* no bias */
     }
     if (call->n_inputs != arity || (arity > 0 && call->inputs == NULL) || call->output == NULL) {
@@ -284,20 +218,24 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
     }
     const lam_tensor_view *out = call->output;
     switch (kind) {
-    case KIND_FILL:
+    case LAM_OP_FORM_INVALID:
+    case LAM_OP_FORM_MAX_ENUM: /* op_known() admits only ops this plugin implements */
+        return cpu_error(LAM_ERR_INTERNAL, "cpu: Internal error, op %lld has no form",
+                         (long long)op_number(call->op));
+    case LAM_OP_FORM_FILL:
         break;
-    case KIND_UNARY:
-    case KIND_BINARY:
+    case LAM_OP_FORM_UNARY:
+    case LAM_OP_FORM_BINARY:
         for (uint32_t i = 0; i < arity; i++) {
             if (!same_dims(&call->inputs[i], out)) {
                 return shape_error(opname, input_names[i], &call->inputs[i], "output", out);
             }
         }
         break;
-    case KIND_GEMM:
+    case LAM_OP_FORM_GEMM:
         st = check_gemm(call, opname);
         break;
-    case KIND_LINEAR:
+    case LAM_OP_FORM_LINEAR:
         st = check_gemm(call, opname);
         if (st == LAM_OK && arity == 3 &&
             (call->inputs[2].ndim != 1 || call->inputs[2].dims[0] != out->dims[1])) {
@@ -319,7 +257,7 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
             }
         }
         break;
-    case KIND_REDUCE:
+    case LAM_OP_FORM_REDUCE:
         st = check_rank(opname, "input", &call->inputs[0], 3);
         if (st == LAM_OK) {
             st = check_rank(opname, "output", out, 3);
@@ -331,11 +269,11 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
             const int64_t *xd = call->inputs[0].dims;
             const int64_t expect[3] = {xd[0], 1, xd[2]};
             st = cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s output has dims %s, expected %s",
-                           opname, cpu_dims_str(got, sizeof got, 3, out->dims),
-                           cpu_dims_str(want, sizeof want, 3, expect));
+                           opname, lam_dims_format(got, sizeof got, 3, out->dims),
+                           lam_dims_format(want, sizeof want, 3, expect));
         }
         break;
-    case KIND_SOFTMAX:
+    case LAM_OP_FORM_SOFTMAX:
         st = check_rank(opname, "input", &call->inputs[0], 3);
         if (st == LAM_OK && !same_dims(&call->inputs[0], out)) {
             st = shape_error(opname, "input", &call->inputs[0], "output", out);
@@ -346,9 +284,9 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
         return st;
     }
     switch (kind) {
-    case KIND_GEMM:
+    case LAM_OP_FORM_GEMM:
         return cpu_gemm(dev, call);
-    case KIND_LINEAR: {
+    case LAM_OP_FORM_LINEAR: {
         lam_op_call g = *call;
         g.op = LAM_OP_GEMM;
         g.n_inputs = 2;
@@ -357,8 +295,8 @@ lam_status cpu_execute(void *dev, const lam_op_call *call) {
         st = cpu_gemm(dev, &g);
         return st == LAM_OK ? cpu_linear_epilogue(call) : st;
     }
-    case KIND_REDUCE:
-    case KIND_SOFTMAX:
+    case LAM_OP_FORM_REDUCE:
+    case LAM_OP_FORM_SOFTMAX:
         return cpu_reduce(call);
     default:
         return cpu_elementwise(call);

@@ -48,9 +48,6 @@ lam_status cpu_error(lam_status status, const char *fmt, ...) __attribute__((for
 /* Logs through the host when it has a log callback. */
 void cpu_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Writes "(2, 3, 4)" for the first ndim dims into buf. Returns buf. */
-const char *cpu_dims_str(char *buf, size_t cap, uint32_t ndim, const int64_t *dims);
-
 /* ---- cpu_blas.c ---- */
 
 /*

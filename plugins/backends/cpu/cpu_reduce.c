@@ -208,7 +208,7 @@ lam_status cpu_reduce(const lam_op_call *call) {
     if (op == LAM_OP_ARGMAX && n == 0) {
         char dims[160];
         return cpu_error(LAM_ERR_SHAPE, "cpu: Empty axis, argmax of an input with dims %s",
-                         cpu_dims_str(dims, sizeof dims, 3, xv->dims));
+                         lam_dims_format(dims, sizeof dims, 3, xv->dims));
     }
     /* The blocked loops need the inner axis dense in x; n == 0 takes the line loops. */
     const int blocked = inner > 1 && xs2 == 1 && n > 0 &&

@@ -67,23 +67,6 @@ void vk_log(lam_log_level level, const char *fmt, ...) {
     vk_host->log(level, "%s", msg);
 }
 
-const char *vk_dims_str(char *buf, size_t cap, uint32_t ndim, const int64_t *dims) {
-    size_t used = 0;
-    if (cap == 0) {
-        return buf;
-    }
-    buf[0] = '\0';
-    used += (size_t)snprintf(buf, cap, "(");
-    for (uint32_t i = 0; i < ndim && i < LAM_MAX_DIMS && used < cap; i++) {
-        used +=
-            (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
-    }
-    if (used < cap) {
-        snprintf(buf + used, cap - used, ")");
-    }
-    return buf;
-}
-
 const char *vk_result_string(VkResult r) {
     switch (r) {
     case VK_SUCCESS:

@@ -14,72 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef enum op_kind {
-    KIND_FILL,
-    KIND_UNARY,
-    KIND_BINARY,
-    KIND_GEMM,
-    KIND_LINEAR,
-    KIND_REDUCE,
-    KIND_SOFTMAX
-} op_kind;
-
 #define VK_OP_END ((int64_t)LAM_OP_LINEAR + 1)
-
-static const char *const op_names[VK_OP_END] = {
-    "invalid",     "fill",        "copy",       "add",         "sub",           "mul",
-    "div",         "add_scalar",  "mul_scalar", "rsub_scalar", "div_scalar",    "rdiv_scalar",
-    "pow_scalar",  "neg",         "abs",        "square",      "sqrt",          "exp",
-    "log",         "relu",        "sigmoid",    "tanh",        "softrelu",      "gemm",
-    "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",        "softmax",
-    "log_softmax", "maximum",     "minimum",    "step",        "greater_equal", "axpby",
-    "linear",
-};
-
-static op_kind kind_of(lam_op op) {
-    switch (op) {
-    case LAM_OP_FILL:
-        return KIND_FILL;
-    case LAM_OP_ADD:
-    case LAM_OP_SUB:
-    case LAM_OP_MUL:
-    case LAM_OP_DIV:
-    case LAM_OP_MAXIMUM:
-    case LAM_OP_MINIMUM:
-    case LAM_OP_GREATER_EQUAL:
-    case LAM_OP_AXPBY:
-        return KIND_BINARY;
-    case LAM_OP_GEMM:
-        return KIND_GEMM;
-    case LAM_OP_LINEAR:
-        return KIND_LINEAR;
-    case LAM_OP_REDUCE_SUM:
-    case LAM_OP_REDUCE_MEAN:
-    case LAM_OP_REDUCE_MAX:
-    case LAM_OP_REDUCE_MIN:
-    case LAM_OP_ARGMAX:
-        return KIND_REDUCE;
-    case LAM_OP_SOFTMAX:
-    case LAM_OP_LOG_SOFTMAX:
-        return KIND_SOFTMAX;
-    default:
-        return KIND_UNARY;
-    }
-}
-
-static uint32_t arity_of(op_kind kind) {
-    switch (kind) {
-    case KIND_FILL:
-        return 0;
-    case KIND_BINARY:
-    case KIND_GEMM:
-        return 2;
-    case KIND_LINEAR:
-        return 3;
-    default:
-        return 1;
-    }
-}
 
 static int64_t op_number(lam_op op) {
     return (int64_t)(int32_t)op;
@@ -139,7 +74,7 @@ static lam_status check_view(vk_device *d, const lam_tensor_view *v, const char 
         if (v->dims[i] < 0) {
             char dims[160];
             return vk_error(LAM_ERR_SHAPE, "vulkan: Invalid shape, %s %s has dims %s", opname, what,
-                            vk_dims_str(dims, sizeof dims, v->ndim, v->dims));
+                            lam_dims_format(dims, sizeof dims, v->ndim, v->dims));
         }
         if (v->dims[i] == 0) {
             out->empty = 1;
@@ -183,8 +118,8 @@ static lam_status shape_error(const char *opname, const char *what, const lam_te
     char got[160];
     char want[160];
     return vk_error(LAM_ERR_SHAPE, "vulkan: Shape mismatch, %s %s has dims %s, %s has %s", opname,
-                    what, vk_dims_str(got, sizeof got, v->ndim, v->dims), expected_what,
-                    vk_dims_str(want, sizeof want, e->ndim, e->dims));
+                    what, lam_dims_format(got, sizeof got, v->ndim, v->dims), expected_what,
+                    lam_dims_format(want, sizeof want, e->ndim, e->dims));
 }
 
 static int same_dims(const lam_tensor_view *a, const lam_tensor_view *b) {
@@ -205,7 +140,7 @@ static lam_status check_rank(const char *opname, const char *what, const lam_ten
         char dims[160];
         return vk_error(LAM_ERR_SHAPE, "vulkan: Shape mismatch, %s needs a %u-D %s, got dims %s",
                         opname, (unsigned)ndim, what,
-                        vk_dims_str(dims, sizeof dims, v->ndim, v->dims));
+                        lam_dims_format(dims, sizeof dims, v->ndim, v->dims));
     }
     return LAM_OK;
 }
@@ -616,10 +551,10 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
         return vk_error(LAM_ERR_INVALID_ARGUMENT, "vulkan: Invalid argument, unknown op %lld",
                         (long long)op_number(call->op));
     }
-    const char *opname = op_names[call->op];
-    op_kind kind = kind_of(call->op);
-    uint32_t arity = arity_of(kind);
-    if (kind == KIND_LINEAR && call->n_inputs == 2) {
+    const char *opname = lam_op_name(call->op);
+    lam_op_form kind = lam_op_form_of(call->op);
+    uint32_t arity = lam_op_form_inputs(kind);
+    if (kind == LAM_OP_FORM_LINEAR && call->n_inputs == 2) {
         arity = 2; /* no bias */
     }
     if (call->n_inputs != arity || (arity > 0 && call->inputs == NULL) || call->output == NULL) {
@@ -644,18 +579,22 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
     }
     const lam_tensor_view *out = call->output;
     switch (kind) {
-    case KIND_FILL:
+    case LAM_OP_FORM_INVALID:
+    case LAM_OP_FORM_MAX_ENUM: /* op_known() admits only ops this plugin implements */
+        return vk_error(LAM_ERR_INTERNAL, "vulkan: Internal error, op %lld has no form",
+                        (long long)op_number(call->op));
+    case LAM_OP_FORM_FILL:
         break;
-    case KIND_UNARY:
-    case KIND_BINARY:
+    case LAM_OP_FORM_UNARY:
+    case LAM_OP_FORM_BINARY:
         for (uint32_t i = 0; i < arity; i++) {
             if (!same_dims(&call->inputs[i], out)) {
                 return shape_error(opname, input_names[i], &call->inputs[i], "output", out);
             }
         }
         break;
-    case KIND_GEMM:
-    case KIND_LINEAR: {
+    case LAM_OP_FORM_GEMM:
+    case LAM_OP_FORM_LINEAR: {
         const lam_tensor_view *a = &call->inputs[0];
         const lam_tensor_view *b = &call->inputs[1];
         st = check_rank(opname, "input 0 (A)", a, 2);
@@ -678,18 +617,18 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
             char da[64], db[64], dc[64];
             return vk_error(LAM_ERR_SHAPE,
                             "vulkan: Shape mismatch, %s of A %s%s and B %s%s into output %s",
-                            opname, vk_dims_str(da, sizeof da, 2, a->dims), ta ? " transposed" : "",
-                            vk_dims_str(db, sizeof db, 2, b->dims), tb ? " transposed" : "",
-                            vk_dims_str(dc, sizeof dc, 2, out->dims));
+                            opname, lam_dims_format(da, sizeof da, 2, a->dims),
+                            ta ? " transposed" : "", lam_dims_format(db, sizeof db, 2, b->dims),
+                            tb ? " transposed" : "", lam_dims_format(dc, sizeof dc, 2, out->dims));
         }
-        if (kind == KIND_LINEAR && arity == 3 &&
+        if (kind == LAM_OP_FORM_LINEAR && arity == 3 &&
             (call->inputs[2].ndim != 1 || call->inputs[2].dims[0] != n)) {
             return vk_error(LAM_ERR_SHAPE,
                             "vulkan: Shape mismatch, %s bias has %u dims, expected "
                             "1 dim of %lld",
                             opname, (unsigned)call->inputs[2].ndim, (long long)n);
         }
-        if (kind == KIND_LINEAR) {
+        if (kind == LAM_OP_FORM_LINEAR) {
             int64_t act = call->ints[2];
             if (act != LAM_OP_INVALID && act != LAM_OP_RELU && act != LAM_OP_SIGMOID &&
                 act != LAM_OP_TANH && act != LAM_OP_SOFTRELU) {
@@ -701,7 +640,7 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
         }
         break;
     }
-    case KIND_REDUCE:
+    case LAM_OP_FORM_REDUCE:
         st = check_rank(opname, "input", &call->inputs[0], 3);
         if (st == LAM_OK) {
             st = check_rank(opname, "output", out, 3);
@@ -713,11 +652,11 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
             const int64_t expect[3] = {xd[0], 1, xd[2]};
             st = vk_error(LAM_ERR_SHAPE,
                           "vulkan: Shape mismatch, %s output has dims %s, expected %s", opname,
-                          vk_dims_str(got, sizeof got, 3, out->dims),
-                          vk_dims_str(want, sizeof want, 3, expect));
+                          lam_dims_format(got, sizeof got, 3, out->dims),
+                          lam_dims_format(want, sizeof want, 3, expect));
         }
         break;
-    case KIND_SOFTMAX:
+    case LAM_OP_FORM_SOFTMAX:
         st = check_rank(opname, "input", &call->inputs[0], 3);
         if (st == LAM_OK && !same_dims(&call->inputs[0], out)) {
             st = shape_error(opname, "input", &call->inputs[0], "output", out);
@@ -737,16 +676,16 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
     uint64_t before = vk_validation_count();
     vk_validation_set_op(opname);
     switch (kind) {
-    case KIND_GEMM:
+    case LAM_OP_FORM_GEMM:
         st = vk_run_gemm(d, call, opname, &vo, &vin[0], &vin[1], 0);
         break;
-    case KIND_LINEAR:
+    case LAM_OP_FORM_LINEAR:
         st = run_linear(d, call, opname, &vo, vin);
         break;
-    case KIND_REDUCE:
+    case LAM_OP_FORM_REDUCE:
         st = vk_run_reduce(d, call, opname);
         break;
-    case KIND_SOFTMAX:
+    case LAM_OP_FORM_SOFTMAX:
         st = vk_run_softmax(d, call, opname, &vo, &vin[0]);
         break;
     default:

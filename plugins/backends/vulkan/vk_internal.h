@@ -240,7 +240,6 @@ extern const lam_host_api *vk_host;
 lam_status vk_error(lam_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vk_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *vk_result_string(VkResult r);
-const char *vk_dims_str(char *buf, size_t cap, uint32_t ndim, const int64_t *dims);
 
 /*
  * Validation messages (LAMINA_VULKAN_VALIDATION=1). vk_validation_take copies the oldest

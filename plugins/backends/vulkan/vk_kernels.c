@@ -217,7 +217,7 @@ lam_status vk_run_reduce(vk_device *d, const lam_op_call *call, const char *opna
     if (call->op == LAM_OP_ARGMAX && n == 0) {
         char dims[160];
         return vk_error(LAM_ERR_SHAPE, "vulkan: Empty axis, argmax of an input with dims %s",
-                        vk_dims_str(dims, sizeof dims, 3, xv->dims));
+                        lam_dims_format(dims, sizeof dims, 3, xv->dims));
     }
     if (call->op == LAM_OP_ARGMAX && n > (1 << 24)) {
         return vk_error(LAM_ERR_UNSUPPORTED,

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -133,6 +134,26 @@ typedef struct lam_device_info {
         (uint32_t)sizeof(lam_device_info), LAM_ABI_VERSION, LAM_DEVICE_INVALID, 0, 0, 0, 0, "",    \
             "", ""                                                                                 \
     }
+
+/* Formats dims as "(2, 20)" into buf (truncated to cap); returns buf. Header-only, so plugins,
+ * which do not link liblamina, can name shapes in their messages as the host does. */
+static inline const char *lam_dims_format(char *buf, size_t cap, uint32_t ndim,
+                                          const int64_t *dims) {
+    size_t used = 0;
+    if (cap == 0) {
+        return buf;
+    }
+    buf[0] = '\0';
+    used += (size_t)snprintf(buf, cap, "(");
+    for (uint32_t i = 0; i < ndim && i < LAM_MAX_DIMS && used < cap; i++) {
+        used +=
+            (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    }
+    if (used < cap) {
+        snprintf(buf + used, cap - used, ")");
+    }
+    return buf;
+}
 
 #ifdef __cplusplus
 }

@@ -146,6 +146,103 @@ typedef struct lam_op_call {
     int64_t ints[4];
 } lam_op_call;
 
+/* How an op takes its operands, from the semantics above (header-only, not part of the ABI). */
+typedef enum lam_op_form {
+    LAM_OP_FORM_INVALID = 0,
+    LAM_OP_FORM_FILL = 1,    /* no inputs */
+    LAM_OP_FORM_UNARY = 2,   /* one input, same dims as the output */
+    LAM_OP_FORM_BINARY = 3,  /* two inputs, same dims as the output */
+    LAM_OP_FORM_GEMM = 4,    /* two 2-D inputs */
+    LAM_OP_FORM_LINEAR = 5,  /* GEMM's inputs and an optional 1-D bias */
+    LAM_OP_FORM_REDUCE = 6,  /* one 3-D input (outer, n, inner), output (outer, 1, inner) */
+    LAM_OP_FORM_SOFTMAX = 7, /* one 3-D input, output of the same dims */
+    LAM_OP_FORM_MAX_ENUM = 0x7FFFFFFF
+} lam_op_form;
+
+/* The op's name as backends report it ("gemm", "reduce_sum"); "unknown" past this header's
+ * ops (a newer host's), so it is safe to call with any value. */
+static inline const char *lam_op_name(lam_op op) {
+    static const char *const names[LAM_OP_COUNT] = {
+        "invalid",     "fill",        "copy",       "add",         "sub",           "mul",
+        "div",         "add_scalar",  "mul_scalar", "rsub_scalar", "div_scalar",    "rdiv_scalar",
+        "pow_scalar",  "neg",         "abs",        "square",      "sqrt",          "exp",
+        "log",         "relu",        "sigmoid",    "tanh",        "softrelu",      "gemm",
+        "reduce_sum",  "reduce_mean", "reduce_max", "reduce_min",  "argmax",        "softmax",
+        "log_softmax", "maximum",     "minimum",    "step",        "greater_equal", "axpby",
+        "linear",
+    };
+    int64_t n = (int64_t)(int32_t)op;
+    return (n >= 0 && n < LAM_OP_COUNT && names[n] != NULL) ? names[n] : "unknown";
+}
+
+/* How `op` takes its operands; LAM_OP_FORM_INVALID for INVALID and ops this header lacks. */
+static inline lam_op_form lam_op_form_of(lam_op op) {
+    switch (op) {
+    case LAM_OP_FILL:
+        return LAM_OP_FORM_FILL;
+    case LAM_OP_COPY:
+    case LAM_OP_ADD_SCALAR:
+    case LAM_OP_MUL_SCALAR:
+    case LAM_OP_RSUB_SCALAR:
+    case LAM_OP_DIV_SCALAR:
+    case LAM_OP_RDIV_SCALAR:
+    case LAM_OP_POW_SCALAR:
+    case LAM_OP_NEG:
+    case LAM_OP_ABS:
+    case LAM_OP_SQUARE:
+    case LAM_OP_SQRT:
+    case LAM_OP_EXP:
+    case LAM_OP_LOG:
+    case LAM_OP_RELU:
+    case LAM_OP_SIGMOID:
+    case LAM_OP_TANH:
+    case LAM_OP_SOFTRELU:
+    case LAM_OP_STEP:
+        return LAM_OP_FORM_UNARY;
+    case LAM_OP_ADD:
+    case LAM_OP_SUB:
+    case LAM_OP_MUL:
+    case LAM_OP_DIV:
+    case LAM_OP_MAXIMUM:
+    case LAM_OP_MINIMUM:
+    case LAM_OP_GREATER_EQUAL:
+    case LAM_OP_AXPBY:
+        return LAM_OP_FORM_BINARY;
+    case LAM_OP_GEMM:
+        return LAM_OP_FORM_GEMM;
+    case LAM_OP_LINEAR:
+        return LAM_OP_FORM_LINEAR;
+    case LAM_OP_REDUCE_SUM:
+    case LAM_OP_REDUCE_MEAN:
+    case LAM_OP_REDUCE_MAX:
+    case LAM_OP_REDUCE_MIN:
+    case LAM_OP_ARGMAX:
+        return LAM_OP_FORM_REDUCE;
+    case LAM_OP_SOFTMAX:
+    case LAM_OP_LOG_SOFTMAX:
+        return LAM_OP_FORM_SOFTMAX;
+    default:
+        return LAM_OP_FORM_INVALID;
+    }
+}
+
+/* The most inputs an op of this form takes (LINEAR also takes one fewer: no bias). */
+static inline uint32_t lam_op_form_inputs(lam_op_form form) {
+    switch (form) {
+    case LAM_OP_FORM_BINARY:
+    case LAM_OP_FORM_GEMM:
+        return 2;
+    case LAM_OP_FORM_LINEAR:
+        return 3;
+    case LAM_OP_FORM_UNARY:
+    case LAM_OP_FORM_REDUCE:
+    case LAM_OP_FORM_SOFTMAX:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Backend descriptor                                                                         */
 /* ------------------------------------------------------------------------------------------ */
