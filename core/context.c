@@ -94,10 +94,11 @@ static lam_status open_ctx(lam__backend *b, uint32_t device, lam_ctx **out) {
     c->backend = b;
     c->device = device;
     snprintf(c->name, sizeof c->name, "%s(%u)", b->desc.name, device);
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     lam_status st = b->desc.device_open(b->desc.user, device, &c->dev);
     if (st != LAM_OK) {
         free(c);
+        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "%s(%u): Opening the device failed", b->desc.name, device);
     }
     b->ctxs[device] = c;
@@ -260,9 +261,10 @@ lam_status lam_ctx_synchronize(lam_ctx *ctx) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_ctx_synchronize: Invalid argument, "
                                                     "ctx is NULL");
     }
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     lam_status st = ctx->backend->desc.synchronize(ctx->dev);
     if (st != LAM_OK) {
+        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "%s", ctx->name);
     }
     return LAM_OK;

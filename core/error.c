@@ -7,6 +7,10 @@
 #define ERROR_CAP 2048
 
 static _Thread_local char last_error[ERROR_CAP];
+/* Counts the messages set on this thread, so that the core can tell whether a callback it
+ * called set one without clearing the user's last message first (lam_last_error stays valid
+ * until the next failing call, successful calls leave it alone). */
+static _Thread_local uint64_t error_serial;
 
 const char *lam_status_string(lam_status status) {
     switch (status) {
@@ -55,6 +59,22 @@ void lam_clear_error(void) {
 
 lam_status lam__verror(lam_status status, const char *fmt, va_list ap) {
     vsnprintf(last_error, sizeof last_error, fmt, ap);
+    error_serial++;
+    return status;
+}
+
+uint64_t lam__error_mark(void) {
+    return error_serial;
+}
+
+bool lam__error_set_since(uint64_t mark) {
+    return error_serial != mark && last_error[0] != '\0';
+}
+
+lam_status lam__error_from_callback(lam_status status, uint64_t mark, const char *who) {
+    if (!lam__error_set_since(mark)) {
+        lam__error(status, "No message, the %s returned %s", who, lam_status_string(status));
+    }
     return status;
 }
 
@@ -86,6 +106,7 @@ lam_status lam__error_prefix(lam_status status, const char *fmt, ...) {
     size_t take = no < cap - pos ? no : cap - pos;
     memcpy(last_error + pos, old, take);
     last_error[pos + take] = '\0';
+    error_serial++;
     return status;
 }
 

@@ -550,14 +550,14 @@ static lam_status fill_xavier(const lam_initializer *init, const char *subject,
 
 static lam_status fill_custom(const lam_initializer *init, const char *subject,
                               const lam_shape *shape, float *data, size_t count, lam_rng *rng) {
-    /* Cleared first so a callback that fails without a message is not blamed for an old one. */
-    lam_clear_error();
+    /* Marked first so a callback that fails without a message is not blamed for an old one. */
+    uint64_t mark = lam__error_mark();
     lam_status st = init->fn(subject, shape, data, count, rng, init->user);
     if (st == LAM_OK) {
         return LAM_OK;
     }
     char why[1024];
-    snprintf(why, sizeof why, "%s", lam_last_error());
+    snprintf(why, sizeof why, "%s", lam__error_set_since(mark) ? lam_last_error() : "");
     if (why[0] == '\0') {
         snprintf(why, sizeof why, "%s", lam_status_string(st));
     }

@@ -441,8 +441,12 @@ lam_status lam__layer_backward(lam__node *n, lam_tensor *g) {
     lam__node *outer_node = in_backward_node;
     in_backward = b;
     in_backward_node = n;
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     lam_status st = d->backward(b->layer_state, &b->layer, ni, n->in, n->out, g, grads);
+    if (st != LAM_OK && !lam__error_set_since(mark)) {
+        lam__error(st, "%s: No message, the %s plugin's backward returned %s", b->name, d->name,
+                   lam_status_string(st));
+    }
     in_backward = outer;
     in_backward_node = outer_node;
     for (uint32_t i = 0; i < ni; i++) {
@@ -547,7 +551,7 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
             saved[i] = share->params[i].param->shape;
         }
     }
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     st = lt->desc.create(&b->layer, (const lam_attrs *)a, &b->layer_state);
     b->creating = false;
     b->share = NULL;
@@ -558,7 +562,7 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
     }
     free(saved);
     if (st != LAM_OK) {
-        if (lam_last_error()[0] == '\0') {
+        if (!lam__error_set_since(mark)) {
             lam__error(st, "%s: Create failed without a message (%s)", b->name,
                        lam_status_string(st));
         }
@@ -606,9 +610,13 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
         shapes[i] = *lam_tensor_shape(inputs[i]);
     }
     lam_shape out_shape = {0};
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     lam_status st = d->infer_shape(b->layer_state, &b->layer, n, shapes, &out_shape);
     if (st != LAM_OK) {
+        if (!lam__error_set_since(mark)) {
+            lam__error(st, "%s: No message, the %s plugin's infer_shape returned %s", b->name,
+                       d->name, lam_status_string(st));
+        }
         return st;
     }
     /* Shapes are known now: complete deferred initialization. */
@@ -644,9 +652,13 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
         fuse = any && b->n_params <= 64;
     }
     int was = fuse ? lam_autograd_set_recording(0) : lam_autograd_is_recording();
-    lam_clear_error();
+    mark = lam__error_mark();
     st = d->forward(b->layer_state, &b->layer, n, inputs, out);
     lam_autograd_set_recording(was);
+    if (st != LAM_OK && !lam__error_set_since(mark)) {
+        lam__error(st, "%s: No message, the %s plugin's forward returned %s", b->name, d->name,
+                   lam_status_string(st));
+    }
     if (st == LAM_OK && fuse && *out != NULL) {
         st = lam__record_op(LAM__G_LAYER, LAM_OP_INVALID, node_in, n_node_in, out, 0.0f, 0, 0);
         if (st == LAM_OK && (*out)->node != NULL) {

@@ -495,7 +495,7 @@ static void load_one(const char *path) {
     memcpy(&entry, &sym, sizeof entry); /* object pointer to function pointer, as POSIX allows */
     p->loading = true;
     current_plugin = p;
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     lam_status st = entry(&lam__rt.host, p);
     current_plugin = NULL;
     p->loading = false;
@@ -513,7 +513,7 @@ static void load_one(const char *path) {
     }
     if (st != LAM_OK) {
         char msg[2300];
-        const char *err = lam_last_error();
+        const char *err = lam__error_set_since(mark) ? lam_last_error() : "";
         snprintf(msg, sizeof msg, "entry returned %s%s%s", lam_status_string(st),
                  err[0] ? ": " : "", err);
         rollback(p);
@@ -549,12 +549,13 @@ void lam__backend_probe(lam__backend *b) {
     }
     b->probed = true;
     uint32_t n = 0;
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     lam_status pst = b->desc.probe(b->desc.user, &n, b->why, sizeof b->why);
     b->why[sizeof b->why - 1] = '\0';
     if (pst != LAM_OK) {
         n = 0;
-        snprintf(b->why, sizeof b->why, "probe failed: %s", lam_last_error());
+        snprintf(b->why, sizeof b->why, "probe failed: %s",
+                 lam__error_set_since(mark) ? lam_last_error() : lam_status_string(pst));
     } else if (n == 0 && b->why[0] == '\0') {
         snprintf(b->why, sizeof b->why, "no device (the backend gave no reason)");
     }

@@ -97,12 +97,10 @@ lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, 
     if (ints != NULL) {
         memcpy(call.ints, ints, sizeof call.ints);
     }
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     lam_status st = ctx->backend->desc.execute(ctx->dev, &call);
     if (st != LAM_OK) {
-        if (lam_last_error()[0] == '\0') {
-            lam__error(st, "backend returned %s without a message", lam_status_string(st));
-        }
+        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "%s on %s", lam__op_name(op), ctx->name);
     }
     return LAM_OK;
@@ -280,11 +278,12 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
     s->bytes = (size_t)numel * sizeof(float);
     s->buf = cache_take(ctx, s->bytes);
     if (s->buf == NULL) {
-        lam_clear_error();
+        uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_alloc(ctx->dev, s->bytes, &s->buf);
         if (st != LAM_OK) {
             free(t);
             free(s);
+            lam__error_from_callback(st, mark, "backend");
             return lam__error_prefix(st, "%s", ctx->name);
         }
     }
@@ -487,10 +486,11 @@ lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count) {
                           "lam_tensor_read: Invalid argument, dst is NULL");
     }
     lam_ctx *c = t->storage->ctx;
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     st = c->backend->desc.buffer_read(c->dev, t->storage->buf, t->offset * sizeof(float), dst,
                                       count * sizeof(float));
     if (st != LAM_OK) {
+        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "lam_tensor_read on %s", c->name);
     }
     return LAM_OK;
@@ -509,10 +509,11 @@ lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count) {
                           "lam_tensor_write: Invalid argument, src is NULL");
     }
     lam_ctx *c = t->storage->ctx;
-    lam_clear_error();
+    uint64_t mark = lam__error_mark();
     st = c->backend->desc.buffer_write(c->dev, t->storage->buf, t->offset * sizeof(float), src,
                                        count * sizeof(float));
     if (st != LAM_OK) {
+        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "lam_tensor_write on %s", c->name);
     }
     return LAM_OK;
@@ -555,10 +556,11 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
         return LAM_OK;
     }
     if (sc == ctx) {
-        lam_clear_error();
+        uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_copy(ctx->dev, d->storage->buf, 0, t->storage->buf,
                                             t->offset * sizeof(float), bytes);
         if (st != LAM_OK) {
+            lam__error_from_callback(st, mark, "backend");
             lam__error_prefix(st, "lam_tensor_copyto %s", ctx->name);
         }
     } else {

@@ -39,7 +39,9 @@ typedef struct lam_block lam_block;
 LAM_EXPORT const char *lam_status_string(lam_status status);
 
 /*
- * The message of the last failure on this thread ("" if none).
+ * The message of the last failure on this thread ("" if none). Successful calls leave it as it
+ * is, so it still describes the last failure after later calls succeed; only the next failing
+ * call (or lam_clear_error) replaces it.
  * Ownership: borrowed; valid until the next failing call on this thread.
  */
 LAM_EXPORT const char *lam_last_error(void);
