@@ -401,7 +401,8 @@ typedef struct check_arg {
 
 static void check_child(void *argp) {
     check_arg *a = argp;
-    cf_ctx c = {.opt = a->opt,
+    cf_ctx c = {.name = a->check->name,
+                .opt = a->opt,
                 .plugin = a->plugin,
                 .layer = a->check->layer,
                 .backend = a->check->backend,
@@ -686,7 +687,8 @@ static int matches(const cf_options *opt, const char *name) {
 static void usage_conform(FILE *f) {
     fprintf(f, "usage: lamina conform PLUGIN.so [--backend all|cpu|vulkan|NAME[,NAME...]]\n"
                "                      [--seed N] [--filter SUBSTR] [--format text|json]\n"
-               "                      [--attrs \"name=value, ...\"] [--timeout SECONDS]\n\n"
+               "                      [--attrs \"name=value, ...\"] [--timeout SECONDS]\n"
+               "                      [--failalloc PATH/liblamina_failalloc.so]\n\n"
                "Runs the conformance checks of a layer or backend plugin, each in its own\n"
                "process; prints pass/fail/skip per check and, for each failure, what was\n"
                "expected and found and a command that reproduces it. Exit status 1 when a\n"
@@ -697,6 +699,8 @@ static int parse_args(int argc, char **argv, cf_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->backend = "cpu";
     opt->timeout_s = 120;
+    opt->argc = argc;
+    opt->argv = argv;
     const char *fmt = "text";
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -727,6 +731,9 @@ static int parse_args(int argc, char **argv, cf_options *opt) {
             i++;
         } else if (strcmp(a, "--attrs") == 0) {
             opt->attrs = v;
+            i++;
+        } else if (strcmp(a, "--failalloc") == 0) {
+            opt->failalloc = v;
             i++;
         } else if (strcmp(a, "--timeout") == 0) {
             opt->timeout_s = (unsigned)strtoul(v, NULL, 10);
@@ -830,7 +837,9 @@ int cmd_conform(int argc, char **argv) {
         }
         check_arg arg = {&opt, &local, k, shared};
         cf_result r;
-        run_child(check_child, &arg, shared, opt.timeout_s, &r);
+        /* The allocation sweep may run in a fresh conform (discovery, setup, then the sweep). */
+        unsigned limit = strstr(k->name, ".alloc_failure") ? 3 * opt.timeout_s + 10 : opt.timeout_s;
+        run_child(check_child, &arg, shared, limit, &r);
         if (setup && k->layer != NULL) {
             cf_layer *l = (cf_layer *)(uintptr_t)k->layer;
             l->have_input = r.have_input; /* a leak found by setup does not stop the rest */

@@ -9,6 +9,7 @@
 #ifndef LAMINA_CONFORM_H
 #define LAMINA_CONFORM_H
 
+#include "failalloc/failalloc.h"
 #include "lamina/lamina.h"
 
 #include <stddef.h>
@@ -82,10 +83,14 @@ typedef struct cf_options {
     int json;
     const char *attrs; /* user overrides, "units=3, in_units=5" */
     unsigned timeout_s;
+    const char *failalloc; /* --failalloc: the injector library to preload */
+    int argc;              /* the command line, for re-executing one check */
+    char **argv;
 } cf_options;
 
 /* The environment of one check, in the child. */
 typedef struct cf_ctx {
+    const char *name; /* the check's full name */
     const cf_options *opt;
     const cf_plugin *plugin;
     const cf_layer *layer; /* layer checks */
@@ -152,12 +157,11 @@ void cf_check_alloc_sweep(cf_ctx *c);
 /* Backend checks (conform_backend.c): declares every check for one backend. */
 void cf_backend_checks(const char *backend);
 
-/* Allocation-failure injection (conform_alloc.c). cf_alloc_available() is 0 under ASan. */
-int cf_alloc_available(void);
-/* Fails the k-th allocation (1-based) of this thread from now on; 0 disarms. */
-void cf_alloc_arm(unsigned long k);
-/* Allocations counted since arming; nonzero when the armed failure was injected. */
-unsigned long cf_alloc_count(void);
-int cf_alloc_injected(void);
+/* Allocation-failure injection (conform_failalloc.c, with tools/failalloc). 1 when the
+ * injector is preloaded and counts this thread's allocations; fills *fa. */
+int cf_failalloc_active(lam_failalloc *fa);
+/* Runs check c->name in a fresh `lamina conform` with the injector preloaded and adopts its
+ * verdict, or skips saying why the injector cannot be active. */
+void cf_failalloc_reexec(cf_ctx *c);
 
 #endif

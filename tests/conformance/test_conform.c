@@ -210,3 +210,51 @@ Test(conform, bad_usage_is_exit_status_2) {
     st = system(cmd);
     cr_expect_eq(WEXITSTATUS(st), 2);
 }
+
+/* leaks.alloc_failure runs its sweep in a process with liblamina_failalloc.so preloaded (the
+ * lamina program defines no malloc), and says SKIP with the reason when the injector cannot
+ * be active, never PASS over zero allocations. */
+Test(conform, alloc_failure_sweep_runs_with_the_preloaded_injector) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_layer_dense.so", LAMINA_PLUGIN_DIR);
+    report r = conform(path, "--filter Dense.leaks.alloc_failure");
+    json_t *c = find_check(&r, "Dense.leaks.alloc_failure");
+    cr_assert_not_null(c);
+    if (LAMINA_SANITIZED) {
+        cr_expect_str_eq(field(c, "status"), "skip");
+        cr_expect(strstr(field(c, "message"), "AddressSanitizer owns malloc") != NULL, "%s",
+                  field(c, "message"));
+    } else {
+        cr_expect_str_eq(field(c, "status"), "pass", "%s", field(c, "message"));
+        cr_expect(strstr(field(c, "message"), "each of ") != NULL, "%s", field(c, "message"));
+        cr_expect(strstr(field(c, "message"), "each of 0 ") == NULL, "%s", field(c, "message"));
+    }
+    json_decref(r.root);
+}
+
+Test(conform, alloc_failure_sweep_skips_without_its_injector) {
+    if (LAMINA_SANITIZED) {
+        cr_skip("the sanitizer build skips the sweep before looking for the injector");
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_layer_dense.so", LAMINA_PLUGIN_DIR);
+    report r = conform(path, "--filter Dense.leaks.alloc_failure --failalloc /nonexistent/x.so");
+    json_t *c = find_check(&r, "Dense.leaks.alloc_failure");
+    cr_assert_not_null(c);
+    cr_expect_str_eq(field(c, "status"), "skip");
+    cr_expect_str_eq(field(c, "message"),
+                     "the allocation-failure injector liblamina_failalloc.so was not found "
+                     "(looked at /nonexistent/x.so); give it with --failalloc PATH");
+    cr_expect_eq(r.status, 0);
+    json_decref(r.root);
+    /* A library that is not the injector: preloaded, but nothing counts allocations. */
+    snprintf(path, sizeof path, "%s/lamina_layer_dense.so", LAMINA_PLUGIN_DIR);
+    r = conform(path, "--filter Dense.leaks.alloc_failure --failalloc " LAMINA_PLUGIN_DIR
+                      "/lamina_layer_centered.so");
+    c = find_check(&r, "Dense.leaks.alloc_failure");
+    cr_assert_not_null(c);
+    cr_expect_str_eq(field(c, "status"), "skip");
+    cr_expect(strstr(field(c, "message"), "not active although it was preloaded") != NULL, "%s",
+              field(c, "message"));
+    json_decref(r.root);
+}
