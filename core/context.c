@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +58,26 @@ lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_inf
         return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, device %u, the backend has %u",
                           b->desc.name, device, b->n_devices);
     }
-    st = b->desc.device_info(b->desc.user, device, info);
+    lam_device_info want = *info;
+    uint64_t mark = lam__error_mark();
+    st = lam__backend_status(b->desc.device_info(b->desc.user, device, info), mark, b,
+                             "device_info");
     if (st != LAM_OK) {
         return lam__error_prefix(st, "%s(%u)", b->desc.name, device);
+    }
+    /* The backend may not have written the header back or may have left text without its NUL:
+     * restore the one and terminate the others within the caller's struct. */
+    info->struct_size = want.struct_size;
+    info->abi_version = want.abi_version;
+    size_t have = want.struct_size;
+    if (have >= offsetof(lam_device_info, name) + sizeof info->name) {
+        info->name[sizeof info->name - 1] = '\0';
+    }
+    if (have >= offsetof(lam_device_info, driver) + sizeof info->driver) {
+        info->driver[sizeof info->driver - 1] = '\0';
+    }
+    if (have >= offsetof(lam_device_info, details) + sizeof info->details) {
+        info->details[sizeof info->details - 1] = '\0';
     }
     return LAM_OK;
 }
@@ -96,9 +114,9 @@ static lam_status open_ctx(lam__backend *b, uint32_t device, lam_ctx **out) {
     snprintf(c->name, sizeof c->name, "%s(%u)", b->desc.name, device);
     uint64_t mark = lam__error_mark();
     lam_status st = b->desc.device_open(b->desc.user, device, &c->dev);
+    st = lam__backend_status(st, mark, b, "device_open");
     if (st != LAM_OK) {
         free(c);
-        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "%s(%u): Opening the device failed", b->desc.name, device);
     }
     b->ctxs[device] = c;
@@ -263,8 +281,8 @@ lam_status lam_ctx_synchronize(lam_ctx *ctx) {
     }
     uint64_t mark = lam__error_mark();
     lam_status st = ctx->backend->desc.synchronize(ctx->dev);
+    st = lam__backend_status(st, mark, ctx->backend, "synchronize");
     if (st != LAM_OK) {
-        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "%s", ctx->name);
     }
     return LAM_OK;

@@ -60,7 +60,9 @@ void lam__strbuf_fini(lam__strbuf *sb);
 
 /* ---- backends and contexts (context.c) ---- */
 typedef struct lam__backend {
-    lam_backend_desc desc; /* copied; fields past the plugin's struct_size are zero */
+    lam_backend_desc desc; /* copied; fields past the plugin's struct_size are zero; its strings
+                              point into `strings`, the host's own copy */
+    char *strings;
     struct lam_plugin *plugin;
     bool probed; /* probe runs on first use: lam__backend_probe */
     uint32_t n_devices;
@@ -98,8 +100,9 @@ void lam__backends_probe_all(void);
 
 /* ---- layer types (registry.c) ---- */
 typedef struct lam__layer_type {
-    lam_layer_desc desc;
+    lam_layer_desc desc; /* copied; its strings and attrs point into `owned`, the host's copy */
     struct lam_plugin *plugin;
+    void *owned;
 } lam__layer_type;
 
 /* ---- runtime (runtime.c) ---- */
@@ -122,8 +125,8 @@ struct lam_plugin {
     lam_status refuse_status; /* first refused registration */
     lam_plugin_reason refuse_reason;
     char *refuse_message;
-    uint32_t abi_seen; /* abi_version of the first descriptor */
-    const char *version_seen;
+    uint32_t abi_seen;  /* abi_version of the first descriptor */
+    char *version_seen; /* copied from the first descriptor with a version */
 };
 
 typedef struct lam__runtime {
@@ -144,6 +147,21 @@ extern lam__runtime lam__rt;
 /* Starts the runtime with default options if it is not started. */
 lam_status lam__ensure_started(void);
 void lam__host_table_init(lam_host_api *host);
+/*
+ * Checks the status a plugin callback returned (host.c), given lam__error_mark() from just
+ * before the call. A status that is no lam_status (positive, or a negative the host does not
+ * know) becomes LAM_ERR_INTERNAL with a message naming the subject, the callback and the
+ * plugin; an error without a message (or with an empty one) keeps its status and gets
+ * "<subject>: <status string> (the plugin set no message)". `subject` is what the user sees
+ * (a layer instance "dense0"; NULL: none, the caller prefixes one); `who` names the plugin's
+ * part ("layer type 'Dense'", "backend 'cpu'"). LAM_OK passes through.
+ */
+lam_status lam__plugin_status(lam_status st, uint64_t mark, const struct lam_plugin *plugin,
+                              const char *who, const char *subject, const char *callback);
+/* lam__plugin_status for a backend callback, without a subject: the caller prefixes its own
+ * ("add on cpu(0)") as usual. */
+lam_status lam__backend_status(lam_status st, uint64_t mark, const lam__backend *b,
+                               const char *callback);
 
 /* ---- registry (registry.c) ---- */
 lam_status lam__registry_load(const char *plugin_path, bool skip_builtin);

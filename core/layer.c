@@ -421,6 +421,14 @@ static lam_status host_param_add_grad(lam_layer *layer, const char *name, const 
 bool lam__fused_backward(void);
 lam_status lam__layer_backward(lam__node *n, lam_tensor *g);
 
+/* What a layer's callback returned, checked at the boundary (lam__plugin_status). */
+static lam_status plugin_status(lam_status st, uint64_t mark, const lam_block *b,
+                                const char *callback) {
+    char who[96];
+    snprintf(who, sizeof who, "layer type '%s'", b->layer_type->desc.name);
+    return lam__plugin_status(st, mark, b->layer_type->plugin, who, b->name, callback);
+}
+
 /* The node whose fused backward is running (for layer_input_needs_grad). */
 static lam__node *in_backward_node;
 
@@ -443,12 +451,9 @@ lam_status lam__layer_backward(lam__node *n, lam_tensor *g) {
     in_backward_node = n;
     uint64_t mark = lam__error_mark();
     lam_status st = d->backward(b->layer_state, &b->layer, ni, n->in, n->out, g, grads);
-    if (st != LAM_OK && !lam__error_set_since(mark)) {
-        lam__error(st, "%s: No message, the %s plugin's backward returned %s", b->name, d->name,
-                   lam_status_string(st));
-    }
     in_backward = outer;
     in_backward_node = outer_node;
+    st = plugin_status(st, mark, b, "backward");
     for (uint32_t i = 0; i < ni; i++) {
         if (st == LAM_OK && grads[i] != NULL && lam__needs_grad(n->in[i])) {
             if (!lam_shape_equal(lam_tensor_shape(grads[i]), lam_tensor_shape(n->in[i]))) {
@@ -553,6 +558,7 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
     }
     uint64_t mark = lam__error_mark();
     st = lt->desc.create(&b->layer, (const lam_attrs *)a, &b->layer_state);
+    st = plugin_status(st, mark, b, "create");
     b->creating = false;
     b->share = NULL;
     if (st != LAM_OK && saved != NULL) {
@@ -562,10 +568,6 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
     }
     free(saved);
     if (st != LAM_OK) {
-        if (!lam__error_set_since(mark)) {
-            lam__error(st, "%s: Create failed without a message (%s)", b->name,
-                       lam_status_string(st));
-        }
         lam_block_release(b);
         return st;
     }
@@ -613,11 +615,7 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
     uint64_t mark = lam__error_mark();
     lam_status st = d->infer_shape(b->layer_state, &b->layer, n, shapes, &out_shape);
     if (st != LAM_OK) {
-        if (!lam__error_set_since(mark)) {
-            lam__error(st, "%s: No message, the %s plugin's infer_shape returned %s", b->name,
-                       d->name, lam_status_string(st));
-        }
-        return st;
+        return plugin_status(st, mark, b, "infer_shape");
     }
     /* Shapes are known now: complete deferred initialization. */
     for (size_t i = 0; i < b->n_params; i++) {
@@ -654,11 +652,8 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
     int was = fuse ? lam_autograd_set_recording(0) : lam_autograd_is_recording();
     mark = lam__error_mark();
     st = d->forward(b->layer_state, &b->layer, n, inputs, out);
+    st = plugin_status(st, mark, b, "forward");
     lam_autograd_set_recording(was);
-    if (st != LAM_OK && !lam__error_set_since(mark)) {
-        lam__error(st, "%s: No message, the %s plugin's forward returned %s", b->name, d->name,
-                   lam_status_string(st));
-    }
     if (st == LAM_OK && fuse && *out != NULL) {
         st = lam__record_op(LAM__G_LAYER, LAM_OP_INVALID, node_in, n_node_in, out, 0.0f, 0, 0);
         if (st == LAM_OK && (*out)->node != NULL) {

@@ -10,11 +10,15 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static lam_plugin *current_plugin; /* the plugin whose entry is running */
 
@@ -97,6 +101,8 @@ const char *lam_plugin_reason_string(lam_plugin_reason reason) {
         return "no-device";
     case LAM_REASON_SHADOWED:
         return "shadowed";
+    case LAM_REASON_NOT_A_FILE:
+        return "not-a-file";
     default:
         return "invalid";
     }
@@ -141,22 +147,86 @@ lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record) {
 
 /* ---- lookup ---- */
 
-lam__backend *lam__backend_find(const char *name) {
-    for (size_t i = 0; i < lam__rt.n_backends; i++) {
-        if (strcmp(lam__rt.backends[i]->desc.name, name) == 0) {
-            return lam__rt.backends[i];
+/* Names of registered layers and backends, hashed (open addressing, linear probing), so
+ * registering n names costs O(n) and a plugin with 10^5 layers loads in well under a second.
+ * Keys point into the registered type's own copy of its name. */
+typedef struct name_slot {
+    const char *key;
+    void *value;
+} name_slot;
+
+typedef struct name_index {
+    name_slot *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t n;
+} name_index;
+
+static name_index layer_index, backend_index;
+
+static size_t name_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    }
+    return (size_t)(h ^ (h >> 32));
+}
+
+static void *index_find(const name_index *ix, const char *key) {
+    if (ix->cap == 0) {
+        return NULL;
+    }
+    for (size_t i = name_hash(key) & (ix->cap - 1);; i = (i + 1) & (ix->cap - 1)) {
+        if (ix->slots[i].key == NULL) {
+            return NULL;
+        }
+        if (strcmp(ix->slots[i].key, key) == 0) {
+            return ix->slots[i].value;
         }
     }
-    return NULL;
+}
+
+static void index_put_slot(name_slot *slots, size_t cap, const char *key, void *value) {
+    size_t i = name_hash(key) & (cap - 1);
+    while (slots[i].key != NULL) {
+        i = (i + 1) & (cap - 1);
+    }
+    slots[i].key = key;
+    slots[i].value = value;
+}
+
+/* Adds a key that is not in the index yet; false on out of memory. */
+static bool index_add(name_index *ix, const char *key, void *value) {
+    if (2 * (ix->n + 1) > ix->cap) {
+        size_t cap = ix->cap ? 2 * ix->cap : 64;
+        name_slot *slots = calloc(cap, sizeof *slots);
+        if (slots == NULL) {
+            return false;
+        }
+        for (size_t i = 0; i < ix->cap; i++) {
+            if (ix->slots[i].key != NULL) {
+                index_put_slot(slots, cap, ix->slots[i].key, ix->slots[i].value);
+            }
+        }
+        free(ix->slots);
+        ix->slots = slots;
+        ix->cap = cap;
+    }
+    index_put_slot(ix->slots, ix->cap, key, value);
+    ix->n++;
+    return true;
+}
+
+static void index_clear(name_index *ix) {
+    free(ix->slots);
+    memset(ix, 0, sizeof *ix);
+}
+
+lam__backend *lam__backend_find(const char *name) {
+    return name != NULL ? index_find(&backend_index, name) : NULL;
 }
 
 const lam__layer_type *lam__layer_type_find(const char *name) {
-    for (size_t i = 0; i < lam__rt.n_layers; i++) {
-        if (strcmp(lam__rt.layers[i]->desc.name, name) == 0) {
-            return lam__rt.layers[i];
-        }
-    }
-    return NULL;
+    return name != NULL ? index_find(&layer_index, name) : NULL;
 }
 
 /* ---- registration ---- */
@@ -231,7 +301,7 @@ static lam_status check_header(lam_plugin *p, const char *what, uint32_t struct_
 }
 
 static bool valid_name(const char *name, bool lower_only) {
-    if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
+    if (name == NULL || name[0] == '\0' || strnlen(name, 64) > 63) {
         return false;
     }
     for (const char *c = name; *c; c++) {
@@ -242,6 +312,158 @@ static bool valid_name(const char *name, bool lower_only) {
         }
     }
     return true;
+}
+
+/*
+ * Descriptor strings. The host copies every string it keeps at registration (the plugin may
+ * free or reuse its own as soon as register_* returns), and never reads more than
+ * DESC_TEXT_MAX bytes of one: a longer string, or one without its NUL, is a bad descriptor.
+ */
+#define DESC_TEXT_MAX 4096
+
+/* Length of a plugin's string; SIZE_MAX when it has no NUL within DESC_TEXT_MAX bytes. */
+static size_t text_len(const char *s) {
+    size_t n = strnlen(s, DESC_TEXT_MAX + 1);
+    return n > DESC_TEXT_MAX ? SIZE_MAX : n;
+}
+
+/* A bounded copy of a plugin's string (NULL for NULL or out of memory). */
+static char *text_dup(const char *s) {
+    if (s == NULL) {
+        return NULL;
+    }
+    size_t n = strnlen(s, DESC_TEXT_MAX);
+    char *d = malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Copies s to *pos, never past end; returns the copy (NULL for NULL). */
+static const char *text_put(char **pos, char *end, const char *s) {
+    if (s == NULL) {
+        return NULL;
+    }
+    char *d = *pos;
+    size_t n = strnlen(s, (size_t)(end - d) - 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    *pos = d + n + 1;
+    return d;
+}
+
+/* Adds the size of one descriptor string to *total; refuses the plugin when it is too long. */
+static lam_status text_measure(lam_plugin *p, const char *what, const char *owner,
+                               const char *field, const char *s, size_t *total) {
+    if (s == NULL) {
+        return LAM_OK;
+    }
+    size_t n = text_len(s);
+    if (n == SIZE_MAX) {
+        return refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                      "%s '%.63s': %s has no terminating NUL within %d bytes", what, owner, field,
+                      DESC_TEXT_MAX);
+    }
+    *total += n + 1;
+    return LAM_OK;
+}
+
+static void layer_type_free(lam__layer_type *l) {
+    if (l != NULL) {
+        free(l->owned);
+        free(l);
+    }
+}
+
+static void backend_free(lam__backend *b) {
+    if (b != NULL) {
+        free(b->ctxs);
+        free(b->strings);
+        free(b);
+    }
+}
+
+/* Replaces the strings of b's descriptor by copies owned by b. */
+static lam_status copy_backend_strings(lam_plugin *p, lam__backend *b) {
+    lam_backend_desc *d = &b->desc;
+    size_t total = 0;
+    lam_status st = text_measure(p, "backend", d->name, "version", d->version, &total);
+    if (st == LAM_OK) {
+        st = text_measure(p, "backend", d->name, "doc", d->doc, &total);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    total += strlen(d->name) + 1; /* checked by valid_name */
+    char *pos = malloc(total);
+    if (pos == NULL) {
+        return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
+    }
+    b->strings = pos;
+    char *end = pos + total;
+    d->name = text_put(&pos, end, d->name);
+    d->version = text_put(&pos, end, d->version);
+    d->doc = text_put(&pos, end, d->doc);
+    return LAM_OK;
+}
+
+/* Replaces the strings and the attribute array of l's descriptor by one block owned by l. */
+static lam_status copy_layer_strings(lam_plugin *p, lam__layer_type *l) {
+    lam_layer_desc *d = &l->desc;
+    size_t total = strlen(d->name) + 1; /* checked by valid_name */
+    lam_status st = text_measure(p, "layer", d->name, "prefix", d->prefix, &total);
+    if (st == LAM_OK) {
+        st = text_measure(p, "layer", d->name, "version", d->version, &total);
+    }
+    if (st == LAM_OK) {
+        st = text_measure(p, "layer", d->name, "doc", d->doc, &total);
+    }
+    for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
+        const lam_attr_desc *a = &d->attrs[i];
+        char field[64];
+        snprintf(field, sizeof field, "attribute %u's name", (unsigned)i);
+        st = text_measure(p, "layer", d->name, field, a->name, &total);
+        snprintf(field, sizeof field, "attribute %u's default", (unsigned)i);
+        if (st == LAM_OK) {
+            st = text_measure(p, "layer", d->name, field, a->default_value, &total);
+        }
+        snprintf(field, sizeof field, "attribute %u's choices", (unsigned)i);
+        if (st == LAM_OK) {
+            st = text_measure(p, "layer", d->name, field, a->choices, &total);
+        }
+        snprintf(field, sizeof field, "attribute %u's doc", (unsigned)i);
+        if (st == LAM_OK) {
+            st = text_measure(p, "layer", d->name, field, a->doc, &total);
+        }
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    size_t attrs_bytes = (size_t)d->n_attrs * sizeof(lam_attr_desc);
+    char *block = malloc(attrs_bytes + total);
+    if (block == NULL) {
+        return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
+    }
+    l->owned = block;
+    lam_attr_desc *attrs = (lam_attr_desc *)(void *)block;
+    if (d->n_attrs > 0) {
+        memcpy(attrs, d->attrs, attrs_bytes);
+    }
+    char *pos = block + attrs_bytes, *end = block + attrs_bytes + total;
+    d->name = text_put(&pos, end, d->name);
+    d->prefix = text_put(&pos, end, d->prefix);
+    d->version = text_put(&pos, end, d->version);
+    d->doc = text_put(&pos, end, d->doc);
+    for (uint32_t i = 0; i < d->n_attrs; i++) {
+        attrs[i].name = text_put(&pos, end, attrs[i].name);
+        attrs[i].default_value = text_put(&pos, end, attrs[i].default_value);
+        attrs[i].choices = text_put(&pos, end, attrs[i].choices);
+        attrs[i].doc = text_put(&pos, end, attrs[i].doc);
+    }
+    d->attrs = d->n_attrs > 0 ? attrs : NULL;
+    return LAM_OK;
 }
 
 static lam_status host_register_backend(lam_plugin *p, const lam_backend_desc *desc) {
@@ -265,16 +487,20 @@ static lam_status host_register_backend(lam_plugin *p, const lam_backend_desc *d
     b->plugin = p;
     const lam_backend_desc *d = &b->desc;
     if (p->version_seen == NULL) {
-        p->version_seen = d->version;
+        p->version_seen = text_dup(d->version);
     }
     if (!valid_name(d->name, true)) {
         st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
-                    "backend name '%s' is invalid (1-63 characters of a-z, 0-9, _)",
+                    "backend name '%.63s' is invalid (1-63 characters of a-z, 0-9, _)",
                     d->name ? d->name : "(null)");
         free(b);
         return st;
     }
-    st = LAM_OK;
+    st = copy_backend_strings(p, b);
+    if (st != LAM_OK) {
+        backend_free(b);
+        return st;
+    }
 #define REQ(field)                                                                                 \
     if (st == LAM_OK && d->field == NULL) {                                                        \
         st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                      \
@@ -300,12 +526,15 @@ static lam_status host_register_backend(lam_plugin *p, const lam_backend_desc *d
                     other->plugin->path);
     }
     if (st != LAM_OK) {
-        free(b);
+        backend_free(b);
         return st;
     }
     lam__backend **arr = realloc(lam__rt.backends, (lam__rt.n_backends + 1) * sizeof *arr);
-    if (arr == NULL) {
-        free(b);
+    if (arr == NULL || !index_add(&backend_index, d->name, b)) {
+        if (arr != NULL) {
+            lam__rt.backends = arr;
+        }
+        backend_free(b);
         return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
     }
     lam__rt.backends = arr;
@@ -334,16 +563,26 @@ static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc)
     l->plugin = p;
     const lam_layer_desc *d = &l->desc;
     if (p->version_seen == NULL) {
-        p->version_seen = d->version;
+        p->version_seen = text_dup(d->version);
     }
     if (!valid_name(d->name, false)) {
         st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
-                    "layer name '%s' is invalid (1-63 characters of A-Z, a-z, 0-9, _)",
+                    "layer name '%.63s' is invalid (1-63 characters of A-Z, a-z, 0-9, _)",
                     d->name ? d->name : "(null)");
         free(l);
         return st;
     }
-    st = LAM_OK;
+    if (d->n_attrs > 0 && d->attrs == NULL) {
+        st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                    "layer '%s': n_attrs is %u but attrs is NULL", d->name, (unsigned)d->n_attrs);
+        free(l);
+        return st;
+    }
+    st = copy_layer_strings(p, l);
+    if (st != LAM_OK) {
+        layer_type_free(l);
+        return st;
+    }
 #define REQ(field)                                                                                 \
     if (st == LAM_OK && d->field == NULL) {                                                        \
         st = refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,                                      \
@@ -354,10 +593,6 @@ static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc)
     REQ(infer_shape)
     REQ(forward)
 #undef REQ
-    if (st == LAM_OK && d->n_attrs > 0 && d->attrs == NULL) {
-        st = refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
-                    "layer '%s': n_attrs is %u but attrs is NULL", d->name, (unsigned)d->n_attrs);
-    }
     for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
         const lam_attr_desc *a = &d->attrs[i];
         if (a->name == NULL || a->name[0] == '\0' || a->type <= LAM_ATTR_INVALID ||
@@ -381,12 +616,15 @@ static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc)
                     other->plugin->path);
     }
     if (st != LAM_OK) {
-        free(l);
+        layer_type_free(l);
         return st;
     }
     lam__layer_type **arr = realloc(lam__rt.layers, (lam__rt.n_layers + 1) * sizeof *arr);
-    if (arr == NULL) {
-        free(l);
+    if (arr == NULL || !index_add(&layer_index, d->name, l)) {
+        if (arr != NULL) {
+            lam__rt.layers = arr;
+        }
+        layer_type_free(l);
         return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
     }
     lam__rt.layers = arr;
@@ -406,23 +644,33 @@ void lam__host_table_init_registry(lam_host_api *host) {
 /* Removes every backend and layer a plugin registered (rollback of a refused plugin). */
 static void rollback(lam_plugin *p) {
     size_t w = 0;
+    /* The indexes are rebuilt from what stays (a rollback is rare); they never grow here, so
+     * rebuilding cannot fail. */
+    index_clear(&backend_index);
     for (size_t i = 0; i < lam__rt.n_backends; i++) {
         if (lam__rt.backends[i]->plugin == p) {
-            free(lam__rt.backends[i]);
+            backend_free(lam__rt.backends[i]);
         } else {
             lam__rt.backends[w++] = lam__rt.backends[i];
         }
     }
     lam__rt.n_backends = w;
+    for (size_t i = 0; i < w; i++) {
+        (void)index_add(&backend_index, lam__rt.backends[i]->desc.name, lam__rt.backends[i]);
+    }
     w = 0;
+    index_clear(&layer_index);
     for (size_t i = 0; i < lam__rt.n_layers; i++) {
         if (lam__rt.layers[i]->plugin == p) {
-            free(lam__rt.layers[i]);
+            layer_type_free(lam__rt.layers[i]);
         } else {
             lam__rt.layers[w++] = lam__rt.layers[i];
         }
     }
     lam__rt.n_layers = w;
+    for (size_t i = 0; i < w; i++) {
+        (void)index_add(&layer_index, lam__rt.layers[i]->desc.name, lam__rt.layers[i]);
+    }
 }
 
 static void plugin_free(lam_plugin *p) {
@@ -434,6 +682,7 @@ static void plugin_free(lam_plugin *p) {
     }
     free(p->path);
     free(p->refuse_message);
+    free(p->version_seen);
     free(p);
 }
 
@@ -551,6 +800,7 @@ void lam__backend_probe(lam__backend *b) {
     uint32_t n = 0;
     uint64_t mark = lam__error_mark();
     lam_status pst = b->desc.probe(b->desc.user, &n, b->why, sizeof b->why);
+    pst = lam__backend_status(pst, mark, b, "probe");
     b->why[sizeof b->why - 1] = '\0';
     if (pst != LAM_OK) {
         n = 0;
@@ -599,7 +849,64 @@ typedef struct cand_list {
     size_t n;
 } cand_list;
 
+/* A row for a candidate that is not loaded because it is no plugin file at all. */
+static void skip_row(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void skip_row(const char *path, const char *fmt, ...) {
+    lam__record *rec;
+    if (add_record(path, &rec) != LAM_OK) {
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    decide(rec, LAM_PLUGIN_SKIPPED, LAM_REASON_NOT_A_FILE, msg);
+}
+
+static const char *file_kind(mode_t mode) {
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISSOCK(mode) ? "a socket"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+                            : "not a regular file";
+}
+
+/*
+ * Only a readable regular file reaches dlopen: dlopen of a FIFO blocks for ever, of a device
+ * may act on it. Everything else gets a row saying what it is. (A file swapped between this
+ * check and dlopen needs write access to the plugin directory, which already means code
+ * execution.)
+ */
+static bool loadable_file(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        struct stat lst;
+        if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+            skip_row(path, "a dangling symbolic link (its target: %s)", strerror(errno));
+        } else {
+            skip_row(path, "cannot be examined: %s", strerror(errno));
+        }
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        skip_row(path, "%s, not a regular file", file_kind(st.st_mode));
+        return false;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        skip_row(path, "cannot be read: %s", strerror(errno));
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
 static void consider(cand_list *seen, const char *path) {
+    if (!loadable_file(path)) {
+        return;
+    }
     /* The same file reached twice (a directory listed twice, or a link to it) is one
      * candidate, not a shadowed one. */
     char real[PATH_MAX];
@@ -640,22 +947,39 @@ static void consider(cand_list *seen, const char *path) {
     load_one(path);
 }
 
-static void scan_entry(cand_list *seen, const char *entry) {
+static void scan_entry(cand_list *seen, const char *entry, bool from_path) {
     struct stat stt;
     if (entry[0] == '\0') {
         return;
     }
     if (stat(entry, &stt) != 0) {
-        lam__log(LAM_LOG_DEBUG, "plugin path: %s does not exist, skipped", entry);
+        struct stat lst;
+        if (lstat(entry, &lst) == 0) {
+            consider(seen, entry); /* a dangling link: its row says so */
+        } else if (from_path) {
+            skip_row(entry, "cannot be examined: %s", strerror(errno));
+        } else {
+            lam__log(LAM_LOG_DEBUG, "plugin path: %s does not exist, skipped", entry);
+        }
         return;
     }
     if (!S_ISDIR(stt.st_mode)) {
+        /* A file named without a directory is that file, not a name for dlopen to look up in
+         * the library search path. */
+        if (strchr(entry, '/') == NULL) {
+            lam__strbuf rel = {0};
+            if (lam__strbuf_printf(&rel, "./%s", entry)) {
+                consider(seen, rel.data);
+            }
+            lam__strbuf_fini(&rel);
+            return;
+        }
         consider(seen, entry);
         return;
     }
     DIR *dir = opendir(entry);
     if (dir == NULL) {
-        lam__log(LAM_LOG_WARN, "plugin path: %s cannot be opened, skipped", entry);
+        skip_row(entry, "a directory that cannot be opened: %s", strerror(errno));
         return;
     }
     char **names = NULL;
@@ -717,12 +1041,12 @@ lam_status lam__registry_load(const char *plugin_path, bool skip_builtin) {
         }
         char *save = NULL;
         for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
-            scan_entry(&seen, tok);
+            scan_entry(&seen, tok, true);
         }
         free(copy);
     }
     if (!skip_builtin) {
-        scan_entry(&seen, lam_builtin_plugin_dir());
+        scan_entry(&seen, lam_builtin_plugin_dir(), false);
     }
     for (size_t i = 0; i < seen.n; i++) {
         free(seen.paths[i]);
@@ -737,15 +1061,16 @@ void lam__registry_unload(void) {
         if (b->desc.struct_size > offsetof(lam_backend_desc, shutdown) && b->desc.shutdown) {
             b->desc.shutdown(b->desc.user);
         }
-        free(b->ctxs);
-        free(b);
+        backend_free(b);
     }
+    index_clear(&backend_index);
     free(lam__rt.backends);
     lam__rt.backends = NULL;
     lam__rt.n_backends = 0;
     for (size_t i = 0; i < lam__rt.n_layers; i++) {
-        free(lam__rt.layers[i]);
+        layer_type_free(lam__rt.layers[i]);
     }
+    index_clear(&layer_index);
     free(lam__rt.layers);
     lam__rt.layers = NULL;
     lam__rt.n_layers = 0;

@@ -1,4 +1,5 @@
 /* Runtime start and shutdown: the registry, contexts and live tensors live between them. */
+#define _GNU_SOURCE /* secure_getenv */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -21,8 +22,8 @@ lam_status lam_init(const lam_init_options *options) {
     memset(&lam__rt, 0, sizeof lam__rt);
     lam__host_table_init(&lam__rt.host);
     lam__rt.started = true;
-    const char *path =
-        options && options->plugin_path ? options->plugin_path : getenv("LAMINA_PLUGIN_PATH");
+    const char *path = options && options->plugin_path ? options->plugin_path
+                                                       : secure_getenv("LAMINA_PLUGIN_PATH");
     bool skip = options && options->skip_builtin_dir;
     lam_status st = lam__registry_load(path, skip);
     if (st != LAM_OK) {

@@ -100,7 +100,7 @@ lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, 
     uint64_t mark = lam__error_mark();
     lam_status st = ctx->backend->desc.execute(ctx->dev, &call);
     if (st != LAM_OK) {
-        lam__error_from_callback(st, mark, "backend");
+        st = lam__backend_status(st, mark, ctx->backend, "execute");
         return lam__error_prefix(st, "%s on %s", lam__op_name(op), ctx->name);
     }
     return LAM_OK;
@@ -280,10 +280,10 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
     if (s->buf == NULL) {
         uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_alloc(ctx->dev, s->bytes, &s->buf);
+        st = lam__backend_status(st, mark, ctx->backend, "buffer_alloc");
         if (st != LAM_OK) {
             free(t);
             free(s);
-            lam__error_from_callback(st, mark, "backend");
             return lam__error_prefix(st, "%s", ctx->name);
         }
     }
@@ -489,8 +489,8 @@ lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count) {
     uint64_t mark = lam__error_mark();
     st = c->backend->desc.buffer_read(c->dev, t->storage->buf, t->offset * sizeof(float), dst,
                                       count * sizeof(float));
+    st = lam__backend_status(st, mark, c->backend, "buffer_read");
     if (st != LAM_OK) {
-        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "lam_tensor_read on %s", c->name);
     }
     return LAM_OK;
@@ -512,8 +512,8 @@ lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count) {
     uint64_t mark = lam__error_mark();
     st = c->backend->desc.buffer_write(c->dev, t->storage->buf, t->offset * sizeof(float), src,
                                        count * sizeof(float));
+    st = lam__backend_status(st, mark, c->backend, "buffer_write");
     if (st != LAM_OK) {
-        lam__error_from_callback(st, mark, "backend");
         return lam__error_prefix(st, "lam_tensor_write on %s", c->name);
     }
     return LAM_OK;
@@ -559,8 +559,8 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
         uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_copy(ctx->dev, d->storage->buf, 0, t->storage->buf,
                                             t->offset * sizeof(float), bytes);
+        st = lam__backend_status(st, mark, ctx->backend, "buffer_copy");
         if (st != LAM_OK) {
-            lam__error_from_callback(st, mark, "backend");
             lam__error_prefix(st, "lam_tensor_copyto %s", ctx->name);
         }
     } else {

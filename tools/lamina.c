@@ -88,16 +88,20 @@ static int cmd_plugins(void) {
                 printf("  %s(%u): %s\n", name, d, lam_last_error());
                 continue;
             }
-            printf("  %s(%u): %s", name, d, info.name);
+            /* Bounded reads: a device_info that left a field without its NUL must not make
+             * us read past it (the library terminates them too). */
+            printf("  %s(%u): %.*s", name, d, (int)strnlen(info.name, sizeof info.name), info.name);
             if (info.compute_units) {
                 printf(", %u compute units", info.compute_units);
             }
             if (info.memory_bytes) {
                 printf(", %.1f GiB", (double)info.memory_bytes / (1024.0 * 1024.0 * 1024.0));
             }
-            printf("\n      driver: %s\n", info.driver);
+            printf("\n      driver: %.*s\n", (int)strnlen(info.driver, sizeof info.driver),
+                   info.driver);
             if (info.details[0]) {
-                printf("      %s\n", info.details);
+                printf("      %.*s\n", (int)strnlen(info.details, sizeof info.details),
+                       info.details);
             }
         }
     }

@@ -114,7 +114,8 @@ typedef enum lam_device_kind {
 /*
  * Description of one device of a backend, filled by the backend's device_info callback.
  * The caller sets struct_size and abi_version (LAM_DEVICE_INFO_INIT); the backend writes only
- * fields that lie inside struct_size. Strings are NUL-terminated and truncated to fit.
+ * fields that lie inside struct_size. Strings are NUL-terminated and truncated to fit (the
+ * host terminates a string a backend left without its NUL at the array's last byte).
  */
 typedef struct lam_device_info {
     uint32_t struct_size;

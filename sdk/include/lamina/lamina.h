@@ -76,7 +76,12 @@ typedef struct lam_init_options {
     uint32_t struct_size;
     uint32_t abi_version;
     /* Colon-separated directories or plugin files searched before the built-in directory;
-     * NULL: $LAMINA_PLUGIN_PATH. */
+     * NULL: $LAMINA_PLUGIN_PATH, read with secure_getenv (ignored in set-user-ID and
+     * set-group-ID programs, since it chooses code to load). An entry naming an existing file
+     * is that file, even without a '/' (it is never looked up in the library search path).
+     * Only readable regular files are dlopen()ed; every other candidate (directory, FIFO,
+     * device, dangling link, missing path entry) gets a LAM_REASON_NOT_A_FILE row in the
+     * load report. */
     const char *plugin_path;
     /* Nonzero: do not search the built-in plugin directory. */
     int32_t skip_builtin_dir;
@@ -137,6 +142,10 @@ typedef enum lam_plugin_reason {
     LAM_REASON_NOTHING_REGISTERED = 12,
     LAM_REASON_NO_DEVICE = 13, /* loaded, but its backend has no device; text: why */
     LAM_REASON_SHADOWED = 14,  /* skipped: same file name found earlier in the path */
+    /* Skipped: a candidate (a plugin-named entry of a searched directory, or an entry of the
+     * plugin path) that is no readable regular file: a directory, FIFO, socket, device, dangling
+     * link, unreadable or missing file; never handed to dlopen. Text: what it is. */
+    LAM_REASON_NOT_A_FILE = 15,
     LAM_REASON_MAX_ENUM = 0x7FFFFFFF
 } lam_plugin_reason;
 

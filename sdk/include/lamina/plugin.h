@@ -10,6 +10,22 @@
  * host table, so one plugin binary works with every host of the same ABI major version whose
  * minor is at least the plugin's (a plugin built for 1.x loads into a 1.y host, y >= x).
  *
+ * What the host copies (Ownership): register_layer and register_backend copy every string of
+ * the descriptor they are given (name, prefix, version, doc, and each attribute's name,
+ * default_value, choices and doc) together with the attribute array, before they return. A
+ * plugin may build those on the heap and free them, or on the entry's stack, as soon as the
+ * register call returns. The host reads at most 4096 bytes of each string (names: 63): a
+ * longer one, or one without its terminating NUL, refuses the plugin (LAM_REASON_BAD_DESCRIPTOR).
+ * Kept as given, and so valid until the plugin is unloaded: the callbacks and `user`.
+ *
+ * What the host checks (Errors): a callback returns LAM_OK or a negative lam_status after
+ * host->set_error. Any other value (12345, INT_MIN, a positive number, a status newer than the
+ * host) reaches the caller as LAM_ERR_INTERNAL with a message naming the callback, the layer or
+ * backend and the plugin file; an error returned with no message (or an empty one) keeps its
+ * status and gets "<subject>: <status string> (the plugin set no message)". Text a plugin
+ * writes into host buffers (probe's why, device_info's strings, describe) is cut at the
+ * buffer's end if it has no NUL.
+ *
  * Rules every boundary struct keeps (see STYLE.md):
  *  - it starts with `uint32_t struct_size; uint32_t abi_version;` and grows only at the end;
  *    the reader uses a field only if it lies inside struct_size;
@@ -385,7 +401,8 @@ typedef struct lam_host_api {
         __attribute__((format(printf, 2, 3)));
     /* ---- frozen above ---- */
     void (*log)(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-    /* Registration; valid only during lamina_plugin_entry. */
+    /* Registration; valid only during lamina_plugin_entry. The descriptor and its strings are
+     * copied before the call returns (see "What the host copies" at the top). */
     lam_status (*register_backend)(lam_plugin *plugin, const lam_backend_desc *desc);
     lam_status (*register_layer)(lam_plugin *plugin, const lam_layer_desc *desc);
 
