@@ -10,7 +10,6 @@
 #include "cpu_internal.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,37 +17,11 @@
 
 #define CPU_PLUGIN_VERSION "1.0.0"
 
-const lam_host_api *cpu_host;
-
 static cpu_device g_device = {CPU_DEVICE_MAGIC, CPU_ISA_BASE};
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 
 static void pick_isa(void) {
     g_device.isa = cpu_gemm_pick_isa();
-}
-
-lam_status cpu_error(lam_status status, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (cpu_host != NULL && cpu_host->set_error != NULL) {
-        return cpu_host->set_error(status, "%s", msg);
-    }
-    return status;
-}
-
-void cpu_log(lam_log_level level, const char *fmt, ...) {
-    if (cpu_host == NULL || cpu_host->log == NULL) {
-        return;
-    }
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cpu_host->log(level, "%s", msg);
 }
 
 static void copy_str(char *dst, size_t cap, const char *src) {

@@ -1,14 +1,26 @@
 /*
- * cpu_blas.c - loading OpenBLAS at run time and choosing its kernel.
+ * cpu_blas.c - loading OpenBLAS at run time, choosing its kernel, and calling its sgemm.
  *
  * Why the plugin does not simply link libopenblas: OpenBLAS picks its compute kernel once, in
- * its library constructor, from the CPU model or the OPENBLAS_CORETYPE variable. Debian's
- * OpenBLAS 0.3.21 does not know recent AVX-512 Xeons (Sapphire Rapids) and falls back to its
- * generic "Prescott" kernels, about five times slower than its SkylakeX kernels on the same
- * core. Linked as a dependency, the constructor would run before the plugin could say anything.
- * So the plugin dlopen()s libopenblas.so.0 itself on first use, after setting
- * OPENBLAS_CORETYPE from the CPU features it detects (unless the user set the variable, or
- * OpenBLAS is already loaded in the process), and restores the environment right after.
+ * its library constructor, from the CPU model or the OPENBLAS_CORETYPE variable, and it runs
+ * whatever kernel that variable names, even one this CPU cannot execute (SkylakeX on an AMD Zen
+ * dies with SIGILL on the first GEMM). Linked as a dependency, the constructor would run before
+ * the plugin could check anything. So the plugin dlopen()s libopenblas.so.0 itself on first use:
+ *
+ * - OPENBLAS_CORETYPE set by the user: checked against the CPU's features (table below) first;
+ *   a core type this CPU cannot run, or one Lamina does not know, is refused with the reason.
+ * - unset: OpenBLAS chooses. Its choice is kept when it recognises the CPU (Zen on AMD, SkylakeX
+ *   or Cooperlake on AVX-512 Xeons). Only when it falls back to a kernel of a lower tier than the
+ *   CPU supports (0.3.21 runs its generic Prescott kernels on Intel models newer than its table,
+ *   about five times slower) is it closed and opened again with OPENBLAS_CORETYPE set to the
+ *   best tier's kernel; the environment is restored right after.
+ * - already loaded by someone else in the process: too late to choose; its kernel is checked.
+ *
+ * OpenBLAS also allocates one GEMM buffer (BUFFER_SIZE, 128 MiB on x86-64) per thread that runs
+ * a GEMM, and when that allocation fails it retries for ever. Under an address-space limit
+ * (ulimit -v, RLIMIT_AS) the plugin therefore checks the room before OpenBLAS needs it: at load
+ * (fewer OpenBLAS threads, or no device, when the buffers do not fit) and before each thread's
+ * first GEMM (a clean "Out of memory" instead of a hang).
  */
 #define _GNU_SOURCE /* RTLD_NOLOAD, setenv */
 
@@ -20,6 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #ifdef LAMINA_CPU_HAVE_CBLAS_H
 #include <cblas.h>
@@ -49,11 +64,90 @@ _Static_assert(_Generic(&openblas_set_num_threads, set_int_fn : 1, default : 0),
 
 /* Who chose the kernel OpenBLAS runs. */
 typedef enum kernel_choice {
-    CHOICE_OPENBLAS,       /* OpenBLAS's own detection; Lamina had no better guess */
+    CHOICE_OPENBLAS,       /* OpenBLAS's own detection, kept */
     CHOICE_ALREADY_LOADED, /* OpenBLAS was in the process before us; too late to choose */
-    CHOICE_USER,           /* OPENBLAS_CORETYPE was set by the user */
-    CHOICE_LAMINA          /* Lamina set OPENBLAS_CORETYPE from the CPU features */
+    CHOICE_USER,           /* OPENBLAS_CORETYPE was set by the user (and this CPU runs it) */
+    CHOICE_LAMINA          /* OpenBLAS fell back to a generic kernel; Lamina set the core type */
 } kernel_choice;
+
+/*
+ * OpenBLAS's x86-64 core types (0.3.21, plus later names) and the CPU features their kernels
+ * execute. Tiers: 0 SSE, 1 AVX, 2 AVX2+FMA, 3 AVX-512. Checked on this project's machines: the
+ * Opteron kernels start with `femms` (3DNow!), the Bulldozer family's sgemm uses 4-operand
+ * `vfmaddps` (FMA4, which no Intel CPU and no Zen reports), SkylakeX needs AVX-512; the
+ * 32-bit names run the Prescott kernels on x86-64.
+ */
+typedef struct core_type {
+    const char *name;
+    int tier;
+    uint32_t needs;
+} core_type;
+
+#define F(x) CPU_FEAT(CPU_F_##x)
+static const core_type g_cores[] = {
+    {"Katmai", 0, F(SSE3)},
+    {"Coppermine", 0, F(SSE3)},
+    {"Northwood", 0, F(SSE3)},
+    {"Prescott", 0, F(SSE3)},
+    {"Banias", 0, F(SSE3)},
+    {"Athlon", 0, F(SSE3)},
+    {"Atom", 0, F(SSSE3)},
+    {"Core2", 0, F(SSSE3)},
+    {"Penryn", 0, F(SSE41)},
+    {"Dunnington", 0, F(SSE41)},
+    {"Nehalem", 0, F(SSE42)},
+    {"Nano", 0, F(SSE3)},
+    {"Opteron", 0, F(3DNOW)},
+    {"Opteron_SSE3", 0, F(3DNOW) | F(SSE3)},
+    {"Barcelona", 0, F(SSE3)},
+    {"Bobcat", 0, F(SSE3)},
+    {"Sandybridge", 1, F(AVX)},
+    {"Bulldozer", 1, F(AVX) | F(FMA4)},
+    {"Piledriver", 1, F(AVX) | F(FMA4)},
+    {"Steamroller", 1, F(AVX) | F(FMA4)},
+    {"Excavator", 1, F(AVX) | F(FMA4)},
+    {"Haswell", 2, CPU_FEATS_AVX2},
+    {"Zen", 2, CPU_FEATS_AVX2},
+    {"SkylakeX", 3, CPU_FEATS_AVX512},
+    {"Cooperlake", 3, CPU_FEATS_AVX512 | F(AVX512BF16)},
+    {"SapphireRapids", 3, CPU_FEATS_AVX512 | F(AVX512BF16) | F(AVX512FP16)},
+};
+#undef F
+
+/* The core type named `name` (case-insensitive, as OpenBLAS compares), or NULL. */
+static const core_type *find_core(const char *name) {
+    for (size_t i = 0; i < sizeof g_cores / sizeof g_cores[0]; i++) {
+        if (strcasecmp(g_cores[i].name, name) == 0) {
+            return &g_cores[i];
+        }
+    }
+    return NULL;
+}
+
+/* The kernel of the best tier this CPU runs (NULL without even SSE3). */
+static const core_type *best_core(uint32_t have) {
+    if ((have & CPU_FEATS_AVX512) == CPU_FEATS_AVX512) {
+        return find_core("SkylakeX"); /* 0.3.21 does not accept "Cooperlake" by name */
+    }
+    if ((have & CPU_FEATS_AVX2) == CPU_FEATS_AVX2) {
+        return find_core("Haswell");
+    }
+    if ((have & CPU_FEAT(CPU_F_AVX)) != 0) {
+        return find_core("Sandybridge");
+    }
+    if ((have & CPU_FEAT(CPU_F_SSE3)) != 0) {
+        return find_core("Prescott");
+    }
+    return NULL;
+}
+
+/*
+ * Address space one OpenBLAS GEMM buffer takes: BUFFER_SIZE (32 << 22 bytes in x86-64 builds,
+ * Debian's included) and FIXED_PAGESIZE, which Debian's build gets from malloc (a page more).
+ * A worker thread adds its stack and, the first time it calls malloc, a 64 MiB glibc arena.
+ */
+#define OPENBLAS_BUFFER_BYTES ((size_t)(32u << 22) + 2u * 4096u)
+#define MALLOC_ARENA_BYTES    ((size_t)64u << 20)
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_state; /* 0: not tried, 1: loaded, -1: failed (g_why says why) */
@@ -64,8 +158,12 @@ static str_fn g_corename;
 static str_fn g_config;
 static get_int_fn g_get_threads;
 static set_int_fn g_set_threads;
+static get_int_fn g_get_procs;
 static kernel_choice g_choice;
-static char g_choice_arg[96]; /* the user's OPENBLAS_CORETYPE, or the CPU features we saw */
+static char g_choice_arg[400];        /* the user's OPENBLAS_CORETYPE, or why Lamina chose */
+static char g_limit_note[160];        /* what the address-space limit changed, or "" */
+static int g_as_limited;              /* RLIMIT_AS was finite at load: check before first GEMMs */
+static _Thread_local int t_buffer_ok; /* this thread's OpenBLAS buffer exists or has room */
 
 /* ISO C has no conversion from void * to a function pointer; copying the bits is POSIX's way. */
 #define LOAD_SYM(lib, name, var)                                                                   \
@@ -74,100 +172,267 @@ static char g_choice_arg[96]; /* the user's OPENBLAS_CORETYPE, or the CPU featur
         memcpy(&(var), &sym_, sizeof(var));                                                        \
     } while (0)
 
-/* The OPENBLAS_CORETYPE that suits this CPU, or NULL to leave the choice to OpenBLAS. */
-static const char *pick_coretype(const char **features) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl")) {
-        *features = "AVX-512";
-        return "SkylakeX";
+/* Sets (value != NULL) an environment variable for the duration of a dlopen. */
+typedef struct env_patch {
+    const char *name;
+    int set;
+    int had_prev;
+    char prev[96];
+} env_patch;
+
+static void env_patch_apply(env_patch *p, const char *name, const char *value) {
+    p->name = name;
+    p->set = 0;
+    const char *prev = getenv(name);
+    p->had_prev = prev != NULL;
+    if (prev != NULL) {
+        snprintf(p->prev, sizeof p->prev, "%s", prev);
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        *features = "AVX2 and FMA";
-        return "Haswell";
+    if (value != NULL) {
+        p->set = setenv(name, value, 1) == 0;
     }
-#endif
-    *features = NULL;
-    return NULL;
 }
 
-/* dlopen()s OpenBLAS with OPENBLAS_CORETYPE set to `core` for the duration of the call. */
-static void *open_with_coretype(const char *core) {
-    const char *prev_env = getenv("OPENBLAS_CORETYPE");
-    char prev[96];
-    int had_prev = prev_env != NULL;
-    if (had_prev) {
-        snprintf(prev, sizeof prev, "%s", prev_env);
+static void env_patch_restore(const env_patch *p) {
+    if (!p->set) {
+        return;
     }
-    int set = core != NULL && setenv("OPENBLAS_CORETYPE", core, 1) == 0;
+    if (p->had_prev) {
+        setenv(p->name, p->prev, 1);
+    } else {
+        unsetenv(p->name);
+    }
+}
+
+/* dlopen()s OpenBLAS with OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS set when not NULL. */
+static void *open_with(const char *core, const char *threads) {
+    env_patch pc, pt;
+    env_patch_apply(&pc, "OPENBLAS_CORETYPE", core);
+    env_patch_apply(&pt, "OPENBLAS_NUM_THREADS", threads);
     void *lib = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (set) {
-        if (had_prev) {
-            setenv("OPENBLAS_CORETYPE", prev, 1);
-        } else {
-            unsetenv("OPENBLAS_CORETYPE");
-        }
-    }
+    env_patch_restore(&pt);
+    env_patch_restore(&pc);
     return lib;
 }
 
-/* LAMINA_NUM_THREADS, when set to a positive integer, fixes OpenBLAS's thread count. */
-static void apply_thread_count(void) {
-    const char *s = getenv("LAMINA_NUM_THREADS");
+static const char *corename_of(void *lib) {
+    str_fn fn = NULL;
+    LOAD_SYM(lib, "openblas_get_corename", fn);
+    return fn != NULL ? fn() : NULL;
+}
+
+/* A positive thread count from the variable `name`, or 0 when unset or not one. */
+static long env_threads(const char *name) {
+    const char *s = getenv(name);
     if (s == NULL || *s == '\0') {
-        return;
+        return 0;
     }
     char *end = NULL;
     errno = 0;
     long n = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || n < 1 || n > 4096) {
+        return -1;
+    }
+    return n;
+}
+
+/* LAMINA_NUM_THREADS as a thread count, 0 when unset; warns about a bad value. */
+static long lamina_threads(void) {
+    long n = env_threads("LAMINA_NUM_THREADS");
+    if (n < 0) {
         cpu_log(LAM_LOG_WARN,
                 "cpu: Invalid LAMINA_NUM_THREADS, '%s' is not a thread count from 1 to 4096; "
                 "keeping OpenBLAS's default",
-                s);
-        return;
+                getenv("LAMINA_NUM_THREADS"));
+        return 0;
     }
-    if (g_set_threads != NULL) {
-        g_set_threads((int)n);
+    return n;
+}
+
+/* Nonzero when `bytes` of address space can be mapped now (as malloc would map them). */
+static int can_map(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return 0;
     }
+    munmap(p, bytes);
+    return 1;
+}
+
+/* The soft RLIMIT_AS in KiB, or 0 when unlimited. */
+static unsigned long long as_limit_kib(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return 0;
+    }
+    return (unsigned long long)rl.rlim_cur / 1024u;
+}
+
+static size_t thread_stack_bytes(void) {
+    pthread_attr_t attr;
+    size_t bytes = (size_t)8u << 20;
+    if (pthread_getattr_default_np(&attr) == 0) {
+        pthread_attr_getstacksize(&attr, &bytes);
+        pthread_attr_destroy(&attr);
+    }
+    return bytes;
+}
+
+/*
+ * Under an address-space limit, OpenBLAS was opened with one thread (so no worker could start
+ * and spin on a buffer it cannot get). Allocates this thread's buffer now with a GEMM, then
+ * gives OpenBLAS as many threads as wanted and fit. Returns 0 (with g_why set) when not even
+ * one buffer fits. Runs with g_lock held.
+ */
+static int fit_address_space(long wanted) {
+    const unsigned long long limit_kib = as_limit_kib();
+    if (!can_map(OPENBLAS_BUFFER_BYTES)) {
+        snprintf(g_why, sizeof g_why,
+                 "OpenBLAS needs %zu MiB of address space for its GEMM buffer, and the "
+                 "address-space limit (ulimit -v %llu KiB) leaves less; OpenBLAS would wait for "
+                 "it for ever",
+                 OPENBLAS_BUFFER_BYTES >> 20, limit_kib);
+        return 0;
+    }
+    /* 128^3 is above OpenBLAS's small-matrix path (100^3 in 0.3.21): the call takes a buffer. */
+    enum { N = 128 };
+    float *m = calloc(3u * N * N, sizeof *m);
+    if (m == NULL) {
+        snprintf(g_why, sizeof g_why, "out of memory setting up OpenBLAS");
+        return 0;
+    }
+    g_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, m, N, m + N * N, N, 0.0f,
+            m + 2 * N * N, N);
+    free(m);
+    t_buffer_ok = 1;
+    const size_t per_worker = OPENBLAS_BUFFER_BYTES + thread_stack_bytes() + MALLOC_ARENA_BYTES;
+    long fit = 1;
+    while (fit < wanted && can_map((size_t)fit * per_worker)) {
+        fit++;
+    }
+    if (fit > 1 && g_set_threads != NULL) {
+        g_set_threads((int)fit);
+    }
+    if (fit < wanted) {
+        snprintf(g_limit_note, sizeof g_limit_note,
+                 "%ld of %ld threads: the address-space limit (ulimit -v %llu KiB) leaves no "
+                 "room for more %zu MiB buffers",
+                 fit, wanted, limit_kib, OPENBLAS_BUFFER_BYTES >> 20);
+        cpu_log(LAM_LOG_WARN, "cpu: OpenBLAS runs %s", g_limit_note);
+    }
+    return 1;
+}
+
+/* Describes the features in `missing` and whether LAMINA_TEST_CPU_HIDE hid them. */
+static void describe_missing(uint32_t missing, char *buf, size_t cap) {
+    char names[160];
+    cpu_features_describe(missing, names, sizeof names);
+    snprintf(buf, cap, "%s%s", names,
+             (missing & cpu_features_hidden()) != 0 ? " (hidden by LAMINA_TEST_CPU_HIDE)" : "");
+}
+
+static void fail_locked(void *lib) {
+    if (lib != NULL) {
+        dlclose(lib);
+    }
+    g_state = -1;
+}
+
+/* Opens OpenBLAS as the file comment says; the library, or NULL with g_why set. */
+static void *open_checked(const char *threads) {
+    const uint32_t have = cpu_features();
+    const core_type *best = best_core(have);
+    char missing[224];
+    dlerror(); /* clear a stale message */
+    void *lib = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_NOLOAD);
+    if (lib != NULL) {
+        g_choice = CHOICE_ALREADY_LOADED;
+        const char *name = corename_of(lib);
+        const core_type *ct = name != NULL ? find_core(name) : NULL;
+        if (ct != NULL && (ct->needs & ~have) != 0) {
+            describe_missing(ct->needs & ~have, missing, sizeof missing);
+            snprintf(g_why, sizeof g_why,
+                     "the OpenBLAS already loaded in this process runs kernel %s, which needs "
+                     "%s, missing on this CPU",
+                     ct->name, missing);
+            dlclose(lib);
+            return NULL;
+        }
+        return lib;
+    }
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    if (user != NULL && *user != '\0') {
+        snprintf(g_choice_arg, sizeof g_choice_arg, "%s", user);
+        const core_type *ct = find_core(user);
+        if (ct == NULL) {
+            snprintf(g_why, sizeof g_why,
+                     "OPENBLAS_CORETYPE=%.40s is not an x86-64 core type Lamina knows (Prescott, "
+                     "Sandybridge, Haswell, Zen, SkylakeX, ...), so it cannot check that this CPU "
+                     "runs it; unset it or set it to %s",
+                     user, best != NULL ? best->name : "Prescott");
+            return NULL;
+        }
+        if ((ct->needs & ~have) != 0) {
+            describe_missing(ct->needs & ~have, missing, sizeof missing);
+            snprintf(g_why, sizeof g_why,
+                     "OPENBLAS_CORETYPE=%s names kernels this CPU cannot run: they need %s; unset "
+                     "OPENBLAS_CORETYPE to let OpenBLAS choose, or set it to %s",
+                     ct->name, missing, best != NULL ? best->name : "Prescott");
+            return NULL;
+        }
+        g_choice = CHOICE_USER;
+        return open_with(NULL, threads);
+    }
+    lib = open_with(NULL, threads);
+    if (lib == NULL) {
+        return NULL;
+    }
+    const char *name = corename_of(lib);
+    const core_type *ct = name != NULL ? find_core(name) : NULL;
+    g_choice = CHOICE_OPENBLAS;
+    if (ct == NULL) {
+        snprintf(g_choice_arg, sizeof g_choice_arg, "a kernel Lamina does not know, not checked");
+        return lib;
+    }
+    if (best == NULL || ((ct->needs & ~have) == 0 && ct->tier >= best->tier)) {
+        snprintf(g_choice_arg, sizeof g_choice_arg, "it recognises this CPU");
+        return lib;
+    }
+    /* OpenBLAS fell back below what this CPU runs (or chose what it lacks): choose for it. */
+    if ((ct->needs & ~have) != 0) {
+        describe_missing(ct->needs & ~have, missing, sizeof missing);
+        snprintf(g_choice_arg, sizeof g_choice_arg,
+                 "OpenBLAS chose %s, which needs %s, missing on this CPU", ct->name, missing);
+    } else {
+        snprintf(g_choice_arg, sizeof g_choice_arg,
+                 "OpenBLAS chose %s, a generic kernel, on a CPU that runs %s", ct->name,
+                 best->name);
+    }
+    dlclose(lib);
+    g_choice = CHOICE_LAMINA;
+    return open_with(best->name, threads);
 }
 
 /* Runs with g_lock held. */
 static void load_locked(void) {
-    dlerror(); /* clear a stale message */
-    void *lib = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_NOLOAD);
     g_choice_arg[0] = '\0';
-    if (lib != NULL) {
-        g_choice = CHOICE_ALREADY_LOADED;
-    } else {
-        const char *user = getenv("OPENBLAS_CORETYPE");
-        if (user != NULL && *user != '\0') {
-            g_choice = CHOICE_USER;
-            snprintf(g_choice_arg, sizeof g_choice_arg, "%s", user);
-            lib = open_with_coretype(NULL);
-        } else {
-            const char *features = NULL;
-            const char *core = pick_coretype(&features);
-            g_choice = core != NULL ? CHOICE_LAMINA : CHOICE_OPENBLAS;
-            if (features != NULL) {
-                snprintf(g_choice_arg, sizeof g_choice_arg, "%s", features);
-            }
-            lib = open_with_coretype(core);
-        }
-    }
+    g_limit_note[0] = '\0';
+    g_why[0] = '\0';
+    g_as_limited = as_limit_kib() != 0;
+    const long lamina_n = lamina_threads();
+    void *lib = open_checked(g_as_limited ? "1" : NULL);
     if (lib == NULL) {
-        const char *err = dlerror();
-        snprintf(g_why, sizeof g_why, "no OpenBLAS: %s", err != NULL ? err : "dlopen failed");
-        g_state = -1;
+        if (g_why[0] == '\0') {
+            const char *err = dlerror();
+            snprintf(g_why, sizeof g_why, "no OpenBLAS: %s", err != NULL ? err : "dlopen failed");
+        }
+        fail_locked(NULL);
         return;
     }
     LOAD_SYM(lib, "cblas_sgemm", g_sgemm);
     if (g_sgemm == NULL) {
         snprintf(g_why, sizeof g_why, "no OpenBLAS: %s has no cblas_sgemm", OPENBLAS_SONAME);
-        dlclose(lib);
-        g_state = -1;
+        fail_locked(lib);
         return;
     }
     /* The openblas_* extras only describe and tune; a stand-in library may lack them. */
@@ -175,9 +440,26 @@ static void load_locked(void) {
     LOAD_SYM(lib, "openblas_get_config", g_config);
     LOAD_SYM(lib, "openblas_get_num_threads", g_get_threads);
     LOAD_SYM(lib, "openblas_set_num_threads", g_set_threads);
+    LOAD_SYM(lib, "openblas_get_num_procs", g_get_procs);
+    if (g_as_limited && g_choice != CHOICE_ALREADY_LOADED) {
+        /* The thread count OpenBLAS would have taken, had it not been opened with one. */
+        long wanted = lamina_n;
+        const char *vars[] = {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"};
+        for (size_t i = 0; i < 3 && wanted <= 0; i++) {
+            wanted = env_threads(vars[i]);
+        }
+        if (wanted <= 0) {
+            wanted = g_get_procs != NULL ? g_get_procs() : 1;
+        }
+        if (!fit_address_space(wanted)) {
+            fail_locked(lib);
+            return;
+        }
+    } else if (lamina_n > 0 && g_set_threads != NULL) {
+        g_set_threads((int)lamina_n);
+    }
     g_lib = lib;
     g_state = 1;
-    apply_thread_count();
 }
 
 lam_status cpu_blas_load(char *why, size_t why_cap) {
@@ -216,6 +498,7 @@ void cpu_blas_unload(void) {
     g_config = NULL;
     g_get_threads = NULL;
     g_set_threads = NULL;
+    g_get_procs = NULL;
     g_state = 0;
     pthread_mutex_unlock(&g_lock);
 }
@@ -236,32 +519,30 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
     if (core == NULL) {
         core = "unknown";
     }
-    char why[256];
+    char why[480];
     switch (g_choice) {
     case CHOICE_LAMINA:
-        snprintf(why, sizeof why,
-                 "set by Lamina: this CPU has %s, which %s may not recognise; "
-                 "OPENBLAS_CORETYPE overrides",
-                 g_choice_arg, version);
+        snprintf(why, sizeof why, "set by Lamina: %s; OPENBLAS_CORETYPE overrides", g_choice_arg);
         break;
     case CHOICE_USER:
-        snprintf(why, sizeof why, "OPENBLAS_CORETYPE=%s set by the user", g_choice_arg);
+        snprintf(why, sizeof why, "OPENBLAS_CORETYPE=%s set by the user, checked against this CPU",
+                 g_choice_arg);
         break;
     case CHOICE_ALREADY_LOADED:
         snprintf(why, sizeof why,
                  "chosen by OpenBLAS: it was already loaded in this process, too late for "
-                 "Lamina to set OPENBLAS_CORETYPE");
+                 "Lamina to choose");
         break;
     case CHOICE_OPENBLAS:
     default:
-        snprintf(why, sizeof why, "chosen by OpenBLAS");
+        snprintf(why, sizeof why, "chosen by OpenBLAS: %s", g_choice_arg);
         break;
     }
     int threads = g_get_threads != NULL ? g_get_threads() : 0;
     char thread_text[48] = "";
     if (threads > 0) {
-        snprintf(thread_text, sizeof thread_text, ", %d thread%s", threads,
-                 threads == 1 ? "" : "s");
+        snprintf(thread_text, sizeof thread_text, ", %d thread%s%s", threads,
+                 threads == 1 ? "" : "s", g_limit_note[0] != '\0' ? " (address-space limit)" : "");
     }
     if (driver_cap > 0) {
         snprintf(driver, driver_cap, "%s", version);
@@ -272,8 +553,21 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
     pthread_mutex_unlock(&g_lock);
 }
 
-void cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                    int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                          int ldc) {
+    if (g_as_limited && !t_buffer_ok) {
+        /* This thread's first GEMM: OpenBLAS will allocate its buffer, retrying for ever. */
+        if (!can_map(OPENBLAS_BUFFER_BYTES)) {
+            return cpu_error(LAM_ERR_OUT_OF_MEMORY,
+                             "cpu: Out of memory, OpenBLAS needs %zu MiB of address space for "
+                             "this thread's GEMM buffer and the address-space limit (ulimit -v "
+                             "%llu KiB) leaves less",
+                             OPENBLAS_BUFFER_BYTES >> 20, as_limit_kib());
+        }
+        t_buffer_ok = 1;
+    }
     g_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
             m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return LAM_OK;
 }

@@ -346,11 +346,10 @@ DEFINE_SMALL_KERNELS(avx512, ATTR_AVX512, v16sf, 16, v16, hsum4_v16)
 cpu_isa cpu_gemm_pick_isa(void) {
     cpu_isa best = CPU_ISA_BASE;
 #ifdef HAVE_X86_KERNELS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+    const uint32_t f = cpu_features();
+    if ((f & CPU_FEATS_AVX512) == CPU_FEATS_AVX512) {
         best = CPU_ISA_AVX512;
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    } else if ((f & CPU_FEATS_AVX2) == CPU_FEATS_AVX2) {
         best = CPU_ISA_AVX2;
     }
 #endif
@@ -536,7 +535,8 @@ lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call) {
     const int fits_int = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
     const int small = macs <= CPU_SMALL_GEMM_MACS && n >= SMALL_GEMM_MIN_N;
     if (!small && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {
-        cpu_blas_sgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a.p, lda, b.p, ldb, beta, c, ldc);
+        return cpu_blas_sgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a.p, lda, b.p, ldb, beta, c,
+                              ldc);
     } else {
         small_gemm(dev->isa, m, n, k, alpha, a, b, beta, c, crs, ccs);
     }

@@ -39,6 +39,8 @@ static inline float *cpu_buffer_data(const cpu_buffer *b) {
     return (float *)(void *)((char *)(uintptr_t)b + CPU_ALIGN);
 }
 
+/* ---- cpu_diag.c (the bottom level: calls no other file of the plugin) ---- */
+
 /* The host table handed to lamina_plugin_entry; valid from the entry call until unload. */
 extern const lam_host_api *cpu_host;
 
@@ -47,6 +49,49 @@ lam_status cpu_error(lam_status status, const char *fmt, ...) __attribute__((for
 
 /* Logs through the host when it has a log callback. */
 void cpu_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- cpu_features.c ---- */
+
+/* CPU features that decide which kernels may run (bit numbers of cpu_features()). */
+typedef enum cpu_feature {
+    CPU_F_SSE3 = 0,
+    CPU_F_SSSE3 = 1,
+    CPU_F_SSE41 = 2,
+    CPU_F_SSE42 = 3,
+    CPU_F_AVX = 4,
+    CPU_F_AVX2 = 5,
+    CPU_F_FMA = 6,
+    CPU_F_FMA4 = 7,
+    CPU_F_3DNOW = 8,
+    CPU_F_AVX512F = 9,
+    CPU_F_AVX512CD = 10,
+    CPU_F_AVX512BW = 11,
+    CPU_F_AVX512DQ = 12,
+    CPU_F_AVX512VL = 13,
+    CPU_F_AVX512BF16 = 14,
+    CPU_F_AVX512FP16 = 15,
+    CPU_F_COUNT = 16
+} cpu_feature;
+
+#define CPU_FEAT(f) (1u << (unsigned)(f))
+/* What OpenBLAS's SkylakeX kernels and the AVX-512 small-GEMM loops use. */
+#define CPU_FEATS_AVX512                                                                           \
+    (CPU_FEAT(CPU_F_AVX512F) | CPU_FEAT(CPU_F_AVX512CD) | CPU_FEAT(CPU_F_AVX512BW) |               \
+     CPU_FEAT(CPU_F_AVX512DQ) | CPU_FEAT(CPU_F_AVX512VL) | CPU_FEAT(CPU_F_AVX2) |                  \
+     CPU_FEAT(CPU_F_FMA))
+#define CPU_FEATS_AVX2 (CPU_FEAT(CPU_F_AVX2) | CPU_FEAT(CPU_F_FMA) | CPU_FEAT(CPU_F_AVX))
+
+/*
+ * The features of this CPU (and OS) as a mask of CPU_FEAT bits, less those LAMINA_TEST_CPU_HIDE
+ * hides. Thread safety: any thread; detected once.
+ */
+uint32_t cpu_features(void);
+
+/* The features LAMINA_TEST_CPU_HIDE hid (a subset of what the CPU has). */
+uint32_t cpu_features_hidden(void);
+
+/* Writes the /proc/cpuinfo names of the features in mask, comma-separated, into buf. */
+void cpu_features_describe(uint32_t mask, char *buf, size_t cap);
 
 /* ---- cpu_blas.c ---- */
 
@@ -66,9 +111,12 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
 /*
  * Row-major C = alpha * op(A) * op(B) + beta * C through cblas_sgemm. lda/ldb/ldc are leading
  * dimensions in elements and must satisfy BLAS's rules; the caller checked them.
+ * Errors: LAM_ERR_OUT_OF_MEMORY when an address-space limit leaves no room for the buffer
+ * OpenBLAS allocates on a thread's first GEMM (it would wait for it for ever; see cpu_blas.c).
  */
-void cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
+lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                          int ldc);
 
 /* ---- cpu_gemm.c ---- */
 
@@ -79,7 +127,8 @@ void cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
 lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call);
 
 /*
- * The best instruction set of this CPU for the small-GEMM loops, lowered by LAMINA_CPU_ISA
+ * The best instruction set of this CPU (cpu_features()) for the small-GEMM loops, lowered by
+ * LAMINA_CPU_ISA
  * ("base", "avx2", "avx512") when set, so tests can run every variant on one machine.
  */
 cpu_isa cpu_gemm_pick_isa(void);

@@ -1,0 +1,186 @@
+/*
+ * test_cpu_blas.c - the CPU backend's choice of OpenBLAS kernel (plugins/backends/cpu/cpu_blas.c).
+ *
+ * A user-set OPENBLAS_CORETYPE naming kernels this CPU cannot run must be refused with the
+ * missing feature named, never loaded (OpenBLAS would die with SIGILL on the first GEMM). The
+ * features are read here with the compiler's own CPU detection, independently of the plugin,
+ * so each test is real on an AMD Zen (no AVX-512) as on an AVX-512 Xeon; LAMINA_TEST_CPU_HIDE
+ * makes the plugin see a CPU without AVX-512 on a machine that has it.
+ *
+ * Each Criterion test runs in its own process, so the environment set before the runtime
+ * starts is what the plugin reads when it loads OpenBLAS.
+ */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
+#include <criterion/criterion.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lamina/lamina.h"
+
+static void fini(void) {
+    lam_shutdown();
+}
+
+TestSuite(cpu_blas, .fini = fini);
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+static int has(const char *feature_for_builtin) {
+    __builtin_cpu_init();
+    if (strcmp(feature_for_builtin, "fma4") == 0) {
+        return __builtin_cpu_supports("fma4") != 0;
+    }
+    if (strcmp(feature_for_builtin, "avx512f") == 0) {
+        return __builtin_cpu_supports("avx512f") != 0;
+    }
+    if (strcmp(feature_for_builtin, "avx2") == 0) {
+        return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
+    }
+    if (strcmp(feature_for_builtin, "avx") == 0) {
+        return __builtin_cpu_supports("avx") != 0;
+    }
+    return 0;
+}
+
+/* Index of the "cpu" backend; fails the test when it is not loaded. */
+static size_t cpu_backend(void) {
+    for (size_t i = 0; i < lam_backend_count(); i++) {
+        const char *name = NULL;
+        uint32_t n = 0;
+        const char *why = NULL;
+        if (lam_backend_get(i, &name, &n, &why) == LAM_OK && strcmp(name, "cpu") == 0) {
+            return i;
+        }
+    }
+    cr_assert_fail("no cpu backend loaded");
+    return 0;
+}
+
+/* Asserts the cpu context is refused with a message containing `expect`. */
+static void expect_refused(const char *expect) {
+    lam_ctx *ctx = NULL;
+    lam_status st = lam_ctx_get("cpu", &ctx);
+    cr_assert_eq(st, LAM_ERR_DEVICE_UNAVAILABLE, "got %s (%s)", lam_status_string(st),
+                 lam_last_error());
+    cr_assert_null(ctx);
+    cr_assert(strstr(lam_last_error(), "cpu: Device unavailable, ") == lam_last_error(), "%s",
+              lam_last_error());
+    cr_assert_not_null(strstr(lam_last_error(), expect), "'%s' lacks '%s'", lam_last_error(),
+                       expect);
+    const char *name = NULL;
+    uint32_t n = 1;
+    const char *why = NULL;
+    cr_assert_eq(lam_backend_get(cpu_backend(), &name, &n, &why), LAM_OK);
+    cr_assert_eq(n, 0u);
+    cr_assert_not_null(strstr(why, expect), "why '%s' lacks '%s'", why, expect);
+}
+
+/* The cpu device's details line ("OpenBLAS 0.3.21, kernel X (...)..."). */
+static void cpu_details(char *buf, size_t cap) {
+    lam_device_info info = LAM_DEVICE_INFO_INIT;
+    lam_status st = lam_backend_device_info(cpu_backend(), 0, &info);
+    cr_assert_eq(st, LAM_OK, "%s", lam_last_error());
+    snprintf(buf, cap, "%s", info.details);
+}
+
+/* 64x64 ones times 64x64 twos: every element is 64 * 2 = 128 (through OpenBLAS: 64^3
+ * multiply-adds is above the small-product path). */
+static void expect_gemm_runs(void) {
+    lam_ctx *ctx = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
+    static float ones[64 * 64], twos[64 * 64], out[64 * 64];
+    for (int i = 0; i < 64 * 64; i++) {
+        ones[i] = 1.0f;
+        twos[i] = 2.0f;
+    }
+    lam_shape s;
+    memset(&s, 0, sizeof s);
+    s.ndim = 2;
+    s.dims[0] = 64;
+    s.dims[1] = 64;
+    lam_tensor *a = NULL, *b = NULL, *c = NULL;
+    cr_assert_eq(lam_tensor_from_data(ctx, &s, ones, 64 * 64, &a), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_from_data(ctx, &s, twos, 64 * 64, &b), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_op_matmul(a, b, 0, 0, &c), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_read(c, out, 64 * 64), LAM_OK, "%s", lam_last_error());
+    for (int i = 0; i < 64 * 64; i++) {
+        cr_assert_eq(out[i], 128.0f, "element %d is %g", i, (double)out[i]);
+    }
+    lam_tensor_release(a);
+    lam_tensor_release(b);
+    lam_tensor_release(c);
+}
+
+Test(cpu_blas, coretype_this_cpu_cannot_run_is_refused) {
+    /* Bulldozer's kernels use FMA4, which no Intel CPU and no Zen has; SkylakeX for the rest. */
+    const char *core = !has("fma4") ? "Bulldozer" : "SkylakeX";
+    const char *feature = !has("fma4") ? "fma4" : "avx512f";
+    cr_assert(!has(feature), "this CPU has both FMA4 and AVX-512: no core type to test with");
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    char expect[160];
+    snprintf(expect, sizeof expect,
+             "OPENBLAS_CORETYPE=%s names kernels this CPU cannot run: they need %s", core, feature);
+    expect_refused(expect);
+}
+
+Test(cpu_blas, coretype_needing_hidden_avx512_is_refused) {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("LAMINA_TEST_CPU_HIDE", "avx512", 1);
+    expect_refused("OPENBLAS_CORETYPE=SkylakeX names kernels this CPU cannot run: they need "
+                   "avx512f, avx512cd, avx512bw, avx512dq, avx512vl");
+    if (has("avx512f")) { /* the message says the features were hidden, not absent */
+        cr_assert_not_null(strstr(lam_last_error(), "(hidden by LAMINA_TEST_CPU_HIDE)"), "%s",
+                           lam_last_error());
+    }
+}
+
+Test(cpu_blas, unknown_coretype_is_refused) {
+    setenv("OPENBLAS_CORETYPE", "Bogus", 1);
+    expect_refused("OPENBLAS_CORETYPE=Bogus is not an x86-64 core type Lamina knows");
+}
+
+Test(cpu_blas, runnable_user_coretype_is_used) {
+    if (!has("avx")) {
+        cr_skip("this CPU has no AVX: Sandybridge kernels would be refused");
+    }
+    setenv("OPENBLAS_CORETYPE", "sandybridge", 1); /* OpenBLAS compares without case */
+    char details[512];
+    cpu_details(details, sizeof details);
+    cr_assert_not_null(
+        strstr(details, "kernel Sandybridge (OPENBLAS_CORETYPE=sandybridge set by the user"), "%s",
+        details);
+    expect_gemm_runs();
+}
+
+Test(cpu_blas, avx2_machine_gets_an_avx2_kernel) {
+    if (!has("avx2")) {
+        cr_skip("this CPU has no AVX2 and FMA");
+    }
+    /* What an AMD Zen looks like to the plugin: AVX2 and FMA, no AVX-512. OpenBLAS's own choice
+     * is kept when it is an AVX2 kernel (Zen, Haswell); an AVX-512 one (chosen from the real
+     * CPU) is replaced by Haswell. Never SkylakeX. */
+    setenv("LAMINA_TEST_CPU_HIDE", "avx512", 1);
+    char details[512];
+    cpu_details(details, sizeof details);
+    int kept =
+        strstr(details, "kernel Zen (chosen by OpenBLAS: it recognises this CPU)") != NULL ||
+        strstr(details, "kernel Haswell (chosen by OpenBLAS: it recognises this CPU)") != NULL;
+    int replaced = strstr(details, "kernel Haswell (set by Lamina: OpenBLAS chose ") != NULL;
+    cr_assert(kept || replaced, "%s", details);
+    if (has("avx512f")) {
+        cr_assert(replaced, "%s", details);
+        cr_assert_not_null(strstr(details, ", which needs avx512f"), "%s", details);
+    }
+    cr_assert_not_null(strstr(details, "in AVX2 loops"), "%s", details);
+    expect_gemm_runs();
+}
+
+#else
+
+Test(cpu_blas, x86_only) {
+    cr_skip("OpenBLAS core types are checked on x86-64 only");
+}
+
+#endif
