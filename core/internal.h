@@ -255,9 +255,22 @@ lam_status lam__param_finish_deferred(lam_param *p);
 /* Merges an inferred full shape into the parameter's shape; the subject names the block. */
 lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_shape *inferred);
 bool lam__shape_known(const lam_shape *s);
-/* Makes t the parameter's data (taking the reference): the shape becomes t's, a deferred
- * initialization counts as done, the gradient buffer follows. */
-lam_status lam__param_set_data_tensor(lam_param *p, lam_tensor *t);
+/* Loading a parameter in two steps, so that a failed load of a model changes nothing:
+ * lam__param_stage allocates everything the new values need (data on ctx, a gradient buffer,
+ * a constant's host copy) and changes nothing; lam__param_commit cannot fail: the values go
+ * into the current data tensor (its buffer is exchanged, so holders see them) or replace it,
+ * the shape becomes theirs, a deferred initialization counts as done, the gradient follows. */
+typedef struct lam__param_staged {
+    lam_tensor *data;
+    lam_tensor *grad;    /* a new gradient buffer; NULL when the current one fits or none */
+    float *const_values; /* constants: the new host copy */
+    bool swap;           /* exchange buffers with the current data tensor */
+} lam__param_staged;
+lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape,
+                            const float *values, size_t count, lam__param_staged *out);
+void lam__param_commit(lam_param *p, lam__param_staged *s);
+/* Releases what a stage holds (after a commit: nothing). */
+void lam__param_staged_fini(lam__param_staged *s);
 lam_status lam__param_list_create(const char *regex, lam_param_list **out);
 lam_status lam__param_list_add(lam_param_list *l, const char *key, lam_param *p);
 

@@ -364,13 +364,75 @@ lam_status lam_param_grad(lam_param *p, lam_tensor **out) {
     return LAM_OK;
 }
 
-lam_status lam__param_set_data_tensor(lam_param *p, lam_tensor *t) {
-    p->shape = *lam_tensor_shape(t);
-    set_data(p, t);
+lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape,
+                            const float *values, size_t count, lam__param_staged *out) {
+    memset(out, 0, sizeof *out);
+    lam_status st = lam_tensor_from_data(ctx, shape, values, count, &out->data);
+    if (st == LAM_OK && p->const_values != NULL) {
+        out->const_values = malloc((count ? count : 1) * sizeof *out->const_values);
+        if (out->const_values == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, %zu elements", p->name,
+                            count);
+        } else if (count > 0) {
+            memcpy(out->const_values, values, count * sizeof *values);
+        }
+    }
+    bool want_grad = p->grad_req != LAM_GRAD_NULL && !lam_param_is_constant(p);
+    if (st == LAM_OK && want_grad &&
+        !(p->grad != NULL && lam_tensor_ctx(p->grad) == ctx &&
+          lam_shape_equal(lam_tensor_shape(p->grad), shape))) {
+        st = lam_tensor_create(ctx, shape, &out->grad);
+    }
+    if (st != LAM_OK) {
+        lam__param_staged_fini(out);
+        return st;
+    }
+    /* The current tensor takes the new values when it can (same context and size, a whole
+     * storage): every holder of it, views included, then sees them, as with a write. */
+    lam_tensor *cur = p->data;
+    out->swap = cur != NULL && lam_tensor_ctx(cur) == ctx &&
+                lam_shape_equal(lam_tensor_shape(cur), shape) && cur->offset == 0 &&
+                cur->storage->bytes == out->data->storage->bytes &&
+                cur->storage->ctx == out->data->storage->ctx;
+    return LAM_OK;
+}
+
+void lam__param_commit(lam_param *p, lam__param_staged *s) {
+    if (s->swap) {
+        /* Exchanging the buffers cannot fail, unlike writing into the current one. */
+        void *buf = p->data->storage->buf;
+        p->data->storage->buf = s->data->storage->buf;
+        s->data->storage->buf = buf;
+        lam_tensor_release(s->data);
+    } else {
+        p->shape = *lam_tensor_shape(s->data);
+        set_data(p, s->data);
+    }
+    s->data = NULL;
+    if (s->const_values != NULL) {
+        /* A constant keeps the loaded value across re-initialization. */
+        free(p->const_values);
+        p->const_values = s->const_values;
+        s->const_values = NULL;
+    }
     p->deferred = false;
     lam_initializer_release(p->deferred_init);
     p->deferred_init = NULL;
-    return sync_grad(p);
+    if (s->grad != NULL) {
+        lam_tensor_release(p->grad);
+        p->grad = s->grad;
+        s->grad = NULL;
+    } else if (p->grad_req == LAM_GRAD_NULL || lam_param_is_constant(p)) {
+        lam_tensor_release(p->grad);
+        p->grad = NULL;
+    }
+}
+
+void lam__param_staged_fini(lam__param_staged *s) {
+    lam_tensor_release(s->data);
+    lam_tensor_release(s->grad);
+    free(s->const_values);
+    memset(s, 0, sizeof *s);
 }
 
 lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {

@@ -51,8 +51,27 @@ typedef struct lam__st_entry {
     uint64_t begin, end; /* byte range inside the data area */
 } lam__st_entry;
 
+/*
+ * Where a file's bytes come from: a buffer in memory (the fuzzer, tests) or an open file read
+ * with pread. Every read copies into the caller's buffer, and a file that shrinks while it is
+ * read (another process truncating or rewriting it) gives a short read, which is an error,
+ * never a signal. A zero-copy path (mapping the file and handing the pages to a backend) can
+ * come back as a third kind of source; it must then turn a page beyond the end of a shrunk
+ * file into an error instead of SIGBUS (a lease, or a private copy of the file), which is why
+ * reads go through lam__st_read_at instead of touching a mapping.
+ */
+typedef struct lam__st_source {
+    const uint8_t *mem; /* non-NULL: the whole file in memory */
+    int fd;             /* else: an open regular file */
+    uint64_t size;      /* the file's size when it was opened */
+    /* Identity of the fd's file when opened: a change seen after reading is an error. */
+    uint64_t dev, ino;
+    int64_t mtime_sec, mtime_nsec;
+} lam__st_source;
+
 typedef struct lam__st_file {
-    const uint8_t *data; /* the data area (borrowed from the buffer given to parse) */
+    lam__st_source src; /* borrowed: the fd stays the caller's */
+    uint64_t data_at;   /* offset of the data area in the file (8 + header length) */
     uint64_t data_size;
     lam__st_entry *entries; /* list files: by index; others: in data order */
     size_t n;
@@ -62,22 +81,43 @@ typedef struct lam__st_file {
 } lam__st_file;
 
 /*
- * Validates a whole file held in buf (header length, JSON, every entry, offsets, metadata,
- * list keys, the checksum when present) and describes it in *out, which borrows buf.
- * Errors: LAM_ERR_FORMAT ("Corrupt header, ..."), LAM_ERR_OUT_OF_MEMORY; the message has no
- * file prefix (the caller adds "loading '<file>'").
+ * Reads the header of the file src describes and validates it against the file's size (header
+ * length, JSON, every entry, offsets, metadata, list keys, the alias table); no tensor data is
+ * read. The checksum, when the metadata has one, is verified by lam__st_read_tensors.
+ * Errors: LAM_ERR_FORMAT ("Corrupt header, ..."), LAM_ERR_IO (a read failed or came short),
+ * LAM_ERR_OUT_OF_MEMORY; the message has no file prefix (the caller adds "loading '<file>'").
  */
+lam_status lam__st_open(const lam__st_source *src, lam__st_file *out);
+/* lam__st_open on a file held in memory (buf must outlive *out). */
 lam_status lam__st_parse(const uint8_t *buf, size_t size, lam__st_file *out);
 void lam__st_file_fini(lam__st_file *f);
 const char *lam__st_metadata(const lam__st_file *f, const char *key);
 /* Index of the entry named `name`, or -1. */
 long lam__st_find(const lam__st_file *f, const char *name);
 
+/* Copies n bytes at offset `at` of the file. Errors: LAM_ERR_IO (a short read says the file
+ * shrank while it was read). */
+lam_status lam__st_read_at(const lam__st_source *src, uint64_t at, void *dst, size_t n);
+
+/* Called with tensor i's values as float32 (count == its numel), borrowed for the call. */
+typedef lam_status (*lam__st_tensor_fn)(void *user, size_t i, const float *values, size_t count);
+
 /*
- * Converts entry e to `count` (== numel) float32 values in dst.
- * Errors: LAM_ERR_DTYPE naming the tensor and dtype when it does not convert.
+ * Reads the data area front to back once: tensor i, when want[i] (want NULL: every tensor), is
+ * converted to float32 and handed to fn; the others are read only to verify the checksum. The
+ * checksum covers the whole area and is compared at the end, so a caller must not commit what
+ * fn received before this returns LAM_OK. Before any data is read, the float32 size of the
+ * wanted tensors is checked against the machine's memory. Memory used: one tensor's float32
+ * values and a 1 MiB buffer, never the whole file.
+ * Errors: LAM_ERR_DTYPE (a wanted tensor does not convert), LAM_ERR_FORMAT (checksum
+ * mismatch), LAM_ERR_IO (the file shrank or changed while it was read),
+ * LAM_ERR_OUT_OF_MEMORY, or fn's error; no file prefix.
  */
-lam_status lam__st_to_f32(const lam__st_file *f, const lam__st_entry *e, float *dst, size_t count);
+lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, lam__st_tensor_fn fn,
+                                void *user);
+
+/* Whether tensors a and b hold the same dtype, shape and bytes (false when reading fails). */
+bool lam__st_same_data(const lam__st_file *f, size_t a, size_t b);
 
 /* The alias table of a parameters file: alias key -> index of the stored entry. */
 typedef struct lam__st_alias {
@@ -96,10 +136,13 @@ void lam__st_aliases_free(lam__st_alias *a, size_t n);
 typedef lam_status (*lam__st_fill_fn)(void *user, size_t i, float *dst, size_t count);
 
 /*
- * Writes a float32 safetensors file atomically: a temporary file "<path>.tmpXXXXXX" in the same
- * directory, fsync, rename, fsync of the directory. On any failure the temporary file is
- * removed and an existing file at path is untouched. Adds the LAM__ST_META_CRC checksum.
- * Errors carry the prefix "saving '<path>'".
+ * Writes a float32 safetensors file atomically: a temporary file
+ * ".<name>.lamina-tmp.<pid>.<random>" in the target's directory (O_CLOEXEC), fsync, rename,
+ * fsync of the directory. A path that is a symbolic link is followed: the link's target is
+ * replaced and the link kept. A file that exists and is not writable (0444) is refused. Stale
+ * temporaries of the same target left by a killed save (their process is gone) are removed
+ * first. On any failure the temporary file is removed and an existing file at path is
+ * untouched. Adds the LAM__ST_META_CRC checksum. Errors carry the prefix "saving '<path>'".
  */
 lam_status lam__st_write(const char *path, size_t n, const char *const *names,
                          const lam_shape *const *shapes, lam__st_fill_fn fill, void *user,

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,16 +79,17 @@ void lam_tensor_dict_destroy(lam_tensor_dict *d) {
     free(d);
 }
 
-/* ---- reading a file: mapped once, validated, then copied into tensors ---- */
+/* ---- reading a file: its header validated, then its data read once, front to back ---- */
 
-typedef struct mapped {
-    const uint8_t *buf;
-    size_t size;
-    void *map; /* NULL for an empty file */
-} mapped;
-
-static lam_status map_file(const char *path, mapped *m) {
-    memset(m, 0, sizeof *m);
+/* Opens and validates the header; on failure the message is prefixed with the file. The data
+ * is read with pread (lam__st_read_tensors), never mapped: a file another process truncates
+ * while it is read gives an error, not SIGBUS. */
+static lam_status open_file(const char *path, int *fd_out, lam__st_file *f) {
+    *fd_out = -1;
+    memset(f, 0, sizeof *f);
+    if (path == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "loading: Invalid argument, path is NULL");
+    }
     /* O_NONBLOCK: a FIFO given by mistake must not hang the open. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
@@ -106,84 +106,49 @@ static lam_status map_file(const char *path, mapped *m) {
         close(fd);
         return lam__error(LAM_ERR_IO, "loading '%s': Not a regular file", path);
     }
-    static const uint8_t empty[1] = {0};
-    m->size = (size_t)sb.st_size;
-    m->buf = empty;
-    if (m->size > 0) {
-        void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return lam__error(LAM_ERR_IO, "loading '%s': Cannot map the file, %s", path,
-                              strerror(e));
-        }
-        /* Read once, front to back (checksum, then copies); a hint, so its result is moot. */
-        (void)posix_madvise(p, m->size, POSIX_MADV_SEQUENTIAL);
-        m->map = p;
-        m->buf = p;
+    lam__st_source src = {.mem = NULL,
+                          .fd = fd,
+                          .size = (uint64_t)sb.st_size,
+                          .dev = (uint64_t)sb.st_dev,
+                          .ino = (uint64_t)sb.st_ino,
+                          .mtime_sec = (int64_t)sb.st_mtim.tv_sec,
+                          .mtime_nsec = (int64_t)sb.st_mtim.tv_nsec};
+    lam_status st = lam__st_open(&src, f);
+    if (st != LAM_OK) {
+        close(fd);
+        return lam__error_prefix(st, "loading '%s'", path);
     }
-    close(fd);
+    *fd_out = fd;
     return LAM_OK;
 }
 
-static void unmap_file(mapped *m) {
-    if (m->map != NULL) {
-        munmap(m->map, m->size);
+static void close_file(int fd, lam__st_file *f) {
+    lam__st_file_fini(f);
+    if (fd >= 0) {
+        close(fd);
     }
-    memset(m, 0, sizeof *m);
 }
 
-/* Maps and validates; on failure the message is prefixed with the file. */
-static lam_status open_file(const char *path, mapped *m, lam__st_file *f) {
-    if (path == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "loading: Invalid argument, path is NULL");
-    }
-    lam_status st = map_file(path, m);
-    if (st != LAM_OK) {
-        return st;
-    }
-    st = lam__st_parse(m->buf, m->size, f);
-    if (st != LAM_OK) {
-        unmap_file(m);
-        return lam__error_prefix(st, "loading '%s'", path);
-    }
-    return LAM_OK;
-}
+typedef struct load_ctx {
+    lam_ctx *ctx;
+    lam_tensor_dict *d;
+    const lam__st_file *f;
+} load_ctx;
 
-static lam_shape entry_shape(const lam__st_entry *e) {
-    return e->shape;
-}
-
-/* The float32 values of entry e: borrowed straight from the mapping when the file already holds
- * aligned little-endian float32 (no copy), else a converted copy the caller frees (*owned). */
-static lam_status entry_values(const char *path, const lam__st_file *f, const lam__st_entry *e,
-                               const float **out, bool *owned) {
-    *out = NULL;
-    *owned = false;
-    if (!lam__st_dtype_convertible(e->dtype)) {
-        lam__st_to_f32(f, e, NULL, 0);
-        return lam__error_prefix(LAM_ERR_DTYPE, "loading '%s'", path);
-    }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint8_t *p = f->data + e->begin;
-    if (e->dtype == LAM__ST_F32 && ((uintptr_t)p % _Alignof(float)) == 0) {
-        *out = (const float *)(const void *)p;
-        return LAM_OK;
-    }
-#endif
-    float *buf = malloc((size_t)(e->numel ? e->numel : 1) * sizeof *buf);
-    if (buf == NULL) {
-        return lam__error(LAM_ERR_OUT_OF_MEMORY,
-                          "loading '%s': Out of memory, tensor '%s' has %llu elements", path,
-                          e->name, (unsigned long long)e->numel);
-    }
-    lam_status st = lam__st_to_f32(f, e, buf, (size_t)e->numel);
+static lam_status load_one(void *user, size_t i, const float *values, size_t count) {
+    load_ctx *lc = user;
+    const lam__st_entry *e = &lc->f->entries[i];
+    lam_shape shape = e->shape;
+    lam_tensor *t = NULL;
+    lam_status st = lam_tensor_from_data(lc->ctx, &shape, values, count, &t);
     if (st != LAM_OK) {
-        free(buf);
-        return lam__error_prefix(st, "loading '%s'", path);
+        return lam__error_prefix(st, "tensor '%s'", e->name);
     }
-    *out = buf;
-    *owned = true;
+    lc->d->entries[i].tensor = t;
+    lc->d->entries[i].name = lam__strdup(e->name);
+    if (lc->d->entries[i].name == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
+    }
     return LAM_OK;
 }
 
@@ -192,9 +157,9 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_load: Invalid argument, out is NULL");
     }
     *out = NULL;
-    mapped m;
+    int fd;
     lam__st_file f;
-    lam_status st = open_file(path, &m, &f);
+    lam_status st = open_file(path, &fd, &f);
     if (st != LAM_OK) {
         return st;
     }
@@ -204,6 +169,9 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
         (d->meta_values = calloc(f.n_meta ? f.n_meta : 1, sizeof *d->meta_values)) == NULL) {
         st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
     }
+    if (d != NULL && d->entries != NULL) {
+        d->n = f.n; /* entries fill in data order; unfilled ones stay NULL for destroy */
+    }
     for (size_t i = 0; st == LAM_OK && i < f.n_meta; i++) {
         d->meta_keys[i] = lam__strdup(f.meta_keys[i]);
         d->meta_values[i] = lam__strdup(f.meta_values[i]);
@@ -212,36 +180,17 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
         }
     }
-    for (size_t i = 0; st == LAM_OK && i < f.n; i++) {
-        const lam__st_entry *e = &f.entries[i];
-        const float *values;
-        bool owned;
-        st = entry_values(path, &f, e, &values, &owned);
+    if (st == LAM_OK) {
+        load_ctx lc = {ctx, d, &f};
+        st = lam__st_read_tensors(&f, NULL, load_one, &lc);
         if (st != LAM_OK) {
-            break;
-        }
-        lam_shape shape = entry_shape(e);
-        lam_tensor *t = NULL;
-        st = lam_tensor_from_data(ctx, &shape, values, (size_t)e->numel, &t);
-        if (owned) {
-            free((void *)values);
-        }
-        if (st != LAM_OK) {
-            st = lam__error_prefix(st, "loading '%s': tensor '%s'", path, e->name);
-            break;
-        }
-        d->entries[i].tensor = t;
-        d->entries[i].name = lam__strdup(e->name);
-        d->n++;
-        if (d->entries[i].name == NULL) {
-            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
+            st = lam__error_prefix(st, "loading '%s'", path);
         }
     }
     if (d != NULL) {
         d->is_list = f.is_list;
     }
-    lam__st_file_fini(&f);
-    unmap_file(&m);
+    close_file(fd, &f);
     if (st != LAM_OK) {
         lam_tensor_dict_destroy(d);
         return st;
@@ -473,9 +422,8 @@ typedef struct slot {
     const char *key; /* first model key reaching the parameter */
     long src;        /* file entry that fills it, -1: none */
     const char *src_key;
-    const float *values; /* staged host values (borrowed from the mapping unless owned) */
-    bool owned;
-    lam_tensor *staged; /* staged new data, NULL: write into the existing tensor */
+    long next; /* next slot filled by the same entry, -1: none */
+    lam__param_staged staged;
 } slot;
 
 typedef struct problems {
@@ -534,12 +482,6 @@ static bool shape_fits(const lam_shape *model, const lam_shape *file) {
     return true;
 }
 
-static bool same_data(const lam__st_file *f, long a, long b) {
-    const lam__st_entry *x = &f->entries[a], *y = &f->entries[b];
-    return x->dtype == y->dtype && lam_shape_equal(&x->shape, &y->shape) &&
-           memcmp(f->data + x->begin, f->data + y->begin, (size_t)(x->end - x->begin)) == 0;
-}
-
 /* Matches every model key to a file tensor (directly or through an alias) and collects every
  * problem the options do not relax. */
 static void match(const char *path, const lam__st_file *f, const lam__st_alias *aliases,
@@ -556,7 +498,7 @@ static void match(const char *path, const lam__st_file *f, const lam__st_alias *
             }
         }
         if (s == ns) {
-            slots[ns++] = (slot){kp->param, kp->key, -1, NULL, NULL, false, NULL};
+            slots[ns++] = (slot){kp->param, kp->key, -1, NULL, -1, {0}};
         }
         long idx = lam__st_find(f, kp->key);
         for (size_t a = 0; idx < 0 && a < n_aliases; a++) {
@@ -572,7 +514,7 @@ static void match(const char *path, const lam__st_file *f, const lam__st_alias *
         if (slots[s].src < 0) {
             slots[s].src = idx;
             slots[s].src_key = kp->key;
-        } else if (slots[s].src != idx && !same_data(f, slots[s].src, idx)) {
+        } else if (slots[s].src != idx && !lam__st_same_data(f, (size_t)slots[s].src, (size_t)idx)) {
             lam__log(LAM_LOG_WARN,
                      "loading '%s': %s and %s are one shared parameter in the model but differ "
                      "in the file; %s is used",
@@ -630,45 +572,30 @@ static lam_status target_ctx(const lam_param *p, const lam_load_options *o, lam_
     return *ctx ? LAM_OK : lam_ctx_default(ctx);
 }
 
-static lam_status stage(const char *path, const lam__st_file *f, slot *s,
-                        const lam_load_options *o) {
-    const lam__st_entry *e = &f->entries[s->src];
-    lam_status st = entry_values(path, f, e, &s->values, &s->owned);
-    if (st != LAM_OK) {
-        return st;
-    }
-    lam_ctx *ctx;
-    lam_param *p = s->param;
-    st = target_ctx(p, o, &ctx);
-    if (st != LAM_OK) {
-        return lam__error_prefix(st, "loading '%s': %s", path, s->src_key);
-    }
-    if (p->data != NULL && lam_tensor_ctx(p->data) == ctx &&
-        lam_shape_equal(lam_tensor_shape(p->data), &e->shape)) {
-        return LAM_OK; /* written in place at commit, so every holder of the tensor sees it */
-    }
-    st = lam_tensor_from_data(ctx, &e->shape, s->values, (size_t)e->numel, &s->staged);
-    if (st != LAM_OK) {
-        return lam__error_prefix(st, "loading '%s': %s", path, s->src_key);
+typedef struct stage_ctx {
+    const char *path;
+    const lam__st_file *f;
+    slot *slots;
+    const long *first; /* per entry: first slot it fills, -1: none */
+    const lam_load_options *o;
+} stage_ctx;
+
+/* Stages the values of entry i into every parameter it fills; nothing changes yet. */
+static lam_status stage(void *user, size_t i, const float *values, size_t count) {
+    stage_ctx *sc = user;
+    const lam__st_entry *e = &sc->f->entries[i];
+    for (long k = sc->first[i]; k >= 0; k = sc->slots[k].next) {
+        slot *s = &sc->slots[k];
+        lam_ctx *ctx;
+        lam_status st = target_ctx(s->param, sc->o, &ctx);
+        if (st == LAM_OK) {
+            st = lam__param_stage(s->param, ctx, &e->shape, values, count, &s->staged);
+        }
+        if (st != LAM_OK) {
+            return lam__error_prefix(st, "%s", s->src_key);
+        }
     }
     return LAM_OK;
-}
-
-static lam_status commit(const char *path, const lam__st_file *f, slot *s) {
-    const lam__st_entry *e = &f->entries[s->src];
-    lam_param *p = s->param;
-    lam_status st;
-    if (s->staged != NULL) {
-        st = lam__param_set_data_tensor(p, s->staged);
-        s->staged = NULL;
-    } else {
-        st = lam_tensor_write(p->data, s->values, (size_t)e->numel);
-    }
-    if (st == LAM_OK && p->const_values != NULL) {
-        /* A constant keeps the loaded value across re-initialization. */
-        memcpy(p->const_values, s->values, (size_t)e->numel * sizeof(float));
-    }
-    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "loading '%s': %s", path, s->src_key);
 }
 
 lam_status lam_block_load_parameters(lam_block *b, const char *path,
@@ -685,9 +612,9 @@ lam_status lam_block_load_parameters(lam_block *b, const char *path,
         memcpy(&o, options, n);
         o.struct_size = (uint32_t)sizeof o;
     }
-    mapped m;
+    int fd;
     lam__st_file f;
-    lam_status st = open_file(path, &m, &f);
+    lam_status st = open_file(path, &fd, &f);
     if (st != LAM_OK) {
         return st;
     }
@@ -715,22 +642,39 @@ lam_status lam_block_load_parameters(lam_block *b, const char *path,
             st = report(path, &pr);
         }
     }
-    for (size_t s = 0; st == LAM_OK && s < ns; s++) {
-        if (slots[s].src >= 0) {
-            st = stage(path, &f, &slots[s], &o);
+    /* Everything is read and staged (and the checksum verified) before anything changes;
+     * committing cannot fail, so a failed load leaves the model as it was. */
+    long *first = st == LAM_OK ? malloc((f.n ? f.n : 1) * sizeof *first) : NULL;
+    if (st == LAM_OK && first == NULL) {
+        st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
+    }
+    if (st == LAM_OK) {
+        for (size_t i = 0; i < f.n; i++) {
+            first[i] = -1;
+            used[i] = false;
+        }
+        for (size_t s = ns; s-- > 0;) {
+            if (slots[s].src >= 0) {
+                slots[s].next = first[slots[s].src];
+                first[slots[s].src] = (long)s;
+                used[slots[s].src] = true;
+            }
+        }
+        stage_ctx sc = {path, &f, slots, first, &o};
+        st = lam__st_read_tensors(&f, used, stage, &sc);
+        if (st != LAM_OK) {
+            st = lam__error_prefix(st, "loading '%s'", path);
         }
     }
     for (size_t s = 0; st == LAM_OK && s < ns; s++) {
         if (slots[s].src >= 0) {
-            st = commit(path, &f, &slots[s]);
+            lam__param_commit(slots[s].param, &slots[s].staged);
         }
     }
     for (size_t s = 0; s < ns; s++) {
-        if (slots[s].owned) {
-            free((void *)slots[s].values);
-        }
-        lam_tensor_release(slots[s].staged);
+        lam__param_staged_fini(&slots[s].staged);
     }
+    free(first);
     for (int g = 0; g < 3; g++) {
         lam__strbuf_fini(&pr.text[g]);
     }
@@ -739,7 +683,6 @@ lam_status lam_block_load_parameters(lam_block *b, const char *path,
     free(alias_used);
     key_list_fini(&keys);
     lam__st_aliases_free(aliases, n_aliases);
-    lam__st_file_fini(&f);
-    unmap_file(&m);
+    close_file(fd, &f);
     return st;
 }
