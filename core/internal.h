@@ -266,8 +266,8 @@ typedef struct lam__param_staged {
     float *const_values; /* constants: the new host copy */
     bool swap;           /* exchange buffers with the current data tensor */
 } lam__param_staged;
-lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape,
-                            const float *values, size_t count, lam__param_staged *out);
+lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
+                            size_t count, lam__param_staged *out);
 void lam__param_commit(lam_param *p, lam__param_staged *s);
 /* Releases what a stage holds (after a commit: nothing). */
 void lam__param_staged_fini(lam__param_staged *s);

@@ -364,8 +364,8 @@ lam_status lam_param_grad(lam_param *p, lam_tensor **out) {
     return LAM_OK;
 }
 
-lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape,
-                            const float *values, size_t count, lam__param_staged *out) {
+lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
+                            size_t count, lam__param_staged *out) {
     memset(out, 0, sizeof *out);
     lam_status st = lam_tensor_from_data(ctx, shape, values, count, &out->data);
     if (st == LAM_OK && p->const_values != NULL) {

@@ -634,8 +634,9 @@ static lam_status check_unchanged(const lam__st_source *src) {
     if ((uint64_t)sb.st_size != src->size || (uint64_t)sb.st_ino != src->ino ||
         (uint64_t)sb.st_dev != src->dev || (int64_t)sb.st_mtim.tv_sec != src->mtime_sec ||
         (int64_t)sb.st_mtim.tv_nsec != src->mtime_nsec) {
-        return lam__error(LAM_ERR_IO, "File changed while reading, another process wrote it "
-                                      "(%llu bytes when opened, %llu now); try again",
+        return lam__error(LAM_ERR_IO,
+                          "File changed while reading, another process wrote it "
+                          "(%llu bytes when opened, %llu now); try again",
                           (unsigned long long)src->size, (unsigned long long)sb.st_size);
     }
     return LAM_OK;

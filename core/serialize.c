@@ -514,7 +514,8 @@ static void match(const char *path, const lam__st_file *f, const lam__st_alias *
         if (slots[s].src < 0) {
             slots[s].src = idx;
             slots[s].src_key = kp->key;
-        } else if (slots[s].src != idx && !lam__st_same_data(f, (size_t)slots[s].src, (size_t)idx)) {
+        } else if (slots[s].src != idx &&
+                   !lam__st_same_data(f, (size_t)slots[s].src, (size_t)idx)) {
             lam__log(LAM_LOG_WARN,
                      "loading '%s': %s and %s are one shared parameter in the model but differ "
                      "in the file; %s is used",
