@@ -749,12 +749,17 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, lam__st
 
 bool lam__st_same_data(const lam__st_file *f, size_t a, size_t b) {
     const lam__st_entry *x = &f->entries[a], *y = &f->entries[b];
-    if (x->dtype != y->dtype || !lam_shape_equal(&x->shape, &y->shape)) {
+    /* Shapes compared here: this file links without tensor.c (the fuzz target). */
+    bool same = x->dtype == y->dtype && x->shape.ndim == y->shape.ndim;
+    for (uint32_t i = 0; same && i < x->shape.ndim; i++) {
+        same = x->shape.dims[i] == y->shape.dims[i];
+    }
+    if (!same) {
         return false;
     }
     enum { PART = 64 * 1024 };
     uint8_t *bx = malloc(PART), *by = malloc(PART);
-    bool same = bx != NULL && by != NULL;
+    same = bx != NULL && by != NULL;
     for (uint64_t at = 0, n = x->end - x->begin; same && at < n; at += PART) {
         size_t k = n - at < PART ? (size_t)(n - at) : PART;
         same = lam__st_read_at(&f->src, f->data_at + x->begin + at, bx, k) == LAM_OK &&

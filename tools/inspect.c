@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,26 @@ int cmd_inspect(int argc, char **argv) {
         return 1;
     }
     size_t n = lam_tensor_dict_count(d);
+    /* The file may have been replaced or rewritten since lam_load read it: the header read
+     * again must still describe the tensors loaded, or the listing would mix two files. */
+    bool same = json_object_size(header) == n + (json_object_get(header, "__metadata__") != NULL);
+    for (size_t i = 0; same && i < n; i++) {
+        json_t *e = json_object_get(header, lam_tensor_dict_name(d, i));
+        json_t *shape = json_object_get(e, "shape");
+        const lam_shape *s = lam_tensor_shape(lam_tensor_dict_get(d, i));
+        same = json_array_size(shape) == s->ndim;
+        for (uint32_t k = 0; same && k < s->ndim; k++) {
+            same = json_integer_value(json_array_get(shape, k)) == s->dims[k];
+        }
+    }
+    if (!same) {
+        fprintf(stderr, "lamina inspect: '%s': the file changed while it was read; try again\n",
+                path);
+        json_decref(header);
+        lam_tensor_dict_destroy(d);
+        lam_shutdown();
+        return 1;
+    }
     int width = 4;
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(lam_tensor_dict_name(d, i));

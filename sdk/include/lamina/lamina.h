@@ -747,9 +747,25 @@ LAM_EXPORT const char *lam_layer_type_name(size_t index);
  * Files are safetensors: an 8-byte little-endian header length N, N bytes of JSON mapping each
  * tensor name to {"dtype", "shape", "data_offsets"} plus an optional "__metadata__" map of
  * strings, then the raw little-endian data. NumPy, PyTorch and the safetensors library read
- * what Lamina writes and Lamina reads theirs. Writes are atomic (a temporary file in the same
- * directory, fsync, rename): a failure leaves an existing file as it was. Every header rule is
- * checked before any data is used; a bad file is an error naming the file and the problem.
+ * what Lamina writes and Lamina reads theirs. Every header rule is checked before any data is
+ * used; a bad file is an error naming the file and the problem.
+ *
+ * Saving is atomic: the file is written as ".<name>.lamina-tmp.<pid>.<random>" in the same
+ * directory (opened with O_CLOEXEC), fsynced and renamed over <name>, so a failure (disk full,
+ * out of memory, a killed process) leaves an existing file byte for byte as it was. A killed
+ * save can leave its temporary; the next save of the same file removes the temporaries whose
+ * process no longer exists on this machine (never one of a live process). A path that is a
+ * symbolic link is followed: the file it points to is replaced (created when the link dangles)
+ * and the link kept. An existing file without write permission (mode 0444, even for root) is
+ * refused with LAM_ERR_IO "Permission denied"; otherwise the new file keeps the old one's mode.
+ *
+ * Loading reads the file with pread (never mmap): a file truncated or rewritten by another
+ * process during a load is LAM_ERR_IO "File changed while reading" (or a checksum mismatch),
+ * never a signal, and a successful load is one consistent version of the file. The float32
+ * size of the tensors to load is checked against the machine's memory before any data is read
+ * (LAM_ERR_OUT_OF_MEMORY "Too large"); the checksum is computed while the data is read.
+ * Thread safety: saving one path from several threads or processes at once is safe (the last
+ * rename wins); loading a file while it is saved reads the old or the new version.
  */
 
 /* An ordered collection of named tensors read from a file (Gluon's nd.load result). */
@@ -806,8 +822,11 @@ typedef struct lam_load_options {
  * Loads parameters saved by lam_block_save_parameters (or any safetensors file keyed the same
  * way) into b. Strict by default: every problem (missing keys, unexpected keys, shape or dtype
  * mismatches) is collected into one message, each naming the option that relaxes it. Nothing
- * changes unless the whole load succeeds. A deferred (not yet shaped) model takes its shapes
- * from the file and counts as initialized afterwards.
+ * changes unless the whole load succeeds (an allocation failure included: everything is read,
+ * checked and allocated before the first parameter changes). A deferred (not yet shaped) model
+ * takes its shapes from the file and counts as initialized afterwards. A parameter whose data
+ * already has the file's shape on the target context keeps its tensor (holders of it see the
+ * new values); otherwise it gets a new one.
  */
 LAM_EXPORT lam_status lam_block_load_parameters(lam_block *b, const char *path,
                                                 const lam_load_options *options);
