@@ -787,6 +787,9 @@ lam_status lam__st_aliases(const lam__st_file *f, lam__st_alias **out, size_t *n
     }
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+        return oom();
+    }
     if (!json_is_object(root)) {
         json_decref(root);
         return lam__error(LAM_ERR_FORMAT, "Corrupt header, metadata %s is not a JSON object",
@@ -852,7 +855,7 @@ static lam_status write_all(int fd, const void *buf, size_t n, off_t at, const c
 /* Jansson's own rule for strings (RFC 3629: no overlong forms, surrogates or values past
  * U+10FFFF), checked here so that a failing jansson call that follows can only mean out of
  * memory. */
-static bool utf8_valid(const char *s) {
+bool lam__st_utf8_valid(const char *s) {
     const uint8_t *p = (const uint8_t *)s;
     while (*p) {
         uint8_t c = *p++;
@@ -924,14 +927,14 @@ static json_t *build_header(const char *path, size_t n, const char *const *names
     *st = LAM_OK;
     *meta_out = NULL;
     for (size_t i = 0; *st == LAM_OK && i < n_meta; i++) {
-        if (!utf8_valid(meta_keys[i]) || !utf8_valid(meta_values[i])) {
+        if (!lam__st_utf8_valid(meta_keys[i]) || !lam__st_utf8_valid(meta_values[i])) {
             *st = lam__error(LAM_ERR_INVALID_ARGUMENT,
                              "saving '%s': Invalid metadata, '%s' is not valid UTF-8", path,
                              meta_keys[i]);
         }
     }
     for (size_t i = 0; *st == LAM_OK && i < n; i++) {
-        if (!utf8_valid(names[i])) {
+        if (!lam__st_utf8_valid(names[i])) {
             *st = lam__error(LAM_ERR_INVALID_ARGUMENT,
                              "saving '%s': Invalid name, '%s' is not valid UTF-8", path, names[i]);
         }

@@ -132,6 +132,10 @@ typedef struct lam__st_alias {
 lam_status lam__st_aliases(const lam__st_file *f, lam__st_alias **out, size_t *n);
 void lam__st_aliases_free(lam__st_alias *a, size_t n);
 
+/* Whether s is UTF-8 as JSON strings (and jansson) require: checked before a name goes into a
+ * header, so that a jansson call failing afterwards can only mean out of memory. */
+bool lam__st_utf8_valid(const char *s);
+
 /* Fills `count` float32 values of tensor i for the writer. */
 typedef lam_status (*lam__st_fill_fn)(void *user, size_t i, float *dst, size_t count);
 

@@ -375,10 +375,14 @@ lam_status lam_block_save_parameters(lam_block *b, const char *path) {
         const key_param *kp = &l.items[i];
         lam_param *p = kp->param;
         if (kp->first != i) {
-            if (json_object_set_new(aliases, kp->key, json_string(l.items[kp->first].key)) != 0) {
+            const char *target = l.items[kp->first].key;
+            if (!lam__st_utf8_valid(kp->key) || !lam__st_utf8_valid(target)) {
                 st = lam__error(LAM_ERR_INVALID_ARGUMENT,
                                 "saving '%s': Invalid name, key '%s' is not valid UTF-8", path,
                                 kp->key);
+            } else if (json_object_set_new_nocheck(aliases, kp->key, json_string_nocheck(target)) !=
+                       0) {
+                st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
             }
             continue;
         }
