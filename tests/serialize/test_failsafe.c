@@ -27,6 +27,21 @@ static void need_injector(void) {
 /* Sweeps stop at the first k the operation did not reach; this bounds a runaway loop. */
 #define MAX_K 100000
 
+/* Everything runs on the CPU backend whatever LAMINA_BACKEND says: a device driver's own
+ * allocations (Mesa's, the validation layer's) are not Lamina's to make fail safely. */
+static lam_ctx *cpu(void) {
+    lam_ctx *ctx = NULL;
+    SU_OK(lam_ctx_get("cpu", &ctx));
+    return ctx;
+}
+
+static lam_tensor *cpu_tensor(uint32_t ndim, const int64_t *dims, const float *v) {
+    lam_shape s = su_shape(ndim, dims);
+    lam_tensor *t = NULL;
+    SU_OK(lam_tensor_from_data(cpu(), &s, v, (size_t)lam_shape_numel(&s), &t));
+    return t;
+}
+
 static void add_dense(lam_block *seq, const char *attrs) {
     lam_block *b = NULL;
     SU_OK(lam_layer_create("Dense", attrs, &b));
@@ -42,7 +57,7 @@ static lam_block *make_net(bool deferred, float base) {
     SU_OK(lam_sequential_create(&net));
     add_dense(net, deferred ? "units=4, activation=relu" : "units=4, activation=relu, in_units=3");
     add_dense(net, deferred ? "units=2" : "units=2, in_units=4");
-    SU_OK(lam_block_initialize(net, NULL, NULL, 0));
+    SU_OK(lam_block_initialize(net, NULL, cpu(), 0));
     if (deferred) {
         return net;
     }
@@ -123,7 +138,7 @@ static void assert_same(const snapshot *got, const snapshot *want, const char *w
 /* The file holds exactly the snapshot's parameters under their keys. */
 static void assert_file_holds(const char *path, const snapshot *want, const char *what) {
     lam_tensor_dict *d = NULL;
-    SU_OK(lam_load(path, NULL, &d));
+    SU_OK(lam_load(path, cpu(), &d));
     cr_assert_eq(lam_tensor_dict_count(d), want->n, "%s: tensors in the file", what);
     for (size_t i = 0; i < want->n; i++) {
         lam_tensor *t = lam_tensor_dict_find(d, want->keys[i]);
@@ -217,8 +232,8 @@ Test(failsafe, save_dict_over_a_good_file_succeeds_or_changes_nothing) {
     float a0[6] = {1, 2, 3, 4, 5, 6}, b0[2] = {7, 8}, a1[6] = {-1, -2, -3, -4, -5, -6},
           b1[2] = {-7, -8};
     int64_t sa[2] = {2, 3}, sb[1] = {2};
-    lam_tensor *old_t[2] = {su_tensor(2, sa, a0), su_tensor(1, sb, b0)};
-    lam_tensor *new_t[2] = {su_tensor(2, sa, a1), su_tensor(1, sb, b1)};
+    lam_tensor *old_t[2] = {cpu_tensor(2, sa, a0), cpu_tensor(1, sb, b0)};
+    lam_tensor *new_t[2] = {cpu_tensor(2, sa, a1), cpu_tensor(1, sb, b1)};
     const char *names[2] = {"layer.weight", "layer.bias"};
     const char *path = su_path("dict.safetensors");
     SU_OK(lam_save_dict(path, names, old_t, 2));
@@ -239,7 +254,7 @@ Test(failsafe, save_dict_over_a_good_file_succeeds_or_changes_nothing) {
         cr_assert_eq(su_dir_count(), 1, "%s: a temporary file was left behind", what);
         if (st == LAM_OK) {
             lam_tensor_dict *d = NULL;
-            SU_OK(lam_load(path, NULL, &d));
+            SU_OK(lam_load(path, cpu(), &d));
             cr_assert_eq(lam_tensor_dict_count(d), 2);
             su_assert_bits(lam_tensor_dict_find(d, "layer.weight"), a1, 6, what);
             su_assert_bits(lam_tensor_dict_find(d, "layer.bias"), b1, 2, what);
@@ -346,13 +361,14 @@ Test(failsafe, load_parameters_into_a_deferred_model_succeeds_or_changes_nothing
 
 typedef struct nd_args {
     const char *path;
+    lam_ctx *ctx;
     lam_status st;
 } nd_args;
 
 static void load_nd(void *arg) {
     nd_args *a = arg;
     lam_tensor_dict *d = NULL;
-    a->st = lam_load(a->path, NULL, &d);
+    a->st = lam_load(a->path, a->ctx, &d);
     lam_tensor_dict_destroy(d);
 }
 
@@ -360,12 +376,12 @@ Test(failsafe, load_returns_the_whole_file_or_nothing) {
     need_injector();
     float w[6] = {1, -2, 3.5f, 0, 1e-3f, -1e3f}, s[1] = {7};
     int64_t sw[2] = {2, 3};
-    lam_tensor *t[2] = {su_tensor(2, sw, w), su_tensor(0, NULL, s)};
+    lam_tensor *t[2] = {cpu_tensor(2, sw, w), cpu_tensor(0, NULL, s)};
     const char *path = su_path("list.safetensors");
     SU_OK(lam_save_list(path, t, 2));
     lam_tensor_release(t[0]);
     lam_tensor_release(t[1]);
-    nd_args a = {path, LAM_OK};
+    nd_args a = {path, cpu(), LAM_OK};
     unsigned long calls = lam_failalloc_calibrate(&fa, load_nd, &a);
     SU_OK(a.st);
     cr_assert_gt(calls, 0, "the injector counted no allocation");
@@ -374,7 +390,7 @@ Test(failsafe, load_returns_the_whole_file_or_nothing) {
     for (k = 1; k < MAX_K; k++) {
         lam_tensor_dict *d = (lam_tensor_dict *)&a; /* must be reset */
         fa.arm(k);
-        lam_status st = lam_load(path, NULL, &d);
+        lam_status st = lam_load(path, a.ctx, &d);
         int hit = fa.injected();
         fa.arm(0);
         const char *what = su_fmt("allocation %lu of %lu failed", k, calls);
