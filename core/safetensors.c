@@ -697,7 +697,7 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, lam__st
                    (mem > 0 && need + e->numel * 4 > mem) ||
                    e->numel * 4 > (uint64_t)SIZE_MAX / 2) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY,
-                            "tensor '%s': Too large, the file's tensors need more than %llu bytes "
+                            "tensor '%s': Too large, the file's tensors need at least %llu bytes "
                             "as float32 and this machine has %llu bytes of memory",
                             e->name, (unsigned long long)(need + e->numel * 4),
                             (unsigned long long)mem);

@@ -213,8 +213,8 @@ Test(files, a_huge_sparse_file_is_refused_before_its_data_is_read, .timeout = 10
     clock_gettime(CLOCK_MONOTONIC, &t0);
     lam_tensor_dict *d = NULL;
     su_assert_error(lam_load(path, NULL, &d), LAM_ERR_OUT_OF_MEMORY,
-                    su_fmt("loading '%s': tensor 'x': Too large, the file's tensors need more "
-                           "than %llu bytes as float32 and this machine has %llu bytes of memory",
+                    su_fmt("loading '%s': tensor 'x': Too large, the file's tensors need at least "
+                           "%llu bytes as float32 and this machine has %llu bytes of memory",
                            path, (unsigned long long)(n * 4), (unsigned long long)mem),
                     "huge sparse file");
     clock_gettime(CLOCK_MONOTONIC, &t1);
