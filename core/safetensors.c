@@ -448,14 +448,14 @@ lam_status lam__st_open(const lam__st_source *src, lam__st_file *out) {
     if (st != LAM_OK) {
         return st;
     }
-    json_error_t jerr;
-    json_t *root = json_loadb(text, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    lam__st_json_error jerr;
+    json_t *root = lam__st_json_parse(text, (size_t)hlen, &jerr);
     free(text);
     if (root == NULL) {
-        if (json_error_code(&jerr) == json_error_out_of_memory) {
+        if (jerr.oom) {
             return oom();
         }
-        return lam__error(LAM_ERR_FORMAT, "Corrupt header, invalid JSON at byte %d: %s",
+        return lam__error(LAM_ERR_FORMAT, "Corrupt header, invalid JSON at byte %zu: %s",
                           jerr.position, jerr.text);
     }
     if (!json_is_object(root)) {
@@ -785,9 +785,9 @@ lam_status lam__st_aliases(const lam__st_file *f, lam__st_alias **out, size_t *n
     if (text == NULL) {
         return LAM_OK;
     }
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+    lam__st_json_error jerr;
+    json_t *root = lam__st_json_parse(text, strlen(text), &jerr);
+    if (root == NULL && jerr.oom) {
         return oom();
     }
     if (!json_is_object(root)) {
@@ -897,7 +897,7 @@ static char *header_text(json_t *root, json_t *meta, uint32_t crc, size_t *len) 
     if (json_object_set_new_nocheck(meta, LAM__ST_META_CRC, json_string_nocheck(hex)) != 0) {
         return NULL;
     }
-    char *text = json_dumps(root, JSON_COMPACT);
+    char *text = lam__st_json_dump(root);
     if (text == NULL) {
         return NULL;
     }

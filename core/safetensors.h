@@ -136,6 +136,21 @@ void lam__st_aliases_free(lam__st_alias *a, size_t n);
  * header, so that a jansson call failing afterwards can only mean out of memory. */
 bool lam__st_utf8_valid(const char *s);
 
+/* JSON text <-> jansson values (st_json.c): jansson's own parser and dumper (2.14) mishandle
+ * allocation failures (a lexer reading past its buffer, a dump missing a quote that still
+ * succeeds), so headers are read and written there on top of jansson's value API. */
+typedef struct json_t json_t;
+typedef struct lam__st_json_error {
+    bool oom;        /* out of memory: text and position are not set */
+    size_t position; /* byte offset of a syntax error */
+    char text[80];
+} lam__st_json_error;
+/* Parses len bytes of JSON text (an object or an array at the top, duplicate keys and NUL
+ * refused); NULL with *err filled on failure. */
+json_t *lam__st_json_parse(const char *text, size_t len, lam__st_json_error *err);
+/* Compact JSON text of v (free() it); NULL only when out of memory. */
+char *lam__st_json_dump(const json_t *v);
+
 /* Fills `count` float32 values of tensor i for the writer. */
 typedef lam_status (*lam__st_fill_fn)(void *user, size_t i, float *dst, size_t count);
 

@@ -401,7 +401,7 @@ lam_status lam_block_save_parameters(lam_block *b, const char *path) {
     }
     char *alias_text = NULL;
     if (st == LAM_OK && json_object_size(aliases) > 0 &&
-        (alias_text = json_dumps(aliases, JSON_COMPACT)) == NULL) {
+        (alias_text = lam__st_json_dump(aliases)) == NULL) {
         st = lam__error(LAM_ERR_OUT_OF_MEMORY, "saving '%s': Out of memory", path);
     }
     if (st == LAM_OK) {

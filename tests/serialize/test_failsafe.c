@@ -42,21 +42,32 @@ static lam_tensor *cpu_tensor(uint32_t ndim, const int64_t *dims, const float *v
     return t;
 }
 
-static void add_dense(lam_block *seq, const char *attrs) {
+/* Appends a Dense layer (sharing share's parameters unless NULL); borrowed from seq. */
+static lam_block *add_dense(lam_block *seq, const char *attrs, lam_block *share) {
     lam_block *b = NULL;
-    SU_OK(lam_layer_create("Dense", attrs, &b));
+    if (share != NULL) {
+        SU_OK(lam_layer_create_shared("Dense", attrs, share, &b));
+    } else {
+        SU_OK(lam_layer_create("Dense", attrs, &b));
+    }
     SU_OK(lam_sequential_add(seq, b));
     lam_block_release(b);
+    return b;
 }
 
-/* Dense(4, in 3) -> Dense(2, in 4), or the same with every shape deferred. Initialized; an
+/* Dense(4, in 3) -> Dense(2, in 4) -> the same Dense shared, or the same with every shape
+ * deferred. Initialized; an
  * eager model's parameters then hold base + i/8 + j/1024 (parameter i, element j), so every
  * parameter, biases included, differs between two bases. */
 static lam_block *make_net(bool deferred, float base) {
     lam_block *net = NULL;
     SU_OK(lam_sequential_create(&net));
-    add_dense(net, deferred ? "units=4, activation=relu" : "units=4, activation=relu, in_units=3");
-    add_dense(net, deferred ? "units=2" : "units=2, in_units=4");
+    add_dense(net, deferred ? "units=4, activation=relu" : "units=4, activation=relu, in_units=3",
+              NULL);
+    const char *last = deferred ? "units=2" : "units=2, in_units=4";
+    lam_block *second = add_dense(net, last, NULL);
+    /* A third layer shares the second's parameters: the file's alias table is swept too. */
+    add_dense(net, last, second);
     SU_OK(lam_block_initialize(net, NULL, cpu(), 0));
     if (deferred) {
         return net;
