@@ -21,6 +21,7 @@
 
 #include "lamina/common.h"
 #include "lamina/plugin.h"
+#include "lamina/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -70,6 +71,16 @@ LAM_EXPORT void lam_log_set_callback(lam_log_fn fn, void *user, lam_log_level ma
 /* ------------------------------------------------------------------------------------------ */
 /* Runtime                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
+
+/*
+ * The release version of the liblamina that is running, as "MAJOR.MINOR.PATCH"; also stores
+ * its three parts in *major, *minor and *patch (each pointer may be NULL). Compare it with
+ * LAMINA_VERSION_STRING / LAMINA_VERSION_MAJOR... (lamina/version.h) to tell the library a
+ * program runs against from the headers it was compiled with. Never fails; needs no lam_init.
+ * Ownership: the string is static.
+ * Thread safety: safe from any thread.
+ */
+LAM_EXPORT const char *lam_version(int *major, int *minor, int *patch);
 
 /* Options for lam_init; start from LAM_INIT_OPTIONS_INIT. */
 typedef struct lam_init_options {
