@@ -183,3 +183,47 @@ Test(header, valid_unusual_files_load) {
     lam_tensor_dict_destroy(d);
     su_cleanup();
 }
+
+/* The header's JSON reader and writer (core/st_json.c): escapes and non-ASCII names survive a
+ * round trip byte for byte, \u escapes (a surrogate pair included) decode to UTF-8, and what
+ * RFC 8259 forbids is refused with the byte it was found at. */
+Test(header, json_escapes_and_unicode_round_trip) {
+    const char *path = su_path("names.safetensors");
+    const char *names[3] = {"q\"uote\\back/slash", "tab\tnl\nctl\x01",
+                            "caf\xc3\xa9 \xf0\x9f\x98\x80"};
+    float v[3][1] = {{1}, {2}, {3}};
+    lam_tensor *t[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = su_tensor(0, NULL, v[i]);
+    }
+    SU_OK(lam_save_dict(path, names, t, 3));
+    lam_tensor_dict *d = NULL;
+    SU_OK(lam_load(path, NULL, &d));
+    cr_assert_eq(lam_tensor_dict_count(d), 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_str_eq(lam_tensor_dict_name(d, (size_t)i), names[i]);
+        su_assert_bits(lam_tensor_dict_get(d, (size_t)i), v[i], 1, names[i]);
+        lam_tensor_release(t[i]);
+    }
+    lam_tensor_dict_destroy(d);
+    /* Written by hand: escapes decode, a surrogate pair becomes one 4-byte character. */
+    su_write_st(path,
+                "{\"\\u0063af\\u00e9\\ud83d\\ude00\\/\": {\"dtype\": \"F32\", \"shape\": [1], "
+                "\"data_offsets\": [0, 4]}}",
+                zeros, 4);
+    SU_OK(lam_load(path, NULL, &d));
+    cr_assert_str_eq(lam_tensor_dict_name(d, 0), "caf\xc3\xa9\xf0\x9f\x98\x80/");
+    lam_tensor_dict_destroy(d);
+    expect_prefix("{\"\\ud83d\":{}}", 0, "Corrupt header, invalid JSON at byte ");
+    expect_prefix("{\"w\":01}", 0, "Corrupt header, invalid JSON at byte ");
+    expect_prefix("{\"w\":1.}", 0, "Corrupt header, invalid JSON at byte ");
+    expect_prefix("{\"w\":[1,]}", 0, "Corrupt header, invalid JSON at byte ");
+    expect_prefix("{\"w\":tru}", 0, "Corrupt header, invalid JSON at byte ");
+    expect_prefix("{\"w\":\"a\tb\"}", 0, "Corrupt header, invalid JSON at byte ");
+    expect_prefix("{\"w\":99999999999999999999}", 0, "Corrupt header, invalid JSON at byte ");
+    expect_prefix("{} x", 0, "Corrupt header, invalid JSON at byte 3: end of input expected");
+    expect_prefix("{\"a\":1,\"a\":2}", 0,
+                  "Corrupt header, invalid JSON at byte 10: duplicate object key");
+    expect_prefix("\"w\"", 0, "Corrupt header, invalid JSON at byte 0: '[' or '{' expected");
+    su_cleanup();
+}
