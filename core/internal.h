@@ -6,6 +6,7 @@
 
 #include "lamina/lamina.h"
 
+#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 
@@ -31,6 +32,14 @@ bool lam__error_set_since(uint64_t mark);
 /* When nothing set a message since `mark`, sets "No message, the <who> returned <status>" (so
  * context is not put in front of an older message). Returns status. */
 lam_status lam__error_from_callback(lam_status status, uint64_t mark, const char *who);
+
+/* ---- user regular expressions (pattern.c) ---- */
+/* Compiles a POSIX extended regular expression given by the user after checking it against
+ * limits (length, nesting, size after expanding repetitions; no back references), so that a
+ * hostile pattern is an error instead of a crash or a hang. Errors name `subject`. */
+lam_status lam__pattern_compile(const char *subject, const char *pattern, regex_t *out);
+/* True when the pattern matches at the start of text (Python's re.match). */
+bool lam__pattern_match_start(const regex_t *re, const char *text);
 
 /* ---- logging (log.c) ---- */
 void lam__log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -561,19 +561,10 @@ lam_status lam__param_list_create(const char *regex, lam_param_list **out) {
     }
     if (regex != NULL) {
         /* Anchored at the start only, like Python's re.match in Gluon's select. */
-        lam__strbuf sb = {0};
-        if (!lam__strbuf_printf(&sb, "^(%s)", regex)) {
+        lam_status st = lam__pattern_compile("collect_params", regex, &l->re);
+        if (st != LAM_OK) {
             free(l);
-            return lam__error(LAM_ERR_OUT_OF_MEMORY, "collect_params: Out of memory");
-        }
-        int rc = regcomp(&l->re, sb.data, REG_EXTENDED | REG_NOSUB);
-        lam__strbuf_fini(&sb);
-        if (rc != 0) {
-            char msg[200];
-            regerror(rc, &l->re, msg, sizeof msg);
-            free(l);
-            return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "collect_params: Invalid regular expression '%s', %s", regex, msg);
+            return st;
         }
         l->has_re = true;
     }
@@ -588,7 +579,7 @@ lam_status lam__param_list_add(lam_param_list *l, const char *key, lam_param *p)
             return LAM_OK;
         }
     }
-    if (l->has_re && regexec(&l->re, p->name, 0, NULL, 0) != 0) {
+    if (l->has_re && !lam__pattern_match_start(&l->re, p->name)) {
         return LAM_OK;
     }
     if (l->n == l->cap) {

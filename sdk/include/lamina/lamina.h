@@ -710,9 +710,21 @@ LAM_EXPORT lam_status lam_block_params(lam_block *b, lam_param_list **out);
 /*
  * Every parameter of b and its registered descendants, once each (shared ones under the first
  * key that reaches them), in registration order, keyed structurally ("0.weight"). `regex`
- * (POSIX extended, matched from the start of the display name like Python's re.match in
- * Gluon's select: ".*weight" keeps dense0_weight) filters; NULL keeps all.
- * Errors: LAM_ERR_INVALID_ARGUMENT for a bad regex.
+ * filters on the display name; NULL keeps all.
+ *
+ * The dialect is POSIX extended regular expressions (regcomp with REG_EXTENDED, as glibc
+ * implements them), not Python's re: no \d, no lazy quantifiers (*?), no lookaround, no
+ * (?...) groups; an unmatched ')' is an ordinary character. The pattern is used as given and a
+ * parameter is kept when a match starts at the first character of its display name, like
+ * Python's re.match in Gluon's select(): ".*weight" keeps dense0_weight, "weight" does not,
+ * "dense0_w" does (the end is not anchored; add '$' for that).
+ *
+ * Limits, so that a hostile pattern fails quickly instead of crashing or hanging the
+ * process: at most 1024 bytes, 32 levels of nested parentheses, and 1024 elements once bounded
+ * repetitions are expanded (x{m,n} counts n copies of x, x+ two, so ((a{1,100}){1,100}) is too
+ * complex); back references (\1 to \9) are refused.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for a bad regex or one beyond the limits, naming the
+ * problem.
  */
 LAM_EXPORT lam_status lam_block_collect_params(lam_block *b, const char *regex,
                                                lam_param_list **out);
