@@ -808,14 +808,23 @@ static uint64_t imul_chain(uint64_t trips) {
     return x;
 }
 
-/* 12 independent AVX-512 FMA chains: enough to hide a 4-cycle latency on two FMA ports. */
+/*
+ * 12 independent FMA chains: enough to hide a 4-cycle latency on two FMA ports. One loop per
+ * register width; the CPU's widest (lowered by LAMINA_CPU_ISA, as the backend's loops are) is
+ * measured. Nominal peaks: AVX-512 2 x 16 floats x 2 flops = 64 per cycle, AVX2+FMA 2 x 8 x 2 =
+ * 32 per cycle (Haswell .. Zen 3); a core with one 512-bit FMA unit measures half of 64.
+ */
 #define FMA_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define FMA_DECL(j)   __m512 acc##j = _mm512_set1_ps((float)(j + 1));
-#define FMA_STEP(j)   acc##j = _mm512_fmadd_ps(acc##j, m, a);
-#define FMA_SUM(j)    sum += _mm512_reduce_add_ps(acc##j);
+#define FMA_DECL(j)   VT acc##j = SET1((float)(j + 1));
+#define FMA_STEP(j)   acc##j = FMADD(acc##j, m, a);
+#define FMA_SUM(j)    sum += REDUCE(acc##j);
 
-__attribute__((target("avx512f,fma"))) static float fma_loop(uint64_t trips, float mv) {
-    __m512 m = _mm512_set1_ps(mv), a = _mm512_set1_ps(1e-7f);
+#define VT     __m512
+#define SET1   _mm512_set1_ps
+#define FMADD  _mm512_fmadd_ps
+#define REDUCE _mm512_reduce_add_ps
+__attribute__((target("avx512f,fma"))) static float fma_loop_avx512(uint64_t trips, float mv) {
+    VT m = SET1(mv), a = SET1(1e-7f);
     FMA_CHAINS(FMA_DECL)
     for (uint64_t t = 0; t < trips; t++) {
         FMA_CHAINS(FMA_STEP)
@@ -824,6 +833,35 @@ __attribute__((target("avx512f,fma"))) static float fma_loop(uint64_t trips, flo
     FMA_CHAINS(FMA_SUM)
     return sum;
 }
+#undef VT
+#undef SET1
+#undef FMADD
+#undef REDUCE
+
+__attribute__((target("avx2,fma"))) static float hsum256(__m256 v) {
+    float l[8];
+    _mm256_storeu_ps(l, v);
+    return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+
+#define VT     __m256
+#define SET1   _mm256_set1_ps
+#define FMADD  _mm256_fmadd_ps
+#define REDUCE hsum256
+__attribute__((target("avx2,fma"))) static float fma_loop_avx2(uint64_t trips, float mv) {
+    VT m = SET1(mv), a = SET1(1e-7f);
+    FMA_CHAINS(FMA_DECL)
+    for (uint64_t t = 0; t < trips; t++) {
+        FMA_CHAINS(FMA_STEP)
+    }
+    float sum = 0;
+    FMA_CHAINS(FMA_SUM)
+    return sum;
+}
+#undef VT
+#undef SET1
+#undef FMADD
+#undef REDUCE
 #endif
 
 static void case_fma_peak(const request *rq, result *res) {
@@ -844,11 +882,18 @@ static void case_fma_peak(const request *rq, result *res) {
     double hz = (double)trips * 60.0 / dt;
     add_metric(res, "clock_hz", hz);
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+    const char *cap = getenv("LAMINA_CPU_ISA");
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
+                 (cap == NULL || *cap == '\0' || strcmp(cap, "avx512") == 0);
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               (cap == NULL || strcmp(cap, "base") != 0);
+    if (avx512 || avx2) {
+        const int lanes = avx512 ? 16 : 8;
         trips = 1000;
         for (;;) {
             double t0 = now();
-            volatile float sink = fma_loop(trips, 0.999999f);
+            volatile float sink =
+                avx512 ? fma_loop_avx512(trips, 0.999999f) : fma_loop_avx2(trips, 0.999999f);
             (void)sink;
             dt = now() - t0;
             if (dt >= min_time) {
@@ -856,8 +901,12 @@ static void case_fma_peak(const request *rq, result *res) {
             }
             trips *= 2;
         }
-        /* 12 FMAs of 16 lanes, 2 flops each, per trip */
-        add_metric(res, "fma_flops", (double)trips * 12.0 * 16.0 * 2.0 / dt);
+        /* 12 FMAs of `lanes` floats, 2 flops each, per trip */
+        add_metric(res, "fma_flops", (double)trips * 12.0 * lanes * 2.0 / dt);
+        add_info(res, "\"isa\":\"%s\",\"nominal_flops_per_cycle\":%d",
+                 avx512 ? "AVX-512" : "AVX2+FMA", 2 * lanes * 2);
+    } else {
+        add_info(res, "\"isa\":\"SSE\",\"nominal_flops_per_cycle\":0");
     }
     res->iters = 1;
 #else
@@ -926,7 +975,7 @@ static const bench_case g_cases[] = {
     {"step_gemms", case_step_gemms, "the five GEMMs of mlp_step through raw cblas_sgemm"},
     {"gemm", case_gemm, "n x n GEMM: lam_op_matmul, then raw cblas_sgemm (key n=)"},
     {"saveload", case_saveload, "save/load 4 x 2500 x 2500 float parameters (100 MB)"},
-    {"fma_peak", case_fma_peak, "measured clock and AVX-512 FMA throughput of one core"},
+    {"fma_peak", case_fma_peak, "measured clock and FMA throughput (widest ISA) of one core"},
     {"backends", case_backends, "loaded backends and their first device"},
 };
 
