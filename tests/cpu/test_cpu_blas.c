@@ -177,6 +177,62 @@ Test(cpu_blas, avx2_machine_gets_an_avx2_kernel) {
     expect_gemm_runs();
 }
 
+/*
+ * The chapter MLP's output layer on a batch of two: x (2x256) . W^T, W (10x256). With
+ * LAMINA_CPU_ISA avx2 or base such narrow products (n < 16) run in the backend's own loops
+ * (cpu_gemm.c: measured faster there than OpenBLAS's Haswell and Sandybridge kernels). By hand:
+ * x[i][k] = i + 1, W[j][k] = j + 1 for k < 128 and 2 after, so
+ * out[i][j] = (i + 1) * (128 * (j + 1) + 128 * 2).
+ */
+static void narrow_product(const char *isa) {
+    setenv("LAMINA_CPU_ISA", isa, 1);
+    lam_ctx *ctx = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
+    static float x[2 * 256], w[10 * 256], out[2 * 10];
+    for (int k = 0; k < 256; k++) {
+        for (int i = 0; i < 2; i++) {
+            x[i * 256 + k] = (float)(i + 1);
+        }
+        for (int j = 0; j < 10; j++) {
+            w[j * 256 + k] = k < 128 ? (float)(j + 1) : 2.0f;
+        }
+    }
+    lam_shape sx, sw;
+    memset(&sx, 0, sizeof sx);
+    memset(&sw, 0, sizeof sw);
+    sx.ndim = sw.ndim = 2;
+    sx.dims[0] = 2;
+    sx.dims[1] = 256;
+    sw.dims[0] = 10;
+    sw.dims[1] = 256;
+    lam_tensor *a = NULL, *b = NULL, *c = NULL;
+    cr_assert_eq(lam_tensor_from_data(ctx, &sx, x, 2 * 256, &a), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_from_data(ctx, &sw, w, 10 * 256, &b), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_op_matmul(a, b, 0, 1, &c), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_read(c, out, 2 * 10), LAM_OK, "%s", lam_last_error());
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 10; j++) {
+            const float want = (float)((i + 1) * (128 * (j + 1) + 256));
+            cr_assert_eq(out[i * 10 + j], want, "out[%d][%d] = %g, want %g", i, j,
+                         (double)out[i * 10 + j], (double)want);
+        }
+    }
+    lam_tensor_release(a);
+    lam_tensor_release(b);
+    lam_tensor_release(c);
+}
+
+Test(cpu_blas, narrow_product_in_avx2_loops) {
+    if (!has("avx2")) {
+        cr_skip("this CPU has no AVX2 and FMA");
+    }
+    narrow_product("avx2");
+}
+
+Test(cpu_blas, narrow_product_in_baseline_loops) {
+    narrow_product("base");
+}
+
 #else
 
 Test(cpu_blas, x86_only) {

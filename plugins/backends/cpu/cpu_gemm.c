@@ -18,11 +18,24 @@
 #include <string.h>
 
 /*
- * Products up to CPU_SMALL_GEMM_MACS multiply-adds and at least this many columns skip BLAS
- * (2x20x256 = 10240). Narrower products keep too few columns in registers for the kernels
- * here, and OpenBLAS's own small-matrix code does better on them.
+ * Products up to CPU_SMALL_GEMM_MACS multiply-adds skip BLAS when C has at least this many
+ * columns, per instruction set of the loops (indexed by cpu_isa). Narrow products (n < 16, e.g.
+ * the chapter MLP's output layer, 2x256 . 256x10) keep few columns in registers here, but
+ * OpenBLAS's Haswell/Zen/Sandybridge kernels have no small-matrix path and pack both operands,
+ * while its SkylakeX/Cooperlake kernels have one (products up to 100^3). Measured with
+ * `lamina_bench mlp_forward` (1 thread, both builds alternating, 21 and 7 rounds, on the 2-core
+ * Sapphire Rapids VM under heavy load from other jobs, so min figures count), this file's
+ * loops for n < 16 vs OpenBLAS:
+ *   AVX-512 loops vs SkylakeX:       min 7.27 vs 7.29 us, median 11.9 vs 12.9 us: a tie, BLAS kept;
+ *   AVX2 loops vs Haswell:           min 9.6 vs 15.6 us,  median 11.3 vs 18.7 us: loops, -40%;
+ *   baseline loops vs Sandybridge:   min 10.0 vs 14.8 us, median 13.2 vs 17.4 us: loops, -25%.
+ * (bench/RESULTS.md, "Small products", has the table.)
  */
-#define SMALL_GEMM_MIN_N 16
+static const int64_t g_small_min_n[] = {
+    [CPU_ISA_BASE] = 1,
+    [CPU_ISA_AVX2] = 1,
+    [CPU_ISA_AVX512] = 16,
+};
 /* Largest operand the small path repacks densely, in floats (a 16 KiB stack buffer). */
 #define PACK_MAX 4096
 
@@ -533,7 +546,7 @@ lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call) {
     const int ldb = blas_ld(bv->dims[0], bv->dims[1], bv->strides);
     const int ldc = blas_ld(m, n, cv->strides);
     const int fits_int = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
-    const int small = macs <= CPU_SMALL_GEMM_MACS && n >= SMALL_GEMM_MIN_N;
+    const int small = macs <= CPU_SMALL_GEMM_MACS && n >= g_small_min_n[dev->isa];
     if (!small && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {
         return cpu_blas_sgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a.p, lda, b.p, ldb, beta, c,
                               ldc);
