@@ -10,12 +10,17 @@
  * Each Criterion test runs in its own process, so the environment set before the runtime
  * starts is what the plugin reads when it loads OpenBLAS.
  */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+#define _GNU_SOURCE /* setenv, MAP_ANONYMOUS */
 
 #include <criterion/criterion.h>
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "lamina/lamina.h"
 
@@ -232,6 +237,82 @@ Test(cpu_blas, narrow_product_in_avx2_loops) {
 Test(cpu_blas, narrow_product_in_baseline_loops) {
     narrow_product("base");
 }
+
+#if !defined(__SANITIZE_ADDRESS__)
+/*
+ * Under an address-space limit, a thread whose first GEMM finds no room for OpenBLAS's 128 MiB
+ * buffer gets "Out of memory" (before the fix: blas_memory_alloc retried for ever). The limit
+ * leaves room for the loading thread's buffer; then the test maps away all but 48 MiB and runs
+ * a GEMM from a new thread.
+ */
+static lam_status thread_status;
+static char thread_message[512];
+
+static void *gemm_thread(void *arg) {
+    (void)arg;
+    lam_ctx *ctx = NULL;
+    lam_status st = lam_ctx_get("cpu", &ctx);
+    lam_tensor *a = NULL, *c = NULL;
+    lam_shape s;
+    memset(&s, 0, sizeof s);
+    s.ndim = 2;
+    s.dims[0] = 128; /* above OpenBLAS's small-matrix path: it needs its buffer */
+    s.dims[1] = 128;
+    if (st == LAM_OK) {
+        st = lam_tensor_create(ctx, &s, &a);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_matmul(a, a, 0, 0, &c);
+    }
+    thread_status = st;
+    snprintf(thread_message, sizeof thread_message, "%s", st != LAM_OK ? lam_last_error() : "");
+    lam_tensor_release(a);
+    lam_tensor_release(c);
+    return NULL;
+}
+
+static size_t vm_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+Test(cpu_blas, first_gemm_of_a_thread_without_room_fails_cleanly, .timeout = 120) {
+    setenv("LAMINA_NUM_THREADS", "1", 1);
+    cr_assert_eq(lam_init(NULL), LAM_OK, "%s", lam_last_error());
+    struct rlimit rl = {vm_bytes() + ((size_t)320 << 20), RLIM_INFINITY};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    lam_ctx *ctx = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
+    /* Take the address space left, 16 MiB at a time, then give back 48 MiB: room for the
+     * thread's stack and small allocations, not for a 128 MiB buffer. */
+    enum { CHUNK = 16 << 20, MAX_CHUNKS = 64 };
+    void *chunks[MAX_CHUNKS];
+    int n = 0;
+    while (n < MAX_CHUNKS) {
+        void *p = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            break;
+        }
+        chunks[n++] = p;
+    }
+    cr_assert(n >= 3 && n < MAX_CHUNKS, "%d chunks of 16 MiB mapped", n);
+    for (int i = 0; i < 3; i++) {
+        munmap(chunks[--n], CHUNK);
+    }
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, gemm_thread, NULL), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(thread_status, LAM_ERR_OUT_OF_MEMORY, "got %s (%s)",
+                 lam_status_string(thread_status), thread_message);
+    cr_assert_not_null(strstr(thread_message, "cpu: Out of memory, OpenBLAS needs 128 MiB of "
+                                              "address space for this thread's GEMM buffer"),
+                       "%s", thread_message);
+}
+#endif
 
 #else
 

@@ -11,9 +11,9 @@
  *   a core type this CPU cannot run, or one Lamina does not know, is refused with the reason.
  * - unset: OpenBLAS chooses. Its choice is kept when it recognises the CPU (Zen on AMD, SkylakeX
  *   or Cooperlake on AVX-512 Xeons). Only when it falls back to a kernel of a lower tier than the
- *   CPU supports (0.3.21 runs its generic Prescott kernels on Intel models newer than its table,
- *   about five times slower) is it closed and opened again with OPENBLAS_CORETYPE set to the
- *   best tier's kernel; the environment is restored right after.
+ *   CPU supports (0.3.21 runs its generic Prescott kernels on Intel family-6 CPUs whose extended
+ *   model it lacks, about five times slower) is it closed and opened again with OPENBLAS_CORETYPE
+ *   set to the best tier's kernel; the environment is restored right after.
  * - already loaded by someone else in the process: too late to choose; its kernel is checked.
  *
  * OpenBLAS also allocates one GEMM buffer (BUFFER_SIZE, 128 MiB on x86-64) per thread that runs
@@ -160,10 +160,11 @@ static get_int_fn g_get_threads;
 static set_int_fn g_set_threads;
 static get_int_fn g_get_procs;
 static kernel_choice g_choice;
-static char g_choice_arg[400];        /* the user's OPENBLAS_CORETYPE, or why Lamina chose */
-static char g_limit_note[160];        /* what the address-space limit changed, or "" */
-static int g_as_limited;              /* RLIMIT_AS was finite at load: check before first GEMMs */
-static _Thread_local int t_buffer_ok; /* this thread's OpenBLAS buffer exists or has room */
+static char g_choice_arg[400]; /* the user's OPENBLAS_CORETYPE, or why Lamina chose */
+static char g_limit_note[160]; /* what the address-space limit changed, or "" */
+static int g_as_limited;       /* RLIMIT_AS was finite at load: check before first GEMMs */
+static unsigned g_generation;  /* counts loads: a buffer of an unloaded OpenBLAS is gone */
+static _Thread_local unsigned t_buffer_generation; /* load whose buffer this thread has */
 
 /* ISO C has no conversion from void * to a function pointer; copying the bits is POSIX's way. */
 #define LOAD_SYM(lib, name, var)                                                                   \
@@ -304,7 +305,7 @@ static int fit_address_space(long wanted) {
     g_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, m, N, m + N * N, N, 0.0f,
             m + 2 * N * N, N);
     free(m);
-    t_buffer_ok = 1;
+    t_buffer_generation = g_generation;
     const size_t per_worker = OPENBLAS_BUFFER_BYTES + thread_stack_bytes() + MALLOC_ARENA_BYTES;
     long fit = 1;
     while (fit < wanted && can_map((size_t)fit * per_worker)) {
@@ -419,6 +420,7 @@ static void load_locked(void) {
     g_limit_note[0] = '\0';
     g_why[0] = '\0';
     g_as_limited = as_limit_kib() != 0;
+    g_generation++;
     const long lamina_n = lamina_threads();
     void *lib = open_checked(g_as_limited ? "1" : NULL);
     if (lib == NULL) {
@@ -482,7 +484,9 @@ lam_status cpu_blas_load(char *why, size_t why_cap) {
         cpu_blas_describe(driver, sizeof driver, details, sizeof details);
         cpu_log(LAM_LOG_INFO, "cpu: loaded %s", details);
     } else if (fresh) {
-        cpu_log(LAM_LOG_INFO, "cpu: no device, %s", reason);
+        /* No OpenBLAS installed is a fact of the machine; a refused kernel is worth a warning. */
+        cpu_log(strncmp(reason, "no OpenBLAS", 11) == 0 ? LAM_LOG_INFO : LAM_LOG_WARN,
+                "cpu: Device unavailable, %s", reason);
     }
     return state > 0 ? LAM_OK : LAM_ERR_DEVICE_UNAVAILABLE;
 }
@@ -556,7 +560,7 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
 lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                           const float *a, int lda, const float *b, int ldb, float beta, float *c,
                           int ldc) {
-    if (g_as_limited && !t_buffer_ok) {
+    if (g_as_limited && t_buffer_generation != g_generation) {
         /* This thread's first GEMM: OpenBLAS will allocate its buffer, retrying for ever. */
         if (!can_map(OPENBLAS_BUFFER_BYTES)) {
             return cpu_error(LAM_ERR_OUT_OF_MEMORY,
@@ -565,7 +569,7 @@ lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float a
                              "%llu KiB) leaves less",
                              OPENBLAS_BUFFER_BYTES >> 20, as_limit_kib());
         }
-        t_buffer_ok = 1;
+        t_buffer_generation = g_generation;
     }
     g_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
             m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
