@@ -17,6 +17,8 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,21 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* With AddressSanitizer, freed plugin memory is asked about instead of read (dying_strings). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CF_HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CF_HAVE_ASAN 1
+#endif
+#endif
+#ifndef CF_HAVE_ASAN
+#define CF_HAVE_ASAN 0
+#endif
+#if CF_HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 /* ---- the list of checks ---- */
 
@@ -163,10 +180,112 @@ static void cap_log(lam_log_level level, const char *fmt, ...) {
     (void)fmt;
 }
 
+/*
+ * Descriptor memory must outlive the entry: a plugin that builds its strings on the heap and
+ * frees them, or on the entry's stack, works with this host (it copies them) but hands garbage
+ * to any reader that keeps the pointers, as 1.0 hosts did. Discovery snapshots every string and
+ * attribute array the entry registers, then, once the entry has returned, reuses freed heap
+ * chunks and overwrites dead stack frames, and compares.
+ */
+#define CF_MAX_REGIONS 512
+typedef struct cf_region {
+    const void *ptr;
+    size_t len;
+    void *copy;
+    char what[96];
+} cf_region;
+static cf_region g_regions[CF_MAX_REGIONS];
+static size_t g_n_regions;
+
+static void snap(const void *ptr, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void snap(const void *ptr, size_t len, const char *fmt, ...) {
+    if (ptr == NULL || len == 0 || g_n_regions >= CF_MAX_REGIONS) {
+        return;
+    }
+    cf_region *r = &g_regions[g_n_regions];
+    r->copy = malloc(len);
+    if (r->copy == NULL) {
+        return;
+    }
+    memcpy(r->copy, ptr, len);
+    r->ptr = ptr;
+    r->len = len;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->what, sizeof r->what, fmt, ap);
+    va_end(ap);
+    g_n_regions++;
+}
+
+static void snap_text(const char *s, const char *owner, const char *field) {
+    if (s != NULL) {
+        snap(s, strnlen(s, 4096) + 1, "%s \"%.40s\" of %s", field, s, owner);
+    }
+}
+
+static void __attribute__((noinline)) overwrite_dead_stack(void) {
+    volatile unsigned char buf[65536];
+    for (size_t i = 0; i < sizeof buf; i++) {
+        buf[i] = 0x5A;
+    }
+}
+
+/* Reuses freed chunks of every small size, overwrites dead stack, then compares. */
+static void dying_strings(char *err, size_t cap) {
+    void *blocks[512];
+    for (size_t i = 0; i < 512; i++) {
+        size_t n = 8 + 8 * (i % 128);
+        blocks[i] = malloc(n);
+        if (blocks[i] != NULL) {
+            memset(blocks[i], 0x5A, n);
+        }
+    }
+    for (size_t i = 0; i < 512; i++) {
+        free(blocks[i]);
+    }
+    overwrite_dead_stack();
+    for (size_t i = 0; i < g_n_regions && err[0] == '\0'; i++) {
+        const cf_region *r = &g_regions[i];
+#if CF_HAVE_ASAN
+        if (__asan_region_is_poisoned((void *)(uintptr_t)r->ptr, r->len) != NULL) {
+            snprintf(err, cap, "%s points into freed or dead memory once the entry has returned",
+                     r->what);
+            continue;
+        }
+#endif
+        if (memcmp(r->ptr, r->copy, r->len) != 0) {
+            snprintf(err, cap, "%s changed once the entry had returned (freed, or on its stack)",
+                     r->what);
+        }
+    }
+    for (size_t i = 0; i < g_n_regions; i++) {
+        free(g_regions[i].copy);
+    }
+    g_n_regions = 0;
+}
+
 static lam_status cap_register_layer(lam_plugin *plugin, const lam_layer_desc *d) {
     (void)plugin;
     if (d == NULL || g_plugin->n_layers >= CF_MAX_LAYERS || d->struct_size < 16) {
         return LAM_OK; /* the registry judges the descriptor; we only take what we can read */
+    }
+    if (d->struct_size >= offsetof(lam_layer_desc, attrs) + sizeof d->attrs && d->name != NULL) {
+        char owner[96];
+        snprintf(owner, sizeof owner, "layer '%.63s'", d->name);
+        snap_text(d->name, owner, "name");
+        snap_text(d->prefix, owner, "prefix");
+        snap_text(d->version, owner, "version");
+        snap_text(d->doc, owner, "doc");
+        if (d->attrs != NULL && d->n_attrs > 0 && d->n_attrs <= 1024) {
+            snap(d->attrs, d->n_attrs * sizeof *d->attrs, "the attribute array of %s", owner);
+            for (uint32_t i = 0; i < d->n_attrs; i++) {
+                snap_text(d->attrs[i].name, owner, "attribute name");
+                snap_text(d->attrs[i].default_value, owner, "attribute default");
+                snap_text(d->attrs[i].choices, owner, "attribute choices");
+                snap_text(d->attrs[i].doc, owner, "attribute doc");
+            }
+        }
     }
     cf_layer *l = &g_plugin->layers[g_plugin->n_layers];
     memset(l, 0, sizeof *l);
@@ -198,6 +317,13 @@ static lam_status cap_register_backend(lam_plugin *plugin, const lam_backend_des
     }
     const char *name = d->name;
     snprintf(g_plugin->backends[g_plugin->n_backends++], 64, "%s", name ? name : "");
+    if (name != NULL) {
+        char owner[96];
+        snprintf(owner, sizeof owner, "backend '%.63s'", name);
+        snap_text(d->name, owner, "name");
+        snap_text(d->version, owner, "version");
+        snap_text(d->doc, owner, "doc");
+    }
     return LAM_OK;
 }
 
@@ -238,6 +364,7 @@ static void discover_child(const cf_options *opt) {
                 snprintf(p->capture_error, sizeof p->capture_error, "entry returned %s",
                          lam_status_string(st));
             }
+            dying_strings(p->strings_error, sizeof p->strings_error);
         }
     }
     /* The registry's verdict, through the public API (the entry runs again, with the real
@@ -564,6 +691,13 @@ static void check_abi(cf_ctx *c) {
     if (p->capture_error[0]) {
         cf_fail(c, "the entry failed against a host table of exactly ABI %u.%u: %s",
                 LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR, p->capture_error);
+        return;
+    }
+    if (p->strings_error[0]) {
+        cf_fail(c, "descriptor strings die after the entry returns: %s", p->strings_error);
+        cf_expect(c, "descriptor strings and attribute arrays that live as long as the plugin "
+                     "(static storage)");
+        cf_found(c, "%s", p->strings_error);
         return;
     }
     cf_pass(c, "loaded (%s: %s), ABI %u.%u, descriptor sizes and fingerprint accepted", p->kind,

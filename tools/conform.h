@@ -59,6 +59,9 @@ typedef struct cf_plugin {
     char path[4096]; /* as given */
     char real[4096]; /* realpath */
     char capture_error[1024];
+    /* A descriptor string or attribute array that changed or was freed after the entry
+     * returned (see dying_strings in conform.c); empty when all stayed intact. */
+    char strings_error[1024];
     uint32_t n_layers;
     cf_layer layers[CF_MAX_LAYERS];
     uint32_t n_backends;

@@ -10,13 +10,16 @@
  * host table, so one plugin binary works with every host of the same ABI major version whose
  * minor is at least the plugin's (a plugin built for 1.x loads into a 1.y host, y >= x).
  *
- * What the host copies (Ownership): register_layer and register_backend copy every string of
- * the descriptor they are given (name, prefix, version, doc, and each attribute's name,
- * default_value, choices and doc) together with the attribute array, before they return. A
- * plugin may build those on the heap and free them, or on the entry's stack, as soon as the
- * register call returns. The host reads at most 4096 bytes of each string (names: 63): a
- * longer one, or one without its terminating NUL, refuses the plugin (LAM_REASON_BAD_DESCRIPTOR).
- * Kept as given, and so valid until the plugin is unloaded: the callbacks and `user`.
+ * Descriptor memory (Ownership): a plugin keeps its descriptors' strings and attribute arrays
+ * valid for as long as it is loaded (static storage is the norm); `lamina conform` fails a
+ * plugin whose strings change or are freed once its entry returns, since hosts of ABI 1.0
+ * before this rule kept the pointers. This host does not rely on it: register_layer and
+ * register_backend copy every string of the descriptor (name, prefix, version, doc, and each
+ * attribute's name, default_value, choices and doc) and the attribute array before they
+ * return, so a plugin breaking the rule cannot make it read freed memory. The descriptor
+ * struct itself may live on the entry's stack. The host reads at most 4096 bytes of each
+ * string (names: 63): a longer one, or one without its terminating NUL, refuses the plugin
+ * (LAM_REASON_BAD_DESCRIPTOR). Kept as given: the callbacks and `user`.
  *
  * What the host checks (Errors): a callback returns LAM_OK or a negative lam_status after
  * host->set_error. Any other value (12345, INT_MIN, a positive number, a status newer than the
