@@ -163,6 +163,10 @@ typedef struct name_index {
 
 static name_index layer_index, backend_index;
 
+/* Capacity of lam__rt.layers: it grows by doubling, since growing it by one entry per layer
+ * copies the whole array each time under allocators that never grow in place (ASan's). */
+static size_t layers_cap;
+
 static size_t name_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
     for (; *s; s++) {
@@ -619,15 +623,21 @@ static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc)
         layer_type_free(l);
         return st;
     }
-    lam__layer_type **arr = realloc(lam__rt.layers, (lam__rt.n_layers + 1) * sizeof *arr);
-    if (arr == NULL || !index_add(&layer_index, d->name, l)) {
-        if (arr != NULL) {
-            lam__rt.layers = arr;
+    if (lam__rt.n_layers == layers_cap) {
+        size_t cap = layers_cap ? 2 * layers_cap : 16;
+        lam__layer_type **arr = realloc(lam__rt.layers, cap * sizeof *arr);
+        if (arr == NULL) {
+            layer_type_free(l);
+            return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
         }
+        lam__rt.layers = arr;
+        layers_cap = cap;
+    }
+    if (!index_add(&layer_index, d->name, l)) {
         layer_type_free(l);
         return refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED, "out of memory");
     }
-    lam__rt.layers = arr;
+    lam__layer_type **arr = lam__rt.layers;
     arr[lam__rt.n_layers++] = l;
     return LAM_OK;
 }
@@ -1071,6 +1081,7 @@ void lam__registry_unload(void) {
         layer_type_free(lam__rt.layers[i]);
     }
     index_clear(&layer_index);
+    layers_cap = 0;
     free(lam__rt.layers);
     lam__rt.layers = NULL;
     lam__rt.n_layers = 0;
