@@ -6,13 +6,22 @@
  * segment) for long ones, with partial results reduced by further passes, so that no shader
  * invocation loops anywhere near lavapipe's limit. Softmax is a maximum pass, a sum-of-exp
  * pass and an elementwise pass. GEMM splits K into dispatches of bounded depth and the tile
- * grid into dispatches within maxComputeWorkGroupCount.
+ * grid into dispatches within maxComputeWorkGroupCount. Level 6: above vk_pipeline.
  */
-#include "vk_internal.h"
+#include "vk_kernels.h"
+
+#include "vk_memory.h"
+#include "vk_queue.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+/*
+ * lavapipe stops a shader invocation silently after 65,535 non-unrolled loop iterations in
+ * total. Every shader's loops are bounded on the host so that no invocation gets near it.
+ */
+#define VK_MAX_LOOP_ITERS 60000u
 
 /* Reduction shader modes (reduce_common.glsl). */
 enum { RED_SUM = 0, RED_MAX = 1, RED_MIN = 2, RED_ARGMAX = 3, RED_SUMEXP = 4, RED_ARGMAX_PART = 5 };
@@ -67,6 +76,60 @@ static void rview_span(const rview *v, int64_t outer, int64_t n, int64_t inner, 
             *lo += span;
         }
     }
+}
+
+/* The sizes, strides and offsets of one reduction pass as the shader's ints; offsets are
+ * relative to the windows bound in binds (output, input, maxima). */
+static lam_status reduce_push(red_push *p, const vk_bind binds[3], uint32_t mode, int64_t n,
+                              int64_t inner, int64_t count, const rview *x, int64_t xidx,
+                              const rview *m, const rview *dst, int64_t oidx, const char *opname) {
+    int32_t t32;
+    lam_status s = vk_to_i32(n, &p->n, opname);
+    if (s == LAM_OK) {
+        s = vk_to_i32(inner, &p->inner, opname);
+    }
+    if (s == LAM_OK && count > UINT32_MAX) {
+        s = vk_error(LAM_ERR_UNSUPPORTED, "vulkan: Unsupported size, %s with %lld outputs", opname,
+                     (long long)count);
+    }
+    p->count = (uint32_t)count;
+    if (s == LAM_OK) {
+        s = vk_to_i32(x->s0, &p->xs0, opname);
+    }
+    if (s == LAM_OK) {
+        s = vk_to_i32(x->s1, &p->xs1, opname);
+    }
+    if (s == LAM_OK) {
+        s = vk_to_i32(x->s2, &p->xs2, opname);
+    }
+    if (s == LAM_OK) {
+        s = n == 0 ? LAM_OK : vk_rel(&binds[1], x->off, &p->xoff);
+    }
+    if (s == LAM_OK && mode == RED_ARGMAX_PART) {
+        s = vk_rel(&binds[1], xidx, &p->xidx);
+    }
+    if (s == LAM_OK) {
+        s = vk_to_i32(dst->s0, &p->os0, opname);
+    }
+    if (s == LAM_OK) {
+        s = vk_to_i32(dst->s1, &p->os1, opname);
+    }
+    if (s == LAM_OK) {
+        s = vk_to_i32(dst->s2, &p->os2, opname);
+    }
+    if (s == LAM_OK) {
+        s = vk_rel(&binds[0], dst->off, &p->ooff);
+    }
+    if (s == LAM_OK && oidx >= 0) {
+        s = vk_rel(&binds[0], oidx, &t32);
+        p->oidx = t32;
+    } else {
+        p->oidx = -1;
+    }
+    if (s == LAM_OK && mode == RED_SUMEXP) {
+        s = vk_rel(&binds[2], m->off, &p->moff);
+    }
+    return s;
 }
 
 /*
@@ -141,53 +204,8 @@ static lam_status reduce_run(vk_device *d, uint32_t mode, int64_t outer, int64_t
     p.op = mode;
     p.scale = partial ? 1.0f : scale;
     p.seglen = WG_SEGMENT;
-    int32_t t32;
     if (s == LAM_OK) {
-        s = vk_to_i32(n, &p.n, opname);
-    }
-    if (s == LAM_OK) {
-        s = vk_to_i32(inner, &p.inner, opname);
-    }
-    if (s == LAM_OK && count > UINT32_MAX) {
-        s = vk_error(LAM_ERR_UNSUPPORTED, "vulkan: Unsupported size, %s with %lld outputs", opname,
-                     (long long)count);
-    }
-    p.count = (uint32_t)count;
-    if (s == LAM_OK) {
-        s = vk_to_i32(x->s0, &p.xs0, opname);
-    }
-    if (s == LAM_OK) {
-        s = vk_to_i32(x->s1, &p.xs1, opname);
-    }
-    if (s == LAM_OK) {
-        s = vk_to_i32(x->s2, &p.xs2, opname);
-    }
-    if (s == LAM_OK) {
-        s = n == 0 ? LAM_OK : vk_rel(&binds[1], x->off, &p.xoff);
-    }
-    if (s == LAM_OK && mode == RED_ARGMAX_PART) {
-        s = vk_rel(&binds[1], xidx, &p.xidx);
-    }
-    if (s == LAM_OK) {
-        s = vk_to_i32(dst.s0, &p.os0, opname);
-    }
-    if (s == LAM_OK) {
-        s = vk_to_i32(dst.s1, &p.os1, opname);
-    }
-    if (s == LAM_OK) {
-        s = vk_to_i32(dst.s2, &p.os2, opname);
-    }
-    if (s == LAM_OK) {
-        s = vk_rel(&binds[0], dst.off, &p.ooff);
-    }
-    if (s == LAM_OK && oidx >= 0) {
-        s = vk_rel(&binds[0], oidx, &t32);
-        p.oidx = t32;
-    } else {
-        p.oidx = -1;
-    }
-    if (s == LAM_OK && mode == RED_SUMEXP) {
-        s = vk_rel(&binds[2], m->off, &p.moff);
+        s = reduce_push(&p, binds, mode, n, inner, count, x, xidx, m, &dst, oidx, opname);
     }
     uint32_t gx = 0, gy = 0;
     if (s == LAM_OK) {

@@ -6,8 +6,13 @@
  * Ops are recorded into the current command buffer and submitted when VK_BATCH_OPS are pending
  * or at a synchronizing call (buffer_read, synchronize). Each command buffer starts with a
  * barrier against everything submitted before it, since the access tracking is per batch.
+ *
+ * Level 4: above vk_memory (a deferred free returns its range with vk_release once the batch
+ * that last used it has finished).
  */
-#include "vk_internal.h"
+#include "vk_queue.h"
+
+#include "vk_memory.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +112,9 @@ void vk_queue_fini(vk_device *d) {
     if (d->cmd_pool != VK_NULL_HANDLE) {
         vkf.vkDestroyCommandPool(d->device, d->cmd_pool, NULL);
     }
+    free(d->acc);
+    d->acc = NULL;
+    d->n_acc = d->cap_acc = 0;
 }
 
 lam_status vk_check_sticky(vk_device *d) {
@@ -336,4 +344,27 @@ lam_status vk_check_validation(vk_device *d, uint64_t before, const char *op) {
 lam_status vk_wait_quiet(vk_device *d) {
     wait_idle(d);
     return vk_check_sticky(d);
+}
+
+void vk_free_deferred(vk_device *d, vk_buffer *buf) {
+    if (!vk_buffer_busy(d, buf)) {
+        vk_release(d, buf);
+        return;
+    }
+    for (int i = 0; i < VK_RING; i++) {
+        vk_batch *bt = &d->ring[i];
+        if ((bt->recording || bt->in_flight) && bt->serial == buf->last_use) {
+            vk_deferred *n = malloc(sizeof *n);
+            if (n == NULL) {
+                break; /* wait instead of leaking */
+            }
+            n->buf = buf;
+            n->next = bt->deferred;
+            bt->deferred = n;
+            buf->magic = 0; /* the handle is dead for the host from now on */
+            return;
+        }
+    }
+    vk_wait_quiet(d);
+    vk_release(d, buf);
 }

@@ -2,7 +2,7 @@
  * vk_shaders.c - the table of embedded SPIR-V shaders. The arrays themselves are generated at
  * build time (shader_<name>.c, from shaders/<name>.comp through glslc and embed_spirv.cmake).
  */
-#include "vk_internal.h"
+#include "vk_shaders.h"
 
 #define VK_SPV(name)                                                                               \
     extern const uint32_t vk_spv_##name[];                                                         \
