@@ -1,0 +1,5 @@
+#include "left.h"
+
+int left_one(void) {
+    return 1;
+}

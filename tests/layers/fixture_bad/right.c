@@ -1,0 +1,5 @@
+#include "right.h"
+
+int right_two(void) {
+    return 2;
+}

@@ -1,0 +1,5 @@
+#ifndef FIXTURE_RIGHT_H
+#define FIXTURE_RIGHT_H
+#include "left.h"
+int right_two(void);
+#endif
