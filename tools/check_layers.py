@@ -26,8 +26,9 @@ a comment. The include check fails when
   - a file includes a private header (one found in SRC) of a higher level,
   - private headers of modules on the same level include each other (directly or in a ring).
 A target without a LEVELS file fails the include check: write the table first, then switch the
-check on. (core/LEVELS is left to the core refactor; until then core, cpu and conform are
-checked by what ctest passes here as they become clean - see tests/layers/CMakeLists.txt.)
+check on. ctest's `check_layers` (tests/layers/CMakeLists.txt) runs the targets that are clean
+so far; core (whose core/LEVELS comes with the core refactor), cpu and conform are switched on
+there, one `--levels NAME --cycles NAME` pair each, once they pass.
 
 The cycle check reads every object file under OBJ (whose source name matches GLOB) with
 `nm -P`, draws an edge from A to B when A uses a symbol that B defines, and fails on any

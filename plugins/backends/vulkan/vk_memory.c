@@ -1,5 +1,6 @@
 /*
- * vk_memory.c - device memory: large blocks sub-allocated first-fit, and the buffer callbacks.
+ * vk_memory.c - device memory: large blocks sub-allocated first-fit (the buffer callbacks that
+ * use them are in vk_buffers.c).
  *
  * Each block is one VkDeviceMemory with one VkBuffer bound over all of it; a tensor's buffer is
  * (block, offset). Requests larger than half a block get a block of their own. When the device
