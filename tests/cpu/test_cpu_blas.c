@@ -14,6 +14,7 @@
 
 #include <criterion/criterion.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,34 +241,69 @@ Test(cpu_blas, narrow_product_in_baseline_loops) {
 
 #if !defined(__SANITIZE_ADDRESS__)
 /*
- * Under an address-space limit, a thread whose first GEMM finds no room for OpenBLAS's 128 MiB
- * buffer gets "Out of memory" (before the fix: blas_memory_alloc retried for ever). The limit
- * leaves room for the loading thread's buffer; then the test maps away all but 48 MiB and runs
- * a GEMM from a new thread.
+ * Under an address-space limit, a GEMM that needs a new OpenBLAS buffer (128 MiB) when there is
+ * no room gets "Out of memory" (before the fix: blas_memory_alloc retried for ever). Which
+ * GEMMs need one depends on the OpenBLAS build: with USE_TLS, each calling thread's first GEMM;
+ * without (Debian's), callers share a pool, so only more GEMMs at once than ever before. The
+ * limit leaves room for the loading thread's buffer; then the test maps away all but 48 MiB.
  */
-static lam_status thread_status;
-static char thread_message[512];
+enum { GEMM_N = 256, ROUNDS = 10 };
 
+typedef struct gemm_job {
+    pthread_barrier_t *start;
+    int ok;          /* GEMMs that succeeded with the right values */
+    int refused;     /* GEMMs refused with the expected message */
+    char other[512]; /* anything else that happened, for the assertion message */
+} gemm_job;
+
+/* Runs ROUNDS products ones(N,N) x ones(N,N) (every element N), from its own thread. */
 static void *gemm_thread(void *arg) {
-    (void)arg;
+    gemm_job *job = arg;
     lam_ctx *ctx = NULL;
-    lam_status st = lam_ctx_get("cpu", &ctx);
-    lam_tensor *a = NULL, *c = NULL;
     lam_shape s;
     memset(&s, 0, sizeof s);
     s.ndim = 2;
-    s.dims[0] = 128; /* above OpenBLAS's small-matrix path: it needs its buffer */
-    s.dims[1] = 128;
-    if (st == LAM_OK) {
-        st = lam_tensor_create(ctx, &s, &a);
+    s.dims[0] = GEMM_N; /* above OpenBLAS's small-matrix path: it needs its buffer */
+    s.dims[1] = GEMM_N;
+    static float ones[GEMM_N * GEMM_N];
+    for (int i = 0; i < GEMM_N * GEMM_N; i++) {
+        ones[i] = 1.0f;
     }
+    lam_tensor *a = NULL;
+    float *out = malloc(sizeof(float) * GEMM_N * GEMM_N);
+    cr_assert_not_null(out);
+    lam_status st = lam_ctx_get("cpu", &ctx);
     if (st == LAM_OK) {
-        st = lam_op_matmul(a, a, 0, 0, &c);
+        st = lam_tensor_from_data(ctx, &s, ones, GEMM_N * GEMM_N, &a);
     }
-    thread_status = st;
-    snprintf(thread_message, sizeof thread_message, "%s", st != LAM_OK ? lam_last_error() : "");
+    if (job->start != NULL) {
+        pthread_barrier_wait(job->start);
+    }
+    for (int r = 0; r < ROUNDS && st == LAM_OK; r++) {
+        lam_tensor *c = NULL;
+        lam_status gs = lam_op_matmul(a, a, 0, 0, &c);
+        float corner = 0.0f;
+        if (gs == LAM_OK) {
+            gs = lam_tensor_read(c, out, GEMM_N * GEMM_N);
+            corner = out[GEMM_N * GEMM_N - 1];
+        }
+        if (gs == LAM_OK && corner == (float)GEMM_N) {
+            job->ok++;
+        } else if (gs == LAM_ERR_OUT_OF_MEMORY &&
+                   strstr(lam_last_error(), "cpu: Out of memory, OpenBLAS needs 128 MiB of "
+                                            "address space for another GEMM buffer") != NULL) {
+            job->refused++;
+        } else {
+            snprintf(job->other, sizeof job->other, "%s (%s), corner %g", lam_status_string(gs),
+                     lam_last_error(), (double)corner);
+        }
+        lam_tensor_release(c);
+    }
+    if (st != LAM_OK) {
+        snprintf(job->other, sizeof job->other, "setup: %s", lam_last_error());
+    }
     lam_tensor_release(a);
-    lam_tensor_release(c);
+    free(out);
     return NULL;
 }
 
@@ -280,15 +316,22 @@ static size_t vm_bytes(void) {
     return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-Test(cpu_blas, first_gemm_of_a_thread_without_room_fails_cleanly, .timeout = 120) {
+/* Limits the address space, loads OpenBLAS, leaves 48 MiB free; 1 if it was built USE_TLS. */
+static int limit_and_load(void) {
     setenv("LAMINA_NUM_THREADS", "1", 1);
     cr_assert_eq(lam_init(NULL), LAM_OK, "%s", lam_last_error());
     struct rlimit rl = {vm_bytes() + ((size_t)320 << 20), RLIM_INFINITY};
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
     lam_ctx *ctx = NULL;
     cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
-    /* Take the address space left, 16 MiB at a time, then give back 48 MiB: room for the
-     * thread's stack and small allocations, not for a 128 MiB buffer. */
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+    cr_assert_not_null(lib, "the cpu backend has not loaded libopenblas.so.0");
+    char *(*config)(void) = NULL;
+    void *sym = dlsym(lib, "openblas_get_config");
+    memcpy(&config, &sym, sizeof config);
+    cr_assert_not_null(config);
+    const int tls = strstr(config(), "USE_TLS") != NULL;
+    dlclose(lib);
     enum { CHUNK = 16 << 20, MAX_CHUNKS = 64 };
     void *chunks[MAX_CHUNKS];
     int n = 0;
@@ -303,14 +346,40 @@ Test(cpu_blas, first_gemm_of_a_thread_without_room_fails_cleanly, .timeout = 120
     for (int i = 0; i < 3; i++) {
         munmap(chunks[--n], CHUNK);
     }
+    return tls;
+}
+
+Test(cpu_blas, gemm_needing_a_buffer_without_room_fails_cleanly, .timeout = 120) {
+    const int tls = limit_and_load();
+    /* One thread, alone: with a shared pool it reuses the loading thread's buffer. */
+    gemm_job one = {NULL, 0, 0, ""};
     pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, gemm_thread, NULL), 0);
+    cr_assert_eq(pthread_create(&t, NULL, gemm_thread, &one), 0);
     cr_assert_eq(pthread_join(t, NULL), 0);
-    cr_assert_eq(thread_status, LAM_ERR_OUT_OF_MEMORY, "got %s (%s)",
-                 lam_status_string(thread_status), thread_message);
-    cr_assert_not_null(strstr(thread_message, "cpu: Out of memory, OpenBLAS needs 128 MiB of "
-                                              "address space for this thread's GEMM buffer"),
-                       "%s", thread_message);
+    cr_assert_str_empty(one.other, "%s", one.other);
+    if (tls) {
+        cr_assert_eq(one.refused, ROUNDS, "USE_TLS build: %d refused", one.refused);
+    } else {
+        cr_assert_eq(one.ok, ROUNDS, "shared pool: %d of %d ran", one.ok, ROUNDS);
+    }
+    /* Two threads at once: a second buffer is needed whenever their GEMMs overlap. Every GEMM
+     * either runs correctly or is refused with the message; none may hang (the timeout). */
+    pthread_barrier_t start;
+    cr_assert_eq(pthread_barrier_init(&start, NULL, 2), 0);
+    gemm_job jobs[2] = {{&start, 0, 0, ""}, {&start, 0, 0, ""}};
+    pthread_t ts[2];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(pthread_create(&ts[i], NULL, gemm_thread, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(pthread_join(ts[i], NULL), 0);
+        cr_assert_str_empty(jobs[i].other, "thread %d: %s", i, jobs[i].other);
+        cr_assert_eq(jobs[i].ok + jobs[i].refused, ROUNDS);
+    }
+    pthread_barrier_destroy(&start);
+    if (!tls) {
+        cr_assert(jobs[0].ok + jobs[1].ok > 0, "no GEMM ran");
+    }
 }
 #endif
 

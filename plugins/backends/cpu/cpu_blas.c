@@ -19,8 +19,8 @@
  * OpenBLAS also allocates one GEMM buffer (BUFFER_SIZE, 128 MiB on x86-64) per thread that runs
  * a GEMM, and when that allocation fails it retries for ever. Under an address-space limit
  * (ulimit -v, RLIMIT_AS) the plugin therefore checks the room before OpenBLAS needs it: at load
- * (fewer OpenBLAS threads, or no device, when the buffers do not fit) and before each thread's
- * first GEMM (a clean "Out of memory" instead of a hang).
+ * (fewer OpenBLAS threads, or no device, when the buffers do not fit) and before a GEMM that
+ * needs a new buffer (a clean "Out of memory" instead of a hang).
  */
 #define _GNU_SOURCE /* RTLD_NOLOAD, setenv */
 
@@ -29,6 +29,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,8 +164,16 @@ static kernel_choice g_choice;
 static char g_choice_arg[400]; /* the user's OPENBLAS_CORETYPE, or why Lamina chose */
 static char g_limit_note[160]; /* what the address-space limit changed, or "" */
 static int g_as_limited;       /* RLIMIT_AS was finite at load: check before first GEMMs */
-static unsigned g_generation;  /* counts loads: a buffer of an unloaded OpenBLAS is gone */
-static _Thread_local unsigned t_buffer_generation; /* load whose buffer this thread has */
+/*
+ * OpenBLAS built with USE_TLS (its config string says so) gives each calling thread its own
+ * buffers; otherwise (Debian's 0.3.21) callers share one pool that keeps every buffer it ever
+ * allocated, so a new buffer is needed only when more GEMMs run at once than ever before.
+ */
+static int g_tls_buffers;
+static unsigned g_generation; /* counts loads: a buffer of an unloaded OpenBLAS is gone */
+static _Thread_local unsigned t_buffer_generation; /* USE_TLS: load whose buffer we have */
+static atomic_int g_inflight;                      /* pool: GEMMs running now */
+static atomic_int g_pool_buffers;                  /* pool: caller buffers it holds */
 
 /* ISO C has no conversion from void * to a function pointer; copying the bits is POSIX's way. */
 #define LOAD_SYM(lib, name, var)                                                                   \
@@ -306,6 +315,7 @@ static int fit_address_space(long wanted) {
             m + 2 * N * N, N);
     free(m);
     t_buffer_generation = g_generation;
+    atomic_store(&g_pool_buffers, 1);
     const size_t per_worker = OPENBLAS_BUFFER_BYTES + thread_stack_bytes() + MALLOC_ARENA_BYTES;
     long fit = 1;
     while (fit < wanted && can_map((size_t)fit * per_worker)) {
@@ -421,6 +431,8 @@ static void load_locked(void) {
     g_why[0] = '\0';
     g_as_limited = as_limit_kib() != 0;
     g_generation++;
+    atomic_store(&g_pool_buffers, 0);
+    atomic_store(&g_inflight, 0);
     const long lamina_n = lamina_threads();
     void *lib = open_checked(g_as_limited ? "1" : NULL);
     if (lib == NULL) {
@@ -443,6 +455,7 @@ static void load_locked(void) {
     LOAD_SYM(lib, "openblas_get_num_threads", g_get_threads);
     LOAD_SYM(lib, "openblas_set_num_threads", g_set_threads);
     LOAD_SYM(lib, "openblas_get_num_procs", g_get_procs);
+    g_tls_buffers = g_config != NULL && strstr(g_config(), "USE_TLS") != NULL;
     if (g_as_limited && g_choice != CHOICE_ALREADY_LOADED) {
         /* The thread count OpenBLAS would have taken, had it not been opened with one. */
         long wanted = lamina_n;
@@ -557,21 +570,44 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
     pthread_mutex_unlock(&g_lock);
 }
 
+static lam_status no_room(void) {
+    return cpu_error(LAM_ERR_OUT_OF_MEMORY,
+                     "cpu: Out of memory, OpenBLAS needs %zu MiB of address space for another "
+                     "GEMM buffer and the address-space limit (ulimit -v %llu KiB) leaves less",
+                     OPENBLAS_BUFFER_BYTES >> 20, as_limit_kib());
+}
+
 lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                           const float *a, int lda, const float *b, int ldb, float beta, float *c,
                           int ldc) {
-    if (g_as_limited && t_buffer_generation != g_generation) {
-        /* This thread's first GEMM: OpenBLAS will allocate its buffer, retrying for ever. */
-        if (!can_map(OPENBLAS_BUFFER_BYTES)) {
-            return cpu_error(LAM_ERR_OUT_OF_MEMORY,
-                             "cpu: Out of memory, OpenBLAS needs %zu MiB of address space for "
-                             "this thread's GEMM buffer and the address-space limit (ulimit -v "
-                             "%llu KiB) leaves less",
-                             OPENBLAS_BUFFER_BYTES >> 20, as_limit_kib());
-        }
-        t_buffer_generation = g_generation;
+    const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (!g_as_limited) {
+        g_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return LAM_OK;
     }
-    g_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-            m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    /* Under a limit: OpenBLAS would retry a failed buffer allocation for ever. */
+    if (g_tls_buffers) {
+        if (t_buffer_generation != g_generation) { /* this thread's first GEMM */
+            if (!can_map(OPENBLAS_BUFFER_BYTES)) {
+                return no_room();
+            }
+            t_buffer_generation = g_generation;
+        }
+        g_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return LAM_OK;
+    }
+    const int running = atomic_fetch_add(&g_inflight, 1) + 1;
+    int held = atomic_load(&g_pool_buffers);
+    if (running > held) { /* the pool will grow: check the room first */
+        if (!can_map(OPENBLAS_BUFFER_BYTES)) {
+            atomic_fetch_sub(&g_inflight, 1);
+            return no_room();
+        }
+        while (held < running && !atomic_compare_exchange_weak(&g_pool_buffers, &held, running)) {
+        }
+    }
+    g_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    atomic_fetch_sub(&g_inflight, 1);
     return LAM_OK;
 }

@@ -111,8 +111,8 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
 /*
  * Row-major C = alpha * op(A) * op(B) + beta * C through cblas_sgemm. lda/ldb/ldc are leading
  * dimensions in elements and must satisfy BLAS's rules; the caller checked them.
- * Errors: LAM_ERR_OUT_OF_MEMORY when an address-space limit leaves no room for the buffer
- * OpenBLAS allocates on a thread's first GEMM (it would wait for it for ever; see cpu_blas.c).
+ * Errors: LAM_ERR_OUT_OF_MEMORY when an address-space limit leaves no room for a buffer
+ * OpenBLAS would have to allocate for this call (it would wait for it for ever; cpu_blas.c).
  */
 lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                           const float *a, int lda, const float *b, int ldb, float beta, float *c,
