@@ -4,7 +4,9 @@
  * layout this core was compiled with must equal LAM_ABI_FINGERPRINT in plugin.h (a test and
  * a build step check it), so a layout change that forgets to update the header is caught.
  */
-#include "internal.h"
+#include "abi.h"
+
+#include "lamina/lamina.h"
 
 #include <stddef.h>
 #include <string.h>

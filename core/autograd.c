@@ -3,7 +3,12 @@
  * nodes reachable from the head in reverse topological order and applies each op's gradient
  * rule, written with front-end ops so it runs on every backend.
  */
-#include "internal.h"
+#include "autograd.h"
+#include "error.h"
+#include "layer.h"
+#include "ops.h"
+#include "param.h"
+#include "tensor.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +37,6 @@ int lam_autograd_set_fused_backward(int on) {
     return old;
 }
 
-bool lam__fused_backward(void);
 bool lam__fused_backward(void) {
     return fused;
 }
@@ -419,8 +423,6 @@ done:
     lam_tensor_release(b);
     return st;
 }
-
-lam_status lam__layer_backward(lam__node *n, lam_tensor *g);
 
 /* Applies the node's rule and accumulates into its inputs. */
 static lam_status apply(lam__node *n, lam_tensor *g) {

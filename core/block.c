@@ -1,5 +1,9 @@
 /* Blocks: custom blocks, Sequential, nesting, collection, initialization, forward, summary. */
-#include "internal.h"
+#include "block.h"
+#include "error.h"
+#include "layer.h"
+#include "param.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,5 +1,12 @@
 /* Contexts (a backend plus a device index) and run-time backend selection. */
-#include "internal.h"
+#include "context.h"
+#include "error.h"
+#include "host.h"
+#include "log.h"
+#include "registry.h"
+#include "runtime.h"
+#include "tensor.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* Thread-local error messages and status names. */
-#include "internal.h"
+#include "error.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,11 @@
 /* The host table handed to plugins: the core's functions behind the ABI. */
-#include "internal.h"
+#include "host.h"
+#include "context.h"
+#include "error.h"
+#include "layer.h"
+#include "log.h"
+#include "ops.h"
+#include "registry.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -64,8 +70,6 @@ static lam_status host_tensor_create(lam_ctx *ctx, const lam_shape *shape, lam_t
 static lam_status host_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out) {
     return lam_tensor_reshape(t, shape, out);
 }
-
-void lam__host_table_init_registry(lam_host_api *host);
 
 void lam__host_table_init(lam_host_api *h) {
     h->struct_size = (uint32_t)sizeof *h;

@@ -3,7 +3,10 @@
  * Zero, One, Constant, Uniform, Normal, Xavier and user callbacks), their text form and parser,
  * and lam__init_fill, which draws every value from the parameter's own Philox stream.
  */
+#include "init.h"
+#include "error.h"
 #include "rng.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <math.h>

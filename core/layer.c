@@ -1,7 +1,16 @@
 /* Blocks made from layer plugins: attribute parsing, the layer side of the host table,
  * shape inference and forward. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "layer.h"
+#include "autograd.h"
+#include "block.h"
+#include "error.h"
+#include "host.h"
+#include "param.h"
+#include "registry.h"
+#include "runtime.h"
+#include "tensor.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -417,9 +426,6 @@ static lam_status host_param_add_grad(lam_layer *layer, const char *name, const 
     }
     return LAM_OK;
 }
-
-bool lam__fused_backward(void);
-lam_status lam__layer_backward(lam__node *n, lam_tensor *g);
 
 /* What a layer's callback returned, checked at the boundary (lam__plugin_status). */
 static lam_status plugin_status(lam_status st, uint64_t mark, const lam_block *b,

@@ -1,5 +1,5 @@
 /* The log callback: the library never prints, it hands messages to the application. */
-#include "internal.h"
+#include "log.h"
 
 #include <stdio.h>
 

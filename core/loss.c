@@ -1,5 +1,5 @@
 /* Losses, written with front-end ops so autograd differentiates them on every backend. */
-#include "internal.h"
+#include "error.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,9 @@
 /* Element-wise front-end ops: checks, broadcasting, dispatch to the tensor's backend. */
-#include "internal.h"
+#include "ops.h"
+#include "autograd.h"
+#include "context.h"
+#include "error.h"
+#include "tensor.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,9 @@
 /* Matrix products, reductions, argmax, softmax and transpose. */
-#include "internal.h"
+#include "autograd.h"
+#include "context.h"
+#include "error.h"
+#include "ops.h"
+#include "tensor.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,11 @@
 /* Parameters: named, shaped (possibly not yet), initialized now or at the first forward. */
-#include "internal.h"
+#include "param.h"
+#include "error.h"
+#include "init.h"
+#include "log.h"
+#include "pattern.h"
+#include "tensor.h"
+#include "util.h"
 
 #include <regex.h>
 #include <stdio.h>

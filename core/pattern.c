@@ -1,7 +1,8 @@
 /* Regular expressions given by users (collect_params filters): checked against limits before
  * glibc's regcomp sees them, compiled as given, and matched at the start of the subject. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "pattern.h"
+#include "error.h"
 
 #include <stdio.h>
 #include <string.h>

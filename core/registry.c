@@ -5,7 +5,14 @@
  * back everything the plugin registered and unloads it (as Redis does for modules).
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "registry.h"
+#include "abi.h"
+#include "context.h"
+#include "error.h"
+#include "host.h"
+#include "log.h"
+#include "runtime.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -643,7 +650,6 @@ static lam_status host_register_layer(lam_plugin *p, const lam_layer_desc *desc)
 }
 
 /* The host table entries for registration live here because they need current_plugin. */
-void lam__host_table_init_registry(lam_host_api *host);
 void lam__host_table_init_registry(lam_host_api *host) {
     host->register_backend = host_register_backend;
     host->register_layer = host_register_layer;

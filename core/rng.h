@@ -8,7 +8,7 @@
 #ifndef LAMINA_CORE_RNG_H
 #define LAMINA_CORE_RNG_H
 
-#include "internal.h"
+#include "lamina/lamina.h"
 
 struct lam_rng {
     uint32_t key[2];    /* Philox key: low and high half of the stream hash */

@@ -1,6 +1,11 @@
 /* Runtime start and shutdown: the registry, contexts and live tensors live between them. */
 #define _GNU_SOURCE /* secure_getenv */
-#include "internal.h"
+#include "runtime.h"
+#include "context.h"
+#include "error.h"
+#include "host.h"
+#include "registry.h"
+#include "tensor.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,8 @@
 /* The safetensors format: every header rule checked before any data is used; atomic writes. */
 #define _GNU_SOURCE /* mkostemp (O_CLOEXEC temporaries), _SC_PHYS_PAGES */
 #include "safetensors.h"
+#include "error.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -6,8 +6,10 @@
 #ifndef LAMINA_CORE_SAFETENSORS_H
 #define LAMINA_CORE_SAFETENSORS_H
 
-#include "internal.h"
+#include "lamina/lamina.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The largest JSON header accepted (the safetensors library's own limit). */

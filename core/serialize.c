@@ -2,6 +2,11 @@
  * load_parameters) in safetensors files. The format itself lives in safetensors.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "safetensors.h"
+#include "block.h"
+#include "error.h"
+#include "log.h"
+#include "param.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

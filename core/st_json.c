@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "safetensors.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>

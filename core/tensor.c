@@ -1,5 +1,12 @@
 /* Tensors: reference-counted views of backend storage, and the shape helpers. */
-#include "internal.h"
+#include "tensor.h"
+#include "autograd.h"
+#include "context.h"
+#include "error.h"
+#include "host.h"
+#include "log.h"
+#include "ops.h"
+#include "param.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,10 @@
 /* Optimizers over a parameter list (Gluon's Trainer): SGD with momentum and weight decay, Adam.
  * Updates are written with front-end ops, so they run where the parameters live. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "error.h"
+#include "ops.h"
+#include "param.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>

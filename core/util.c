@@ -1,6 +1,7 @@
 /* Small string helpers. */
-#include "internal.h"
+#include "util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "init.h"
 #include "rng.h"
 
 #include "ref/init_refs.h"

@@ -1,0 +1,17 @@
+/*
+ * The plugin ABI's layout fingerprints and descriptor sizes (abi.c). Private to core/.
+ */
+#ifndef LAMINA_CORE_ABI_H
+#define LAMINA_CORE_ABI_H
+
+#include <stdint.h>
+
+/* Fingerprint of the layout this core was compiled with. */
+uint64_t lam__abi_fingerprint(void);
+/* Expected descriptor sizes for a given minor of the current major; 0 when unknown. */
+uint32_t lam__backend_desc_size(uint32_t minor);
+uint32_t lam__layer_desc_size(uint32_t minor);
+/* Fingerprint of the layout of a given minor of the current major; 0 when unknown. */
+uint64_t lam__abi_fingerprint_for_minor(uint32_t minor);
+
+#endif
