@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,12 @@ lam_status lam_init_constant(float value, lam_initializer **out) {
     if (st != LAM_OK) {
         return st;
     }
+    if (!isfinite(value)) {
+        char num[32];
+        format_float(num, sizeof num, value);
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_init_constant: Invalid value %s, must be finite", num);
+    }
     return make("lam_init_constant", KIND_CONSTANT, value, LAM_XAVIER_RND_INVALID,
                 LAM_XAVIER_FACTOR_INVALID, NULL, out);
 }
@@ -342,7 +349,9 @@ static bool span_is(span sp, const char *word) {
 }
 
 /* Parses a whole span as a float; false when anything but a number is there. */
-static bool span_float(span sp, float *v) {
+/* A number; *in_range is false for inf, nan and magnitudes beyond FLT_MAX (which strtof
+ * would turn into inf), and *v is then 0. */
+static bool span_float(span sp, float *v, bool *in_range) {
     char buf[64];
     if (sp.len <= 0 || (size_t)sp.len >= sizeof buf) {
         return false;
@@ -350,7 +359,9 @@ static bool span_float(span sp, float *v) {
     memcpy(buf, sp.p, (size_t)sp.len);
     buf[sp.len] = '\0';
     char *end = NULL;
-    *v = strtof(buf, &end);
+    double d = strtod(buf, &end);
+    *in_range = isfinite(d) && fabs(d) <= FLT_MAX;
+    *v = *in_range ? (float)d : 0.0f;
     return end == buf + sp.len;
 }
 
@@ -463,11 +474,19 @@ lam_status lam_init_parse(const char *text, lam_initializer **out) {
     }
 
     float num = 0.0f;
+    bool in_range = true;
     uint32_t num_slot = spec->kind == KIND_XAVIER ? 2 : 0;
-    if (spec->max_args > 0 && given[num_slot] && !span_float(vals[num_slot], &num)) {
+    if (spec->max_args > 0 && given[num_slot] && !span_float(vals[num_slot], &num, &in_range)) {
         return lam__error(
             LAM_ERR_INVALID_ARGUMENT, "%s: Bad value '%.*s' for %s in '%.*s', expected a number",
             fn, vals[num_slot].len, vals[num_slot].p, spec->params[num_slot], all.len, all.p);
+    }
+    if (!in_range) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid %s '%.*s' in '%.*s', must be finite and at most %g in "
+                          "magnitude (float range)",
+                          fn, spec->params[num_slot], vals[num_slot].len, vals[num_slot].p, all.len,
+                          all.p, (double)FLT_MAX);
     }
     lam_xavier_rnd rnd = LAM_XAVIER_UNIFORM;
     lam_xavier_factor factor = LAM_XAVIER_AVG;

@@ -645,3 +645,45 @@ Test(init, retain_and_destroy_count_references) {
     cr_assert_null(lam_initializer_retain(NULL));
     lam_initializer_release(NULL);
 }
+
+/* ---- constant values a float cannot hold ------------------------------------------------- */
+
+Test(init, constant_rejects_non_finite_and_out_of_range_values) {
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"constant(1e99)", "lam_init_parse: Invalid value '1e99' in 'constant(1e99)', must be "
+                           "finite and at most 3.40282e+38 in magnitude (float range)"},
+        {"constant(-1e39)", "lam_init_parse: Invalid value '-1e39' in 'constant(-1e39)', must be "
+                            "finite and at most 3.40282e+38 in magnitude (float range)"},
+        {"constant(inf)", "lam_init_parse: Invalid value 'inf' in 'constant(inf)', must be "
+                          "finite and at most 3.40282e+38 in magnitude (float range)"},
+        {"constant(value=nan)", "lam_init_parse: Invalid value 'nan' in 'constant(value=nan)', "
+                                "must be finite and at most 3.40282e+38 in magnitude (float "
+                                "range)"},
+        {"uniform(1e40)", "lam_init_parse: Invalid scale '1e40' in 'uniform(1e40)', must be "
+                          "finite and at most 3.40282e+38 in magnitude (float range)"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        static char poison;
+        lam_initializer *out = (lam_initializer *)(void *)&poison;
+        assert_error(lam_init_parse(cases[k].text, &out), LAM_ERR_INVALID_ARGUMENT, cases[k].msg,
+                     cases[k].text);
+        cr_assert_null(out, "'%s': out not cleared", cases[k].text);
+    }
+    lam_initializer *out = NULL;
+    assert_error(lam_init_constant(INFINITY, &out), LAM_ERR_INVALID_ARGUMENT,
+                 "lam_init_constant: Invalid value inf, must be finite", "constant inf");
+    cr_assert_null(out);
+    assert_error(lam_init_constant(-INFINITY, &out), LAM_ERR_INVALID_ARGUMENT,
+                 "lam_init_constant: Invalid value -inf, must be finite", "constant -inf");
+    assert_error(lam_init_constant(NAN, &out), LAM_ERR_INVALID_ARGUMENT,
+                 "lam_init_constant: Invalid value nan, must be finite", "constant nan");
+    /* The largest float is fine and fills exactly. */
+    lam_initializer *big = parse_ok("constant(3.4e38)");
+    float d[2] = {0, 0};
+    lam_shape s = SHAPE(2);
+    cr_assert_eq(lam__init_fill(big, "c", "c", &s, d, 2), LAM_OK);
+    cr_assert(d[0] == 3.4e38f && d[1] == 3.4e38f, "got %g %g", (double)d[0], (double)d[1]);
+    lam_initializer_release(big);
+}
