@@ -2,6 +2,7 @@
 #include "block.h"
 #include "error.h"
 #include "layer.h"
+#include "log.h"
 #include "param.h"
 #include "util.h"
 
@@ -18,6 +19,8 @@ typedef struct counter {
 } counter;
 static counter *counters;
 static size_t n_counters;
+
+static lam_block *live_blocks;
 
 static lam_status next_name(const char *prefix, char *out, size_t cap) {
     for (size_t i = 0; i < n_counters; i++) {
@@ -61,11 +64,26 @@ lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *
         free(b);
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", name);
     }
+    b->magic = LAM__BLOCK_LIVE;
     b->refcount = 1;
     b->kind = kind;
     b->layer.block = b;
+    b->live_next = live_blocks;
+    if (live_blocks != NULL) {
+        live_blocks->live_prev = b;
+    }
+    live_blocks = b;
     *out = b;
     return LAM_OK;
+}
+
+void lam__blocks_detach_all(void) {
+    for (lam_block *b = live_blocks; b != NULL; b = b->live_next) {
+        if (b->kind == LAM__BLOCK_LAYER && b->layer_type != NULL) {
+            lam__layer_destroy(b);
+            b->layer_type = NULL;
+        }
+    }
 }
 
 static bool valid_type(const char *type) {
@@ -115,15 +133,39 @@ lam_status lam_sequential_create(lam_block **out) {
     return lam__block_alloc(LAM__BLOCK_SEQUENTIAL, "Sequential", "sequential", out);
 }
 
+/* A freed block is detected while its memory is not reused yet (normal builds); ASan reports
+ * the read itself as a use after free. */
+static bool is_block(const lam_block *b) {
+    return b->magic == LAM__BLOCK_LIVE && b->refcount > 0;
+}
+
 lam_block *lam_block_retain(lam_block *b) {
-    if (b) {
-        b->refcount++;
+    if (b == NULL) {
+        return NULL;
     }
+    if (!is_block(b)) {
+        lam__log(LAM_LOG_ERROR,
+                 "lam_block_retain: Released block %p, retained after its last release; "
+                 "returned NULL",
+                 (void *)b);
+        return NULL;
+    }
+    b->refcount++;
     return b;
 }
 
 void lam_block_release(lam_block *b) {
-    if (b == NULL || --b->refcount > 0) {
+    if (b == NULL) {
+        return;
+    }
+    if (!is_block(b)) {
+        lam__log(LAM_LOG_ERROR,
+                 "lam_block_release: Released block %p, released more often than retained; "
+                 "ignored",
+                 (void *)b);
+        return;
+    }
+    if (--b->refcount > 0) {
         return;
     }
     for (size_t i = 0; i < b->n_children; i++) {
@@ -144,6 +186,15 @@ void lam_block_release(lam_block *b) {
     }
     free(b->type);
     free(b->name);
+    if (b->live_prev != NULL) {
+        b->live_prev->live_next = b->live_next;
+    } else {
+        live_blocks = b->live_next;
+    }
+    if (b->live_next != NULL) {
+        b->live_next->live_prev = b->live_prev;
+    }
+    b->magic = LAM__BLOCK_DEAD;
     free(b);
 }
 
@@ -465,6 +516,12 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
                               b->name, i);
         }
     }
+    if (b->kind == LAM__BLOCK_LAYER && b->layer_type == NULL) {
+        return lam__error(LAM_ERR_STATE,
+                          "%s: Runtime shut down, lam_shutdown() unloaded its layer plugin; "
+                          "create the model again",
+                          b->name);
+    }
     lam_status st = check_ready(b);
     if (st != LAM_OK) {
         return st;
@@ -517,6 +574,10 @@ lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor **output) 
 }
 
 static void summarize(const lam_block *b, lam__strbuf *sb, int indent) {
+    if (b->kind == LAM__BLOCK_LAYER && b->layer_type == NULL) { /* after lam_shutdown */
+        lam__strbuf_printf(sb, "%s()", b->type);
+        return;
+    }
     if (b->kind == LAM__BLOCK_LAYER) {
         lam__layer_describe(b, sb);
         return;

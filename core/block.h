@@ -35,7 +35,11 @@ typedef struct lam__own_param {
     lam_param *param;
 } lam__own_param;
 
+#define LAM__BLOCK_LIVE 0x4c424c4bu
+#define LAM__BLOCK_DEAD 0x4c424444u
+
 struct lam_block {
+    uint32_t magic; /* LAM__BLOCK_LIVE until freed: a second release is detected */
     long refcount;
     lam__block_kind kind;
     char *type; /* "Dense", "Sequential", "MLP" */
@@ -55,11 +59,15 @@ struct lam_block {
     struct lam_layer layer;
     struct lam_block *share; /* while creating a shared layer */
     bool creating;
+    struct lam_block *live_prev, *live_next; /* every block alive, for lam_shutdown */
 };
 
 /* Allocates a block with a display name from the per-type counter. */
 lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *prefix,
                             lam_block **out);
 lam_status lam__block_add_param(lam_block *b, const char *local, lam_param *p);
+/* At shutdown, while plugins are still loaded: destroys the plugin state of every layer block
+ * still alive. Such a block can still be released; a forward fails with LAM_ERR_STATE. */
+void lam__blocks_detach_all(void);
 
 #endif

@@ -35,6 +35,16 @@ lam_status lam__param_create(const char *name, const char *local, const lam_shap
                               lam_shape_format(shape, b, sizeof b));
         }
     }
+    /* The known dims alone must already be a valid size. */
+    lam_shape known = *shape;
+    for (uint32_t i = 0; i < known.ndim; i++) {
+        known.dims[i] = known.dims[i] == LAM_DIM_UNKNOWN ? 1 : known.dims[i];
+    }
+    if (lam_shape_numel(&known) < 0) {
+        char b[160];
+        return lam__error(LAM_ERR_SHAPE, "%s: Shape too large, %s has more than 2^60 elements",
+                          name, lam_shape_format(shape, b, sizeof b));
+    }
     lam_param *p = calloc(1, sizeof *p);
     if (p == NULL || (p->name = lam__strdup(name)) == NULL ||
         (p->local = lam__strdup(local)) == NULL) {
@@ -89,32 +99,37 @@ void lam__param_release(lam_param *p) {
     free(p);
 }
 
+/* Getters accept NULL (lamina.h says what they return); setters ignore it. */
 const char *lam_param_name(const lam_param *p) {
-    return p->name;
+    return p ? p->name : NULL;
 }
 const lam_shape *lam_param_shape(const lam_param *p) {
-    return &p->shape;
+    return p ? &p->shape : NULL;
 }
 int lam_param_is_initialized(const lam_param *p) {
-    return p->data != NULL;
+    return p ? p->data != NULL : 0;
 }
 int lam_param_is_constant(const lam_param *p) {
-    return (p->flags & LAM_PARAM_CONSTANT) != 0;
+    return p ? (p->flags & LAM_PARAM_CONSTANT) != 0 : 0;
 }
 lam_grad_req lam_param_grad_req(const lam_param *p) {
-    return p->grad_req;
+    return p ? p->grad_req : LAM_GRAD_INVALID;
 }
 float lam_param_lr_mult(const lam_param *p) {
-    return p->lr_mult;
+    return p ? p->lr_mult : 0.0f;
 }
 float lam_param_wd_mult(const lam_param *p) {
-    return p->wd_mult;
+    return p ? p->wd_mult : 0.0f;
 }
 void lam_param_set_lr_mult(lam_param *p, float mult) {
-    p->lr_mult = mult;
+    if (p) {
+        p->lr_mult = mult;
+    }
 }
 void lam_param_set_wd_mult(lam_param *p, float mult) {
-    p->wd_mult = mult;
+    if (p) {
+        p->wd_mult = mult;
+    }
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -140,6 +155,10 @@ static lam_status sync_grad(lam_param *p) {
 }
 
 lam_status lam_param_set_grad_req(lam_param *p, lam_grad_req req) {
+    if (p == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_param_set_grad_req: Invalid argument, NULL parameter");
+    }
     if (req != LAM_GRAD_WRITE && req != LAM_GRAD_ADD && req != LAM_GRAD_NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
                           "%s: Invalid grad_req %d, expected write, add or null", p->name,
@@ -198,13 +217,16 @@ static lam_status choose_init(lam_param *p, const lam_initializer *explicit_init
 }
 
 static lam_status init_now(lam_param *p, const lam_initializer *init, lam_ctx *ctx) {
-    int64_t n = lam_shape_numel(&p->shape);
+    int64_t n;
+    lam_status st = lam__shape_numel(p->name, &p->shape, &n);
+    if (st != LAM_OK) {
+        return st;
+    }
     float *buf = malloc((size_t)(n > 0 ? n : 1) * sizeof *buf);
     if (buf == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, %lld elements", p->name,
                           (long long)n);
     }
-    lam_status st;
     if (p->const_values != NULL) {
         memcpy(buf, p->const_values, (size_t)n * sizeof *buf);
         st = LAM_OK;
@@ -489,6 +511,13 @@ lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
 
 char *lam_param_format(const lam_param *p, char *buf, size_t cap) {
     char b[160];
+    if (buf == NULL || cap == 0) {
+        return buf;
+    }
+    if (p == NULL) {
+        snprintf(buf, cap, "(null)");
+        return buf;
+    }
     snprintf(buf, cap, "%s %s (shape=%s, dtype=float32)",
              lam_param_is_constant(p) ? "Constant" : "Parameter", p->name,
              lam_shape_format(&p->shape, b, sizeof b));

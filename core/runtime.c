@@ -1,6 +1,7 @@
 /* Runtime start and shutdown: the registry, contexts and live tensors live between them. */
 #define _GNU_SOURCE /* secure_getenv */
 #include "runtime.h"
+#include "block.h"
 #include "context.h"
 #include "error.h"
 #include "host.h"
@@ -48,6 +49,8 @@ void lam_shutdown(void) {
     if (!lam__rt.started) {
         return;
     }
+    /* Plugin state first (a layer may hold tensors), while the plugins are loaded. */
+    lam__blocks_detach_all();
     lam__tensors_reclaim_all();
     lam__contexts_close_all();
     lam__registry_unload();

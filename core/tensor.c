@@ -13,10 +13,71 @@
 #include <stdlib.h>
 #include <string.h>
 
-static lam_tensor *live_head;
-static size_t live_count;
+/* Manual poisoning: released tensor and storage structs wait in pools for reuse, where ASan
+ * would not see a use after release; poisoned, it reports it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LAM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LAM_ASAN 1
+#endif
+#endif
+#ifdef LAM_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Tensors alive in the runtime, and those the user still held at lam_shutdown(). */
+typedef struct tensor_list {
+    lam_tensor *head;
+    size_t n;
+} tensor_list;
+static tensor_list live, orphans;
 
 /* ---- shapes ---- */
+
+/* Multiplies the running bound by d, zero dims left out (they make the count 0 but not the
+ * strides); false beyond LAM__MAX_NUMEL. */
+static bool bound_mul(int64_t *bound, int64_t d) {
+    if (d == 0) {
+        return true;
+    }
+    if (*bound > LAM__MAX_NUMEL / d) {
+        return false;
+    }
+    *bound *= d;
+    return true;
+}
+
+lam_status lam__shape_numel(const char *subject, const lam_shape *shape, int64_t *out) {
+    *out = 0;
+    if (shape == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, shape is NULL", subject);
+    }
+    if (shape->ndim > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_SHAPE, "%s: Too many dims, %u given, at most %d", subject,
+                          shape->ndim, LAM_MAX_DIMS);
+    }
+    int64_t n = 1, bound = 1;
+    char b[160];
+    for (uint32_t i = 0; i < shape->ndim; i++) {
+        if (shape->dims[i] < 0) {
+            return lam__error(LAM_ERR_SHAPE, "%s: Unknown dimension, shape %s has dim %u unknown",
+                              subject, lam_shape_format(shape, b, sizeof b), i);
+        }
+        if (!bound_mul(&bound, shape->dims[i])) {
+            return lam__error(LAM_ERR_SHAPE, "%s: Shape too large, %s has more than 2^60 elements",
+                              subject, lam_shape_format(shape, b, sizeof b));
+        }
+        n *= shape->dims[i]; /* |n| <= bound: cannot overflow */
+    }
+    *out = n;
+    return LAM_OK;
+}
 
 lam_status lam_shape_init(lam_shape *shape, uint32_t ndim, const int64_t *dims) {
     if (shape == NULL || (ndim > 0 && dims == NULL)) {
@@ -37,9 +98,15 @@ lam_status lam_shape_init(lam_shape *shape, uint32_t ndim, const int64_t *dims) 
 }
 
 int64_t lam_shape_numel(const lam_shape *shape) {
-    int64_t n = 1;
+    if (shape == NULL) {
+        return 0;
+    }
+    if (shape->ndim > LAM_MAX_DIMS) {
+        return -1;
+    }
+    int64_t n = 1, bound = 1;
     for (uint32_t i = 0; i < shape->ndim; i++) {
-        if (shape->dims[i] < 0) {
+        if (shape->dims[i] < 0 || !bound_mul(&bound, shape->dims[i])) {
             return -1;
         }
         n *= shape->dims[i];
@@ -75,7 +142,7 @@ char *lam_shape_format(const lam_shape *shape, char *buf, size_t cap) {
 }
 
 int lam_shape_equal(const lam_shape *a, const lam_shape *b) {
-    if (a->ndim != b->ndim) {
+    if (a == NULL || b == NULL || a->ndim != b->ndim || a->ndim > LAM_MAX_DIMS) {
         return 0;
     }
     for (uint32_t i = 0; i < a->ndim; i++) {
@@ -88,8 +155,16 @@ int lam_shape_equal(const lam_shape *a, const lam_shape *b) {
 
 /* ---- execution ---- */
 
+static lam_status shut_down(const char *fn) {
+    return lam__error(LAM_ERR_STATE,
+                      "%s: Runtime shut down, the tensor's data was freed by lam_shutdown()", fn);
+}
+
 lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
                         lam_tensor_view *output, const double *scalars, const int64_t *ints) {
+    if (ctx == NULL) {
+        return shut_down(lam__op_name(op));
+    }
     lam_op_call call;
     memset(&call, 0, sizeof call);
     call.struct_size = (uint32_t)sizeof call;
@@ -125,26 +200,26 @@ lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *
 
 /* ---- tensors ---- */
 
-static void live_link(lam_tensor *t) {
+static void list_link(tensor_list *l, lam_tensor *t) {
     t->prev = NULL;
-    t->next = live_head;
-    if (live_head) {
-        live_head->prev = t;
+    t->next = l->head;
+    if (l->head) {
+        l->head->prev = t;
     }
-    live_head = t;
-    live_count++;
+    l->head = t;
+    l->n++;
 }
 
-static void live_unlink(lam_tensor *t) {
+static void list_unlink(tensor_list *l, lam_tensor *t) {
     if (t->prev) {
         t->prev->next = t->next;
     } else {
-        live_head = t->next;
+        l->head = t->next;
     }
     if (t->next) {
         t->next->prev = t->prev;
     }
-    live_count--;
+    l->n--;
 }
 
 /* ---- pools: freed tensor structs, storage structs and buffers are reused ---- */
@@ -155,46 +230,46 @@ static void live_unlink(lam_tensor *t) {
 #define CACHE_MAX_BYTES  ((size_t)256 << 20) /* per context */
 #define CACHE_MAX_BUFFER ((size_t)128 << 20) /* larger buffers go straight back */
 
-typedef struct pooled {
-    struct pooled *next;
-} pooled;
-static pooled *tensor_pool, *storage_pool;
-static size_t tensor_pool_n, storage_pool_n;
+/* The pools keep pointers beside the objects, not inside them: a released tensor keeps its
+ * LAM__TENSOR_DEAD mark (normal builds detect a second release) and can be poisoned whole. */
+typedef struct pool {
+    void *slot[POOL_MAX];
+    size_t n;
+    size_t size;
+} pool;
+static pool tensor_pool = {.size = sizeof(lam_tensor)};
+static pool storage_pool = {.size = sizeof(lam__storage)};
 
-static void *pool_get(pooled **pool, size_t *n, size_t size) {
-    if (*pool != NULL) {
-        pooled *p = *pool;
-        *pool = p->next;
-        (*n)--;
-        memset(p, 0, size);
-        return p;
+static void *pool_get(pool *p) {
+    if (p->n > 0) {
+        void *obj = p->slot[--p->n];
+        UNPOISON(obj, p->size);
+        memset(obj, 0, p->size);
+        return obj;
     }
-    return calloc(1, size);
+    return calloc(1, p->size);
 }
 
-static void pool_put(pooled **pool, size_t *n, void *obj) {
-    if (*n >= POOL_MAX) {
+static void pool_put(pool *p, void *obj) {
+    if (p->n >= POOL_MAX) {
         free(obj);
         return;
     }
-    pooled *p = obj;
-    p->next = *pool;
-    *pool = p;
-    (*n)++;
+    POISON(obj, p->size);
+    p->slot[p->n++] = obj;
+}
+
+static void pool_flush(pool *p) {
+    while (p->n > 0) {
+        void *obj = p->slot[--p->n];
+        UNPOISON(obj, p->size);
+        free(obj);
+    }
 }
 
 void lam__tensor_pool_flush(void) {
-    while (tensor_pool) {
-        pooled *p = tensor_pool;
-        tensor_pool = p->next;
-        free(p);
-    }
-    while (storage_pool) {
-        pooled *p = storage_pool;
-        storage_pool = p->next;
-        free(p);
-    }
-    tensor_pool_n = storage_pool_n = 0;
+    pool_flush(&tensor_pool);
+    pool_flush(&storage_pool);
 }
 
 static void *cache_take(lam_ctx *ctx, size_t bytes) {
@@ -242,41 +317,30 @@ void lam__ctx_cache_flush(lam_ctx *ctx) {
 
 static void storage_release(lam__storage *s) {
     if (s != NULL && --s->refcount == 0) {
-        cache_give(s->ctx, s->buf, s->bytes);
-        pool_put(&storage_pool, &storage_pool_n, s);
-    }
-}
-
-static lam_status check_shape(const char *fn, const lam_shape *shape) {
-    if (shape == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, shape is NULL", fn);
-    }
-    if (shape->ndim > LAM_MAX_DIMS) {
-        return lam__error(LAM_ERR_SHAPE, "%s: Too many dims, %u given, at most %d", fn, shape->ndim,
-                          LAM_MAX_DIMS);
-    }
-    for (uint32_t i = 0; i < shape->ndim; i++) {
-        if (shape->dims[i] < 0) {
-            char b[160];
-            return lam__error(LAM_ERR_SHAPE, "%s: Unknown dimension, shape %s has dim %u unknown",
-                              fn, lam_shape_format(shape, b, sizeof b), i);
+        if (s->ctx == NULL) { /* an orphan's: its buffer went with the runtime */
+            free(s);
+            return;
         }
+        cache_give(s->ctx, s->buf, s->bytes);
+        pool_put(&storage_pool, s);
     }
-    return LAM_OK;
 }
 
 lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out) {
-    lam_status st = check_shape("lam_tensor_create", shape);
+    int64_t numel;
+    lam_status st = lam__shape_numel("lam_tensor_create", shape, &numel);
     if (st != LAM_OK) {
         return st;
     }
-    int64_t numel = lam_shape_numel(shape);
+    if (ctx == NULL) {
+        return shut_down("lam_tensor_create");
+    }
     if (numel > (int64_t)(SIZE_MAX / 8)) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory, %lld elements",
                           (long long)numel);
     }
-    lam_tensor *t = pool_get(&tensor_pool, &tensor_pool_n, sizeof *t);
-    lam__storage *s = pool_get(&storage_pool, &storage_pool_n, sizeof *s);
+    lam_tensor *t = pool_get(&tensor_pool);
+    lam__storage *s = pool_get(&storage_pool);
     if (t == NULL || s == NULL) {
         free(t);
         free(s);
@@ -305,7 +369,8 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
     }
     t->numel = numel;
     t->dtype = LAM_DTYPE_F32;
-    live_link(t);
+    t->magic = LAM__TENSOR_LIVE;
+    list_link(&live, t);
     *out = t;
     return LAM_OK;
 }
@@ -400,15 +465,48 @@ lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape, const floa
     return LAM_OK;
 }
 
-lam_tensor *lam_tensor_retain(lam_tensor *t) {
-    if (t != NULL) {
-        t->refcount++;
+/* A released tensor (or garbage) is detected here while its struct waits in the pool with
+ * its LAM__TENSOR_DEAD mark; the ASan build reports the read itself. */
+static bool is_handle(const lam_tensor *t) {
+    return t->magic == LAM__TENSOR_LIVE || t->magic == LAM__TENSOR_ORPHAN;
+}
+
+/* Entry check of the calls that take a tensor and return a status. */
+static lam_status check_tensor(const char *fn, const lam_tensor *t) {
+    if (t == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, tensor is NULL", fn);
     }
+    if (!is_handle(t)) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid argument, the tensor was released (use after "
+                          "lam_tensor_release)",
+                          fn);
+    }
+    if (t->magic == LAM__TENSOR_ORPHAN) {
+        return shut_down(fn);
+    }
+    return LAM_OK;
+}
+
+lam_tensor *lam_tensor_retain(lam_tensor *t) {
+    if (t == NULL) {
+        return NULL;
+    }
+    if (!is_handle(t)) {
+        lam__log(LAM_LOG_ERROR,
+                 "lam_tensor_retain: Released tensor %p, retained after its last release; "
+                 "returned NULL",
+                 (void *)t);
+        return NULL;
+    }
+    t->refcount++;
     return t;
 }
 
 static void tensor_free(lam_tensor *t) {
-    live_unlink(t);
+    bool orphan = t->magic == LAM__TENSOR_ORPHAN;
+    list_unlink(orphan ? &orphans : &live, t);
+    t->magic = LAM__TENSOR_DEAD;
     if (t->param != NULL && t->param->data == t) {
         t->param->data = NULL;
     }
@@ -416,60 +514,77 @@ static void tensor_free(lam_tensor *t) {
     lam_tensor_release(t->attached);
     lam_tensor_release(t->bw_grad);
     storage_release(t->storage);
-    pool_put(&tensor_pool, &tensor_pool_n, t);
+    if (orphan) {
+        free(t);
+    } else {
+        pool_put(&tensor_pool, t);
+    }
 }
 
 void lam_tensor_release(lam_tensor *t) {
-    if (t != NULL && --t->refcount == 0) {
+    if (t == NULL) {
+        return;
+    }
+    if (!is_handle(t) || t->refcount <= 0) {
+        lam__log(LAM_LOG_ERROR,
+                 "lam_tensor_release: Released tensor %p, released more often than retained; "
+                 "ignored",
+                 (void *)t);
+        return;
+    }
+    if (--t->refcount == 0) {
         tensor_free(t);
     }
 }
 
 void lam__tensors_reclaim_all(void) {
-    if (live_count > 0) {
-        lam__log(LAM_LOG_WARN, "lam_shutdown: %zu tensor%s still alive, released by the runtime",
-                 live_count, live_count == 1 ? "" : "s");
+    if (live.n > 0) {
+        lam__log(LAM_LOG_WARN,
+                 "lam_shutdown: %zu tensor%s still alive, data freed; the handles only accept "
+                 "lam_tensor_release",
+                 live.n, live.n == 1 ? "" : "s");
     }
-    /* Tensors refer to each other through recorded nodes and gradient buffers: cut those links
-     * first, then drop every tensor once (storage may be shared by several). */
-    for (lam_tensor *t = live_head; t != NULL; t = t->next) {
-        if (t->node != NULL) {
-            free(t->node->in);
-            free(t->node);
-            t->node = NULL;
+    /* The structs stay for whoever holds them (a user, a block's parameters, a trainer, a
+     * dict): releasing them later must not touch the backend, which is about to go. Storage is
+     * shared by views: each buffer is freed once. */
+    while (live.head != NULL) {
+        lam_tensor *t = live.head;
+        lam__storage *s = t->storage;
+        if (s->ctx != NULL) {
+            s->ctx->backend->desc.buffer_free(s->ctx->dev, s->buf);
+            s->ctx = NULL;
+            s->buf = NULL;
         }
-        t->attached = NULL;
-        t->bw_grad = NULL;
-        t->param = NULL;
-    }
-    while (live_head != NULL) {
-        tensor_free(live_head);
+        list_unlink(&live, t);
+        t->magic = LAM__TENSOR_ORPHAN;
+        list_link(&orphans, t);
     }
 }
 
 size_t lam_tensor_live_count(void) {
-    return live_count;
+    return live.n;
 }
 
 const lam_shape *lam_tensor_shape(const lam_tensor *t) {
-    return &t->shape;
+    return t ? &t->shape : NULL;
 }
 
 lam_dtype lam_tensor_dtype(const lam_tensor *t) {
-    return t->dtype;
+    return t ? t->dtype : LAM_DTYPE_INVALID;
 }
 
 int64_t lam_tensor_numel(const lam_tensor *t) {
-    return t->numel;
+    return t ? t->numel : 0;
 }
 
 lam_ctx *lam_tensor_ctx(const lam_tensor *t) {
-    return t->storage->ctx;
+    return t ? t->storage->ctx : NULL;
 }
 
 static lam_status check_count(const char *fn, const lam_tensor *t, size_t count) {
-    if (t == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, tensor is NULL", fn);
+    lam_status st = check_tensor(fn, t);
+    if (st != LAM_OK) {
+        return st;
     }
     if ((int64_t)count != t->numel) {
         char b[160];
@@ -531,6 +646,10 @@ lam_status lam_tensor_scalar(const lam_tensor *t, float *value) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_scalar: Invalid argument, NULL %s",
                           t == NULL ? "tensor" : "value");
     }
+    lam_status st = check_tensor("lam_tensor_scalar", t);
+    if (st != LAM_OK) {
+        return st;
+    }
     if (t->numel != 1) {
         char b[160];
         return lam__error(LAM_ERR_SHAPE,
@@ -551,8 +670,12 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
                                         : "out");
     }
     *out = NULL;
+    lam_status st = check_tensor("lam_tensor_copyto", t);
+    if (st != LAM_OK) {
+        return st;
+    }
     lam_tensor *d;
-    lam_status st = lam__tensor_alloc(ctx, &t->shape, &d);
+    st = lam__tensor_alloc(ctx, &t->shape, &d);
     if (st != LAM_OK) {
         return st;
     }
@@ -596,7 +719,7 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
 }
 
 lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_tensor **out) {
-    if (t != NULL && ctx != NULL && out != NULL && t->storage->ctx == ctx) {
+    if (t != NULL && ctx != NULL && out != NULL && is_handle(t) && t->storage->ctx == ctx) {
         *out = lam_tensor_retain(t);
         return LAM_OK;
     }
@@ -614,6 +737,10 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
                                           : "out");
     }
     *out = NULL;
+    lam_status st = check_tensor("reshape", t);
+    if (st != LAM_OK) {
+        return st;
+    }
     if (shape->ndim > LAM_MAX_DIMS) {
         return lam__error(LAM_ERR_SHAPE, "reshape: Too many dims, %u given, at most %d",
                           shape->ndim, LAM_MAX_DIMS);
@@ -621,7 +748,7 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
     lam_shape s = *shape;
     s.reserved = 0;
     int infer = -1;
-    int64_t known = 1;
+    int64_t known = 1, bound = 1;
     char b1[160], b2[160];
     for (uint32_t i = 0; i < s.ndim; i++) {
         if (s.dims[i] == -1 && infer < 0) {
@@ -629,8 +756,13 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
         } else if (s.dims[i] < 0) {
             return lam__error(LAM_ERR_SHAPE, "reshape: Invalid shape, %s (at most one -1 dim)",
                               lam_shape_format(shape, b1, sizeof b1));
+        } else if (!bound_mul(&bound, s.dims[i])) {
+            return lam__error(LAM_ERR_SHAPE,
+                              "reshape: Shape too large, %s has more than 2^60 "
+                              "elements",
+                              lam_shape_format(shape, b1, sizeof b1));
         } else {
-            known *= s.dims[i];
+            known *= s.dims[i]; /* |known| <= bound: cannot overflow */
         }
     }
     if (infer >= 0) {
@@ -653,10 +785,11 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
     for (uint32_t i = s.ndim; i < LAM_MAX_DIMS; i++) {
         s.dims[i] = 0;
     }
-    lam_tensor *r = pool_get(&tensor_pool, &tensor_pool_n, sizeof *r);
+    lam_tensor *r = pool_get(&tensor_pool);
     if (r == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "reshape: Out of memory");
     }
+    r->magic = LAM__TENSOR_LIVE;
     r->refcount = 1;
     r->storage = t->storage;
     r->storage->refcount++;
@@ -664,7 +797,7 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
     r->shape = s;
     r->numel = t->numel;
     r->dtype = t->dtype;
-    live_link(r);
+    list_link(&live, r);
     *out = r;
     return lam__record_op(LAM__G_RESHAPE, LAM_OP_COPY, &t, 1, out, 0.0f, 0, 0);
 }

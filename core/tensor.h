@@ -19,7 +19,17 @@ typedef struct lam__storage {
     size_t bytes;
 } lam__storage;
 
+/*
+ * A tensor's state, checked where a released or orphaned tensor would otherwise be used
+ * (lamina.h documents what is detected). Released structs wait in a pool; the ASan build
+ * poisons them there, so any use after release is reported.
+ */
+#define LAM__TENSOR_LIVE   0x4c54454eu /* in use */
+#define LAM__TENSOR_ORPHAN 0x4c544f52u /* held by the user after lam_shutdown(): no data */
+#define LAM__TENSOR_DEAD   0x4c544445u /* released */
+
 struct lam_tensor {
+    uint32_t magic;
     long refcount;
     lam__storage *storage;
     uint64_t offset; /* elements */
@@ -39,7 +49,17 @@ struct lam_tensor {
 lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
 /* Contiguous view of the whole tensor. */
 void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
+/* At shutdown: frees the device memory of every tensor still alive; the handles become
+ * orphans that only lam_tensor_release (and the shape getters) accept. */
 void lam__tensors_reclaim_all(void);
+/*
+ * The number of elements of a shape whose dims are all known, checked: LAM_ERR_SHAPE naming
+ * `subject` and the shape when a dim is negative or the count exceeds LAM__MAX_NUMEL (so that
+ * the byte count of any float tensor fits in int64_t and size_t). For every shape product
+ * (tensors, parameters, files).
+ */
+#define LAM__MAX_NUMEL ((int64_t)1 << 60)
+lam_status lam__shape_numel(const char *subject, const lam_shape *shape, int64_t *out);
 /* Frees the pooled tensor and storage structs (at shutdown). */
 void lam__tensor_pool_flush(void);
 /* Frees every cached buffer of ctx through its backend. */

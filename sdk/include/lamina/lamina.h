@@ -13,6 +13,18 @@
  *    the caller releases with lam_tensor_release().
  *  - The runtime starts on first use (or with lam_init) and ends with lam_shutdown().
  *
+ * Misuse (what is detected, what is undefined):
+ *  - NULL where an object is expected: getters return a neutral value (NULL, 0, an INVALID
+ *    enum) as each one says; calls that return lam_status fail with LAM_ERR_INVALID_ARGUMENT;
+ *    release/destroy functions do nothing.
+ *  - Releasing a tensor or block more often than it was retained, or using it after its last
+ *    release, is undefined behaviour. Normal builds detect it while the memory has not been
+ *    reused: an extra release or retain does nothing and logs a LAM_LOG_ERROR message; tensor
+ *    calls that return lam_status fail with LAM_ERR_INVALID_ARGUMENT ("the tensor was
+ *    released"). The AddressSanitizer build (LAMINA_SANITIZE) reports every such use, pooled
+ *    tensors included.
+ *  - Objects may outlive lam_shutdown(): see there.
+ *
  * Thread safety: the runtime may be used from one thread at a time; lam_last_error() is
  * per thread.
  */
@@ -111,9 +123,15 @@ typedef struct lam_init_options {
 LAM_EXPORT lam_status lam_init(const lam_init_options *options);
 
 /*
- * Ends the runtime: closes devices, unloads plugins. Tensors still alive at this point are
- * released by the runtime and must no longer be used (a LAM_LOG_WARN message counts them).
- * A later call starts the runtime afresh. Safe to call when not started.
+ * Ends the runtime: closes devices, unloads plugins. A later call starts the runtime afresh.
+ * Safe to call when not started.
+ * Objects still alive are not freed: blocks, parameters, lists, trainers, tensor dicts and
+ * tensors can still be released (and must be, or their host memory stays allocated). Tensors
+ * lose their data (device memory is freed; a LAM_LOG_WARN message counts them): their shape
+ * getters still answer, lam_tensor_ctx returns NULL, and every other call on them, ops
+ * included, fails with LAM_ERR_STATE ("Runtime shut down"). Layer blocks lose their plugin
+ * state (destroyed before the plugin is unloaded): a forward fails with LAM_ERR_STATE.
+ * Contexts, plugin records and other strings borrowed "until lam_shutdown()" are gone.
  */
 LAM_EXPORT void lam_shutdown(void);
 
@@ -240,13 +258,16 @@ LAM_EXPORT lam_status lam_waitall(void);
 /* Builds a shape from `ndim` dims. Errors: LAM_ERR_INVALID_ARGUMENT when ndim > LAM_MAX_DIMS. */
 LAM_EXPORT lam_status lam_shape_init(lam_shape *shape, uint32_t ndim, const int64_t *dims);
 
-/* Number of elements (1 for a scalar shape), or -1 when a dim is unknown. */
+/* Number of elements (1 for a scalar shape), or -1 when a dim is unknown (negative), ndim
+ * exceeds LAM_MAX_DIMS or the shape is too large: no tensor may have more than 2^60 elements
+ * (the product of the dims, zero dims left out, so that strides and byte counts fit in
+ * int64_t). 0 for NULL. */
 LAM_EXPORT int64_t lam_shape_numel(const lam_shape *shape);
 
 /* Formats as "(2, 20)", "(256,)", "()" or "(None, 20)"; returns buf. */
 LAM_EXPORT char *lam_shape_format(const lam_shape *shape, char *buf, size_t cap);
 
-/* Nonzero when both shapes have the same ndim and dims. */
+/* Nonzero when both shapes have the same ndim and dims; 0 when either is NULL. */
 LAM_EXPORT int lam_shape_equal(const lam_shape *a, const lam_shape *b);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -255,7 +276,8 @@ LAM_EXPORT int lam_shape_equal(const lam_shape *a, const lam_shape *b);
 
 /*
  * A new float32 tensor of `shape` on `ctx` (NULL: the default context), filled with zeros.
- * Errors: LAM_ERR_SHAPE for unknown or negative dims or more than LAM_MAX_DIMS dims;
+ * Errors: LAM_ERR_SHAPE for unknown or negative dims, more than LAM_MAX_DIMS dims or more than
+ * 2^60 elements (see lam_shape_numel; every op result is checked the same way);
  * LAM_ERR_OUT_OF_MEMORY; backend errors.
  */
 LAM_EXPORT lam_status lam_tensor_create(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
@@ -268,17 +290,21 @@ LAM_EXPORT lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape,
 LAM_EXPORT lam_status lam_tensor_full(lam_ctx *ctx, const lam_shape *shape, float value,
                                       lam_tensor **out);
 
-/* Adds a reference; returns t. NULL is allowed. */
+/* Adds a reference; returns t. NULL is allowed (returns NULL). A released tensor is misuse
+ * (see the top of this file): when detected, NULL is returned and an error logged. */
 LAM_EXPORT lam_tensor *lam_tensor_retain(lam_tensor *t);
 
-/* Drops a reference; the tensor is freed with the last one. NULL is a no-op. */
+/* Drops a reference; the tensor is freed with the last one. NULL is a no-op. Releasing more
+ * often than retained is misuse: when detected, the call does nothing and logs an error. */
 LAM_EXPORT void lam_tensor_release(lam_tensor *t);
 
-/* Shape, borrowed for the tensor's lifetime. */
+/* Shape, borrowed for the tensor's lifetime; NULL for NULL. */
 LAM_EXPORT const lam_shape *lam_tensor_shape(const lam_tensor *t);
+/* Element type; LAM_DTYPE_INVALID for NULL. */
 LAM_EXPORT lam_dtype lam_tensor_dtype(const lam_tensor *t);
+/* Number of elements; 0 for NULL. */
 LAM_EXPORT int64_t lam_tensor_numel(const lam_tensor *t);
-/* Context the tensor lives on (borrowed). */
+/* Context the tensor lives on (borrowed); NULL for NULL and after lam_shutdown(). */
 LAM_EXPORT lam_ctx *lam_tensor_ctx(const lam_tensor *t);
 
 /* Copies the tensor's `count` elements (must equal its numel) into `dst`; synchronizes. */
@@ -298,7 +324,7 @@ LAM_EXPORT lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_t
 LAM_EXPORT lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_tensor **out);
 
 /* A tensor of another shape sharing t's data. One dim may be -1 (inferred).
- * Errors: LAM_ERR_SHAPE when the element counts differ. */
+ * Errors: LAM_ERR_SHAPE when the element counts differ or the shape is too large. */
 LAM_EXPORT lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
 
 /* Number of tensors alive in the runtime (for leak checks). */
@@ -520,6 +546,7 @@ typedef struct lam_initializer lam_initializer;
  * lam_block_initialize is fine. */
 LAM_EXPORT lam_status lam_init_zero(lam_initializer **out);
 LAM_EXPORT lam_status lam_init_one(lam_initializer **out);
+/* Errors: LAM_ERR_INVALID_ARGUMENT for an infinite or NaN value. */
 LAM_EXPORT lam_status lam_init_constant(float value, lam_initializer **out);
 /* Uniform in [-scale, scale) (MXNet's default scale is 0.07). */
 LAM_EXPORT lam_status lam_init_uniform(float scale, lam_initializer **out);
@@ -556,7 +583,8 @@ LAM_EXPORT lam_status lam_init_custom(const char *label, lam_init_fn fn, void *u
                                       lam_initializer **out);
 
 /* Parses "zeros", "ones", "constant(0.5)", "uniform", "uniform(0.1)", "normal",
- * "normal(0.02)", "xavier", "xavier(gaussian, in, 2)". Errors: LAM_ERR_INVALID_ARGUMENT. */
+ * "normal(0.02)", "xavier", "xavier(gaussian, in, 2)". Errors: LAM_ERR_INVALID_ARGUMENT, also
+ * for a number a float cannot hold (inf, nan, beyond 3.4e38 in magnitude: "constant(1e99)"). */
 LAM_EXPORT lam_status lam_init_parse(const char *text, lam_initializer **out);
 
 /* Text form such as "Normal(sigma=0.01)"; borrowed for the initializer's lifetime. */
@@ -578,7 +606,9 @@ typedef enum lam_grad_req {
     LAM_GRAD_MAX_ENUM = 0x7FFFFFFF
 } lam_grad_req;
 
-/* Display name, e.g. "dense0_weight". Borrowed for the parameter's lifetime. */
+/* Display name, e.g. "dense0_weight". Borrowed for the parameter's lifetime. The getters of a
+ * parameter accept NULL and then return NULL, 0, LAM_GRAD_INVALID or 0.0f; the setters ignore
+ * it (lam_param_set_grad_req fails with LAM_ERR_INVALID_ARGUMENT). */
 LAM_EXPORT const char *lam_param_name(const lam_param *p);
 /* Shape; unknown dims are LAM_DIM_UNKNOWN until inferred. Borrowed. */
 LAM_EXPORT const lam_shape *lam_param_shape(const lam_param *p);
@@ -667,9 +697,12 @@ LAM_EXPORT lam_status lam_layer_create(const char *type, const char *attrs, lam_
 LAM_EXPORT lam_status lam_layer_create_shared(const char *type, const char *attrs, lam_block *share,
                                               lam_block **out);
 
-/* Adds a reference; returns b. */
+/* Adds a reference; returns b (NULL for NULL, or for a released block when detected, with an
+ * error logged). */
 LAM_EXPORT lam_block *lam_block_retain(lam_block *b);
-/* Drops a reference; NULL is a no-op. */
+/* Drops a reference; NULL is a no-op. Releasing more often than retained is misuse (see the
+ * top of this file): when detected, the call does nothing and logs an error. A block may be
+ * released after lam_shutdown(). */
 LAM_EXPORT void lam_block_release(lam_block *b);
 
 /*
