@@ -341,13 +341,22 @@ lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_s
     return LAM_OK;
 }
 
+/* Gluon's two cases: initialize() not called yet ("has not been initialized"), or called while
+ * the shape was unknown (DeferredInitializationError until the first forward infers it). */
 static lam_status not_ready(const lam_param *p) {
     char b[160];
-    if (p->deferred || !lam__shape_known(&p->shape)) {
+    if (p->deferred) {
         return lam__error(LAM_ERR_DEFERRED_INIT,
                           "%s: Deferred initialization, shape %s is not known yet; run a forward "
                           "pass first, or give the layer its input size (e.g. in_units) so it "
                           "is initialized at once",
+                          p->name, lam_shape_format(&p->shape, b, sizeof b));
+    }
+    if (!lam__shape_known(&p->shape)) {
+        return lam__error(LAM_ERR_STATE,
+                          "%s: Not initialized, call lam_block_initialize() on its model (or "
+                          "lam_param_initialize()) first; its shape %s is then inferred at the "
+                          "first forward pass",
                           p->name, lam_shape_format(&p->shape, b, sizeof b));
     }
     return lam__error(LAM_ERR_STATE,

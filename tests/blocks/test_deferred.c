@@ -413,3 +413,51 @@ Test(deferred, ignored_reinit_of_a_child_keeps_the_pending_values) {
               (double)e0, (double)d0);
     bu_assert_released();
 }
+
+/*
+ * Reading a parameter whose shape is not known, before and after initialize, as Gluon answers:
+ * "not initialized" (initialize first) before, DeferredInitializationError (run a forward)
+ * after; following each piece of advice works.
+ */
+Test(deferred, data_before_initialize_is_state_error_advising_initialize) {
+    lam_block *net = make_net("units=256, activation=relu");
+    lam_param *w = net_param(net, 0, "weight");
+    lam_tensor *t = (lam_tensor *)(void *)&t;
+    const char *want = bu_fmt("%s: Not initialized, call lam_block_initialize() on its model (or "
+                              "lam_param_initialize()) first; its shape (256, None) is then "
+                              "inferred at the first forward pass",
+                              lam_param_name(w));
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", want);
+    bu_assert_error(lam_param_data(w, &t), LAM_ERR_STATE, saved, "data before initialize");
+    cr_assert_null(t);
+    t = (lam_tensor *)(void *)&t;
+    bu_assert_error(lam_param_grad(w, &t), LAM_ERR_STATE, saved, "grad before initialize");
+    cr_assert_null(t);
+    /* A known shape changes nothing but the hint. */
+    lam_param *b = net_param(net, 0, "bias");
+    bu_assert_error(lam_param_data(b, &t), LAM_ERR_STATE,
+                    bu_fmt("%s: Not initialized, call lam_block_initialize() on its model (or "
+                           "lam_param_initialize()) first",
+                           lam_param_name(b)),
+                    "bias before initialize");
+
+    /* The advice: initialize. Now the shape is what is missing. */
+    BU_OK(lam_block_initialize(net, NULL, NULL, 0));
+    char want2[512];
+    snprintf(want2, sizeof want2, DEFERRED_FMT, lam_param_name(w));
+    bu_assert_error(lam_param_data(w, &t), LAM_ERR_DEFERRED_INIT, want2, "data while deferred");
+    cr_assert_null(t);
+
+    /* The advice: a forward pass. Now the data is there. */
+    lam_tensor *x = bu_ramp(BU_SHAPE(2, 20), 0.0f, 1.0f), *y = NULL;
+    BU_OK(lam_block_call(net, x, &y));
+    BU_OK(lam_param_data(w, &t));
+    lam_shape s0 = BU_SHAPE(256, 20);
+    bu_assert_shape(lam_tensor_shape(t), &s0, "net[0].weight after the forward");
+    lam_tensor_release(t);
+    lam_tensor_release(y);
+    lam_tensor_release(x);
+    lam_block_release(net);
+    bu_assert_released();
+}

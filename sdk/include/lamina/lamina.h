@@ -619,8 +619,12 @@ LAM_EXPORT int lam_param_is_constant(const lam_param *p);
 
 /*
  * The data (a new reference; the tensor is the parameter's storage, so writes are seen by
- * every block sharing it). Errors: LAM_ERR_DEFERRED_INIT while the shape is not known yet,
- * naming the parameter and both fixes; LAM_ERR_STATE before initialization.
+ * every block sharing it).
+ * Errors (as Gluon's Parameter.data()), each naming the parameter and what to do:
+ * LAM_ERR_STATE before initialization (lam_block_initialize or lam_param_initialize not called
+ * yet), whether or not the shape is known; LAM_ERR_DEFERRED_INIT after an initialization that
+ * had to wait because the shape has unknown dims, until the first forward infers them (Gluon's
+ * DeferredInitializationError).
  */
 LAM_EXPORT lam_status lam_param_data(lam_param *p, lam_tensor **out);
 /* The gradient buffer (a new reference), zeros until a backward pass writes it.
