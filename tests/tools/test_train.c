@@ -30,6 +30,12 @@ static char *run(const char *cmd, int *status) {
     return out;
 }
 
+/* Test accuracy in a `lamina train` output, or -1 when it has none. */
+static double test_accuracy(const char *out) {
+    const char *acc = strstr(out, "test accuracy ");
+    return acc ? atof(acc + strlen("test accuracy ")) : -1.0;
+}
+
 Test(train, reaches_95_percent_test_accuracy_with_progress) {
     int status;
     char *out = run(LAMINA_TEST_BINARY_DIR "/bin/lamina train 2>&1", &status);
@@ -40,14 +46,90 @@ Test(train, reaches_95_percent_test_accuracy_with_progress) {
     }
     cr_expect_eq(epochs, 10, "one progress line per epoch expected:\n%s", out);
     cr_expect(strstr(out, "samples/s") != NULL);
-    const char *acc = strstr(out, "test accuracy ");
-    cr_assert_not_null(acc, "%s", out);
-    double a = atof(acc + strlen("test accuracy "));
+    double a = test_accuracy(out);
+    cr_assert_geq(a, 0.0, "no test accuracy:\n%s", out);
     cr_expect_geq(a, 95.0, "test accuracy %.2f%% below 95%%:\n%s", a, out);
     const char *re = strstr(out, "reloaded into a fresh model: test accuracy ");
     cr_assert_not_null(re, "the parameters are saved and reloaded:\n%s", out);
     double b = atof(re + strlen("reloaded into a fresh model: test accuracy "));
     cr_expect_eq(a, b, "the reloaded model scores %.2f%%, the trained one %.2f%%", b, a);
+    free(out);
+}
+
+/*
+ * The default recipe holds for every seed, not only the default one: with a constant learning
+ * rate of 0.1 and momentum 0.9, seed 7 ended on a loss spike at 94.56% with OpenBLAS's Haswell
+ * kernels (other rounding orders hit other seeds). The run uses --backend cpu whatever
+ * LAMINA_BACKEND says (the recipe is what is checked; the test above covers the chosen
+ * backend), once with OpenBLAS's own kernel choice and once with the Haswell kernels where
+ * the CPU has them.
+ */
+Test(train, every_seed_0_to_9_reaches_97_percent) {
+    __builtin_cpu_init();
+    int haswell = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    for (int kernels = 0; kernels < 1 + haswell; kernels++) {
+        for (int seed = 0; seed <= 9; seed++) {
+            char cmd[512];
+            snprintf(cmd, sizeof cmd,
+                     "%s" LAMINA_TEST_BINARY_DIR "/bin/lamina train --backend cpu --seed %d 2>&1",
+                     kernels ? "OPENBLAS_CORETYPE=Haswell " : "", seed);
+            int status;
+            char *out = run(cmd, &status);
+            cr_assert_eq(status, 0, "%s failed:\n%s", cmd, out);
+            cr_assert(strstr(out, "cosine schedule") != NULL, "%s", out);
+            double a = test_accuracy(out);
+            cr_expect_geq(a, 97.0, "seed %d%s: test accuracy %.2f%% below 97%%:\n%s", seed,
+                          kernels ? " (Haswell kernels)" : "", a, out);
+            free(out);
+        }
+    }
+}
+
+Test(train, help_describes_save_and_schedule) {
+    int status;
+    char *out = run(LAMINA_TEST_BINARY_DIR "/bin/lamina train --help 2>&1", &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_expect(strstr(out, "--save FILE        save the trained parameters to FILE (safetensors) "
+                          "and keep\n") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "not available") == NULL, "--help still says something is missing:\n%s",
+              out);
+    cr_expect(strstr(out, "--schedule NAME    learning rate schedule: cosine") != NULL, "%s", out);
+    free(out);
+    out = run(LAMINA_TEST_BINARY_DIR "/bin/lamina train --schedule linear 2>&1", &status);
+    cr_expect_neq(status, 0);
+    cr_expect(strstr(out, "lamina train: --schedule must be cosine or constant, got 'linear'") !=
+                  NULL,
+              "%s", out);
+    free(out);
+}
+
+/* --save keeps the file, and it holds the trained model (the reload scores the same). */
+Test(train, save_keeps_the_file) {
+    char dir[] = "/tmp/lamina-train-save-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[600], cmd[1024];
+    snprintf(path, sizeof path, "%s/mlp.safetensors", dir);
+    snprintf(cmd, sizeof cmd,
+             LAMINA_TEST_BINARY_DIR "/bin/lamina train --backend cpu --epochs 1 --train-size 2000 "
+                                    "--save %s 2>&1",
+             path);
+    int status;
+    char *out = run(cmd, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    char want[700];
+    snprintf(want, sizeof want, "saved to %s; reloaded into a fresh model: test accuracy ", path);
+    cr_expect(strstr(out, want) != NULL, "%s", out);
+    lam_tensor_dict *d = NULL;
+    cr_assert_eq(lam_load(path, NULL, &d), LAM_OK, "%s", lam_last_error());
+    cr_expect_eq(lam_tensor_dict_count(d), 4, "two Dense layers, weight and bias each");
+    lam_tensor *w = lam_tensor_dict_find(d, "0.weight");
+    cr_assert_not_null(w);
+    cr_expect_eq(lam_tensor_shape(w)->dims[0], 256);
+    cr_expect_eq(lam_tensor_shape(w)->dims[1], 20);
+    lam_tensor_dict_destroy(d);
+    remove(path);
+    remove(dir);
     free(out);
 }
 
