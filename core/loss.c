@@ -14,6 +14,11 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
                           "softmax_cross_entropy: Invalid argument, NULL tensor or output");
     }
     *out = NULL;
+    /* The labels are read on the host, so nothing below would notice: refuse as every op does. */
+    lam_status st = lam__same_ctx("softmax_cross_entropy", logits, labels);
+    if (st != LAM_OK) {
+        return st;
+    }
     const lam_shape *ls = lam_tensor_shape(logits), *ys = lam_tensor_shape(labels);
     if (ls->ndim != 2 || ys->ndim != 1 || ys->dims[0] != ls->dims[0]) {
         char b1[160], b2[160];
@@ -25,9 +30,8 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
     int64_t batch = ls->dims[0], classes = ls->dims[1];
     size_t nb = (size_t)batch, total = nb * (size_t)classes;
     float *y = malloc((nb ? nb : 1) * sizeof *y), *hot = calloc(total ? total : 1, sizeof *hot);
-    lam_status st = (y && hot)
-                        ? lam_tensor_read(labels, y, nb)
-                        : lam__error(LAM_ERR_OUT_OF_MEMORY, "softmax_cross_entropy: Out of memory");
+    st = (y && hot) ? lam_tensor_read(labels, y, nb)
+                    : lam__error(LAM_ERR_OUT_OF_MEMORY, "softmax_cross_entropy: Out of memory");
     for (size_t i = 0; st == LAM_OK && i < nb; i++) {
         if (!(y[i] >= 0.0f && y[i] < (float)classes && y[i] == floorf(y[i]))) {
             st = lam__error(LAM_ERR_INVALID_ARGUMENT,

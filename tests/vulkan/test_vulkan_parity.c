@@ -195,6 +195,37 @@ Test(vulkan, mixing_contexts_is_an_error_naming_both) {
     vt_pair_release(p);
 }
 
+/* The loss reads its labels on the host, yet refuses them on another context like every op. */
+Test(vulkan, loss_with_labels_on_another_context_is_an_error_naming_both) {
+    vt_contexts();
+    float logits[6] = {1, 2, 3, 4, 5, 6}, labels[2] = {2, 0};
+    vt_pair x = vt_pair_of(VT_SHAPE(2, 3), logits);
+    vt_pair y = vt_pair_of(VT_SHAPE(2), labels);
+    lam_tensor *out = (lam_tensor *)(void *)&out;
+    lam_status st = lam_loss_softmax_cross_entropy(x.v, y.c, &out);
+    cr_assert_eq(st, LAM_ERR_INVALID_ARGUMENT, "%s", lam_last_error());
+    cr_assert_null(out);
+    cr_assert_str_eq(lam_last_error(),
+                     "softmax_cross_entropy: Context mismatch, operands live on vulkan(0) and "
+                     "cpu(0) (copy one with lam_tensor_copyto or lam_tensor_as_in_context)");
+    st = lam_loss_softmax_cross_entropy(x.c, y.v, &out);
+    cr_assert_eq(st, LAM_ERR_INVALID_ARGUMENT, "%s", lam_last_error());
+    cr_assert_str_eq(lam_last_error(),
+                     "softmax_cross_entropy: Context mismatch, operands live on cpu(0) and "
+                     "vulkan(0) (copy one with lam_tensor_copyto or lam_tensor_as_in_context)");
+    /* On one context it works: -log softmax picks, by hand log(e^1+e^2+e^3) - 3 = 0.40760596
+     * and log(e^4+e^5+e^6) - 4 = 2.40760596. */
+    VT_OK(lam_loss_softmax_cross_entropy(x.v, y.v, &out));
+    cr_assert_eq(lam_tensor_ctx(out), g_vk);
+    float *l = vt_read(out);
+    cr_assert_float_eq(l[0], 0.40760596f, 1e-5f);
+    cr_assert_float_eq(l[1], 2.40760596f, 1e-5f);
+    free(l);
+    lam_tensor_release(out);
+    vt_pair_release(x);
+    vt_pair_release(y);
+}
+
 Test(vulkan, copyto_copies_and_as_in_context_keeps_a_tensor_in_place) {
     vt_contexts();
     float d[6] = {1.5f, -2, 3, 4e-20f, NAN, -INFINITY};

@@ -470,7 +470,8 @@ LAM_EXPORT lam_status lam_tensor_detach(lam_tensor *t, lam_tensor **out);
  * Softmax cross-entropy per sample, -log(softmax(logits)[label]), computed stably through
  * log-softmax. logits (batch, classes); labels (batch,) holding class indices (as floats).
  * *out is (batch,). Differentiable w.r.t. logits. Errors: LAM_ERR_SHAPE for mismatched shapes;
- * LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in [0, classes), naming it.
+ * LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in [0, classes), naming it, or
+ * for labels on another context than the logits (naming both, as every op does).
  */
 LAM_EXPORT lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits,
                                                      const lam_tensor *labels, lam_tensor **out);
