@@ -23,6 +23,32 @@ Test(shape, format_matches_documented_examples) {
     cr_assert_str_eq(lam_shape_format(&s, buf, sizeof buf), "(4, 1, 3)");
 }
 
+/* The SDK's header-only lam_dims_format (what plugins use) prints what the host prints, for
+ * the documented examples, every rank up to LAM_MAX_DIMS and truncating buffers. */
+Test(shape, sdk_dims_format_prints_as_the_host) {
+    char buf[64], host[64];
+    const int64_t d3[1] = {3}, d2[2] = {LAM_DIM_UNKNOWN, 20};
+    cr_assert_str_eq(lam_dims_format(buf, sizeof buf, 1, d3), "(3,)");
+    cr_assert_str_eq(lam_dims_format(buf, sizeof buf, 2, d2), "(None, 20)");
+    cr_assert_str_eq(lam_dims_format(buf, sizeof buf, 0, d3), "()");
+    int64_t dims[LAM_MAX_DIMS];
+    for (uint32_t nd = 0; nd <= LAM_MAX_DIMS; nd++) {
+        for (uint32_t i = 0; i < nd; i++) {
+            dims[i] = i == 1 ? LAM_DIM_UNKNOWN : (int64_t)(7 * i + 1);
+        }
+        lam_shape s = {0};
+        s.ndim = nd;
+        memcpy(s.dims, dims, nd * sizeof dims[0]);
+        for (size_t cap = 1; cap <= sizeof buf; cap++) {
+            memset(buf, 'x', sizeof buf);
+            memset(host, 'x', sizeof host);
+            lam_dims_format(buf, cap, nd, dims);
+            lam_shape_format(&s, host, cap);
+            cr_assert_str_eq(buf, host, "ndim %u, cap %zu", nd, cap);
+        }
+    }
+}
+
 Test(shape, numel_counts_elements_or_reports_unknown) {
     lam_shape s = TU_SHAPE(2, 3, 4);
     cr_assert_eq(lam_shape_numel(&s), 24);

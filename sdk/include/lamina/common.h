@@ -136,22 +136,28 @@ typedef struct lam_device_info {
             "", ""                                                                                 \
     }
 
-/* Formats dims as "(2, 20)" into buf (truncated to cap); returns buf. Header-only, so plugins,
- * which do not link liblamina, can name shapes in their messages as the host does. */
+/* Formats dims as the host's lam_shape_format does, Python style: "(2, 20)", "(3,)", "()",
+ * an unknown (negative) dim as None: "(None, 20)". Writes into buf (truncated to cap) and
+ * returns it. Header-only, so plugins, which do not link liblamina, name shapes in their
+ * messages as the host does. */
 static inline const char *lam_dims_format(char *buf, size_t cap, uint32_t ndim,
                                           const int64_t *dims) {
     size_t used = 0;
-    if (cap == 0) {
+    int w;
+    if (buf == NULL || cap == 0) {
         return buf;
     }
     buf[0] = '\0';
-    used += (size_t)snprintf(buf, cap, "(");
+    w = snprintf(buf, cap, "(");
+    used += w > 0 ? (size_t)w : 0;
     for (uint32_t i = 0; i < ndim && i < LAM_MAX_DIMS && used < cap; i++) {
-        used +=
-            (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
+        w = dims[i] < 0
+                ? snprintf(buf + used, cap - used, "%sNone", i ? ", " : "")
+                : snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
+        used += w > 0 ? (size_t)w : 0;
     }
     if (used < cap) {
-        snprintf(buf + used, cap - used, ")");
+        snprintf(buf + used, cap - used, "%s", ndim == 1 ? ",)" : ")");
     }
     return buf;
 }
