@@ -125,6 +125,24 @@ lam_status lam_block_create(const char *type, lam_forward_fn forward, void *stat
     return LAM_OK;
 }
 
+lam_status lam_block_set_infer_shape(lam_block *b, lam_infer_shape_fn infer_shape) {
+    if (b == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_block_set_infer_shape: Invalid argument, NULL block");
+    }
+    if (b->kind != LAM__BLOCK_CUSTOM) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid argument, only a custom block (lam_block_create) takes an "
+                          "infer-shape callback; %s",
+                          b->name,
+                          b->kind == LAM__BLOCK_LAYER
+                              ? "a layer infers its shapes itself"
+                              : "a Sequential's children infer their own shapes");
+    }
+    b->infer_shape = infer_shape;
+    return LAM_OK;
+}
+
 lam_status lam_sequential_create(lam_block **out) {
     if (out == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
@@ -499,6 +517,79 @@ static lam_status check_ready(const lam_block *b) {
     return LAM_OK;
 }
 
+/* Restores the shapes saved before a failed inference, so the block keeps waiting for a good
+ * first input (as a layer does). */
+static void restore_shapes(lam_block *b, const lam_shape *saved) {
+    for (size_t i = 0; i < b->n_params; i++) {
+        if (b->params[i].param->data == NULL) {
+            b->params[i].param->shape = saved[i];
+        }
+    }
+}
+
+/* A custom block whose own parameters still have unknown dims: its infer-shape callback fills
+ * them from the input shapes, then deferred initialization completes as for a layer. */
+static lam_status custom_infer(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs) {
+    bool unknown = false;
+    for (size_t i = 0; i < b->n_params && !unknown; i++) {
+        unknown = !lam__shape_known(&b->params[i].param->shape);
+    }
+    if (!unknown) {
+        for (size_t i = 0; i < b->n_params; i++) {
+            lam_status st = lam__param_finish_deferred(b->params[i].param);
+            if (st != LAM_OK) {
+                return st;
+            }
+        }
+        return LAM_OK;
+    }
+    char b1[160];
+    if (b->infer_shape == NULL) {
+        for (size_t i = 0; i < b->n_params; i++) {
+            const lam_param *p = b->params[i].param;
+            if (!lam__shape_known(&p->shape)) {
+                return lam__error(LAM_ERR_DEFERRED_INIT,
+                                  "%s: Deferred initialization, %s has shape %s and the block has "
+                                  "no infer-shape callback to fill it; set one with "
+                                  "lam_block_set_infer_shape, or declare the full shape",
+                                  b->name, p->name, lam_shape_format(&p->shape, b1, sizeof b1));
+            }
+        }
+    }
+    lam_shape *shapes = malloc((n_inputs ? n_inputs : 1) * sizeof *shapes);
+    lam_shape *saved = malloc((b->n_params ? b->n_params : 1) * sizeof *saved);
+    if (shapes == NULL || saved == NULL) {
+        free(shapes);
+        free(saved);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", b->name);
+    }
+    for (uint32_t i = 0; i < n_inputs; i++) {
+        shapes[i] = *lam_tensor_shape(inputs[i]);
+    }
+    for (size_t i = 0; i < b->n_params; i++) {
+        saved[i] = b->params[i].param->shape;
+    }
+    lam_status st = b->infer_shape(b, b->state, n_inputs, shapes);
+    for (size_t i = 0; st == LAM_OK && i < b->n_params; i++) {
+        const lam_param *p = b->params[i].param;
+        if (!lam__shape_known(&p->shape)) {
+            st = lam__error(LAM_ERR_SHAPE,
+                            "%s: Shape inference incomplete, %s still has shape %s after the "
+                            "infer-shape callback",
+                            b->name, p->name, lam_shape_format(&p->shape, b1, sizeof b1));
+        }
+    }
+    if (st != LAM_OK) {
+        restore_shapes(b, saved);
+    }
+    free(shapes);
+    free(saved);
+    for (size_t i = 0; st == LAM_OK && i < b->n_params; i++) {
+        st = lam__param_finish_deferred(b->params[i].param);
+    }
+    return st;
+}
+
 lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
                              lam_tensor **output) {
     if (output == NULL) {
@@ -530,6 +621,10 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
     case LAM__BLOCK_LAYER:
         return lam__layer_forward(b, n_inputs, inputs, output);
     case LAM__BLOCK_CUSTOM:
+        st = custom_infer(b, n_inputs, inputs);
+        if (st != LAM_OK) {
+            return st;
+        }
         for (size_t i = 0; i < b->n_params; i++) {
             if (b->params[i].param->data == NULL) {
                 lam_tensor *unused;

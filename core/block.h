@@ -50,6 +50,7 @@ struct lam_block {
     size_t n_params;
     /* custom */
     lam_forward_fn forward;
+    lam_infer_shape_fn infer_shape; /* NULL: the block declares no unknown dims it can fill */
     void *state;
     void (*free_state)(void *state);
     /* layer */

@@ -341,6 +341,14 @@ lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_s
     return LAM_OK;
 }
 
+lam_status lam_param_infer_shape(lam_param *p, const lam_shape *shape) {
+    if (p == NULL || shape == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_param_infer_shape: Invalid argument, NULL parameter or shape");
+    }
+    return lam__param_infer_shape(p, p->name, shape);
+}
+
 /* Gluon's two cases: initialize() not called yet ("has not been initialized"), or called while
  * the shape was unknown (DeferredInitializationError until the first forward infers it). */
 static lam_status not_ready(const lam_param *p) {

@@ -248,3 +248,58 @@ Test(sharing, failed_share_leaves_the_original_untouched) {
               got, sum);
     bu_assert_released();
 }
+
+/* ---- across block types (what lamina.h says in place of Gluon's sharing of any dict) ------ */
+
+/* A custom block applying another block's weight: y = x W^T, W = lam_block_param(dense, ...). */
+static lam_status tied_forward(lam_block *self, void *state, uint32_t n, lam_tensor *const *in,
+                               lam_tensor **out) {
+    (void)self, (void)n;
+    lam_tensor *w = NULL;
+    lam_status st = lam_param_data(lam_block_param(state, "weight"), &w);
+    if (st == LAM_OK) {
+        st = lam_op_matmul(in[0], w, 0, 1, out);
+    }
+    lam_tensor_release(w);
+    return st;
+}
+
+Test(sharing, custom_block_using_a_layers_weight_adds_up_gradients) {
+    lam_block *dense = bu_layer("Dense", "units=3, in_units=4, use_bias=false");
+    lam_block *tied = NULL;
+    BU_OK(lam_block_create("Tied", tied_forward, dense, NULL, &tied));
+    BU_OK(lam_block_initialize(dense, NULL, NULL, 0));
+    lam_tensor *x = bu_ramp(BU_SHAPE(2, 4), -1.0f, 1.0f), *a = NULL, *b = NULL, *s = NULL,
+               *loss = NULL;
+    lam_autograd_set_recording(1);
+    BU_OK(lam_block_call(dense, x, &a));
+    BU_OK(lam_block_call(tied, x, &b));
+    BU_OK(lam_op_add(a, b, &s));
+    BU_OK(lam_op_sum(s, NULL, 0, 0, &loss));
+    lam_autograd_set_recording(0);
+    BU_OK(lam_autograd_backward(loss, NULL));
+    /* d sum(x W^T) / dW[j][k] = sum_i x[i][k], once per use: twice that. */
+    lam_tensor *g = NULL;
+    BU_OK(lam_param_grad(bu_param(dense, "weight"), &g));
+    size_t ng, nx;
+    float *gv = bu_values(g, &ng), *xv = bu_values(x, &nx);
+    cr_assert_eq(ng, 12);
+    for (size_t j = 0; j < 3; j++) {
+        for (size_t k = 0; k < 4; k++) {
+            float want = 2.0f * (xv[k] + xv[4 + k]);
+            cr_assert(bu_close(gv[j * 4 + k], want, BU_RTOL, BU_ATOL), "grad[%zu][%zu] %g != %g", j,
+                      k, (double)gv[j * 4 + k], (double)want);
+        }
+    }
+    free(gv);
+    free(xv);
+    lam_tensor_release(g);
+    lam_tensor_release(loss);
+    lam_tensor_release(s);
+    lam_tensor_release(a);
+    lam_tensor_release(b);
+    lam_tensor_release(x);
+    lam_block_release(tied);
+    lam_block_release(dense);
+    bu_assert_released();
+}

@@ -631,6 +631,15 @@ LAM_EXPORT lam_status lam_param_data(lam_param *p, lam_tensor **out);
 /* The gradient buffer (a new reference), zeros until a backward pass writes it.
  * Errors: as lam_param_data; LAM_ERR_STATE for a constant or grad_req null. */
 LAM_EXPORT lam_status lam_param_grad(lam_param *p, lam_tensor **out);
+/*
+ * Fills the unknown dims of p's shape from `shape` (fully known, same number of dims), for an
+ * infer-shape callback (lam_block_set_infer_shape). Known dims must agree; a parameter whose
+ * shape is already known is only checked.
+ * Errors: LAM_ERR_SHAPE naming the parameter, its shape and the inferred one
+ * ("mlp0_weight: Shape inconsistent, provided (3, 4), inferred (3, 5)");
+ * LAM_ERR_INVALID_ARGUMENT for NULL arguments.
+ */
+LAM_EXPORT lam_status lam_param_infer_shape(lam_param *p, const lam_shape *shape);
 /* Copies `data` into the parameter (same shape; a parameter with unknown dims takes the shape
  * of `data` if it is compatible, and counts as initialized afterwards).
  * Errors: LAM_ERR_SHAPE naming both shapes. */
@@ -685,6 +694,30 @@ typedef lam_status (*lam_forward_fn)(lam_block *self, void *state, uint32_t n_in
 LAM_EXPORT lam_status lam_block_create(const char *type, lam_forward_fn forward, void *state,
                                        void (*free_state)(void *state), lam_block **out);
 
+/*
+ * A custom block's shape inference: given the shapes of the inputs of a forward call, it fills
+ * the unknown dims of the block's own parameters with lam_param_infer_shape (Gluon's
+ * infer_shape for deferred initialization). Return LAM_OK, or an error status with a message
+ * (lam_set_error) for inputs the block cannot take. `state` is the block's state.
+ */
+typedef lam_status (*lam_infer_shape_fn)(lam_block *self, void *state, uint32_t n_inputs,
+                                         const lam_shape *input_shapes);
+
+/*
+ * Gives a custom block an infer-shape callback (NULL removes it), so that its parameters may
+ * be declared with unknown dims (lam_block_param_new) and initialized at the first forward, as
+ * a layer's are. lam_block_forward calls it, before the block's forward function, whenever one
+ * of the block's own parameters still has unknown dims (in practice the first call after
+ * lam_block_initialize); then the parameters waiting for their shape are initialized with the
+ * initializer given to lam_block_initialize, bit-identically to an eager initialization with
+ * the same seed and structural key. If the callback fails or leaves a dim unknown, the forward
+ * fails, the shapes go back to what they were, and the next forward tries again.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for a NULL block or one not made by lam_block_create.
+ * A forward of a block with unknown dims and no callback fails with LAM_ERR_DEFERRED_INIT
+ * naming the parameter; a callback that leaves a dim unknown fails it with LAM_ERR_SHAPE.
+ */
+LAM_EXPORT lam_status lam_block_set_infer_shape(lam_block *b, lam_infer_shape_fn infer_shape);
+
 /* An empty Sequential container (children named "0", "1", ...). */
 LAM_EXPORT lam_status lam_sequential_create(lam_block **out);
 
@@ -696,9 +729,17 @@ LAM_EXPORT lam_status lam_sequential_create(lam_block **out);
  */
 LAM_EXPORT lam_status lam_layer_create(const char *type, const char *attrs, lam_block **out);
 
-/* Like lam_layer_create, but the new layer uses `share`'s parameters (Gluon's
- * params=shared.params): same storage, so an update through one is seen by the other.
- * Errors: LAM_ERR_INVALID_ARGUMENT when `share` is not a layer of the same type. */
+/*
+ * Like lam_layer_create, but the new layer uses `share`'s parameters (Gluon's
+ * params=shared.params): same storage, so an update through one is seen by the other, and
+ * backward adds up the gradients of both uses.
+ * Sharing is by layer, between layers of the same type only: unlike Gluon, which shares any
+ * ParameterDict between any blocks, there is no call to hand arbitrary parameters to a block
+ * of another type. A custom block can still use any parameter in its forward, e.g. another
+ * block's lam_block_param(other, "weight") through lam_param_data; the gradients of all uses
+ * add up the same way.
+ * Errors: LAM_ERR_INVALID_ARGUMENT when `share` is not a layer of the same type.
+ */
 LAM_EXPORT lam_status lam_layer_create_shared(const char *type, const char *attrs, lam_block *share,
                                               lam_block **out);
 
