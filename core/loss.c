@@ -1,5 +1,6 @@
 /* Losses, written with front-end ops so autograd differentiates them on every backend. */
 #include "error.h"
+#include "tensor.h"
 
 #include <math.h>
 #include <stdlib.h>
