@@ -607,6 +607,7 @@ void lam_param_list_destroy(lam_param_list *list) {
 }
 
 lam_status lam__param_list_create(const char *regex, lam_param_list **out) {
+    *out = NULL; /* callers destroy *out on failure */
     lam_param_list *l = calloc(1, sizeof *l);
     if (l == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "collect_params: Out of memory");
