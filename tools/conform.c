@@ -305,6 +305,7 @@ static lam_status cap_register_layer(lam_plugin *plugin, const lam_layer_desc *d
         o->required = a->default_value == NULL;
         snprintf(o->def, sizeof o->def, "%s", a->default_value ? a->default_value : "");
         snprintf(o->choices, sizeof o->choices, "%s", a->choices ? a->choices : "");
+        snprintf(o->doc, sizeof o->doc, "%s", a->doc ? a->doc : "");
     }
     g_plugin->n_layers++;
     return LAM_OK;
@@ -977,7 +978,8 @@ int cmd_conform(int argc, char **argv) {
         if (setup && k->layer != NULL) {
             cf_layer *l = (cf_layer *)(uintptr_t)k->layer;
             l->have_input = r.have_input; /* a leak found by setup does not stop the rest */
-            l->input = r.input;
+            l->n_inputs = r.n_inputs;
+            memcpy(l->inputs, r.inputs, sizeof l->inputs);
             snprintf(l->attr_text, sizeof l->attr_text, "%s", r.attr_text);
             if (!matches(&opt, k->name) && r.outcome != CF_FAIL) {
                 continue; /* ran only to serve the selected checks */

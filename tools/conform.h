@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CF_MAX_INPUTS 4
+
 typedef enum cf_outcome { CF_NONE = 0, CF_PASS = 1, CF_FAIL = 2, CF_SKIP = 3 } cf_outcome;
 
 /* What a check child reports, in shared memory. */
@@ -26,8 +28,9 @@ typedef struct cf_result {
     char found[1024];
     /* Set by the per-layer setup check for the checks after it. */
     int have_input;
-    lam_shape input;      /* an input shape the layer accepts */
-    char attr_text[1024]; /* attributes that create a working instance */
+    uint32_t n_inputs;               /* how many inputs the layer takes */
+    lam_shape inputs[CF_MAX_INPUTS]; /* input shapes the layer accepts */
+    char attr_text[1024];            /* attributes that create a working instance */
 } cf_result;
 
 /* One attribute of a layer's schema, copied from its descriptor. */
@@ -37,6 +40,7 @@ typedef struct cf_attr {
     int required;
     char def[128];
     char choices[256];
+    char doc[256];
 } cf_attr;
 
 #define CF_MAX_ATTRS    32
@@ -51,7 +55,8 @@ typedef struct cf_layer {
     /* Filled by the setup check: attributes that create a working instance, an input shape. */
     char attr_text[1024];
     int have_input;
-    lam_shape input;
+    uint32_t n_inputs;
+    lam_shape inputs[CF_MAX_INPUTS]; /* inputs[0] is the one the checks vary */
 } cf_layer;
 
 /* What discovery learned about the plugin file. */
@@ -87,7 +92,10 @@ typedef struct cf_options {
     const char *attrs; /* user overrides, "units=3, in_units=5" */
     unsigned timeout_s;
     const char *failalloc; /* --failalloc: the injector library to preload */
-    int argc;              /* the command line, for re-executing one check */
+    uint32_t n_inputs;     /* --inputs N; 0: tried from 1 up */
+    uint32_t n_shapes;     /* --shape, one per input */
+    lam_shape shapes[CF_MAX_INPUTS];
+    int argc; /* the command line, for re-executing one check */
     char **argv;
 } cf_options;
 
@@ -148,14 +156,25 @@ lam_status cf_make_layer(const cf_ctx *c, const char *attrs, lam_ctx *ctx,
                          const lam_initializer *init, lam_block **out);
 /* Skips when the setup found no working instance; else starts the runtime. 0 to go on. */
 int cf_need_setup(cf_ctx *c);
-/* Forward of one input, noting where the child is. */
+/* Forward with x as input 0, noting where the child is. A layer of more inputs gets the others
+ * made here (seeded values; the setup's shapes, or x's shape when x has another shape). */
 lam_status cf_forward1(cf_ctx *c, lam_block *b, lam_tensor *x, lam_tensor **y);
+/* Fails the check when `st` is an error without a message of the plugin's own (cleared
+ * before the call; the host's "(the plugin set no message)" stand-in does not count).
+ * Returns 1 when it failed. */
+int cf_require_message(cf_ctx *c, lam_status st, const char *what);
+/* "name=value" replacing name's value in attrs, or appended (into out). */
+void cf_attrs_with(const char *attrs, const char *name, const char *value, char *out, size_t cap);
 /* The checks in conform_layer_grad.c. */
 void cf_check_grad_fd(cf_ctx *c);
 void cf_check_grad_fused(cf_ctx *c);
 void cf_check_backends(cf_ctx *c);
 void cf_check_leaks(cf_ctx *c);
 void cf_check_alloc_sweep(cf_ctx *c);
+/* The checks in conform_layer_contract.c. */
+void cf_check_errors(cf_ctx *c);
+void cf_check_inputs_unchanged(cf_ctx *c);
+void cf_check_attr_effect(cf_ctx *c);
 
 /* Backend checks (conform_backend.c): declares every check for one backend. */
 void cf_backend_checks(const char *backend);

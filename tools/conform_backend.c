@@ -6,8 +6,9 @@
  * built-in CPU backend loaded the same way as the reference. Each op the backend claims
  * (supports_op) runs on seeded random inputs on both; the output buffer has guard elements
  * before and after the output, written through buffer_write and checked afterwards, so an
- * out-of-bounds write is caught; inputs must come back unchanged; NaN and infinities must
- * propagate as they do on the CPU backend.
+ * out-of-bounds write is caught; the output itself is poisoned with the same pattern, so an
+ * op that returns LAM_OK without writing it is caught; inputs must come back unchanged; NaN and
+ * infinities must propagate as they do on the CPU backend.
  */
 #define _GNU_SOURCE
 #include "conform.h"
@@ -350,6 +351,23 @@ static void run_case(be *b, const tcase *tc, run_out *r) {
         if (after && first > 0) {
             size_t n = strlen(r->problem);
             snprintf(r->problem + n, sizeof r->problem - n, " at +%zu", first);
+        }
+    }
+    if (r->problem[0] == '\0' && !tc->alias && tc->out_init == NULL) {
+        /* The output was poisoned with the guard pattern (a NaN no op makes): an element
+         * still holding it was never written, however the op returned. */
+        size_t unwritten = 0, first = 0;
+        for (size_t i = 0; i < tc->out_count; i++) {
+            if (memcmp(&back[GUARD + i], &GUARD_BITS, sizeof(float)) == 0 && unwritten++ == 0) {
+                first = i;
+            }
+        }
+        if (unwritten > 0) {
+            snprintf(r->problem, sizeof r->problem,
+                     "output not written: %zu of %zu element(s) still hold the poison bits "
+                     "0x%08x stored before the call (the first at [%zu]), although execute "
+                     "returned LAM_OK",
+                     unwritten, tc->out_count, GUARD_BITS, first);
         }
     }
     r->out = malloc((tc->out_count + 1) * sizeof(float));
@@ -778,8 +796,8 @@ static void check_op(cf_ctx *c) {
             } else if (a.problem[0]) {
                 cf_fail(c, "%s: %s", tc.label, a.problem);
                 cf_expect(c,
-                          "guard elements (bits 0x%08x) around the output untouched, inputs "
-                          "unchanged",
+                          "every output element written, guard elements (bits 0x%08x) around "
+                          "the output untouched, inputs unchanged",
                           GUARD_BITS);
                 cf_found(c, "%s", a.problem);
             } else if (a.st != LAM_OK && b.st != LAM_OK && !b.unsupported) {

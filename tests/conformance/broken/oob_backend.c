@@ -146,13 +146,19 @@ static lam_status oob_execute(void *dev, const lam_op_call *call) {
             break;
         case LAM_OP_ADD:
             *y = *at(&call->inputs[0], i) + *at(&call->inputs[1], i);
+#ifndef SILENT_BACKEND
             if (i == n - 1) {
                 y[1] = 0.0f; /* the defect: one element past the output */
             }
+#endif
             break;
         case LAM_OP_MUL:
+#ifdef SILENT_BACKEND
+            return LAM_OK; /* the defect: success without writing the output */
+#else
             *y = *at(&call->inputs[0], i) * *at(&call->inputs[1], i);
             break;
+#endif
         default:
             return g_host->set_error(LAM_ERR_UNSUPPORTED, "oob: Unsupported op %d", (int)call->op);
         }
@@ -166,14 +172,27 @@ static lam_status oob_sync(void *dev) {
 }
 
 static const lam_backend_desc desc = {
-    LAM_BACKEND_DESC_HEADER,   .name = "oob",
-    .version = "0.0.1",        .doc = "a backend whose add writes past its output (broken)",
-    .probe = oob_probe,        .device_info = oob_info,
-    .device_open = oob_open,   .device_close = oob_close,
-    .buffer_alloc = oob_alloc, .buffer_free = oob_free,
-    .buffer_write = oob_write, .buffer_read = oob_read,
-    .buffer_copy = oob_copy,   .supports_op = oob_supports,
-    .execute = oob_execute,    .synchronize = oob_sync,
+    LAM_BACKEND_DESC_HEADER,
+#ifdef SILENT_BACKEND
+    .name = "silent",
+    .doc = "a backend whose mul returns LAM_OK without writing its output (broken)",
+#else
+    .name = "oob",
+    .doc = "a backend whose add writes past its output (broken)",
+#endif
+    .version = "0.0.1",
+    .probe = oob_probe,
+    .device_info = oob_info,
+    .device_open = oob_open,
+    .device_close = oob_close,
+    .buffer_alloc = oob_alloc,
+    .buffer_free = oob_free,
+    .buffer_write = oob_write,
+    .buffer_read = oob_read,
+    .buffer_copy = oob_copy,
+    .supports_op = oob_supports,
+    .execute = oob_execute,
+    .synchronize = oob_sync,
 };
 
 LAM_PLUGIN_ENTRY {
