@@ -679,7 +679,10 @@ static void check_abi(cf_ctx *c) {
     if (p->decision != LAM_PLUGIN_LOADED) {
         cf_fail(c, "not loaded: %s: %s", lam_plugin_reason_string((lam_plugin_reason)p->reason),
                 p->message);
-        cf_expect(c, "loaded, ABI %u.x with x <= %u", LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR);
+        cf_expect(c,
+                  "the registry loads it: built for ABI %u.0 to %u.%u (this lamina's), with that "
+                  "ABI's descriptor sizes and layout fingerprint",
+                  LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR);
         cf_found(c, "%s (%s), plugin ABI %u.%u",
                  p->decision == LAM_PLUGIN_REFUSED ? "refused" : "skipped",
                  lam_plugin_reason_string((lam_plugin_reason)p->reason), major, minor);
@@ -809,6 +812,57 @@ static void repro(const cf_options *opt, const char *name, char *buf, size_t cap
         size_t n = strlen(buf);
         snprintf(buf + n, cap - n, "%s", opt->backend);
     }
+    for (uint32_t i = 0; i < opt->n_shapes; i++) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, cap - n, " --shape '%s'", opt->shape_text[i]);
+    }
+    if (opt->n_inputs > 0) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, cap - n, " --inputs %u", opt->n_inputs);
+    }
+}
+
+/* "(2,3,8,8)", "2, 3" or "(3,)" into *s; 0, or -1 when it is not a shape. */
+static int parse_shape(const char *text, lam_shape *s) {
+    memset(s, 0, sizeof *s);
+    const char *p = text;
+    while (*p == ' ') {
+        p++;
+    }
+    int paren = *p == '(';
+    p += paren;
+    for (;;) {
+        while (*p == ' ') {
+            p++;
+        }
+        if (*p == ')' || *p == '\0') {
+            break;
+        }
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno != 0 || v < 0 || s->ndim >= LAM_MAX_DIMS) {
+            return -1;
+        }
+        s->dims[s->ndim++] = v;
+        p = end;
+        while (*p == ' ') {
+            p++;
+        }
+        if (*p == ',') {
+            p++;
+        } else if (*p != ')' && *p != '\0') {
+            return -1;
+        }
+    }
+    if (paren != (*p == ')')) {
+        return -1;
+    }
+    p += paren;
+    while (*p == ' ') {
+        p++;
+    }
+    return *p == '\0' ? 0 : -1;
 }
 
 static const char *outcome_word(int o) {
@@ -823,11 +877,18 @@ static void usage_conform(FILE *f) {
     fprintf(f, "usage: lamina conform PLUGIN.so [--backend all|cpu|vulkan|NAME[,NAME...]]\n"
                "                      [--seed N] [--filter SUBSTR] [--format text|json]\n"
                "                      [--attrs \"name=value, ...\"] [--timeout SECONDS]\n"
+               "                      [--shape \"(2,3,8,8)\"]... [--inputs N]\n"
                "                      [--failalloc PATH/liblamina_failalloc.so]\n\n"
                "Runs the conformance checks of a layer or backend plugin, each in its own\n"
                "process; prints pass/fail/skip per check and, for each failure, what was\n"
                "expected and found and a command that reproduces it. Exit status 1 when a\n"
-               "check fails, 2 on a usage error.\n");
+               "check fails, 2 on a usage error.\n\n"
+               "Input shapes: --shape gives the input shape (once per input of a layer of\n"
+               "several inputs); without it the kit tries (2, F) for each integer F among the\n"
+               "attribute values, then (2, 3), (2, 5), (2, 4), (2, 2), (2, 1), (2, 8), (2, 16),\n"
+               "(F), (2, 3, 4), (2, 3, 4, 5), and uses the first one forward accepts. --inputs N\n"
+               "sets a layer's number of inputs; without it 1, 2, then 3 are tried.\n"
+               "Temporary files go to $TMPDIR (default /tmp).\n");
 }
 
 static int parse_args(int argc, char **argv, cf_options *opt) {
@@ -867,6 +928,27 @@ static int parse_args(int argc, char **argv, cf_options *opt) {
         } else if (strcmp(a, "--attrs") == 0) {
             opt->attrs = v;
             i++;
+        } else if (strcmp(a, "--shape") == 0) {
+            if (opt->n_shapes >= CF_MAX_INPUTS ||
+                parse_shape(v, &opt->shapes[opt->n_shapes]) != 0) {
+                fprintf(stderr,
+                        "lamina conform: --shape wants a shape such as \"(2,3,8,8)\" (at most "
+                        "%d, one per input), got '%s'\n",
+                        CF_MAX_INPUTS, v);
+                return -1;
+            }
+            opt->shape_text[opt->n_shapes++] = v;
+            i++;
+        } else if (strcmp(a, "--inputs") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < 1 || n > CF_MAX_INPUTS) {
+                fprintf(stderr, "lamina conform: --inputs wants 1 to %d, got '%s'\n", CF_MAX_INPUTS,
+                        v);
+                return -1;
+            }
+            opt->n_inputs = (uint32_t)n;
+            i++;
         } else if (strcmp(a, "--failalloc") == 0) {
             opt->failalloc = v;
             i++;
@@ -896,6 +978,11 @@ static int parse_args(int argc, char **argv, cf_options *opt) {
         fprintf(stderr, "lamina conform: which plugin? (a path to a .so file)\n");
         return -1;
     }
+    if (opt->n_inputs > 0 && opt->n_shapes > 1 && opt->n_shapes != opt->n_inputs) {
+        fprintf(stderr, "lamina conform: %u --shape options for --inputs %u\n", opt->n_shapes,
+                opt->n_inputs);
+        return -1;
+    }
     return 0;
 }
 
@@ -908,6 +995,12 @@ int cmd_conform(int argc, char **argv) {
     if (access(opt.path, R_OK) != 0) {
         fprintf(stderr, "lamina conform: %s: %s\n", opt.path, strerror(errno));
         return 2;
+    }
+    /* A bare file name names the file here: dlopen would search the library path instead. */
+    static char here[4200];
+    if (strchr(opt.path, '/') == NULL) {
+        snprintf(here, sizeof here, "./%s", opt.path);
+        opt.path = here;
     }
     /* Shared pages: the plugin description (filled by discovery) and one check's result. */
     cf_plugin *plugin =

@@ -95,6 +95,7 @@ typedef struct cf_options {
     uint32_t n_inputs;     /* --inputs N; 0: tried from 1 up */
     uint32_t n_shapes;     /* --shape, one per input */
     lam_shape shapes[CF_MAX_INPUTS];
+    const char *shape_text[CF_MAX_INPUTS];
     int argc; /* the command line, for re-executing one check */
     char **argv;
 } cf_options;

@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "conform.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -888,10 +889,15 @@ static void check_serialize(cf_ctx *c) {
         return;
     }
     lam_ctx *ctx = cf_cpu_ctx();
-    char path[] = "/tmp/lamina-conform-XXXXXX";
+    const char *tmp = getenv("TMPDIR");
+    if (tmp == NULL || tmp[0] == '\0') {
+        tmp = "/tmp";
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/lamina-conform-XXXXXX", tmp);
     int fd = mkstemp(path);
     if (fd < 0) {
-        cf_skip(c, "cannot make a temporary file");
+        cf_skip(c, "cannot make a temporary file in %s (TMPDIR): %s", tmp, strerror(errno));
         return;
     }
     close(fd);

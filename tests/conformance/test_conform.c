@@ -3,6 +3,8 @@
  * broken/ (each fails, caught by the check meant for it), read from its --format json report.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "lamina/lamina.h"
+
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -256,5 +258,98 @@ Test(conform, alloc_failure_sweep_skips_without_its_injector) {
     cr_expect_str_eq(field(c, "status"), "skip");
     cr_expect(strstr(field(c, "message"), "not active although it was preloaded") != NULL, "%s",
               field(c, "message"));
+    json_decref(r.root);
+}
+
+/* Issue 12.9: a bare file name that exists is the file, not a library-path search. */
+Test(conform, bare_file_name_is_a_path) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' conform lamina_layer_dense.so --filter plugin.abi --format json "
+             "2>/dev/null",
+             LAMINA_PLUGIN_DIR, LAMINA_CLI);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    json_error_t err;
+    report r = {json_loadf(p, 0, &err), 0};
+    int st = pclose(p);
+    cr_assert_not_null(r.root, "%s", err.text);
+    cr_expect_eq(WEXITSTATUS(st), 0);
+    cr_expect_str_eq(field(find_check(&r, "plugin.abi"), "status"), "pass", "%s",
+                     field(find_check(&r, "plugin.abi"), "message"));
+    cr_expect_str_eq(json_string_value(json_object_get(r.root, "names")), "Dense");
+    json_decref(r.root);
+}
+
+/* Issue 12.9: a refused plugin's expectation reads as English, not "x <= 0". */
+Test(conform, refused_plugin_says_which_abi_loads) {
+    report r = conform(ABI_PLUGIN_DIR "/lamina_test_wrong_major.so", "--filter plugin.abi");
+    json_t *c = find_check(&r, "plugin.abi");
+    cr_assert_not_null(c);
+    cr_expect_str_eq(field(c, "status"), "fail");
+    char want[200];
+    snprintf(want, sizeof want, "the registry loads it: built for ABI %u.0 to %u.%u",
+             LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR);
+    cr_expect(strstr(field(c, "expected"), want) != NULL, "expected: %s", field(c, "expected"));
+    cr_expect(strstr(field(c, "expected"), "x <=") == NULL, "expected: %s", field(c, "expected"));
+    json_decref(r.root);
+}
+
+/* Issue 12.10: --shape chooses the input shape; a malformed one is a usage error. */
+Test(conform, shape_option_sets_the_input) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_layer_activation.so", LAMINA_PLUGIN_DIR);
+    report r = conform(path, "--shape '(2,3,8,8)' --filter Activation.setup");
+    json_t *c = find_check(&r, "Activation.setup");
+    cr_assert_not_null(c);
+    cr_expect_str_eq(field(c, "message"), "Activation(act_type=relu) takes input (2, 3, 8, 8)");
+    json_decref(r.root);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' conform '%s' --shape '(2,x)' >/dev/null 2>&1", LAMINA_CLI,
+             path);
+    cr_expect_eq(WEXITSTATUS(system(cmd)), 2);
+}
+
+/* Issue 12.11: a layer of two inputs conforms, its arity found or given with --inputs. */
+Test(conform, two_input_layer_conforms) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_test_gate.so", CONFORM_BROKEN_DIR);
+    static const char *const args[] = {"--seed 5", "--seed 5 --inputs 2 --shape '(4, 6)'"};
+    for (size_t k = 0; k < 2; k++) {
+        report r = conform(path, args[k]);
+        cr_expect_eq(r.status, 0, "%s: exit status %d", args[k], r.status);
+        json_t *checks = json_object_get(r.root, "checks");
+        size_t i;
+        json_t *c;
+        json_array_foreach(checks, i, c) {
+            cr_expect_str_neq(field(c, "status"), "fail", "%s fails: %s", field(c, "name"),
+                              field(c, "message"));
+        }
+        cr_expect_str_eq(field(find_check(&r, "Gate.setup"), "message"),
+                         k == 0 ? "Gate() takes 2 inputs (2, 3), (2, 3)"
+                                : "Gate() takes 2 inputs (4, 6), (4, 6)");
+        cr_expect_str_eq(field(find_check(&r, "Gate.grad.finite_diff"), "status"), "pass");
+        /* Its cosmetic attribute is reported as such, not failed. */
+        json_t *e = find_check(&r, "Gate.attrs.effect");
+        cr_expect_str_eq(field(e, "status"), "skip");
+        cr_expect(strstr(field(e, "message"), "verbosity (declared cosmetic)") != NULL, "%s",
+                  field(e, "message"));
+        json_decref(r.root);
+    }
+}
+
+/* Issue 12.12: temporary files go to $TMPDIR. */
+Test(conform, temporary_files_honour_tmpdir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lamina_layer_dense.so", LAMINA_PLUGIN_DIR);
+    setenv("TMPDIR", "/nonexistent/conform-tmp", 1);
+    report r = conform(path, "--filter Dense.serialize.roundtrip");
+    unsetenv("TMPDIR");
+    json_t *c = find_check(&r, "Dense.serialize.roundtrip");
+    cr_assert_not_null(c);
+    cr_expect_str_eq(field(c, "status"), "skip");
+    cr_expect(strstr(field(c, "message"),
+                     "cannot make a temporary file in /nonexistent/conform-tmp (TMPDIR)") != NULL,
+              "%s", field(c, "message"));
     json_decref(r.root);
 }
