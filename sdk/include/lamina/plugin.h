@@ -328,7 +328,13 @@ typedef enum lam_attr_type {
 
 #define LAM_ATTR_TYPE_COUNT 6
 
-/* One attribute of a layer's schema. default_value NULL means the attribute is required. */
+/*
+ * One attribute of a layer's schema. default_value NULL means the attribute is required.
+ * `lamina conform` (attrs.effect) requires every attribute to matter: another valid value must
+ * change the layer's parameters or its output. An attribute that by design changes neither (a
+ * label, a log verbosity) says so by starting its doc with "(cosmetic)", e.g.
+ * "(cosmetic) how much the layer logs"; the kit then reports it as not judged.
+ */
 typedef struct lam_attr_desc {
     const char *name;
     lam_attr_type type;
