@@ -1,6 +1,13 @@
 /*
  * conform.h - the plugin conformance kit behind `lamina conform` (tools/conform*.c).
  *
+ * Its files call downwards only (no two call each other; tests/tools/conform_structure checks
+ * the objects): conform.c (the command: options, report) -> conform_runner.c (discovery, a
+ * child process per check) -> the check files (conform_plugin.c; conform_layer.c ->
+ * conform_layer_grad.c, conform_layer_contract.c -> conform_layer_util.c;
+ * conform_backend.c; conform_failalloc.c) -> conform_diag.c (the check list, verdicts,
+ * cf_start, random numbers).
+ *
  * The parent process never runs plugin code: it discovers what a plugin registered in a child
  * process, then runs every check in a child of its own (fork; waitpid; alarm), so a crash or a
  * hang is reported with its signal instead of taking the tool down. A child writes its verdict
@@ -65,7 +72,7 @@ typedef struct cf_plugin {
     char real[4096]; /* realpath */
     char capture_error[1024];
     /* A descriptor string or attribute array that changed or was freed after the entry
-     * returned (see dying_strings in conform.c); empty when all stayed intact. */
+     * returned (see dying_strings in conform_runner.c); empty when all stayed intact. */
     char strings_error[1024];
     uint32_t n_layers;
     cf_layer layers[CF_MAX_LAYERS];
@@ -115,8 +122,23 @@ typedef struct cf_ctx {
 
 typedef void (*cf_fn)(cf_ctx *c);
 
+/* A declared check. */
+typedef struct cf_check {
+    char name[160];
+    cf_fn fn;
+    const cf_layer *layer;
+    const char *backend;
+    int param;
+} cf_check;
+
+/* ---- conform_diag.c: the bottom layer, which every other file may call ---- */
+
 /* Declares a check; the runner calls fn in a child. Returns 0 or -1 when out of memory. */
 int cf_add(const char *name, cf_fn fn, const cf_layer *layer, const char *backend, int param);
+size_t cf_check_count(void);
+cf_check *cf_check_get(size_t i);
+/* Forgets every declared check. */
+void cf_checks_clear(void);
 
 /* Verdicts (in the child). The first verdict wins; a check that sets none passes. */
 void cf_pass(cf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -179,6 +201,22 @@ void cf_check_attr_effect(cf_ctx *c);
 
 /* Backend checks (conform_backend.c): declares every check for one backend. */
 void cf_backend_checks(const char *backend);
+
+/* Plugin-wide checks (conform_plugin.c): declares plugin.exports, .abi, .abi_negotiation. */
+void cf_plugin_checks(void);
+
+/* ---- conform_runner.c: above every check file, below the command (conform.c) ---- */
+
+/* Called with each check's verdict, in the order the checks run. */
+typedef void (*cf_report_fn)(void *user, const char *name, const cf_result *r);
+/* Discovery in a child process: what opt->path registers and what the registry decided, into
+ * *plugin; its own outcome (a crash in the plugin's constructors, ...) into *disc. Returns 0,
+ * or -1 when out of memory. */
+int cf_discover(const cf_options *opt, cf_plugin *plugin, cf_result *disc);
+/* Declares the checks for what discovery found and runs those opt selects, each in a child,
+ * calling report for each verdict. The checks keep pointers into *plugin. 0, or -1 when out of
+ * memory. */
+int cf_run_checks(const cf_options *opt, cf_plugin *plugin, cf_report_fn report, void *user);
 
 /* Allocation-failure injection (conform_failalloc.c, with tools/failalloc). 1 when the
  * injector is preloaded and counts this thread's allocations; fills *fa. */
