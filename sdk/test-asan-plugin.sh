@@ -30,6 +30,9 @@ fail() { echo "FAIL: $*"; exit 1; }
   cat "$work/install.log"; exit 1; }
 lamina=$prefix/bin/lamina
 [ -x "$lamina" ] || fail "no $lamina"
+# The library directory is the build's CMAKE_INSTALL_LIBDIR (lib, or lib/<triplet>).
+dense=$(find "$prefix" -path '*/lamina/plugins/lamina_layer_dense.so' | head -n 1)
+[ -n "$dense" ] || fail "no installed lamina_layer_dense.so"
 
 echo "== the installed lamina exports no allocator"
 if nm -D --defined-only "$lamina" | awk '{print $NF}' |
@@ -50,7 +53,7 @@ build_plugin "$work/lamina_layer_mylayer.so" "$here/template/mylayer.c"
 nm -D "$work/lamina_layer_mylayer.so" | grep -q __asan_report || fail "the plugin is not instrumented"
 
 echo "== without ASan, the installed lamina sweeps allocation failures with its injector"
-env -u LD_PRELOAD "$lamina" conform "$prefix/lib/lamina/plugins/lamina_layer_dense.so" \
+env -u LD_PRELOAD "$lamina" conform "$dense" \
   --filter Dense.leaks.alloc_failure >"$work/sweep.txt" 2>&1 || { cat "$work/sweep.txt"; exit 1; }
 cat "$work/sweep.txt"
 grep -Eq '^PASS Dense.leaks.alloc_failure +each of [1-9][0-9]* allocation' "$work/sweep.txt" ||
