@@ -17,7 +17,7 @@ Known targets (SRC, OBJ):
   core     core, core/CMakeFiles/lamina.dir
   cpu      plugins/backends/cpu, plugins/backends/cpu/CMakeFiles/lamina_backend_cpu.dir
   vulkan   plugins/backends/vulkan, plugins/backends/vulkan/CMakeFiles/lamina_backend_vulkan.dir
-  conform  tools (conform*), tools/CMakeFiles/lamina_cli.dir
+  conform  tools (conform*), tools/CMakeFiles/lamina_conform.dir
 
 The level table SRC/LEVELS has one line per module, `<level> <module>`, where a module is a
 file name without its .c or .h (`3 vk_memory` covers vk_memory.c and vk_memory.h); `#` starts
@@ -52,7 +52,7 @@ KNOWN_TARGETS = {
         "plugins/backends/vulkan/CMakeFiles/lamina_backend_vulkan.dir",
         "*",
     ),
-    "conform": ("tools", "tools/CMakeFiles/lamina_cli.dir", "conform*"),
+    "conform": ("tools", "tools/CMakeFiles/lamina_conform.dir", "conform*"),
 }
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
