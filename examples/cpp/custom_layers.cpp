@@ -30,7 +30,8 @@ int main() {
     print("dense(X)", dense(uniform(2, 5, 0.0f, 1.0f, 5)), 6);
 
     std::printf("== Sequential(MyDense(8, in_units=64), MyDense(1, in_units=8))\n");
-    Sequential net2{Layer("MyDense", "units=8, in_units=64"), Layer("MyDense", "units=1, in_units=8")};
+    Sequential net2{Layer("MyDense", "units=8, in_units=64"),
+                    Layer("MyDense", "units=1, in_units=8")};
     net2.initialize();
     std::printf("%s\n", net2.summary().c_str());
     print("net(X)", net2(uniform(2, 64, 0.0f, 1.0f, 6)), 2);

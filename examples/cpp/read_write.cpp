@@ -53,8 +53,8 @@ int main() {
     clone.load_parameters("mlp.params.safetensors");
     std::printf("clone(X) == net(X): %s\n",
                 clone(X).to_vector() == net(X).to_vector() ? "yes" : "no");
-    for (const char *f :
-         {"x-file.safetensors", "x-files.safetensors", "mydict.safetensors", "mlp.params.safetensors"}) {
+    for (const char *f : {"x-file.safetensors", "x-files.safetensors", "mydict.safetensors",
+                          "mlp.params.safetensors"}) {
         std::remove(f);
     }
     return 0;

@@ -14,7 +14,8 @@
 using namespace lamina;
 
 /* Runs `body`, expecting a lamina::Error with `status` and exactly `message`. */
-template <class F> static void expect_error(int line, F body, lam_status status, const char *message) {
+template <class F>
+static void expect_error(int line, F body, lam_status status, const char *message) {
     try {
         body();
         std::fprintf(stderr, "%s:%d: expected an error, none was thrown\n", __FILE__, line);
@@ -28,7 +29,9 @@ template <class F> static void expect_error(int line, F body, lam_status status,
     }
 }
 
-static Tensor t22(float a, float b, float c, float d) { return Tensor::from({2, 2}, {a, b, c, d}); }
+static Tensor t22(float a, float b, float c, float d) {
+    return Tensor::from({2, 2}, {a, b, c, d});
+}
 
 static void test_handles() {
     size_t base = lam_tensor_live_count();
@@ -68,16 +71,25 @@ static void test_handles() {
 
 static void test_errors() {
     expect_error(
-        __LINE__, [] { t22(1, 2, 3, 4) + Tensor::from({3}, {1, 2, 3}); }, LAM_ERR_SHAPE,
-        "add: Shape mismatch, cannot broadcast (2, 2) with (3,) (dim 1: 2 vs 3)");
+        __LINE__,
+        [] {
+            t22(1, 2, 3, 4) + Tensor::from({3}, {1, 2, 3});
+        },
+        LAM_ERR_SHAPE, "add: Shape mismatch, cannot broadcast (2, 2) with (3,) (dim 1: 2 vs 3)");
     expect_error(
         __LINE__, [] { Layer("Dnse"); }, LAM_ERR_NOT_FOUND,
         "Dnse: Unknown layer type, loaded types: Activation, Centered, Dense, MyDense");
     expect_error(
-        __LINE__, [] { Tensor::from({3}, {1, 2, 3}).item(); }, LAM_ERR_SHAPE,
-        "lam_tensor_scalar: Not a scalar, shape (3,) has 3 elements, expected 1");
+        __LINE__,
+        [] {
+            Tensor::from({3}, {1, 2, 3}).item();
+        },
+        LAM_ERR_SHAPE, "lam_tensor_scalar: Not a scalar, shape (3,) has 3 elements, expected 1");
     expect_error(
-        __LINE__, [] { Trainer(Sequential{Dense(2)}.collect_params(), "sgd", {{"learning_rat", 0.1}}); },
+        __LINE__,
+        [] {
+            Trainer(Sequential{Dense(2)}.collect_params(), "sgd", {{"learning_rat", 0.1}});
+        },
         LAM_ERR_INVALID_ARGUMENT,
         "sgd: Unknown option 'learning_rat', valid options: learning_rate, momentum, wd");
     /* An Error is a std::exception too. */
@@ -230,12 +242,18 @@ static void test_custom_block() {
         Custom<Throwing> bad = make<Throwing>(true);
         std::string name = bad.name();
         expect_error(
-            __LINE__, [&] { bad(Tensor::from({2}, {1, 2})); }, LAM_ERR_INTERNAL,
-            (name + ": Exception in forward, boom").c_str());
+            __LINE__,
+            [&] {
+                bad(Tensor::from({2}, {1, 2}));
+            },
+            LAM_ERR_INTERNAL, (name + ": Exception in forward, boom").c_str());
         Custom<Throwing> shape = make<Throwing>(false);
         expect_error(
-            __LINE__, [&] { shape(Tensor::from({2}, {1, 2})); }, LAM_ERR_SHAPE,
-            "add: Shape mismatch, cannot broadcast (2,) with (3,) (dim 0: 2 vs 3)");
+            __LINE__,
+            [&] {
+                shape(Tensor::from({2}, {1, 2}));
+            },
+            LAM_ERR_SHAPE, "add: Shape mismatch, cannot broadcast (2,) with (3,) (dim 0: 2 vs 3)");
     }
     {
         /* Made without lamina::make: it owns its block, which refuses to run. */
@@ -243,7 +261,11 @@ static void test_custom_block() {
         Block b = Block::borrow(local.get());
         b.initialize();
         expect_error(
-            __LINE__, [&] { b(Tensor::from({1, 2}, {1, 2})); }, LAM_ERR_STATE,
+            __LINE__,
+            [&] {
+                b(Tensor::from({1, 2}, {1, 2}));
+            },
+            LAM_ERR_STATE,
             (b.name() +
              ": Not runnable, a C++ custom block runs only when made with lamina::make<T>()")
                 .c_str());

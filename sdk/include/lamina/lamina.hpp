@@ -126,8 +126,12 @@ inline bool fail(lam_status st, const char *message) {
  * No-exception mode: the first failure on this thread since the last clear_error() (LAM_OK when
  * none) and its message. With exceptions they stay LAM_OK and "" (the error is thrown instead).
  */
-inline lam_status status() { return detail::sticky().status; }
-inline const std::string &error_message() { return detail::sticky().message; }
+inline lam_status status() {
+    return detail::sticky().status;
+}
+inline const std::string &error_message() {
+    return detail::sticky().message;
+}
 /* Forgets the recorded failure (and lam_last_error's message). */
 inline void clear_error() {
     detail::sticky() = detail::Sticky{};
@@ -139,10 +143,14 @@ inline void clear_error() {
 /* ------------------------------------------------------------------------------------------ */
 
 /* Sets the global seed (lam_seed): initial parameter values depend only on it and their key. */
-inline void seed(uint64_t value) { lam_seed(value); }
+inline void seed(uint64_t value) {
+    lam_seed(value);
+}
 
 /* lam_shutdown(): every handle must be destroyed before (see Runtime). */
-inline void shutdown() { lam_shutdown(); }
+inline void shutdown() {
+    lam_shutdown();
+}
 
 /*
  * Scope guard for the runtime: declare it first in main(); its destructor calls lam_shutdown()
@@ -215,7 +223,9 @@ inline std::vector<Context> contexts() {
 }
 
 /* Waits for all work on every context (Gluon's nd.waitall). */
-inline void waitall() { detail::check(lam_waitall()); }
+inline void waitall() {
+    detail::check(lam_waitall());
+}
 
 namespace detail {
 inline bool to_shape(const Shape &dims, lam_shape *s) {
@@ -420,8 +430,7 @@ class Tensor {
     }
 
   private:
-    template <class F>
-    Tensor reduce(F f, const std::vector<int32_t> &axes, bool keepdims) const {
+    template <class F> Tensor reduce(F f, const std::vector<int32_t> &axes, bool keepdims) const {
         lam_tensor *o = nullptr;
         detail::check(f(t_, axes.empty() ? nullptr : axes.data(), (uint32_t)axes.size(),
                         keepdims ? 1 : 0, &o));
@@ -448,7 +457,9 @@ inline Tensor operator/(const Tensor &a, const Tensor &b) {
 inline Tensor operator+(const Tensor &a, float s) {
     return Tensor::op1(lam_op_add_scalar, a.get(), s);
 }
-inline Tensor operator+(float s, const Tensor &a) { return a + s; }
+inline Tensor operator+(float s, const Tensor &a) {
+    return a + s;
+}
 inline Tensor operator-(const Tensor &a, float s) {
     return Tensor::op1(lam_op_sub_scalar, a.get(), s);
 }
@@ -458,7 +469,9 @@ inline Tensor operator-(float s, const Tensor &a) {
 inline Tensor operator*(const Tensor &a, float s) {
     return Tensor::op1(lam_op_mul_scalar, a.get(), s);
 }
-inline Tensor operator*(float s, const Tensor &a) { return a * s; }
+inline Tensor operator*(float s, const Tensor &a) {
+    return a * s;
+}
 inline Tensor operator/(const Tensor &a, float s) {
     return Tensor::op1(lam_op_div_scalar, a.get(), s);
 }
@@ -466,19 +479,41 @@ inline Tensor operator/(float s, const Tensor &a) {
     return Tensor::op1(lam_op_rdiv_scalar, a.get(), s);
 }
 /* Compound forms rebind the left side to the new result (the old tensor is not changed). */
-inline Tensor &operator+=(Tensor &a, const Tensor &b) { return a = a + b; }
-inline Tensor &operator-=(Tensor &a, const Tensor &b) { return a = a - b; }
-inline Tensor &operator*=(Tensor &a, const Tensor &b) { return a = a * b; }
-inline Tensor &operator/=(Tensor &a, const Tensor &b) { return a = a / b; }
-inline Tensor &operator+=(Tensor &a, float s) { return a = a + s; }
-inline Tensor &operator-=(Tensor &a, float s) { return a = a - s; }
-inline Tensor &operator*=(Tensor &a, float s) { return a = a * s; }
-inline Tensor &operator/=(Tensor &a, float s) { return a = a / s; }
+inline Tensor &operator+=(Tensor &a, const Tensor &b) {
+    return a = a + b;
+}
+inline Tensor &operator-=(Tensor &a, const Tensor &b) {
+    return a = a - b;
+}
+inline Tensor &operator*=(Tensor &a, const Tensor &b) {
+    return a = a * b;
+}
+inline Tensor &operator/=(Tensor &a, const Tensor &b) {
+    return a = a / b;
+}
+inline Tensor &operator+=(Tensor &a, float s) {
+    return a = a + s;
+}
+inline Tensor &operator-=(Tensor &a, float s) {
+    return a = a - s;
+}
+inline Tensor &operator*=(Tensor &a, float s) {
+    return a = a * s;
+}
+inline Tensor &operator/=(Tensor &a, float s) {
+    return a = a / s;
+}
 
 /* Free-function forms, as NumPy spells them. */
-inline Tensor relu(const Tensor &x) { return x.relu(); }
-inline Tensor dot(const Tensor &a, const Tensor &b) { return a.dot(b); }
-inline Tensor matmul(const Tensor &a, const Tensor &b) { return a.matmul(b); }
+inline Tensor relu(const Tensor &x) {
+    return x.relu();
+}
+inline Tensor dot(const Tensor &a, const Tensor &b) {
+    return a.dot(b);
+}
+inline Tensor matmul(const Tensor &a, const Tensor &b) {
+    return a.matmul(b);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Autograd                                                                                   */
@@ -510,7 +545,9 @@ class Pause {
   private:
     int previous_;
 };
-inline bool is_recording() { return lam_autograd_is_recording() != 0; }
+inline bool is_recording() {
+    return lam_autograd_is_recording() != 0;
+}
 /* head.backward(head_grad). */
 inline void backward(const Tensor &head, const Tensor &head_grad = Tensor()) {
     head.backward(head_grad);
@@ -613,8 +650,7 @@ class Initializer {
         Fn(name, dims, data, count, r);
         detail::Sticky got = detail::sticky();
         detail::sticky() = saved;
-        return got.status == LAM_OK ? LAM_OK
-                                    : lam_set_error(got.status, "%s", got.message.c_str());
+        return got.status == LAM_OK ? LAM_OK : lam_set_error(got.status, "%s", got.message.c_str());
 #else
         try {
             Fn(name, dims, data, count, r);
@@ -625,8 +661,7 @@ class Initializer {
             return lam_set_error(LAM_ERR_INTERNAL, "%s: Exception in initializer, %s", name,
                                  e.what());
         } catch (...) {
-            return lam_set_error(LAM_ERR_INTERNAL, "%s: Exception in initializer, unknown",
-                                 name);
+            return lam_set_error(LAM_ERR_INTERNAL, "%s: Exception in initializer, unknown", name);
         }
 #endif
     }
@@ -801,14 +836,10 @@ class Block {
     size_t child_count() const { return b_ ? lam_block_child_count(b_) : 0; }
     /* Child by position / by registered name (empty Block when absent). */
     Block operator[](size_t i) const { return borrow(b_ ? lam_block_child_at(b_, i) : nullptr); }
-    Block child(const char *name) const {
-        return borrow(b_ ? lam_block_child(b_, name) : nullptr);
-    }
+    Block child(const char *name) const { return borrow(b_ ? lam_block_child(b_, name) : nullptr); }
 
     /* The block's own parameter by local name ("weight"); empty Param when absent. */
-    Param param(const char *name) const {
-        return Param(b_ ? lam_block_param(b_, name) : nullptr);
-    }
+    Param param(const char *name) const { return Param(b_ ? lam_block_param(b_, name) : nullptr); }
     /* The block's own parameters (Gluon's block.params). */
     ParamList params() const {
         lam_param_list *l = nullptr;
