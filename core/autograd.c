@@ -5,7 +5,6 @@
  */
 #include "autograd.h"
 #include "error.h"
-#include "layer.h"
 #include "ops.h"
 #include "param.h"
 #include "tensor.h"
@@ -57,7 +56,9 @@ void lam__node_free(lam__node *n) {
         lam_tensor_release(n->in[i]);
     }
     free(n->in);
-    lam_block_release(n->layer);
+    if (n->closure.free) {
+        n->closure.free(n->closure.ctx);
+    }
     free(n);
 }
 
@@ -101,6 +102,20 @@ lam_status lam__record_op(lam__grad_kind kind, lam_op op, lam_tensor *const *inp
     lam__node_free((*out)->node);
     (*out)->node = node;
     return LAM_OK;
+}
+
+lam_status lam__record_closure(lam_tensor *const *inputs, uint32_t n, lam_tensor **out,
+                               lam__closure closure) {
+    const lam__node *before = *out != NULL ? (*out)->node : NULL;
+    lam_status st = lam__record_op(LAM__G_CLOSURE, LAM_OP_INVALID, inputs, n, out, 0.0f, 0, 0);
+    if (st == LAM_OK && *out != NULL && (*out)->node != NULL && (*out)->node != before) {
+        (*out)->node->closure = closure;
+        return LAM_OK;
+    }
+    if (closure.free) {
+        closure.free(closure.ctx);
+    }
+    return st;
 }
 
 lam_status lam_tensor_attach_grad(lam_tensor *t) {
@@ -464,8 +479,8 @@ static lam_status apply(lam__node *n, lam_tensor *g) {
     case LAM__G_SOFTMAX:
         st = softmax_grad(n, g, &grads[0]);
         break;
-    case LAM__G_LAYER:
-        return lam__layer_backward(n, g);
+    case LAM__G_CLOSURE:
+        return n->closure.backward(n->closure.ctx, n, g);
     }
     for (uint32_t i = 0; st == LAM_OK && i < n->n_in && i < 2; i++) {
         if (grads[i] != NULL && lam__needs_grad(n->in[i])) {

@@ -10,8 +10,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct lam_block;
-
 typedef enum lam__grad_kind {
     LAM__G_BINARY = 1, /* add, sub, mul, div, maximum, minimum (op) */
     LAM__G_SCALAR,     /* scalar ops (op, scalar) */
@@ -21,8 +19,22 @@ typedef enum lam__grad_kind {
     LAM__G_TRANSPOSE,
     LAM__G_REDUCE,  /* op, mask, keepdims */
     LAM__G_SOFTMAX, /* axis, log */
-    LAM__G_LAYER    /* fused backward of a layer plugin */
+    LAM__G_CLOSURE  /* a backward function of its own (closure), e.g. a fused layer backward */
 } lam__grad_kind;
+
+struct lam__node;
+
+/*
+ * A node's own backward: the tape calls backward(ctx, node, g) with the gradient g of the
+ * node's output; it accumulates into the node's inputs itself (lam__grad_accumulate). The
+ * tape calls free(ctx) when the node goes (free may be NULL). The tape knows nothing else
+ * about what recorded it.
+ */
+typedef struct lam__closure {
+    lam_status (*backward)(void *ctx, const struct lam__node *n, lam_tensor *g);
+    void *ctx;
+    void (*free)(void *ctx);
+} lam__closure;
 
 typedef struct lam__node {
     lam__grad_kind kind;
@@ -33,8 +45,7 @@ typedef struct lam__node {
     float scalar;
     int32_t ta, tb, axis, keepdims;
     bool mask[LAM_MAX_DIMS];
-    uint32_t n_layer_inputs; /* LAYER: the first n_layer_inputs of in are the layer's inputs */
-    struct lam_block *layer; /* LAYER: retained */
+    lam__closure closure; /* CLOSURE: owned */
 } lam__node;
 
 bool lam__recording(void);
@@ -47,6 +58,11 @@ bool lam__needs_grad(const lam_tensor *t);
  * is released and set to NULL. */
 lam_status lam__record_op(lam__grad_kind kind, lam_op op, lam_tensor *const *inputs, uint32_t n,
                           lam_tensor **out, float scalar, int32_t ta, int32_t tb);
+/* Records `out = closure(inputs)` when recording and an input needs a gradient; the node then
+ * owns the closure. When nothing is recorded, or on failure, the closure's ctx is freed here;
+ * on failure `out` is also released and set to NULL. */
+lam_status lam__record_closure(lam_tensor *const *inputs, uint32_t n, lam_tensor **out,
+                               lam__closure closure);
 /* Fills in the extra fields of the node just recorded on t (reductions, softmax). */
 lam__node *lam__node_of(lam_tensor *t);
 void lam__node_free(lam__node *n);

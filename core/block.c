@@ -1,7 +1,7 @@
-/* Blocks: custom blocks, Sequential, nesting, collection, initialization, forward, summary. */
+/* Blocks: the parts every block class shares: names, nesting, parameters, collection,
+ * initialization, the checked forward entry point, summary. */
 #include "block.h"
 #include "error.h"
-#include "layer.h"
 #include "log.h"
 #include "param.h"
 #include "util.h"
@@ -41,7 +41,7 @@ static lam_status next_name(const char *prefix, char *out, size_t cap) {
     return LAM_OK;
 }
 
-lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *prefix,
+lam_status lam__block_alloc(const lam__block_class *cls, const char *type, const char *prefix,
                             lam_block **out) {
     *out = NULL;
     char pfx[64];
@@ -66,8 +66,7 @@ lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *
     }
     b->magic = LAM__BLOCK_LIVE;
     b->refcount = 1;
-    b->kind = kind;
-    b->layer.block = b;
+    b->cls = cls;
     b->live_next = live_blocks;
     if (live_blocks != NULL) {
         live_blocks->live_prev = b;
@@ -79,76 +78,11 @@ lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *
 
 void lam__blocks_detach_all(void) {
     for (lam_block *b = live_blocks; b != NULL; b = b->live_next) {
-        if (b->kind == LAM__BLOCK_LAYER && b->layer_type != NULL) {
-            lam__layer_destroy(b);
-            b->layer_type = NULL;
+        if (b->cls->detach != NULL && !b->detached) {
+            b->cls->detach(b);
+            b->detached = true;
         }
     }
-}
-
-static bool valid_type(const char *type) {
-    if (type == NULL || !isalpha((unsigned char)type[0]) || strlen(type) > 60) {
-        return false;
-    }
-    for (const char *c = type; *c; c++) {
-        if (!isalnum((unsigned char)*c) && *c != '_') {
-            return false;
-        }
-    }
-    return true;
-}
-
-lam_status lam_block_create(const char *type, lam_forward_fn forward, void *state,
-                            void (*free_state)(void *state), lam_block **out) {
-    if (out == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "lam_block_create: Invalid argument, out is NULL");
-    }
-    *out = NULL;
-    if (!valid_type(type)) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "lam_block_create: Invalid type name '%s', expected a C identifier "
-                          "such as MLP",
-                          type ? type : "(null)");
-    }
-    if (forward == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "%s: Invalid argument, a custom block needs a forward function", type);
-    }
-    lam_status st = lam__block_alloc(LAM__BLOCK_CUSTOM, type, type, out);
-    if (st != LAM_OK) {
-        return st;
-    }
-    (*out)->forward = forward;
-    (*out)->state = state;
-    (*out)->free_state = free_state;
-    return LAM_OK;
-}
-
-lam_status lam_block_set_infer_shape(lam_block *b, lam_infer_shape_fn infer_shape) {
-    if (b == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "lam_block_set_infer_shape: Invalid argument, NULL block");
-    }
-    if (b->kind != LAM__BLOCK_CUSTOM) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "%s: Invalid argument, only a custom block (lam_block_create) takes an "
-                          "infer-shape callback; %s",
-                          b->name,
-                          b->kind == LAM__BLOCK_LAYER
-                              ? "a layer infers its shapes itself"
-                              : "a Sequential's children infer their own shapes");
-    }
-    b->infer_shape = infer_shape;
-    return LAM_OK;
-}
-
-lam_status lam_sequential_create(lam_block **out) {
-    if (out == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "lam_sequential_create: Invalid argument, out is NULL");
-    }
-    return lam__block_alloc(LAM__BLOCK_SEQUENTIAL, "Sequential", "sequential", out);
 }
 
 /* A freed block is detected while its memory is not reused yet (normal builds); ASan reports
@@ -191,16 +125,13 @@ void lam_block_release(lam_block *b) {
         free(b->children[i].name);
     }
     free(b->children);
-    if (b->kind == LAM__BLOCK_LAYER) {
-        lam__layer_destroy(b);
-    }
     for (size_t i = 0; i < b->n_params; i++) {
         lam__param_release(b->params[i].param);
         free(b->params[i].local);
     }
     free(b->params);
-    if (b->free_state) {
-        b->free_state(b->state);
+    if (b->cls->destroy) {
+        b->cls->destroy(b);
     }
     free(b->type);
     free(b->name);
@@ -263,16 +194,6 @@ lam_status lam_block_register_child(lam_block *b, const char *name, lam_block *c
     arr[b->n_children].block = lam_block_retain(child);
     b->n_children++;
     return LAM_OK;
-}
-
-lam_status lam_sequential_add(lam_block *seq, lam_block *child) {
-    if (seq == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_sequential_add: Invalid argument, NULL "
-                                                    "block");
-    }
-    char name[32];
-    snprintf(name, sizeof name, "%zu", seq->n_children);
-    return lam_block_register_child(seq, name, child);
 }
 
 size_t lam_block_child_count(const lam_block *b) {
@@ -517,79 +438,6 @@ static lam_status check_ready(const lam_block *b) {
     return LAM_OK;
 }
 
-/* Restores the shapes saved before a failed inference, so the block keeps waiting for a good
- * first input (as a layer does). */
-static void restore_shapes(lam_block *b, const lam_shape *saved) {
-    for (size_t i = 0; i < b->n_params; i++) {
-        if (b->params[i].param->data == NULL) {
-            b->params[i].param->shape = saved[i];
-        }
-    }
-}
-
-/* A custom block whose own parameters still have unknown dims: its infer-shape callback fills
- * them from the input shapes, then deferred initialization completes as for a layer. */
-static lam_status custom_infer(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs) {
-    bool unknown = false;
-    for (size_t i = 0; i < b->n_params && !unknown; i++) {
-        unknown = !lam__shape_known(&b->params[i].param->shape);
-    }
-    if (!unknown) {
-        for (size_t i = 0; i < b->n_params; i++) {
-            lam_status st = lam__param_finish_deferred(b->params[i].param);
-            if (st != LAM_OK) {
-                return st;
-            }
-        }
-        return LAM_OK;
-    }
-    char b1[160];
-    if (b->infer_shape == NULL) {
-        for (size_t i = 0; i < b->n_params; i++) {
-            const lam_param *p = b->params[i].param;
-            if (!lam__shape_known(&p->shape)) {
-                return lam__error(LAM_ERR_DEFERRED_INIT,
-                                  "%s: Deferred initialization, %s has shape %s and the block has "
-                                  "no infer-shape callback to fill it; set one with "
-                                  "lam_block_set_infer_shape, or declare the full shape",
-                                  b->name, p->name, lam_shape_format(&p->shape, b1, sizeof b1));
-            }
-        }
-    }
-    lam_shape *shapes = malloc((n_inputs ? n_inputs : 1) * sizeof *shapes);
-    lam_shape *saved = malloc((b->n_params ? b->n_params : 1) * sizeof *saved);
-    if (shapes == NULL || saved == NULL) {
-        free(shapes);
-        free(saved);
-        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", b->name);
-    }
-    for (uint32_t i = 0; i < n_inputs; i++) {
-        shapes[i] = *lam_tensor_shape(inputs[i]);
-    }
-    for (size_t i = 0; i < b->n_params; i++) {
-        saved[i] = b->params[i].param->shape;
-    }
-    lam_status st = b->infer_shape(b, b->state, n_inputs, shapes);
-    for (size_t i = 0; st == LAM_OK && i < b->n_params; i++) {
-        const lam_param *p = b->params[i].param;
-        if (!lam__shape_known(&p->shape)) {
-            st = lam__error(LAM_ERR_SHAPE,
-                            "%s: Shape inference incomplete, %s still has shape %s after the "
-                            "infer-shape callback",
-                            b->name, p->name, lam_shape_format(&p->shape, b1, sizeof b1));
-        }
-    }
-    if (st != LAM_OK) {
-        restore_shapes(b, saved);
-    }
-    free(shapes);
-    free(saved);
-    for (size_t i = 0; st == LAM_OK && i < b->n_params; i++) {
-        st = lam__param_finish_deferred(b->params[i].param);
-    }
-    return st;
-}
-
 lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
                              lam_tensor **output) {
     if (output == NULL) {
@@ -607,7 +455,7 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
                               b->name, i);
         }
     }
-    if (b->kind == LAM__BLOCK_LAYER && b->layer_type == NULL) {
+    if (b->detached) {
         return lam__error(LAM_ERR_STATE,
                           "%s: Runtime shut down, lam_shutdown() unloaded its layer plugin; "
                           "create the model again",
@@ -617,64 +465,20 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
     if (st != LAM_OK) {
         return st;
     }
-    switch (b->kind) {
-    case LAM__BLOCK_LAYER:
-        return lam__layer_forward(b, n_inputs, inputs, output);
-    case LAM__BLOCK_CUSTOM:
-        st = custom_infer(b, n_inputs, inputs);
-        if (st != LAM_OK) {
-            return st;
-        }
-        for (size_t i = 0; i < b->n_params; i++) {
-            if (b->params[i].param->data == NULL) {
-                lam_tensor *unused;
-                return lam_param_data(b->params[i].param, &unused);
-            }
-        }
-        st = b->forward(b, b->state, n_inputs, inputs, output);
-        if (st == LAM_OK && *output == NULL) {
-            return lam__error(LAM_ERR_STATE, "%s: Forward returned no output", b->name);
-        }
-        return st;
-    case LAM__BLOCK_SEQUENTIAL: {
-        if (b->n_children == 0) {
-            if (n_inputs != 1) {
-                return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                  "%s: Empty Sequential passes one input through, got %u", b->name,
-                                  n_inputs);
-            }
-            *output = lam_tensor_retain(inputs[0]);
-            return LAM_OK;
-        }
-        lam_tensor *cur = NULL;
-        for (size_t i = 0; i < b->n_children; i++) {
-            lam_tensor *next;
-            st = i == 0 ? lam_block_forward(b->children[i].block, n_inputs, inputs, &next)
-                        : lam_block_forward(b->children[i].block, 1, &cur, &next);
-            lam_tensor_release(cur);
-            if (st != LAM_OK) {
-                return st;
-            }
-            cur = next;
-        }
-        *output = cur;
-        return LAM_OK;
-    }
-    }
-    return lam__error(LAM_ERR_INTERNAL, "%s: Unknown block kind", b->name);
+    return b->cls->forward(b, n_inputs, inputs, output);
 }
 
 lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor **output) {
     return lam_block_forward(b, 1, &input, output);
 }
 
-static void summarize(const lam_block *b, lam__strbuf *sb, int indent) {
-    if (b->kind == LAM__BLOCK_LAYER && b->layer_type == NULL) { /* after lam_shutdown */
+void lam__block_summarize(const lam_block *b, lam__strbuf *sb, int indent) {
+    if (b->detached) { /* after lam_shutdown */
         lam__strbuf_printf(sb, "%s()", b->type);
         return;
     }
-    if (b->kind == LAM__BLOCK_LAYER) {
-        lam__layer_describe(b, sb);
+    if (b->cls->describe) {
+        b->cls->describe(b, sb, indent);
         return;
     }
     if (b->n_children == 0) {
@@ -684,7 +488,7 @@ static void summarize(const lam_block *b, lam__strbuf *sb, int indent) {
     lam__strbuf_printf(sb, "%s(\n", b->type);
     for (size_t i = 0; i < b->n_children; i++) {
         lam__strbuf_printf(sb, "%*s(%s): ", indent + 2, "", b->children[i].name);
-        summarize(b->children[i].block, sb, indent + 2);
+        lam__block_summarize(b->children[i].block, sb, indent + 2);
         lam__strbuf_printf(sb, "\n");
     }
     lam__strbuf_printf(sb, "%*s)", indent, "");
@@ -695,6 +499,6 @@ char *lam_block_summary(const lam_block *b) {
         return NULL;
     }
     lam__strbuf sb = {0};
-    summarize(b, &sb, 0);
+    lam__block_summarize(b, &sb, 0);
     return sb.data;
 }

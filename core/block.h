@@ -1,6 +1,6 @@
 /*
- * Blocks (block.c): the block structure shared by custom blocks, Sequential and layer blocks,
- * display names, children and parameters. Private to core/.
+ * Blocks (block.c): the block structure and class vtable shared by custom blocks, Sequential
+ * and layer blocks; display names, children and parameters. Private to core/.
  */
 #ifndef LAMINA_CORE_BLOCK_H
 #define LAMINA_CORE_BLOCK_H
@@ -11,19 +11,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-struct lam__attrs;
-struct lam__layer_type;
-
-struct lam_layer {
-    struct lam_block *block;
-};
-
-typedef enum lam__block_kind {
-    LAM__BLOCK_CUSTOM = 1,
-    LAM__BLOCK_SEQUENTIAL,
-    LAM__BLOCK_LAYER
-} lam__block_kind;
+struct lam__strbuf;
 
 typedef struct lam__child {
     char *name;
@@ -35,40 +25,57 @@ typedef struct lam__own_param {
     lam_param *param;
 } lam__own_param;
 
+/*
+ * A block class: what differs between kinds of blocks (custom blocks in block_custom.c,
+ * Sequential in sequential.c, plugin layers in layer.c). A new kind of block is a new file
+ * with its own class, not a case in block.c.
+ */
+typedef struct lam__block_class {
+    /* Runs the block on inputs that lam_block_forward checked (non-NULL, parameters ready). */
+    lam_status (*forward)(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
+                          lam_tensor **output);
+    /* Appends the block's summary at nesting depth `indent`; NULL: the generic
+     * "Type(children)" summary (lam__block_summarize). */
+    void (*describe)(const lam_block *b, struct lam__strbuf *sb, int indent);
+    /* Frees b->impl; called once when the last reference goes, after the children and the
+     * parameters were released. NULL: nothing to free. */
+    void (*destroy)(lam_block *b);
+    /* Why blocks of this class take no infer-shape callback, the end of
+     * lam_block_set_infer_shape's message ("a layer infers its shapes itself"); NULL for
+     * custom blocks, which take one. */
+    const char *no_infer_shape;
+    /* At shutdown, while plugins are still loaded: drops what the block holds from a plugin
+     * (lam__blocks_detach_all). NULL: nothing. */
+    void (*detach)(lam_block *b);
+} lam__block_class;
+
 #define LAM__BLOCK_LIVE 0x4c424c4bu
 #define LAM__BLOCK_DEAD 0x4c424444u
 
 struct lam_block {
     uint32_t magic; /* LAM__BLOCK_LIVE until freed: a second release is detected */
     long refcount;
-    lam__block_kind kind;
+    const lam__block_class *cls;
+    void *impl; /* the class's own data */
     char *type; /* "Dense", "Sequential", "MLP" */
     char *name; /* "dense0" */
     lam__child *children;
     size_t n_children;
     lam__own_param *params;
     size_t n_params;
-    /* custom */
-    lam_forward_fn forward;
-    lam_infer_shape_fn infer_shape; /* NULL: the block declares no unknown dims it can fill */
-    void *state;
-    void (*free_state)(void *state);
-    /* layer */
-    const struct lam__layer_type *layer_type;
-    void *layer_state;
-    struct lam__attrs *attrs;
-    struct lam_layer layer;
-    struct lam_block *share; /* while creating a shared layer */
-    bool creating;
+    bool detached; /* lam_shutdown ran the class's detach: forward fails, summary is "Type()" */
     struct lam_block *live_prev, *live_next; /* every block alive, for lam_shutdown */
 };
 
-/* Allocates a block with a display name from the per-type counter. */
-lam_status lam__block_alloc(lam__block_kind kind, const char *type, const char *prefix,
+/* Allocates a block of class cls with a display name from the per-prefix counter. */
+lam_status lam__block_alloc(const lam__block_class *cls, const char *type, const char *prefix,
                             lam_block **out);
 lam_status lam__block_add_param(lam_block *b, const char *local, lam_param *p);
-/* At shutdown, while plugins are still loaded: destroys the plugin state of every layer block
- * still alive. Such a block can still be released; a forward fails with LAM_ERR_STATE. */
+/* Appends b's summary (its class's describe, or the generic one) at nesting depth indent. */
+void lam__block_summarize(const lam_block *b, struct lam__strbuf *sb, int indent);
+/* At shutdown, while plugins are still loaded: runs the class's detach on every block still
+ * alive (layer blocks destroy their plugin state). Such a block can still be released; a
+ * forward fails with LAM_ERR_STATE. */
 void lam__blocks_detach_all(void);
 
 #endif

@@ -1,5 +1,5 @@
-/* Blocks made from layer plugins: attribute parsing, the layer side of the host table,
- * shape inference and forward. */
+/* Blocks made from layer plugins (the layer block class): attribute parsing, the layer side of
+ * the host table, shape inference, forward, and the fused backward recorded as a tape closure. */
 #define _POSIX_C_SOURCE 200809L
 #include "layer.h"
 #include "autograd.h"
@@ -21,6 +21,21 @@
 #include <strings.h>
 
 /* Validated attribute values, one per schema entry (defaults applied). */
+/* A layer block's own data (its block's impl); the plugin sees it as lam_layer. */
+struct lam_layer {
+    lam_block *block; /* weak: the block owns this */
+    const lam__layer_type *type;
+    void *state;
+    struct lam__attrs *attrs;
+    lam_block *share; /* while creating a shared layer */
+    bool creating;
+};
+
+static lam_layer *layer_of(const lam_block *b) {
+    return b->impl;
+}
+
+typedef struct lam__attrs lam__attrs;
 struct lam__attrs {
     const lam_layer_desc *desc;
     char **values; /* NULL for an absent optional attribute is impossible: defaults fill it */
@@ -306,7 +321,7 @@ static lam_status host_declare_param(lam_layer *layer, const char *name, const l
                           "layer_declare_param: Invalid argument, NULL layer, name or shape");
     }
     lam_block *b = layer->block;
-    if (!b->creating) {
+    if (!layer->creating) {
         return lam__error(LAM_ERR_STATE, "%s: Invalid state, parameters are declared in create",
                           b->name);
     }
@@ -314,13 +329,13 @@ static lam_status host_declare_param(lam_layer *layer, const char *name, const l
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Unknown parameter flags 0x%x", b->name,
                           flags);
     }
-    if (b->share != NULL) {
+    if (layer->share != NULL) {
         /* A shared layer takes the other layer's parameter itself, after checking the shape. */
-        lam_param *p = lam_block_param(b->share, name);
+        lam_param *p = lam_block_param(layer->share, name);
         if (p == NULL) {
             return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Cannot share, %s has no parameter '%s'", b->name, b->share->name,
-                              name);
+                              "%s: Cannot share, %s has no parameter '%s'", b->name,
+                              layer->share->name, name);
         }
         bool ok = p->shape.ndim == shape->ndim;
         for (uint32_t i = 0; ok && i < shape->ndim; i++) {
@@ -430,35 +445,56 @@ static lam_status host_param_add_grad(lam_layer *layer, const char *name, const 
 /* What a layer's callback returned, checked at the boundary (lam__plugin_status). */
 static lam_status plugin_status(lam_status st, uint64_t mark, const lam_block *b,
                                 const char *callback) {
+    const lam__layer_type *lt = layer_of(b)->type;
     char who[96];
-    snprintf(who, sizeof who, "layer type '%s'", b->layer_type->desc.name);
-    return lam__plugin_status(st, mark, b->layer_type->plugin, who, b->name, callback);
+    snprintf(who, sizeof who, "layer type '%s'", lt->desc.name);
+    return lam__plugin_status(st, mark, lt->plugin, who, b->name, callback);
+}
+
+/* The closure of a fused layer node: the layer (retained) and how many of the node's inputs
+ * are the layer's inputs (the rest are its parameters' data). */
+typedef struct fused {
+    lam_block *block;
+    uint32_t n_inputs;
+} fused;
+
+static void fused_free(void *ctx) {
+    fused *f = ctx;
+    lam_block_release(f->block);
+    free(f);
 }
 
 /* The node whose fused backward is running (for layer_input_needs_grad). */
-static lam__node *in_backward_node;
+static const lam__node *in_backward_node;
+static const fused *in_backward_fused;
 
 static int32_t host_input_needs_grad(const lam_layer *layer, uint32_t index) {
-    lam__node *n = in_backward_node;
-    if (layer == NULL || n == NULL || n->layer != layer->block || index >= n->n_layer_inputs) {
+    const lam__node *n = in_backward_node;
+    const fused *f = in_backward_fused;
+    if (layer == NULL || n == NULL || f->block != layer->block || index >= f->n_inputs) {
         return 1; /* outside a backward: the safe answer */
     }
     return lam__needs_grad(n->in[index]) ? 1 : 0;
 }
 
-lam_status lam__layer_backward(lam__node *n, lam_tensor *g) {
-    lam_block *b = n->layer;
-    const lam_layer_desc *d = &b->layer_type->desc;
-    uint32_t ni = n->n_layer_inputs;
+static lam_status fused_backward(void *ctx, const lam__node *n, lam_tensor *g) {
+    const fused *f = ctx;
+    lam_block *b = f->block;
+    lam_layer *layer = layer_of(b);
+    const lam_layer_desc *d = &layer->type->desc;
+    uint32_t ni = f->n_inputs;
     lam_tensor *grads[16] = {NULL};
     lam_block *outer = in_backward;
-    lam__node *outer_node = in_backward_node;
+    const lam__node *outer_node = in_backward_node;
+    const fused *outer_fused = in_backward_fused;
     in_backward = b;
     in_backward_node = n;
+    in_backward_fused = f;
     uint64_t mark = lam__error_mark();
-    lam_status st = d->backward(b->layer_state, &b->layer, ni, n->in, n->out, g, grads);
+    lam_status st = d->backward(layer->state, layer, ni, n->in, n->out, g, grads);
     in_backward = outer;
     in_backward_node = outer_node;
+    in_backward_fused = outer_fused;
     st = plugin_status(st, mark, b, "backward");
     for (uint32_t i = 0; i < ni; i++) {
         if (st == LAM_OK && grads[i] != NULL && lam__needs_grad(n->in[i])) {
@@ -499,6 +535,20 @@ void lam__host_table_init_layers(lam_host_api *h) {
 
 /* ---- layer blocks ---- */
 
+static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                                lam_tensor **out);
+static void layer_describe(const lam_block *b, lam__strbuf *sb, int indent);
+static void layer_destroy(lam_block *b);
+static void layer_detach(lam_block *b);
+
+static const lam__block_class layer_class = {
+    .forward = layer_forward,
+    .describe = layer_describe,
+    .destroy = layer_destroy,
+    .no_infer_shape = "a layer infers its shapes itself",
+    .detach = layer_detach,
+};
+
 static lam_status unknown_type(const char *type) {
     lam__strbuf sb = {0};
     for (size_t i = 0; i < lam__rt.n_layers; i++) {
@@ -528,7 +578,7 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
     if (lt == NULL) {
         return unknown_type(type);
     }
-    if (share != NULL && (share->kind != LAM__BLOCK_LAYER || share->layer_type != lt)) {
+    if (share != NULL && (share->cls != &layer_class || layer_of(share)->type != lt)) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
                           "%s: Cannot share parameters with %s, it is a %s, not a %s", type,
                           share->name, share->type, type);
@@ -538,17 +588,21 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
     if (st != LAM_OK) {
         return st;
     }
+    lam_layer *layer = calloc(1, sizeof *layer);
+    if (layer == NULL) {
+        attrs_free(a);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", type);
+    }
     lam_block *b;
-    st = lam__block_alloc(LAM__BLOCK_LAYER, lt->desc.name,
+    st = lam__block_alloc(&layer_class, lt->desc.name,
                           lt->desc.prefix ? lt->desc.prefix : lt->desc.name, &b);
     if (st != LAM_OK) {
         attrs_free(a);
+        free(layer);
         return st;
     }
-    b->layer_type = lt;
-    b->attrs = a;
-    b->share = share;
-    b->creating = true;
+    *layer = (lam_layer){.block = b, .type = lt, .attrs = a, .share = share, .creating = true};
+    b->impl = layer;
     /* Declaring a shared parameter may fill its unknown dims: remember them, so a create that
      * fails later leaves the layer shared from as it was. */
     lam_shape *saved = NULL;
@@ -563,10 +617,10 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
         }
     }
     uint64_t mark = lam__error_mark();
-    st = lt->desc.create(&b->layer, (const lam_attrs *)a, &b->layer_state);
+    st = lt->desc.create(layer, (const lam_attrs *)a, &layer->state);
     st = plugin_status(st, mark, b, "create");
-    b->creating = false;
-    b->share = NULL;
+    layer->creating = false;
+    layer->share = NULL;
     if (st != LAM_OK && saved != NULL) {
         for (size_t i = 0; i < share->n_params; i++) {
             share->params[i].param->shape = saved[i];
@@ -597,18 +651,30 @@ lam_status lam_layer_create_shared(const char *type, const char *attrs, lam_bloc
     return create(type, attrs, share, out);
 }
 
-void lam__layer_destroy(lam_block *b) {
-    if (b->layer_type != NULL && b->layer_state != NULL) {
-        b->layer_type->desc.destroy(b->layer_state);
+/* Drops the plugin's state and the attributes (parsed against the plugin's descriptor). */
+static void layer_detach(lam_block *b) {
+    lam_layer *layer = layer_of(b);
+    if (layer == NULL) {
+        return;
     }
-    b->layer_state = NULL;
-    attrs_free(b->attrs);
-    b->attrs = NULL;
+    if (layer->type != NULL && layer->state != NULL) {
+        layer->type->desc.destroy(layer->state);
+    }
+    layer->state = NULL;
+    attrs_free(layer->attrs);
+    layer->attrs = NULL;
+    layer->type = NULL;
 }
 
-lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
-                              lam_tensor **out) {
-    const lam_layer_desc *d = &b->layer_type->desc;
+static void layer_destroy(lam_block *b) {
+    layer_detach(b);
+    free(layer_of(b));
+}
+
+static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                                lam_tensor **out) {
+    lam_layer *layer = layer_of(b);
+    const lam_layer_desc *d = &layer->type->desc;
     lam_shape shapes[16];
     if (n > 16) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Too many inputs, %u given, at most 16",
@@ -619,7 +685,7 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
     }
     lam_shape out_shape = {0};
     uint64_t mark = lam__error_mark();
-    lam_status st = d->infer_shape(b->layer_state, &b->layer, n, shapes, &out_shape);
+    lam_status st = d->infer_shape(layer->state, layer, n, shapes, &out_shape);
     if (st != LAM_OK) {
         return plugin_status(st, mark, b, "infer_shape");
     }
@@ -657,15 +723,19 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
     }
     int was = fuse ? lam_autograd_set_recording(0) : lam_autograd_is_recording();
     mark = lam__error_mark();
-    st = d->forward(b->layer_state, &b->layer, n, inputs, out);
+    st = d->forward(layer->state, layer, n, inputs, out);
     st = plugin_status(st, mark, b, "forward");
     lam_autograd_set_recording(was);
     if (st == LAM_OK && fuse && *out != NULL) {
-        st = lam__record_op(LAM__G_LAYER, LAM_OP_INVALID, node_in, n_node_in, out, 0.0f, 0, 0);
-        if (st == LAM_OK && (*out)->node != NULL) {
-            (*out)->node->layer = lam_block_retain(b);
-            (*out)->node->n_layer_inputs = n;
+        fused *f = malloc(sizeof *f);
+        if (f == NULL) {
+            lam_tensor_release(*out);
+            *out = NULL;
+            return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory recording the op", b->name);
         }
+        *f = (fused){lam_block_retain(b), n};
+        st = lam__record_closure(node_in, n_node_in, out,
+                                 (lam__closure){fused_backward, f, fused_free});
         if (st != LAM_OK) {
             return st;
         }
@@ -697,12 +767,14 @@ lam_status lam__layer_forward(lam_block *b, uint32_t n, lam_tensor *const *input
     return LAM_OK;
 }
 
-void lam__layer_describe(const lam_block *b, lam__strbuf *sb) {
-    const lam_layer_desc *d = &b->layer_type->desc;
+static void layer_describe(const lam_block *b, lam__strbuf *sb, int indent) {
+    (void)indent; /* a layer's summary is one line */
+    lam_layer *layer = layer_of(b);
+    const lam_layer_desc *d = &layer->type->desc;
     if (d->describe != NULL) {
         char buf[512];
         buf[0] = '\0';
-        if (d->describe(b->layer_state, (lam_layer *)&b->layer, buf, sizeof buf) == LAM_OK) {
+        if (d->describe(layer->state, layer, buf, sizeof buf) == LAM_OK) {
             buf[sizeof buf - 1] = '\0';
             lam__strbuf_printf(sb, "%s", buf);
             return;
