@@ -273,6 +273,44 @@ static void test_custom_block() {
     EXPECT(lam_tensor_live_count() == base);
 }
 
+/* y = x . w^T with w of shape (2, in): `in` is inferred from the input at the first forward. */
+struct Deferred : CustomBlock {
+    Param weight = new_param("weight", {2, -1});
+    Deferred() : CustomBlock("Deferred") {}
+    void infer_shape(const std::vector<Shape> &in) override { weight.infer_shape({2, in[0][1]}); }
+    Tensor forward(const Tensor &x) override { return x.matmul(weight.data(), false, true); }
+};
+
+/* The same without infer_shape: its forward cannot start. */
+struct NoInfer : CustomBlock {
+    Param weight = new_param("weight", {2, -1});
+    NoInfer() : CustomBlock("NoInfer") {}
+    Tensor forward(const Tensor &x) override { return x.matmul(weight.data(), false, true); }
+};
+
+static void test_deferred_custom_block() {
+    Custom<Deferred> net = make<Deferred>();
+    net.initialize(Initializer::one());
+    EXPECT(net->weight.shape() == (Shape{2, -1}));
+    /* [1, 2, 3] . ones(2, 3)^T = [6, 6] */
+    EXPECT_VALUES(net(Tensor::from({1, 3}, {1, 2, 3})).to_vector(), {6, 6});
+    EXPECT(net->weight.shape() == (Shape{2, 3}));
+    expect_error(
+        __LINE__,
+        [&] {
+            net(Tensor::from({1, 2}, {1, 2}));
+        },
+        LAM_ERR_SHAPE, "matmul: Shape mismatch, (1, 2) x (2, 3)^T: inner dims 2 and 3 differ");
+    Custom<NoInfer> plain = make<NoInfer>();
+    plain.initialize();
+    try {
+        plain(Tensor::from({1, 3}, {1, 2, 3}));
+        EXPECT(!"a forward with unknown dims and no infer_shape fails");
+    } catch (const Error &e) {
+        EXPECT(e.status() == LAM_ERR_DEFERRED_INIT);
+    }
+}
+
 static void iota_init(const char *, const Shape &shape, float *data, size_t count, Rng &) {
     EXPECT(shape.size() == 2);
     for (size_t i = 0; i < count; i++) {
@@ -337,6 +375,7 @@ int main() {
     test_record();
     test_sequential();
     test_custom_block();
+    test_deferred_custom_block();
     test_initializers_trainer_save();
     return finish("test_cpp_api");
 }

@@ -693,6 +693,14 @@ class Param {
     Tensor grad() const { return Tensor::op1(lam_param_grad, p_); }
     /* Copies `value` into the parameter. Throws LAM_ERR_SHAPE naming both shapes. */
     void set_data(const Tensor &value) { detail::check(lam_param_set_data(p_, value.get())); }
+    /* Fills the unknown dims from `shape` (in CustomBlock::infer_shape; lam_param_infer_shape).
+     * Throws LAM_ERR_SHAPE when a known dim disagrees, naming both shapes. */
+    void infer_shape(const Shape &shape) {
+        lam_shape s;
+        if (detail::to_shape(shape, &s)) {
+            detail::check(lam_param_infer_shape(p_, &s));
+        }
+    }
     void initialize(const Initializer &init = {}, Context ctx = {}, bool force_reinit = false) {
         detail::check(lam_param_initialize(p_, init.get(), ctx.get(), force_reinit));
     }
@@ -987,6 +995,14 @@ class CustomBlock {
     virtual Tensor forward_all(const std::vector<Tensor> &inputs) {
         return inputs.empty() ? Tensor() : forward(inputs[0]);
     }
+    /*
+     * Deferred initialization (Gluon's infer_shape): override it to fill the unknown dims of
+     * the block's own parameters (declared with -1 dims by new_param) from the input shapes,
+     * with Param::infer_shape. lamina::make<T>() installs it (lam_block_set_infer_shape) only
+     * when T overrides it; the library calls it before forward while a dim is unknown.
+     * Exceptions become the forward's error as in forward().
+     */
+    virtual void infer_shape(const std::vector<Shape> &input_shapes) { (void)input_shapes; }
 
     /* This object's C block, borrowed (do not store a Block of it in a member: see above). */
     lam_block *get() const { return self_; }
@@ -1037,48 +1053,77 @@ class CustomBlock {
             delete st;
         }
     };
-    static lam_status trampoline(lam_block *self, void *state, uint32_t n,
-                                 lam_tensor *const *inputs, lam_tensor **output) {
-        CustomBlock *obj = static_cast<State *>(state)->object;
-        if (!obj) {
-            return lam_set_error(LAM_ERR_STATE,
-                                 "%s: Not runnable, a C++ custom block runs only when made with "
-                                 "lamina::make<T>()",
-                                 lam_block_name(self));
-        }
-        std::vector<Tensor> xs;
-        for (uint32_t i = 0; i < n; i++) {
-            xs.push_back(Tensor::borrow(inputs[i]));
-        }
+    /* Runs body() for the C library: its failure (an exception, or in no-exception mode a
+     * recorded status) becomes a status and message; `what` names the callback. */
+    template <class F> static lam_status guarded(lam_block *self, const char *what, F body) {
 #ifdef LAMINA_NO_EXCEPTIONS
+        (void)self, (void)what;
         detail::Sticky saved = detail::sticky();
         detail::sticky() = detail::Sticky{};
-        Tensor y = n == 1 ? obj->forward(xs[0]) : obj->forward_all(xs);
+        lam_status st = body();
         detail::Sticky got = detail::sticky();
         detail::sticky() = saved;
         if (got.status != LAM_OK) {
             return lam_set_error(got.status, "%s", got.message.c_str());
         }
+        return st;
 #else
-        Tensor y;
         try {
-            y = n == 1 ? obj->forward(xs[0]) : obj->forward_all(xs);
+            return body();
         } catch (const Error &e) {
             return lam_set_error(e.status(), "%s", e.what());
         } catch (const std::exception &e) {
-            return lam_set_error(LAM_ERR_INTERNAL, "%s: Exception in forward, %s",
-                                 lam_block_name(self), e.what());
+            return lam_set_error(LAM_ERR_INTERNAL, "%s: Exception in %s, %s", lam_block_name(self),
+                                 what, e.what());
         } catch (...) {
-            return lam_set_error(LAM_ERR_INTERNAL, "%s: Exception in forward, unknown",
-                                 lam_block_name(self));
+            return lam_set_error(LAM_ERR_INTERNAL, "%s: Exception in %s, unknown",
+                                 lam_block_name(self), what);
         }
 #endif
-        if (!y) {
-            return lam_set_error(LAM_ERR_INTERNAL, "%s: Bad forward, it returned no tensor",
-                                 lam_block_name(self));
+    }
+    static lam_status not_made(lam_block *self) {
+        return lam_set_error(LAM_ERR_STATE,
+                             "%s: Not runnable, a C++ custom block runs only when made with "
+                             "lamina::make<T>()",
+                             lam_block_name(self));
+    }
+    static lam_status trampoline(lam_block *self, void *state, uint32_t n,
+                                 lam_tensor *const *inputs, lam_tensor **output) {
+        CustomBlock *obj = static_cast<State *>(state)->object;
+        if (!obj) {
+            return not_made(self);
         }
-        *output = y.release();
-        return LAM_OK;
+        return guarded(self, "forward", [&]() -> lam_status {
+            std::vector<Tensor> xs;
+            for (uint32_t i = 0; i < n; i++) {
+                xs.push_back(Tensor::borrow(inputs[i]));
+            }
+            Tensor y = n == 1 ? obj->forward(xs[0]) : obj->forward_all(xs);
+            if (!y) {
+                return detail::sticky().status != LAM_OK
+                           ? LAM_ERR_INTERNAL /* replaced by the recorded status */
+                           : lam_set_error(LAM_ERR_INTERNAL,
+                                           "%s: Bad forward, it returned no tensor",
+                                           lam_block_name(self));
+            }
+            *output = y.release();
+            return LAM_OK;
+        });
+    }
+    static lam_status infer_trampoline(lam_block *self, void *state, uint32_t n,
+                                       const lam_shape *shapes) {
+        CustomBlock *obj = static_cast<State *>(state)->object;
+        if (!obj) {
+            return not_made(self);
+        }
+        return guarded(self, "infer_shape", [&]() -> lam_status {
+            std::vector<Shape> v;
+            for (uint32_t i = 0; i < n; i++) {
+                v.push_back(detail::from_shape(&shapes[i]));
+            }
+            obj->infer_shape(v);
+            return LAM_OK;
+        });
     }
     lam_block *self_ = nullptr;
     State *state_ = nullptr;
@@ -1119,6 +1164,11 @@ template <class T, class... A> Custom<T> make(A &&...args) {
     base->owned_ = true;
     r.b_ = base->self_; /* the reference lam_block_create returned */
     r.object_ = object;
+    /* T overrides infer_shape when &T::infer_shape is not CustomBlock's own member. */
+    if (!std::is_same<decltype(&T::infer_shape),
+                      void (CustomBlock::*)(const std::vector<Shape> &)>::value) {
+        detail::check(lam_block_set_infer_shape(base->self_, &CustomBlock::infer_trampoline));
+    }
     return r;
 }
 
