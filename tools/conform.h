@@ -194,6 +194,7 @@ void cf_check_grad_fused(cf_ctx *c);
 void cf_check_backends(cf_ctx *c);
 void cf_check_leaks(cf_ctx *c);
 void cf_check_alloc_sweep(cf_ctx *c);
+void cf_check_bounds(cf_ctx *c);
 /* The checks in conform_layer_contract.c. */
 void cf_check_errors(cf_ctx *c);
 void cf_check_inputs_unchanged(cf_ctx *c);
@@ -224,5 +225,12 @@ int cf_failalloc_active(lam_failalloc *fa);
 /* Runs check c->name in a fresh `lamina conform` with the injector preloaded and adopts its
  * verdict, or skips saying why the injector cannot be active. */
 void cf_failalloc_reexec(cf_ctx *c);
+/* Switches the injector's guard mode on (a PROT_NONE page right after every heap block, for
+ * every thread) with a SIGSEGV/SIGBUS handler that records a guard page hit as c's failure
+ * ("read or wrote out of bounds of a buffer (guard page hit) <note>") and ends the child.
+ * Returns 0, or -1 when the mode does not take effect (nothing switched on). */
+int cf_guard_begin(cf_ctx *c, const lam_failalloc *fa);
+/* Switches guard mode off and restores the signal handlers. */
+void cf_guard_end(const lam_failalloc *fa);
 
 #endif

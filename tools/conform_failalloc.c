@@ -8,6 +8,10 @@
  * `lamina conform` for that one check with LD_PRELOAD set, reads its JSON report and adopts
  * its verdict. Where the injector cannot be active (AddressSanitizer owns malloc, the library
  * is not found, valgrind replaced malloc) the check says SKIP and why, never PASS.
+ *
+ * `<Layer>.bounds` comes here too: the injector's guard mode puts a PROT_NONE page right after
+ * every heap block, and cf_guard_begin/cf_guard_end switch it on around the layer's cycle with
+ * a SIGSEGV/SIGBUS handler that turns a guard page hit into the check's failure.
  */
 #define _GNU_SOURCE
 #include "conform.h"
@@ -19,6 +23,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -127,13 +132,13 @@ void cf_failalloc_reexec(cf_ctx *c) {
     if (getenv(CF_FAILALLOC_CHILD_ENV) != NULL) {
         cf_skip(c, "the allocation-failure injector is not active although it was preloaded "
                    "(another malloc replacement, e.g. valgrind's, took precedence); nothing was "
-                   "swept");
+                   "checked");
         return;
     }
     if (asan_present()) {
         cf_skip(c, "AddressSanitizer owns malloc in this process (an ASan build, or "
                    "LD_PRELOAD=libasan.so), so the allocation-failure injector cannot be active; "
-                   "run the sweep without ASan");
+                   "run this check without ASan");
         return;
     }
     char lib[PATH_MAX + 256], tried[3 * PATH_MAX];
@@ -221,4 +226,62 @@ void cf_failalloc_reexec(cf_ctx *c) {
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     }
     free(buf);
+}
+
+/* ---- guard pages (<Layer>.bounds) ---- */
+
+static cf_ctx *guard_ctx;
+static struct sigaction old_segv, old_bus;
+
+/* A fault while guard mode is on: the verdict goes to the shared page, then the child exits
+ * (the runner keeps a FAIL written before a non-zero exit). */
+static void guard_hit(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    cf_ctx *c = guard_ctx;
+    const char *where = c->res->note[0] ? c->res->note : "in the check";
+    const char *name = sig == SIGBUS ? "SIGBUS" : "SIGSEGV";
+    if (sig == SIGBUS || si->si_code == SEGV_ACCERR) {
+        cf_fail(c, "read or wrote out of bounds of a buffer (guard page hit) %s", where);
+        cf_expect(c, "every access stays inside the buffers the layer was given or allocated");
+        cf_found(c,
+                 "%s at address %p, in the PROT_NONE page right after a heap block (every "
+                 "block ends at one in this check)",
+                 name, si->si_addr);
+    } else {
+        cf_fail(c, "crash: %s %s (at address %p, not a guard page: a wild pointer)", name, where,
+                si->si_addr);
+        cf_expect(c, "the check completes without a signal");
+        cf_found(c, "%s at unmapped address %p", name, si->si_addr);
+    }
+    _exit(1);
+}
+
+int cf_guard_begin(cf_ctx *c, const lam_failalloc *fa) {
+    /* The mode is on when a 16-byte block ends right at a page boundary. */
+    fa->guard(1);
+    char *probe = malloc(16);
+    fa->guard(0);
+    long page = sysconf(_SC_PAGESIZE);
+    int on = probe != NULL && page > 0 && (uintptr_t)(probe + 16) % (uintptr_t)page == 0;
+    free(probe);
+    if (!on) {
+        return -1;
+    }
+    guard_ctx = c;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_hit;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    fa->guard(1);
+    return 0;
+}
+
+void cf_guard_end(const lam_failalloc *fa) {
+    fa->guard(0);
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+    guard_ctx = NULL;
 }

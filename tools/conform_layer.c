@@ -1076,6 +1076,7 @@ void cf_layer_checks(const cf_layer *layer) {
         {"backends", cf_check_backends},
         {"leaks", cf_check_leaks},
         {"leaks.alloc_failure", cf_check_alloc_sweep},
+        {"bounds", cf_check_bounds},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
         char name[160];

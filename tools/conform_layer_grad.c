@@ -654,3 +654,34 @@ void cf_check_alloc_sweep(cf_ctx *c) {
                 last > SWEEP_EXHAUSTIVE ? "sampled: " : "each of ", tried - 1, failures);
     }
 }
+
+void cf_check_bounds(cf_ctx *c) {
+    lam_failalloc fa;
+    if (!cf_failalloc_active(&fa)) {
+        cf_failalloc_reexec(c); /* guard pages come with the preloaded injector */
+        return;
+    }
+    if (cf_need_setup(c) != 0) {
+        return;
+    }
+    lam_ctx *ctx = cf_cpu_ctx();
+    if (cf_guard_begin(c, &fa) != 0) {
+        cf_skip(c, "the allocation injector is loaded but its guard mode does not take effect "
+                   "(blocks do not end at a guard page); nothing was checked");
+        return;
+    }
+    /* Parameters, inputs, outputs, gradients and the plugin's own buffers are all heap blocks
+     * made here, each ending at a guard page. */
+    lam_status st = one_cycle(c, ctx, NULL, 0);
+    cf_guard_end(&fa);
+    if (st != LAM_OK) {
+        cf_fail(c, "a cycle with guard pages failed: %s", cf_errtext(st));
+        cf_expect(c, "create, forward, backward and an SGD step succeed");
+        cf_found(c, "%s", cf_errtext(st));
+        return;
+    }
+    cf_pass(c,
+            "create/forward/%s backward/SGD step with a guard page after every heap block: "
+            "no access out of bounds",
+            c->layer->has_backward ? "fused" : "differentiated");
+}

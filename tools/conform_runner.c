@@ -500,9 +500,11 @@ int cf_run_checks(const cf_options *opt, cf_plugin *plugin, cf_report_fn report,
         }
         check_arg arg = {opt, plugin, k, shared};
         cf_result r;
-        /* The allocation sweep may run in a fresh conform (discovery, setup, then the sweep). */
-        unsigned limit =
-            strstr(k->name, ".alloc_failure") ? 3 * opt->timeout_s + 10 : opt->timeout_s;
+        /* The allocation sweep and the guard pages may run in a fresh conform (discovery, setup,
+         * then the sweep). */
+        unsigned limit = strstr(k->name, ".alloc_failure") || strstr(k->name, ".bounds")
+                             ? 3 * opt->timeout_s + 10
+                             : opt->timeout_s;
         run_child(check_child, &arg, shared, limit, &r);
         if (setup && k->layer != NULL) {
             cf_layer *l = (cf_layer *)(uintptr_t)k->layer;

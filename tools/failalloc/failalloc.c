@@ -12,6 +12,15 @@
  * plugin can still be conformed by a `lamina` started with LD_PRELOAD=libasan.so (ASan then
  * owns malloc; lam_failalloc_count() stays 0 and the sweep reports a skip).
  *
+ * Guard mode (lam_failalloc_guard(1), or LAMINA_FAILALLOC_GUARD=1 in the environment at load
+ * time) gives every allocation its own mapping whose end abuts a PROT_NONE page, electric-fence
+ * style: the block is placed so that it ends at the guard page (at its natural alignment, the
+ * largest power of two up to 16 dividing its size, or the alignment asked of posix_memalign),
+ * so reading or writing one element past an array faults with SIGSEGV at once. A 16-byte header
+ * before the block (the mapping's base and that base xor a magic) lets free and realloc tell
+ * these blocks from glibc's, which go to __libc_free: blocks made before the mode started, or
+ * after it stopped, mix freely with guarded ones. A freed guarded block is unmapped.
+ *
  * failalloc.h finds these entry points at run time with dlsym, so users need not link this.
  */
 #define _GNU_SOURCE /* memalign, backtrace */
@@ -19,7 +28,10 @@
 #include <execinfo.h>
 #include <malloc.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 extern void *__libc_malloc(size_t size);
@@ -38,6 +50,7 @@ static _Thread_local int injected;
 FA_PUBLIC void lam_failalloc_arm(unsigned long k);
 FA_PUBLIC unsigned long lam_failalloc_count(void);
 FA_PUBLIC int lam_failalloc_injected(void);
+FA_PUBLIC int lam_failalloc_guard(int on);
 
 /* Arms the calling thread: its k-th allocation from now fails (k = 0 disarms); a huge k only
  * counts. Resets the count and the injected flag. */
@@ -84,20 +97,162 @@ static int should_fail(void) {
     return 0;
 }
 
+/* ---- guard mode ---- */
+
+/* Process-wide (every thread's allocations are guarded while it is on). */
+static volatile int guard_on;
+
+#define GUARD_MAGIC 0x6c616d4775617264ULL /* "lamGuard" */
+
+/* At the mapping's base: its length and the block's size. Just before the block: the base
+ * and base ^ GUARD_MAGIC (read with memcpy: a block may be as little as 1-aligned). */
+typedef struct guard_meta {
+    size_t len;
+    size_t size;
+} guard_meta;
+
+static size_t page_size(void) {
+    static size_t page;
+    if (page == 0) {
+        long p = sysconf(_SC_PAGESIZE);
+        page = p > 0 ? (size_t)p : 4096;
+    }
+    return page;
+}
+
+/* The base of p's mapping when p is a guarded block, else NULL. p - 16 is always readable:
+ * within the mapping for a guarded block, glibc's chunk header (prev_size, size) otherwise. */
+static unsigned char *guard_base(const void *p) {
+    uint64_t h[2];
+    memcpy(h, (const unsigned char *)p - sizeof h, sizeof h);
+    return (h[0] ^ GUARD_MAGIC) == h[1] && h[0] != 0 ? (unsigned char *)(uintptr_t)h[0] : NULL;
+}
+
+/* A block of `size` bytes at alignment `align` ending at a PROT_NONE page; NULL with ENOMEM. */
+static void *guard_alloc(size_t size, size_t align) {
+    size_t page = page_size();
+    size_t need = sizeof(guard_meta) + 16 + align + size;
+    if (need < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t data = (need + page - 1) / page * page;
+    unsigned char *base =
+        mmap(NULL, data + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (mprotect(base + data, page, PROT_NONE) != 0) {
+        munmap(base, data + page);
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t user = ((uintptr_t)(base + data) - size) & ~(uintptr_t)(align - 1);
+    guard_meta m = {data + page, size};
+    memcpy(base, &m, sizeof m);
+    uint64_t h[2] = {(uint64_t)(uintptr_t)base, (uint64_t)(uintptr_t)base ^ GUARD_MAGIC};
+    memcpy((unsigned char *)user - sizeof h, h, sizeof h);
+    return (void *)user;
+}
+
+static size_t guard_size(const unsigned char *base) {
+    guard_meta m;
+    memcpy(&m, base, sizeof m);
+    return m.size;
+}
+
+static void guard_free(unsigned char *base) {
+    guard_meta m;
+    memcpy(&m, base, sizeof m);
+    munmap(base, m.len);
+}
+
+/* The natural alignment of a block of n bytes: the largest power of two up to 16 dividing n
+ * (a C object's size is a multiple of its alignment), so an array ends right at the guard. */
+static size_t natural_align(size_t n) {
+    size_t a = n & (~n + 1);
+    return n == 0 || a > 16 ? 16 : a;
+}
+
+/* Switches guard mode on (1) or off (0) for the whole process; returns the previous state.
+ * Blocks keep working across switches. */
+FA_PUBLIC int lam_failalloc_guard(int on) {
+    int was = guard_on;
+    guard_on = on != 0;
+    return was;
+}
+
+__attribute__((constructor)) static void guard_from_env(void) {
+    const char *g = getenv("LAMINA_FAILALLOC_GUARD");
+    if (g != NULL && g[0] == '1') {
+        guard_on = 1;
+    }
+}
+
+/* ---- the allocator ---- */
+
 FA_PUBLIC void *malloc(size_t size) {
-    return should_fail() ? NULL : __libc_malloc(size);
+    if (should_fail()) {
+        return NULL;
+    }
+    return guard_on ? guard_alloc(size, natural_align(size)) : __libc_malloc(size);
 }
 
 FA_PUBLIC void *calloc(size_t n, size_t size) {
-    return should_fail() ? NULL : __libc_calloc(n, size);
-}
-
-FA_PUBLIC void *realloc(void *p, size_t size) {
-    return should_fail() ? NULL : __libc_realloc(p, size);
+    if (should_fail()) {
+        return NULL;
+    }
+    if (!guard_on) {
+        return __libc_calloc(n, size);
+    }
+    if (size != 0 && n > (size_t)-1 / size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return guard_alloc(n * size, natural_align(n * size)); /* fresh mappings are zero */
 }
 
 FA_PUBLIC void free(void *p) {
-    __libc_free(p);
+    if (p == NULL) {
+        return;
+    }
+    unsigned char *base = guard_base(p);
+    if (base != NULL) {
+        guard_free(base);
+    } else {
+        __libc_free(p);
+    }
+}
+
+FA_PUBLIC void *realloc(void *p, size_t size) {
+    if (should_fail()) {
+        return NULL;
+    }
+    unsigned char *base = p ? guard_base(p) : NULL;
+    if (!guard_on && base == NULL) {
+        return __libc_realloc(p, size);
+    }
+    if (p != NULL && size == 0) {
+        free(p);
+        return NULL;
+    }
+    void *q = guard_on ? guard_alloc(size, natural_align(size)) : __libc_malloc(size);
+    if (q == NULL || p == NULL) {
+        return q;
+    }
+    size_t old = base ? guard_size(base) : malloc_usable_size(p); /* glibc's block */
+    memcpy(q, p, old < size ? old : size);
+    free(p);
+    return q;
+}
+
+static void *aligned(size_t align, size_t size) {
+    if (guard_on) {
+        size_t nat = natural_align(size);
+        return guard_alloc(size, align > nat ? align : nat);
+    }
+    return __libc_memalign(align, size);
 }
 
 /* Aligned allocations (backends use them for device buffers) count and fail too. */
@@ -108,7 +263,7 @@ FA_PUBLIC int posix_memalign(void **out, size_t align, size_t size) {
     if (should_fail()) {
         return ENOMEM;
     }
-    void *p = __libc_memalign(align, size);
+    void *p = aligned(align, size);
     if (p == NULL) {
         return ENOMEM;
     }
@@ -117,9 +272,9 @@ FA_PUBLIC int posix_memalign(void **out, size_t align, size_t size) {
 }
 
 FA_PUBLIC void *aligned_alloc(size_t align, size_t size) {
-    return should_fail() ? NULL : __libc_memalign(align, size);
+    return should_fail() ? NULL : aligned(align, size);
 }
 
 FA_PUBLIC void *memalign(size_t align, size_t size) {
-    return should_fail() ? NULL : __libc_memalign(align, size);
+    return should_fail() ? NULL : aligned(align, size);
 }

@@ -15,6 +15,7 @@ typedef struct lam_failalloc {
     void (*arm)(unsigned long k); /* k-th allocation of this thread fails; 0 disarms */
     unsigned long (*count)(void); /* allocations this thread made since arming */
     int (*injected)(void);        /* 1 when the armed failure happened */
+    int (*guard)(int on); /* guard pages after every block from now (1) or not (0); old state */
 } lam_failalloc;
 
 /* Fills *fa from the preloaded injector; 0 on success, -1 when it is not loaded. */
@@ -22,13 +23,15 @@ static inline int lam_failalloc_bind(lam_failalloc *fa) {
     void *arm = dlsym(RTLD_DEFAULT, "lam_failalloc_arm");
     void *count = dlsym(RTLD_DEFAULT, "lam_failalloc_count");
     void *injected = dlsym(RTLD_DEFAULT, "lam_failalloc_injected");
-    if (arm == NULL || count == NULL || injected == NULL) {
+    void *guard = dlsym(RTLD_DEFAULT, "lam_failalloc_guard");
+    if (arm == NULL || count == NULL || injected == NULL || guard == NULL) {
         return -1;
     }
     /* POSIX guarantees data and function pointers convert through dlsym's void *. */
     *(void **)&fa->arm = arm;
     *(void **)&fa->count = count;
     *(void **)&fa->injected = injected;
+    *(void **)&fa->guard = guard;
     return 0;
 }
 
