@@ -116,10 +116,6 @@ inline bool check(lam_status st) {
     throw Error(st, lam_last_error());
 #endif
 }
-/* Fails with `st` and a message of our own (set with lam_set_error so C and C++ agree). */
-inline bool fail(lam_status st, const char *message) {
-    return check(lam_set_error(st, "%s", message));
-}
 } // namespace detail
 
 /*
@@ -897,7 +893,7 @@ class Block {
 };
 
 namespace detail {
-/* "k=v, k=v" from pairs whose value is empty are skipped. */
+/* "k=v, k=v" from the pairs; pairs with an empty value are left out. */
 inline std::string attrs(std::initializer_list<std::pair<const char *, std::string>> kv) {
     std::string s;
     for (const auto &p : kv) {
