@@ -9,17 +9,30 @@
 #include "param.h"
 #include "tensor.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bool recording;
-static bool fused = true;
-static uint64_t epoch;
+/* Recording is per thread (a thread starts with it off), so one thread's training never makes
+ * another thread's inference record. The fused-backward switch is a process-wide setting. */
+static _Thread_local bool recording;
+static atomic_bool fused = true;
+/* Visit marks of backward passes: every pass takes its own mark, so passes on other threads
+ * (other models) never mistake each other's marks. */
+static atomic_uint_fast64_t epoch_counter;
 
 int lam_autograd_set_recording(int on) {
     int old = recording;
     recording = on != 0;
     return old;
+}
+
+int lam_autograd_record_begin(int on) {
+    return lam_autograd_set_recording(on);
+}
+
+void lam_autograd_record_end(int previous) {
+    recording = previous != 0;
 }
 
 int lam_autograd_is_recording(void) {
@@ -31,13 +44,11 @@ bool lam__recording(void) {
 }
 
 int lam_autograd_set_fused_backward(int on) {
-    int old = fused;
-    fused = on != 0;
-    return old;
+    return atomic_exchange_explicit(&fused, on != 0, memory_order_relaxed);
 }
 
 bool lam__fused_backward(void) {
-    return fused;
+    return atomic_load_explicit(&fused, memory_order_relaxed);
 }
 
 static bool param_wants_grad(const lam_param *p) {
@@ -159,9 +170,9 @@ lam_status lam_tensor_detach(lam_tensor *t, lam_tensor **out) {
         }
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "detach: Invalid argument, NULL");
     }
-    int was = lam_autograd_set_recording(0);
+    int was = lam_autograd_record_begin(0);
     lam_status st = lam_tensor_reshape(t, &t->shape, out);
-    lam_autograd_set_recording(was);
+    lam_autograd_record_end(was);
     return st;
 }
 
@@ -512,7 +523,7 @@ static bool push(order *o, lam_tensor *t) {
     return true;
 }
 
-static lam_status topo(lam_tensor *head, order *out) {
+static lam_status topo(lam_tensor *head, uint64_t epoch, order *out) {
     /* Iterative DFS: a stack of (tensor, next input index). */
     typedef struct frame {
         lam_tensor *t;
@@ -599,10 +610,10 @@ lam_status lam_autograd_backward(lam_tensor *head, const lam_tensor *head_grad) 
                           lam_shape_format(&head->shape, b1, sizeof b1),
                           lam_shape_format(&head_grad->shape, b2, sizeof b2));
     }
-    int was = lam_autograd_set_recording(0);
-    epoch++;
+    int was = lam_autograd_record_begin(0);
+    uint64_t mark = atomic_fetch_add_explicit(&epoch_counter, 1, memory_order_relaxed) + 1;
     order o = {0};
-    lam_status st = topo(head, &o);
+    lam_status st = topo(head, mark, &o);
     lam_tensor *g0 = NULL;
     if (st == LAM_OK) {
         st = head_grad ? lam_op_copy(head_grad, &g0)
@@ -627,6 +638,6 @@ lam_status lam_autograd_backward(lam_tensor *head, const lam_tensor *head_grad) 
         o.items[i]->bw_grad = NULL;
     }
     free(o.items);
-    lam_autograd_set_recording(was);
+    lam_autograd_record_end(was);
     return st;
 }

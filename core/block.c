@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,11 @@ static counter *counters;
 static size_t n_counters;
 
 static lam_block *live_blocks;
+/* Blocks are made and released on any thread: the name counters and the list of live blocks
+ * are used under this lock. */
+static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static lam_status next_name(const char *prefix, char *out, size_t cap) {
+static lam_status next_name_locked(const char *prefix, char *out, size_t cap) {
     for (size_t i = 0; i < n_counters; i++) {
         if (strcmp(counters[i].prefix, prefix) == 0) {
             snprintf(out, cap, "%s%lu", prefix, counters[i].next++);
@@ -39,6 +43,13 @@ static lam_status next_name(const char *prefix, char *out, size_t cap) {
     n_counters++;
     snprintf(out, cap, "%s0", prefix);
     return LAM_OK;
+}
+
+static lam_status next_name(const char *prefix, char *out, size_t cap) {
+    pthread_mutex_lock(&blocks_lock);
+    lam_status st = next_name_locked(prefix, out, cap);
+    pthread_mutex_unlock(&blocks_lock);
+    return st;
 }
 
 lam_status lam__block_alloc(const lam__block_class *cls, const char *type, const char *prefix,
@@ -65,13 +76,15 @@ lam_status lam__block_alloc(const lam__block_class *cls, const char *type, const
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", name);
     }
     b->magic = LAM__BLOCK_LIVE;
-    b->refcount = 1;
+    atomic_store_explicit(&b->refcount, 1, memory_order_relaxed);
     b->cls = cls;
+    pthread_mutex_lock(&blocks_lock);
     b->live_next = live_blocks;
     if (live_blocks != NULL) {
         live_blocks->live_prev = b;
     }
     live_blocks = b;
+    pthread_mutex_unlock(&blocks_lock);
     *out = b;
     return LAM_OK;
 }
@@ -88,7 +101,8 @@ void lam__blocks_detach_all(void) {
 /* A freed block is detected while its memory is not reused yet (normal builds); ASan reports
  * the read itself as a use after free. */
 static bool is_block(const lam_block *b) {
-    return b->magic == LAM__BLOCK_LIVE && b->refcount > 0;
+    return b->magic == LAM__BLOCK_LIVE &&
+           atomic_load_explicit(&b->refcount, memory_order_relaxed) > 0;
 }
 
 lam_block *lam_block_retain(lam_block *b) {
@@ -102,7 +116,7 @@ lam_block *lam_block_retain(lam_block *b) {
                  (void *)b);
         return NULL;
     }
-    b->refcount++;
+    atomic_fetch_add_explicit(&b->refcount, 1, memory_order_relaxed);
     return b;
 }
 
@@ -117,7 +131,7 @@ void lam_block_release(lam_block *b) {
                  (void *)b);
         return;
     }
-    if (--b->refcount > 0) {
+    if (atomic_fetch_sub_explicit(&b->refcount, 1, memory_order_acq_rel) > 1) {
         return;
     }
     for (size_t i = 0; i < b->n_children; i++) {
@@ -135,6 +149,7 @@ void lam_block_release(lam_block *b) {
     }
     free(b->type);
     free(b->name);
+    pthread_mutex_lock(&blocks_lock);
     if (b->live_prev != NULL) {
         b->live_prev->live_next = b->live_next;
     } else {
@@ -143,6 +158,7 @@ void lam_block_release(lam_block *b) {
     if (b->live_next != NULL) {
         b->live_next->live_prev = b->live_prev;
     }
+    pthread_mutex_unlock(&blocks_lock);
     b->magic = LAM__BLOCK_DEAD;
     free(b);
 }
@@ -438,6 +454,9 @@ static lam_status check_ready(const lam_block *b) {
     return LAM_OK;
 }
 
+static pthread_mutex_t first_forward_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local bool holds_first_forward;
+
 lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
                              lam_tensor **output) {
     if (output == NULL) {
@@ -465,7 +484,25 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
     if (st != LAM_OK) {
         return st;
     }
-    return b->cls->forward(b, n_inputs, inputs, output);
+    /* Shape inference and deferred initialization write parameters on a block's first
+     * forwards; later forwards only read them. So that threads may run a shared model's first
+     * forward at once, forwards of blocks not yet ready run one at a time (nested blocks run
+     * under the lock their outermost block took). */
+    bool ready = atomic_load_explicit(&b->params_ready, memory_order_acquire);
+    bool take = !ready && !holds_first_forward;
+    if (take) {
+        pthread_mutex_lock(&first_forward_lock);
+        holds_first_forward = true;
+    }
+    st = b->cls->forward(b, n_inputs, inputs, output);
+    if (!ready && st == LAM_OK) {
+        atomic_store_explicit(&b->params_ready, true, memory_order_release);
+    }
+    if (take) {
+        holds_first_forward = false;
+        pthread_mutex_unlock(&first_forward_lock);
+    }
+    return st;
 }
 
 lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor **output) {

@@ -9,6 +9,7 @@
 
 #include "lamina/lamina.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,8 +54,8 @@ typedef struct lam__block_class {
 #define LAM__BLOCK_DEAD 0x4c424444u
 
 struct lam_block {
-    uint32_t magic; /* LAM__BLOCK_LIVE until freed: a second release is detected */
-    long refcount;
+    uint32_t magic;       /* LAM__BLOCK_LIVE until freed: a second release is detected */
+    atomic_long refcount; /* atomic: a shared model is retained from any thread */
     const lam__block_class *cls;
     void *impl; /* the class's own data */
     char *type; /* "Dense", "Sequential", "MLP" */
@@ -65,6 +66,7 @@ struct lam_block {
     size_t n_params;
     bool detached; /* lam_shutdown ran the class's detach: forward fails, summary is "Type()" */
     struct lam_block *live_prev, *live_next; /* every block alive, for lam_shutdown */
+    atomic_bool params_ready; /* a forward of it succeeded: its parameters are all ready */
 };
 
 /* Allocates a block of class cls with a display name from the per-prefix counter. */

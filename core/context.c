@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,12 +108,31 @@ static void list_available(lam__strbuf *sb) {
     }
 }
 
+/* Contexts open once even when many threads ask for one at once; later calls find it with one
+ * atomic load. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static lam_status open_ctx_locked(lam__backend *b, uint32_t device, lam_ctx **out);
+
 static lam_status open_ctx(lam__backend *b, uint32_t device, lam_ctx **out) {
-    if (b->ctxs[device] != NULL) {
-        *out = b->ctxs[device];
+    lam_ctx *c = atomic_load_explicit(&b->ctxs[device], memory_order_acquire);
+    if (c != NULL) {
+        *out = c;
         return LAM_OK;
     }
-    lam_ctx *c = calloc(1, sizeof *c);
+    pthread_mutex_lock(&open_lock);
+    lam_status st = open_ctx_locked(b, device, out);
+    pthread_mutex_unlock(&open_lock);
+    return st;
+}
+
+static lam_status open_ctx_locked(lam__backend *b, uint32_t device, lam_ctx **out) {
+    lam_ctx *c = atomic_load_explicit(&b->ctxs[device], memory_order_relaxed);
+    if (c != NULL) {
+        *out = c;
+        return LAM_OK;
+    }
+    c = calloc(1, sizeof *c);
     if (c == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s(%u): Out of memory", b->desc.name, device);
     }
@@ -126,7 +146,12 @@ static lam_status open_ctx(lam__backend *b, uint32_t device, lam_ctx **out) {
         free(c);
         return lam__error_prefix(st, "%s(%u): Opening the device failed", b->desc.name, device);
     }
-    b->ctxs[device] = c;
+    if (pthread_mutex_init(&c->cache_lock, NULL) != 0) {
+        b->desc.device_close(c->dev);
+        free(c);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s(%u): Out of memory", b->desc.name, device);
+    }
+    atomic_store_explicit(&b->ctxs[device], c, memory_order_release);
     *out = c;
     return LAM_OK;
 }
@@ -297,14 +322,18 @@ lam_status lam_ctx_synchronize(lam_ctx *ctx) {
 
 lam_status lam_waitall(void) {
     lam_status first = LAM_OK;
-    if (!lam__rt.started) {
+    if (!lam__started()) {
         return LAM_OK;
     }
     for (size_t i = 0; i < lam__rt.n_backends; i++) {
         lam__backend *b = lam__rt.backends[i];
+        if (!atomic_load_explicit(&b->probed, memory_order_acquire)) {
+            continue; /* no device opened yet (another thread may be probing it) */
+        }
         for (uint32_t d = 0; d < b->n_devices; d++) {
-            if (b->ctxs[d] != NULL) {
-                lam_status st = lam_ctx_synchronize(b->ctxs[d]);
+            lam_ctx *c = atomic_load_explicit(&b->ctxs[d], memory_order_acquire);
+            if (c != NULL) {
+                lam_status st = lam_ctx_synchronize(c);
                 if (st != LAM_OK && first == LAM_OK) {
                     first = st;
                 }
@@ -323,6 +352,7 @@ void lam__contexts_close_all(void) {
                 b->desc.synchronize(c->dev);
                 lam__ctx_cache_flush(c);
                 b->desc.device_close(c->dev);
+                pthread_mutex_destroy(&c->cache_lock);
                 free(c);
                 b->ctxs[d] = NULL;
             }

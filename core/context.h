@@ -7,6 +7,8 @@
 
 #include "lamina/lamina.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,10 +20,10 @@ typedef struct lam__backend {
                               point into `strings`, the host's own copy */
     char *strings;
     struct lam_plugin *plugin;
-    bool probed; /* probe runs on first use: lam__backend_probe */
+    atomic_bool probed; /* probe runs once, on first use: lam__backend_probe */
     uint32_t n_devices;
     char why[512];
-    lam_ctx **ctxs; /* n_devices entries, opened lazily */
+    _Atomic(lam_ctx *) *ctxs; /* n_devices entries, opened lazily (once, under a lock) */
 } lam__backend;
 
 /* Buffers freed by tensors, kept for reuse by size so the op hot path rarely reaches the
@@ -39,6 +41,7 @@ struct lam_ctx {
     uint32_t device;
     void *dev;
     char name[80];
+    pthread_mutex_t cache_lock; /* threads share a context: its cache is taken under the lock */
     lam__buffer_cache cache;
 };
 

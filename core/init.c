@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@ typedef enum init_kind {
 } init_kind;
 
 struct lam_initializer {
-    long refcount;
+    atomic_long refcount; /* atomic: shared by the parameters of models on any thread */
     init_kind kind;
     float value; /* constant value, uniform scale, normal sigma or Xavier magnitude */
     lam_xavier_rnd rnd;

@@ -415,7 +415,7 @@ static lam_status host_param_data(lam_layer *layer, const char *name, const lam_
 }
 
 /* The layer whose fused backward is running (parameter gradients may be added only then). */
-static lam_block *in_backward;
+static _Thread_local lam_block *in_backward; /* per thread: other threads run other models */
 
 static lam_status host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad) {
     if (layer == NULL || grad == NULL) {
@@ -465,8 +465,8 @@ static void fused_free(void *ctx) {
 }
 
 /* The node whose fused backward is running (for layer_input_needs_grad). */
-static const lam__node *in_backward_node;
-static const fused *in_backward_fused;
+static _Thread_local const lam__node *in_backward_node;
+static _Thread_local const fused *in_backward_fused;
 
 static int32_t host_input_needs_grad(const lam_layer *layer, uint32_t index) {
     const lam__node *n = in_backward_node;
@@ -721,11 +721,11 @@ static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inp
         }
         fuse = any && b->n_params <= 64;
     }
-    int was = fuse ? lam_autograd_set_recording(0) : lam_autograd_is_recording();
+    int was = lam_autograd_record_begin(fuse ? 0 : lam_autograd_is_recording());
     mark = lam__error_mark();
     st = d->forward(layer->state, layer, n, inputs, out);
     st = plugin_status(st, mark, b, "forward");
-    lam_autograd_set_recording(was);
+    lam_autograd_record_end(was);
     if (st == LAM_OK && fuse && *out != NULL) {
         fused *f = malloc(sizeof *f);
         if (f == NULL) {

@@ -321,7 +321,7 @@ lam_status lam__axpby_inplace(lam_tensor *x, float a, const lam_tensor *y, float
     }
     /* A backend without the fused op: the same update from basic ops. */
     lam_tensor *ax = NULL, *by = NULL, *sum = NULL;
-    int was = lam_autograd_set_recording(0);
+    int was = lam_autograd_record_begin(0);
     lam_status st = lam_op_mul_scalar(x, a, &ax);
     if (st == LAM_OK) {
         st = lam_op_mul_scalar(y, b, &by);
@@ -332,7 +332,7 @@ lam_status lam__axpby_inplace(lam_tensor *x, float a, const lam_tensor *y, float
     if (st == LAM_OK) {
         st = lam_op_assign(x, sum);
     }
-    lam_autograd_set_recording(was);
+    lam_autograd_record_end(was);
     lam_tensor_release(ax);
     lam_tensor_release(by);
     lam_tensor_release(sum);

@@ -264,9 +264,9 @@ lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, u
     }
     lam_ctx *ctx = a->storage->ctx;
     /* The steps below are one op for autograd: record a single node at the end. */
-    int was = lam_autograd_set_recording(0);
+    int was = lam_autograd_record_begin(0);
     st = reduce_steps(op, a, mask, keepdims, ctx, out);
-    lam_autograd_set_recording(was);
+    lam_autograd_record_end(was);
     if (st != LAM_OK) {
         return st;
     }

@@ -335,8 +335,12 @@ lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_s
                           subject, lam_shape_format(&p->shape, b1, sizeof b1),
                           lam_shape_format(inferred, b2, sizeof b2));
     }
+    /* Only unknown dims are written: every forward infers shapes, and forwards of a shared
+     * model on several threads must only read a parameter once its shape is known. */
     for (uint32_t i = 0; i < p->shape.ndim; i++) {
-        p->shape.dims[i] = inferred->dims[i];
+        if (p->shape.dims[i] != inferred->dims[i]) {
+            p->shape.dims[i] = inferred->dims[i];
+        }
     }
     return LAM_OK;
 }
@@ -505,9 +509,9 @@ lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
         st = lam_op_assign(p->data, src);
     } else {
         lam_tensor *t;
-        int was = lam_autograd_set_recording(0);
+        int was = lam_autograd_record_begin(0);
         st = lam_op_copy(src, &t);
-        lam_autograd_set_recording(was);
+        lam_autograd_record_end(was);
         if (st == LAM_OK) {
             set_data(p, t);
         }

@@ -6,15 +6,16 @@
 
 #include "lamina/lamina.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct lam_param {
-    long refcount;
-    char *name;  /* display name, "dense0_weight" */
-    char *local; /* local name in its block, "weight" */
-    char *key;   /* structural key from the last initialize/collect, NULL before */
+    atomic_long refcount; /* atomic: a shared model's parameters are retained from any thread */
+    char *name;           /* display name, "dense0_weight" */
+    char *local;          /* local name in its block, "weight" */
+    char *key;            /* structural key from the last initialize/collect, NULL before */
     lam_shape shape;
     lam_initializer *init; /* declared default, NULL: the block's */
     uint32_t flags;        /* LAM_PARAM_CONSTANT */

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static lam_plugin *current_plugin; /* the plugin whose entry is running */
+/* The plugin whose entry is running. Plugins load only inside lam_init (or the first call that
+ * starts the runtime), which runs under runtime.c's start lock: one loader at a time. */
+static lam_plugin *current_plugin;
 
 /* ---- report ---- */
 
@@ -808,11 +811,25 @@ static void load_one(const char *path) {
     decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_OK, "");
 }
 
+/* Probing runs once per backend even when many threads ask at once: the others wait for its
+ * result (a thread that saw `probed` before n_devices was written would report no device). */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void probe_locked(lam__backend *b);
+
 void lam__backend_probe(lam__backend *b) {
-    if (b->probed) {
+    if (atomic_load_explicit(&b->probed, memory_order_acquire)) {
         return;
     }
-    b->probed = true;
+    pthread_mutex_lock(&probe_lock);
+    if (!atomic_load_explicit(&b->probed, memory_order_relaxed)) {
+        probe_locked(b);
+        atomic_store_explicit(&b->probed, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&probe_lock);
+}
+
+static void probe_locked(lam__backend *b) {
     uint32_t n = 0;
     uint64_t mark = lam__error_mark();
     lam_status pst = b->desc.probe(b->desc.user, &n, b->why, sizeof b->why);

@@ -9,6 +9,7 @@
 #include "rng.h"
 
 #include <math.h>
+#include <stdatomic.h>
 
 #define PHILOX_M0     0xD2511F53u
 #define PHILOX_M1     0xCD9E8D57u
@@ -16,14 +17,15 @@
 #define PHILOX_W1     0xBB67AE85u
 #define PHILOX_ROUNDS 10
 
-static uint64_t global_seed;
+/* Process-wide; atomic, so a seed set on one thread is read whole on every other. */
+static _Atomic uint64_t global_seed;
 
 void lam_seed(uint64_t seed) {
-    global_seed = seed;
+    atomic_store_explicit(&global_seed, seed, memory_order_relaxed);
 }
 
 uint64_t lam_seed_get(void) {
-    return global_seed;
+    return atomic_load_explicit(&global_seed, memory_order_relaxed);
 }
 
 static void philox_round(uint32_t c[4], const uint32_t k[2]) {

@@ -5,15 +5,44 @@
 #include "context.h"
 #include "error.h"
 #include "host.h"
+#include "log.h"
 #include "registry.h"
 #include "tensor.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 lam__runtime lam__rt;
 
-lam_status lam_init(const lam_init_options *options) {
+/*
+ * Start-up is double-checked: `ready` is set (release) once the registry is fully loaded, so
+ * the common case is one acquire load; the first calls of many threads at once queue on
+ * start_lock and all but one find the runtime started. pthread_once would not do, as
+ * lam_shutdown may be followed by another start. Plugin loading (registry.c) runs only under
+ * this lock. A plugin entry that calls back into the library while it loads runs on the
+ * thread holding the lock (`in_start`), where the runtime counts as started.
+ */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool ready;
+static _Thread_local bool in_start;
+
+static void shutdown_locked(void) {
+    atomic_store_explicit(&ready, false, memory_order_release);
+    if (!lam__rt.started) {
+        return;
+    }
+    /* Plugin state first (a layer may hold tensors), while the plugins are loaded. */
+    lam__blocks_detach_all();
+    lam__tensors_reclaim_all();
+    lam__contexts_close_all();
+    lam__registry_unload();
+    lam__tensor_pool_flush();
+    memset(&lam__rt, 0, sizeof lam__rt);
+}
+
+static lam_status init_locked(const lam_init_options *options) {
     if (lam__rt.started) {
         return lam__error(LAM_ERR_STATE,
                           "lam_init: Already started, call lam_shutdown() before starting again");
@@ -33,27 +62,60 @@ lam_status lam_init(const lam_init_options *options) {
     bool skip = options && options->skip_builtin_dir;
     lam_status st = lam__registry_load(path, skip);
     if (st != LAM_OK) {
-        lam_shutdown();
+        shutdown_locked();
+        return st;
     }
+    atomic_store_explicit(&ready, true, memory_order_release);
+    return LAM_OK;
+}
+
+/* Reported when a plugin's entry (running under start_lock) calls lam_init or lam_shutdown. */
+static lam_status reentered(const char *fn) {
+    return lam__error(LAM_ERR_STATE,
+                      "%s: Invalid state, called while the runtime starts or stops (from a "
+                      "plugin's entry point)",
+                      fn);
+}
+
+lam_status lam_init(const lam_init_options *options) {
+    if (in_start) {
+        return reentered("lam_init");
+    }
+    pthread_mutex_lock(&start_lock);
+    in_start = true;
+    lam_status st = init_locked(options);
+    in_start = false;
+    pthread_mutex_unlock(&start_lock);
     return st;
 }
 
 lam_status lam__ensure_started(void) {
-    if (lam__rt.started) {
+    if (atomic_load_explicit(&ready, memory_order_acquire)) {
         return LAM_OK;
     }
-    return lam_init(NULL);
+    if (in_start) {
+        return LAM_OK; /* a plugin entry calling back while the registry loads */
+    }
+    pthread_mutex_lock(&start_lock);
+    in_start = true;
+    lam_status st = lam__rt.started ? LAM_OK : init_locked(NULL);
+    in_start = false;
+    pthread_mutex_unlock(&start_lock);
+    return st;
+}
+
+bool lam__started(void) {
+    return atomic_load_explicit(&ready, memory_order_acquire);
 }
 
 void lam_shutdown(void) {
-    if (!lam__rt.started) {
+    if (in_start) {
+        lam__log(LAM_LOG_WARN, "lam_shutdown: ignored, called while the runtime starts or stops");
         return;
     }
-    /* Plugin state first (a layer may hold tensors), while the plugins are loaded. */
-    lam__blocks_detach_all();
-    lam__tensors_reclaim_all();
-    lam__contexts_close_all();
-    lam__registry_unload();
-    lam__tensor_pool_flush();
-    memset(&lam__rt, 0, sizeof lam__rt);
+    pthread_mutex_lock(&start_lock);
+    in_start = true;
+    shutdown_locked();
+    in_start = false;
+    pthread_mutex_unlock(&start_lock);
 }

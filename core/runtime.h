@@ -30,5 +30,7 @@ extern lam__runtime lam__rt;
 
 /* Starts the runtime with default options if it is not started. */
 lam_status lam__ensure_started(void);
+/* True when the runtime is started and its plugins loaded (without starting it). */
+bool lam__started(void);
 
 #endif

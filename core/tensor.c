@@ -9,6 +9,8 @@
 #include "param.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,9 @@ typedef struct tensor_list {
     size_t n;
 } tensor_list;
 static tensor_list live, orphans;
+/* Tensors are created and freed on any thread (one made on one thread may be released on
+ * another), so the lists are locked. */
+static pthread_mutex_t lists_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- shapes ---- */
 
@@ -201,6 +206,7 @@ lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *
 /* ---- tensors ---- */
 
 static void list_link(tensor_list *l, lam_tensor *t) {
+    pthread_mutex_lock(&lists_lock);
     t->prev = NULL;
     t->next = l->head;
     if (l->head) {
@@ -208,9 +214,11 @@ static void list_link(tensor_list *l, lam_tensor *t) {
     }
     l->head = t;
     l->n++;
+    pthread_mutex_unlock(&lists_lock);
 }
 
 static void list_unlink(tensor_list *l, lam_tensor *t) {
+    pthread_mutex_lock(&lists_lock);
     if (t->prev) {
         t->prev->next = t->next;
     } else {
@@ -220,6 +228,7 @@ static void list_unlink(tensor_list *l, lam_tensor *t) {
         t->next->prev = t->prev;
     }
     l->n--;
+    pthread_mutex_unlock(&lists_lock);
 }
 
 /* ---- pools: freed tensor structs, storage structs and buffers are reused ---- */
@@ -231,14 +240,36 @@ static void list_unlink(tensor_list *l, lam_tensor *t) {
 #define CACHE_MAX_BUFFER ((size_t)128 << 20) /* larger buffers go straight back */
 
 /* The pools keep pointers beside the objects, not inside them: a released tensor keeps its
- * LAM__TENSOR_DEAD mark (normal builds detect a second release) and can be poisoned whole. */
+ * LAM__TENSOR_DEAD mark (normal builds detect a second release) and can be poisoned whole.
+ * They are per thread, so the op hot path takes no lock for them: a struct released on a
+ * thread goes to that thread's pools. They hold plain memory only (nothing of the runtime):
+ * a thread's pools are freed when it exits (a pthread key destructor), the calling thread's
+ * also by lam_shutdown. */
 typedef struct pool {
     void *slot[POOL_MAX];
     size_t n;
     size_t size;
 } pool;
-static pool tensor_pool = {.size = sizeof(lam_tensor)};
-static pool storage_pool = {.size = sizeof(lam__storage)};
+static _Thread_local pool tensor_pool = {.size = sizeof(lam_tensor)};
+static _Thread_local pool storage_pool = {.size = sizeof(lam__storage)};
+static _Thread_local bool pools_registered; /* the exit destructor is set for this thread */
+static pthread_key_t pools_key;
+static pthread_once_t pools_once = PTHREAD_ONCE_INIT;
+static bool pools_key_ok;
+
+static void pools_at_thread_exit(void *unused);
+
+static void pools_key_create(void) {
+    pools_key_ok = pthread_key_create(&pools_key, pools_at_thread_exit) == 0;
+}
+
+/* A dlclose()d liblamina must not leave a destructor pointing into unmapped code. */
+__attribute__((destructor)) static void pools_key_delete(void) {
+    if (pools_key_ok) {
+        pthread_key_delete(pools_key);
+        pools_key_ok = false;
+    }
+}
 
 static void *pool_get(pool *p) {
     if (p->n > 0) {
@@ -251,7 +282,11 @@ static void *pool_get(pool *p) {
 }
 
 static void pool_put(pool *p, void *obj) {
-    if (p->n >= POOL_MAX) {
+    if (!pools_registered) {
+        pthread_once(&pools_once, pools_key_create);
+        pools_registered = pools_key_ok && pthread_setspecific(pools_key, &tensor_pool) == 0;
+    }
+    if (p->n >= POOL_MAX || !pools_registered) {
         free(obj);
         return;
     }
@@ -272,29 +307,42 @@ void lam__tensor_pool_flush(void) {
     pool_flush(&storage_pool);
 }
 
+static void pools_at_thread_exit(void *unused) {
+    (void)unused;
+    lam__tensor_pool_flush();
+}
+
+/* The buffer cache belongs to the context, which threads share: it is used under the
+ * context's cache_lock. */
 static void *cache_take(lam_ctx *ctx, size_t bytes) {
     lam__buffer_cache *c = &ctx->cache;
+    void *buf = NULL;
+    pthread_mutex_lock(&ctx->cache_lock);
     for (uint32_t i = c->n; i-- > 0;) {
         if (c->bytes[i] == bytes) {
-            void *buf = c->buf[i];
+            buf = c->buf[i];
             c->n--;
             c->bytes[i] = c->bytes[c->n];
             c->buf[i] = c->buf[c->n];
             c->total -= bytes;
-            return buf;
+            break;
         }
     }
-    return NULL;
+    pthread_mutex_unlock(&ctx->cache_lock);
+    return buf;
 }
 
 static void cache_give(lam_ctx *ctx, void *buf, size_t bytes) {
     lam__buffer_cache *c = &ctx->cache;
+    void *evicted = NULL;
+    pthread_mutex_lock(&ctx->cache_lock);
     if (bytes > CACHE_MAX_BUFFER || c->total + bytes > CACHE_MAX_BYTES) {
+        pthread_mutex_unlock(&ctx->cache_lock);
         ctx->backend->desc.buffer_free(ctx->dev, buf);
         return;
     }
     if (c->n == LAM__CACHE_SLOTS) { /* evict the oldest */
-        ctx->backend->desc.buffer_free(ctx->dev, c->buf[0]);
+        evicted = c->buf[0];
         c->total -= c->bytes[0];
         memmove(c->buf, c->buf + 1, (c->n - 1) * sizeof *c->buf);
         memmove(c->bytes, c->bytes + 1, (c->n - 1) * sizeof *c->bytes);
@@ -304,6 +352,10 @@ static void cache_give(lam_ctx *ctx, void *buf, size_t bytes) {
     c->buf[c->n] = buf;
     c->n++;
     c->total += bytes;
+    pthread_mutex_unlock(&ctx->cache_lock);
+    if (evicted != NULL) {
+        ctx->backend->desc.buffer_free(ctx->dev, evicted);
+    }
 }
 
 void lam__ctx_cache_flush(lam_ctx *ctx) {
@@ -315,8 +367,10 @@ void lam__ctx_cache_flush(lam_ctx *ctx) {
     c->total = 0;
 }
 
+/* Reference counts: an increment needs no order (the caller already holds a reference); the
+ * decrement that reaches zero must see every other thread's writes before freeing. */
 static void storage_release(lam__storage *s) {
-    if (s != NULL && --s->refcount == 0) {
+    if (s != NULL && atomic_fetch_sub_explicit(&s->refcount, 1, memory_order_acq_rel) == 1) {
         if (s->ctx == NULL) { /* an orphan's: its buffer went with the runtime */
             free(s);
             return;
@@ -358,9 +412,9 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
             return lam__error_prefix(st, "%s", ctx->name);
         }
     }
-    s->refcount = 1;
+    atomic_store_explicit(&s->refcount, 1, memory_order_relaxed);
     s->ctx = ctx;
-    t->refcount = 1;
+    atomic_store_explicit(&t->refcount, 1, memory_order_relaxed);
     t->storage = s;
     t->shape = *shape;
     t->shape.reserved = 0;
@@ -499,7 +553,7 @@ lam_tensor *lam_tensor_retain(lam_tensor *t) {
                  (void *)t);
         return NULL;
     }
-    t->refcount++;
+    atomic_fetch_add_explicit(&t->refcount, 1, memory_order_relaxed);
     return t;
 }
 
@@ -525,14 +579,14 @@ void lam_tensor_release(lam_tensor *t) {
     if (t == NULL) {
         return;
     }
-    if (!is_handle(t) || t->refcount <= 0) {
+    if (!is_handle(t) || atomic_load_explicit(&t->refcount, memory_order_relaxed) <= 0) {
         lam__log(LAM_LOG_ERROR,
                  "lam_tensor_release: Released tensor %p, released more often than retained; "
                  "ignored",
                  (void *)t);
         return;
     }
-    if (--t->refcount == 0) {
+    if (atomic_fetch_sub_explicit(&t->refcount, 1, memory_order_acq_rel) == 1) {
         tensor_free(t);
     }
 }
@@ -562,7 +616,10 @@ void lam__tensors_reclaim_all(void) {
 }
 
 size_t lam_tensor_live_count(void) {
-    return live.n;
+    pthread_mutex_lock(&lists_lock);
+    size_t n = live.n;
+    pthread_mutex_unlock(&lists_lock);
+    return n;
 }
 
 const lam_shape *lam_tensor_shape(const lam_tensor *t) {
@@ -790,9 +847,9 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "reshape: Out of memory");
     }
     r->magic = LAM__TENSOR_LIVE;
-    r->refcount = 1;
+    atomic_store_explicit(&r->refcount, 1, memory_order_relaxed);
     r->storage = t->storage;
-    r->storage->refcount++;
+    atomic_fetch_add_explicit(&r->storage->refcount, 1, memory_order_relaxed);
     r->offset = t->offset;
     r->shape = s;
     r->numel = t->numel;

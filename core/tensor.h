@@ -7,13 +7,14 @@
 
 #include "lamina/lamina.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct lam__node;
 struct lam_param;
 
 typedef struct lam__storage {
-    long refcount;
+    atomic_long refcount;
     lam_ctx *ctx;
     void *buf;
     size_t bytes;
@@ -30,7 +31,7 @@ typedef struct lam__storage {
 
 struct lam_tensor {
     uint32_t magic;
-    long refcount;
+    atomic_long refcount;
     lam__storage *storage;
     uint64_t offset; /* elements */
     lam_shape shape;

@@ -263,7 +263,7 @@ lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "trainer step: Invalid argument, %s",
                           t == NULL ? "NULL trainer" : "batch_size must be positive");
     }
-    int was = lam_autograd_set_recording(0);
+    int was = lam_autograd_record_begin(0);
     t->t++;
     lam_status st = LAM_OK;
     for (size_t i = 0; st == LAM_OK && i < t->n; i++) {
@@ -273,7 +273,7 @@ lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size) {
         }
         st = step_one(t, &t->slots[i], 1.0f / (float)batch_size);
     }
-    lam_autograd_set_recording(was);
+    lam_autograd_record_end(was);
     return st;
 }
 

@@ -131,6 +131,7 @@ static void device_destroy(vk_device *d) {
         vkf.vkDestroyDevice(d->device, NULL);
     }
     d->magic = 0;
+    pthread_mutex_destroy(&d->lock);
     free(d);
 }
 
@@ -146,6 +147,11 @@ static lam_status backend_device_open(void *user, uint32_t index, void **out) {
     }
     vk_device *d = calloc(1, sizeof *d);
     if (d == NULL) {
+        return vk_error(LAM_ERR_OUT_OF_MEMORY, "vulkan: Out of memory, opening device %u",
+                        (unsigned)index);
+    }
+    if (pthread_mutex_init(&d->lock, NULL) != 0) {
+        free(d);
         return vk_error(LAM_ERR_OUT_OF_MEMORY, "vulkan: Out of memory, opening device %u",
                         (unsigned)index);
     }
@@ -213,6 +219,66 @@ static lam_status backend_synchronize(void *dev) {
     return vk_wait_all(d);
 }
 
+/*
+ * The host calls these from any thread, and threads may share a device: each runs under the
+ * device's lock, so one thread's op never lands in a batch another thread is recording or
+ * submitting. A handle that is no device goes straight through (the callee reports it).
+ */
+static vk_device *lockable(void *dev) {
+    vk_device *d = dev;
+    return d != NULL && d->magic == VK_DEVICE_MAGIC ? d : NULL;
+}
+
+#define LOCKED(dev, call)                                                                          \
+    do {                                                                                           \
+        vk_device *ld_ = lockable(dev);                                                            \
+        if (ld_ == NULL) {                                                                         \
+            return call;                                                                           \
+        }                                                                                          \
+        pthread_mutex_lock(&ld_->lock);                                                            \
+        lam_status lst_ = call;                                                                    \
+        pthread_mutex_unlock(&ld_->lock);                                                          \
+        return lst_;                                                                               \
+    } while (0)
+
+static lam_status locked_buffer_alloc(void *dev, size_t bytes, void **buffer) {
+    LOCKED(dev, vk_buffer_alloc(dev, bytes, buffer));
+}
+
+static void locked_buffer_free(void *dev, void *buffer) {
+    vk_device *d = lockable(dev);
+    if (d == NULL) {
+        vk_buffer_free(dev, buffer);
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    vk_buffer_free(dev, buffer);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static lam_status locked_buffer_write(void *dev, void *buffer, size_t offset, const void *src,
+                                      size_t bytes) {
+    LOCKED(dev, vk_buffer_write(dev, buffer, offset, src, bytes));
+}
+
+static lam_status locked_buffer_read(void *dev, const void *buffer, size_t offset, void *dst,
+                                     size_t bytes) {
+    LOCKED(dev, vk_buffer_read(dev, buffer, offset, dst, bytes));
+}
+
+static lam_status locked_buffer_copy(void *dev, void *dst, size_t dst_offset, const void *src,
+                                     size_t src_offset, size_t bytes) {
+    LOCKED(dev, vk_buffer_copy(dev, dst, dst_offset, src, src_offset, bytes));
+}
+
+static lam_status locked_execute(void *dev, const lam_op_call *call) {
+    LOCKED(dev, vk_execute(dev, call));
+}
+
+static lam_status locked_synchronize(void *dev) {
+    LOCKED(dev, backend_synchronize(dev));
+}
+
 static void backend_shutdown(void *user) {
     (void)user;
     vk_loader_unload();
@@ -229,14 +295,14 @@ static const lam_backend_desc vk_backend_desc = {
     .device_info = backend_device_info,
     .device_open = backend_device_open,
     .device_close = backend_device_close,
-    .buffer_alloc = vk_buffer_alloc,
-    .buffer_free = vk_buffer_free,
-    .buffer_write = vk_buffer_write,
-    .buffer_read = vk_buffer_read,
-    .buffer_copy = vk_buffer_copy,
+    .buffer_alloc = locked_buffer_alloc,
+    .buffer_free = locked_buffer_free,
+    .buffer_write = locked_buffer_write,
+    .buffer_read = locked_buffer_read,
+    .buffer_copy = locked_buffer_copy,
     .supports_op = vk_supports_op,
-    .execute = vk_execute,
-    .synchronize = backend_synchronize,
+    .execute = locked_execute,
+    .synchronize = locked_synchronize,
     .shutdown = backend_shutdown,
 };
 

@@ -10,6 +10,7 @@
 #include "vk_loader.h"
 #include "vk_shaders.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,10 @@ typedef struct vk_batch {
 
 struct vk_device {
     uint64_t magic;
+    /* Threads may share one device (a Lamina context): every entry point that touches the
+     * state below (memory blocks, the batch being recorded, the ring) holds this lock
+     * (vk_backend.c wraps them). */
+    pthread_mutex_t lock;
     uint32_t index;
     const vk_physical *phys;
     VkDevice device;

@@ -25,8 +25,25 @@
  *    tensors included.
  *  - Objects may outlive lam_shutdown(): see there.
  *
- * Thread safety: the runtime may be used from one thread at a time; lam_last_error() is
- * per thread.
+ * Thread safety (the contract; a declaration says so where it differs):
+ *  - Any number of threads may use the library at once on *different* objects: each its own
+ *    models, tensors, parameter lists and trainers. Threads may share a context (cpu(0),
+ *    vulkan(0)), each with its own tensors; the backends serialize what they must.
+ *  - One model may run forward passes from several threads at once (inference, recording off
+ *    on those threads), its first forward included: the first forward of a plugin layer
+ *    infers shapes and completes deferred initialization once, the other threads wait for
+ *    it. A custom block's forward function must itself be safe to call from several threads.
+ *    A tensor used as an input by several threads at once is only read (several threads may
+ *    also retain and release one tensor).
+ *  - Training one model (recording, backward, lam_trainer_step, lam_param_set_data,
+ *    lam_block_initialize, loading) from several threads at once is the caller's to serialize;
+ *    so is changing a model while another thread runs it.
+ *  - The runtime starts lazily and safely: the first calls of many threads at once all succeed.
+ *    lam_init, lam_shutdown and plugin loading must not run while other threads use the
+ *    library (see lam_shutdown).
+ *  - Autograd recording is per thread (each thread starts with it off); lam_last_error() is
+ *    per thread. lam_seed, lam_log_set_callback and lam_autograd_set_fused_backward are
+ *    process-wide settings that may be called from any thread (they are atomic).
  */
 #ifndef LAMINA_H
 #define LAMINA_H
@@ -77,6 +94,9 @@ typedef void (*lam_log_fn)(lam_log_level level, const char *message, void *user)
  * Sets the log callback (NULL: messages are dropped) and the most verbose level passed to it.
  * The library itself never prints; the `lamina` CLI installs a callback that prints to stderr
  * when LAMINA_LOG=info or debug.
+ * Thread safety: process-wide; may be called from any thread. The callback is called on the
+ * thread that logs, possibly from several threads at once, and possibly once more with the
+ * previous callback just after it is replaced.
  */
 LAM_EXPORT void lam_log_set_callback(lam_log_fn fn, void *user, lam_log_level max_level);
 
@@ -117,8 +137,11 @@ typedef struct lam_init_options {
 /*
  * Starts the runtime: discovers and loads plugins. Optional: the first call that needs the
  * runtime starts it with default options. `options` may be NULL.
- * Errors: LAM_ERR_STATE when already started. A plugin that fails to load is not an error
- * here: it is refused and recorded in the load report.
+ * Errors: LAM_ERR_STATE when already started, or when called from a plugin's entry point
+ * while the runtime starts. A plugin that fails to load is not an error here: it is refused
+ * and recorded in the load report.
+ * Thread safety: starts are serialized (one thread loads the plugins, the others wait), but
+ * lam_init must not race with calls that use objects of an earlier start.
  */
 LAM_EXPORT lam_status lam_init(const lam_init_options *options);
 
@@ -132,6 +155,10 @@ LAM_EXPORT lam_status lam_init(const lam_init_options *options);
  * included, fails with LAM_ERR_STATE ("Runtime shut down"). Layer blocks lose their plugin
  * state (destroyed before the plugin is unloaded): a forward fails with LAM_ERR_STATE.
  * Contexts, plugin records and other strings borrowed "until lam_shutdown()" are gone.
+ * Thread safety: call it when no other thread uses the library (it frees what they would be
+ * using: contexts, plugins, device memory). Called from a plugin's entry point while the
+ * runtime starts, it does nothing but log a LAM_LOG_WARN message. Pooled memory of the calling
+ * thread is freed here; other threads' pools are freed when those threads exit.
  */
 LAM_EXPORT void lam_shutdown(void);
 
@@ -327,7 +354,7 @@ LAM_EXPORT lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_
  * Errors: LAM_ERR_SHAPE when the element counts differ or the shape is too large. */
 LAM_EXPORT lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
 
-/* Number of tensors alive in the runtime (for leak checks). */
+/* Number of tensors alive in the runtime, on every thread (for leak checks). */
 LAM_EXPORT size_t lam_tensor_live_count(void);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -431,14 +458,29 @@ LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * Turns recording on or off for this process and returns the previous state (Gluon's
+ * Turns recording on or off for the calling thread and returns the previous state (Gluon's
  * autograd.record()). While recording, every op whose operands need a gradient (parameters
  * with grad_req write/add, tensors with lam_tensor_attach_grad, and results of recorded ops)
  * remembers how to differentiate itself. Only ops that actually run are recorded, so control
  * flow in a custom forward needs nothing special.
+ * Thread safety: the state is per thread; every thread starts with recording off, and one
+ * thread recording never makes another record.
  */
 LAM_EXPORT int lam_autograd_set_recording(int on);
+/* Nonzero when the calling thread records. */
 LAM_EXPORT int lam_autograd_is_recording(void);
+
+/*
+ * Scoped recording: lam_autograd_record_begin(on) sets the calling thread's recording state
+ * and returns the previous one, which lam_autograd_record_end restores. Pairs nest; call end
+ * on every path, error paths included:
+ *   int was = lam_autograd_record_begin(1);
+ *   lam_status st = lam_block_call(net, x, &out);
+ *   lam_autograd_record_end(was);
+ * Thread safety: per thread, like lam_autograd_set_recording.
+ */
+LAM_EXPORT int lam_autograd_record_begin(int on);
+LAM_EXPORT void lam_autograd_record_end(int previous);
 
 /*
  * Computes the gradient of `head` with respect to every parameter and attached tensor it was
@@ -452,7 +494,9 @@ LAM_EXPORT int lam_autograd_is_recording(void);
 LAM_EXPORT lam_status lam_autograd_backward(lam_tensor *head, const lam_tensor *head_grad);
 
 /* Nonzero (default) lets layers with a fused backward use it; zero differentiates their
- * forward op by op instead (for checking that both agree). Returns the previous value. */
+ * forward op by op instead (for checking that both agree). Returns the previous value.
+ * Thread safety: a process-wide setting; it may be changed from any thread (atomically), but
+ * forwards recording at that moment on other threads may see either value. */
 LAM_EXPORT int lam_autograd_set_fused_backward(int on);
 
 /* Makes t a leaf that receives a gradient (Gluon's attach_grad); the gradient starts at zero. */
@@ -516,7 +560,9 @@ LAM_EXPORT lam_status lam_param_list_zero_grad(const lam_param_list *list);
 /*
  * Sets the global seed (default 0). Initial parameter values are a pure function of the seed
  * and the parameter's structural key ("0.weight"): eager or deferred initialization, creation
- * order and backend do not change them.
+ * order, threads and backend do not change them.
+ * Thread safety: process-wide and atomic; an initialization running on another thread at the
+ * same moment uses either the old or the new seed.
  */
 LAM_EXPORT void lam_seed(uint64_t seed);
 LAM_EXPORT uint64_t lam_seed_get(void);
@@ -822,6 +868,8 @@ LAM_EXPORT lam_status lam_block_initialize(lam_block *b, const lam_initializer *
  * deferred initialization. Errors: LAM_ERR_STATE when not initialized (saying what to do);
  * LAM_ERR_SHAPE when an input disagrees with the inferred parameter shapes ("dense0: Shape
  * inconsistent, provided (256, 20), inferred (256, 10)").
+ * Thread safety: several threads may run one model at once with recording off, the first
+ * forward included (see the top of this file); with recording on, one thread at a time.
  */
 LAM_EXPORT lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
                                         lam_tensor **output);

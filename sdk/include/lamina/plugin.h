@@ -273,6 +273,10 @@ static inline uint32_t lam_op_form_inputs(lam_op_form form) {
  * Callbacks report failures by returning a negative status after calling host->set_error.
  * A backend may run ops asynchronously: buffer_read and synchronize wait for all earlier work
  * and report an error raised by it.
+ * Thread safety: the host calls the device callbacks (buffer_*, execute, synchronize) from any
+ * thread, also on one `dev` from several threads at once (threads share a context); a backend
+ * serializes what it must (the Vulkan backend locks each device). probe, device_info,
+ * device_open, device_close and shutdown are called one at a time.
  */
 typedef struct lam_backend_desc {
     uint32_t struct_size; /* sizeof(lam_backend_desc) */
@@ -375,7 +379,14 @@ typedef struct lam_layer_desc {
      */
     lam_status (*infer_shape)(void *state, lam_layer *layer, uint32_t n_inputs,
                               const lam_shape *inputs, lam_shape *output);
-    /* Required. Computes the output from the inputs with host ops; *output is a new reference. */
+    /*
+     * Required. Computes the output from the inputs with host ops; *output is a new reference.
+     * Thread safety: the host may call forward (and infer_shape) on one instance from several
+     * threads at once (inference on a shared model); they must only read `state` after create.
+     * The host serializes the calls that may set parameter shapes (an instance's first
+     * forwards); backward runs one call at a time per model (training is serialized by the
+     * application).
+     */
     lam_status (*forward)(void *state, lam_layer *layer, uint32_t n_inputs,
                           lam_tensor *const *inputs, lam_tensor **output);
     /*
