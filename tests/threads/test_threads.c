@@ -240,7 +240,7 @@ static void own_models_train_concurrently_bit_identical(void) {
 /* ---- 4 threads, one model, inference -------------------------------------------------------- */
 
 #define N_INPUTS 6
-#define ITERS    2000
+#define ITERS    500
 
 typedef struct infer_job {
     lam_block *net;
