@@ -268,6 +268,29 @@ static void *infer(void *arg) {
     return NULL;
 }
 
+/* A custom block out = x * gamma, gamma's shape inferred from the input (deferred
+ * initialization through an infer-shape callback). */
+static lam_status scale_infer(lam_block *self, void *state, uint32_t n, const lam_shape *shapes) {
+    (void)state;
+    if (n != 1) {
+        return lam_set_error(LAM_ERR_SHAPE, "scale: Wrong number of inputs, %u", n);
+    }
+    return lam_param_infer_shape(lam_block_param(self, "gamma"), &shapes[0]);
+}
+
+static lam_status scale_forward(lam_block *self, void *state, uint32_t n, lam_tensor *const *in,
+                                lam_tensor **out) {
+    (void)state;
+    (void)n;
+    lam_tensor *gamma = NULL;
+    lam_status st = lam_param_data(lam_block_param(self, "gamma"), &gamma);
+    if (st == LAM_OK) {
+        st = lam_op_mul(in[0], gamma, out);
+    }
+    lam_tensor_release(gamma);
+    return st;
+}
+
 static lam_block *shared_model(void) {
     lam_block *net = NULL;
     CHECK(lam_sequential_create(&net) == LAM_OK);
@@ -275,10 +298,18 @@ static lam_block *shared_model(void) {
     REQUIRE(lam_layer_create("Dense", "units=64, activation=relu, in_units=20", &h) == LAM_OK, "%s",
             lam_last_error());
     REQUIRE(lam_layer_create("Dense", "units=10", &o) == LAM_OK, "%s", lam_last_error());
+    lam_block *scale = NULL;
+    CHECK(lam_block_create("Scale", scale_forward, NULL, NULL, &scale) == LAM_OK);
+    lam_shape unknown;
+    lam_shape_init(&unknown, 2, (const int64_t[]){LAM_DIM_UNKNOWN, LAM_DIM_UNKNOWN});
+    CHECK(lam_block_param_new(scale, "gamma", &unknown, NULL, NULL) == LAM_OK);
+    CHECK(lam_block_set_infer_shape(scale, scale_infer) == LAM_OK);
     CHECK(lam_sequential_add(net, h) == LAM_OK);
     CHECK(lam_sequential_add(net, o) == LAM_OK);
+    CHECK(lam_sequential_add(net, scale) == LAM_OK);
     lam_block_release(h);
     lam_block_release(o);
+    lam_block_release(scale);
     REQUIRE(lam_block_initialize(net, NULL, NULL, 0) == LAM_OK, "%s", lam_last_error());
     return net;
 }
@@ -339,8 +370,8 @@ static void shared_model_inference_matches_single_thread(void) {
     shared_inference(1);
 }
 
-/* The output layer's in_units is inferred by the first forward, which here runs in 4 threads at
- * once. */
+/* The output layer's in_units and the custom block's gamma are inferred by the first forward,
+ * which here runs in 4 threads at once. */
 static void shared_model_first_forward_concurrent(void) {
     shared_inference(0);
 }
