@@ -99,6 +99,8 @@ static int should_fail(void) {
 
 /* ---- guard mode ---- */
 
+static void *guard_map(size_t size, size_t align);
+
 /* Process-wide (every thread's allocations are guarded while it is on). */
 static volatile int guard_on;
 
@@ -128,8 +130,20 @@ static unsigned char *guard_base(const void *p) {
     return (h[0] ^ GUARD_MAGIC) == h[1] && h[0] != 0 ? (unsigned char *)(uintptr_t)h[0] : NULL;
 }
 
-/* A block of `size` bytes at alignment `align` ending at a PROT_NONE page; NULL with ENOMEM. */
+static void *libc_aligned(size_t align, size_t size) {
+    return align <= 16 ? __libc_malloc(size) : __libc_memalign(align, size);
+}
+
+/* A block of `size` bytes at alignment `align` ending at a PROT_NONE page. When no mapping can
+ * be made (the process's map count limit, vm.max_map_count, with two mappings a block), the
+ * block comes from glibc unguarded: guard mode never makes an allocation fail. */
 static void *guard_alloc(size_t size, size_t align) {
+    void *p = guard_map(size, align);
+    return p != NULL ? p : libc_aligned(align, size);
+}
+
+/* The guarded block itself, or NULL. */
+static void *guard_map(size_t size, size_t align) {
     size_t page = page_size();
     size_t need = sizeof(guard_meta) + 16 + align + size;
     if (need < size) {
