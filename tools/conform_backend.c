@@ -835,62 +835,6 @@ static void check_op(cf_ctx *c) {
     }
 }
 
-/* Every op the backend claims, every variant, with a guard page right after every heap block
- * made during the calls (the kit's host arrays, the buffers the backend hands out, its own
- * scratch): a kernel that reads past an input faults. Runs in a fresh conform with the
- * allocation injector preloaded (conform_failalloc.c); the device is opened before guarding. */
-static void check_bounds(cf_ctx *c) {
-    lam_failalloc fa;
-    if (!cf_failalloc_active(&fa)) {
-        cf_failalloc_reexec(c);
-        return;
-    }
-    be t, ref;
-    if (setup_pair(c, &t, &ref) != 0) {
-        return;
-    }
-    if (cf_guard_begin(c, &fa) != 0) {
-        cf_skip(c, "the allocation injector is loaded but its guard mode does not take effect "
-                   "(blocks do not end at a guard page); nothing was checked");
-        return;
-    }
-    int ran = 0, ops = 0;
-    for (size_t i = 0; i < N_OPS; i++) {
-        const op_row *row = &op_table[i];
-        if (!t.d.supports_op(t.dev, row->op, NULL)) {
-            continue;
-        }
-        ops++;
-        for (int special = 0; special < 2; special++) {
-            for (int v = 0;; v++) {
-                tcase tc;
-                if (!make_case(row, v, special, c->opt->seed, &tc)) {
-                    break;
-                }
-                run_out a;
-                cf_note(c, "in execute of %s on %s", tc.label, c->backend);
-                run_case(&t, &tc, &a);
-                ran += a.st == LAM_OK;
-                free(a.out);
-                tcase_free(&tc);
-            }
-        }
-    }
-    cf_guard_end(&fa);
-    if (ran == 0) {
-        cf_skip(c, "no call of any op succeeded (the op checks say why)");
-    } else {
-        cf_pass(c,
-                "%d call(s) of %d op(s) with a guard page after every heap block: no access "
-                "out of bounds",
-                ran, ops);
-    }
-    t.d.device_close(t.dev);
-    if (ref.dev != t.dev) {
-        ref.d.device_close(ref.dev);
-    }
-}
-
 static void check_probe(cf_ctx *c) {
     be t;
     char err[1400];
@@ -1079,8 +1023,6 @@ void cf_backend_checks(const char *backend) {
     cf_add(name, check_probe, NULL, backend, 0);
     snprintf(name, sizeof name, "%s.unsupported", backend);
     cf_add(name, check_unsupported, NULL, backend, 0);
-    snprintf(name, sizeof name, "%s.bounds", backend);
-    cf_add(name, check_bounds, NULL, backend, 0);
     for (size_t i = 0; i < N_OPS; i++) {
         snprintf(name, sizeof name, "%s.op.%s", backend, op_table[i].name);
         cf_add(name, check_op, NULL, backend, (int)i);
