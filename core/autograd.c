@@ -6,7 +6,6 @@
 #include "autograd.h"
 #include "error.h"
 #include "ops.h"
-#include "param.h"
 #include "tensor.h"
 
 #include <stdatomic.h>
@@ -51,12 +50,77 @@ bool lam__fused_backward(void) {
     return atomic_load_explicit(&fused, memory_order_relaxed);
 }
 
-static bool param_wants_grad(const lam_param *p) {
-    return p != NULL && p->grad_req != LAM_GRAD_NULL && !(p->flags & LAM_PARAM_CONSTANT);
+/*
+ * What the tape keeps on a tensor, in its extension slot (allocated on first need): the
+ * recorded op that made it, the gradient buffer of an attach_grad leaf, the leaf settings a
+ * parameter gives its data (lam__tape_leaf_set), and the state of a backward pass.
+ */
+typedef struct info {
+    lam__node *node;       /* the recorded op that made this tensor, owned */
+    lam_tensor *attached;  /* gradient buffer of a lam_tensor_attach_grad leaf */
+    bool leaf_wants;       /* a parameter's data that needs a gradient */
+    bool leaf_add;         /* its gradient is added to the sink (grad_req add), not written */
+    lam_tensor *leaf_sink; /* where its gradient goes (the parameter's gradient buffer) */
+    lam_tensor *bw_grad;   /* gradient accumulated during a backward pass */
+    uint64_t bw_mark;      /* visit mark of the backward pass */
+} info;
+
+static void info_destroy(void *data) {
+    info *i = data;
+    lam__node_free(i->node);
+    lam_tensor_release(i->attached);
+    lam_tensor_release(i->leaf_sink);
+    lam_tensor_release(i->bw_grad);
+    free(i);
+}
+
+static info *info_of(const lam_tensor *t) {
+    return t != NULL && t->ext.destroy == info_destroy ? t->ext.data : NULL;
+}
+
+/* The tape's info on t, allocated when missing; NULL when out of memory (or the slot is
+ * taken by something else). */
+static info *info_get(lam_tensor *t) {
+    info *i = info_of(t);
+    if (i != NULL || t->ext.destroy != NULL) {
+        return i;
+    }
+    i = calloc(1, sizeof *i);
+    if (i != NULL) {
+        t->ext = (lam__tensor_ext){i, info_destroy};
+    }
+    return i;
 }
 
 bool lam__needs_grad(const lam_tensor *t) {
-    return t != NULL && (t->node != NULL || t->attached != NULL || param_wants_grad(t->param));
+    const info *i = info_of(t);
+    return i != NULL && (i->node != NULL || i->attached != NULL || i->leaf_wants);
+}
+
+lam_status lam__tape_leaf_set(lam_tensor *t, bool wants, lam_tensor *sink, bool add) {
+    if (t == NULL) {
+        return LAM_OK;
+    }
+    info *i = info_of(t);
+    if (i == NULL && !wants && sink == NULL) {
+        return LAM_OK;
+    }
+    if (i == NULL && (i = info_get(t)) == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "autograd: Out of memory");
+    }
+    lam_tensor_retain(sink);
+    lam_tensor_release(i->leaf_sink);
+    i->leaf_sink = sink;
+    i->leaf_wants = wants;
+    i->leaf_add = add;
+    return LAM_OK;
+}
+
+lam_status lam__tape_reserve(lam_tensor *t) {
+    if (t != NULL && info_get(t) == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "autograd: Out of memory");
+    }
+    return LAM_OK;
 }
 
 void lam__node_free(lam__node *n) {
@@ -74,7 +138,8 @@ void lam__node_free(lam__node *n) {
 }
 
 lam__node *lam__node_of(lam_tensor *t) {
-    return t ? t->node : NULL;
+    info *i = info_of(t);
+    return i ? i->node : NULL;
 }
 
 lam_status lam__record_op(lam__grad_kind kind, lam_op op, lam_tensor *const *inputs, uint32_t n,
@@ -91,7 +156,8 @@ lam_status lam__record_op(lam__grad_kind kind, lam_op op, lam_tensor *const *inp
     }
     lam__node *node = calloc(1, sizeof *node);
     lam_tensor **in = calloc(n ? n : 1, sizeof *in);
-    if (node == NULL || in == NULL) {
+    info *oi = info_get(*out);
+    if (node == NULL || in == NULL || oi == NULL) {
         free(node);
         free(in);
         lam_tensor_release(*out);
@@ -110,17 +176,18 @@ lam_status lam__record_op(lam__grad_kind kind, lam_op op, lam_tensor *const *inp
     node->scalar = scalar;
     node->ta = ta;
     node->tb = tb;
-    lam__node_free((*out)->node);
-    (*out)->node = node;
+    lam__node_free(oi->node);
+    oi->node = node;
     return LAM_OK;
 }
 
 lam_status lam__record_closure(lam_tensor *const *inputs, uint32_t n, lam_tensor **out,
                                lam__closure closure) {
-    const lam__node *before = *out != NULL ? (*out)->node : NULL;
+    const lam__node *before = lam__node_of(*out);
     lam_status st = lam__record_op(LAM__G_CLOSURE, LAM_OP_INVALID, inputs, n, out, 0.0f, 0, 0);
-    if (st == LAM_OK && *out != NULL && (*out)->node != NULL && (*out)->node != before) {
-        (*out)->node->closure = closure;
+    lam__node *node = st == LAM_OK ? lam__node_of(*out) : NULL;
+    if (node != NULL && node != before) {
+        node->closure = closure;
         return LAM_OK;
     }
     if (closure.free) {
@@ -138,11 +205,16 @@ lam_status lam_tensor_attach_grad(lam_tensor *t) {
     if (st != LAM_OK) {
         return st;
     }
-    lam_tensor_release(t->attached);
-    t->attached = g;
+    info *i = info_get(t);
+    if (i == NULL) {
+        lam_tensor_release(g);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "attach_grad: Out of memory");
+    }
+    lam_tensor_release(i->attached);
+    i->attached = g;
     /* A leaf again: whatever recorded op made it no longer matters. */
-    lam__node_free(t->node);
-    t->node = NULL;
+    lam__node_free(i->node);
+    i->node = NULL;
     return LAM_OK;
 }
 
@@ -153,13 +225,14 @@ lam_status lam_tensor_grad(const lam_tensor *t, lam_tensor **out) {
         }
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_grad: Invalid argument, NULL");
     }
-    if (t->attached == NULL) {
+    const info *i = info_of(t);
+    if (i == NULL || i->attached == NULL) {
         *out = NULL;
         return lam__error(LAM_ERR_STATE,
                           "lam_tensor_grad: No gradient, call lam_tensor_attach_grad() on the "
                           "tensor before recording");
     }
-    *out = lam_tensor_retain(t->attached);
+    *out = lam_tensor_retain(i->attached);
     return LAM_OK;
 }
 
@@ -170,27 +243,28 @@ lam_status lam_tensor_detach(lam_tensor *t, lam_tensor **out) {
         }
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "detach: Invalid argument, NULL");
     }
-    int was = lam_autograd_record_begin(0);
-    lam_status st = lam_tensor_reshape(t, &t->shape, out);
-    lam_autograd_record_end(was);
-    return st;
+    return lam__tensor_reshape_view(t, &t->shape, out);
 }
 
 /* ---- backward ---- */
 
-/* Adds g into t->bw_grad (taking a reference to g). */
+/* Adds g into t's bw_grad (taking a reference to g). */
 static lam_status accumulate(lam_tensor *t, lam_tensor *g) {
-    if (t->bw_grad == NULL) {
-        t->bw_grad = lam_tensor_retain(g);
+    info *i = info_get(t);
+    if (i == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "backward: Out of memory");
+    }
+    if (i->bw_grad == NULL) {
+        i->bw_grad = lam_tensor_retain(g);
         return LAM_OK;
     }
     lam_tensor *sum;
-    lam_status st = lam_op_add(t->bw_grad, g, &sum);
+    lam_status st = lam_op_add(i->bw_grad, g, &sum);
     if (st != LAM_OK) {
         return st;
     }
-    lam_tensor_release(t->bw_grad);
-    t->bw_grad = sum;
+    lam_tensor_release(i->bw_grad);
+    i->bw_grad = sum;
     return LAM_OK;
 }
 
@@ -534,15 +608,15 @@ static lam_status topo(lam_tensor *head, uint64_t epoch, order *out) {
     if (stack == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "backward: Out of memory");
     }
-    head->bw_mark = epoch;
+    info_of(head)->bw_mark = epoch;
     stack[depth++] = (frame){head, 0};
     while (depth > 0) {
         frame *f = &stack[depth - 1];
-        lam__node *n = f->t->node;
+        lam__node *n = info_of(f->t)->node;
         if (n != NULL && f->next < n->n_in) {
             lam_tensor *in = n->in[f->next++];
-            if (in->bw_mark != epoch && lam__needs_grad(in)) {
-                in->bw_mark = epoch;
+            if (lam__needs_grad(in) && info_of(in)->bw_mark != epoch) {
+                info_of(in)->bw_mark = epoch;
                 if (depth == cap) {
                     frame *s = realloc(stack, 2 * cap * sizeof *s);
                     if (s == NULL) {
@@ -568,25 +642,26 @@ static lam_status topo(lam_tensor *head, uint64_t epoch, order *out) {
 
 /* Delivers a leaf's accumulated gradient to where the user reads it. */
 static lam_status deliver(lam_tensor *t) {
-    if (t->bw_grad == NULL) {
+    const info *i = info_of(t);
+    if (i == NULL || i->bw_grad == NULL) {
         return LAM_OK;
     }
     lam_tensor *dst = NULL;
     bool add = false;
-    if (t->attached != NULL) {
-        dst = t->attached;
-    } else if (param_wants_grad(t->param) && t->param->grad != NULL && t->param->data == t) {
-        dst = t->param->grad;
-        add = t->param->grad_req == LAM_GRAD_ADD;
+    if (i->attached != NULL) {
+        dst = i->attached;
+    } else if (i->leaf_wants && i->leaf_sink != NULL) {
+        dst = i->leaf_sink;
+        add = i->leaf_add;
     }
     if (dst == NULL) {
         return LAM_OK;
     }
     if (!add) {
-        return lam_op_assign(dst, t->bw_grad);
+        return lam_op_assign(dst, i->bw_grad);
     }
     lam_tensor *sum;
-    lam_status st = lam_op_add(dst, t->bw_grad, &sum);
+    lam_status st = lam_op_add(dst, i->bw_grad, &sum);
     if (st == LAM_OK) {
         st = lam_op_assign(dst, sum);
         lam_tensor_release(sum);
@@ -620,22 +695,24 @@ lam_status lam_autograd_backward(lam_tensor *head, const lam_tensor *head_grad) 
                        : lam_tensor_full(lam_tensor_ctx(head), &head->shape, 1.0f, &g0);
     }
     if (st == LAM_OK) {
-        head->bw_grad = g0;
+        info_of(head)->bw_grad = g0;
     }
+    /* Every tensor in the order needs a gradient, so it has the tape's info. */
     for (size_t i = o.n; st == LAM_OK && i-- > 0;) {
-        lam_tensor *t = o.items[i];
-        if (t->node != NULL && t->bw_grad != NULL) {
-            st = apply(t->node, t->bw_grad);
+        const info *ti = info_of(o.items[i]);
+        if (ti->node != NULL && ti->bw_grad != NULL) {
+            st = apply(ti->node, ti->bw_grad);
         }
     }
     for (size_t i = 0; st == LAM_OK && i < o.n; i++) {
-        if (o.items[i]->node == NULL) {
+        if (info_of(o.items[i])->node == NULL) {
             st = deliver(o.items[i]);
         }
     }
     for (size_t i = 0; i < o.n; i++) {
-        lam_tensor_release(o.items[i]->bw_grad);
-        o.items[i]->bw_grad = NULL;
+        info *ti = info_of(o.items[i]);
+        lam_tensor_release(ti->bw_grad);
+        ti->bw_grad = NULL;
     }
     free(o.items);
     lam_autograd_record_end(was);

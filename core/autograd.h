@@ -63,6 +63,14 @@ lam_status lam__record_op(lam__grad_kind kind, lam_op op, lam_tensor *const *inp
  * on failure `out` is also released and set to NULL. */
 lam_status lam__record_closure(lam_tensor *const *inputs, uint32_t n, lam_tensor **out,
                                lam__closure closure);
+/* Marks t as a leaf that needs a gradient when `wants` (a parameter's data): backward writes
+ * its gradient into `sink` (retained; NULL: nowhere), or adds it there when `add`. wants false
+ * and sink NULL clears the mark. The parameter keeps this in step with its data, grad_req and
+ * gradient buffer; the tape never knows parameters. Errors: out of memory (never when the
+ * tensor went through lam__tape_reserve, or when clearing). */
+lam_status lam__tape_leaf_set(lam_tensor *t, bool wants, lam_tensor *sink, bool add);
+/* Allocates the tape's data on t ahead of time, so a later lam__tape_leaf_set cannot fail. */
+lam_status lam__tape_reserve(lam_tensor *t);
 /* Fills in the extra fields of the node just recorded on t (reductions, softmax). */
 lam__node *lam__node_of(lam_tensor *t);
 void lam__node_free(lam__node *n);

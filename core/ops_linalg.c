@@ -15,6 +15,14 @@ static lam_status null_arg(const char *fn, lam_tensor **out) {
     return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL tensor or output", fn);
 }
 
+lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out) {
+    lam_status st = lam__tensor_reshape_view(t, shape, out);
+    if (st != LAM_OK) {
+        return st;
+    }
+    return lam__record_op(LAM__G_RESHAPE, LAM_OP_COPY, &t, 1, out, 0.0f, 0, 0);
+}
+
 /* A 2-D row-major view of t with its rows of `cols` elements. */
 static void view2d(const lam_tensor *t, int64_t rows, int64_t cols, lam_tensor_view *v) {
     memset(v, 0, sizeof *v);
@@ -272,9 +280,10 @@ lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, u
     }
     lam_tensor *in = (lam_tensor *)a;
     st = lam__record_op(LAM__G_REDUCE, op, &in, 1, out, 0.0f, 0, 0);
-    if (st == LAM_OK && (*out)->node != NULL) {
-        memcpy((*out)->node->mask, mask, sizeof mask);
-        (*out)->node->keepdims = keepdims;
+    lam__node *node = st == LAM_OK ? lam__node_of(*out) : NULL;
+    if (node != NULL) {
+        memcpy(node->mask, mask, sizeof mask);
+        node->keepdims = keepdims;
     }
     return st;
 }
@@ -463,8 +472,9 @@ lam_status lam__op_softmax(const lam_tensor *a, int32_t axis, int32_t log, lam_t
     lam_tensor *in = (lam_tensor *)a;
     st = lam__record_op(LAM__G_SOFTMAX, log ? LAM_OP_LOG_SOFTMAX : LAM_OP_SOFTMAX, &in, 1, &o, 0.0f,
                         log != 0, 0);
-    if (st == LAM_OK && o->node != NULL) {
-        o->node->axis = axis;
+    lam__node *node = st == LAM_OK ? lam__node_of(o) : NULL;
+    if (node != NULL) {
+        node->axis = axis;
     }
     *out = o;
     return st;

@@ -1,5 +1,6 @@
 /* Parameters: named, shaped (possibly not yet), initialized now or at the first forward. */
 #include "param.h"
+#include "autograd.h"
 #include "error.h"
 #include "init.h"
 #include "log.h"
@@ -73,22 +74,35 @@ lam_param *lam__param_retain(lam_param *p) {
     return p;
 }
 
-static void set_data(lam_param *p, lam_tensor *t) {
+/* Tells the tape what the data tensor's gradient needs and where it goes (grad_req, the
+ * gradient buffer). Called whenever the data, grad_req or the gradient buffer change. Cannot
+ * fail once the data tensor went through lam__tape_reserve (set_data does that). */
+static void sync_leaf(lam_param *p) {
+    bool wants = p->grad_req != LAM_GRAD_NULL && !(p->flags & LAM_PARAM_CONSTANT);
+    (void)lam__tape_leaf_set(p->data, wants, wants ? p->grad : NULL, p->grad_req == LAM_GRAD_ADD);
+}
+
+/* The parameter takes t (its reference) as its data; out of memory leaves it unchanged and
+ * releases t. */
+static lam_status set_data(lam_param *p, lam_tensor *t) {
+    if (t != NULL && lam__tape_reserve(t) != LAM_OK) {
+        lam_tensor_release(t);
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", p->name);
+    }
     if (p->data != NULL) {
-        p->data->param = NULL;
+        (void)lam__tape_leaf_set(p->data, false, NULL, false);
         lam_tensor_release(p->data);
     }
     p->data = t;
-    if (t != NULL) {
-        t->param = p;
-    }
+    sync_leaf(p);
+    return LAM_OK;
 }
 
 void lam__param_release(lam_param *p) {
     if (p == NULL || --p->refcount > 0) {
         return;
     }
-    set_data(p, NULL);
+    (void)set_data(p, NULL);
     lam_tensor_release(p->grad);
     lam_initializer_release(p->init);
     lam_initializer_release(p->deferred_init);
@@ -138,7 +152,7 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 /* The gradient buffer follows grad_req: zeros for write/add, none for null. */
-static lam_status sync_grad(lam_param *p) {
+static lam_status sync_grad_buffer(lam_param *p) {
     bool want = p->data != NULL && p->grad_req != LAM_GRAD_NULL && !lam_param_is_constant(p);
     if (!want) {
         lam_tensor_release(p->grad);
@@ -152,6 +166,12 @@ static lam_status sync_grad(lam_param *p) {
     lam_tensor_release(p->grad);
     p->grad = NULL;
     return lam_tensor_create(lam_tensor_ctx(p->data), &p->shape, &p->grad);
+}
+
+static lam_status sync_grad(lam_param *p) {
+    lam_status st = sync_grad_buffer(p);
+    sync_leaf(p);
+    return st;
 }
 
 lam_status lam_param_set_grad_req(lam_param *p, lam_grad_req req) {
@@ -183,7 +203,7 @@ static lam_status store(lam_param *p, lam_ctx *ctx, const float *values, size_t 
     } else {
         st = lam_tensor_from_data(ctx, &p->shape, values, n, &t);
         if (st == LAM_OK) {
-            set_data(p, t);
+            st = set_data(p, t);
         }
     }
     if (st != LAM_OK) {
@@ -417,6 +437,9 @@ lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, 
                             size_t count, lam__param_staged *out) {
     memset(out, 0, sizeof *out);
     lam_status st = lam_tensor_from_data(ctx, shape, values, count, &out->data);
+    if (st == LAM_OK) {
+        st = lam__tape_reserve(out->data); /* so the commit's set_data cannot fail */
+    }
     if (st == LAM_OK && p->const_values != NULL) {
         out->const_values = malloc((count ? count : 1) * sizeof *out->const_values);
         if (out->const_values == NULL) {
@@ -455,7 +478,7 @@ void lam__param_commit(lam_param *p, lam__param_staged *s) {
         lam_tensor_release(s->data);
     } else {
         p->shape = *lam_tensor_shape(s->data);
-        set_data(p, s->data);
+        (void)set_data(p, s->data); /* cannot fail: lam__param_stage reserved it */
     }
     s->data = NULL;
     if (s->const_values != NULL) {
@@ -475,6 +498,7 @@ void lam__param_commit(lam_param *p, lam__param_staged *s) {
         lam_tensor_release(p->grad);
         p->grad = NULL;
     }
+    sync_leaf(p);
 }
 
 void lam__param_staged_fini(lam__param_staged *s) {
@@ -513,7 +537,7 @@ lam_status lam_param_set_data(lam_param *p, const lam_tensor *data) {
         st = lam_op_copy(src, &t);
         lam_autograd_record_end(was);
         if (st == LAM_OK) {
-            set_data(p, t);
+            st = set_data(p, t);
         }
     }
     lam_tensor_release(src);

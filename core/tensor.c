@@ -1,12 +1,10 @@
 /* Tensors: reference-counted views of backend storage, and the shape helpers. */
 #include "tensor.h"
-#include "autograd.h"
 #include "context.h"
 #include "error.h"
 #include "host.h"
 #include "log.h"
 #include "ops.h"
-#include "param.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -561,12 +559,12 @@ static void tensor_free(lam_tensor *t) {
     bool orphan = t->magic == LAM__TENSOR_ORPHAN;
     list_unlink(orphan ? &orphans : &live, t);
     t->magic = LAM__TENSOR_DEAD;
-    if (t->param != NULL && t->param->data == t) {
-        t->param->data = NULL;
+    if (t->ext.destroy != NULL) {
+        void (*destroy)(void *data) = t->ext.destroy;
+        void *data = t->ext.data;
+        t->ext = (lam__tensor_ext){0};
+        destroy(data);
     }
-    lam__node_free(t->node);
-    lam_tensor_release(t->attached);
-    lam_tensor_release(t->bw_grad);
     storage_release(t->storage);
     if (orphan) {
         free(t);
@@ -783,7 +781,7 @@ lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_tensor **ou
     return lam_tensor_copyto(t, ctx, out);
 }
 
-lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out) {
+lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_tensor **out) {
     if (out == NULL || t == NULL || shape == NULL) {
         if (out) {
             *out = NULL;
@@ -856,5 +854,5 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
     r->dtype = t->dtype;
     list_link(&live, r);
     *out = r;
-    return lam__record_op(LAM__G_RESHAPE, LAM_OP_COPY, &t, 1, out, 0.0f, 0, 0);
+    return LAM_OK;
 }

@@ -10,8 +10,16 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-struct lam__node;
-struct lam_param;
+/*
+ * A tensor's extension slot: data that a higher level attaches to a tensor (the autograd tape
+ * keeps its recorded node and gradient buffers there), so tensor.c needs to know nothing about
+ * it. destroy(data) runs when the tensor is freed (also for a tensor orphaned by lam_shutdown,
+ * when its last holder releases it).
+ */
+typedef struct lam__tensor_ext {
+    void *data;
+    void (*destroy)(void *data); /* NULL: empty */
+} lam__tensor_ext;
 
 typedef struct lam__storage {
     atomic_long refcount;
@@ -38,16 +46,14 @@ struct lam_tensor {
     int64_t numel;
     lam_dtype dtype;
     struct lam_tensor *prev, *next; /* live list, so shutdown can reclaim */
-    /* autograd (autograd.c) */
-    struct lam__node *node;      /* the recorded op that made this tensor, owned */
-    struct lam_param *param;     /* the parameter whose data this is (weak) */
-    struct lam_tensor *attached; /* gradient buffer of a lam_tensor_attach_grad leaf */
-    struct lam_tensor *bw_grad;  /* gradient accumulated during a backward pass */
-    uint64_t bw_mark;            /* visit mark of the backward pass */
+    lam__tensor_ext ext;
 };
 
 /* A new uninitialized contiguous tensor on ctx. */
 lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
+/* A tensor sharing t's storage with another shape of the same size (one -1 dim is inferred);
+ * not recorded (lam_tensor_reshape, the ops level, records it). */
+lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
 /* Contiguous view of the whole tensor. */
 void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
 /* At shutdown: frees the device memory of every tensor still alive; the handles become
