@@ -2,7 +2,8 @@
  * the host table, shape inference, forward, and the fused backward recorded as a tape closure. */
 #define _POSIX_C_SOURCE 200809L
 #include "layer.h"
-#include "autograd.h"
+#include "tape.h"
+#include "backward.h"
 #include "block.h"
 #include "error.h"
 #include "host.h"

@@ -1,6 +1,6 @@
 /* Element-wise front-end ops: checks, broadcasting, dispatch to the tensor's backend. */
 #include "ops.h"
-#include "autograd.h"
+#include "tape.h"
 #include "context.h"
 #include "error.h"
 #include "tensor.h"

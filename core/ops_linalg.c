@@ -1,5 +1,5 @@
 /* Matrix products, reductions, argmax, softmax and transpose. */
-#include "autograd.h"
+#include "tape.h"
 #include "context.h"
 #include "error.h"
 #include "ops.h"

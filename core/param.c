@@ -1,6 +1,6 @@
 /* Parameters: named, shaped (possibly not yet), initialized now or at the first forward. */
 #include "param.h"
-#include "autograd.h"
+#include "tape.h"
 #include "error.h"
 #include "init.h"
 #include "log.h"

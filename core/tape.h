@@ -1,9 +1,9 @@
 /*
- * Autograd (autograd.c): recording ops into nodes on their output tensors, and gradient
- * accumulation. Private to core/.
+ * The autograd tape (tape.c): recording ops into nodes on their output tensors, the tape's
+ * state on each tensor (its extension slot), leaves. Private to core/.
  */
-#ifndef LAMINA_CORE_AUTOGRAD_H
-#define LAMINA_CORE_AUTOGRAD_H
+#ifndef LAMINA_CORE_TAPE_H
+#define LAMINA_CORE_TAPE_H
 
 #include "lamina/lamina.h"
 
@@ -74,7 +74,26 @@ lam_status lam__tape_reserve(lam_tensor *t);
 /* Fills in the extra fields of the node just recorded on t (reductions, softmax). */
 lam__node *lam__node_of(lam_tensor *t);
 void lam__node_free(lam__node *n);
-/* Accumulates a parameter gradient from a fused layer backward. */
-lam_status lam__grad_accumulate(lam_tensor *leaf, const lam_tensor *g);
+
+/*
+ * What the tape keeps on a tensor, in its extension slot (allocated on first need): the
+ * recorded op that made it, the gradient buffer of an attach_grad leaf, the leaf settings a
+ * parameter gives its data (lam__tape_leaf_set), and the state of a backward pass.
+ */
+typedef struct lam__tape_info {
+    lam__node *node;       /* the recorded op that made this tensor, owned */
+    lam_tensor *attached;  /* gradient buffer of a lam_tensor_attach_grad leaf */
+    bool leaf_wants;       /* a parameter's data that needs a gradient */
+    bool leaf_add;         /* its gradient is added to the sink (grad_req add), not written */
+    lam_tensor *leaf_sink; /* where its gradient goes (the parameter's gradient buffer) */
+    lam_tensor *bw_grad;   /* gradient accumulated during a backward pass */
+    uint64_t bw_mark;      /* visit mark of the backward pass */
+} lam__tape_info;
+
+/* The tape's state on t; NULL when it has none (t never needed a gradient). */
+lam__tape_info *lam__tape_info_of(const lam_tensor *t);
+/* The tape's state on t, allocated when missing; NULL when out of memory (or the slot is
+ * taken by something else). */
+lam__tape_info *lam__tape_info_get(lam_tensor *t);
 
 #endif
