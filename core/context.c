@@ -1,11 +1,9 @@
 /* Contexts (a backend plus a device index) and run-time backend selection. */
 #include "context.h"
 #include "error.h"
-#include "host.h"
 #include "log.h"
 #include "registry.h"
-#include "runtime.h"
-#include "tensor.h"
+#include "start.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -19,7 +17,7 @@ size_t lam_backend_count(void) {
     if (lam__ensure_started() != LAM_OK) {
         return 0;
     }
-    return lam__rt.n_backends;
+    return lam__backend_count();
 }
 
 lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices, const char **why) {
@@ -27,11 +25,11 @@ lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices,
     if (st != LAM_OK) {
         return st;
     }
-    if (index >= lam__rt.n_backends) {
+    if (index >= lam__backend_count()) {
         return lam__error(LAM_ERR_NOT_FOUND, "lam_backend_get: Not found, index %zu, %zu backends",
-                          index, lam__rt.n_backends);
+                          index, lam__backend_count());
     }
-    lam__backend *b = lam__rt.backends[index];
+    lam__backend *b = lam__backend_at(index);
     lam__backend_probe(b);
     if (name) {
         *name = b->desc.name;
@@ -55,12 +53,12 @@ lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_inf
                           "lam_backend_device_info: Invalid argument, info is NULL or its "
                           "struct_size is not set (use LAM_DEVICE_INFO_INIT)");
     }
-    if (index >= lam__rt.n_backends) {
+    if (index >= lam__backend_count()) {
         return lam__error(LAM_ERR_NOT_FOUND,
                           "lam_backend_device_info: Not found, backend index %zu, %zu backends",
-                          index, lam__rt.n_backends);
+                          index, lam__backend_count());
     }
-    lam__backend *b = lam__rt.backends[index];
+    lam__backend *b = lam__backend_at(index);
     lam__backend_probe(b);
     if (device >= b->n_devices) {
         return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, device %u, the backend has %u",
@@ -93,12 +91,12 @@ lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_inf
 /* "cpu (1 device), vulkan (no device: no Vulkan loader)" */
 static void list_available(lam__strbuf *sb) {
     lam__backends_probe_all();
-    if (lam__rt.n_backends == 0) {
+    if (lam__backend_count() == 0) {
         lam__strbuf_printf(sb, "none (no backend plugin was loaded; see `lamina plugins`)");
         return;
     }
-    for (size_t i = 0; i < lam__rt.n_backends; i++) {
-        const lam__backend *b = lam__rt.backends[i];
+    for (size_t i = 0; i < lam__backend_count(); i++) {
+        const lam__backend *b = lam__backend_at(i);
         if (b->n_devices > 0) {
             lam__strbuf_printf(sb, "%s%s (%u device%s)", i ? ", " : "", b->desc.name, b->n_devices,
                                b->n_devices == 1 ? "" : "s");
@@ -184,8 +182,8 @@ static lam_status pick_auto(lam_ctx **out) {
     lam__backend *best = NULL;
     uint32_t best_dev = 0;
     int best_rank = 0;
-    for (size_t i = 0; i < lam__rt.n_backends; i++) {
-        lam__backend *b = lam__rt.backends[i];
+    for (size_t i = 0; i < lam__backend_count(); i++) {
+        lam__backend *b = lam__backend_at(i);
         for (uint32_t d = 0; d < b->n_devices; d++) {
             int r = rank(b, d);
             if (r > best_rank) {
@@ -325,8 +323,8 @@ lam_status lam_waitall(void) {
     if (!lam__started()) {
         return LAM_OK;
     }
-    for (size_t i = 0; i < lam__rt.n_backends; i++) {
-        lam__backend *b = lam__rt.backends[i];
+    for (size_t i = 0; i < lam__backend_count(); i++) {
+        lam__backend *b = lam__backend_at(i);
         if (!atomic_load_explicit(&b->probed, memory_order_acquire)) {
             continue; /* no device opened yet (another thread may be probing it) */
         }
@@ -343,9 +341,71 @@ lam_status lam_waitall(void) {
     return first;
 }
 
+/* ---- the buffer cache ---- */
+
+/* Like PyTorch's caching allocator, keep freed buffers for reuse, but bounded: a large
+ * buffer freshly mapped costs page faults and zeroing on every op that makes one. */
+#define CACHE_MAX_BYTES  ((size_t)256 << 20) /* per context */
+#define CACHE_MAX_BUFFER ((size_t)128 << 20) /* larger buffers go straight back */
+
+/* The buffer cache belongs to the context, which threads share: it is used under the
+ * context's cache_lock. */
+void *lam__ctx_cache_take(lam_ctx *ctx, size_t bytes) {
+    lam__buffer_cache *c = &ctx->cache;
+    void *buf = NULL;
+    pthread_mutex_lock(&ctx->cache_lock);
+    for (uint32_t i = c->n; i-- > 0;) {
+        if (c->bytes[i] == bytes) {
+            buf = c->buf[i];
+            c->n--;
+            c->bytes[i] = c->bytes[c->n];
+            c->buf[i] = c->buf[c->n];
+            c->total -= bytes;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ctx->cache_lock);
+    return buf;
+}
+
+void lam__ctx_cache_give(lam_ctx *ctx, void *buf, size_t bytes) {
+    lam__buffer_cache *c = &ctx->cache;
+    void *evicted = NULL;
+    pthread_mutex_lock(&ctx->cache_lock);
+    if (bytes > CACHE_MAX_BUFFER || c->total + bytes > CACHE_MAX_BYTES) {
+        pthread_mutex_unlock(&ctx->cache_lock);
+        ctx->backend->desc.buffer_free(ctx->dev, buf);
+        return;
+    }
+    if (c->n == LAM__CACHE_SLOTS) { /* evict the oldest */
+        evicted = c->buf[0];
+        c->total -= c->bytes[0];
+        memmove(c->buf, c->buf + 1, (c->n - 1) * sizeof *c->buf);
+        memmove(c->bytes, c->bytes + 1, (c->n - 1) * sizeof *c->bytes);
+        c->n--;
+    }
+    c->bytes[c->n] = bytes;
+    c->buf[c->n] = buf;
+    c->n++;
+    c->total += bytes;
+    pthread_mutex_unlock(&ctx->cache_lock);
+    if (evicted != NULL) {
+        ctx->backend->desc.buffer_free(ctx->dev, evicted);
+    }
+}
+
+void lam__ctx_cache_flush(lam_ctx *ctx) {
+    lam__buffer_cache *c = &ctx->cache;
+    for (uint32_t i = 0; i < c->n; i++) {
+        ctx->backend->desc.buffer_free(ctx->dev, c->buf[i]);
+    }
+    c->n = 0;
+    c->total = 0;
+}
+
 void lam__contexts_close_all(void) {
-    for (size_t i = 0; i < lam__rt.n_backends; i++) {
-        lam__backend *b = lam__rt.backends[i];
+    for (size_t i = 0; i < lam__backend_count(); i++) {
+        lam__backend *b = lam__backend_at(i);
         for (uint32_t d = 0; d < b->n_devices; d++) {
             lam_ctx *c = b->ctxs[d];
             if (c != NULL) {

@@ -5,6 +5,8 @@
 #ifndef LAMINA_CORE_CONTEXT_H
 #define LAMINA_CORE_CONTEXT_H
 
+#include "registry_types.h"
+
 #include "lamina/lamina.h"
 
 #include <pthread.h>
@@ -13,21 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct lam_plugin;
-
-typedef struct lam__backend {
-    lam_backend_desc desc; /* copied; fields past the plugin's struct_size are zero; its strings
-                              point into `strings`, the host's own copy */
-    char *strings;
-    struct lam_plugin *plugin;
-    atomic_bool probed; /* probe runs once, on first use: lam__backend_probe */
-    uint32_t n_devices;
-    char why[512];
-    _Atomic(lam_ctx *) *ctxs; /* n_devices entries, opened lazily (once, under a lock) */
-} lam__backend;
-
 /* Buffers freed by tensors, kept for reuse by size so the op hot path rarely reaches the
- * backend's allocator (tensor.c). */
+ * backend's allocator. */
 #define LAM__CACHE_SLOTS 64
 typedef struct lam__buffer_cache {
     size_t bytes[LAM__CACHE_SLOTS];
@@ -45,6 +34,15 @@ struct lam_ctx {
     lam__buffer_cache cache;
 };
 
+/* Closes every open context (at shutdown): waits for it, frees its cached buffers, closes the
+ * device. */
 void lam__contexts_close_all(void);
+/* A cached buffer of exactly `bytes` (taken out of the cache), or NULL when none. */
+void *lam__ctx_cache_take(lam_ctx *ctx, size_t bytes);
+/* Gives a buffer of `bytes` back: cached for reuse, or freed through the backend when it is
+ * too large or the cache is full. */
+void lam__ctx_cache_give(lam_ctx *ctx, void *buf, size_t bytes);
+/* Frees every cached buffer of ctx through its backend. */
+void lam__ctx_cache_flush(lam_ctx *ctx);
 
 #endif

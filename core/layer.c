@@ -5,11 +5,11 @@
 #include "tape.h"
 #include "backward.h"
 #include "block.h"
+#include "callback.h"
 #include "error.h"
-#include "host.h"
 #include "param.h"
 #include "registry.h"
-#include "runtime.h"
+#include "start.h"
 #include "tensor.h"
 #include "util.h"
 
@@ -278,7 +278,7 @@ static lam_status find_attr(const lam_attrs *attrs, const char *fn, const char *
                       a->desc->name);
 }
 
-static lam_status host_attr_int(const lam_attrs *attrs, const char *name, int64_t *value) {
+lam_status lam__host_attr_int(const lam_attrs *attrs, const char *name, int64_t *value) {
     const char *v;
     lam_status st = find_attr(attrs, "attr_int", name, LAM_ATTR_INT, &v);
     if (st == LAM_OK) {
@@ -287,7 +287,7 @@ static lam_status host_attr_int(const lam_attrs *attrs, const char *name, int64_
     return st;
 }
 
-static lam_status host_attr_float(const lam_attrs *attrs, const char *name, double *value) {
+lam_status lam__host_attr_float(const lam_attrs *attrs, const char *name, double *value) {
     const char *v;
     lam_status st = find_attr(attrs, "attr_float", name, LAM_ATTR_FLOAT, &v);
     if (st == LAM_OK) {
@@ -296,7 +296,7 @@ static lam_status host_attr_float(const lam_attrs *attrs, const char *name, doub
     return st;
 }
 
-static lam_status host_attr_bool(const lam_attrs *attrs, const char *name, int32_t *value) {
+lam_status lam__host_attr_bool(const lam_attrs *attrs, const char *name, int32_t *value) {
     const char *v;
     lam_status st = find_attr(attrs, "attr_bool", name, LAM_ATTR_BOOL, &v);
     if (st == LAM_OK) {
@@ -305,7 +305,7 @@ static lam_status host_attr_bool(const lam_attrs *attrs, const char *name, int32
     return st;
 }
 
-static lam_status host_attr_string(const lam_attrs *attrs, const char *name, const char **value) {
+lam_status lam__host_attr_string(const lam_attrs *attrs, const char *name, const char **value) {
     return find_attr(attrs, "attr_string", name, LAM_ATTR_STRING, value);
 }
 
@@ -315,8 +315,8 @@ static lam_param *layer_param(lam_layer *layer, const char *name) {
     return layer ? lam_block_param(layer->block, name) : NULL;
 }
 
-static lam_status host_declare_param(lam_layer *layer, const char *name, const lam_shape *shape,
-                                     const char *init, uint32_t flags) {
+lam_status lam__host_declare_param(lam_layer *layer, const char *name, const lam_shape *shape,
+                                   const char *init, uint32_t flags) {
     if (layer == NULL || shape == NULL || name == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
                           "layer_declare_param: Invalid argument, NULL layer, name or shape");
@@ -373,8 +373,7 @@ static lam_status host_declare_param(lam_layer *layer, const char *name, const l
     return st;
 }
 
-static lam_status host_param_infer_shape(lam_layer *layer, const char *name,
-                                         const lam_shape *shape) {
+lam_status lam__host_param_infer_shape(lam_layer *layer, const char *name, const lam_shape *shape) {
     lam_param *p = layer_param(layer, name);
     if (p == NULL || shape == NULL) {
         return lam__error(LAM_ERR_NOT_FOUND, "%s: Not found, no parameter '%s'",
@@ -383,13 +382,13 @@ static lam_status host_param_infer_shape(lam_layer *layer, const char *name,
     return lam__param_infer_shape(p, layer->block->name, shape);
 }
 
-static const lam_shape *host_param_shape(lam_layer *layer, const char *name) {
+const lam_shape *lam__host_param_shape(lam_layer *layer, const char *name) {
     lam_param *p = layer_param(layer, name);
     return p ? &p->shape : NULL;
 }
 
-static lam_status host_param_data(lam_layer *layer, const char *name, const lam_tensor *like,
-                                  lam_tensor **data) {
+lam_status lam__host_param_data(lam_layer *layer, const char *name, const lam_tensor *like,
+                                lam_tensor **data) {
     if (data == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "layer_param_data: Invalid argument, NULL "
                                                     "output");
@@ -418,7 +417,7 @@ static lam_status host_param_data(lam_layer *layer, const char *name, const lam_
 /* The layer whose fused backward is running (parameter gradients may be added only then). */
 static _Thread_local lam_block *in_backward; /* per thread: other threads run other models */
 
-static lam_status host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad) {
+lam_status lam__host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad) {
     if (layer == NULL || grad == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
                           "layer_param_add_grad: Invalid argument, NULL layer or gradient");
@@ -449,7 +448,8 @@ static lam_status plugin_status(lam_status st, uint64_t mark, const lam_block *b
     const lam__layer_type *lt = layer_of(b)->type;
     char who[96];
     snprintf(who, sizeof who, "layer type '%s'", lt->desc.name);
-    return lam__plugin_status(st, mark, lt->plugin, who, b->name, callback);
+    return lam__plugin_status(st, mark, lt->plugin ? lt->plugin->path : NULL, who, b->name,
+                              callback);
 }
 
 /* The closure of a fused layer node: the layer (retained) and how many of the node's inputs
@@ -469,7 +469,7 @@ static void fused_free(void *ctx) {
 static _Thread_local const lam__node *in_backward_node;
 static _Thread_local const fused *in_backward_fused;
 
-static int32_t host_input_needs_grad(const lam_layer *layer, uint32_t index) {
+int32_t lam__host_input_needs_grad(const lam_layer *layer, uint32_t index) {
     const lam__node *n = in_backward_node;
     const fused *f = in_backward_fused;
     if (layer == NULL || n == NULL || f->block != layer->block || index >= f->n_inputs) {
@@ -516,22 +516,8 @@ static lam_status fused_backward(void *ctx, const lam__node *n, lam_tensor *g) {
     return st;
 }
 
-static const char *host_layer_name(const lam_layer *layer) {
+const char *lam__host_layer_name(const lam_layer *layer) {
     return layer ? layer->block->name : "(null)";
-}
-
-void lam__host_table_init_layers(lam_host_api *h) {
-    h->attr_int = host_attr_int;
-    h->attr_float = host_attr_float;
-    h->attr_bool = host_attr_bool;
-    h->attr_string = host_attr_string;
-    h->layer_declare_param = host_declare_param;
-    h->layer_param_infer_shape = host_param_infer_shape;
-    h->layer_param_shape = host_param_shape;
-    h->layer_param_data = host_param_data;
-    h->layer_param_add_grad = host_param_add_grad;
-    h->layer_name = host_layer_name;
-    h->layer_input_needs_grad = host_input_needs_grad;
 }
 
 /* ---- layer blocks ---- */
@@ -552,8 +538,8 @@ static const lam__block_class layer_class = {
 
 static lam_status unknown_type(const char *type) {
     lam__strbuf sb = {0};
-    for (size_t i = 0; i < lam__rt.n_layers; i++) {
-        lam__strbuf_printf(&sb, "%s%s", i ? ", " : "", lam__rt.layers[i]->desc.name);
+    for (size_t i = 0; i < lam__layer_type_count(); i++) {
+        lam__strbuf_printf(&sb, "%s%s", i ? ", " : "", lam__layer_type_at(i)->desc.name);
     }
     lam_status st = lam__error(LAM_ERR_NOT_FOUND, "%s: Unknown layer type, loaded types: %s", type,
                                sb.data ? sb.data : "none (see `lamina plugins`)");
@@ -785,12 +771,12 @@ static void layer_describe(const lam_block *b, lam__strbuf *sb, int indent) {
 }
 
 size_t lam_layer_type_count(void) {
-    return lam__ensure_started() == LAM_OK ? lam__rt.n_layers : 0;
+    return lam__ensure_started() == LAM_OK ? lam__layer_type_count() : 0;
 }
 
 const char *lam_layer_type_name(size_t index) {
-    if (lam__ensure_started() != LAM_OK || index >= lam__rt.n_layers) {
+    if (lam__ensure_started() != LAM_OK || index >= lam__layer_type_count()) {
         return NULL;
     }
-    return lam__rt.layers[index]->desc.name;
+    return lam__layer_type_at(index)->desc.name;
 }

@@ -9,7 +9,19 @@
 
 #include <stdint.h>
 
-/* The layer-facing functions of the host table. */
-void lam__host_table_init_layers(lam_host_api *host);
+/* The layer-facing functions of the host table (see lam_host_api in plugin.h). */
+lam_status lam__host_attr_int(const lam_attrs *attrs, const char *name, int64_t *value);
+lam_status lam__host_attr_float(const lam_attrs *attrs, const char *name, double *value);
+lam_status lam__host_attr_bool(const lam_attrs *attrs, const char *name, int32_t *value);
+lam_status lam__host_attr_string(const lam_attrs *attrs, const char *name, const char **value);
+lam_status lam__host_declare_param(lam_layer *layer, const char *name, const lam_shape *shape,
+                                   const char *init, uint32_t flags);
+lam_status lam__host_param_infer_shape(lam_layer *layer, const char *name, const lam_shape *shape);
+const lam_shape *lam__host_param_shape(lam_layer *layer, const char *name);
+lam_status lam__host_param_data(lam_layer *layer, const char *name, const lam_tensor *like,
+                                lam_tensor **data);
+lam_status lam__host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad);
+int32_t lam__host_input_needs_grad(const lam_layer *layer, uint32_t index);
+const char *lam__host_layer_name(const lam_layer *layer);
 
 #endif

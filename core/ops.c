@@ -3,6 +3,7 @@
 #include "tape.h"
 #include "context.h"
 #include "error.h"
+#include "registry.h"
 #include "tensor.h"
 
 #include <stdio.h>

@@ -3,6 +3,7 @@
 #include "context.h"
 #include "error.h"
 #include "ops.h"
+#include "registry.h"
 #include "tensor.h"
 
 #include <stdio.h>

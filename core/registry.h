@@ -5,7 +5,7 @@
 #ifndef LAMINA_CORE_REGISTRY_H
 #define LAMINA_CORE_REGISTRY_H
 
-#include "context.h"
+#include "registry_types.h"
 
 #include "lamina/lamina.h"
 
@@ -13,44 +13,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct lam__layer_type {
-    lam_layer_desc desc; /* copied; its strings and attrs point into `owned`, the host's copy */
-    struct lam_plugin *plugin;
-    void *owned;
-} lam__layer_type;
+struct lam_plugin;
 
-/* One row of the plugin report. */
-typedef struct lam__record {
-    char *path;
-    char *kind;
-    char *names;
-    char *version;
-    uint32_t plugin_abi;
-    lam_plugin_decision decision;
-    lam_plugin_reason reason;
-    char *message;
-} lam__record;
-
-struct lam_plugin {
-    char *path;
-    void *handle;
-    size_t record;            /* index into the report */
-    bool loading;             /* registration allowed */
-    lam_status refuse_status; /* first refused registration */
-    lam_plugin_reason refuse_reason;
-    char *refuse_message;
-    uint32_t abi_seen;  /* abi_version of the first descriptor */
-    char *version_seen; /* copied from the first descriptor with a version */
-};
-
-lam_status lam__registry_load(const char *plugin_path, bool skip_builtin);
 void lam__registry_unload(void);
+/* Loads one candidate plugin file and makes its report row: accepted whole (everything it
+ * registered stays) or refused whole (rolled back and unloaded). `host` is the table its entry
+ * receives. */
+void lam__registry_load_one(const lam_host_api *host, const char *path);
+/* A report row for a candidate that is not loaded (a skip with its reason). */
+void lam__registry_skip(const char *path, lam_plugin_reason reason, const char *message);
+/* The registration functions of the host table; only allowed during the plugin's entry. */
+lam_status lam__host_register_backend(lam_plugin *p, const lam_backend_desc *desc);
+lam_status lam__host_register_layer(lam_plugin *p, const lam_layer_desc *desc);
+
+/* The tables, in registration order. */
+size_t lam__backend_count(void);
+lam__backend *lam__backend_at(size_t index);
+size_t lam__layer_type_count(void);
+const lam__layer_type *lam__layer_type_at(size_t index);
 lam__backend *lam__backend_find(const char *name);
 const lam__layer_type *lam__layer_type_find(const char *name);
+/* lam__plugin_status (callback.h) for a backend callback, without a subject: the caller prefixes
+ * its own
+ * ("add on cpu(0)") as usual. */
+lam_status lam__backend_status(lam_status st, uint64_t mark, const lam__backend *b,
+                               const char *callback);
+
 /* Probes a backend once (devices, or why there are none); later calls do nothing. */
 void lam__backend_probe(lam__backend *b);
 void lam__backends_probe_all(void);
-/* The registration functions of the host table. */
-void lam__host_table_init_registry(lam_host_api *host);
 
 #endif

@@ -1,12 +1,17 @@
-/* Runtime start and shutdown: the registry, contexts and live tensors live between them. */
+/*
+ * Runtime start and shutdown: the registry, contexts and live tensors live between them. This
+ * is the top of core: lam_init hands the host table (host.c) to the registry, and installs
+ * the lazy start (start.h) for the levels below, which never call up here.
+ */
 #define _GNU_SOURCE /* secure_getenv */
-#include "runtime.h"
 #include "block.h"
 #include "context.h"
 #include "error.h"
 #include "host.h"
 #include "log.h"
 #include "registry.h"
+#include "registry_scan.h"
+#include "start.h"
 #include "tensor.h"
 
 #include <pthread.h>
@@ -14,23 +19,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-lam__runtime lam__rt;
+static bool started; /* under start_lock */
 
 /*
- * Start-up is double-checked: `ready` is set (release) once the registry is fully loaded, so
- * the common case is one acquire load; the first calls of many threads at once queue on
- * start_lock and all but one find the runtime started. pthread_once would not do, as
- * lam_shutdown may be followed by another start. Plugin loading (registry.c) runs only under
+ * Start-up is double-checked: the ready flag (start.c, lam__start_mark) is set (release) once the
+ * registry is fully loaded, so the common case is one acquire load; the first calls of many threads
+ * at once queue on start_lock and all but one find the runtime started. pthread_once would not do,
+ * as lam_shutdown may be followed by another start. Plugin loading (registry.c) runs only under
  * this lock. A plugin entry that calls back into the library while it loads runs on the
  * thread holding the lock (`in_start`), where the runtime counts as started.
  */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_bool ready;
 static _Thread_local bool in_start;
 
 static void shutdown_locked(void) {
-    atomic_store_explicit(&ready, false, memory_order_release);
-    if (!lam__rt.started) {
+    lam__start_mark(false);
+    if (!started) {
         return;
     }
     /* Plugin state first (a layer may hold tensors), while the plugins are loaded. */
@@ -39,11 +43,11 @@ static void shutdown_locked(void) {
     lam__contexts_close_all();
     lam__registry_unload();
     lam__tensor_pool_flush();
-    memset(&lam__rt, 0, sizeof lam__rt);
+    started = false;
 }
 
 static lam_status init_locked(const lam_init_options *options) {
-    if (lam__rt.started) {
+    if (started) {
         return lam__error(LAM_ERR_STATE,
                           "lam_init: Already started, call lam_shutdown() before starting again");
     }
@@ -54,18 +58,16 @@ static lam_status init_locked(const lam_init_options *options) {
                           "LAM_INIT_OPTIONS_INIT)",
                           options->struct_size);
     }
-    memset(&lam__rt, 0, sizeof lam__rt);
-    lam__host_table_init(&lam__rt.host);
-    lam__rt.started = true;
+    started = true;
     const char *path = options && options->plugin_path ? options->plugin_path
                                                        : secure_getenv("LAMINA_PLUGIN_PATH");
     bool skip = options && options->skip_builtin_dir;
-    lam_status st = lam__registry_load(path, skip);
+    lam_status st = lam__registry_load(lam__host_table(), path, skip);
     if (st != LAM_OK) {
         shutdown_locked();
         return st;
     }
-    atomic_store_explicit(&ready, true, memory_order_release);
+    lam__start_mark(true);
     return LAM_OK;
 }
 
@@ -89,23 +91,22 @@ lam_status lam_init(const lam_init_options *options) {
     return st;
 }
 
-lam_status lam__ensure_started(void) {
-    if (atomic_load_explicit(&ready, memory_order_acquire)) {
-        return LAM_OK;
-    }
+/* The lazy start lam__ensure_started runs when the runtime is not ready. */
+static lam_status start_lazily(void) {
     if (in_start) {
         return LAM_OK; /* a plugin entry calling back while the registry loads */
     }
     pthread_mutex_lock(&start_lock);
     in_start = true;
-    lam_status st = lam__rt.started ? LAM_OK : init_locked(NULL);
+    lam_status st = started ? LAM_OK : init_locked(NULL);
     in_start = false;
     pthread_mutex_unlock(&start_lock);
     return st;
 }
 
-bool lam__started(void) {
-    return atomic_load_explicit(&ready, memory_order_acquire);
+/* Installed when the library is loaded, before any call can need it. */
+__attribute__((constructor)) static void install_start(void) {
+    lam__start_install(start_lazily);
 }
 
 void lam_shutdown(void) {

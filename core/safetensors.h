@@ -1,6 +1,7 @@
 /*
- * The safetensors file format (safetensors.c, crc32c.c): validating a file held in memory,
- * converting its tensors to float32, and writing a file atomically. Core-internal; depends only
+ * The safetensors file format (st_parse.c, st_read.c, st_write.c, st_json.c, crc32c.c):
+ * validating a file held in memory, converting its tensors to float32, and writing a file
+ * atomically. Core-internal; depends only
  * on error.c, util.c and jansson, so the fuzz target can link it alone.
  */
 #ifndef LAMINA_CORE_SAFETENSORS_H
@@ -174,6 +175,9 @@ lam_status lam__st_write(const char *path, size_t n, const char *const *names,
 char *lam__st_shape_format(const lam_shape *s, char *buf, size_t cap);
 
 /* CRC32C of n bytes, continuing from crc (0 to start). */
+/* The checksum a "lamina.crc32c" metadata value states (8 hex digits); an error otherwise. */
+lam_status lam__st_parse_crc(const char *text, uint32_t *want);
+
 uint32_t lam__crc32c(uint32_t crc, const void *buf, size_t n);
 
 #endif

@@ -477,3 +477,36 @@ char *lam__st_json_dump(const json_t *v) {
     }
     return sb.data;
 }
+
+/* Jansson's own rule for strings (RFC 3629: no overlong forms, surrogates or values past
+ * U+10FFFF), checked here so that a failing jansson call that follows can only mean out of
+ * memory. */
+bool lam__st_utf8_valid(const char *s) {
+    const uint8_t *p = (const uint8_t *)s;
+    while (*p) {
+        uint8_t c = *p++;
+        int extra;
+        uint32_t v, min;
+        if (c < 0x80) {
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1, v = c & 0x1Fu, min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2, v = c & 0x0Fu, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3, v = c & 0x07u, min = 0x10000;
+        } else {
+            return false;
+        }
+        for (int i = 0; i < extra; i++, p++) {
+            if ((*p & 0xC0u) != 0x80u) {
+                return false;
+            }
+            v = (v << 6) | (*p & 0x3Fu);
+        }
+        if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+            return false;
+        }
+    }
+    return true;
+}

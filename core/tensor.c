@@ -2,9 +2,9 @@
 #include "tensor.h"
 #include "context.h"
 #include "error.h"
-#include "host.h"
 #include "log.h"
 #include "ops.h"
+#include "registry.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -229,13 +229,9 @@ static void list_unlink(tensor_list *l, lam_tensor *t) {
     pthread_mutex_unlock(&lists_lock);
 }
 
-/* ---- pools: freed tensor structs, storage structs and buffers are reused ---- */
+/* ---- pools: freed tensor structs and storage structs are reused (buffers: context.c) ---- */
 
 #define POOL_MAX 1024
-/* Like PyTorch's caching allocator, keep freed buffers for reuse, but bounded: a large
- * buffer freshly mapped costs page faults and zeroing on every op that makes one. */
-#define CACHE_MAX_BYTES  ((size_t)256 << 20) /* per context */
-#define CACHE_MAX_BUFFER ((size_t)128 << 20) /* larger buffers go straight back */
 
 /* The pools keep pointers beside the objects, not inside them: a released tensor keeps its
  * LAM__TENSOR_DEAD mark (normal builds detect a second release) and can be poisoned whole.
@@ -310,61 +306,6 @@ static void pools_at_thread_exit(void *unused) {
     lam__tensor_pool_flush();
 }
 
-/* The buffer cache belongs to the context, which threads share: it is used under the
- * context's cache_lock. */
-static void *cache_take(lam_ctx *ctx, size_t bytes) {
-    lam__buffer_cache *c = &ctx->cache;
-    void *buf = NULL;
-    pthread_mutex_lock(&ctx->cache_lock);
-    for (uint32_t i = c->n; i-- > 0;) {
-        if (c->bytes[i] == bytes) {
-            buf = c->buf[i];
-            c->n--;
-            c->bytes[i] = c->bytes[c->n];
-            c->buf[i] = c->buf[c->n];
-            c->total -= bytes;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&ctx->cache_lock);
-    return buf;
-}
-
-static void cache_give(lam_ctx *ctx, void *buf, size_t bytes) {
-    lam__buffer_cache *c = &ctx->cache;
-    void *evicted = NULL;
-    pthread_mutex_lock(&ctx->cache_lock);
-    if (bytes > CACHE_MAX_BUFFER || c->total + bytes > CACHE_MAX_BYTES) {
-        pthread_mutex_unlock(&ctx->cache_lock);
-        ctx->backend->desc.buffer_free(ctx->dev, buf);
-        return;
-    }
-    if (c->n == LAM__CACHE_SLOTS) { /* evict the oldest */
-        evicted = c->buf[0];
-        c->total -= c->bytes[0];
-        memmove(c->buf, c->buf + 1, (c->n - 1) * sizeof *c->buf);
-        memmove(c->bytes, c->bytes + 1, (c->n - 1) * sizeof *c->bytes);
-        c->n--;
-    }
-    c->bytes[c->n] = bytes;
-    c->buf[c->n] = buf;
-    c->n++;
-    c->total += bytes;
-    pthread_mutex_unlock(&ctx->cache_lock);
-    if (evicted != NULL) {
-        ctx->backend->desc.buffer_free(ctx->dev, evicted);
-    }
-}
-
-void lam__ctx_cache_flush(lam_ctx *ctx) {
-    lam__buffer_cache *c = &ctx->cache;
-    for (uint32_t i = 0; i < c->n; i++) {
-        ctx->backend->desc.buffer_free(ctx->dev, c->buf[i]);
-    }
-    c->n = 0;
-    c->total = 0;
-}
-
 /* Reference counts: an increment needs no order (the caller already holds a reference); the
  * decrement that reaches zero must see every other thread's writes before freeing. */
 static void storage_release(lam__storage *s) {
@@ -373,7 +314,7 @@ static void storage_release(lam__storage *s) {
             free(s);
             return;
         }
-        cache_give(s->ctx, s->buf, s->bytes);
+        lam__ctx_cache_give(s->ctx, s->buf, s->bytes);
         pool_put(&storage_pool, s);
     }
 }
@@ -399,7 +340,7 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory");
     }
     s->bytes = (size_t)numel * sizeof(float);
-    s->buf = cache_take(ctx, s->bytes);
+    s->buf = lam__ctx_cache_take(ctx, s->bytes);
     if (s->buf == NULL) {
         uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_alloc(ctx->dev, s->bytes, &s->buf);

@@ -1,6 +1,6 @@
 /*
- * Tensors and their storage (tensor.c): lifetime, pools, the per-context buffer cache, and
- * running one op on a backend. Private to core/.
+ * Tensors and their storage (tensor.c): lifetime, pools, and running one op on a backend. Private
+ * to core/.
  */
 #ifndef LAMINA_CORE_TENSOR_H
 #define LAMINA_CORE_TENSOR_H
@@ -69,8 +69,6 @@ void lam__tensors_reclaim_all(void);
 lam_status lam__shape_numel(const char *subject, const lam_shape *shape, int64_t *out);
 /* Frees the pooled tensor and storage structs (at shutdown). */
 void lam__tensor_pool_flush(void);
-/* Frees every cached buffer of ctx through its backend. */
-void lam__ctx_cache_flush(lam_ctx *ctx);
 /* Runs one op on the backend of ctx. */
 lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
                         lam_tensor_view *output, const double *scalars, const int64_t *ints);
