@@ -2,6 +2,7 @@
 #include "block.h"
 #include "error.h"
 #include "param.h"
+#include "shape.h"
 
 #include <ctype.h>
 #include <stdlib.h>

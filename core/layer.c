@@ -9,8 +9,8 @@
 #include "error.h"
 #include "param.h"
 #include "registry.h"
+#include "shape.h"
 #include "start.h"
-#include "tensor.h"
 #include "util.h"
 
 #include <ctype.h>

@@ -3,23 +3,11 @@
 #include "tape.h"
 #include "context.h"
 #include "error.h"
-#include "registry.h"
+#include "op_name.h"
 #include "tensor.h"
 
 #include <stdio.h>
 #include <string.h>
-
-const char *lam__op_name(lam_op op) {
-    static const char *names[LAM_OP_COUNT] = {
-        "invalid",     "fill",       "copy",       "add",         "sub",           "mul",
-        "div",         "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar",    "rdiv_scalar",
-        "pow_scalar",  "neg",        "abs",        "square",      "sqrt",          "exp",
-        "log",         "relu",       "sigmoid",    "tanh",        "softrelu",      "matmul",
-        "sum",         "mean",       "max",        "min",         "argmax",        "softmax",
-        "log_softmax", "maximum",    "minimum",    "step",        "greater_equal", "axpby",
-        "linear"};
-    return (op > 0 && op < LAM_OP_COUNT) ? names[op] : "invalid";
-}
 
 static lam_status null_arg(const char *fn) {
     return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL tensor or output", fn);

@@ -14,7 +14,6 @@ lam_status lam__op_scalar(lam_op op, const lam_tensor *a, float s, lam_tensor **
 lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, uint32_t n_axes,
                           int32_t keepdims, lam_tensor **out);
 lam_status lam__op_softmax(const lam_tensor *a, int32_t axis, int32_t log, lam_tensor **out);
-const char *lam__op_name(lam_op op);
 /* x = a*x + b*y in place (same shape and context), through the backend's fused op when it has
  * one. Not recorded. */
 lam_status lam__axpby_inplace(lam_tensor *x, float a, const lam_tensor *y, float b);

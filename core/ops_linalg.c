@@ -2,8 +2,8 @@
 #include "tape.h"
 #include "context.h"
 #include "error.h"
+#include "op_name.h"
 #include "ops.h"
-#include "registry.h"
 #include "tensor.h"
 
 #include <stdio.h>

@@ -5,6 +5,7 @@
 #include "init.h"
 #include "log.h"
 #include "pattern.h"
+#include "shape.h"
 #include "tensor.h"
 #include "util.h"
 
@@ -12,15 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-bool lam__shape_known(const lam_shape *s) {
-    for (uint32_t i = 0; i < s->ndim; i++) {
-        if (s->dims[i] < 0) {
-            return false;
-        }
-    }
-    return true;
-}
 
 lam_status lam__param_create(const char *name, const char *local, const lam_shape *shape,
                              const lam_initializer *init, uint32_t flags, lam_param **out) {

@@ -40,7 +40,6 @@ lam_status lam__param_initialize(lam_param *p, const lam_initializer *fallback, 
 lam_status lam__param_finish_deferred(lam_param *p);
 /* Merges an inferred full shape into the parameter's shape; the subject names the block. */
 lam_status lam__param_infer_shape(lam_param *p, const char *subject, const lam_shape *inferred);
-bool lam__shape_known(const lam_shape *s);
 /* Loading a parameter in two steps, so that a failed load of a model changes nothing:
  * lam__param_stage allocates everything the new values need (data on ctx, a gradient buffer,
  * a constant's host copy) and changes nothing; lam__param_commit cannot fail: the values go

@@ -171,9 +171,6 @@ lam_status lam__st_write(const char *path, size_t n, const char *const *names,
                          size_t n_meta, const char *const *meta_keys,
                          const char *const *meta_values);
 
-/* Formats a shape as "(2, 20)", "(256,)" or "()" (None for unknown dims); returns buf. */
-char *lam__st_shape_format(const lam_shape *s, char *buf, size_t cap);
-
 /* CRC32C of n bytes, continuing from crc (0 to start). */
 /* The checksum a "lamina.crc32c" metadata value states (8 hex digits); an error otherwise. */
 lam_status lam__st_parse_crc(const char *text, uint32_t *want);

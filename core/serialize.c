@@ -563,8 +563,8 @@ static void match(const char *path, const lam__st_file *f, const lam__st_alias *
         } else if (!shape_fits(&slots[s].param->shape, &e->shape)) {
             pr->shape = true;
             problem(pr, 2, "%s: Shape mismatch, file has %s, model expects %s", slots[s].src_key,
-                    lam__st_shape_format(&e->shape, b1, sizeof b1),
-                    lam__st_shape_format(&slots[s].param->shape, b2, sizeof b2));
+                    lam_shape_format(&e->shape, b1, sizeof b1),
+                    lam_shape_format(&slots[s].param->shape, b2, sizeof b2));
         }
     }
 }

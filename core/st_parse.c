@@ -40,24 +40,6 @@ bool lam__st_dtype_convertible(lam__st_dtype dt) {
     return (unsigned)dt < LAM__ST_DTYPE_COUNT && dtypes[dt].convertible;
 }
 
-char *lam__st_shape_format(const lam_shape *s, char *buf, size_t cap) {
-    size_t pos = 0;
-    int n = snprintf(buf, cap, "(");
-    pos = n > 0 ? (size_t)n : 0;
-    for (uint32_t i = 0; i < s->ndim && pos < cap; i++) {
-        if (s->dims[i] < 0) {
-            n = snprintf(buf + pos, cap - pos, "%sNone", i ? ", " : "");
-        } else {
-            n = snprintf(buf + pos, cap - pos, "%s%lld", i ? ", " : "", (long long)s->dims[i]);
-        }
-        pos += n > 0 ? (size_t)n : 0;
-    }
-    if (pos < cap) {
-        snprintf(buf + pos, cap - pos, "%s)", s->ndim == 1 ? "," : "");
-    }
-    return buf;
-}
-
 /* ---- reading ---- */
 
 static uint64_t load_le64(const uint8_t *p) {
@@ -199,7 +181,7 @@ static lam_status parse_entry(const char *name, json_t *obj, uint64_t data_size,
         numel *= d;
     }
     char sb[200];
-    lam__st_shape_format(&e->shape, sb, sizeof sb);
+    lam_shape_format(&e->shape, sb, sizeof sb);
     size_t isz = dtypes[e->dtype].size;
     if (overflow || numel > (uint64_t)INT64_MAX / isz) {
         return lam__error(LAM_ERR_FORMAT,

@@ -7,7 +7,7 @@
  */
 #include "tape.h"
 #include "error.h"
-#include "ops.h"
+#include "op_name.h"
 #include "tensor.h"
 
 #include <stdatomic.h>

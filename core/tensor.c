@@ -1,10 +1,11 @@
-/* Tensors: reference-counted views of backend storage, and the shape helpers. */
+/* Tensors: reference-counted views of backend storage (shape helpers: shape.c). */
 #include "tensor.h"
 #include "context.h"
 #include "error.h"
 #include "log.h"
-#include "ops.h"
+#include "op_name.h"
 #include "registry.h"
+#include "shape.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -40,121 +41,6 @@ static tensor_list live, orphans;
 /* Tensors are created and freed on any thread (one made on one thread may be released on
  * another), so the lists are locked. */
 static pthread_mutex_t lists_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* ---- shapes ---- */
-
-/* Multiplies the running bound by d, zero dims left out (they make the count 0 but not the
- * strides); false beyond LAM__MAX_NUMEL. */
-static bool bound_mul(int64_t *bound, int64_t d) {
-    if (d == 0) {
-        return true;
-    }
-    if (*bound > LAM__MAX_NUMEL / d) {
-        return false;
-    }
-    *bound *= d;
-    return true;
-}
-
-lam_status lam__shape_numel(const char *subject, const lam_shape *shape, int64_t *out) {
-    *out = 0;
-    if (shape == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, shape is NULL", subject);
-    }
-    if (shape->ndim > LAM_MAX_DIMS) {
-        return lam__error(LAM_ERR_SHAPE, "%s: Too many dims, %u given, at most %d", subject,
-                          shape->ndim, LAM_MAX_DIMS);
-    }
-    int64_t n = 1, bound = 1;
-    char b[160];
-    for (uint32_t i = 0; i < shape->ndim; i++) {
-        if (shape->dims[i] < 0) {
-            return lam__error(LAM_ERR_SHAPE, "%s: Unknown dimension, shape %s has dim %u unknown",
-                              subject, lam_shape_format(shape, b, sizeof b), i);
-        }
-        if (!bound_mul(&bound, shape->dims[i])) {
-            return lam__error(LAM_ERR_SHAPE, "%s: Shape too large, %s has more than 2^60 elements",
-                              subject, lam_shape_format(shape, b, sizeof b));
-        }
-        n *= shape->dims[i]; /* |n| <= bound: cannot overflow */
-    }
-    *out = n;
-    return LAM_OK;
-}
-
-lam_status lam_shape_init(lam_shape *shape, uint32_t ndim, const int64_t *dims) {
-    if (shape == NULL || (ndim > 0 && dims == NULL)) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_shape_init: Invalid argument, NULL %s",
-                          shape == NULL ? "shape" : "dims");
-    }
-    if (ndim > LAM_MAX_DIMS) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "lam_shape_init: Too many dims, %u given, at most %d", ndim,
-                          LAM_MAX_DIMS);
-    }
-    memset(shape, 0, sizeof *shape);
-    shape->ndim = ndim;
-    for (uint32_t i = 0; i < ndim; i++) {
-        shape->dims[i] = dims[i];
-    }
-    return LAM_OK;
-}
-
-int64_t lam_shape_numel(const lam_shape *shape) {
-    if (shape == NULL) {
-        return 0;
-    }
-    if (shape->ndim > LAM_MAX_DIMS) {
-        return -1;
-    }
-    int64_t n = 1, bound = 1;
-    for (uint32_t i = 0; i < shape->ndim; i++) {
-        if (shape->dims[i] < 0 || !bound_mul(&bound, shape->dims[i])) {
-            return -1;
-        }
-        n *= shape->dims[i];
-    }
-    return n;
-}
-
-char *lam_shape_format(const lam_shape *shape, char *buf, size_t cap) {
-    if (buf == NULL || cap == 0) {
-        return buf;
-    }
-    size_t len = 0;
-    buf[0] = '\0';
-#define PUT(...)                                                                                   \
-    do {                                                                                           \
-        if (len < cap) {                                                                           \
-            int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);                                  \
-            len += w_ > 0 ? (size_t)w_ : 0;                                                        \
-        }                                                                                          \
-    } while (0)
-    PUT("(");
-    uint32_t nd = shape ? shape->ndim : 0;
-    for (uint32_t i = 0; i < nd && i < LAM_MAX_DIMS; i++) {
-        if (shape->dims[i] < 0) {
-            PUT("%sNone", i ? ", " : "");
-        } else {
-            PUT("%s%lld", i ? ", " : "", (long long)shape->dims[i]);
-        }
-    }
-    PUT(nd == 1 ? ",)" : ")");
-#undef PUT
-    return buf;
-}
-
-int lam_shape_equal(const lam_shape *a, const lam_shape *b) {
-    if (a == NULL || b == NULL || a->ndim != b->ndim || a->ndim > LAM_MAX_DIMS) {
-        return 0;
-    }
-    for (uint32_t i = 0; i < a->ndim; i++) {
-        if (a->dims[i] != b->dims[i]) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 /* ---- execution ---- */
 
@@ -752,7 +638,7 @@ lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_t
         } else if (s.dims[i] < 0) {
             return lam__error(LAM_ERR_SHAPE, "reshape: Invalid shape, %s (at most one -1 dim)",
                               lam_shape_format(shape, b1, sizeof b1));
-        } else if (!bound_mul(&bound, s.dims[i])) {
+        } else if (!lam__shape_bound_mul(&bound, s.dims[i])) {
             return lam__error(LAM_ERR_SHAPE,
                               "reshape: Shape too large, %s has more than 2^60 "
                               "elements",

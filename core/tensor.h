@@ -59,14 +59,6 @@ void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
 /* At shutdown: frees the device memory of every tensor still alive; the handles become
  * orphans that only lam_tensor_release (and the shape getters) accept. */
 void lam__tensors_reclaim_all(void);
-/*
- * The number of elements of a shape whose dims are all known, checked: LAM_ERR_SHAPE naming
- * `subject` and the shape when a dim is negative or the count exceeds LAM__MAX_NUMEL (so that
- * the byte count of any float tensor fits in int64_t and size_t). For every shape product
- * (tensors, parameters, files).
- */
-#define LAM__MAX_NUMEL ((int64_t)1 << 60)
-lam_status lam__shape_numel(const char *subject, const lam_shape *shape, int64_t *out);
 /* Frees the pooled tensor and storage structs (at shutdown). */
 void lam__tensor_pool_flush(void);
 /* Runs one op on the backend of ctx. */
