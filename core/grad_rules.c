@@ -4,6 +4,7 @@
  */
 #include "grad_rules.h"
 #include "error.h"
+#include "op_name.h"
 #include "ops.h"
 #include "tensor.h"
 
