@@ -39,6 +39,8 @@ static void mix_name(hash *s, const char *name) {
 #define FIELD(T, f)       (mix_name(&s, #f), mix_u64(&s, offsetof(T, f)))
 #define ENUM(name, count) (mix_name(&s, name), mix_u64(&s, (uint64_t)(count)))
 
+/* Over 100 lines on purpose: one line per boundary struct, field and enum, in header order, so
+ * the list can be checked against plugin.h by reading both side by side. */
 uint64_t lam__abi_fingerprint(void) {
     hash s = {0xcbf29ce484222325ULL};
     mix_u64(&s, LAM_ABI_VERSION);

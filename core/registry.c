@@ -274,6 +274,9 @@ lam_status lam__host_register_backend(lam_plugin *p, const lam_backend_desc *des
     return LAM_OK;
 }
 
+/* Just over 100 lines: the registration checks run in the order the plugin report documents
+ * (state, size, version, fingerprint, callbacks, copied strings, duplicate name), each with its
+ * own refusal reason; splitting them would scatter that order. */
 lam_status lam__host_register_layer(lam_plugin *p, const lam_layer_desc *desc) {
     if (p == NULL || p != current_plugin || !p->loading) {
         return lam__error(LAM_ERR_STATE, "register_layer: Invalid state, registration is only "
