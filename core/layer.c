@@ -445,6 +445,9 @@ lam_status lam__host_param_add_grad(lam_layer *layer, const char *name, const la
 /* What a layer's callback returned, checked at the boundary (lam__plugin_status). */
 static lam_status plugin_status(lam_status st, uint64_t mark, const lam_block *b,
                                 const char *callback) {
+    if (st == LAM_OK) {
+        return LAM_OK; /* the hot path: no message to build (as lam__backend_status) */
+    }
     const lam__layer_type *lt = layer_of(b)->type;
     char who[96];
     snprintf(who, sizeof who, "layer type '%s'", lt->desc.name);
