@@ -219,10 +219,23 @@ def call_graph(nm, objs, obj_root):
     return graph
 
 
+def has_source(t, obj_path):
+    """False for an object whose source is gone (a file deleted or renamed since an earlier
+    build leaves its .o behind in an incremental build directory; it is not part of the
+    target). Sources are looked for in the tree and, for generated ones, in the target's
+    binary directory (the parent of CMakeFiles/)."""
+    unit = os.path.splitext(os.path.relpath(obj_path, t.obj))[0]  # vk_queue.c
+    binary_dir = os.path.dirname(os.path.dirname(os.path.normpath(t.obj)))
+    src = os.path.normpath(t.src)
+    candidates = [os.path.join(d, unit) for d in (src, os.path.dirname(src), binary_dir)]
+    candidates.append(os.path.join(src, os.path.basename(unit)))
+    return any(os.path.exists(c) for c in candidates)
+
+
 def check_cycles(t, nm):
     if not os.path.isdir(t.obj):
         return [f"{t.name}: no object directory {t.obj} (build the target first)"]
-    objs = object_files(t.obj, t.glob)
+    objs = [o for o in object_files(t.obj, t.glob) if has_source(t, o)]
     if not objs:
         return [f"{t.name}: no object files matching {t.glob} under {t.obj}"]
     graph = call_graph(nm, objs, t.obj)
