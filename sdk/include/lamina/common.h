@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 /* ABI version: major rises only on a breaking change; a minor only appends. */
-#define LAM_ABI_VERSION_MAJOR 1
+#define LAM_ABI_VERSION_MAJOR 2
 #define LAM_ABI_VERSION_MINOR 0
 /* Packs a major and minor version into one 32-bit number (major in the high 16 bits). */
 #define LAM_MAKE_VERSION(major, minor) ((((uint32_t)(major)) << 16) | ((uint32_t)(minor)&0xFFFFu))
@@ -61,7 +61,7 @@ typedef enum lam_status {
     LAM_STATUS_MAX_ENUM = 0x7FFFFFFF
 } lam_status;
 
-/* Element type of a tensor. Only LAM_DTYPE_F32 tensors can be created in ABI 1.0. */
+/* Element type of a tensor. F32 is the type every op supports; others where an op says so. */
 typedef enum lam_dtype {
     LAM_DTYPE_INVALID = 0,
     LAM_DTYPE_F32 = 1,
