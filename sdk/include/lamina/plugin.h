@@ -56,7 +56,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x0ULL
+#define LAM_ABI_FINGERPRINT 0x3dcf5e5cf7151503ULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
