@@ -589,12 +589,14 @@ typedef struct lam_backend_desc {
     lam_status (*native_handle)(void *dev, void *buffer, const char *name, void **handle);
     /*
      * Optional. Runs a kernel implementation registered for this backend (impl->backend names
-     * it): the CPU backend calls impl->run with host pointers; the Vulkan backend dispatches
-     * impl->spirv (see lam_kernel_impl). `args` views are contiguous. Without this callback the
-     * host runs the kernel's reference on host memory (staging).
+     * it): the CPU backend calls impl->run(user, params, args) with host pointers; the Vulkan
+     * backend dispatches impl->spirv (see lam_kernel_impl). `user` is the kernel descriptor's
+     * (lam_kernel_desc.user), which impl->run takes and the backend has no other way to know.
+     * `args` views are contiguous. Without this callback the host runs the kernel's reference
+     * on host memory (staging).
      */
-    lam_status (*run_kernel)(void *dev, const struct lam_kernel_impl *impl, const void *params,
-                             const lam_kernel_args *args);
+    lam_status (*run_kernel)(void *dev, const struct lam_kernel_impl *impl, void *user,
+                             const void *params, const lam_kernel_args *args);
 } lam_backend_desc;
 
 /* ------------------------------------------------------------------------------------------ */
