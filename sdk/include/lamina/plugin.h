@@ -56,7 +56,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x3dcf5e5cf7151503ULL
+#define LAM_ABI_FINGERPRINT 0x60a1c6a0d8bb9eefULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -351,6 +351,20 @@ typedef struct lam_random_params {
     double a;
     double b;
 } lam_random_params;
+
+/*
+ * Axes of a host op (lam_host_op) that reduces or normalizes: REDUCE_*, ARGMAX (one axis),
+ * SOFTMAX / LOG_SOFTMAX (one axis), MOMENTS (n_axes axes, e.g. (0, 2, 3) for batch norm over
+ * NCHW). Negative axes count from the end; n_axes 0 means every axis (reductions only).
+ * Backends never see it: the host brings their calls to the 3-D (outer, n, inner) form.
+ */
+typedef struct lam_reduce_params {
+    uint32_t struct_size;
+    uint32_t n_axes;
+    int32_t axes[LAM_MAX_DIMS];
+    int32_t keepdims; /* nonzero: reduced axes stay with size 1 */
+    uint32_t reserved;
+} lam_reduce_params;
 
 /* CAST (host op only): the dtype of the result. */
 typedef struct lam_cast_params {
@@ -934,7 +948,9 @@ typedef struct lam_host_api {
     lam_ctx *(*tensor_ctx)(const lam_tensor *t);
     lam_status (*tensor_read)(const lam_tensor *t, void *dst, size_t bytes);
     lam_status (*tensor_write)(lam_tensor *t, const void *src, size_t bytes);
-    /* Views share storage and are differentiated (their gradient flows to the base). */
+    /* Views, differentiated (their gradient flows to the base). reshape and a slice of the first
+     * axis with step 1 share storage with t; other slices and permutations are contiguous
+     * copies (as torch.reshape, a plugin must not rely on either: it never writes into them). */
     lam_status (*tensor_reshape)(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
     /* Elements start, start + step, ... below stop along `axis` (step >= 1). */
     lam_status (*tensor_slice)(lam_tensor *t, uint32_t axis, int64_t start, int64_t stop,
