@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VK_PLUGIN_VERSION "1.0.0"
+#define VK_PLUGIN_VERSION "2.0.0"
 
 static lam_status backend_probe(void *user, uint32_t *n_devices, char *why, size_t why_cap) {
     (void)user;
@@ -271,6 +271,87 @@ static lam_status locked_buffer_copy(void *dev, void *dst, size_t dst_offset, co
     LOCKED(dev, vk_buffer_copy(dev, dst, dst_offset, src, src_offset, bytes));
 }
 
+/* What vk_alloc can hand out: the heap of the compute memory type (one view's span is further
+ * bounded by maxStorageBufferRange, which `supports` checks per call). */
+static lam_status backend_device_caps(void *dev, lam_backend_caps *caps) {
+    vk_device *d = dev;
+    if (d == NULL || d->magic != VK_DEVICE_MAGIC) {
+        return vk_error(LAM_ERR_INVALID_ARGUMENT, "vulkan: Invalid argument, not a vulkan device");
+    }
+    if (caps == NULL || caps->struct_size < 2 * sizeof(uint32_t)) {
+        return vk_error(LAM_ERR_INVALID_ARGUMENT,
+                        "vulkan: Invalid argument, device_caps needs a lam_backend_caps with "
+                        "struct_size set");
+    }
+#define CAPS_FITS(field)                                                                           \
+    (offsetof(lam_backend_caps, field) + sizeof(caps->field) <= (size_t)caps->struct_size)
+    const VkPhysicalDeviceMemoryProperties *m = &d->phys->mem;
+    const uint64_t heap = m->memoryHeaps[m->memoryTypes[d->mem_type_device].heapIndex].size;
+    if (CAPS_FITS(flags)) {
+        caps->flags = LAM_BACKEND_ASYNC; /* ops are recorded into batches, run later */
+    }
+    if (CAPS_FITS(max_buffer_bytes)) {
+        caps->max_buffer_bytes = heap;
+    }
+    if (CAPS_FITS(memory_budget)) {
+        caps->memory_budget = heap;
+    }
+    if (CAPS_FITS(buffer_alignment)) {
+        caps->buffer_alignment = 0; /* no host_ptr buffers */
+    }
+    if (CAPS_FITS(dtypes)) {
+        caps->dtypes = (1u << LAM_DTYPE_F32) | (1u << LAM_DTYPE_I32);
+    }
+#undef CAPS_FITS
+    return LAM_OK;
+}
+
+static lam_status backend_native_handle(void *dev, void *buffer, const char *name, void **handle) {
+    vk_device *d = dev;
+    if (d == NULL || d->magic != VK_DEVICE_MAGIC || name == NULL || handle == NULL) {
+        return vk_error(LAM_ERR_INVALID_ARGUMENT,
+                        "vulkan: Invalid argument, native_handle needs a vulkan device, a name "
+                        "and a place for the handle");
+    }
+    *handle = NULL;
+    if (buffer == NULL) {
+        if (strcmp(name, "VkInstance") == 0) {
+            *handle = (void *)vk_loader_instance();
+        } else if (strcmp(name, "VkPhysicalDevice") == 0) {
+            *handle = (void *)d->phys->pd;
+        } else if (strcmp(name, "VkDevice") == 0) {
+            *handle = (void *)d->device;
+        } else if (strcmp(name, "VkQueue") == 0) {
+            *handle = (void *)d->queue;
+        }
+    } else {
+        const vk_buffer *b = buffer;
+        if (b->magic != VK_BUFFER_MAGIC || b->dev != d) {
+            return vk_error(LAM_ERR_INVALID_ARGUMENT,
+                            "vulkan: Invalid argument, native_handle of a buffer that is not a "
+                            "live buffer of this vulkan device");
+        }
+        /* Buffers are ranges of shared blocks: "VkBuffer" and "VkDeviceMemory" are the
+         * block's, "VkBufferOffset" the byte offset of this buffer's first byte in both. */
+        if (strcmp(name, "VkBuffer") == 0) {
+            *handle = (void *)b->block->buffer;
+        } else if (strcmp(name, "VkDeviceMemory") == 0) {
+            *handle = (void *)b->block->memory;
+        } else if (strcmp(name, "VkBufferOffset") == 0) {
+            *handle = (void *)(uintptr_t)b->offset;
+            return LAM_OK; /* 0 is a valid offset */
+        }
+    }
+    if (*handle == NULL) {
+        return vk_error(LAM_ERR_NOT_FOUND,
+                        "vulkan: Not found, no native handle named '%.64s'%s (known: VkInstance, "
+                        "VkPhysicalDevice, VkDevice, VkQueue; VkBuffer, VkDeviceMemory, "
+                        "VkBufferOffset of a buffer)",
+                        name, buffer != NULL ? " for a buffer" : "");
+    }
+    return LAM_OK;
+}
+
 static lam_status locked_execute(void *dev, const lam_op_call *call) {
     LOCKED(dev, vk_execute(dev, call));
 }
@@ -300,10 +381,12 @@ static const lam_backend_desc vk_backend_desc = {
     .buffer_write = locked_buffer_write,
     .buffer_read = locked_buffer_read,
     .buffer_copy = locked_buffer_copy,
-    .supports_op = vk_supports_op,
+    .device_caps = backend_device_caps,
+    .supports = vk_supports,
     .execute = locked_execute,
     .synchronize = locked_synchronize,
     .shutdown = backend_shutdown,
+    .native_handle = backend_native_handle,
 };
 
 LAM_PLUGIN_ENTRY {

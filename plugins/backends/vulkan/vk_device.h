@@ -23,6 +23,10 @@
 #define VK_RING          3
 #define VK_BATCH_OPS     64
 #define VK_SETS_PER_POOL (VK_BATCH_OPS * 4)
+/* Storage buffers of the backend's own set layout; most a kernel's layout may have. */
+#define VK_BINDINGS       4
+#define VK_MAX_SLOTS      16
+#define VK_DESCS_PER_POOL (VK_SETS_PER_POOL * VK_BINDINGS)
 
 typedef struct vk_block vk_block;
 
@@ -77,6 +81,7 @@ typedef struct vk_batch {
     VkFence fence;
     VkDescriptorPool pool;
     uint32_t sets_used;
+    uint32_t descs_used; /* storage-buffer descriptors taken from pool */
     uint32_t n_ops;
     int recording; /* begun, not yet submitted */
     int in_flight; /* submitted, fence not yet waited for */

@@ -12,6 +12,9 @@
 
 const lam_host_api *vk_host;
 
+/* Nonzero while `supports` runs the checks of execute: their errors are answers, not failures. */
+static _Thread_local int g_mute;
+
 /* Validation messages, written by the messenger (any thread) and read by the device calls. */
 static pthread_mutex_t g_msg_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_msg[1024];
@@ -25,10 +28,14 @@ lam_status vk_error(lam_status status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (vk_host != NULL && vk_host->set_error != NULL) {
-        return vk_host->set_error(status, "%s", msg);
+    if (g_mute == 0 && vk_host != NULL && vk_host->set_error != NULL) {
+        return vk_host->set_error(status, msg);
     }
     return status;
+}
+
+void vk_diag_mute(int delta) {
+    g_mute += delta;
 }
 
 void vk_log(lam_log_level level, const char *fmt, ...) {
@@ -40,7 +47,7 @@ void vk_log(lam_log_level level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    vk_host->log(level, "%s", msg);
+    vk_host->log(level, msg);
 }
 
 const char *vk_result_string(VkResult r) {

@@ -23,6 +23,9 @@ extern const lam_host_api *vk_host;
 
 /* Sets the thread's error message through the host (when there is one) and returns status. */
 lam_status vk_error(lam_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* delta +1 mutes vk_error on this thread (it returns the status and sets no message), -1
+ * undoes it; for `supports`, which runs execute's checks. */
+void vk_diag_mute(int delta);
 /* Logs through the host's log callback; nothing when the host has none. */
 void vk_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The name of a VkResult ("VK_ERROR_DEVICE_LOST"); static text. */

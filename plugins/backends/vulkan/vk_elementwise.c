@@ -16,11 +16,11 @@ typedef struct ew_push {
     float t; /* second scalar (AXPBY) */
     float s;
     int32_t dims[4];
-    int32_t st[3][4]; /* out, x, y */
-    int32_t off[3];
+    int32_t st[4][4]; /* out, inputs 0..2 */
+    int32_t off[4];
 } ew_push;
 
-#define EW_OPERANDS 3
+#define EW_OPERANDS 4
 
 typedef struct ew_plan {
     int nd;
@@ -82,7 +82,7 @@ static int64_t span_from(const ew_plan *p, int k, int from, int64_t first_len) {
 /* One elementwise call being recorded: its plan and where each operand lives. */
 typedef struct ew_job {
     vk_device *d;
-    const lam_op_call *call;
+    const vk_call *call;
     const char *opname;
     ew_plan p;
     int first;     /* first plan dim given to the shader; the dims before it are looped here */
@@ -126,7 +126,7 @@ static void ew_fit(ew_job *j) {
 /* Binds operand k's window for elements [r0, r0 + len) of dim `first`, from element o. */
 static lam_status ew_bind(const ew_job *j, int k, int64_t o, int64_t len, vk_bind *bind,
                           int32_t *rel) {
-    static const char *const names[EW_OPERANDS] = {"output", "input 0", "input 1"};
+    static const char *const names[EW_OPERANDS] = {"output", "input 0", "input 1", "input 2"};
     const ew_plan *p = &j->p;
     int64_t lo = o, hi = o;
     for (int i = j->first; i < p->nd; i++) {
@@ -179,29 +179,31 @@ static lam_status ew_dispatch_chunk(const ew_job *j, ew_push *push, const int64_
         s = vk_grid_2d(j->d, ((uint64_t)count + 255) / 256, &gx, &gy, j->opname);
     }
     if (s == LAM_OK) {
-        s = vk_dispatch(j->d, VK_SHADER_EW, binds, push, sizeof *push, gx, gy, 1);
+        s = vk_dispatch_n(j->d, VK_SHADER_EW, binds, EW_OPERANDS, 1u, push, sizeof *push, gx, gy,
+                          1);
     }
     return s;
 }
 
-lam_status vk_run_elementwise(vk_device *d, const lam_op_call *call, const char *opname,
+lam_status vk_run_elementwise(vk_device *d, const vk_call *call, const char *opname,
                               const vk_view *vin) {
     static const int64_t zero_strides[LAM_MAX_DIMS];
-    const lam_tensor_view *out = call->output;
+    const lam_tensor_view *out = (&call->out[0]);
     ew_job j;
     memset(&j, 0, sizeof j);
     j.d = d;
     j.call = call;
     j.opname = opname;
-    const int64_t *st[EW_OPERANDS] = {out->strides, zero_strides, zero_strides};
-    int64_t off[EW_OPERANDS] = {(int64_t)out->offset, (int64_t)out->offset, (int64_t)out->offset};
+    const int64_t *st[EW_OPERANDS] = {out->strides, zero_strides, zero_strides, zero_strides};
+    int64_t off[EW_OPERANDS];
     for (int k = 0; k < EW_OPERANDS; k++) {
         j.bufs[k] = out->buffer;
+        off[k] = (int64_t)out->offset;
     }
-    for (uint32_t i = 0; i < call->n_inputs && i < 2; i++) {
-        st[i + 1] = call->inputs[i].strides;
+    for (uint32_t i = 0; i < call->n_inputs && i < EW_OPERANDS - 1; i++) {
+        st[i + 1] = call->in[i].strides;
         j.bufs[i + 1] = vin[i].buf;
-        off[i + 1] = (int64_t)call->inputs[i].offset;
+        off[i + 1] = (int64_t)call->in[i].offset;
     }
     if (!plan_make(&j.p, out, st)) {
         return LAM_OK;
@@ -212,8 +214,13 @@ lam_status vk_run_elementwise(vk_device *d, const lam_op_call *call, const char 
     ew_push push;
     memset(&push, 0, sizeof push);
     push.op = (uint32_t)call->op;
-    push.s = (float)call->scalars[0];
-    push.t = (float)call->scalars[1];
+    if (call->op == LAM_OP_CAST) {
+        /* the shader's cast modes (ew.comp) */
+        lam_dtype from = call->in[0].dtype, to = out->dtype;
+        push.op = from == to ? 100u : from == LAM_DTYPE_I32 ? 101u : 102u;
+    }
+    push.s = (float)call->a;
+    push.t = (float)call->b;
     int64_t idx[LAM_MAX_DIMS] = {0};
     for (;;) {
         for (int64_t r0 = 0; r0 < p->dims[first]; r0 += j.chunk) {

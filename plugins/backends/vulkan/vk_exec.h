@@ -1,5 +1,5 @@
 /*
- * vk_exec.h - the backend's supports_op and execute callbacks: every op call is checked, then
+ * vk_exec.h - the backend's supports and execute callbacks: every op call is checked, then
  * handed to the kernel that records it.
  */
 #ifndef LAMINA_VK_EXEC_H
@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-int32_t vk_supports_op(void *dev, lam_op op, const lam_op_call *call);
+int32_t vk_supports(void *dev, const lam_op_call *call);
 lam_status vk_execute(void *dev, const lam_op_call *call);
 
 #endif /* LAMINA_VK_EXEC_H */

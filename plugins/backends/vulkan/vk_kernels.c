@@ -225,9 +225,9 @@ static lam_status reduce_run(vk_device *d, uint32_t mode, int64_t outer, int64_t
     return s;
 }
 
-lam_status vk_run_reduce(vk_device *d, const lam_op_call *call, const char *opname) {
-    const lam_tensor_view *xv = &call->inputs[0];
-    const lam_tensor_view *ov = call->output;
+lam_status vk_run_reduce(vk_device *d, const vk_call *call, const char *opname) {
+    const lam_tensor_view *xv = &call->in[0];
+    const lam_tensor_view *ov = (&call->out[0]);
     const int64_t outer = xv->dims[0], n = xv->dims[1], inner = xv->dims[2];
     if (outer == 0 || inner == 0) {
         return LAM_OK;
@@ -273,10 +273,10 @@ typedef struct sm_push {
     int32_t moff, soff;
 } sm_push;
 
-lam_status vk_run_softmax(vk_device *d, const lam_op_call *call, const char *opname,
-                          const vk_view *vo, const vk_view *vx) {
-    const lam_tensor_view *xv = &call->inputs[0];
-    const lam_tensor_view *ov = call->output;
+lam_status vk_run_softmax(vk_device *d, const vk_call *call, const char *opname, const vk_view *vo,
+                          const vk_view *vx) {
+    const lam_tensor_view *xv = &call->in[0];
+    const lam_tensor_view *ov = (&call->out[0]);
     const int64_t outer = xv->dims[0], n = xv->dims[1], inner = xv->dims[2];
     const int64_t lines = outer * inner;
     if (lines == 0 || n == 0) {
@@ -360,18 +360,18 @@ typedef struct gemm_push {
     int32_t act;
 } gemm_push;
 
-lam_status vk_run_gemm(vk_device *d, const lam_op_call *call, const char *opname, const vk_view *vc,
+lam_status vk_run_gemm(vk_device *d, const vk_call *call, const char *opname, const vk_view *vc,
                        const vk_view *va, const vk_view *vb, int32_t act) {
-    const lam_tensor_view *av = &call->inputs[0];
-    const lam_tensor_view *bv = &call->inputs[1];
-    const lam_tensor_view *cv = call->output;
-    const int ta = call->ints[0] != 0;
-    const int tb = call->ints[1] != 0;
+    const lam_tensor_view *av = &call->in[0];
+    const lam_tensor_view *bv = &call->in[1];
+    const lam_tensor_view *cv = (&call->out[0]);
+    const int ta = (call->gemm_flags & LAM_GEMM_TRANS_A) != 0;
+    const int tb = (call->gemm_flags & LAM_GEMM_TRANS_B) != 0;
     const int64_t m = cv->dims[0];
     const int64_t n = cv->dims[1];
     int64_t k = ta ? av->dims[0] : av->dims[1];
-    const float alpha = (float)call->scalars[0];
-    const float beta = (float)call->scalars[1];
+    const float alpha = (float)call->alpha;
+    const float beta = (float)call->beta;
     if (m == 0 || n == 0) {
         return LAM_OK;
     }

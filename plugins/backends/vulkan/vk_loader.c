@@ -381,6 +381,10 @@ const vk_physical *vk_loader_physical(uint32_t index) {
     return &g.phys[index];
 }
 
+VkInstance vk_loader_instance(void) {
+    return g.instance;
+}
+
 int vk_loader_validation(void) {
     return g.validation;
 }

@@ -109,6 +109,8 @@ typedef struct vk_physical {
 uint32_t vk_loader_probe(const char **why);
 /* The physical device at index, which must be below vk_loader_probe's count. */
 const vk_physical *vk_loader_physical(uint32_t index);
+/* The instance (VK_NULL_HANDLE before a successful probe). */
+VkInstance vk_loader_instance(void);
 /* Nonzero when the validation layer is on (LAMINA_VULKAN_VALIDATION). */
 int vk_loader_validation(void);
 /* Destroys the instance and unloads libvulkan; the next probe starts over. */

@@ -13,9 +13,9 @@
 #include <string.h>
 
 lam_status vk_pipeline_init(vk_device *d) {
-    VkDescriptorSetLayoutBinding b[3];
+    VkDescriptorSetLayoutBinding b[VK_BINDINGS];
     memset(b, 0, sizeof b);
-    for (uint32_t i = 0; i < 3; i++) {
+    for (uint32_t i = 0; i < VK_BINDINGS; i++) {
         b[i].binding = i;
         b[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
         b[i].descriptorCount = 1;
@@ -24,7 +24,7 @@ lam_status vk_pipeline_init(vk_device *d) {
     VkDescriptorSetLayoutCreateInfo li;
     memset(&li, 0, sizeof li);
     li.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
-    li.bindingCount = 3;
+    li.bindingCount = VK_BINDINGS;
     li.pBindings = b;
     VkResult r = vkf.vkCreateDescriptorSetLayout(d->device, &li, NULL, &d->set_layout);
     if (r != VK_SUCCESS) {
@@ -175,26 +175,45 @@ lam_status vk_grid_2d(vk_device *d, uint64_t groups, uint32_t *gx, uint32_t *gy,
 
 lam_status vk_dispatch(vk_device *d, vk_shader_id shader, const vk_bind binds[3], const void *push,
                        uint32_t push_bytes, uint32_t gx, uint32_t gy, uint32_t gz) {
+    return vk_dispatch_n(d, shader, binds, 3, 1u, push, push_bytes, gx, gy, gz);
+}
+
+lam_status vk_dispatch_n(vk_device *d, vk_shader_id shader, const vk_bind *binds, uint32_t n_binds,
+                         uint32_t write_mask, const void *push, uint32_t push_bytes, uint32_t gx,
+                         uint32_t gy, uint32_t gz) {
     if (gx == 0 || gy == 0 || gz == 0) {
         return LAM_OK;
-    }
-    const uint32_t *maxc = d->phys->props.limits.maxComputeWorkGroupCount;
-    if (gx > maxc[0] || gy > maxc[1] || gz > maxc[2]) {
-        return vk_error(LAM_ERR_INTERNAL,
-                        "vulkan: Internal error, dispatch (%u, %u, %u) beyond the device limits",
-                        gx, gy, gz);
     }
     VkPipeline pipeline;
     lam_status st = vk_pipeline(d, shader, &pipeline);
     if (st != LAM_OK) {
         return st;
     }
+    return vk_record(d, pipeline, d->pipe_layout, d->set_layout, VK_BINDINGS, binds, n_binds,
+                     write_mask, push, push_bytes, gx, gy, gz);
+}
+
+lam_status vk_record(vk_device *d, VkPipeline pipeline, VkPipelineLayout layout,
+                     VkDescriptorSetLayout set_layout, uint32_t n_slots, const vk_bind *binds,
+                     uint32_t n_binds, uint32_t write_mask, const void *push, uint32_t push_bytes,
+                     uint32_t gx, uint32_t gy, uint32_t gz) {
+    if (gx == 0 || gy == 0 || gz == 0) {
+        return LAM_OK;
+    }
+    const uint32_t *maxc = d->phys->props.limits.maxComputeWorkGroupCount;
+    if (gx > maxc[0] || gy > maxc[1] || gz > maxc[2] || n_binds == 0 || n_binds > n_slots ||
+        n_slots > VK_MAX_SLOTS) {
+        return vk_error(LAM_ERR_INTERNAL,
+                        "vulkan: Internal error, dispatch (%u, %u, %u) of %u bindings beyond the "
+                        "device limits",
+                        gx, gy, gz, (unsigned)n_binds);
+    }
     vk_batch *b;
-    st = vk_batch_current(d, &b);
+    lam_status st = vk_batch_current(d, &b);
     if (st != LAM_OK) {
         return st;
     }
-    if (b->sets_used >= VK_SETS_PER_POOL) {
+    if (b->sets_used >= VK_SETS_PER_POOL || b->descs_used + n_slots > VK_DESCS_PER_POOL) {
         st = vk_flush(d);
         if (st == LAM_OK) {
             st = vk_batch_current(d, &b);
@@ -203,14 +222,14 @@ lam_status vk_dispatch(vk_device *d, vk_shader_id shader, const vk_bind binds[3]
             return st;
         }
     }
-    vk_access acc[3];
-    for (int i = 0; i < 3; i++) {
+    vk_access acc[VK_MAX_SLOTS];
+    for (uint32_t i = 0; i < n_binds; i++) {
         acc[i].buffer = binds[i].buf->block->buffer;
         acc[i].lo = binds[i].offset;
         acc[i].hi = binds[i].offset + binds[i].range;
-        acc[i].write = i == 0;
+        acc[i].write = (write_mask >> i) & 1u;
     }
-    st = vk_track(d, b, acc, 3);
+    st = vk_track(d, b, acc, n_binds);
     if (st != LAM_OK) {
         return st;
     }
@@ -219,7 +238,7 @@ lam_status vk_dispatch(vk_device *d, vk_shader_id shader, const vk_bind binds[3]
     ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
     ai.descriptorPool = b->pool;
     ai.descriptorSetCount = 1;
-    ai.pSetLayouts = &d->set_layout;
+    ai.pSetLayouts = &set_layout;
     VkDescriptorSet set;
     VkResult r = vkf.vkAllocateDescriptorSets(d->device, &ai, &set);
     if (r != VK_SUCCESS) {
@@ -227,13 +246,16 @@ lam_status vk_dispatch(vk_device *d, vk_shader_id shader, const vk_bind binds[3]
                         vk_result_string(r));
     }
     b->sets_used++;
-    VkDescriptorBufferInfo bi[3];
-    VkWriteDescriptorSet w[3];
+    b->descs_used += n_slots;
+    /* every slot of the layout gets a buffer; slots past n_binds repeat the first */
+    VkDescriptorBufferInfo bi[VK_MAX_SLOTS];
+    VkWriteDescriptorSet w[VK_MAX_SLOTS];
     memset(w, 0, sizeof w);
-    for (uint32_t i = 0; i < 3; i++) {
-        bi[i].buffer = binds[i].buf->block->buffer;
-        bi[i].offset = binds[i].offset;
-        bi[i].range = binds[i].range;
+    for (uint32_t i = 0; i < n_slots; i++) {
+        const vk_bind *bd = i < n_binds ? &binds[i] : &binds[0];
+        bi[i].buffer = bd->buf->block->buffer;
+        bi[i].offset = bd->offset;
+        bi[i].range = bd->range;
         w[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
         w[i].dstSet = set;
         w[i].dstBinding = i;
@@ -241,14 +263,15 @@ lam_status vk_dispatch(vk_device *d, vk_shader_id shader, const vk_bind binds[3]
         w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
         w[i].pBufferInfo = &bi[i];
     }
-    vkf.vkUpdateDescriptorSets(d->device, 3, w, 0, NULL);
+    vkf.vkUpdateDescriptorSets(d->device, n_slots, w, 0, NULL);
     vkf.vkCmdBindPipeline(b->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
-    vkf.vkCmdBindDescriptorSets(b->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe_layout, 0, 1, &set,
-                                0, NULL);
-    vkf.vkCmdPushConstants(b->cmd, d->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes,
-                           push);
+    vkf.vkCmdBindDescriptorSets(b->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &set, 0,
+                                NULL);
+    if (push_bytes > 0) {
+        vkf.vkCmdPushConstants(b->cmd, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
+    }
     vkf.vkCmdDispatch(b->cmd, gx, gy, gz);
-    for (int i = 0; i < 3; i++) {
+    for (uint32_t i = 0; i < n_binds; i++) {
         vk_buffer_touch(d, binds[i].buf);
     }
     return LAM_OK;

@@ -8,8 +8,8 @@
 
 #include "vk_device.h"
 
-/* Makes the descriptor set layout (3 storage buffers) and the pipeline layout (128 bytes of
- * push constants). */
+/* Makes the descriptor set layout (VK_BINDINGS storage buffers) and the pipeline layout (128 bytes
+ * of push constants). */
 lam_status vk_pipeline_init(vk_device *d);
 /* Destroys the pipelines and layouts (the device is idle). */
 void vk_pipeline_fini(vk_device *d);
@@ -48,5 +48,17 @@ lam_status vk_grid_2d(vk_device *d, uint64_t groups, uint32_t *gx, uint32_t *gy,
  * descriptor set, and the buffers marked as used by the batch). */
 lam_status vk_dispatch(vk_device *d, vk_shader_id shader, const vk_bind binds[3], const void *push,
                        uint32_t push_bytes, uint32_t gx, uint32_t gy, uint32_t gz);
+
+/* As vk_dispatch with n_binds (<= VK_BINDINGS) bindings; bit i of write_mask marks binding i
+ * as written (for the barriers). */
+lam_status vk_dispatch_n(vk_device *d, vk_shader_id shader, const vk_bind *binds, uint32_t n_binds,
+                         uint32_t write_mask, const void *push, uint32_t push_bytes, uint32_t gx,
+                         uint32_t gy, uint32_t gz);
+/* Records a dispatch of any pipeline whose set layout has n_slots (<= VK_MAX_SLOTS) storage
+ * buffers: binds[0..n_binds) fill the first slots, the rest repeat binds[0]. */
+lam_status vk_record(vk_device *d, VkPipeline pipeline, VkPipelineLayout layout,
+                     VkDescriptorSetLayout set_layout, uint32_t n_slots, const vk_bind *binds,
+                     uint32_t n_binds, uint32_t write_mask, const void *push, uint32_t push_bytes,
+                     uint32_t gx, uint32_t gy, uint32_t gz);
 
 #endif /* LAMINA_VK_PIPELINE_H */

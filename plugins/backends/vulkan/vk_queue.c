@@ -62,7 +62,7 @@ lam_status vk_queue_init(vk_device *d) {
         }
         VkDescriptorPoolSize ps;
         ps.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-        ps.descriptorCount = 3 * VK_SETS_PER_POOL;
+        ps.descriptorCount = VK_DESCS_PER_POOL;
         VkDescriptorPoolCreateInfo di;
         memset(&di, 0, sizeof di);
         di.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
@@ -188,6 +188,7 @@ lam_status vk_batch_current(vk_device *d, vk_batch **out) {
     b->recording = 1;
     b->n_ops = 0;
     b->sets_used = 0;
+    b->descs_used = 0;
     b->ops[0] = '\0';
     b->serial = ++d->next_serial;
     d->n_acc = 0;

@@ -1,6 +1,7 @@
 #version 450
 // Generic strided elementwise op: one invocation per output element of an up-to-4-D layout
-// (the host merges contiguous dims and splits the rest). Ops are numbered as lam_op.
+// (the host merges contiguous dims and splits the rest). Ops are numbered as lam_op. Buffers
+// are 32-bit words: int32 operands (CAST) are read and written through their bits.
 #extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x = 256) in;
@@ -8,6 +9,7 @@ layout(local_size_x = 256) in;
 layout(std430, binding = 0) buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer Y { float y[]; };
+layout(std430, binding = 3) readonly buffer Z { float z[]; };
 
 layout(push_constant) uniform P {
     uint op;
@@ -18,9 +20,11 @@ layout(push_constant) uniform P {
     ivec4 so;
     ivec4 sx;
     ivec4 sy;
+    ivec4 sz;
     int oo;
     int ox;
     int oy;
+    int oz;
 } p;
 
 #include "common.glsl"
@@ -116,7 +120,20 @@ float pow_f(float xv, float s) {
     return (xv < 0.0 && s_odd) ? -r : r;
 }
 
-float apply(uint op, float a, float b, float s, float t) {
+float clamp_f(float a, float lo, float hi) {
+    if (is_nan(a)) {
+        return a;
+    }
+    float v = a < lo ? lo : a;
+    return v > hi ? hi : v;
+}
+
+bool binary_op(uint op) {
+    return (op >= 3u && op <= 6u) || op == 31u || op == 32u || op == 34u || op == 35u ||
+           (op >= 47u && op <= 50u);
+}
+
+float apply(uint op, float a, float b, float c, float s, float t) {
     switch (op) {
     case 1u: return s;
     case 2u: return a;
@@ -145,6 +162,14 @@ float apply(uint op, float a, float b, float s, float t) {
     case 33u: return (!is_nan(a) && a > 0.0) ? 1.0 : 0.0;
     case 34u: return (!is_nan(a) && !is_nan(b) && a >= b) ? 1.0 : 0.0;
     case 35u: return s * a + t * b;
+    case 47u: return a != 0.0 ? b : c;
+    case 48u: return (!is_nan(a) && !is_nan(b) && a > b) ? 1.0 : 0.0;
+    case 49u: return (!is_nan(a) && !is_nan(b) && a < b) ? 1.0 : 0.0;
+    case 50u: return (!is_nan(a) && !is_nan(b) && a == b) ? 1.0 : 0.0;
+    case 52u: return clamp_f(a, s, t);
+    case 100u: return a; // CAST to the same dtype: the bits as they are
+    case 101u: return float(floatBitsToInt(a)); // CAST int32 -> float32
+    case 102u: return intBitsToFloat(int(a)); // CAST float32 -> int32 (checked finite, in range)
     default: return f_nan();
     }
 }
@@ -169,8 +194,12 @@ void main() {
     if (p.op != 1u) {
         a = x[p.ox + idx.x * p.sx.x + idx.y * p.sx.y + idx.z * p.sx.z + idx.w * p.sx.w];
     }
-    if (p.op == 3u || p.op == 4u || p.op == 5u || p.op == 6u || p.op >= 31u && p.op != 33u) {
+    if (binary_op(p.op) || p.op == 47u) {
         b = y[p.oy + idx.x * p.sy.x + idx.y * p.sy.y + idx.z * p.sy.z + idx.w * p.sy.w];
     }
-    o[io] = apply(p.op, a, b, p.s, p.t);
+    float c = 0.0;
+    if (p.op == 47u) {
+        c = z[p.oz + idx.x * p.sz.x + idx.y * p.sz.y + idx.z * p.sz.z + idx.w * p.sz.w];
+    }
+    o[io] = apply(p.op, a, b, c, p.s, p.t);
 }
