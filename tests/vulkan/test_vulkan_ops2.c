@@ -1,0 +1,116 @@
+/*
+ * test_vulkan_ops2.c - the ops new in ABI 2.0 on the Vulkan backend, on the plugin alone (no
+ * core; vk2_fixture.h). Expected values are worked by hand in the comments, or come from the
+ * committed NumPy script ref/gen_vk2_refs.py (its output ref/vk2_refs.h).
+ */
+#include "vk2_fixture.h"
+
+TestSuite(vk2ops, .init = vk2_open, .fini = vk2_close);
+
+/* Runs a one-output elementwise op over 1-D views of n floats. */
+static void run_ew(lam_op op, uint32_t n_in, const float *const *ins, size_t n, const void *params,
+                   float *got) {
+    void *bufs[3];
+    lam_tensor_view views[3];
+    const lam_tensor_view *in[3];
+    for (uint32_t i = 0; i < n_in; i++) {
+        bufs[i] = vk2_buffer(ins[i], n * sizeof(float));
+        views[i] = vk2_view(bufs[i], LAM_DTYPE_F32, 0, VK2_DIMS((int64_t)n));
+        in[i] = &views[i];
+    }
+    void *bo = vk2_buffer(NULL, n * sizeof(float));
+    lam_tensor_view o = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS((int64_t)n));
+    const lam_tensor_view *out[1] = {&o};
+    lam_op_call c = vk2_call(op, n_in, in, 1, out, params);
+    vk2_run(&c);
+    vk2_read(bo, 0, got, n * sizeof(float));
+    for (uint32_t i = 0; i < n_in; i++) {
+        vk2_desc->buffer_free(vk2_dev, bufs[i]);
+    }
+    vk2_desc->buffer_free(vk2_dev, bo);
+}
+
+Test(vk2ops, comparisons_give_zero_for_nan) {
+    const float x[5] = {1, 2, 3, NAN, -0.0f};
+    const float y[5] = {2, 2, 2, 1, 0.0f};
+    const float *ins[2] = {x, y};
+    float got[5];
+    run_ew(LAM_OP_GREATER, 2, ins, 5, NULL, got);
+    const float gt[5] = {0, 0, 1, 0, 0};
+    vk2_expect_floats(got, gt, 5, 0.0f);
+    run_ew(LAM_OP_LESS, 2, ins, 5, NULL, got);
+    const float lt[5] = {1, 0, 0, 0, 0};
+    vk2_expect_floats(got, lt, 5, 0.0f);
+    run_ew(LAM_OP_EQUAL, 2, ins, 5, NULL, got);
+    const float eq[5] = {0, 1, 0, 0, 1}; /* -0 == 0 */
+    vk2_expect_floats(got, eq, 5, 0.0f);
+}
+
+Test(vk2ops, clamp_keeps_nan) {
+    const float x[5] = {-3, -1, 0.5f, 7, NAN};
+    const float *ins[1] = {x};
+    lam_scalar_params p = LAM_SCALAR_PARAMS_INIT;
+    p.a = -1.0;
+    p.b = 2.0;
+    float got[5];
+    run_ew(LAM_OP_CLAMP, 1, ins, 5, &p, got);
+    const float want[5] = {-1, -1, 0.5f, 2, NAN};
+    vk2_expect_floats(got, want, 5, 0.0f);
+}
+
+/* out = cond != 0 ? x : y; the NaN of the branch not taken does not reach out, a NaN
+ * condition counts as nonzero. */
+Test(vk2ops, where_selects_without_leaking_nan) {
+    const float cond[4] = {1, 0, NAN, 0};
+    const float x[4] = {10, NAN, 30, 40};
+    const float y[4] = {NAN, 2, 3, 4};
+    const float *ins[3] = {cond, x, y};
+    float got[4];
+    run_ew(LAM_OP_WHERE, 3, ins, 4, NULL, got);
+    const float want[4] = {10, 2, 30, 4};
+    vk2_expect_floats(got, want, 4, 0.0f);
+}
+
+/* int32 -> float32 rounds to nearest: 16777217 -> 16777216, -16777219 -> -16777220. */
+Test(vk2ops, cast_int32_to_float32_rounds_to_nearest) {
+    const int32_t xs[4] = {0, -7, 16777217, -16777219};
+    void *bx = vk2_buffer(xs, sizeof xs);
+    void *bo = vk2_buffer(NULL, sizeof xs);
+    lam_tensor_view x = vk2_view(bx, LAM_DTYPE_I32, 0, VK2_DIMS(4));
+    lam_tensor_view o = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(4));
+    const lam_tensor_view *in[1] = {&x};
+    const lam_tensor_view *out[1] = {&o};
+    lam_op_call c = vk2_call(LAM_OP_CAST, 1, in, 1, out, NULL);
+    vk2_run(&c);
+    float got[4];
+    vk2_read(bo, 0, got, sizeof got);
+    const float want[4] = {0, -7, 16777216.0f, -16777220.0f};
+    vk2_expect_floats(got, want, 4, 0.0f);
+    /* int32 -> int32 keeps every bit, also patterns that are NaNs as floats */
+    const int32_t nanbits[2] = {0x7fa00001, -1};
+    void *bn = vk2_buffer(nanbits, sizeof nanbits);
+    lam_tensor_view n = vk2_view(bn, LAM_DTYPE_I32, 0, VK2_DIMS(2));
+    lam_tensor_view o2 = vk2_view(bo, LAM_DTYPE_I32, 0, VK2_DIMS(2));
+    const lam_tensor_view *in2[1] = {&n};
+    const lam_tensor_view *out2[1] = {&o2};
+    lam_op_call c2 = vk2_call(LAM_OP_CAST, 1, in2, 1, out2, NULL);
+    vk2_run(&c2);
+    int32_t back[2];
+    vk2_read(bo, 0, back, sizeof back);
+    cr_assert_eq(back[0], 0x7fa00001);
+    cr_assert_eq(back[1], -1);
+}
+
+Test(vk2ops, cast_float32_to_int32_is_left_to_the_host) {
+    void *bx = vk2_buffer(NULL, 16);
+    void *bo = vk2_buffer(NULL, 16);
+    lam_tensor_view x = vk2_view(bx, LAM_DTYPE_F32, 0, VK2_DIMS(4));
+    lam_tensor_view o = vk2_view(bo, LAM_DTYPE_I32, 0, VK2_DIMS(4));
+    const lam_tensor_view *in[1] = {&x};
+    const lam_tensor_view *out[1] = {&o};
+    lam_op_call c = vk2_call(LAM_OP_CAST, 1, in, 1, out, NULL);
+    cr_assert_eq(vk2_desc->supports(vk2_dev, &c), 0);
+    cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_ERR_UNSUPPORTED);
+    cr_assert_not_null(strstr(vk2_msg, "cast from float32 to int32 is not implemented"), "%s",
+                       vk2_msg);
+}
