@@ -14,7 +14,7 @@
  *     lam_layer_create("MyLayer", "units=3, in_units=5", &block)
  * after putting the .so on LAMINA_PLUGIN_PATH.
  */
-#include "lamina/plugin.h"
+#include "lamina/plugin_ops.h" /* plugin.h plus the lam_p_* op helpers */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,14 +24,18 @@
 static const lam_host_api *g_host;
 
 /*
- * Step 1: the attribute schema. The host parses "units=3, in_units=5", rejects unknown names
- * (listing these), bad values and missing required attributes (default_value NULL) before
- * create is called, so create only reads validated values.
+ * Step 1: the attribute schema, an array of pointers to attribute descriptors (each starts
+ * with its size: LAM_ATTR_DESC_HEADER). The host parses "units=3, in_units=5", rejects unknown
+ * names (listing these), bad values and missing required attributes (default_value NULL)
+ * before create is called, so create only reads validated values.
  */
-static const lam_attr_desc mylayer_attrs[] = {
-    {.name = "units", .type = LAM_ATTR_INT, .default_value = NULL, .doc = "output features"},
-    {.name = "in_units", .type = LAM_ATTR_INT, .default_value = NULL, .doc = "input features"},
-};
+static const lam_attr_desc attr_units = {LAM_ATTR_DESC_HEADER, .name = "units",
+                                         .type = LAM_ATTR_INT, .default_value = NULL,
+                                         .doc = "output features"};
+static const lam_attr_desc attr_in_units = {LAM_ATTR_DESC_HEADER, .name = "in_units",
+                                            .type = LAM_ATTR_INT, .default_value = NULL,
+                                            .doc = "input features"};
+static const lam_attr_desc *const mylayer_attrs[] = {&attr_units, &attr_in_units};
 
 /* Per-instance state: whatever the layer needs later. The host owns parameters, not this. */
 typedef struct mylayer_state {
@@ -44,7 +48,9 @@ typedef struct mylayer_state {
  * the parameters. Errors go through g_host->set_error with the instance's name as the subject
  * ("mylayer0: ..."), and the status it returns is passed back to the host.
  */
-static lam_status mylayer_create(lam_layer *layer, const lam_attrs *attrs, void **state) {
+static lam_status mylayer_create(void *user, lam_layer *layer, const lam_attrs *attrs,
+                                 void **state) {
+    (void)user; /* the descriptor's `user`, NULL here */
     *state = NULL;
     int64_t units = 0;
     int64_t in_units = 0;
@@ -56,15 +62,15 @@ static lam_status mylayer_create(lam_layer *layer, const lam_attrs *attrs, void 
         return st;
     }
     if (units <= 0 || in_units <= 0) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT,
-                                 "%s: Invalid argument, units and in_units must be positive, got "
-                                 "units=%lld, in_units=%lld",
-                                 g_host->layer_name(layer), (long long)units, (long long)in_units);
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
+                                "%s: Invalid argument, units and in_units must be positive, got "
+                                "units=%lld, in_units=%lld",
+                                g_host->layer_name(layer), (long long)units, (long long)in_units);
     }
     mylayer_state *s = malloc(sizeof *s);
     if (s == NULL) {
-        return g_host->set_error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, layer state",
-                                 g_host->layer_name(layer));
+        return lam_plugin_error(g_host, LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, layer state",
+                                g_host->layer_name(layer));
     }
     s->units = units;
     s->in_units = in_units;
@@ -95,47 +101,59 @@ static void mylayer_destroy(void *state) {
 /* Errors name the instance ("mylayer0") as their subject; the host adds context on the way up. */
 static lam_status check_one_input(const lam_layer *layer, uint32_t n_inputs) {
     if (n_inputs != 1) {
-        return g_host->set_error(LAM_ERR_SHAPE, "%s: Wrong number of inputs, expected 1, got %u",
-                                 g_host->layer_name(layer), (unsigned)n_inputs);
+        return lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                                "%s: Wrong number of inputs, expected 1, got %u",
+                                g_host->layer_name(layer), (unsigned)n_inputs);
     }
     return LAM_OK;
 }
 
 /*
- * Step 4: infer_shape. Given the input shapes, checks them, sets any parameter dimension still
- * unknown (g_host->layer_param_infer_shape; none here) and writes the output shape.
+ * Step 4: infer_shape. Given the inputs' dtypes and shapes, checks them, sets any parameter
+ * dimension still unknown (g_host->layer_param_infer_shape; none here) and writes each
+ * output's dtype and shape (only those fields: the host set struct_size).
  */
 static lam_status mylayer_infer_shape(void *state, lam_layer *layer, uint32_t n_inputs,
-                                      const lam_shape *inputs, lam_shape *output) {
+                                      const lam_tensor_info *const *inputs, uint32_t n_outputs,
+                                      lam_tensor_info *const *outputs) {
     const mylayer_state *s = state;
+    (void)n_outputs; /* the descriptor's n_outputs: 1 */
     lam_status st = check_one_input(layer, n_inputs);
     if (st != LAM_OK) {
         return st;
     }
-    const lam_shape *x = &inputs[0];
+    const lam_tensor_info *x = inputs[0];
     if (x->ndim != 2) {
-        return g_host->set_error(
-            LAM_ERR_SHAPE, "%s: Shape mismatch, input has rank %u, expected (batch, %lld)",
+        return lam_plugin_error(
+            g_host, LAM_ERR_SHAPE, "%s: Shape mismatch, input has rank %u, expected (batch, %lld)",
             g_host->layer_name(layer), (unsigned)x->ndim, (long long)s->in_units);
     }
     if (x->dims[1] != s->in_units) {
-        return g_host->set_error(
-            LAM_ERR_SHAPE, "%s: Shape inconsistent, input has %lld features, in_units is %lld",
-            g_host->layer_name(layer), (long long)x->dims[1], (long long)s->in_units);
+        return lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                                "%s: Shape inconsistent, input has %lld features, in_units is %lld",
+                                g_host->layer_name(layer), (long long)x->dims[1],
+                                (long long)s->in_units);
     }
-    *output = (lam_shape){.ndim = 2, .dims = {x->dims[0], s->units}};
+    outputs[0]->dtype = x->dtype;
+    outputs[0]->ndim = 2;
+    outputs[0]->dims[0] = x->dims[0];
+    outputs[0]->dims[1] = s->units;
     return LAM_OK;
 }
 
 /*
  * Step 5: forward, written only with host ops, so every backend runs it and the host can
- * differentiate it (autograd): no backward to write. Parameter data is borrowed (never
- * released); every tensor an op returns is a new reference to release unless it is the output.
+ * differentiate it (autograd): no backward to write. Every op goes through host->op with a
+ * lam_host_op; the lam_p_* helpers of lamina/plugin_ops.h fill that in (lam_p_matmul is
+ * host->op on LAM_OP_GEMM with a lam_gemm_params). Parameter data is borrowed (never
+ * released); every tensor an op returns is a new reference to release unless it is an output.
  */
 static lam_status mylayer_forward(void *state, lam_layer *layer, uint32_t n_inputs,
-                                  lam_tensor *const *inputs, lam_tensor **output) {
+                                  lam_tensor *const *inputs, uint32_t n_outputs,
+                                  lam_tensor **outputs) {
     (void)state;
-    *output = NULL;
+    (void)n_outputs;
+    outputs[0] = NULL;
     lam_status st = check_one_input(layer, n_inputs); /* the ops check the shapes themselves */
     if (st != LAM_OK) {
         return st;
@@ -151,12 +169,12 @@ static lam_status mylayer_forward(void *state, lam_layer *layer, uint32_t n_inpu
     }
     lam_tensor *xw = NULL;
     lam_tensor *xwb = NULL;
-    st = g_host->op_matmul(inputs[0], weight, 0, 0, &xw); /* (batch, in) x (in, units) */
+    st = lam_p_matmul(g_host, inputs[0], weight, 0, &xw); /* (batch, in) x (in, units) */
     if (st == LAM_OK) {
-        st = g_host->op_add(xw, bias, &xwb); /* the (units,) bias broadcasts over the batch */
+        st = lam_p_add(g_host, xw, bias, &xwb); /* the (units,) bias broadcasts over the batch */
     }
     if (st == LAM_OK) {
-        st = g_host->op_unary(LAM_OP_RELU, xwb, output);
+        st = lam_p_unary(g_host, LAM_OP_RELU, xwb, &outputs[0]);
     }
     g_host->tensor_release(xw); /* NULL is a no-op */
     g_host->tensor_release(xwb);
@@ -171,16 +189,35 @@ static lam_status mylayer_describe(void *state, lam_layer *layer, char *buf, siz
     return LAM_OK;
 }
 
+/* Example input for `lamina conform`: with example_attrs "units=3, in_units=5" the kit feeds
+ * F32 inputs of shape (4, 5), values in [-1, 1]. */
+static const lam_tensor_info example_x = {.struct_size = (uint32_t)sizeof(lam_tensor_info),
+                                          .dtype = LAM_DTYPE_F32,
+                                          .ndim = 2,
+                                          .dims = {4, 5}};
+static const lam_example_input example_in = {.struct_size = (uint32_t)sizeof(lam_example_input),
+                                             .domain = LAM_DOMAIN_REAL,
+                                             .info = &example_x,
+                                             .low = -1.0,
+                                             .high = 1.0};
+static const lam_example_input *const mylayer_examples[] = {&example_in};
+
 /* Step 7: the descriptor. LAM_LAYER_DESC_HEADER fills struct_size, abi_version and the ABI
  * fingerprint, which the host checks against its own layout. */
 static const lam_layer_desc mylayer_desc = {
     LAM_LAYER_DESC_HEADER,
     .name = "MyLayer",
     .prefix = "mylayer",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .doc = "relu(dot(x, weight) + bias), built from the Lamina SDK template",
     .n_attrs = (uint32_t)(sizeof mylayer_attrs / sizeof mylayer_attrs[0]),
     .attrs = mylayer_attrs,
+    .min_inputs = 1, /* arity: exactly one input, one output */
+    .max_inputs = 1,
+    .n_outputs = 1,
+    .n_examples = 1,
+    .examples = mylayer_examples,
+    .example_attrs = "units=3, in_units=5",
     .create = mylayer_create,
     .destroy = mylayer_destroy,
     .infer_shape = mylayer_infer_shape,

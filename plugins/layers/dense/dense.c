@@ -6,7 +6,7 @@
  * (batch, d1, d2, ...) is treated as (batch, d1*d2*...); without it the layer applies to the
  * last axis and keeps the leading ones. See mydense/mydense.c for the plugin structure itself.
  */
-#include "lamina/plugin.h"
+#include "lamina/plugin_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,30 +26,36 @@ static const dense_activation activations[] = {
 };
 #define N_ACTIVATIONS (sizeof activations / sizeof activations[0])
 
-static const lam_attr_desc dense_attrs[] = {
-    {.name = "units", .type = LAM_ATTR_INT, .default_value = NULL, .doc = "output features"},
-    {.name = "activation",
-     .type = LAM_ATTR_ENUM,
-     .default_value = "none",
-     .choices = "none|relu|sigmoid|tanh|softrelu",
-     .doc = "activation applied to the output; none is linear"},
-    {.name = "use_bias", .type = LAM_ATTR_BOOL, .default_value = "true", .doc = "add a bias"},
-    {.name = "in_units",
-     .type = LAM_ATTR_INT,
-     .default_value = "0",
-     .doc = "input features; 0 infers them from the first input"},
-    {.name = "flatten",
-     .type = LAM_ATTR_BOOL,
-     .default_value = "true",
-     .doc = "flatten all but the first input axis; false applies to the last axis"},
-    {.name = "weight_initializer",
-     .type = LAM_ATTR_STRING,
-     .default_value = "",
-     .doc = "initializer of weight, e.g. xavier; empty uses the block's initializer"},
-    {.name = "bias_initializer",
-     .type = LAM_ATTR_STRING,
-     .default_value = "zeros",
-     .doc = "initializer of bias"},
+static const lam_attr_desc attr_units = {LAM_ATTR_DESC_HEADER, .name = "units",
+                                         .type = LAM_ATTR_INT, .default_value = NULL,
+                                         .doc = "output features"};
+static const lam_attr_desc attr_activation = {
+    LAM_ATTR_DESC_HEADER,
+    .name = "activation",
+    .type = LAM_ATTR_ENUM,
+    .default_value = "none",
+    .choices = "none|relu|sigmoid|tanh|softrelu",
+    .doc = "activation applied to the output; none is linear"};
+static const lam_attr_desc attr_use_bias = {LAM_ATTR_DESC_HEADER, .name = "use_bias",
+                                            .type = LAM_ATTR_BOOL, .default_value = "true",
+                                            .doc = "add a bias"};
+static const lam_attr_desc attr_in_units = {
+    LAM_ATTR_DESC_HEADER, .name = "in_units", .type = LAM_ATTR_INT, .default_value = "0",
+    .doc = "input features; 0 infers them from the first input"};
+static const lam_attr_desc attr_flatten = {
+    LAM_ATTR_DESC_HEADER, .name = "flatten", .type = LAM_ATTR_BOOL, .default_value = "true",
+    .doc = "flatten all but the first input axis; false applies to the last axis"};
+static const lam_attr_desc attr_weight_init = {
+    LAM_ATTR_DESC_HEADER, .name = "weight_initializer", .type = LAM_ATTR_STRING,
+    .default_value = "",
+    .doc = "initializer of weight, e.g. xavier; empty uses the block's initializer"};
+static const lam_attr_desc attr_bias_init = {LAM_ATTR_DESC_HEADER, .name = "bias_initializer",
+                                             .type = LAM_ATTR_STRING, .default_value = "zeros",
+                                             .doc = "initializer of bias"};
+/* The schema is an array of pointers, so each attribute descriptor can grow (ABI 2.0). */
+static const lam_attr_desc *const dense_attrs[] = {
+    &attr_units,   &attr_activation,  &attr_use_bias,  &attr_in_units,
+    &attr_flatten, &attr_weight_init, &attr_bias_init,
 };
 
 typedef struct dense_state {
@@ -60,7 +66,8 @@ typedef struct dense_state {
     int32_t flatten;
 } dense_state;
 
-static lam_status dense_create(lam_layer *layer, const lam_attrs *attrs, void **state) {
+static lam_status dense_create(void *user, lam_layer *layer, const lam_attrs *attrs, void **state) {
+    (void)user;
     *state = NULL;
     const char *name = g_host->layer_name(layer);
     int64_t units = 0;
@@ -93,15 +100,15 @@ static lam_status dense_create(lam_layer *layer, const lam_attrs *attrs, void **
         return st;
     }
     if (units <= 0) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT,
-                                 "%s: Invalid argument, units must be positive, got %lld", name,
-                                 (long long)units);
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
+                                "%s: Invalid argument, units must be positive, got %lld", name,
+                                (long long)units);
     }
     if (in_units < 0) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT,
-                                 "%s: Invalid argument, in_units must be positive or 0 (infer "
-                                 "from the input), got %lld",
-                                 name, (long long)in_units);
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
+                                "%s: Invalid argument, in_units must be positive or 0 (infer "
+                                "from the input), got %lld",
+                                name, (long long)in_units);
     }
     const dense_activation *found = NULL;
     for (size_t i = 0; i < N_ACTIVATIONS && act != NULL; i++) {
@@ -110,15 +117,16 @@ static lam_status dense_create(lam_layer *layer, const lam_attrs *attrs, void **
         }
     }
     if (found == NULL) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT,
-                                 "%s: Invalid argument, activation '%s' is not one of "
-                                 "none|relu|sigmoid|tanh|softrelu",
-                                 name, act != NULL ? act : "(null)");
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
+                                "%s: Invalid argument, activation '%s' is not one of "
+                                "none|relu|sigmoid|tanh|softrelu",
+                                name, act != NULL ? act : "(null)");
     }
 
     dense_state *s = malloc(sizeof *s);
     if (s == NULL) {
-        return g_host->set_error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, layer state", name);
+        return lam_plugin_error(g_host, LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, layer state",
+                                name);
     }
     *s = (dense_state){.units = units,
                        .in_units = in_units,
@@ -157,18 +165,19 @@ static lam_status dense_geometry(const dense_state *s, const lam_layer *layer, c
                                  int64_t *in, int64_t *rows, lam_shape *out) {
     const char *name = g_host->layer_name(layer);
     if (x->ndim > LAM_MAX_DIMS) {
-        return g_host->set_error(LAM_ERR_SHAPE, "%s: Shape mismatch, input has rank %u, at most %d",
-                                 name, (unsigned)x->ndim, LAM_MAX_DIMS);
+        return lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                                "%s: Shape mismatch, input has rank %u, at most %d", name,
+                                (unsigned)x->ndim, LAM_MAX_DIMS);
     }
     if (s->flatten && x->ndim < 2) {
-        return g_host->set_error(LAM_ERR_SHAPE,
-                                 "%s: Shape mismatch, input has rank %u, flatten=true needs "
-                                 "(batch, features...) of rank >= 2",
-                                 name, (unsigned)x->ndim);
+        return lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                                "%s: Shape mismatch, input has rank %u, flatten=true needs "
+                                "(batch, features...) of rank >= 2",
+                                name, (unsigned)x->ndim);
     }
     if (x->ndim < 1) {
-        return g_host->set_error(LAM_ERR_SHAPE,
-                                 "%s: Shape mismatch, input has rank 0, needs rank >= 1", name);
+        return lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                                "%s: Shape mismatch, input has rank 0, needs rank >= 1", name);
     }
     /* flatten: rows = dims[0], in = prod(dims[1:]); otherwise in = dims[-1], rows = the rest */
     const uint32_t split = s->flatten ? 1u : x->ndim - 1u;
@@ -176,9 +185,9 @@ static lam_status dense_geometry(const dense_state *s, const lam_layer *layer, c
     int64_t f = 1;
     for (uint32_t i = 0; i < x->ndim; i++) {
         if (x->dims[i] < 0) {
-            return g_host->set_error(LAM_ERR_SHAPE,
-                                     "%s: Shape mismatch, input dim %u is unknown (%lld)", name,
-                                     (unsigned)i, (long long)x->dims[i]);
+            return lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                                    "%s: Shape mismatch, input dim %u is unknown (%lld)", name,
+                                    (unsigned)i, (long long)x->dims[i]);
         }
         if (i < split) {
             r *= x->dims[i];
@@ -187,7 +196,8 @@ static lam_status dense_geometry(const dense_state *s, const lam_layer *layer, c
         }
     }
     if (f == 0) {
-        return g_host->set_error(LAM_ERR_SHAPE, "%s: Shape mismatch, input has 0 features", name);
+        return lam_plugin_error(g_host, LAM_ERR_SHAPE, "%s: Shape mismatch, input has 0 features",
+                                name);
     }
     *in = f;
     *rows = r;
@@ -208,21 +218,33 @@ static lam_status dense_geometry(const dense_state *s, const lam_layer *layer, c
 
 static lam_status check_one_input(const lam_layer *layer, uint32_t n_inputs) {
     if (n_inputs != 1) {
-        return g_host->set_error(LAM_ERR_SHAPE, "%s: Wrong number of inputs, expected 1, got %u",
-                                 g_host->layer_name(layer), (unsigned)n_inputs);
+        return lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                                "%s: Wrong number of inputs, expected 1, got %u",
+                                g_host->layer_name(layer), (unsigned)n_inputs);
     }
     return LAM_OK;
 }
 
 static lam_status dense_infer_shape(void *state, lam_layer *layer, uint32_t n_inputs,
-                                    const lam_shape *inputs, lam_shape *output) {
+                                    const lam_tensor_info *const *inputs, uint32_t n_outputs,
+                                    lam_tensor_info *const *outputs) {
     const dense_state *s = state;
     int64_t in = 0;
     int64_t rows = 0;
     lam_shape out = {0};
+    lam_shape x = {0};
     lam_status st = check_one_input(layer, n_inputs);
+    if (st == LAM_OK && n_outputs != 1) {
+        st = lam_plugin_error(g_host, LAM_ERR_SHAPE,
+                              "%s: Wrong number of outputs, expected 1, got %u",
+                              g_host->layer_name(layer), (unsigned)n_outputs);
+    }
     if (st == LAM_OK) {
-        st = dense_geometry(s, layer, &inputs[0], &in, &rows, &out);
+        x.ndim = inputs[0]->ndim;
+        for (uint32_t i = 0; i < x.ndim && i < LAM_MAX_DIMS; i++) {
+            x.dims[i] = inputs[0]->dims[i];
+        }
+        st = dense_geometry(s, layer, &x, &in, &rows, &out);
     }
     if (st != LAM_OK) {
         return st;
@@ -233,7 +255,11 @@ static lam_status dense_infer_shape(void *state, lam_layer *layer, uint32_t n_in
     if (st != LAM_OK) {
         return st;
     }
-    *output = out;
+    outputs[0]->dtype = inputs[0]->dtype;
+    outputs[0]->ndim = out.ndim;
+    for (uint32_t i = 0; i < out.ndim; i++) {
+        outputs[0]->dims[i] = out.dims[i];
+    }
     return LAM_OK;
 }
 
@@ -249,9 +275,11 @@ static lam_status step(lam_status st, lam_tensor **cur, lam_tensor **next) {
 }
 
 static lam_status dense_forward(void *state, lam_layer *layer, uint32_t n_inputs,
-                                lam_tensor *const *inputs, lam_tensor **output) {
+                                lam_tensor *const *inputs, uint32_t n_outputs,
+                                lam_tensor **outputs) {
     const dense_state *s = state;
-    *output = NULL;
+    (void)n_outputs; /* the host asks for the one output the descriptor declares */
+    outputs[0] = NULL;
     int64_t in = 0;
     int64_t rows = 0;
     lam_shape out_shape = {0};
@@ -262,8 +290,8 @@ static lam_status dense_forward(void *state, lam_layer *layer, uint32_t n_inputs
     lam_tensor *x = inputs[0];
     const lam_shape *x_shape = g_host->tensor_shape(x);
     if (x_shape == NULL) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, input is NULL",
-                                 g_host->layer_name(layer));
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
+                                "%s: Invalid argument, input is NULL", g_host->layer_name(layer));
     }
     st = dense_geometry(s, layer, x_shape, &in, &rows, &out_shape);
     if (st != LAM_OK) {
@@ -287,7 +315,9 @@ static lam_status dense_forward(void *state, lam_layer *layer, uint32_t n_inputs
     }
     if (st == LAM_OK) {
         /* act((rows, in) x (units, in)^T + bias) = (rows, units), one backend op where it can */
-        st = step(g_host->op_linear(y != NULL ? y : x, weight, bias, s->act->op, &next), &y, &next);
+        st = step(lam_p_linear(g_host, y != NULL ? y : x, weight, bias, LAM_GEMM_TRANS_B,
+                               s->act->op, &next),
+                  &y, &next);
     }
     if (st == LAM_OK && out_shape.ndim != 2) {
         st = step(g_host->tensor_reshape(y, &out_shape, &next), &y, &next);
@@ -296,7 +326,7 @@ static lam_status dense_forward(void *state, lam_layer *layer, uint32_t n_inputs
         g_host->tensor_release(y);
         return st;
     }
-    *output = y;
+    outputs[0] = y;
     return LAM_OK;
 }
 
@@ -313,31 +343,31 @@ static lam_status act_grad(const dense_state *s, const lam_tensor *a, lam_tensor
     lam_status st = LAM_OK;
     switch (s->act->op) {
     case LAM_OP_RELU:
-        st = g_host->op_unary(LAM_OP_STEP, a, &t);
+        st = lam_p_unary(g_host, LAM_OP_STEP, a, &t);
         break;
     case LAM_OP_SIGMOID:
-        st = g_host->op_scalar(LAM_OP_RSUB_SCALAR, a, 1.0f, &u);
+        st = lam_p_scalar(g_host, LAM_OP_RSUB_SCALAR, a, 1.0, &u);
         if (st == LAM_OK) {
-            st = g_host->op_mul(a, u, &t);
+            st = lam_p_mul(g_host, a, u, &t);
         }
         break;
     case LAM_OP_TANH:
-        st = g_host->op_unary(LAM_OP_SQUARE, a, &u);
+        st = lam_p_unary(g_host, LAM_OP_SQUARE, a, &u);
         if (st == LAM_OK) {
-            st = g_host->op_scalar(LAM_OP_RSUB_SCALAR, u, 1.0f, &t);
+            st = lam_p_scalar(g_host, LAM_OP_RSUB_SCALAR, u, 1.0, &t);
         }
         break;
     case LAM_OP_SOFTRELU:
         /* sigmoid(y) of the pre-activation, handed in as `a` by the caller: computing it from
          * the output as 1 - exp(-a) loses every digit when y is very negative. */
-        st = g_host->op_unary(LAM_OP_SIGMOID, a, &t);
+        st = lam_p_unary(g_host, LAM_OP_SIGMOID, a, &t);
         break;
     default: /* linear */
         *dy = g_host->tensor_retain(g);
         return LAM_OK;
     }
     if (st == LAM_OK) {
-        st = g_host->op_mul(g, t, dy);
+        st = lam_p_mul(g_host, g, t, dy);
     }
     g_host->tensor_release(t);
     g_host->tensor_release(u);
@@ -345,9 +375,16 @@ static lam_status act_grad(const dense_state *s, const lam_tensor *a, lam_tensor
 }
 
 static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_inputs,
-                                 lam_tensor *const *inputs, const lam_tensor *output,
-                                 const lam_tensor *grad_output, lam_tensor **grad_inputs) {
+                                 lam_tensor *const *inputs, uint32_t n_outputs,
+                                 lam_tensor *const *outputs, const lam_tensor *const *grad_outputs,
+                                 lam_tensor **grad_inputs) {
     const dense_state *s = state;
+    (void)n_outputs;
+    lam_tensor *output = outputs[0];
+    const lam_tensor *grad_output = grad_outputs[0];
+    if (grad_output == NULL) {
+        return LAM_OK; /* no gradient reached the output: nothing flows back */
+    }
     lam_status st = check_one_input(layer, n_inputs);
     if (st != LAM_OK) {
         return st;
@@ -373,12 +410,12 @@ static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_input
         const lam_shape x2shape = {.ndim = 2, .dims = {rows, in}};
         st = g_host->tensor_reshape(x, &x2shape, &x2r);
         if (st == LAM_OK) {
-            st = g_host->op_matmul(x2r, weight, 0, 1, &yl);
+            st = lam_p_matmul(g_host, x2r, weight, LAM_GEMM_TRANS_B, &yl);
         }
         if (st == LAM_OK && s->use_bias) {
             st = g_host->layer_param_data(layer, "bias", x, &bias);
             if (st == LAM_OK) {
-                st = g_host->op_add(yl, bias, &a2);
+                st = lam_p_add(g_host, yl, bias, &a2);
             }
         } else if (st == LAM_OK) {
             a2 = g_host->tensor_retain(yl);
@@ -386,7 +423,7 @@ static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_input
         g_host->tensor_release(x2r);
         g_host->tensor_release(yl);
     } else {
-        st = g_host->tensor_reshape((lam_tensor *)output, &s2, &a2);
+        st = g_host->tensor_reshape(output, &s2, &a2);
     }
     if (st == LAM_OK) {
         st = g_host->tensor_reshape((lam_tensor *)grad_output, &s2, &g2);
@@ -398,21 +435,20 @@ static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_input
         st = g_host->tensor_reshape(x, &x2s, &x2);
     }
     if (st == LAM_OK) {
-        st = g_host->op_matmul(dy, x2, 1, 0, &dw); /* (units, in) */
+        st = lam_p_matmul(g_host, dy, x2, LAM_GEMM_TRANS_A, &dw); /* (units, in) */
     }
     if (st == LAM_OK) {
         st = g_host->layer_param_add_grad(layer, "weight", dw);
     }
     if (st == LAM_OK && s->use_bias) {
-        const int32_t axis0 = 0;
-        st = g_host->op_reduce(LAM_OP_REDUCE_SUM, dy, &axis0, 1, 0, &db);
+        st = lam_p_reduce(g_host, LAM_OP_REDUCE_SUM, dy, 0, 0, &db);
         if (st == LAM_OK) {
             st = g_host->layer_param_add_grad(layer, "bias", db);
         }
     }
     /* The input's gradient costs a product as large as the forward: only when needed. */
     if (st == LAM_OK && g_host->layer_input_needs_grad(layer, 0)) {
-        st = g_host->op_matmul(dy, weight, 0, 0, &dx2); /* (rows, in) */
+        st = lam_p_matmul(g_host, dy, weight, 0, &dx2); /* (rows, in) */
         if (st == LAM_OK) {
             st = g_host->tensor_reshape(dx2, x_shape, &grad_inputs[0]);
         }
@@ -449,10 +485,13 @@ static const lam_layer_desc dense_desc = {
     LAM_LAYER_DESC_HEADER,
     .name = "Dense",
     .prefix = "dense",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .doc = "fully connected layer, y = act(x . weight^T + bias) (Gluon's nn.Dense)",
     .n_attrs = (uint32_t)(sizeof dense_attrs / sizeof dense_attrs[0]),
     .attrs = dense_attrs,
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .n_outputs = 1,
     .create = dense_create,
     .destroy = dense_destroy,
     .infer_shape = dense_infer_shape,
