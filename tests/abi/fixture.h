@@ -12,24 +12,27 @@
 
 static const lam_host_api *fx_host;
 
-static lam_status fx_create(lam_layer *layer, const lam_attrs *attrs, void **state) {
-    (void)layer, (void)attrs;
+static lam_status fx_create(void *user, lam_layer *layer, const lam_attrs *attrs, void **state) {
+    (void)user, (void)layer, (void)attrs;
     *state = NULL;
     return LAM_OK;
 }
 static void fx_destroy(void *state) {
     (void)state;
 }
-static lam_status fx_infer(void *state, lam_layer *layer, uint32_t n, const lam_shape *in,
-                           lam_shape *out) {
-    (void)state, (void)layer, (void)n;
-    *out = in[0];
+static lam_status fx_infer(void *state, lam_layer *layer, uint32_t n,
+                           const lam_tensor_info *const *in, uint32_t n_out,
+                           lam_tensor_info *const *out) {
+    (void)state, (void)layer, (void)n, (void)n_out;
+    out[0]->dtype = in[0]->dtype;
+    out[0]->ndim = in[0]->ndim;
+    memcpy(out[0]->dims, in[0]->dims, sizeof out[0]->dims);
     return LAM_OK;
 }
 static lam_status fx_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
-    (void)state, (void)layer, (void)n;
-    *out = fx_host->tensor_retain(in[0]);
+                             uint32_t n_out, lam_tensor **out) {
+    (void)state, (void)layer, (void)n, (void)n_out;
+    out[0] = fx_host->tensor_retain(in[0]);
     return LAM_OK;
 }
 
@@ -87,9 +90,14 @@ static lam_status fx_copy(void *dev, void *dst, size_t doff, const void *src, si
     (void)dev, (void)dst, (void)doff, (void)src, (void)soff, (void)n;
     return LAM_ERR_BACKEND;
 }
-static int32_t fx_supports(void *dev, lam_op op, const lam_op_call *call) {
-    (void)dev, (void)op, (void)call;
+static int32_t fx_supports(void *dev, const lam_op_call *call) {
+    (void)dev, (void)call;
     return 0;
+}
+static lam_status fx_caps(void *dev, lam_backend_caps *caps) {
+    (void)dev;
+    caps->dtypes = 1u << LAM_DTYPE_F32;
+    return LAM_OK;
 }
 static lam_status fx_execute(void *dev, const lam_op_call *call) {
     (void)dev, (void)call;
@@ -113,12 +121,13 @@ static lam_backend_desc fx_backend(const char *name) {
     d.device_info = fx_info;
     d.device_open = fx_open;
     d.device_close = fx_close;
+    d.device_caps = fx_caps;
     d.buffer_alloc = fx_alloc;
     d.buffer_free = fx_free;
     d.buffer_write = fx_write;
     d.buffer_read = fx_read;
     d.buffer_copy = fx_copy;
-    d.supports_op = fx_supports;
+    d.supports = fx_supports;
     d.execute = fx_execute;
     d.synchronize = fx_sync;
     return d;

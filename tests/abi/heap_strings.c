@@ -50,12 +50,19 @@ LAM_PLUGIN_ENTRY {
         }
     }
     lam_attr_desc *attrs = calloc(2, sizeof *attrs);
-    if (attrs == NULL) {
+    const lam_attr_desc **attr_ptrs = calloc(2, sizeof *attr_ptrs);
+    if (attrs == NULL || attr_ptrs == NULL) {
+        free(attrs);
+        free(attr_ptrs);
         for (int j = 0; j < 9; j++) {
             free(texts[j]);
         }
         return host->set_error(LAM_ERR_OUT_OF_MEMORY, "heap_strings: Out of memory");
     }
+    attrs[0].struct_size = (uint32_t)sizeof attrs[0];
+    attrs[1].struct_size = (uint32_t)sizeof attrs[1];
+    attr_ptrs[0] = &attrs[0];
+    attr_ptrs[1] = &attrs[1];
     attrs[0].name = texts[4];
     attrs[0].type = LAM_ATTR_FLOAT;
     attrs[0].default_value = texts[5];
@@ -70,10 +77,12 @@ LAM_PLUGIN_ENTRY {
     d.version = texts[2];
     d.doc = texts[3];
     d.n_attrs = 2;
-    d.attrs = attrs;
+    d.attrs = attr_ptrs;
     st = host->register_layer(plugin, &d);
     memset(attrs, 0xA5, 2 * sizeof *attrs);
     free(attrs);
+    memset(attr_ptrs, 0xA5, 2 * sizeof *attr_ptrs);
+    free(attr_ptrs);
     for (int i = 0; i < 9; i++) {
         kill_text(texts[i]);
     }

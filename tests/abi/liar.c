@@ -5,6 +5,7 @@
  * caller LAM_ERR_INTERNAL naming the plugin, or the error with a message of its own.
  */
 #include "fixture.h"
+#include "lamina/plugin_ops.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -25,12 +26,12 @@ static lam_status lie(const liar *s) {
     case 3:
         return LAM_ERR_SHAPE;
     default:
-        return fx_host->set_error(LAM_ERR_BACKEND, "%s", "");
+        return fx_host->set_error(LAM_ERR_BACKEND, "");
     }
 }
 
-static lam_status liar_create(lam_layer *layer, const lam_attrs *attrs, void **state) {
-    (void)layer;
+static lam_status liar_create(void *user, lam_layer *layer, const lam_attrs *attrs, void **state) {
+    (void)user, (void)layer;
     const char *l, *w;
     lam_status st = fx_host->attr_string(attrs, "lie", &l);
     if (st == LAM_OK) {
@@ -61,45 +62,47 @@ static void liar_destroy(void *state) {
     free(state);
 }
 
-static lam_status liar_infer(void *state, lam_layer *layer, uint32_t n, const lam_shape *in,
-                             lam_shape *out) {
+static lam_status liar_infer(void *state, lam_layer *layer, uint32_t n,
+                             const lam_tensor_info *const *in, uint32_t n_out,
+                             lam_tensor_info *const *out) {
     const liar *s = state;
     if (s->where == 0) {
         return lie(s);
     }
-    return fx_infer(state, layer, n, in, out);
+    return fx_infer(state, layer, n, in, n_out, out);
 }
 
 static lam_status liar_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                               lam_tensor **out) {
+                               uint32_t n_out, lam_tensor **out) {
     const liar *s = state;
     if (s->where == 1) {
-        *out = NULL;
+        out[0] = NULL;
         return lie(s);
     }
-    (void)layer, (void)n;
-    return fx_host->op_unary(LAM_OP_NEG, in[0], out);
+    (void)layer, (void)n, (void)n_out;
+    return lam_p_unary(fx_host, LAM_OP_NEG, in[0], &out[0]);
 }
 
 static lam_status liar_backward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                                const lam_tensor *out, const lam_tensor *grad_out,
-                                lam_tensor **grad_in) {
-    (void)layer, (void)n, (void)in, (void)out, (void)grad_out, (void)grad_in;
+                                uint32_t n_out, lam_tensor *const *out,
+                                const lam_tensor *const *grad_out, lam_tensor **grad_in) {
+    (void)layer, (void)n, (void)in, (void)n_out, (void)out, (void)grad_out, (void)grad_in;
     return lie(state);
 }
 
-static const lam_attr_desc liar_attrs[] = {
-    {.name = "lie",
-     .type = LAM_ATTR_ENUM,
-     .default_value = "big",
-     .choices = "big|min|positive|nomsg|empty",
-     .doc = "what to return"},
-    {.name = "where",
-     .type = LAM_ATTR_ENUM,
-     .default_value = "forward",
-     .choices = "infer_shape|forward|backward",
-     .doc = "which callback lies"},
-};
+static const lam_attr_desc liar_lie = {LAM_ATTR_DESC_HEADER,
+                                       .name = "lie",
+                                       .type = LAM_ATTR_ENUM,
+                                       .default_value = "big",
+                                       .choices = "big|min|positive|nomsg|empty",
+                                       .doc = "what to return"};
+static const lam_attr_desc liar_where = {LAM_ATTR_DESC_HEADER,
+                                         .name = "where",
+                                         .type = LAM_ATTR_ENUM,
+                                         .default_value = "forward",
+                                         .choices = "infer_shape|forward|backward",
+                                         .doc = "which callback lies"};
+static const lam_attr_desc *const liar_attrs[] = {&liar_lie, &liar_where};
 
 LAM_PLUGIN_ENTRY {
     fx_host = host;

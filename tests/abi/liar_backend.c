@@ -59,8 +59,8 @@ static lam_status lb_copy(void *dev, void *dst, size_t doff, const void *src, si
     return LAM_OK;
 }
 
-static int32_t lb_supports(void *dev, lam_op op, const lam_op_call *call) {
-    (void)dev, (void)op, (void)call;
+static int32_t lb_supports(void *dev, const lam_op_call *call) {
+    (void)dev, (void)call;
     return 1;
 }
 
@@ -91,7 +91,7 @@ LAM_PLUGIN_ENTRY {
     d.buffer_write = lb_write;
     d.buffer_read = lb_read;
     d.buffer_copy = lb_copy;
-    d.supports_op = lb_supports;
+    d.supports = lb_supports;
     d.execute = lb_execute;
     return host->register_backend(plugin, &d);
 }

@@ -1,14 +1,14 @@
-/* A plugin from a newer minor (1.1) with a larger descriptor: this 1.0 host refuses it. */
+/* A plugin from a newer minor (2.1) with a larger descriptor: this 2.0 host refuses it. */
 #include "fixture.h"
 
-typedef struct layer_desc_1_1 {
+typedef struct layer_desc_2_1 {
     lam_layer_desc base;
-    void *appended_in_1_1;
-} layer_desc_1_1;
+    void *appended_in_2_1;
+} layer_desc_2_1;
 
 LAM_PLUGIN_ENTRY {
     fx_host = host;
-    layer_desc_1_1 d;
+    layer_desc_2_1 d;
     memset(&d, 0, sizeof d);
     d.base = fx_layer("NewerMinor");
     d.base.struct_size = (uint32_t)sizeof d;

@@ -72,14 +72,14 @@ Test(registry, missing_entry_symbol_is_refused) {
 Test(registry, wrong_major_is_refused_naming_both_versions) {
     start(P("wrong_major"), 0);
     expect_refused("lamina_test_wrong_major.so", LAM_REASON_ABI_MAJOR,
-                   "ABI major mismatch, plugin built for 2.0, host provides 1.0");
-    cr_expect_eq(find("lamina_test_wrong_major.so").plugin_abi, LAM_MAKE_VERSION(2, 0));
+                   "ABI major mismatch, plugin built for 3.0, host provides 2.0");
+    cr_expect_eq(find("lamina_test_wrong_major.so").plugin_abi, LAM_MAKE_VERSION(3, 0));
 }
 
 Test(registry, abi_version_zero_is_refused) {
     start(P("abi_zero"), 0);
     expect_refused("lamina_test_abi_zero.so", LAM_REASON_ABI_MAJOR,
-                   "ABI major mismatch, plugin built for 0.0, host provides 1.0");
+                   "ABI major mismatch, plugin built for 0.0, host provides 2.0");
 }
 
 Test(registry, zero_struct_size_is_refused) {
@@ -91,13 +91,13 @@ Test(registry, zero_struct_size_is_refused) {
 Test(registry, newer_minor_with_larger_struct_is_refused) {
     start(P("newer_minor"), 0);
     expect_refused("lamina_test_newer_minor.so", LAM_REASON_ABI_MINOR_NEWER,
-                   "ABI too new, plugin built for 1.1, host provides 1.0");
+                   "ABI too new, plugin built for 2.1, host provides 2.0");
 }
 
 Test(registry, unknown_struct_size_is_refused) {
     start(P("unknown_size"), 0);
     char text[160];
-    snprintf(text, sizeof text, "layer descriptor has unknown struct_size %zu, ABI 1.0 defines %zu",
+    snprintf(text, sizeof text, "layer descriptor has unknown struct_size %zu, ABI 2.0 defines %zu",
              sizeof(lam_layer_desc) + 8, sizeof(lam_layer_desc));
     expect_refused("lamina_test_unknown_size.so", LAM_REASON_STRUCT_SIZE, text);
 }
@@ -106,6 +106,58 @@ Test(registry, fingerprint_mismatch_is_refused) {
     start(P("bad_fingerprint"), 0);
     expect_refused("lamina_test_bad_fingerprint.so", LAM_REASON_ABI_FINGERPRINT,
                    "ABI fingerprint mismatch");
+}
+
+/* ---- versions: plugins built against frozen copies of the ABI headers (tests/abi/v*) ---- */
+
+Test(registry, plugin_built_against_frozen_2_0_headers_loads_and_runs) {
+    start(P("frozen_layer"), 1);
+    lam_plugin_record r = find("lamina_test_frozen_layer.so");
+    cr_expect_eq(r.decision, LAM_PLUGIN_LOADED, "%s", r.message);
+    cr_expect_eq(r.reason, LAM_REASON_OK, "%s", r.message);
+    cr_expect_str_eq(r.names, "Frozen20");
+    cr_expect_eq(r.plugin_abi, LAM_MAKE_VERSION(2, 0));
+
+    /* relu(x) * 3 + 0.5 for x = (1, -2, 3, -4, 5, -6), by hand */
+    lam_ctx *ctx;
+    cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
+    lam_block *b;
+    cr_assert_eq(lam_layer_create("Frozen20", "scale=3", &b), LAM_OK, "%s", lam_last_error());
+    int64_t d[2] = {2, 3};
+    lam_shape s;
+    lam_shape_init(&s, 2, d);
+    float x[6] = {1, -2, 3, -4, 5, -6}, y[6];
+    const float want[6] = {3.5f, 0.5f, 9.5f, 0.5f, 15.5f, 0.5f};
+    lam_tensor *t, *out = NULL;
+    cr_assert_eq(lam_tensor_from_data(ctx, &s, x, 6, &t), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_block_call(b, t, &out), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_read(out, y, 6), LAM_OK, "%s", lam_last_error());
+    for (int i = 0; i < 6; i++) {
+        cr_expect_eq(y[i], want[i], "y[%d] = %g, expected %g", i, (double)y[i], (double)want[i]);
+    }
+    lam_tensor_release(out);
+    lam_tensor_release(t);
+    lam_block_release(b);
+}
+
+Test(registry, abi_1_0_plugin_checking_the_host_is_refused_naming_both_versions) {
+    /* The real 1.0 MyDense: its 1.0 lam_plugin_check_host refuses through the frozen slot. */
+    start(P("mydense_v1"), 0);
+    lam_plugin_record r = find("lamina_test_mydense_v1.so");
+    cr_expect_eq(r.decision, LAM_PLUGIN_REFUSED);
+    cr_expect_eq(r.reason, LAM_REASON_ENTRY_FAILED, "reason %s (%s)",
+                 lam_plugin_reason_string(r.reason), r.message);
+    cr_expect_str_eq(r.message, "entry returned ABI error: plugin: ABI mismatch, plugin built "
+                                "for 1.0, host provides 2.0");
+    cr_expect_str_empty(r.names, "a refused plugin registers nothing");
+}
+
+Test(registry, abi_1_0_descriptor_is_refused_naming_both_versions) {
+    /* A 1.0 plugin that registers without checking the host: the registry refuses it. */
+    start(P("direct_v1"), 0);
+    expect_refused("lamina_test_direct_v1.so", LAM_REASON_ABI_MAJOR,
+                   "ABI major mismatch, plugin built for 1.0, host provides 2.0");
+    cr_expect_eq(find("lamina_test_direct_v1.so").plugin_abi, LAM_MAKE_VERSION(1, 0));
 }
 
 Test(registry, null_required_layer_callback_is_refused) {
