@@ -7,7 +7,8 @@
 #include <stdint.h>
 
 static lam_status cf_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     (void)layer;
     (void)n;

@@ -5,17 +5,18 @@
 #include "common.h"
 
 static lam_status eo_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
     if (st == LAM_OK) {
-        st = g_host->op_unary(LAM_OP_RELU, in[0], out);
+        st = lam_p_unary(g_host, LAM_OP_RELU, in[0], out);
     }
     if (st == LAM_OK) {
         /* the defect: an error reported but success returned */
-        (void)g_host->set_error(LAM_ERR_INTERNAL, "%s: Internal error, reported but ignored",
-                                g_host->layer_name(layer));
+        (void)lam_plugin_error(g_host, LAM_ERR_INTERNAL, "%s: Internal error, reported but ignored",
+                               g_host->layer_name(layer));
     }
     return st;
 }

@@ -14,11 +14,12 @@ LAM_EXPORT int extra_exports_counter;
 int extra_exports_counter = 0;
 
 static lam_status ee_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
-    return st == LAM_OK ? g_host->op_unary(LAM_OP_RELU, in[0], out) : st;
+    return st == LAM_OK ? lam_p_unary(g_host, LAM_OP_RELU, in[0], out) : st;
 }
 
 static const lam_layer_desc desc = {

@@ -5,7 +5,8 @@
 #include "common.h"
 
 static lam_status hf_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     (void)layer;
     (void)n;

@@ -7,12 +7,13 @@
 #include <stdlib.h>
 
 static lam_status mi_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
     if (st == LAM_OK) {
-        st = g_host->op_unary(LAM_OP_RELU, in[0], out);
+        st = lam_p_unary(g_host, LAM_OP_RELU, in[0], out);
     }
     if (st == LAM_OK) {
         const lam_shape *s = g_host->tensor_shape(in[0]);
@@ -22,7 +23,7 @@ static lam_status mi_forward(void *state, lam_layer *layer, uint32_t n, lam_tens
         }
         float *zeros = calloc(count + 1, sizeof *zeros);
         if (zeros != NULL) {
-            (void)g_host->tensor_write(in[0], zeros, count); /* the defect */
+            (void)g_host->tensor_write(in[0], zeros, count * sizeof *zeros); /* the defect */
         }
         free(zeros);
     }

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 
 static lam_status nz_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
@@ -21,18 +22,18 @@ static lam_status nz_forward(void *state, lam_layer *layer, uint32_t n, lam_tens
     }
     float *v = malloc((count + 1) * sizeof *v);
     if (v == NULL) {
-        return g_host->set_error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory",
-                                 g_host->layer_name(layer));
+        return lam_plugin_error(g_host, LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory",
+                                g_host->layer_name(layer));
     }
-    st = g_host->tensor_read(in[0], v, count);
+    st = g_host->tensor_read(in[0], v, count * sizeof *v);
     for (size_t i = 0; st == LAM_OK && i < count; i++) {
         v[i] = v[i] > 0.0f ? v[i] : 0.0f; /* the defect: NaN > 0 is false, so NaN -> 0 */
     }
     if (st == LAM_OK) {
-        st = g_host->tensor_create(g_host->tensor_ctx(in[0]), s, out);
+        st = g_host->tensor_create(g_host->tensor_ctx(in[0]), LAM_DTYPE_F32, s, out);
     }
     if (st == LAM_OK) {
-        st = g_host->tensor_write(*out, v, count);
+        st = g_host->tensor_write(*out, v, count * sizeof *v);
     }
     free(v);
     return st;

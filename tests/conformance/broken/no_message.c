@@ -5,7 +5,8 @@
 #include "common.h"
 
 static lam_status nm_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
@@ -15,7 +16,7 @@ static lam_status nm_forward(void *state, lam_layer *layer, uint32_t n, lam_tens
     if (g_host->tensor_shape(in[0])->ndim != 2) {
         return LAM_ERR_SHAPE; /* the defect: no host->set_error */
     }
-    return g_host->op_unary(LAM_OP_RELU, in[0], out);
+    return lam_p_unary(g_host, LAM_OP_RELU, in[0], out);
 }
 
 static const lam_layer_desc desc = {

@@ -31,7 +31,7 @@ static lam_status oob_probe(void *user, uint32_t *n, char *why, size_t cap) {
 static lam_status oob_info(void *user, uint32_t index, lam_device_info *info) {
     (void)user;
     if (index != 0) {
-        return g_host->set_error(LAM_ERR_NOT_FOUND, "oob: Not found, device %u", index);
+        return lam_plugin_error(g_host, LAM_ERR_NOT_FOUND, "oob: Not found, device %u", index);
     }
     if (FITS(info, kind)) {
         info->kind = LAM_DEVICE_CPU;
@@ -63,7 +63,8 @@ static lam_status oob_alloc(void *dev, size_t bytes, void **buffer) {
     (void)dev;
     oob_buffer *b = calloc(1, sizeof *b + bytes);
     if (b == NULL) {
-        return g_host->set_error(LAM_ERR_OUT_OF_MEMORY, "oob: Out of memory, %zu bytes", bytes);
+        return lam_plugin_error(g_host, LAM_ERR_OUT_OF_MEMORY, "oob: Out of memory, %zu bytes",
+                                bytes);
     }
     b->bytes = bytes;
     *buffer = b;
@@ -79,7 +80,7 @@ static lam_status oob_write(void *dev, void *buffer, size_t off, const void *src
     (void)dev;
     oob_buffer *b = buffer;
     if (off > b->bytes || n > b->bytes - off) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT, "oob: Out of bounds write");
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT, "oob: Out of bounds write");
     }
     memcpy((char *)b->data + off, src, n);
     return LAM_OK;
@@ -89,7 +90,7 @@ static lam_status oob_read(void *dev, const void *buffer, size_t off, void *dst,
     (void)dev;
     const oob_buffer *b = buffer;
     if (off > b->bytes || n > b->bytes - off) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT, "oob: Out of bounds read");
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT, "oob: Out of bounds read");
     }
     memcpy(dst, (const char *)b->data + off, n);
     return LAM_OK;
@@ -101,51 +102,70 @@ static lam_status oob_copy(void *dev, void *dst, size_t doff, const void *src, s
     oob_buffer *d = dst;
     const oob_buffer *s = src;
     if (doff > d->bytes || n > d->bytes - doff || soff > s->bytes || n > s->bytes - soff) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT, "oob: Out of bounds copy");
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT, "oob: Out of bounds copy");
     }
     memmove((char *)d->data + doff, (const char *)s->data + soff, n);
     return LAM_OK;
 }
 
-static int32_t oob_supports(void *dev, lam_op op, const lam_op_call *call) {
+static int32_t oob_supports(void *dev, const lam_op_call *call) {
     (void)dev;
-    (void)call;
-    return op == LAM_OP_FILL || op == LAM_OP_COPY || op == LAM_OP_ADD || op == LAM_OP_MUL;
+    const lam_op op = call->op;
+    if (call->n_outputs != 1) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < call->n_inputs; i++) {
+        if (call->inputs[i]->dtype != LAM_DTYPE_F32) {
+            return 0;
+        }
+    }
+    return call->outputs[0]->dtype == LAM_DTYPE_F32 &&
+           (op == LAM_OP_FILL || op == LAM_OP_COPY || op == LAM_OP_ADD || op == LAM_OP_MUL);
 }
 
-/* Element i of a view, i counted in row-major order over its dims. */
+static lam_status oob_caps(void *dev, lam_backend_caps *caps) {
+    (void)dev;
+    if (offsetof(lam_backend_caps, dtypes) + sizeof caps->dtypes <= caps->struct_size) {
+        caps->dtypes = 1u << LAM_DTYPE_F32;
+    }
+    return LAM_OK;
+}
+
+/* Element i of a view, i counted in row-major order over its dims (offset and strides count
+ * bytes). */
 static float *at(const lam_tensor_view *v, int64_t i) {
     int64_t off = (int64_t)v->offset;
     for (int d = (int)v->ndim - 1; d >= 0; d--) {
         off += (i % v->dims[d]) * v->strides[d];
         i /= v->dims[d];
     }
-    return &((oob_buffer *)v->buffer)->data[off];
+    return (float *)(void *)((char *)((oob_buffer *)v->buffer)->data + off);
 }
 
 static lam_status oob_execute(void *dev, const lam_op_call *call) {
     (void)dev;
-    const lam_tensor_view *o = call->output;
+    const lam_tensor_view *o = call->outputs[0];
+    const lam_scalar_params *sp = lam_op_params(call, lam_scalar_params);
     int64_t n = 1;
     for (uint32_t d = 0; d < o->ndim; d++) {
         n *= o->dims[d];
     }
     uint32_t need = call->op == LAM_OP_FILL ? 0 : call->op == LAM_OP_COPY ? 1 : 2;
     if (call->n_inputs != need) {
-        return g_host->set_error(LAM_ERR_INVALID_ARGUMENT, "oob: Invalid argument, %u inputs",
-                                 call->n_inputs);
+        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
+                                "oob: Invalid argument, %u inputs", call->n_inputs);
     }
     for (int64_t i = 0; i < n; i++) {
         float *y = at(o, i);
         switch (call->op) {
         case LAM_OP_FILL:
-            *y = (float)call->scalars[0];
+            *y = sp != NULL ? (float)sp->a : 0.0f;
             break;
         case LAM_OP_COPY:
-            *y = *at(&call->inputs[0], i);
+            *y = *at(call->inputs[0], i);
             break;
         case LAM_OP_ADD:
-            *y = *at(&call->inputs[0], i) + *at(&call->inputs[1], i);
+            *y = *at(call->inputs[0], i) + *at(call->inputs[1], i);
 #ifndef SILENT_BACKEND
             if (i == n - 1) {
                 y[1] = 0.0f; /* the defect: one element past the output */
@@ -156,11 +176,12 @@ static lam_status oob_execute(void *dev, const lam_op_call *call) {
 #ifdef SILENT_BACKEND
             return LAM_OK; /* the defect: success without writing the output */
 #else
-            *y = *at(&call->inputs[0], i) * *at(&call->inputs[1], i);
+            *y = *at(call->inputs[0], i) * *at(call->inputs[1], i);
             break;
 #endif
         default:
-            return g_host->set_error(LAM_ERR_UNSUPPORTED, "oob: Unsupported op %d", (int)call->op);
+            return lam_plugin_error(g_host, LAM_ERR_UNSUPPORTED, "oob: Unsupported op %d",
+                                    (int)call->op);
         }
     }
     return LAM_OK;
@@ -185,12 +206,13 @@ static const lam_backend_desc desc = {
     .device_info = oob_info,
     .device_open = oob_open,
     .device_close = oob_close,
+    .device_caps = oob_caps,
     .buffer_alloc = oob_alloc,
     .buffer_free = oob_free,
     .buffer_write = oob_write,
     .buffer_read = oob_read,
     .buffer_copy = oob_copy,
-    .supports_op = oob_supports,
+    .supports = oob_supports,
     .execute = oob_execute,
     .synchronize = oob_sync,
 };

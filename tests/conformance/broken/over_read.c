@@ -9,7 +9,8 @@
 #include <stdlib.h>
 
 static lam_status or_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
@@ -23,10 +24,10 @@ static lam_status or_forward(void *state, lam_layer *layer, uint32_t n, lam_tens
     }
     float *x = malloc((count ? count : 1) * sizeof *x);
     if (x == NULL) {
-        return g_host->set_error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, %zu floats",
-                                 g_host->layer_name(layer), count);
+        return lam_plugin_error(g_host, LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, %zu floats",
+                                g_host->layer_name(layer), count);
     }
-    st = g_host->tensor_read(in[0], x, count);
+    st = g_host->tensor_read(in[0], x, count * sizeof *x);
     if (st == LAM_OK) {
         volatile float *v = x;
         float largest = 0.0f;
@@ -35,7 +36,7 @@ static lam_status or_forward(void *state, lam_layer *layer, uint32_t n, lam_tens
             largest = e > largest ? e : largest;
         }
         (void)largest;
-        st = g_host->op_unary(LAM_OP_RELU, in[0], out);
+        st = lam_p_unary(g_host, LAM_OP_RELU, in[0], out);
     }
     free(x);
     return st;

@@ -8,7 +8,8 @@
 static unsigned g_calls;
 
 static lam_status st_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
@@ -17,7 +18,7 @@ static lam_status st_forward(void *state, lam_layer *layer, uint32_t n, lam_tens
     }
     g_calls = g_calls * 1103515245u + 12345u; /* the defect: output depends on the call count */
     float u = (float)((g_calls >> 8) & 0xffff) / 65536.0f;
-    return g_host->op_scalar(LAM_OP_MUL_SCALAR, in[0], 1.0f + 0.05f * u, out);
+    return lam_p_scalar(g_host, LAM_OP_MUL_SCALAR, in[0], 1.0 + 0.05 * (double)u, out);
 }
 
 static const lam_layer_desc desc = {

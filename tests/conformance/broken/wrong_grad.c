@@ -4,29 +4,33 @@
  */
 #include "common.h"
 
-static lam_status wg_create(lam_layer *layer, const lam_attrs *attrs, void **state) {
+static lam_status wg_create(void *user, lam_layer *layer, const lam_attrs *attrs, void **state) {
+    (void)user;
     (void)attrs;
     *state = NULL;
     const lam_shape s = {.ndim = 1, .dims = {LAM_DIM_UNKNOWN}};
     return g_host->layer_declare_param(layer, "scale", &s, "ones", 0);
 }
 
-static lam_status wg_infer(void *state, lam_layer *layer, uint32_t n, const lam_shape *in,
-                           lam_shape *out) {
-    lam_status st = same_shape(state, layer, n, in, out);
-    if (st == LAM_OK && in[0].ndim < 1) {
-        st = g_host->set_error(LAM_ERR_SHAPE, "%s: Shape mismatch, needs rank >= 1",
-                               g_host->layer_name(layer));
+static lam_status wg_infer(void *state, lam_layer *layer, uint32_t n,
+                           const lam_tensor_info *const *in, uint32_t n_out,
+                           lam_tensor_info *const *out) {
+    (void)n_out;
+    lam_status st = same_shape(state, layer, n, in, n_out, out);
+    if (st == LAM_OK && in[0]->ndim < 1) {
+        st = lam_plugin_error(g_host, LAM_ERR_SHAPE, "%s: Shape mismatch, needs rank >= 1",
+                              g_host->layer_name(layer));
     }
     if (st == LAM_OK) {
-        const lam_shape s = {.ndim = 1, .dims = {in[0].dims[in[0].ndim - 1]}};
+        const lam_shape s = {.ndim = 1, .dims = {in[0]->dims[in[0]->ndim - 1]}};
         st = g_host->layer_param_infer_shape(layer, "scale", &s);
     }
     return st;
 }
 
 static lam_status wg_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_tensor *scale = NULL;
@@ -34,11 +38,15 @@ static lam_status wg_forward(void *state, lam_layer *layer, uint32_t n, lam_tens
     if (st == LAM_OK) {
         st = g_host->layer_param_data(layer, "scale", in[0], &scale);
     }
-    return st == LAM_OK ? g_host->op_mul(in[0], scale, out) : st;
+    return st == LAM_OK ? lam_p_mul(g_host, in[0], scale, out) : st;
 }
 
 static lam_status wg_backward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                              const lam_tensor *output, const lam_tensor *g, lam_tensor **grad_in) {
+                              uint32_t n_out, lam_tensor *const *outs,
+                              const lam_tensor *const *grads, lam_tensor **grad_in) {
+    (void)n_out;
+    const lam_tensor *output = outs[0];
+    const lam_tensor *g = grads[0];
     (void)state;
     (void)output;
     lam_tensor *scale = NULL, *gx = NULL, *prod = NULL, *sum = NULL, *twice = NULL;
@@ -47,24 +55,29 @@ static lam_status wg_backward(void *state, lam_layer *layer, uint32_t n, lam_ten
         st = g_host->layer_param_data(layer, "scale", in[0], &scale);
     }
     if (st == LAM_OK) {
-        st = g_host->op_mul(g, scale, &gx); /* right */
+        st = lam_p_mul(g_host, g, scale, &gx); /* right */
     }
     if (st == LAM_OK) {
-        st = g_host->op_mul(g, in[0], &prod);
+        st = lam_p_mul(g_host, g, in[0], &prod);
     }
+    /* The sum over every axis but the last: (rows, features) summed along axis 0. */
     const lam_shape *xs = g_host->tensor_shape(in[0]);
-    int32_t axes[LAM_MAX_DIMS];
-    uint32_t na = 0;
-    for (uint32_t i = 0; xs != NULL && i + 1 < xs->ndim; i++) {
-        axes[na++] = (int32_t)i;
-    }
-    if (st == LAM_OK && na > 0) {
-        st = g_host->op_reduce(LAM_OP_REDUCE_SUM, prod, axes, na, 0, &sum);
+    if (st == LAM_OK && xs != NULL && xs->ndim > 1) {
+        lam_shape s2 = {.ndim = 2, .dims = {1, xs->dims[xs->ndim - 1]}};
+        for (uint32_t i = 0; i + 1 < xs->ndim; i++) {
+            s2.dims[0] *= xs->dims[i];
+        }
+        lam_tensor *p2 = NULL;
+        st = lam_p_reshape(g_host, prod, &s2, &p2);
+        if (st == LAM_OK) {
+            st = lam_p_reduce(g_host, LAM_OP_REDUCE_SUM, p2, 0, 0, &sum);
+        }
+        g_host->tensor_release(p2);
     } else if (st == LAM_OK) {
         sum = g_host->tensor_retain(prod);
     }
     if (st == LAM_OK) {
-        st = g_host->op_scalar(LAM_OP_MUL_SCALAR, sum, 2.0f, &twice); /* the defect: 2x */
+        st = lam_p_scalar(g_host, LAM_OP_MUL_SCALAR, sum, 2.0f, &twice); /* the defect: 2x */
     }
     if (st == LAM_OK) {
         st = g_host->layer_param_add_grad(layer, "scale", twice);

@@ -4,21 +4,24 @@
  */
 #include "common.h"
 
-static lam_status ws_infer(void *state, lam_layer *layer, uint32_t n, const lam_shape *in,
-                           lam_shape *out) {
-    lam_status st = same_shape(state, layer, n, in, out);
-    if (st == LAM_OK && out->ndim > 0) {
-        out->dims[out->ndim - 1] += 1; /* the defect */
+static lam_status ws_infer(void *state, lam_layer *layer, uint32_t n,
+                           const lam_tensor_info *const *in, uint32_t n_out,
+                           lam_tensor_info *const *out) {
+    (void)n_out;
+    lam_status st = same_shape(state, layer, n, in, n_out, out);
+    if (st == LAM_OK && out[0]->ndim > 0) {
+        out[0]->dims[out[0]->ndim - 1] += 1; /* the defect */
     }
     return st;
 }
 
 static lam_status ws_forward(void *state, lam_layer *layer, uint32_t n, lam_tensor *const *in,
-                             lam_tensor **out) {
+                             uint32_t n_out, lam_tensor **out) {
+    (void)n_out;
     (void)state;
     *out = NULL;
     lam_status st = one_input(layer, n);
-    return st == LAM_OK ? g_host->op_unary(LAM_OP_RELU, in[0], out) : st;
+    return st == LAM_OK ? lam_p_unary(g_host, LAM_OP_RELU, in[0], out) : st;
 }
 
 static const lam_layer_desc desc = {
