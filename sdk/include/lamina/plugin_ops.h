@@ -9,19 +9,17 @@
  *     lam_tensor *y = NULL;
  *     lam_status st = lam_p_matmul(host, x, w, LAM_GEMM_TRANS_B, &y);   // x . w^T
  *
- * They are built only on host table entries (op, tensor_shape, tensor_reshape,
- * tensor_contiguous, tensor_release, set_error), so a plugin using them still links nothing
- * and works with every 2.x host. Operand semantics are those of the lam_op comments in
- * plugin.h; where an op works on the middle axis of a 3-D view (reductions, softmax, moments)
- * the helper takes an axis of any-rank tensor and reshapes around the op.
+ * They are built only on host table entries (op, tensor_shape, set_error), so a plugin using
+ * them still links nothing and works with every 2.x host. Operand semantics are those of the
+ * lam_op comments in plugin.h; reductions, softmax and moments take axes (lam_reduce_params),
+ * and the host brings them to the backends' 3-D middle-axis form.
  *
  * Common contract of every lam_p_* function:
  *  - `h` is the host table the plugin's entry received; tensors are the host's.
  *  - Results through `**out` are new references the caller releases; on failure each is NULL.
  *  - Errors: the host's status and message (the op, shape or dtype that failed); the helpers
- *    add their own only for arguments the host never sees (an axis out of range), with the
- *    helper's name as the subject: "lam_p_reduce: Invalid argument, axis 2 out of range for
- *    rank 2".
+ *    add their own only for a NULL tensor where they need its shape, with the helper's name
+ *    as the subject ("lam_p_pad: Invalid argument, x is NULL").
  *  - Inputs are borrowed (const tensors are passed to the host as inputs; the host only reads
  *    them and, while recording, keeps its own references).
  *  - Thread safety: as the host entries they call (any thread).
@@ -181,171 +179,73 @@ static inline lam_status lam_p_linear(const lam_host_api *h, const lam_tensor *x
     return lam_p_op(h, LAM_OP_LINEAR, bias != NULL ? 3u : 2u, in, &p, out);
 }
 
-/* Reshapes t (made contiguous first, a view when it already is) to `shape`; used by the
- * helpers that move an axis into the middle of a 3-D view. */
-static inline lam_status lam_p_reshape(const lam_host_api *h, const lam_tensor *t,
-                                       const lam_shape *shape, lam_tensor **out) {
-    lam_tensor *c = NULL;
-    lam_status st;
-    *out = NULL;
-    st = h->tensor_contiguous(lam_p__in(t), &c);
-    if (st == LAM_OK) {
-        st = h->tensor_reshape(c, shape, out);
-    }
-    h->tensor_release(c);
-    return st;
-}
-
-/* Splits `shape` around `axis` (negative counts from the end) into the 3-D (outer, n, inner)
- * the middle-axis ops take; `keep` gets the result shape with that axis 1 (keepdims) and
- * `drop` without it. */
-static inline lam_status lam_p__split(const lam_host_api *h, const char *who, const lam_shape *s,
-                                      int32_t axis, lam_shape *s3, lam_shape *keep,
-                                      lam_shape *drop) {
-    int64_t a = axis < 0 ? (int64_t)axis + (int64_t)s->ndim : (int64_t)axis;
-    uint32_t i, j = 0;
-    char msg[160];
-    if (s->ndim > LAM_MAX_DIMS || a < 0 || a >= (int64_t)s->ndim) {
-        snprintf(msg, sizeof msg, "%s: Invalid argument, axis %d out of range for rank %u", who,
-                 (int)axis, (unsigned)s->ndim);
-        return h->set_error(LAM_ERR_INVALID_ARGUMENT, msg);
-    }
-    memset(s3, 0, sizeof *s3);
-    s3->ndim = 3;
-    s3->dims[0] = 1;
-    s3->dims[1] = s->dims[a];
-    s3->dims[2] = 1;
-    *keep = *s;
-    keep->dims[a] = 1;
-    memset(drop, 0, sizeof *drop);
-    for (i = 0; i < s->ndim; i++) {
-        if ((int64_t)i < a) {
-            s3->dims[0] *= s->dims[i];
-        } else if ((int64_t)i > a) {
-            s3->dims[2] *= s->dims[i];
-        }
-        if ((int64_t)i != a) {
-            drop->dims[j++] = s->dims[i];
-        }
-    }
-    drop->ndim = j;
-    return LAM_OK;
-}
-
-/* Runs a middle-axis op (n_out outputs, each shaped like `res`) on x reshaped to s3, and
- * reshapes each output to `res`. */
-static inline lam_status lam_p__middle(const lam_host_api *h, lam_op op, const lam_tensor *x,
-                                       const lam_shape *s3, const lam_shape *res, uint32_t n_out,
-                                       lam_tensor **outs) {
-    lam_host_op call = LAM_HOST_OP_INIT(op);
-    lam_tensor *x3 = NULL;
-    lam_tensor *raw[2] = {NULL, NULL};
-    lam_status st;
+/* The lam_reduce_params of one axis (n_axes 1) or of every axis (n_axes 0). */
+static inline lam_reduce_params lam_p__axes(uint32_t n_axes, const int32_t *axes,
+                                            int32_t keepdims) {
+    lam_reduce_params p;
     uint32_t i;
-    for (i = 0; i < n_out; i++) {
-        outs[i] = NULL;
+    memset(&p, 0, sizeof p);
+    p.struct_size = (uint32_t)sizeof p;
+    p.n_axes = n_axes < LAM_MAX_DIMS ? n_axes : LAM_MAX_DIMS;
+    for (i = 0; i < p.n_axes; i++) {
+        p.axes[i] = axes[i];
     }
-    st = lam_p_reshape(h, x, s3, &x3);
-    if (st == LAM_OK) {
-        call.n_inputs = 1;
-        call.inputs = &x3;
-        call.n_outputs = n_out;
-        call.outputs = raw;
-        st = h->op(&call);
-    }
-    for (i = 0; i < n_out && st == LAM_OK; i++) {
-        st = h->tensor_reshape(raw[i], res, &outs[i]);
-    }
-    for (i = 0; i < n_out; i++) {
-        h->tensor_release(raw[i]);
-        if (st != LAM_OK) {
-            h->tensor_release(outs[i]);
-            outs[i] = NULL;
-        }
-    }
-    h->tensor_release(x3);
-    return st;
+    p.keepdims = keepdims;
+    return p;
 }
 
 /*
- * Reduces x along one axis (negative counts from the end) with REDUCE_SUM, REDUCE_MEAN,
- * REDUCE_MAX, REDUCE_MIN or ARGMAX; keepdims nonzero keeps the axis with size 1 (lamina.h's
- * lam_op_reduce with one axis). Reduce several axes by calling it once per axis.
+ * Reduces x over `n_axes` axes (negative count from the end; n_axes 0: every axis, a 0-d
+ * result) with REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX or REDUCE_MIN; keepdims nonzero keeps the
+ * reduced axes with size 1 (lamina.h's lam_op_reduce).
  */
-static inline lam_status lam_p_reduce(const lam_host_api *h, lam_op op, const lam_tensor *x,
-                                      int32_t axis, int32_t keepdims, lam_tensor **out) {
-    lam_shape s3, keep, drop;
-    const lam_shape *s = h->tensor_shape(x);
-    lam_status st;
-    *out = NULL;
-    if (s == NULL) {
-        return h->set_error(LAM_ERR_INVALID_ARGUMENT, "lam_p_reduce: Invalid argument, x is NULL");
-    }
-    st = lam_p__split(h, "lam_p_reduce", s, axis, &s3, &keep, &drop);
-    if (st != LAM_OK) {
-        return st;
-    }
-    return lam_p__middle(h, op, x, &s3, keepdims ? &keep : &drop, 1, out);
+static inline lam_status lam_p_reduce_axes(const lam_host_api *h, lam_op op, const lam_tensor *x,
+                                           const int32_t *axes, uint32_t n_axes, int32_t keepdims,
+                                           lam_tensor **out) {
+    lam_reduce_params p = lam_p__axes(n_axes, axes, keepdims);
+    lam_tensor *in[1];
+    in[0] = lam_p__in(x);
+    return lam_p_op(h, op, 1, in, &p, out);
 }
 
-/* Reduces over every element: a 0-d result, or all dims 1 with keepdims. */
+/* Reduces x along one axis (REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN or ARGMAX). */
+static inline lam_status lam_p_reduce(const lam_host_api *h, lam_op op, const lam_tensor *x,
+                                      int32_t axis, int32_t keepdims, lam_tensor **out) {
+    return lam_p_reduce_axes(h, op, x, &axis, 1, keepdims, out);
+}
+
+/* Reduces over every element: a 0-d result, or every dim 1 with keepdims. */
 static inline lam_status lam_p_reduce_all(const lam_host_api *h, lam_op op, const lam_tensor *x,
                                           int32_t keepdims, lam_tensor **out) {
-    lam_shape s3, res;
-    const lam_shape *s = h->tensor_shape(x);
-    uint32_t i;
-    *out = NULL;
-    if (s == NULL) {
-        return h->set_error(LAM_ERR_INVALID_ARGUMENT,
-                            "lam_p_reduce_all: Invalid argument, x is NULL");
-    }
-    memset(&s3, 0, sizeof s3);
-    memset(&res, 0, sizeof res);
-    s3.ndim = 3;
-    s3.dims[0] = 1;
-    s3.dims[1] = 1;
-    s3.dims[2] = 1;
-    for (i = 0; i < s->ndim && i < LAM_MAX_DIMS; i++) {
-        s3.dims[1] *= s->dims[i];
-        res.dims[i] = 1;
-    }
-    res.ndim = keepdims ? s->ndim : 0;
-    return lam_p__middle(h, op, x, &s3, &res, 1, out);
+    return lam_p_reduce_axes(h, op, x, NULL, 0, keepdims, out);
 }
 
 /* Softmax (or log-softmax with `log` nonzero) along one axis; out has x's shape. */
 static inline lam_status lam_p_softmax(const lam_host_api *h, const lam_tensor *x, int32_t axis,
                                        int32_t log, lam_tensor **out) {
-    lam_shape s3, keep, drop;
-    const lam_shape *s = h->tensor_shape(x);
-    lam_status st;
-    *out = NULL;
-    if (s == NULL) {
-        return h->set_error(LAM_ERR_INVALID_ARGUMENT, "lam_p_softmax: Invalid argument, x is NULL");
-    }
-    st = lam_p__split(h, "lam_p_softmax", s, axis, &s3, &keep, &drop);
-    if (st != LAM_OK) {
-        return st;
-    }
-    return lam_p__middle(h, log ? LAM_OP_LOG_SOFTMAX : LAM_OP_SOFTMAX, x, &s3, s, 1, out);
+    lam_reduce_params p = lam_p__axes(1, &axis, 0);
+    lam_tensor *in[1];
+    in[0] = lam_p__in(x);
+    return lam_p_op(h, log ? LAM_OP_LOG_SOFTMAX : LAM_OP_SOFTMAX, 1, in, &p, out);
 }
 
-/* Mean and biased variance along one axis (MOMENTS); keepdims as lam_p_reduce. */
-static inline lam_status lam_p_moments(const lam_host_api *h, const lam_tensor *x, int32_t axis,
-                                       int32_t keepdims, lam_tensor **mean, lam_tensor **var) {
-    lam_shape s3, keep, drop;
+/* Mean and biased variance over `n_axes` axes (MOMENTS; e.g. (0, 2, 3) for batch norm over
+ * NCHW); keepdims as lam_p_reduce_axes. */
+static inline lam_status lam_p_moments(const lam_host_api *h, const lam_tensor *x,
+                                       const int32_t *axes, uint32_t n_axes, int32_t keepdims,
+                                       lam_tensor **mean, lam_tensor **var) {
+    lam_host_op call = LAM_HOST_OP_INIT(LAM_OP_MOMENTS);
+    lam_reduce_params p = lam_p__axes(n_axes, axes, keepdims);
+    lam_tensor *in[1];
     lam_tensor *outs[2] = {NULL, NULL};
-    const lam_shape *s = h->tensor_shape(x);
     lam_status st;
-    *mean = NULL;
-    *var = NULL;
-    if (s == NULL) {
-        return h->set_error(LAM_ERR_INVALID_ARGUMENT, "lam_p_moments: Invalid argument, x is NULL");
-    }
-    st = lam_p__split(h, "lam_p_moments", s, axis, &s3, &keep, &drop);
-    if (st == LAM_OK) {
-        st = lam_p__middle(h, LAM_OP_MOMENTS, x, &s3, keepdims ? &keep : &drop, 2, outs);
-    }
+    in[0] = lam_p__in(x);
+    call.n_inputs = 1;
+    call.inputs = in;
+    call.n_outputs = 2;
+    call.outputs = outs;
+    call.params = &p;
+    st = h->op(&call);
     *mean = outs[0];
     *var = outs[1];
     return st;

@@ -63,19 +63,15 @@ static lam_status lb_backward(void *state, lam_layer *layer, uint32_t n, lam_ten
     if (st == LAM_OK) {
         st = lam_p_mul(g_host, g, in[0], &prod);
     }
-    /* The sum over every axis but the last: (rows, features) summed along axis 0. */
+    /* The sum over every axis but the last. */
     const lam_shape *xs = g_host->tensor_shape(in[0]);
-    if (st == LAM_OK && xs != NULL && xs->ndim > 1) {
-        lam_shape s2 = {.ndim = 2, .dims = {1, xs->dims[xs->ndim - 1]}};
-        for (uint32_t i = 0; i + 1 < xs->ndim; i++) {
-            s2.dims[0] *= xs->dims[i];
-        }
-        lam_tensor *p2 = NULL;
-        st = lam_p_reshape(g_host, prod, &s2, &p2);
-        if (st == LAM_OK) {
-            st = lam_p_reduce(g_host, LAM_OP_REDUCE_SUM, p2, 0, 0, &sum);
-        }
-        g_host->tensor_release(p2);
+    int32_t axes[LAM_MAX_DIMS];
+    uint32_t na = 0;
+    for (uint32_t i = 0; xs != NULL && i + 1 < xs->ndim; i++) {
+        axes[na++] = (int32_t)i;
+    }
+    if (st == LAM_OK && na > 0) {
+        st = lam_p_reduce_axes(g_host, LAM_OP_REDUCE_SUM, prod, axes, na, 0, &sum);
     } else if (st == LAM_OK) {
         sum = g_host->tensor_retain(prod);
     }

@@ -56,7 +56,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x0ULL
+#define LAM_ABI_FINGERPRINT 0x60a1c6a0d8bb9eefULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -174,6 +174,9 @@ typedef enum lam_op {
      * row (c*KH + i)*KW + j, column oh*OW + ow holds x[n, c, oh*SH - PH + i*DH, ow*SW - PW +
      * j*DW], or 0 where that lies in the padding. OH = (H + PH + PH_after - DH*(KH-1) - 1) / SH
      * + 1 (floor; see LAM_WINDOW_CEIL_MODE), OW likewise. Samples never mix.
+     * With LAM_WINDOW_CEIL_MODE the division rounds up, and OH is one less when window OH-1
+     * would then start at or after H + PH (PyTorch's rule: a window starts inside the input or
+     * its leading padding). These sizes hold for every window op below.
      */
     LAM_OP_IM2COL = 38,
     /* col2im, IM2COL's adjoint [lam_window_params]: x (N, C*KH*KW, OH*OW) -> out (N, C, H, W)
@@ -194,7 +197,10 @@ typedef enum lam_op {
     LAM_OP_MAX_POOL_BACKWARD = 41,
     /* Average pooling [lam_window_params]: x (N, C, H, W) -> out (N, C, OH, OW); the divisor
      * is the window's element count inside the input, or the whole window (padding included,
-     * clipped to the padded input as PyTorch) with LAM_WINDOW_COUNT_INCLUDE_PAD. */
+     * clipped to the padded input as PyTorch) with LAM_WINDOW_COUNT_INCLUDE_PAD. Exactly: the
+     * number of taps (oh*SH - PH + i*DH, ow*SW - PW + j*DW) inside [0, H) x [0, W), or with
+     * COUNT_INCLUDE_PAD inside [-PH, H + PH_after) x [-PW, W + PW_after); a window with no
+     * such tap gives 0. */
     LAM_OP_AVG_POOL = 42,
     /* AVG_POOL's gradient: x = grad of the output (N, C, OH, OW), out = grad of the input. */
     LAM_OP_AVG_POOL_BACKWARD = 43,
@@ -212,12 +218,19 @@ typedef enum lam_op {
      * Counter-based random numbers [lam_random_params], no inputs. Element i (row-major index
      * of out) takes the Philox-4x32-10 block keyed (seed, key) at counter (offset + i) / 4,
      * word (offset + i) % 4, as u (32 bits): UNIFORM gives a + (b - a) * f with f = (u >> 8) *
-     * 2^-24 in [0, 1) (F32); BERNOULLI gives 1 where f < a, else 0 (F32, or U8 where
+     * 2^-24 in [0, 1) (F32); BERNOULLI gives 1 where f < (float)a, else 0 (F32, or U8 where
      * supported). Both are bit-identical on every backend (integer arithmetic and one exact
      * float product); for UNIFORM with (a, b) other than (0, 1) the last step rounds as the
      * backend's float multiply-add. NORMAL gives a + b * z, z by Box-Muller from two
      * consecutive words (elements 2k and 2k+1 share a pair): equal across backends to the
      * precision of their logf/cosf/sinf (a few ulp), not bitwise.
+     * Exactly (cuRAND's layout; Philox-4x32-10 with Random123's constants as core/rng.c): with
+     * n = (offset + i) / 4 in 64-bit unsigned arithmetic, the block is Philox(counter {lo(n),
+     * hi(n), lo(key), hi(key)}, key {lo(seed), hi(seed)}), lo/hi the low/high 32 bits, and u
+     * is its word (offset + i) % 4. NORMAL, pair k of words u1 (element 2k's) and u2 (element
+     * 2k+1's), in float: f1 = ((u1 >> 8) + 1) * 2^-24 in (0, 1], f2 = (u2 >> 8) * 2^-24, r =
+     * sqrtf(-2 * logf(f1)), z = r * cosf(2pi * f2) for element 2k and r * sinf(2pi * f2) for
+     * element 2k+1 (an odd last element still uses its pair's u2).
      */
     LAM_OP_RANDOM = 46,
     /* out = cond != 0 ? x : y, cond = inputs[0] (F32 or U8), x = inputs[1], y = inputs[2]. A
@@ -338,6 +351,20 @@ typedef struct lam_random_params {
     double a;
     double b;
 } lam_random_params;
+
+/*
+ * Axes of a host op (lam_host_op) that reduces or normalizes: REDUCE_*, ARGMAX (one axis),
+ * SOFTMAX / LOG_SOFTMAX (one axis), MOMENTS (n_axes axes, e.g. (0, 2, 3) for batch norm over
+ * NCHW). Negative axes count from the end; n_axes 0 means every axis (reductions only).
+ * Backends never see it: the host brings their calls to the 3-D (outer, n, inner) form.
+ */
+typedef struct lam_reduce_params {
+    uint32_t struct_size;
+    uint32_t n_axes;
+    int32_t axes[LAM_MAX_DIMS];
+    int32_t keepdims; /* nonzero: reduced axes stay with size 1 */
+    uint32_t reserved;
+} lam_reduce_params;
 
 /* CAST (host op only): the dtype of the result. */
 typedef struct lam_cast_params {
@@ -589,12 +616,14 @@ typedef struct lam_backend_desc {
     lam_status (*native_handle)(void *dev, void *buffer, const char *name, void **handle);
     /*
      * Optional. Runs a kernel implementation registered for this backend (impl->backend names
-     * it): the CPU backend calls impl->run with host pointers; the Vulkan backend dispatches
-     * impl->spirv (see lam_kernel_impl). `args` views are contiguous. Without this callback the
-     * host runs the kernel's reference on host memory (staging).
+     * it): the CPU backend calls impl->run(user, params, args) with host pointers; the Vulkan
+     * backend dispatches impl->spirv (see lam_kernel_impl). `user` is the kernel descriptor's
+     * (lam_kernel_desc.user), which impl->run takes and the backend has no other way to know.
+     * `args` views are contiguous. Without this callback the host runs the kernel's reference
+     * on host memory (staging).
      */
-    lam_status (*run_kernel)(void *dev, const struct lam_kernel_impl *impl, const void *params,
-                             const lam_kernel_args *args);
+    lam_status (*run_kernel)(void *dev, const struct lam_kernel_impl *impl, void *user,
+                             const void *params, const lam_kernel_args *args);
 } lam_backend_desc;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -919,7 +948,9 @@ typedef struct lam_host_api {
     lam_ctx *(*tensor_ctx)(const lam_tensor *t);
     lam_status (*tensor_read)(const lam_tensor *t, void *dst, size_t bytes);
     lam_status (*tensor_write)(lam_tensor *t, const void *src, size_t bytes);
-    /* Views share storage and are differentiated (their gradient flows to the base). */
+    /* Views, differentiated (their gradient flows to the base). reshape and a slice of the first
+     * axis with step 1 share storage with t; other slices and permutations are contiguous
+     * copies (as torch.reshape, a plugin must not rely on either: it never writes into them). */
     lam_status (*tensor_reshape)(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
     /* Elements start, start + step, ... below stop along `axis` (step >= 1). */
     lam_status (*tensor_slice)(lam_tensor *t, uint32_t axis, int64_t start, int64_t stop,
