@@ -51,6 +51,8 @@ uint64_t lam__abi_fingerprint(void) {
     ENUM("lam_device_kind", LAM_DEVICE_KIND_COUNT);
     ENUM("lam_op", LAM_OP_COUNT);
     ENUM("lam_attr_type", LAM_ATTR_TYPE_COUNT);
+    ENUM("lam_random_kind", LAM_RANDOM_KIND_COUNT);
+    ENUM("lam_domain_kind", LAM_DOMAIN_KIND_COUNT);
     ENUM("lam_max_dims", LAM_MAX_DIMS);
 
     STRUCT(lam_shape);
@@ -68,22 +70,80 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_device_info, details);
 
     STRUCT(lam_tensor_view);
+    FIELD(lam_tensor_view, struct_size);
+    FIELD(lam_tensor_view, dtype);
     FIELD(lam_tensor_view, buffer);
     FIELD(lam_tensor_view, offset);
-    FIELD(lam_tensor_view, dtype);
     FIELD(lam_tensor_view, ndim);
     FIELD(lam_tensor_view, dims);
     FIELD(lam_tensor_view, strides);
+
+    STRUCT(lam_scalar_params);
+    FIELD(lam_scalar_params, struct_size);
+    FIELD(lam_scalar_params, a);
+    FIELD(lam_scalar_params, b);
+
+    STRUCT(lam_gemm_params);
+    FIELD(lam_gemm_params, struct_size);
+    FIELD(lam_gemm_params, flags);
+    FIELD(lam_gemm_params, alpha);
+    FIELD(lam_gemm_params, beta);
+    FIELD(lam_gemm_params, act);
+
+    STRUCT(lam_window_params);
+    FIELD(lam_window_params, struct_size);
+    FIELD(lam_window_params, n_spatial);
+    FIELD(lam_window_params, kernel);
+    FIELD(lam_window_params, stride);
+    FIELD(lam_window_params, pad_before);
+    FIELD(lam_window_params, pad_after);
+    FIELD(lam_window_params, dilation);
+    FIELD(lam_window_params, flags);
+
+    STRUCT(lam_pad_params);
+    FIELD(lam_pad_params, struct_size);
+    FIELD(lam_pad_params, value);
+    FIELD(lam_pad_params, before);
+    FIELD(lam_pad_params, after);
+
+    STRUCT(lam_random_params);
+    FIELD(lam_random_params, struct_size);
+    FIELD(lam_random_params, kind);
+    FIELD(lam_random_params, seed);
+    FIELD(lam_random_params, key);
+    FIELD(lam_random_params, offset);
+    FIELD(lam_random_params, a);
+    FIELD(lam_random_params, b);
+
+    STRUCT(lam_reduce_params);
+    FIELD(lam_reduce_params, struct_size);
+    FIELD(lam_reduce_params, n_axes);
+    FIELD(lam_reduce_params, axes);
+    FIELD(lam_reduce_params, keepdims);
+
+    STRUCT(lam_cast_params);
+    FIELD(lam_cast_params, struct_size);
+    FIELD(lam_cast_params, dtype);
 
     STRUCT(lam_op_call);
     FIELD(lam_op_call, struct_size);
     FIELD(lam_op_call, abi_version);
     FIELD(lam_op_call, op);
+    FIELD(lam_op_call, flags);
     FIELD(lam_op_call, n_inputs);
+    FIELD(lam_op_call, n_outputs);
     FIELD(lam_op_call, inputs);
-    FIELD(lam_op_call, output);
-    FIELD(lam_op_call, scalars);
-    FIELD(lam_op_call, ints);
+    FIELD(lam_op_call, outputs);
+    FIELD(lam_op_call, params);
+
+    STRUCT(lam_backend_caps);
+    FIELD(lam_backend_caps, struct_size);
+    FIELD(lam_backend_caps, abi_version);
+    FIELD(lam_backend_caps, flags);
+    FIELD(lam_backend_caps, max_buffer_bytes);
+    FIELD(lam_backend_caps, memory_budget);
+    FIELD(lam_backend_caps, buffer_alignment);
+    FIELD(lam_backend_caps, dtypes);
 
     STRUCT(lam_backend_desc);
     FIELD(lam_backend_desc, struct_size);
@@ -97,22 +157,43 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_backend_desc, device_info);
     FIELD(lam_backend_desc, device_open);
     FIELD(lam_backend_desc, device_close);
+    FIELD(lam_backend_desc, device_caps);
     FIELD(lam_backend_desc, buffer_alloc);
     FIELD(lam_backend_desc, buffer_free);
     FIELD(lam_backend_desc, buffer_write);
     FIELD(lam_backend_desc, buffer_read);
     FIELD(lam_backend_desc, buffer_copy);
-    FIELD(lam_backend_desc, supports_op);
+    FIELD(lam_backend_desc, supports);
     FIELD(lam_backend_desc, execute);
     FIELD(lam_backend_desc, synchronize);
     FIELD(lam_backend_desc, shutdown);
+    FIELD(lam_backend_desc, buffer_host_ptr);
+    FIELD(lam_backend_desc, buffer_from_host_ptr);
+    FIELD(lam_backend_desc, native_handle);
+    FIELD(lam_backend_desc, run_kernel);
+
+    STRUCT(lam_tensor_info);
+    FIELD(lam_tensor_info, struct_size);
+    FIELD(lam_tensor_info, dtype);
+    FIELD(lam_tensor_info, ndim);
+    FIELD(lam_tensor_info, dims);
+
+    STRUCT(lam_example_input);
+    FIELD(lam_example_input, struct_size);
+    FIELD(lam_example_input, domain);
+    FIELD(lam_example_input, info);
+    FIELD(lam_example_input, low);
+    FIELD(lam_example_input, high);
+    FIELD(lam_example_input, bound_attr);
 
     STRUCT(lam_attr_desc);
-    FIELD(lam_attr_desc, name);
+    FIELD(lam_attr_desc, struct_size);
     FIELD(lam_attr_desc, type);
+    FIELD(lam_attr_desc, name);
     FIELD(lam_attr_desc, default_value);
     FIELD(lam_attr_desc, choices);
     FIELD(lam_attr_desc, doc);
+    FIELD(lam_attr_desc, count);
 
     STRUCT(lam_layer_desc);
     FIELD(lam_layer_desc, struct_size);
@@ -122,8 +203,16 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_layer_desc, prefix);
     FIELD(lam_layer_desc, version);
     FIELD(lam_layer_desc, doc);
+    FIELD(lam_layer_desc, user);
+    FIELD(lam_layer_desc, flags);
     FIELD(lam_layer_desc, n_attrs);
     FIELD(lam_layer_desc, attrs);
+    FIELD(lam_layer_desc, min_inputs);
+    FIELD(lam_layer_desc, max_inputs);
+    FIELD(lam_layer_desc, n_outputs);
+    FIELD(lam_layer_desc, n_examples);
+    FIELD(lam_layer_desc, examples);
+    FIELD(lam_layer_desc, example_attrs);
     FIELD(lam_layer_desc, create);
     FIELD(lam_layer_desc, destroy);
     FIELD(lam_layer_desc, infer_shape);
@@ -131,43 +220,109 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_layer_desc, backward);
     FIELD(lam_layer_desc, describe);
 
+    STRUCT(lam_kernel_operand);
+    FIELD(lam_kernel_operand, struct_size);
+    FIELD(lam_kernel_operand, view);
+    FIELD(lam_kernel_operand, data);
+
+    STRUCT(lam_kernel_args);
+    FIELD(lam_kernel_args, struct_size);
+    FIELD(lam_kernel_args, n_inputs);
+    FIELD(lam_kernel_args, n_outputs);
+    FIELD(lam_kernel_args, inputs);
+    FIELD(lam_kernel_args, outputs);
+
+    STRUCT(lam_kernel_impl);
+    FIELD(lam_kernel_impl, struct_size);
+    FIELD(lam_kernel_impl, abi_version);
+    FIELD(lam_kernel_impl, backend);
+    FIELD(lam_kernel_impl, run);
+    FIELD(lam_kernel_impl, spirv);
+    FIELD(lam_kernel_impl, spirv_size);
+    FIELD(lam_kernel_impl, spirv_entry);
+    FIELD(lam_kernel_impl, local_size_x);
+    FIELD(lam_kernel_impl, supports);
+
+    STRUCT(lam_kernel_desc);
+    FIELD(lam_kernel_desc, struct_size);
+    FIELD(lam_kernel_desc, abi_version);
+    FIELD(lam_kernel_desc, abi_fingerprint);
+    FIELD(lam_kernel_desc, name);
+    FIELD(lam_kernel_desc, doc);
+    FIELD(lam_kernel_desc, user);
+    FIELD(lam_kernel_desc, n_inputs);
+    FIELD(lam_kernel_desc, n_outputs);
+    FIELD(lam_kernel_desc, params_size);
+    FIELD(lam_kernel_desc, n_impls);
+    FIELD(lam_kernel_desc, impls);
+    FIELD(lam_kernel_desc, shape);
+    FIELD(lam_kernel_desc, reference);
+    FIELD(lam_kernel_desc, backward);
+
+    STRUCT(lam_host_op);
+    FIELD(lam_host_op, struct_size);
+    FIELD(lam_host_op, abi_version);
+    FIELD(lam_host_op, op);
+    FIELD(lam_host_op, flags);
+    FIELD(lam_host_op, n_inputs);
+    FIELD(lam_host_op, n_outputs);
+    FIELD(lam_host_op, inputs);
+    FIELD(lam_host_op, outputs);
+    FIELD(lam_host_op, params);
+    FIELD(lam_host_op, ctx);
+    FIELD(lam_host_op, out_shape);
+    FIELD(lam_host_op, out_dtype);
+
+    STRUCT(lam_rng_key);
+    FIELD(lam_rng_key, struct_size);
+    FIELD(lam_rng_key, seed);
+    FIELD(lam_rng_key, key);
+    FIELD(lam_rng_key, offset);
+
     STRUCT(lam_host_api);
     FIELD(lam_host_api, struct_size);
     FIELD(lam_host_api, abi_version);
     FIELD(lam_host_api, abi_fingerprint);
+    FIELD(lam_host_api, set_error_fmt);
     FIELD(lam_host_api, set_error);
     FIELD(lam_host_api, log);
+    FIELD(lam_host_api, get_proc_address);
     FIELD(lam_host_api, register_backend);
     FIELD(lam_host_api, register_layer);
+    FIELD(lam_host_api, register_kernel);
+    FIELD(lam_host_api, alloc);
+    FIELD(lam_host_api, free);
     FIELD(lam_host_api, tensor_create);
     FIELD(lam_host_api, tensor_retain);
     FIELD(lam_host_api, tensor_release);
     FIELD(lam_host_api, tensor_shape);
+    FIELD(lam_host_api, tensor_dtype);
     FIELD(lam_host_api, tensor_ctx);
     FIELD(lam_host_api, tensor_read);
     FIELD(lam_host_api, tensor_write);
     FIELD(lam_host_api, tensor_reshape);
-    FIELD(lam_host_api, op_matmul);
-    FIELD(lam_host_api, op_add);
-    FIELD(lam_host_api, op_sub);
-    FIELD(lam_host_api, op_mul);
-    FIELD(lam_host_api, op_div);
-    FIELD(lam_host_api, op_unary);
-    FIELD(lam_host_api, op_scalar);
-    FIELD(lam_host_api, op_reduce);
-    FIELD(lam_host_api, op_softmax);
+    FIELD(lam_host_api, tensor_slice);
+    FIELD(lam_host_api, tensor_permute);
+    FIELD(lam_host_api, tensor_contiguous);
+    FIELD(lam_host_api, tensor_detach);
+    FIELD(lam_host_api, op);
+    FIELD(lam_host_api, kernel_call);
+    FIELD(lam_host_api, is_recording);
+    FIELD(lam_host_api, is_training);
     FIELD(lam_host_api, attr_int);
     FIELD(lam_host_api, attr_float);
     FIELD(lam_host_api, attr_bool);
     FIELD(lam_host_api, attr_string);
+    FIELD(lam_host_api, attr_ints);
     FIELD(lam_host_api, layer_declare_param);
     FIELD(lam_host_api, layer_param_infer_shape);
     FIELD(lam_host_api, layer_param_shape);
     FIELD(lam_host_api, layer_param_data);
     FIELD(lam_host_api, layer_param_add_grad);
+    FIELD(lam_host_api, layer_param_assign);
     FIELD(lam_host_api, layer_name);
-    FIELD(lam_host_api, op_linear);
     FIELD(lam_host_api, layer_input_needs_grad);
+    FIELD(lam_host_api, layer_rng);
     return s.h;
 }
 
@@ -176,28 +331,40 @@ uint64_t lam_abi_fingerprint(void) {
 }
 
 /*
- * What this host knows of each minor of its major. When a minor is added, its row is appended
- * with the sizes and fingerprint that minor had, so plugins built for older minors still load.
+ * What this host knows of each minor of its major, written as literal numbers: a row is the
+ * layout that minor had when it was released and never changes (a test checks that the current
+ * minor's row equals what this core was compiled with). When a minor is added, its row is
+ * appended, so plugins built for older minors still load.
  */
 typedef struct minor_layout {
     uint32_t backend_desc_size;
     uint32_t layer_desc_size;
+    uint32_t kernel_desc_size;
     uint64_t fingerprint;
 } minor_layout;
 
 static const minor_layout layouts[] = {
-    /* 1.0 */ {(uint32_t)sizeof(lam_backend_desc), (uint32_t)sizeof(lam_layer_desc),
-               LAM_ABI_FINGERPRINT},
+    /* 2.0 */ {192, 152, 88, 0x60a1c6a0d8bb9eefULL},
 };
 
+#define N_LAYOUTS (sizeof layouts / sizeof layouts[0])
+
 uint32_t lam__backend_desc_size(uint32_t minor) {
-    return minor < sizeof layouts / sizeof layouts[0] ? layouts[minor].backend_desc_size : 0;
+    return minor < N_LAYOUTS ? layouts[minor].backend_desc_size : 0;
 }
 
 uint32_t lam__layer_desc_size(uint32_t minor) {
-    return minor < sizeof layouts / sizeof layouts[0] ? layouts[minor].layer_desc_size : 0;
+    return minor < N_LAYOUTS ? layouts[minor].layer_desc_size : 0;
+}
+
+uint32_t lam__kernel_desc_size(uint32_t minor) {
+    return minor < N_LAYOUTS ? layouts[minor].kernel_desc_size : 0;
 }
 
 uint64_t lam__abi_fingerprint_for_minor(uint32_t minor) {
-    return minor < sizeof layouts / sizeof layouts[0] ? layouts[minor].fingerprint : 0;
+    return minor < N_LAYOUTS ? layouts[minor].fingerprint : 0;
+}
+
+uint32_t lam__abi_known_minors(void) {
+    return (uint32_t)N_LAYOUTS;
 }

@@ -11,7 +11,10 @@ uint64_t lam__abi_fingerprint(void);
 /* Expected descriptor sizes for a given minor of the current major; 0 when unknown. */
 uint32_t lam__backend_desc_size(uint32_t minor);
 uint32_t lam__layer_desc_size(uint32_t minor);
+uint32_t lam__kernel_desc_size(uint32_t minor);
 /* Fingerprint of the layout of a given minor of the current major; 0 when unknown. */
 uint64_t lam__abi_fingerprint_for_minor(uint32_t minor);
+/* Number of minors of the current major this host has a layout row for. */
+uint32_t lam__abi_known_minors(void);
 
 #endif

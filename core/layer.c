@@ -9,17 +9,22 @@
 #include "error.h"
 #include "param.h"
 #include "registry.h"
+#include "rng.h"
 #include "shape.h"
 #include "start.h"
 #include "util.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* The most inputs and outputs one layer call takes here. */
+#define LAYER_MAX_IO 16
 
 /* Validated attribute values, one per schema entry (defaults applied). */
 /* A layer block's own data (its block's impl); the plugin sees it as lam_layer. */
@@ -30,6 +35,8 @@ struct lam_layer {
     struct lam__attrs *attrs;
     lam_block *share; /* while creating a shared layer */
     bool creating;
+    _Atomic uint64_t rng_offset; /* elements drawn since rng_generation (layer_rng) */
+    _Atomic uint64_t rng_generation;
 };
 
 static lam_layer *layer_of(const lam_block *b) {
@@ -66,7 +73,7 @@ static char *trim(char *s) {
 
 static void list_valid(const lam_layer_desc *d, lam__strbuf *sb) {
     for (uint32_t i = 0; i < d->n_attrs; i++) {
-        lam__strbuf_printf(sb, "%s%s", i ? ", " : "", d->attrs[i].name);
+        lam__strbuf_printf(sb, "%s%s", i ? ", " : "", d->attrs[i]->name);
     }
     if (d->n_attrs == 0) {
         lam__strbuf_printf(sb, "none");
@@ -105,6 +112,57 @@ static bool parse_float(const char *v, double *out) {
     }
     *out = x;
     return true;
+}
+
+/* "(3, 3)", "(3,)", "3": up to cap integers into v (NULL: only count); false when malformed. */
+static bool parse_ints(const char *text, int64_t *v, uint32_t cap, uint32_t *count) {
+    const char *p = text;
+    while (isspace((unsigned char)*p)) {
+        p++;
+    }
+    bool paren = *p == '(';
+    p += paren;
+    uint32_t n = 0;
+    for (;;) {
+        while (isspace((unsigned char)*p)) {
+            p++;
+        }
+        if (paren && *p == ')' && n > 0) {
+            p++;
+            break;
+        }
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || errno != 0) {
+            return false;
+        }
+        if (v != NULL && n < cap) {
+            v[n] = x;
+        }
+        n++;
+        p = end;
+        while (isspace((unsigned char)*p)) {
+            p++;
+        }
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (paren && *p == ')') {
+            p++;
+            break;
+        }
+        if (!paren) {
+            break;
+        }
+        return false;
+    }
+    while (isspace((unsigned char)*p)) {
+        p++;
+    }
+    *count = n;
+    return *p == '\0' && n <= 64;
 }
 
 static bool enum_has(const char *choices, const char *v) {
@@ -147,6 +205,18 @@ static lam_status check_value(const lam_layer_desc *d, const lam_attr_desc *a, c
                               d->name, a->name, v);
         }
         return LAM_OK;
+    case LAM_ATTR_INTS: {
+        uint32_t n = 0;
+        if (!parse_ints(v, NULL, 0, &n) || (a->count != 0 && n != 1 && n != a->count)) {
+            return lam__error(
+                LAM_ERR_INVALID_ARGUMENT,
+                "%s: Invalid value for '%s', expected %s%u integers such as (3, 3)%s, "
+                "got '%s'",
+                d->name, a->name, a->count ? "" : "up to ", a->count ? a->count : 64,
+                a->count ? " or one integer" : "", v);
+        }
+        return LAM_OK;
+    }
     case LAM_ATTR_ENUM:
         if (!enum_has(a->choices, v)) {
             return lam__error(LAM_ERR_INVALID_ARGUMENT,
@@ -204,7 +274,7 @@ static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__at
         char *key = trim(item), *val = trim(eq + 1);
         uint32_t k = d->n_attrs;
         for (uint32_t i = 0; i < d->n_attrs; i++) {
-            if (strcmp(d->attrs[i].name, key) == 0) {
+            if (strcmp(d->attrs[i]->name, key) == 0) {
                 k = i;
             }
         }
@@ -221,7 +291,7 @@ static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__at
             st = lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Repeated attribute '%s'", d->name, key);
             break;
         }
-        st = check_value(d, &d->attrs[k], val);
+        st = check_value(d, d->attrs[k], val);
         if (st == LAM_OK && (a->values[k] = lam__strdup(val)) == NULL) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
         }
@@ -233,10 +303,10 @@ static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__at
         if (a->values[i] != NULL) {
             continue;
         }
-        if (d->attrs[i].default_value == NULL) {
+        if (d->attrs[i]->default_value == NULL) {
             st = lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Missing attribute '%s' (required)",
-                            d->name, d->attrs[i].name);
-        } else if ((a->values[i] = lam__strdup(d->attrs[i].default_value)) == NULL) {
+                            d->name, d->attrs[i]->name);
+        } else if ((a->values[i] = lam__strdup(d->attrs[i]->default_value)) == NULL) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
         }
     }
@@ -261,7 +331,7 @@ static lam_status find_attr(const lam_attrs *attrs, const char *fn, const char *
                           fn);
     }
     for (uint32_t i = 0; i < a->desc->n_attrs; i++) {
-        const lam_attr_desc *d = &a->desc->attrs[i];
+        const lam_attr_desc *d = a->desc->attrs[i];
         if (strcmp(d->name, name) == 0) {
             bool ok = d->type == want || (want == LAM_ATTR_STRING && d->type == LAM_ATTR_ENUM);
             if (!ok) {
@@ -309,6 +379,40 @@ lam_status lam__host_attr_string(const lam_attrs *attrs, const char *name, const
     return find_attr(attrs, "attr_string", name, LAM_ATTR_STRING, value);
 }
 
+lam_status lam__host_attr_ints(const lam_attrs *attrs, const char *name, int64_t *values,
+                               uint32_t cap, uint32_t *count) {
+    const char *v;
+    lam_status st = find_attr(attrs, "attr_ints", name, LAM_ATTR_INTS, &v);
+    if (st != LAM_OK) {
+        return st;
+    }
+    const lam_attr_desc *d = NULL;
+    const lam__attrs *a = (const lam__attrs *)attrs;
+    for (uint32_t i = 0; i < a->desc->n_attrs; i++) {
+        if (strcmp(a->desc->attrs[i]->name, name) == 0) {
+            d = a->desc->attrs[i];
+        }
+    }
+    uint32_t n = 0;
+    int64_t buf[64];
+    if (!parse_ints(v, buf, 64, &n)) {
+        return lam__error(LAM_ERR_INTERNAL, "attr_ints: '%s' does not parse", v);
+    }
+    if (n == 1 && d != NULL && d->count > 1) { /* one value stands for all (kernel_size=3) */
+        for (uint32_t i = 1; i < d->count; i++) {
+            buf[i] = buf[0];
+        }
+        n = d->count;
+    }
+    for (uint32_t i = 0; values != NULL && i < n && i < cap; i++) {
+        values[i] = buf[i];
+    }
+    if (count != NULL) {
+        *count = n;
+    }
+    return LAM_OK;
+}
+
 /* ---- parameters for plugins ---- */
 
 static lam_param *layer_param(lam_layer *layer, const char *name) {
@@ -326,7 +430,8 @@ lam_status lam__host_declare_param(lam_layer *layer, const char *name, const lam
         return lam__error(LAM_ERR_STATE, "%s: Invalid state, parameters are declared in create",
                           b->name);
     }
-    if (flags & ~LAM_PARAM_CONSTANT) {
+    if ((flags & ~(LAM_PARAM_CONSTANT | LAM_PARAM_STATE)) ||
+        (flags & LAM_PARAM_CONSTANT && flags & LAM_PARAM_STATE)) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Unknown parameter flags 0x%x", b->name,
                           flags);
     }
@@ -365,12 +470,51 @@ lam_status lam__host_declare_param(lam_layer *layer, const char *name, const lam
     }
     lam_status st = lam_block_param_new(b, name, shape, in, NULL);
     lam_initializer_release(in);
-    if (st == LAM_OK && (flags & LAM_PARAM_CONSTANT)) {
+    if (st == LAM_OK && (flags & (LAM_PARAM_CONSTANT | LAM_PARAM_STATE))) {
         lam_param *p = lam_block_param(b, name);
-        p->flags |= LAM_PARAM_CONSTANT;
+        p->flags |= flags & (LAM_PARAM_CONSTANT | LAM_PARAM_STATE);
         p->grad_req = LAM_GRAD_NULL;
     }
     return st;
+}
+
+lam_status lam__host_param_assign(lam_layer *layer, const char *name, const lam_tensor *value) {
+    if (layer == NULL || name == NULL || value == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "layer_param_assign: Invalid argument, NULL layer, name or value");
+    }
+    lam_param *p = lam_block_param(layer->block, name);
+    if (p == NULL || !(p->flags & LAM_PARAM_STATE)) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Cannot assign '%s', %s",
+                          layer->block->name, name,
+                          p == NULL ? "the layer has no such parameter"
+                                    : "it is not declared with LAM_PARAM_STATE");
+    }
+    if (p->data == NULL) {
+        return lam__error(LAM_ERR_DEFERRED_INIT, "%s: Cannot assign %s, it is not initialized",
+                          layer->block->name, p->name);
+    }
+    int was = lam_autograd_record_begin(0);
+    lam_status st = lam_op_assign(p->data, value);
+    lam_autograd_record_end(was);
+    return st == LAM_OK ? LAM_OK
+                        : lam__error_prefix(st, "%s: assigning %s", layer->block->name, p->name);
+}
+
+lam_status lam__host_layer_rng(lam_layer *layer, uint64_t count, lam_rng_key *key) {
+    if (layer == NULL || key == NULL || key->struct_size < sizeof *key) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "layer_rng: Invalid argument, NULL layer or key, or key's struct_size "
+                          "too small");
+    }
+    uint64_t gen = lam__seed_generation();
+    if (atomic_exchange_explicit(&layer->rng_generation, gen, memory_order_relaxed) != gen) {
+        atomic_store_explicit(&layer->rng_offset, 0, memory_order_relaxed);
+    }
+    key->seed = lam_seed_get();
+    key->key = lam__rng_stream_key(0, layer->block->name);
+    key->offset = atomic_fetch_add_explicit(&layer->rng_offset, count, memory_order_relaxed);
+    return LAM_OK;
 }
 
 lam_status lam__host_param_infer_shape(lam_layer *layer, const char *name, const lam_shape *shape) {
@@ -487,7 +631,7 @@ static lam_status fused_backward(void *ctx, const lam__node *n, lam_tensor *g) {
     lam_layer *layer = layer_of(b);
     const lam_layer_desc *d = &layer->type->desc;
     uint32_t ni = f->n_inputs;
-    lam_tensor *grads[16] = {NULL};
+    lam_tensor *grads[LAYER_MAX_IO] = {NULL};
     lam_block *outer = in_backward;
     const lam__node *outer_node = in_backward_node;
     const fused *outer_fused = in_backward_fused;
@@ -495,7 +639,9 @@ static lam_status fused_backward(void *ctx, const lam__node *n, lam_tensor *g) {
     in_backward_node = n;
     in_backward_fused = f;
     uint64_t mark = lam__error_mark();
-    lam_status st = d->backward(layer->state, layer, ni, n->in, n->out, g, grads);
+    lam_tensor *outs[1] = {n->out};
+    const lam_tensor *gouts[1] = {g};
+    lam_status st = d->backward(layer->state, layer, ni, n->in, 1, outs, gouts, grads);
     in_backward = outer;
     in_backward_node = outer_node;
     in_backward_fused = outer_fused;
@@ -607,7 +753,7 @@ static lam_status create(const char *type, const char *attrs, lam_block *share, 
         }
     }
     uint64_t mark = lam__error_mark();
-    st = lt->desc.create(layer, (const lam_attrs *)a, &layer->state);
+    st = lt->desc.create(lt->desc.user, layer, (const lam_attrs *)a, &layer->state);
     st = plugin_status(st, mark, b, "create");
     layer->creating = false;
     layer->share = NULL;
@@ -661,25 +807,52 @@ static void layer_destroy(lam_block *b) {
     free(layer_of(b));
 }
 
-static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
-                                lam_tensor **out) {
-    lam_layer *layer = layer_of(b);
+/* Number of outputs of a layer type (0 in the descriptor means 1). */
+static uint32_t n_outputs_of(const lam_layer_desc *d) {
+    return d->n_outputs == 0 ? 1u : d->n_outputs;
+}
+
+/* Checks the number of inputs against the descriptor's arity (0 and 0: exactly one). */
+static lam_status check_arity(const lam_block *b, const lam_layer_desc *d, uint32_t n) {
+    uint32_t lo = d->min_inputs, hi = d->max_inputs;
+    if (lo == 0 && hi == 0) {
+        lo = hi = 1;
+    }
+    if (n < lo || n > hi || n > LAYER_MAX_IO) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Wrong number of inputs, %u given, %s takes %u%s%u", b->name,
+                          (unsigned)n, d->name, (unsigned)lo, lo == hi ? "" : " to ",
+                          lo == hi ? 0u : (unsigned)hi);
+    }
+    return LAM_OK;
+}
+
+/* Shape inference through the plugin: the outputs' dtypes and shapes. */
+static lam_status infer(lam_block *b, lam_layer *layer, uint32_t n, lam_tensor *const *inputs,
+                        uint32_t n_out, lam_tensor_info *outs) {
     const lam_layer_desc *d = &layer->type->desc;
-    lam_shape shapes[16];
-    if (n > 16) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Too many inputs, %u given, at most 16",
-                          b->name, n);
-    }
+    lam_tensor_info ins[LAYER_MAX_IO];
+    const lam_tensor_info *inp[LAYER_MAX_IO];
+    lam_tensor_info *outp[LAYER_MAX_IO];
     for (uint32_t i = 0; i < n; i++) {
-        shapes[i] = *lam_tensor_shape(inputs[i]);
+        const lam_shape *sh = lam_tensor_shape(inputs[i]);
+        ins[i] = (lam_tensor_info)LAM_TENSOR_INFO_INIT;
+        ins[i].dtype = lam_tensor_dtype(inputs[i]);
+        ins[i].ndim = sh->ndim;
+        memcpy(ins[i].dims, sh->dims, sizeof ins[i].dims);
+        inp[i] = &ins[i];
     }
-    lam_shape out_shape = {0};
+    for (uint32_t i = 0; i < n_out; i++) {
+        outs[i] = (lam_tensor_info)LAM_TENSOR_INFO_INIT;
+        outp[i] = &outs[i];
+    }
     uint64_t mark = lam__error_mark();
-    lam_status st = d->infer_shape(layer->state, layer, n, shapes, &out_shape);
-    if (st != LAM_OK) {
-        return plugin_status(st, mark, b, "infer_shape");
-    }
-    /* Shapes are known now: complete deferred initialization. */
+    lam_status st = d->infer_shape(layer->state, layer, n, inp, n_out, outp);
+    return plugin_status(st, mark, b, "infer_shape");
+}
+
+/* Completes deferred initialization once shape inference has set every parameter's shape. */
+static lam_status finish_params(lam_block *b, const lam_layer_desc *d) {
     for (size_t i = 0; i < b->n_params; i++) {
         lam_param *p = b->params[i].param;
         if (!lam__shape_known(&p->shape)) {
@@ -689,15 +862,77 @@ static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inp
                               b->name, p->name, lam_shape_format(&p->shape, b1, sizeof b1),
                               d->name);
         }
-        st = lam__param_finish_deferred(p);
+        lam_status st = lam__param_finish_deferred(p);
         if (st != LAM_OK) {
             return st;
         }
     }
+    return LAM_OK;
+}
+
+/* Checks what forward returned against the inferred infos; releases all on a mismatch. */
+static lam_status check_outputs(lam_block *b, const lam_layer_desc *d, uint32_t n_out,
+                                lam_tensor **outs, const lam_tensor_info *want) {
+    lam_status st = LAM_OK;
+    for (uint32_t i = 0; st == LAM_OK && i < n_out; i++) {
+        if (outs[i] == NULL) {
+            st = lam__error(LAM_ERR_INTERNAL,
+                            "%s: Forward returned no output%s (a bug in the %s plugin)", b->name,
+                            i == 0 ? "" : " for one of its outputs", d->name);
+            break;
+        }
+        lam_shape ws = {.ndim = want[i].ndim};
+        memcpy(ws.dims, want[i].dims, sizeof ws.dims);
+        if (!lam_shape_equal(lam_tensor_shape(outs[i]), &ws)) {
+            char b1[160], b2[160];
+            st = lam__error(LAM_ERR_INTERNAL,
+                            "%s: Output shape %s differs from the inferred %s (a bug in the %s "
+                            "plugin)",
+                            b->name, lam_shape_format(lam_tensor_shape(outs[i]), b1, sizeof b1),
+                            lam_shape_format(&ws, b2, sizeof b2), d->name);
+        } else if (lam_tensor_dtype(outs[i]) != want[i].dtype) {
+            st = lam__error(LAM_ERR_INTERNAL,
+                            "%s: Output dtype %s differs from the inferred %s (a bug in the %s "
+                            "plugin)",
+                            b->name, lam__dtype_name(lam_tensor_dtype(outs[i])),
+                            lam__dtype_name(want[i].dtype), d->name);
+        }
+    }
+    if (st != LAM_OK) {
+        for (uint32_t i = 0; i < n_out; i++) {
+            lam_tensor_release(outs[i]);
+            outs[i] = NULL;
+        }
+    }
+    return st;
+}
+
+/* A layer with several outputs gives the block its first (lam_block_forward returns one
+ * tensor); the others are released. */
+static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                                lam_tensor **out) {
+    lam_layer *layer = layer_of(b);
+    const lam_layer_desc *d = &layer->type->desc;
+    uint32_t n_out = n_outputs_of(d);
+    lam_status st = check_arity(b, d, n);
+    if (st == LAM_OK && n_out > LAYER_MAX_IO) {
+        st = lam__error(LAM_ERR_UNSUPPORTED, "%s: %u outputs, this host takes at most %d", b->name,
+                        (unsigned)n_out, LAYER_MAX_IO);
+    }
+    lam_tensor_info want[LAYER_MAX_IO];
+    if (st == LAM_OK) {
+        st = infer(b, layer, n, inputs, n_out, want);
+    }
+    if (st == LAM_OK) {
+        st = finish_params(b, d);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
     /* With a fused backward, the forward's ops are not recorded one by one: the whole layer
      * becomes one node whose inputs are the layer's inputs and its parameters' data. */
-    bool fuse = d->backward != NULL && lam__recording() && lam__fused_backward();
-    lam_tensor *node_in[16 + 64];
+    bool fuse = d->backward != NULL && n_out == 1 && lam__recording() && lam__fused_backward();
+    lam_tensor *node_in[LAYER_MAX_IO + 64];
     uint32_t n_node_in = 0;
     if (fuse) {
         bool any = false;
@@ -705,55 +940,45 @@ static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inp
             node_in[n_node_in++] = inputs[i];
             any = any || lam__needs_grad(inputs[i]);
         }
-        for (size_t i = 0; i < b->n_params && n_node_in < 16 + 64; i++) {
+        for (size_t i = 0; i < b->n_params && n_node_in < LAYER_MAX_IO + 64; i++) {
             node_in[n_node_in++] = b->params[i].param->data;
             any = any || lam__needs_grad(b->params[i].param->data);
         }
         fuse = any && b->n_params <= 64;
     }
+    lam_tensor *outs[LAYER_MAX_IO] = {NULL};
     int was = lam_autograd_record_begin(fuse ? 0 : lam_autograd_is_recording());
-    mark = lam__error_mark();
-    st = d->forward(layer->state, layer, n, inputs, out);
+    uint64_t mark = lam__error_mark();
+    st = d->forward(layer->state, layer, n, inputs, n_out, outs);
     st = plugin_status(st, mark, b, "forward");
     lam_autograd_record_end(was);
-    if (st == LAM_OK && fuse && *out != NULL) {
+    if (st != LAM_OK) {
+        for (uint32_t i = 0; i < n_out; i++) {
+            lam_tensor_release(outs[i]);
+        }
+        return st;
+    }
+    st = check_outputs(b, d, n_out, outs, want);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (fuse) {
         fused *f = malloc(sizeof *f);
         if (f == NULL) {
-            lam_tensor_release(*out);
-            *out = NULL;
+            lam_tensor_release(outs[0]);
             return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory recording the op", b->name);
         }
         *f = (fused){lam_block_retain(b), n};
-        st = lam__record_closure(node_in, n_node_in, out,
+        st = lam__record_closure(node_in, n_node_in, &outs[0],
                                  (lam__closure){fused_backward, f, fused_free});
         if (st != LAM_OK) {
             return st;
         }
     }
-    if (st != LAM_OK) {
-        if (*out != NULL) {
-            lam_tensor_release(*out);
-            *out = NULL;
-        }
-        return st;
+    for (uint32_t i = 1; i < n_out; i++) {
+        lam_tensor_release(outs[i]);
     }
-    if (*out == NULL) {
-        return lam__error(LAM_ERR_INTERNAL,
-                          "%s: Forward returned no output (a bug in the %s "
-                          "plugin)",
-                          b->name, d->name);
-    }
-    if (!lam_shape_equal(lam_tensor_shape(*out), &out_shape)) {
-        char b1[160], b2[160];
-        lam_shape got = *lam_tensor_shape(*out);
-        lam_tensor_release(*out);
-        *out = NULL;
-        return lam__error(LAM_ERR_INTERNAL,
-                          "%s: Output shape %s differs from the inferred %s (a bug in the %s "
-                          "plugin)",
-                          b->name, lam_shape_format(&got, b1, sizeof b1),
-                          lam_shape_format(&out_shape, b2, sizeof b2), d->name);
-    }
+    *out = outs[0];
     return LAM_OK;
 }
 

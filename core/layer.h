@@ -23,5 +23,9 @@ lam_status lam__host_param_data(lam_layer *layer, const char *name, const lam_te
 lam_status lam__host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad);
 int32_t lam__host_input_needs_grad(const lam_layer *layer, uint32_t index);
 const char *lam__host_layer_name(const lam_layer *layer);
+lam_status lam__host_attr_ints(const lam_attrs *attrs, const char *name, int64_t *values,
+                               uint32_t cap, uint32_t *count);
+lam_status lam__host_param_assign(lam_layer *layer, const char *name, const lam_tensor *value);
+lam_status lam__host_layer_rng(lam_layer *layer, uint64_t count, lam_rng_key *key);
 
 #endif

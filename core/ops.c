@@ -300,12 +300,12 @@ lam_status lam__axpby_inplace(lam_tensor *x, float a, const lam_tensor *y, float
     if (x->numel == 0) {
         return LAM_OK;
     }
-    if (ctx->backend->desc.supports_op(ctx->dev, LAM_OP_AXPBY, NULL)) {
-        lam_tensor_view v[2], vo;
-        lam__tensor_view(x, &v[0]);
-        lam__tensor_view(y, &v[1]);
-        vo = v[0];
-        double sc[4] = {a, b, 0, 0};
+    lam_tensor_view v[2], vo;
+    lam__tensor_view(x, &v[0]);
+    lam__tensor_view(y, &v[1]);
+    vo = v[0];
+    double sc[4] = {a, b, 0, 0};
+    if (lam__supports(ctx, LAM_OP_AXPBY, v, 2, &vo, sc, NULL)) {
         return lam__execute(ctx, LAM_OP_AXPBY, v, 2, &vo, sc, NULL);
     }
     /* A backend without the fused op: the same update from basic ops. */

@@ -522,16 +522,8 @@ lam_status lam_op_linear(const lam_tensor *x, const lam_tensor *w, const lam_ten
     bool record =
         lam__recording() && (lam__needs_grad(x) || lam__needs_grad(w) || lam__needs_grad(bias));
     lam_tensor_view v[3], vo;
-    lam_op_call probe;
-    memset(&probe, 0, sizeof probe);
-    probe.struct_size = (uint32_t)sizeof probe;
-    probe.abi_version = LAM_ABI_VERSION;
-    probe.op = LAM_OP_LINEAR;
-    probe.n_inputs = bias ? 3 : 2;
-    probe.inputs = v;
-    probe.output = &vo;
-    probe.ints[1] = 1;
-    probe.ints[2] = act;
+    double psc[4] = {1.0, 0.0, 0, 0};
+    int64_t pin[4] = {0, 1, (int64_t)act, 0};
     lam_shape os = {0};
     os.ndim = 2;
     os.dims[0] = x->shape.dims[0];
@@ -545,7 +537,11 @@ lam_status lam_op_linear(const lam_tensor *x, const lam_tensor *w, const lam_ten
         memset(&vo, 0, sizeof vo);
         vo.dtype = LAM_DTYPE_F32;
         vo.ndim = 2;
-        if (ctx->backend->desc.supports_op(ctx->dev, LAM_OP_LINEAR, &probe)) {
+        vo.dims[0] = os.dims[0];
+        vo.dims[1] = os.dims[1];
+        vo.strides[0] = os.dims[1];
+        vo.strides[1] = 1;
+        if (lam__supports(ctx, LAM_OP_LINEAR, v, bias ? 3 : 2, &vo, psc, pin)) {
             lam_tensor *o;
             st = lam__tensor_alloc(ctx, &os, &o);
             if (st != LAM_OK) {

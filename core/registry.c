@@ -32,6 +32,8 @@ static struct {
     size_t n_backends;
     lam__layer_type **layers;
     size_t n_layers;
+    lam__kernel **kernels;
+    size_t n_kernels;
 } reg;
 
 /* The plugin whose entry is running. Plugins load only inside lam_init (or the first call that
@@ -246,7 +248,8 @@ lam_status lam__host_register_backend(lam_plugin *p, const lam_backend_desc *des
     REQ(buffer_write)
     REQ(buffer_read)
     REQ(buffer_copy)
-    REQ(supports_op)
+    REQ(device_caps)
+    REQ(supports)
     REQ(execute)
     REQ(synchronize)
 #undef REQ
@@ -333,7 +336,7 @@ lam_status lam__host_register_layer(lam_plugin *p, const lam_layer_desc *desc) {
     REQ(forward)
 #undef REQ
     for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
-        const lam_attr_desc *a = &d->attrs[i];
+        const lam_attr_desc *a = d->attrs[i];
         if (a->name == NULL || a->name[0] == '\0' || a->type <= LAM_ATTR_INVALID ||
             a->type >= LAM_ATTR_TYPE_COUNT || (a->type == LAM_ATTR_ENUM && a->choices == NULL)) {
             st = lam__plugin_refuse(
@@ -343,7 +346,7 @@ lam_status lam__host_register_layer(lam_plugin *p, const lam_layer_desc *desc) {
                 d->name, (unsigned)i, a->name ? a->name : "(null)");
         }
         for (uint32_t j = 0; st == LAM_OK && j < i; j++) {
-            if (strcmp(d->attrs[j].name, a->name) == 0) {
+            if (strcmp(d->attrs[j]->name, a->name) == 0) {
                 st = lam__plugin_refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
                                         "layer '%s': attribute '%s' is declared twice", d->name,
                                         a->name);
@@ -378,6 +381,115 @@ lam_status lam__host_register_layer(lam_plugin *p, const lam_layer_desc *desc) {
     }
     lam__layer_type **arr = reg.layers;
     arr[reg.n_layers++] = l;
+    return LAM_OK;
+}
+
+static bool valid_kernel_name(const char *name) {
+    if (name == NULL || name[0] == '\0' || strnlen(name, 64) > 63) {
+        return false;
+    }
+    for (const char *c = name; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+size_t lam__kernel_count(void) {
+    return reg.n_kernels;
+}
+
+const lam__kernel *lam__kernel_at(size_t index) {
+    return reg.kernels[index];
+}
+
+const lam__kernel *lam__kernel_find(const char *name) {
+    for (size_t i = 0; name != NULL && i < reg.n_kernels; i++) {
+        if (strcmp(reg.kernels[i]->desc.name, name) == 0) {
+            return reg.kernels[i];
+        }
+    }
+    return NULL;
+}
+
+/* Checks a kernel descriptor beyond its header: name, callbacks, counts, implementations. */
+static lam_status check_kernel(lam_plugin *p, const lam_kernel_desc *d) {
+    if (!valid_kernel_name(d->name)) {
+        return lam__plugin_refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                                  "kernel name '%.63s' is invalid (1-63 characters of a-z, 0-9, "
+                                  "_ and .)",
+                                  d->name ? d->name : "(null)");
+    }
+    if (d->shape == NULL || d->reference == NULL) {
+        return lam__plugin_refuse(p, LAM_ERR_ABI, LAM_REASON_NULL_CALLBACK,
+                                  "kernel '%s': required callback '%s' is NULL", d->name,
+                                  d->shape == NULL ? "shape" : "reference");
+    }
+    if (d->n_inputs < 1 || d->n_inputs > 16 || d->n_outputs < 1 || d->n_outputs > 16 ||
+        d->params_size > 96 || (d->n_impls > 0 && d->impls == NULL)) {
+        return lam__plugin_refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                                  "kernel '%s': %u inputs, %u outputs, params_size %u, %u "
+                                  "implementations (1-16 inputs and outputs, params_size <= 96, "
+                                  "impls given when n_impls > 0)",
+                                  d->name, (unsigned)d->n_inputs, (unsigned)d->n_outputs,
+                                  (unsigned)d->params_size, (unsigned)d->n_impls);
+    }
+    for (uint32_t i = 0; i < d->n_impls; i++) {
+        const lam_kernel_impl *m = d->impls[i];
+        if (m == NULL || m->struct_size < offsetof(lam_kernel_impl, supports) ||
+            m->backend == NULL || (m->run == NULL && m->spirv == NULL) ||
+            (m->spirv != NULL && (m->spirv_size == 0 || m->spirv_size % 4 != 0))) {
+            return lam__plugin_refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                                      "kernel '%s': implementation %u is NULL, too small, names "
+                                      "no backend, has neither run nor spirv, or has a SPIR-V "
+                                      "size that is not a multiple of 4",
+                                      d->name, (unsigned)i);
+        }
+    }
+    if (lam__kernel_find(d->name) != NULL) {
+        return lam__plugin_refuse(p, LAM_ERR_ABI, LAM_REASON_DUPLICATE_NAME,
+                                  "duplicate kernel name '%s', already registered by %s", d->name,
+                                  lam__kernel_find(d->name)->plugin->path);
+    }
+    return LAM_OK;
+}
+
+lam_status lam__host_register_kernel(lam_plugin *p, const lam_kernel_desc *desc) {
+    if (p == NULL || p != current_plugin || !p->loading) {
+        return lam__error(LAM_ERR_STATE, "register_kernel: Invalid state, registration is only "
+                                         "allowed during lamina_plugin_entry");
+    }
+    if (desc == NULL) {
+        return lam__plugin_refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                                  "kernel descriptor is NULL");
+    }
+    lam_status st =
+        lam__desc_check_header(p, "kernel", desc->struct_size, desc, lam__kernel_desc_size);
+    if (st == LAM_OK) {
+        st = check_kernel(p, desc);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam__kernel *k = calloc(1, sizeof *k);
+    lam__kernel **arr = k ? realloc(reg.kernels, (reg.n_kernels + 1) * sizeof *arr) : NULL;
+    if (arr != NULL) {
+        reg.kernels = arr;
+    }
+    if (k == NULL || arr == NULL) {
+        free(k);
+        return lam__plugin_refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED,
+                                  "out of memory");
+    }
+    memcpy(&k->desc, desc, desc->struct_size < sizeof k->desc ? desc->struct_size : sizeof k->desc);
+    k->plugin = p;
+    st = lam__kernel_copy_strings(p, k);
+    if (st != LAM_OK) {
+        lam__kernel_free(k);
+        return st;
+    }
+    arr[reg.n_kernels++] = k;
     return LAM_OK;
 }
 
@@ -417,6 +529,16 @@ static void rollback(lam_plugin *p) {
         }
     }
     reg.n_layers = w;
+    w = 0;
+    for (size_t i = 0; i < reg.n_kernels; i++) {
+        if (reg.kernels[i]->plugin == p) {
+            lam__kernel_free(reg.kernels[i]);
+        } else {
+            reg.kernels[w++] = reg.kernels[i];
+        }
+    }
+    reg.n_kernels = w;
+    w = reg.n_layers;
     for (size_t i = 0; i < w; i++) {
         (void)lam__index_add(&layer_index, reg.layers[i]->desc.name, reg.layers[i]);
     }
@@ -438,7 +560,7 @@ static void plugin_free(lam_plugin *p) {
 /* Fills kind and names of a loaded plugin's record from what it registered. */
 static void describe_registrations(lam_plugin *p, lam__record *rec) {
     lam__strbuf names = {0};
-    bool has_b = false, has_l = false;
+    bool has_b = false, has_l = false, has_k = false;
     for (size_t i = 0; i < reg.n_backends; i++) {
         if (reg.backends[i]->plugin == p) {
             lam__strbuf_printf(&names, "%s%s", names.len ? "," : "", reg.backends[i]->desc.name);
@@ -451,10 +573,18 @@ static void describe_registrations(lam_plugin *p, lam__record *rec) {
             has_l = true;
         }
     }
-    set_str(&rec->kind, has_b && has_l ? "backend+layer"
-                        : has_b        ? "backend"
-                        : has_l        ? "layer"
-                                       : "-");
+    for (size_t i = 0; i < reg.n_kernels; i++) {
+        if (reg.kernels[i]->plugin == p) {
+            lam__strbuf_printf(&names, "%s%s", names.len ? "," : "", reg.kernels[i]->desc.name);
+            has_k = true;
+        }
+    }
+    set_str(&rec->kind, has_b && has_l   ? "backend+layer"
+                        : has_b          ? "backend"
+                        : has_l && has_k ? "layer+kernel"
+                        : has_l          ? "layer"
+                        : has_k          ? "kernel"
+                                         : "-");
     set_str(&rec->names, names.data ? names.data : "");
     lam__strbuf_fini(&names);
 }
@@ -627,6 +757,12 @@ void lam__registry_unload(void) {
     free(reg.layers);
     reg.layers = NULL;
     reg.n_layers = 0;
+    for (size_t i = 0; i < reg.n_kernels; i++) {
+        lam__kernel_free(reg.kernels[i]);
+    }
+    free(reg.kernels);
+    reg.kernels = NULL;
+    reg.n_kernels = 0;
     for (size_t i = 0; i < reg.n_plugins; i++) {
         plugin_free(reg.plugins[i]);
     }

@@ -25,6 +25,11 @@ void lam__registry_skip(const char *path, lam_plugin_reason reason, const char *
 /* The registration functions of the host table; only allowed during the plugin's entry. */
 lam_status lam__host_register_backend(lam_plugin *p, const lam_backend_desc *desc);
 lam_status lam__host_register_layer(lam_plugin *p, const lam_layer_desc *desc);
+lam_status lam__host_register_kernel(lam_plugin *p, const lam_kernel_desc *desc);
+/* Registered kernels (plugin order); find returns NULL for an unknown name. */
+size_t lam__kernel_count(void);
+const lam__kernel *lam__kernel_at(size_t index);
+const lam__kernel *lam__kernel_find(const char *name);
 
 /* The tables, in registration order. */
 size_t lam__backend_count(void);

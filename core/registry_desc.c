@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,7 +193,9 @@ lam_status lam__backend_copy_strings(lam_plugin *p, lam__backend *b) {
     return LAM_OK;
 }
 
-/* Replaces the strings and the attribute array of l's descriptor by one block owned by l. */
+/* Replaces the strings and the attribute array of l's descriptor by one block owned by l: the
+ * plugin's attribute structs copied at full host size (fields past a plugin's struct_size zero)
+ * and an array of pointers to them. */
 lam_status lam__layer_type_copy_strings(lam_plugin *p, lam__layer_type *l) {
     lam_layer_desc *d = &l->desc;
     size_t total = strlen(d->name) + 1; /* checked by valid_name */
@@ -203,8 +206,17 @@ lam_status lam__layer_type_copy_strings(lam_plugin *p, lam__layer_type *l) {
     if (st == LAM_OK) {
         st = text_measure(p, "layer", d->name, "doc", d->doc, &total);
     }
+    if (st == LAM_OK) {
+        st = text_measure(p, "layer", d->name, "example_attrs", d->example_attrs, &total);
+    }
     for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
-        const lam_attr_desc *a = &d->attrs[i];
+        const lam_attr_desc *a = d->attrs[i];
+        if (a == NULL || a->struct_size < offsetof(lam_attr_desc, count)) {
+            return lam__plugin_refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                                      "layer '%s': attribute %u is NULL or has struct_size %u "
+                                      "(use LAM_ATTR_DESC_HEADER)",
+                                      d->name, (unsigned)i, a ? (unsigned)a->struct_size : 0u);
+        }
         char field[64];
         snprintf(field, sizeof field, "attribute %u's name", (unsigned)i);
         st = text_measure(p, "layer", d->name, field, a->name, &total);
@@ -224,28 +236,60 @@ lam_status lam__layer_type_copy_strings(lam_plugin *p, lam__layer_type *l) {
     if (st != LAM_OK) {
         return st;
     }
+    size_t ptrs_bytes = (size_t)d->n_attrs * sizeof(lam_attr_desc *);
     size_t attrs_bytes = (size_t)d->n_attrs * sizeof(lam_attr_desc);
-    char *block = malloc(attrs_bytes + total);
+    char *block = malloc(ptrs_bytes + attrs_bytes + total);
     if (block == NULL) {
         return lam__plugin_refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED,
                                   "out of memory");
     }
     l->owned = block;
-    lam_attr_desc *attrs = (lam_attr_desc *)(void *)block;
-    if (d->n_attrs > 0) {
-        memcpy(attrs, d->attrs, attrs_bytes);
+    const lam_attr_desc **ptrs = (const lam_attr_desc **)(void *)block;
+    lam_attr_desc *attrs = (lam_attr_desc *)(void *)(block + ptrs_bytes);
+    char *pos = block + ptrs_bytes + attrs_bytes, *end = pos + total;
+    for (uint32_t i = 0; i < d->n_attrs; i++) {
+        const lam_attr_desc *a = d->attrs[i];
+        memset(&attrs[i], 0, sizeof attrs[i]);
+        memcpy(&attrs[i], a, a->struct_size < sizeof attrs[i] ? a->struct_size : sizeof attrs[i]);
+        attrs[i].struct_size = (uint32_t)sizeof attrs[i];
+        attrs[i].name = text_put(&pos, end, a->name);
+        attrs[i].default_value = text_put(&pos, end, a->default_value);
+        attrs[i].choices = text_put(&pos, end, a->choices);
+        attrs[i].doc = text_put(&pos, end, a->doc);
+        ptrs[i] = &attrs[i];
     }
-    char *pos = block + attrs_bytes, *end = block + attrs_bytes + total;
     d->name = text_put(&pos, end, d->name);
     d->prefix = text_put(&pos, end, d->prefix);
     d->version = text_put(&pos, end, d->version);
     d->doc = text_put(&pos, end, d->doc);
-    for (uint32_t i = 0; i < d->n_attrs; i++) {
-        attrs[i].name = text_put(&pos, end, attrs[i].name);
-        attrs[i].default_value = text_put(&pos, end, attrs[i].default_value);
-        attrs[i].choices = text_put(&pos, end, attrs[i].choices);
-        attrs[i].doc = text_put(&pos, end, attrs[i].doc);
+    d->example_attrs = text_put(&pos, end, d->example_attrs);
+    d->attrs = d->n_attrs > 0 ? ptrs : NULL;
+    return LAM_OK;
+}
+
+void lam__kernel_free(lam__kernel *k) {
+    if (k != NULL) {
+        free(k->owned);
+        free(k);
     }
-    d->attrs = d->n_attrs > 0 ? attrs : NULL;
+}
+
+/* Replaces the strings of k's descriptor by copies owned by k. */
+lam_status lam__kernel_copy_strings(lam_plugin *p, lam__kernel *k) {
+    lam_kernel_desc *d = &k->desc;
+    size_t total = strlen(d->name) + 1; /* checked by the caller */
+    lam_status st = text_measure(p, "kernel", d->name, "doc", d->doc, &total);
+    if (st != LAM_OK) {
+        return st;
+    }
+    char *pos = malloc(total);
+    if (pos == NULL) {
+        return lam__plugin_refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED,
+                                  "out of memory");
+    }
+    k->owned = pos;
+    char *end = pos + total;
+    d->name = text_put(&pos, end, d->name);
+    d->doc = text_put(&pos, end, d->doc);
     return LAM_OK;
 }

@@ -29,5 +29,8 @@ lam_status lam__backend_copy_strings(lam_plugin *p, lam__backend *b);
 lam_status lam__layer_type_copy_strings(lam_plugin *p, lam__layer_type *l);
 void lam__backend_free(lam__backend *b);
 void lam__layer_type_free(lam__layer_type *l);
+/* Replaces the strings of k's descriptor by copies owned by k. */
+lam_status lam__kernel_copy_strings(lam_plugin *p, lam__kernel *k);
+void lam__kernel_free(lam__kernel *k);
 
 #endif

@@ -24,10 +24,17 @@ typedef struct lam__backend {
 } lam__backend;
 
 typedef struct lam__layer_type {
-    lam_layer_desc desc; /* copied; its strings and attrs point into `owned`, the host's copy */
+    lam_layer_desc desc; /* copied; its strings and attrs point into `owned`, the host's copy;
+                            desc.attrs[i] are full-size host copies of the plugin's attributes */
     struct lam_plugin *plugin;
     void *owned;
 } lam__layer_type;
+
+typedef struct lam__kernel {
+    lam_kernel_desc desc; /* copied; strings in `owned`; impls kept as given (see plugin.h) */
+    struct lam_plugin *plugin;
+    void *owned;
+} lam__kernel;
 
 /* One row of the plugin report. */
 typedef struct lam__record {

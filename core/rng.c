@@ -19,9 +19,15 @@
 
 /* Process-wide; atomic, so a seed set on one thread is read whole on every other. */
 static _Atomic uint64_t global_seed;
+static _Atomic uint64_t seed_generation; /* lam_seed calls so far */
 
 void lam_seed(uint64_t seed) {
     atomic_store_explicit(&global_seed, seed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&seed_generation, 1, memory_order_relaxed);
+}
+
+uint64_t lam__seed_generation(void) {
+    return atomic_load_explicit(&seed_generation, memory_order_relaxed);
 }
 
 uint64_t lam_seed_get(void) {

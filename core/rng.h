@@ -24,6 +24,8 @@ void lam__philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t o
 
 /* The 64-bit stream key derived from (seed, key); key NULL counts as "". */
 uint64_t lam__rng_stream_key(uint64_t seed, const char *key);
+/* How many times lam_seed has been called (streams that count draws restart when it moves). */
+uint64_t lam__seed_generation(void);
 
 /* Starts the stream (seed, key) at counter 0. */
 void lam__rng_init(lam_rng *r, uint64_t seed, const char *key);

@@ -128,3 +128,24 @@ bool lam__shape_known(const lam_shape *s) {
     }
     return true;
 }
+
+const char *lam__dtype_name(lam_dtype dtype) {
+    switch (dtype) {
+    case LAM_DTYPE_F32:
+        return "float32";
+    case LAM_DTYPE_F16:
+        return "float16";
+    case LAM_DTYPE_BF16:
+        return "bfloat16";
+    case LAM_DTYPE_F64:
+        return "float64";
+    case LAM_DTYPE_I32:
+        return "int32";
+    case LAM_DTYPE_I64:
+        return "int64";
+    case LAM_DTYPE_U8:
+        return "uint8";
+    default:
+        return "invalid dtype";
+    }
+}

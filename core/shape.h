@@ -23,5 +23,7 @@ lam_status lam__shape_numel(const char *subject, const lam_shape *shape, int64_t
 bool lam__shape_bound_mul(int64_t *bound, int64_t d);
 /* True when no dim is unknown (negative). */
 bool lam__shape_known(const lam_shape *s);
+/* "float32", "int32", ... ("invalid dtype" for anything else). */
+const char *lam__dtype_name(lam_dtype dtype);
 
 #endif

@@ -37,6 +37,23 @@ int lam_autograd_is_recording(void) {
     return recording;
 }
 
+/* The thread's train mode: -1 follows recording (Gluon: record() trains, predict otherwise). */
+static _Thread_local int train_mode = -1;
+
+int lam_autograd_train_mode_begin(int mode) {
+    int was = train_mode;
+    train_mode = mode < 0 ? -1 : mode != 0;
+    return was;
+}
+
+void lam_autograd_train_mode_end(int previous) {
+    train_mode = previous < 0 ? -1 : previous != 0;
+}
+
+int lam_autograd_is_training(void) {
+    return train_mode < 0 ? (int)recording : train_mode;
+}
+
 bool lam__recording(void) {
     return recording;
 }

@@ -42,6 +42,9 @@ static tensor_list live, orphans;
  * another), so the lists are locked. */
 static pthread_mutex_t lists_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static lam_status read_bytes(const char *fn, const lam_tensor *t, void *dst, size_t bytes);
+static lam_status write_bytes(const char *fn, lam_tensor *t, const void *src, size_t bytes);
+
 /* ---- execution ---- */
 
 static lam_status shut_down(const char *fn) {
@@ -49,32 +52,153 @@ static lam_status shut_down(const char *fn) {
                       "%s: Runtime shut down, the tensor's data was freed by lam_shutdown()", fn);
 }
 
-lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
-                        lam_tensor_view *output, const double *scalars, const int64_t *ints) {
+/* Element units (how core builds views) to the ABI's byte units, with struct_size set. */
+static void to_abi_view(const lam_tensor_view *in, lam_tensor_view *out) {
+    *out = *in;
+    out->struct_size = (uint32_t)sizeof *out;
+    int64_t es =
+        (int64_t)lam_dtype_size(in->dtype != LAM_DTYPE_INVALID ? in->dtype : LAM_DTYPE_F32);
+    if (in->dtype == LAM_DTYPE_INVALID) {
+        out->dtype = LAM_DTYPE_F32;
+    }
+    out->offset = in->offset * (uint64_t)es;
+    for (uint32_t i = 0; i < in->ndim && i < LAM_MAX_DIMS; i++) {
+        out->strides[i] = in->strides[i] * es;
+    }
+}
+
+/* The 2.0 parameter struct of a core op from the (scalars, ints) the front ends pass. */
+typedef union op_params {
+    lam_scalar_params scalar;
+    lam_gemm_params gemm;
+} op_params;
+
+static const void *legacy_params(lam_op op, const double *sc, const int64_t *in, op_params *p) {
+    static const double zero[4] = {0, 0, 0, 0};
+    static const int64_t izero[4] = {0, 0, 0, 0};
+    sc = sc ? sc : zero;
+    in = in ? in : izero;
+    switch (op) {
+    case LAM_OP_FILL:
+    case LAM_OP_ADD_SCALAR:
+    case LAM_OP_MUL_SCALAR:
+    case LAM_OP_RSUB_SCALAR:
+    case LAM_OP_DIV_SCALAR:
+    case LAM_OP_RDIV_SCALAR:
+    case LAM_OP_POW_SCALAR:
+    case LAM_OP_AXPBY:
+    case LAM_OP_CLAMP:
+        p->scalar = (lam_scalar_params)LAM_SCALAR_PARAMS_INIT;
+        p->scalar.a = sc[0];
+        p->scalar.b = sc[1];
+        return &p->scalar;
+    case LAM_OP_GEMM:
+    case LAM_OP_LINEAR:
+        p->gemm = (lam_gemm_params)LAM_GEMM_PARAMS_INIT;
+        p->gemm.flags = (in[0] ? LAM_GEMM_TRANS_A : 0u) | (in[1] ? LAM_GEMM_TRANS_B : 0u);
+        p->gemm.alpha = op == LAM_OP_GEMM ? sc[0] : 1.0;
+        p->gemm.beta = op == LAM_OP_GEMM ? sc[1] : 0.0;
+        p->gemm.act = op == LAM_OP_LINEAR ? (lam_op)in[2] : LAM_OP_INVALID;
+        return &p->gemm;
+    default:
+        return NULL;
+    }
+}
+
+#define EXEC_MAX_OPERANDS 8
+
+/* The backend's view of one call: operands in byte units behind pointer arrays. */
+typedef struct abi_call {
+    lam_op_call call;
+    lam_tensor_view in[EXEC_MAX_OPERANDS], out[EXEC_MAX_OPERANDS];
+    const lam_tensor_view *inp[EXEC_MAX_OPERANDS], *outp[EXEC_MAX_OPERANDS];
+} abi_call;
+
+static void build_call(abi_call *c, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                       const lam_tensor_view *outputs, uint32_t n_outputs, const void *params,
+                       uint32_t flags) {
+    memset(&c->call, 0, sizeof c->call);
+    c->call.struct_size = (uint32_t)sizeof c->call;
+    c->call.abi_version = LAM_ABI_VERSION;
+    c->call.op = op;
+    c->call.flags = flags;
+    c->call.n_inputs = n_inputs;
+    c->call.n_outputs = n_outputs;
+    for (uint32_t i = 0; i < n_inputs; i++) {
+        to_abi_view(&inputs[i], &c->in[i]);
+        c->inp[i] = &c->in[i];
+    }
+    for (uint32_t i = 0; i < n_outputs; i++) {
+        to_abi_view(&outputs[i], &c->out[i]);
+        c->outp[i] = &c->out[i];
+    }
+    c->call.inputs = n_inputs ? c->inp : NULL;
+    c->call.outputs = c->outp;
+    c->call.params = params;
+}
+
+lam_status lam__execute_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs,
+                            uint32_t n_inputs, const lam_tensor_view *outputs, uint32_t n_outputs,
+                            const void *params, uint32_t flags) {
     if (ctx == NULL) {
         return shut_down(lam__op_name(op));
     }
-    lam_op_call call;
-    memset(&call, 0, sizeof call);
-    call.struct_size = (uint32_t)sizeof call;
-    call.abi_version = LAM_ABI_VERSION;
-    call.op = op;
-    call.n_inputs = n_inputs;
-    call.inputs = inputs;
-    call.output = output;
-    if (scalars != NULL) {
-        memcpy(call.scalars, scalars, sizeof call.scalars);
+    if (n_inputs > EXEC_MAX_OPERANDS || n_outputs > EXEC_MAX_OPERANDS || n_outputs == 0) {
+        return lam__error(LAM_ERR_INTERNAL,
+                          "%s: %u inputs and %u outputs (1-8 outputs, at most 8 "
+                          "inputs)",
+                          lam__op_name(op), (unsigned)n_inputs, (unsigned)n_outputs);
     }
-    if (ints != NULL) {
-        memcpy(call.ints, ints, sizeof call.ints);
-    }
+    abi_call c;
+    build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags);
     uint64_t mark = lam__error_mark();
-    lam_status st = ctx->backend->desc.execute(ctx->dev, &call);
+    lam_status st = ctx->backend->desc.execute(ctx->dev, &c.call);
     if (st != LAM_OK) {
         st = lam__backend_status(st, mark, ctx->backend, "execute");
         return lam__error_prefix(st, "%s on %s", lam__op_name(op), ctx->name);
     }
     return LAM_OK;
+}
+
+bool lam__supports_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                       const lam_tensor_view *outputs, uint32_t n_outputs, const void *params,
+                       uint32_t flags) {
+    if (ctx == NULL || n_inputs > EXEC_MAX_OPERANDS || n_outputs > EXEC_MAX_OPERANDS ||
+        n_outputs == 0) {
+        return false;
+    }
+    abi_call c;
+    build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags);
+    return ctx->backend->desc.supports(ctx->dev, &c.call) != 0;
+}
+
+static uint32_t legacy_flags(lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                             const lam_tensor_view *output) {
+    for (uint32_t i = 0; i < n_inputs; i++) {
+        if (inputs[i].buffer == output->buffer) {
+            return op == LAM_OP_AXPBY || lam_op_form_of(op) == LAM_OP_FORM_UNARY ||
+                           lam_op_form_of(op) == LAM_OP_FORM_BINARY
+                       ? LAM_CALL_IN_PLACE
+                       : 0u;
+        }
+    }
+    return 0u;
+}
+
+lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                        lam_tensor_view *output, const double *scalars, const int64_t *ints) {
+    op_params p;
+    const void *params = legacy_params(op, scalars, ints, &p);
+    return lam__execute_ops(ctx, op, inputs, n_inputs, output, 1, params,
+                            legacy_flags(op, inputs, n_inputs, output));
+}
+
+bool lam__supports(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                   const lam_tensor_view *output, const double *scalars, const int64_t *ints) {
+    op_params p;
+    const void *params = legacy_params(op, scalars, ints, &p);
+    return lam__supports_ops(ctx, op, inputs, n_inputs, output, 1, params,
+                             legacy_flags(op, inputs, n_inputs, output));
 }
 
 lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *b) {
@@ -206,6 +330,18 @@ static void storage_release(lam__storage *s) {
 }
 
 lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out) {
+    return lam__tensor_alloc_dtype(ctx, LAM_DTYPE_F32, shape, out);
+}
+
+lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shape *shape,
+                                   lam_tensor **out) {
+    size_t es = lam_dtype_size(dtype);
+    if (es == 0 || dtype == LAM_DTYPE_F64) {
+        return lam__error(LAM_ERR_DTYPE,
+                          "lam_tensor_create: Unsupported dtype %d, tensors are F32, F16, BF16, "
+                          "I32, I64 or U8",
+                          (int)dtype);
+    }
     int64_t numel;
     lam_status st = lam__shape_numel("lam_tensor_create", shape, &numel);
     if (st != LAM_OK) {
@@ -225,7 +361,7 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
         free(s);
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory");
     }
-    s->bytes = (size_t)numel * sizeof(float);
+    s->bytes = (size_t)numel * es;
     s->buf = lam__ctx_cache_take(ctx, s->bytes);
     if (s->buf == NULL) {
         uint64_t mark = lam__error_mark();
@@ -247,7 +383,7 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
         t->shape.dims[i] = 0;
     }
     t->numel = numel;
-    t->dtype = LAM_DTYPE_F32;
+    t->dtype = dtype;
     t->magic = LAM__TENSOR_LIVE;
     list_link(&live, t);
     *out = t;
@@ -313,6 +449,41 @@ lam_status lam_tensor_full(lam_ctx *ctx, const lam_shape *shape, float value, la
 
 lam_status lam_tensor_create(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out) {
     return lam_tensor_full(ctx, shape, 0.0f, out);
+}
+
+lam_status lam_tensor_create_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shape *shape,
+                                   lam_tensor **out) {
+    if (dtype == LAM_DTYPE_F32) {
+        return lam_tensor_create(ctx, shape, out);
+    }
+    if (out == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_create_dtype: Invalid argument, out is NULL");
+    }
+    *out = NULL;
+    lam_status st = resolve_ctx(&ctx);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *t;
+    st = lam__tensor_alloc_dtype(ctx, dtype, shape, &t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    size_t bytes = (size_t)t->numel * lam_dtype_size(dtype);
+    if (bytes > 0) { /* zeros of any dtype are zero bytes */
+        void *zero = calloc(1, bytes);
+        st = zero ? write_bytes("lam_tensor_create_dtype", t, zero, bytes)
+                  : lam__error(LAM_ERR_OUT_OF_MEMORY,
+                               "lam_tensor_create_dtype: Out of memory, %zu bytes", bytes);
+        free(zero);
+        if (st != LAM_OK) {
+            lam_tensor_release(t);
+            return st;
+        }
+    }
+    *out = t;
+    return LAM_OK;
 }
 
 lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape, const float *data,
@@ -477,50 +648,99 @@ static lam_status check_count(const char *fn, const lam_tensor *t, size_t count)
     return LAM_OK;
 }
 
-lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count) {
-    lam_status st = check_count("lam_tensor_read", t, count);
-    if (st != LAM_OK) {
-        return st;
-    }
-    if (count == 0) {
+static lam_status read_bytes(const char *fn, const lam_tensor *t, void *dst, size_t bytes) {
+    if (bytes == 0) {
         return LAM_OK;
     }
     if (dst == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "lam_tensor_read: Invalid argument, dst is NULL");
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, dst is NULL", fn);
     }
     lam_ctx *c = t->storage->ctx;
     uint64_t mark = lam__error_mark();
-    st = c->backend->desc.buffer_read(c->dev, t->storage->buf, t->offset * sizeof(float), dst,
-                                      count * sizeof(float));
+    lam_status st = c->backend->desc.buffer_read(c->dev, t->storage->buf,
+                                                 t->offset * lam_dtype_size(t->dtype), dst, bytes);
     st = lam__backend_status(st, mark, c->backend, "buffer_read");
     if (st != LAM_OK) {
-        return lam__error_prefix(st, "lam_tensor_read on %s", c->name);
+        return lam__error_prefix(st, "%s on %s", fn, c->name);
     }
     return LAM_OK;
 }
 
-lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count) {
-    lam_status st = check_count("lam_tensor_write", t, count);
-    if (st != LAM_OK) {
-        return st;
-    }
-    if (count == 0) {
+static lam_status write_bytes(const char *fn, lam_tensor *t, const void *src, size_t bytes) {
+    if (bytes == 0) {
         return LAM_OK;
     }
     if (src == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "lam_tensor_write: Invalid argument, src is NULL");
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, src is NULL", fn);
     }
     lam_ctx *c = t->storage->ctx;
     uint64_t mark = lam__error_mark();
-    st = c->backend->desc.buffer_write(c->dev, t->storage->buf, t->offset * sizeof(float), src,
-                                       count * sizeof(float));
+    lam_status st = c->backend->desc.buffer_write(c->dev, t->storage->buf,
+                                                  t->offset * lam_dtype_size(t->dtype), src, bytes);
     st = lam__backend_status(st, mark, c->backend, "buffer_write");
     if (st != LAM_OK) {
-        return lam__error_prefix(st, "lam_tensor_write on %s", c->name);
+        return lam__error_prefix(st, "%s on %s", fn, c->name);
     }
     return LAM_OK;
+}
+
+static lam_status need_f32(const char *fn, const lam_tensor *t) {
+    if (t->dtype != LAM_DTYPE_F32) {
+        return lam__error(LAM_ERR_DTYPE,
+                          "%s: Dtype mismatch, the tensor holds %s, this function moves float32 "
+                          "(use %s_bytes)",
+                          fn, lam__dtype_name(t->dtype), fn);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count) {
+    lam_status st = check_count("lam_tensor_read", t, count);
+    if (st == LAM_OK) {
+        st = need_f32("lam_tensor_read", t);
+    }
+    return st != LAM_OK ? st : read_bytes("lam_tensor_read", t, dst, count * sizeof(float));
+}
+
+lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count) {
+    lam_status st = check_count("lam_tensor_write", t, count);
+    if (st == LAM_OK) {
+        st = need_f32("lam_tensor_write", t);
+    }
+    return st != LAM_OK ? st : write_bytes("lam_tensor_write", t, src, count * sizeof(float));
+}
+
+static lam_status check_bytes(const char *fn, const lam_tensor *t, size_t bytes) {
+    lam_status st = check_tensor(fn, t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    size_t want = (size_t)t->numel * lam_dtype_size(t->dtype);
+    if (bytes != want) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Size mismatch, %zu bytes given, the tensor holds %lld %s elements "
+                          "(%zu bytes)",
+                          fn, bytes, (long long)t->numel, lam__dtype_name(t->dtype), want);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_tensor_read_bytes(const lam_tensor *t, void *dst, size_t bytes) {
+    if (t == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_read_bytes: Invalid argument, NULL tensor");
+    }
+    lam_status st = check_bytes("lam_tensor_read_bytes", t, bytes);
+    return st != LAM_OK ? st : read_bytes("lam_tensor_read_bytes", t, dst, bytes);
+}
+
+lam_status lam_tensor_write_bytes(lam_tensor *t, const void *src, size_t bytes) {
+    if (t == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_write_bytes: Invalid argument, NULL tensor");
+    }
+    lam_status st = check_bytes("lam_tensor_write_bytes", t, bytes);
+    return st != LAM_OK ? st : write_bytes("lam_tensor_write_bytes", t, src, bytes);
 }
 
 lam_status lam_tensor_scalar(const lam_tensor *t, float *value) {
@@ -557,11 +777,12 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
         return st;
     }
     lam_tensor *d;
-    st = lam__tensor_alloc(ctx, &t->shape, &d);
+    st = lam__tensor_alloc_dtype(ctx, t->dtype, &t->shape, &d);
     if (st != LAM_OK) {
         return st;
     }
-    size_t bytes = (size_t)t->numel * sizeof(float);
+    size_t es = lam_dtype_size(t->dtype);
+    size_t bytes = (size_t)t->numel * es;
     lam_ctx *sc = t->storage->ctx;
     if (bytes == 0) {
         *out = d;
@@ -570,21 +791,21 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
     if (sc == ctx) {
         uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_copy(ctx->dev, d->storage->buf, 0, t->storage->buf,
-                                            t->offset * sizeof(float), bytes);
+                                            t->offset * es, bytes);
         st = lam__backend_status(st, mark, ctx->backend, "buffer_copy");
         if (st != LAM_OK) {
             lam__error_prefix(st, "lam_tensor_copyto %s", ctx->name);
         }
     } else {
         /* Across backends the host is the meeting point. */
-        float *tmp = malloc(bytes);
+        void *tmp = malloc(bytes);
         if (tmp == NULL) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_copyto: Out of memory, %zu bytes",
                             bytes);
         } else {
-            st = lam_tensor_read(t, tmp, (size_t)t->numel);
+            st = read_bytes("lam_tensor_copyto", t, tmp, bytes);
             if (st == LAM_OK) {
-                st = lam_tensor_write(d, tmp, (size_t)t->numel);
+                st = write_bytes("lam_tensor_copyto", d, tmp, bytes);
             }
             free(tmp);
         }

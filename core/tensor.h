@@ -8,6 +8,7 @@
 #include "lamina/lamina.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -51,6 +52,9 @@ struct lam_tensor {
 
 /* A new uninitialized contiguous tensor on ctx. */
 lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
+/* The same for any dtype (uninitialized contents). */
+lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shape *shape,
+                                   lam_tensor **out);
 /* A tensor sharing t's storage with another shape of the same size (one -1 dim is inferred);
  * not recorded (lam_tensor_reshape, the ops level, records it). */
 lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
@@ -61,7 +65,20 @@ void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
 void lam__tensors_reclaim_all(void);
 /* Frees the pooled tensor and storage structs (at shutdown). */
 void lam__tensor_pool_flush(void);
-/* Runs one op on the backend of ctx. */
+/*
+ * Runs one op on the backend of ctx. Views are in ELEMENT units here (offset and strides count
+ * elements of the view's dtype); the call the backend sees has them in bytes (ABI 2.0).
+ * lam__execute takes the 1.0-style (scalars, ints) of core's front ends and builds the op's
+ * parameter struct; lam__execute_ops takes any number of outputs and the parameter struct.
+ */
+lam_status lam__execute_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs,
+                            uint32_t n_inputs, const lam_tensor_view *outputs, uint32_t n_outputs,
+                            const void *params, uint32_t flags);
+bool lam__supports_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                       const lam_tensor_view *outputs, uint32_t n_outputs, const void *params,
+                       uint32_t flags);
+bool lam__supports(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
+                   const lam_tensor_view *output, const double *scalars, const int64_t *ints);
 lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
                         lam_tensor_view *output, const double *scalars, const int64_t *ints);
 /* Checks that both tensors live on one context; error names both. */

@@ -309,6 +309,15 @@ LAM_EXPORT int lam_shape_equal(const lam_shape *a, const lam_shape *b);
  */
 LAM_EXPORT lam_status lam_tensor_create(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out);
 
+/*
+ * A new tensor of `dtype` (F32, F16, BF16, I32, I64 or U8), filled with zeros. Ops take F32
+ * operands unless they say otherwise (index tensors of lam_op_gather_rows, ...); move other
+ * dtypes' values with lam_tensor_read_bytes / lam_tensor_write_bytes.
+ * Errors: LAM_ERR_DTYPE for another dtype; as lam_tensor_create.
+ */
+LAM_EXPORT lam_status lam_tensor_create_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shape *shape,
+                                              lam_tensor **out);
+
 /* A new tensor holding a copy of `count` floats from `data` (count must equal the numel). */
 LAM_EXPORT lam_status lam_tensor_from_data(lam_ctx *ctx, const lam_shape *shape, const float *data,
                                            size_t count, lam_tensor **out);
@@ -334,11 +343,21 @@ LAM_EXPORT int64_t lam_tensor_numel(const lam_tensor *t);
 /* Context the tensor lives on (borrowed); NULL for NULL and after lam_shutdown(). */
 LAM_EXPORT lam_ctx *lam_tensor_ctx(const lam_tensor *t);
 
-/* Copies the tensor's `count` elements (must equal its numel) into `dst`; synchronizes. */
+/* Copies the tensor's `count` elements (must equal its numel) into `dst`; synchronizes.
+ * Errors: LAM_ERR_DTYPE when the tensor is not float32 (use lam_tensor_read_bytes). */
 LAM_EXPORT lam_status lam_tensor_read(const lam_tensor *t, float *dst, size_t count);
 
-/* Overwrites the tensor's elements with `count` floats (must equal its numel). */
+/* Overwrites the tensor's elements with `count` floats (must equal its numel).
+ * Errors: LAM_ERR_DTYPE when the tensor is not float32 (use lam_tensor_write_bytes). */
 LAM_EXPORT lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count);
+
+/* Copies the tensor's elements in its own dtype into `dst`; `bytes` must equal numel times the
+ * dtype's size (lam_dtype_size in plugin.h). Synchronizes. */
+LAM_EXPORT lam_status lam_tensor_read_bytes(const lam_tensor *t, void *dst, size_t bytes);
+
+/* Overwrites the tensor's elements from `src` in its own dtype; `bytes` as lam_tensor_read_bytes.
+ */
+LAM_EXPORT lam_status lam_tensor_write_bytes(lam_tensor *t, const void *src, size_t bytes);
 
 /* The value of a one-element tensor (Gluon's asscalar); synchronizes.
  * Errors: LAM_ERR_SHAPE when the tensor has more or fewer than one element. */
@@ -353,6 +372,33 @@ LAM_EXPORT lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_
 /* A tensor of another shape sharing t's data. One dim may be -1 (inferred).
  * Errors: LAM_ERR_SHAPE when the element counts differ or the shape is too large. */
 LAM_EXPORT lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
+
+/*
+ * Elements begin, begin + step, ... below stop along `axis` (0 <= begin <= stop <= dim,
+ * step >= 1) as a new contiguous tensor; differentiated (the gradient flows back into the
+ * sliced positions). Errors: LAM_ERR_INVALID_ARGUMENT naming the slice and the shape.
+ */
+LAM_EXPORT lam_status lam_tensor_slice(lam_tensor *t, uint32_t axis, int64_t begin, int64_t stop,
+                                       int64_t step, lam_tensor **out);
+
+/* The tensor with its axes reordered (out's axis i is t's axis perm[i]; n == ndim) as a new
+ * contiguous tensor; differentiated. Errors: LAM_ERR_INVALID_ARGUMENT for a bad permutation. */
+LAM_EXPORT lam_status lam_tensor_permute(lam_tensor *t, const uint32_t *perm, uint32_t n,
+                                         lam_tensor **out);
+
+/*
+ * Runs the kernel a plugin registered as `name` (lamina/plugin.h, lam_kernel_desc) on the
+ * inputs (all on one context): on the context's backend when the kernel has an implementation
+ * for it that accepts these operands, else its reference on host memory (the operands are
+ * staged). `params` is the kernel's parameter block (params_size bytes, NULL for none).
+ * outputs[i] become new references. While recording, one node is recorded whose gradient is the
+ * kernel's backward. Errors: LAM_ERR_NOT_FOUND for an unknown name; LAM_ERR_INVALID_ARGUMENT for
+ * a wrong operand count or mixed contexts; LAM_ERR_UNSUPPORTED when an input needs a gradient
+ * and the kernel has no backward; what the kernel's callbacks return.
+ */
+LAM_EXPORT lam_status lam_kernel_call(const char *name, const void *params, uint32_t n_inputs,
+                                      lam_tensor *const *inputs, uint32_t n_outputs,
+                                      lam_tensor **outputs);
 
 /* Number of tensors alive in the runtime, on every thread (for leak checks). */
 LAM_EXPORT size_t lam_tensor_live_count(void);
@@ -469,6 +515,19 @@ LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
 LAM_EXPORT int lam_autograd_set_recording(int on);
 /* Nonzero when the calling thread records. */
 LAM_EXPORT int lam_autograd_is_recording(void);
+
+/*
+ * Train mode of the calling thread (Gluon's autograd.train_mode / predict_mode): layers such as
+ * Dropout and BatchNorm behave as in training when lam_autograd_is_training() is nonzero. By
+ * default it follows recording (on while recording, as Gluon's record()); begin(1) or begin(0)
+ * forces it, begin(-1) follows recording again. begin returns the previous mode for end.
+ *   int was = lam_autograd_train_mode_begin(0);   ... inference while recording ...
+ *   lam_autograd_train_mode_end(was);
+ * Thread safety: per thread, like recording.
+ */
+LAM_EXPORT int lam_autograd_train_mode_begin(int mode);
+LAM_EXPORT void lam_autograd_train_mode_end(int previous);
+LAM_EXPORT int lam_autograd_is_training(void);
 
 /*
  * Scoped recording: lam_autograd_record_begin(on) sets the calling thread's recording state

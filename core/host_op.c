@@ -1,0 +1,253 @@
+/*
+ * The generic host op entry of ABI 2.0 (lam_host_api.op): one call shape for every op, mapped
+ * onto core's front ends, which check operands, pick the backend and record autograd.
+ */
+#include "host_op.h"
+#include "error.h"
+#include "ops.h"
+#include "shape.h"
+
+#include <string.h>
+
+static lam_status arity(const lam_host_op *c, uint32_t lo, uint32_t hi, uint32_t outs) {
+    if (c->n_inputs < lo || c->n_inputs > hi || c->n_outputs != outs) {
+        return lam__error(
+            LAM_ERR_INVALID_ARGUMENT,
+            "op %s: Invalid argument, %u inputs and %u outputs given, it takes %u%s%u "
+            "inputs and %u output%s",
+            lam_op_name(c->op), (unsigned)c->n_inputs, (unsigned)c->n_outputs, (unsigned)lo,
+            lo == hi ? "" : "-", lo == hi ? 0u : (unsigned)hi, (unsigned)outs,
+            outs == 1 ? "" : "s");
+    }
+    for (uint32_t i = 0; i < c->n_inputs; i++) {
+        if (c->inputs == NULL || c->inputs[i] == NULL) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT, "op %s: Invalid argument, input %u is NULL",
+                              lam_op_name(c->op), (unsigned)i);
+        }
+    }
+    return LAM_OK;
+}
+
+/* The params struct as `size` bytes at least, or an error naming the expected type. */
+static const void *params_of(const lam_host_op *c, size_t size, const char *type, lam_status *st) {
+    if (c->params == NULL || *(const uint32_t *)c->params < size) {
+        *st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                         "op %s: Invalid argument, params must point to a %s (struct_size %zu)",
+                         lam_op_name(c->op), type, size);
+        return NULL;
+    }
+    *st = LAM_OK;
+    return c->params;
+}
+
+#define PARAMS(c, T, st) ((const T *)params_of((c), sizeof(T), #T, (st)))
+
+static lam_status fill(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 0, 0, 1);
+    const lam_scalar_params *p = st == LAM_OK ? PARAMS(c, lam_scalar_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (c->out_shape == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "op fill: Invalid argument, out_shape is NULL");
+    }
+    if (c->out_dtype != LAM_DTYPE_F32) {
+        return lam__error(LAM_ERR_DTYPE, "op fill: Unsupported dtype %s, fill makes float32",
+                          lam__dtype_name(c->out_dtype));
+    }
+    return lam_tensor_full(c->ctx, c->out_shape, (float)p->a, out);
+}
+
+static lam_status binary(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 2, 2, 1);
+    if (st != LAM_OK) {
+        return st;
+    }
+    const lam_tensor *a = c->inputs[0], *b = c->inputs[1];
+    switch (c->op) {
+    case LAM_OP_ADD:
+        return lam_op_add(a, b, out);
+    case LAM_OP_SUB:
+        return lam_op_sub(a, b, out);
+    case LAM_OP_MUL:
+        return lam_op_mul(a, b, out);
+    case LAM_OP_DIV:
+        return lam_op_div(a, b, out);
+    case LAM_OP_MAXIMUM:
+        return lam_op_maximum(a, b, out);
+    case LAM_OP_MINIMUM:
+        return lam_op_minimum(a, b, out);
+    case LAM_OP_GREATER_EQUAL:
+        return lam_op_greater_equal(a, b, out);
+    default:
+        return lam__error(LAM_ERR_UNSUPPORTED,
+                          "op %s: Unsupported op %d, this host does not have it yet",
+                          lam_op_name(c->op), (int)c->op);
+    }
+}
+
+static lam_status axpby(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 2, 2, 1);
+    const lam_scalar_params *p = st == LAM_OK ? PARAMS(c, lam_scalar_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *ax = NULL, *by = NULL;
+    st = lam_op_mul_scalar(c->inputs[0], (float)p->a, &ax);
+    if (st == LAM_OK) {
+        st = lam_op_mul_scalar(c->inputs[1], (float)p->b, &by);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_add(ax, by, out);
+    }
+    lam_tensor_release(ax);
+    lam_tensor_release(by);
+    return st;
+}
+
+static lam_status gemm(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 2, 2, 1);
+    const lam_gemm_params *p = st == LAM_OK ? PARAMS(c, lam_gemm_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (p->beta != 0.0) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op gemm: Invalid argument, beta %g, a host op makes a new tensor "
+                          "(beta must be 0; add the old value with op add)",
+                          p->beta);
+    }
+    lam_tensor *m = NULL;
+    st = lam_op_matmul(c->inputs[0], c->inputs[1], (p->flags & LAM_GEMM_TRANS_A) != 0,
+                       (p->flags & LAM_GEMM_TRANS_B) != 0, &m);
+    if (st != LAM_OK || p->alpha == 1.0) {
+        *out = m;
+        return st;
+    }
+    st = lam_op_mul_scalar(m, (float)p->alpha, out);
+    lam_tensor_release(m);
+    return st;
+}
+
+static lam_status linear(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 2, 3, 1);
+    const lam_gemm_params *p = st == LAM_OK ? PARAMS(c, lam_gemm_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (p->flags != LAM_GEMM_TRANS_B) {
+        return lam__error(LAM_ERR_UNSUPPORTED,
+                          "op linear: Unsupported flags %u, the host op computes act(x . w^T + "
+                          "bias) (flags LAM_GEMM_TRANS_B)",
+                          (unsigned)p->flags);
+    }
+    return lam_op_linear(c->inputs[0], c->inputs[1], c->n_inputs == 3 ? c->inputs[2] : NULL, p->act,
+                         out);
+}
+
+static lam_status reduce(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 1, 1, 1);
+    const lam_reduce_params *p = st == LAM_OK ? PARAMS(c, lam_reduce_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (p->n_axes > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "op %s: Invalid argument, %u axes",
+                          lam_op_name(c->op), (unsigned)p->n_axes);
+    }
+    if (c->op == LAM_OP_ARGMAX) {
+        if (p->n_axes != 1) {
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "op argmax: Invalid argument, %u axes, argmax takes one",
+                              (unsigned)p->n_axes);
+        }
+        return lam_op_argmax(c->inputs[0], p->axes[0], out);
+    }
+    return lam__op_reduce(c->op, c->inputs[0], p->axes, p->n_axes, p->keepdims, out);
+}
+
+static lam_status softmax(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 1, 1, 1);
+    const lam_reduce_params *p = st == LAM_OK ? PARAMS(c, lam_reduce_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (p->n_axes != 1) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op %s: Invalid argument, %u axes, it takes one", lam_op_name(c->op),
+                          (unsigned)p->n_axes);
+    }
+    return lam__op_softmax(c->inputs[0], p->axes[0], c->op == LAM_OP_LOG_SOFTMAX, out);
+}
+
+/* The ops of ABI 1.0; later ops go through lam__host_op_ext (the new-op front ends). */
+static lam_status dispatch(const lam_host_op *c, lam_tensor **out) {
+    lam_status st;
+    switch (lam_op_form_of(c->op)) {
+    case LAM_OP_FORM_FILL:
+        return fill(c, out);
+    case LAM_OP_FORM_BINARY:
+        return c->op == LAM_OP_AXPBY ? axpby(c, out) : binary(c, out);
+    case LAM_OP_FORM_GEMM:
+        return gemm(c, out);
+    case LAM_OP_FORM_LINEAR:
+        return linear(c, out);
+    case LAM_OP_FORM_REDUCE:
+        return reduce(c, out);
+    case LAM_OP_FORM_SOFTMAX:
+        return softmax(c, out);
+    case LAM_OP_FORM_UNARY:
+        st = arity(c, 1, 1, 1);
+        if (st != LAM_OK) {
+            return st;
+        }
+        if (c->op == LAM_OP_COPY) {
+            return lam_op_copy(c->inputs[0], out);
+        }
+        switch (c->op) {
+        case LAM_OP_ADD_SCALAR:
+        case LAM_OP_MUL_SCALAR:
+        case LAM_OP_RSUB_SCALAR:
+        case LAM_OP_DIV_SCALAR:
+        case LAM_OP_RDIV_SCALAR:
+        case LAM_OP_POW_SCALAR: {
+            const lam_scalar_params *p = PARAMS(c, lam_scalar_params, &st);
+            return st != LAM_OK ? st : lam__op_scalar(c->op, c->inputs[0], (float)p->a, out);
+        }
+        case LAM_OP_CLAMP:
+            return lam__error(LAM_ERR_UNSUPPORTED,
+                              "op clamp: Unsupported op %d, this host does not have it yet",
+                              (int)c->op);
+        default:
+            return lam__op_unary(c->op, c->inputs[0], out);
+        }
+    default:
+        return lam__error(LAM_ERR_UNSUPPORTED,
+                          "op %s: Unsupported op %d, this host does not have it yet",
+                          lam_op_name(c->op), (int)c->op);
+    }
+}
+
+lam_status lam__host_op(const lam_host_op *c) {
+    if (c == NULL || c->struct_size < offsetof(lam_host_op, ctx) || c->outputs == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "op: Invalid argument, %s",
+                          c == NULL            ? "call is NULL"
+                          : c->outputs == NULL ? "outputs is NULL"
+                                               : "call's struct_size is too small "
+                                                 "(use LAM_HOST_OP_INIT)");
+    }
+    for (uint32_t i = 0; i < c->n_outputs; i++) {
+        c->outputs[i] = NULL;
+    }
+    lam_host_op call;
+    memset(&call, 0, sizeof call);
+    memcpy(&call, c, c->struct_size < sizeof call ? c->struct_size : sizeof call);
+    if (call.struct_size < sizeof call) { /* fields past an older plugin's struct: defaults */
+        call.out_dtype = LAM_DTYPE_F32;
+    }
+    if (call.n_outputs == 0) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "op %s: Invalid argument, n_outputs is 0",
+                          lam_op_name(call.op));
+    }
+    return dispatch(&call, c->outputs);
+}
