@@ -5,6 +5,7 @@
 #ifndef LAMINA_CORE_TENSOR_H
 #define LAMINA_CORE_TENSOR_H
 
+#include "execute.h"
 #include "lamina/lamina.h"
 
 #include <stdatomic.h>
@@ -65,22 +66,6 @@ void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
 void lam__tensors_reclaim_all(void);
 /* Frees the pooled tensor and storage structs (at shutdown). */
 void lam__tensor_pool_flush(void);
-/*
- * Runs one op on the backend of ctx. Views are in ELEMENT units here (offset and strides count
- * elements of the view's dtype); the call the backend sees has them in bytes (ABI 2.0).
- * lam__execute takes the 1.0-style (scalars, ints) of core's front ends and builds the op's
- * parameter struct; lam__execute_ops takes any number of outputs and the parameter struct.
- */
-lam_status lam__execute_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs,
-                            uint32_t n_inputs, const lam_tensor_view *outputs, uint32_t n_outputs,
-                            const void *params, uint32_t flags);
-bool lam__supports_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
-                       const lam_tensor_view *outputs, uint32_t n_outputs, const void *params,
-                       uint32_t flags);
-bool lam__supports(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
-                   const lam_tensor_view *output, const double *scalars, const int64_t *ints);
-lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
-                        lam_tensor_view *output, const double *scalars, const int64_t *ints);
 /* Checks that both tensors live on one context; error names both. */
 lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *b);
 
