@@ -1,9 +1,11 @@
 /*
  * cpu_backend.c - the CPU backend plugin: entry point, probe, device description and buffers.
  *
- * Buffers are plain host memory, execution is synchronous, and the one device is the whole
- * machine. GEMM goes to OpenBLAS, which the plugin loads itself at probe time (cpu_blas.c);
- * every other op is a loop in cpu_ops.c / cpu_reduce.c.
+ * Buffers are plain host memory (cpu_buffer.c), execution is synchronous, and the one device
+ * is the whole machine. GEMM goes to OpenBLAS, which the plugin loads itself at probe time
+ * (cpu_blas.c); every other op is a loop (cpu_ops.c, cpu_reduce.c, cpu_nn.c, cpu_index.c,
+ * cpu_random.c). native_handle answers LAM_ERR_NOT_FOUND for every name: the CPU has no
+ * native objects beyond host memory, which buffer_host_ptr gives.
  */
 #define _GNU_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN), posix_memalign */
 
@@ -15,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CPU_PLUGIN_VERSION "1.0.0"
+#define CPU_PLUGIN_VERSION "2.0.0"
 
 static cpu_device g_device = {CPU_DEVICE_MAGIC, CPU_ISA_BASE};
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
@@ -65,28 +67,6 @@ static void cpu_model_name(char *buf, size_t cap) {
     fclose(f);
 }
 
-/* MemTotal from /proc/meminfo, else physical pages times page size, else 0. */
-static uint64_t cpu_memory_bytes(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f != NULL) {
-        char line[256];
-        while (fgets(line, sizeof line, f) != NULL) {
-            unsigned long long kib;
-            if (sscanf(line, "MemTotal: %llu kB", &kib) == 1) {
-                fclose(f);
-                return (uint64_t)kib * 1024u;
-            }
-        }
-        fclose(f);
-    }
-    long pages = sysconf(_SC_PHYS_PAGES);
-    long page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0) {
-        return (uint64_t)pages * (uint64_t)page;
-    }
-    return 0;
-}
-
 static uint32_t cpu_online(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (uint32_t)n : 0;
@@ -95,6 +75,8 @@ static uint32_t cpu_online(void) {
 /* True when field [off, off + size) lies inside a struct of struct_size bytes. */
 #define FITS(info, field)                                                                          \
     (offsetof(lam_device_info, field) + sizeof((info)->field) <= (size_t)(info)->struct_size)
+#define CAPS_FITS(caps, field)                                                                     \
+    (offsetof(lam_backend_caps, field) + sizeof((caps)->field) <= (size_t)(caps)->struct_size)
 
 static lam_status backend_probe(void *user, uint32_t *n_devices, char *why, size_t why_cap) {
     (void)user;
@@ -186,151 +168,55 @@ static void backend_device_close(void *dev) {
     (void)dev; /* the device is static; nothing to release */
 }
 
-/* ---- buffers ---- */
+/* ---- capabilities and native handles ---- */
 
-static lam_status check_dev(const void *dev) {
-    if (dev != (const void *)&g_device) {
-        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, not a cpu device");
+static lam_status backend_device_caps(void *dev, lam_backend_caps *caps) {
+    lam_status st = cpu_check_dev(dev);
+    if (st != LAM_OK) {
+        return st;
     }
-    return LAM_OK;
-}
-
-static lam_status check_buffer(const void *buffer, const char *what) {
-    if (buffer == NULL || ((const cpu_buffer *)buffer)->magic != CPU_BUFFER_MAGIC) {
+    if (caps == NULL || caps->struct_size < 2 * sizeof(uint32_t)) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT,
-                         "cpu: Invalid argument, %s is not a live cpu "
-                         "buffer",
-                         what);
+                         "cpu: Invalid argument, device_caps needs a lam_backend_caps with "
+                         "struct_size set");
+    }
+    if (CAPS_FITS(caps, flags)) {
+        caps->flags = LAM_BACKEND_HOST_VISIBLE | LAM_BACKEND_HOST_PTR; /* synchronous */
+    }
+    if (CAPS_FITS(caps, max_buffer_bytes)) {
+        caps->max_buffer_bytes = 0; /* host memory: no limit but the machine's */
+    }
+    if (CAPS_FITS(caps, memory_budget)) {
+        caps->memory_budget = cpu_memory_bytes();
+    }
+    if (CAPS_FITS(caps, buffer_alignment)) {
+        caps->buffer_alignment = CPU_HOST_PTR_ALIGN;
+    }
+    if (CAPS_FITS(caps, dtypes)) {
+        caps->dtypes = (1u << LAM_DTYPE_F32) | (1u << LAM_DTYPE_I32) | (1u << LAM_DTYPE_I64) |
+                       (1u << LAM_DTYPE_U8);
     }
     return LAM_OK;
 }
 
-static lam_status check_range(const cpu_buffer *b, size_t offset, size_t bytes, const char *verb) {
-    if (offset > b->bytes || bytes > b->bytes - offset) {
-        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
-                         "cpu: Out of bounds, %s %zu bytes at offset %zu of a %zu-byte buffer",
-                         verb, bytes, offset, b->bytes);
+/* The CPU has no native objects beyond host memory (buffer_host_ptr gives that). */
+static lam_status backend_native_handle(void *dev, void *buffer, const char *name, void **handle) {
+    (void)buffer;
+    if (handle != NULL) {
+        *handle = NULL;
     }
-    return LAM_OK;
-}
-
-static uint64_t g_memory_bytes;
-static pthread_once_t g_memory_once = PTHREAD_ONCE_INIT;
-
-static void read_memory(void) {
-    g_memory_bytes = cpu_memory_bytes();
-}
-
-static lam_status backend_buffer_alloc(void *dev, size_t bytes, void **buffer) {
-    lam_status st = check_dev(dev);
+    lam_status st = cpu_check_dev(dev);
     if (st != LAM_OK) {
         return st;
     }
-    if (buffer == NULL) {
-        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, buffer is NULL");
-    }
-    *buffer = NULL;
-    /*
-     * A request beyond the machine's memory is refused up front: with overcommit it could
-     * "succeed" and fail later, and sanitizer allocators abort on absurd sizes.
-     */
-    pthread_once(&g_memory_once, read_memory);
-    if (g_memory_bytes > 0 && (uint64_t)bytes > g_memory_bytes) {
-        return cpu_error(LAM_ERR_OUT_OF_MEMORY,
-                         "cpu: Out of memory, allocating %zu bytes, more than the machine's %llu",
-                         bytes, (unsigned long long)g_memory_bytes);
-    }
-    void *p = NULL;
-    if (bytes > SIZE_MAX - CPU_ALIGN || posix_memalign(&p, CPU_ALIGN, CPU_ALIGN + bytes) != 0) {
-        return cpu_error(LAM_ERR_OUT_OF_MEMORY, "cpu: Out of memory, allocating %zu bytes", bytes);
-    }
-    cpu_buffer *b = p;
-    b->magic = CPU_BUFFER_MAGIC;
-    b->bytes = bytes;
-    *buffer = b;
-    return LAM_OK;
-}
-
-static void backend_buffer_free(void *dev, void *buffer) {
-    (void)dev;
-    if (buffer == NULL) {
-        return;
-    }
-    cpu_buffer *b = buffer;
-    b->magic = 0; /* a second free or a use after free is then refused, not obeyed */
-    free(b);
-}
-
-static lam_status backend_buffer_write(void *dev, void *buffer, size_t offset, const void *src,
-                                       size_t bytes) {
-    lam_status st = check_dev(dev);
-    if (st == LAM_OK) {
-        st = check_buffer(buffer, "buffer");
-    }
-    if (st == LAM_OK) {
-        st = check_range(buffer, offset, bytes, "writing");
-    }
-    if (st != LAM_OK) {
-        return st;
-    }
-    if (bytes == 0) {
-        return LAM_OK;
-    }
-    if (src == NULL) {
-        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, src is NULL");
-    }
-    memcpy((char *)cpu_buffer_data(buffer) + offset, src, bytes);
-    return LAM_OK;
-}
-
-static lam_status backend_buffer_read(void *dev, const void *buffer, size_t offset, void *dst,
-                                      size_t bytes) {
-    lam_status st = check_dev(dev);
-    if (st == LAM_OK) {
-        st = check_buffer(buffer, "buffer");
-    }
-    if (st == LAM_OK) {
-        st = check_range(buffer, offset, bytes, "reading");
-    }
-    if (st != LAM_OK) {
-        return st;
-    }
-    if (bytes == 0) {
-        return LAM_OK;
-    }
-    if (dst == NULL) {
-        return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, dst is NULL");
-    }
-    memcpy(dst, (const char *)cpu_buffer_data(buffer) + offset, bytes);
-    return LAM_OK;
-}
-
-static lam_status backend_buffer_copy(void *dev, void *dst, size_t dst_offset, const void *src,
-                                      size_t src_offset, size_t bytes) {
-    lam_status st = check_dev(dev);
-    if (st == LAM_OK) {
-        st = check_buffer(dst, "dst");
-    }
-    if (st == LAM_OK) {
-        st = check_buffer(src, "src");
-    }
-    if (st == LAM_OK) {
-        st = check_range(src, src_offset, bytes, "reading");
-    }
-    if (st == LAM_OK) {
-        st = check_range(dst, dst_offset, bytes, "writing");
-    }
-    if (st != LAM_OK || bytes == 0) {
-        return st;
-    }
-    /* memmove: a copy within one buffer may overlap */
-    memmove((char *)cpu_buffer_data(dst) + dst_offset,
-            (const char *)cpu_buffer_data(src) + src_offset, bytes);
-    return LAM_OK;
+    return cpu_error(LAM_ERR_NOT_FOUND,
+                     "cpu: Handle not found, '%s'; the cpu backend has no native handles (its "
+                     "buffers are host memory: buffer_host_ptr)",
+                     name != NULL ? name : "(null)");
 }
 
 static lam_status backend_synchronize(void *dev) {
-    return check_dev(dev); /* execution is synchronous: nothing is ever pending */
+    return cpu_check_dev(dev); /* execution is synchronous: nothing is ever pending */
 }
 
 static void backend_shutdown(void *user) {
@@ -342,21 +228,26 @@ static const lam_backend_desc cpu_backend_desc = {
     LAM_BACKEND_DESC_HEADER,
     .name = "cpu",
     .version = CPU_PLUGIN_VERSION,
-    .doc = "CPU backend: OpenBLAS sgemm and vectorized loops",
+    .doc = "CPU backend: OpenBLAS sgemm and vectorized loops; buffers are host memory",
     .user = NULL,
     .probe = backend_probe,
     .device_info = backend_device_info,
     .device_open = backend_device_open,
     .device_close = backend_device_close,
-    .buffer_alloc = backend_buffer_alloc,
-    .buffer_free = backend_buffer_free,
-    .buffer_write = backend_buffer_write,
-    .buffer_read = backend_buffer_read,
-    .buffer_copy = backend_buffer_copy,
-    .supports_op = cpu_supports_op,
+    .device_caps = backend_device_caps,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_free = cpu_buffer_free,
+    .buffer_write = cpu_buffer_write,
+    .buffer_read = cpu_buffer_read,
+    .buffer_copy = cpu_buffer_copy,
+    .supports = cpu_supports,
     .execute = cpu_execute,
     .synchronize = backend_synchronize,
     .shutdown = backend_shutdown,
+    .buffer_host_ptr = cpu_buffer_host_ptr,
+    .buffer_from_host_ptr = cpu_buffer_from_host_ptr,
+    .native_handle = backend_native_handle,
+    .run_kernel = cpu_run_kernel,
 };
 
 LAM_PLUGIN_ENTRY {

@@ -1,5 +1,6 @@
 /*
- * cpu_gemm.c - LAM_OP_GEMM: out[M,N] = alpha * op(A) op(B) + beta * out.
+ * cpu_gemm.c - one GEMM (LAM_OP_GEMM, each batch of GEMM_BATCHED, LINEAR's product):
+ * out[M,N] = alpha * op(A) op(B) + beta * out.
  *
  * Normal sizes go to OpenBLAS's cblas_sgemm. Tiny products (a Dense layer on a batch of two)
  * are dominated by the BLAS call's fixed cost, one to four microseconds, so they run through
@@ -514,25 +515,19 @@ static int blas_ld(int64_t rows, int64_t cols, const int64_t *strides) {
     return (int)ld;
 }
 
-lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call) {
-    const lam_tensor_view *av = &call->inputs[0];
-    const lam_tensor_view *bv = &call->inputs[1];
-    const lam_tensor_view *cv = call->output;
-    const int ta = call->ints[0] != 0;
-    const int tb = call->ints[1] != 0;
+lam_status cpu_gemm(const cpu_device *dev, int trans_a, int trans_b, float alpha, float beta,
+                    const cpu_view *av, const cpu_view *bv, const cpu_view *cv) {
+    const int ta = trans_a != 0;
+    const int tb = trans_b != 0;
     const int64_t m = cv->dims[0];
     const int64_t n = cv->dims[1];
     const int64_t k = ta ? av->dims[0] : av->dims[1];
-    const float alpha = (float)call->scalars[0];
-    const float beta = (float)call->scalars[1];
-    float *c = cpu_buffer_data(cv->buffer) + cv->offset;
-    const int64_t crs = cv->strides[0];
-    const int64_t ccs = cv->strides[1];
+    float *c = cpu_f32(cv);
+    const int64_t crs = cv->st[0];
+    const int64_t ccs = cv->st[1];
     /* op(A) and op(B) as strided matrices: transposing swaps the strides. */
-    const mat a = {cpu_buffer_data(av->buffer) + av->offset, ta ? av->strides[1] : av->strides[0],
-                   ta ? av->strides[0] : av->strides[1]};
-    const mat b = {cpu_buffer_data(bv->buffer) + bv->offset, tb ? bv->strides[1] : bv->strides[0],
-                   tb ? bv->strides[0] : bv->strides[1]};
+    const mat a = {cpu_f32(av), ta ? av->st[1] : av->st[0], ta ? av->st[0] : av->st[1]};
+    const mat b = {cpu_f32(bv), tb ? bv->st[1] : bv->st[0], tb ? bv->st[0] : bv->st[1]};
 
     if (m == 0 || n == 0) {
         return LAM_OK;
@@ -542,9 +537,9 @@ lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call) {
         return LAM_OK;
     }
     const double macs = (double)m * (double)n * (double)k;
-    const int lda = blas_ld(av->dims[0], av->dims[1], av->strides);
-    const int ldb = blas_ld(bv->dims[0], bv->dims[1], bv->strides);
-    const int ldc = blas_ld(m, n, cv->strides);
+    const int lda = blas_ld(av->dims[0], av->dims[1], av->st);
+    const int ldb = blas_ld(bv->dims[0], bv->dims[1], bv->st);
+    const int ldc = blas_ld(m, n, cv->st);
     const int fits_int = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
     const int small = macs <= CPU_SMALL_GEMM_MACS && n >= g_small_min_n[dev->isa];
     if (!small && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {

@@ -18,13 +18,20 @@
 #define CPU_DEVICE_MAGIC 0x4c616d4350554465ULL
 
 /*
- * A buffer handle. The header occupies the first CPU_ALIGN bytes of one aligned block and the
- * data follows, so the data is aligned too and one free() releases both.
+ * A buffer handle. An allocated buffer keeps this header in the first CPU_ALIGN bytes of one
+ * aligned block with the data after it, so the data is aligned too and one free() releases
+ * both; a buffer over caller memory (buffer_from_host_ptr) is a header alone, pointing at it.
  */
 typedef struct cpu_buffer {
     uint64_t magic;
     size_t bytes;
+    char *data;
+    int32_t read_only; /* wraps read-only host memory: never written */
+    int32_t reserved;
 } cpu_buffer;
+
+/* Host memory buffer_from_host_ptr wraps must be aligned to this (every dtype's size). */
+#define CPU_HOST_PTR_ALIGN 8
 
 /* Instruction sets the small-GEMM loops are compiled for (cpu_gemm.c). */
 typedef enum cpu_isa { CPU_ISA_BASE = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 } cpu_isa;
@@ -35,8 +42,67 @@ typedef struct cpu_device {
     cpu_isa isa; /* set once, before device_open first returns */
 } cpu_device;
 
-static inline float *cpu_buffer_data(const cpu_buffer *b) {
-    return (float *)(void *)((char *)(uintptr_t)b + CPU_ALIGN);
+/*
+ * A checked operand (cpu_exec.c made it from a lam_tensor_view): strides in ELEMENTS, never
+ * negative, data the address of the first element (NULL in a dry check without memory).
+ */
+typedef struct cpu_view {
+    lam_dtype dtype;
+    uint32_t ndim;
+    size_t esize; /* bytes of one element */
+    char *data;
+    int64_t dims[LAM_MAX_DIMS];
+    int64_t st[LAM_MAX_DIMS];
+} cpu_view;
+
+#define CPU_MAX_IN  3
+#define CPU_MAX_OUT 2
+
+/* One op call with its operands checked against their buffers. */
+typedef struct cpu_call {
+    lam_op op;
+    uint32_t flags;
+    const char *name; /* lam_op_name(op) */
+    uint32_t n_in;
+    uint32_t n_out;
+    int dry; /* supports(): check dtypes, shapes and parameters only; data may be NULL */
+    const void *params;
+    cpu_view in[CPU_MAX_IN];
+    cpu_view out[CPU_MAX_OUT];
+} cpu_call;
+
+static inline float *cpu_f32(const cpu_view *v) {
+    return (float *)(void *)v->data;
+}
+
+/* Number of elements of a checked view (cannot overflow: cpu_exec.c checked it). */
+static inline int64_t cpu_count(const cpu_view *v) {
+    int64_t n = 1;
+    for (uint32_t d = 0; d < v->ndim; d++) {
+        n *= v->dims[d];
+    }
+    return n;
+}
+
+/*
+ * Steps idx to the next element of dims in row-major order, moving each of the n operands'
+ * element offsets off[k] by its strides st[k]; returns 0 after the last element.
+ */
+static inline int cpu_next(uint32_t ndim, const int64_t *dims, int64_t *idx, int n, int64_t *off,
+                           const int64_t *const *st) {
+    for (int d = (int)ndim - 1; d >= 0; d--) {
+        for (int k = 0; k < n; k++) {
+            off[k] += st[k][d];
+        }
+        if (++idx[d] < dims[d]) {
+            return 1;
+        }
+        for (int k = 0; k < n; k++) {
+            off[k] -= st[k][d] * dims[d];
+        }
+        idx[d] = 0;
+    }
+    return 0;
 }
 
 /* ---- cpu_diag.c (the bottom level: calls no other file of the plugin) ---- */
@@ -46,6 +112,12 @@ extern const lam_host_api *cpu_host;
 
 /* Sets the host's error message for this thread and returns `status`. */
 lam_status cpu_error(lam_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * While nonzero on this thread, cpu_error sets no message (supports() runs the checks of
+ * execute to answer, and must leave the thread's message alone). Returns the previous value.
+ */
+int cpu_quiet(int quiet);
 
 /* Logs through the host when it has a log callback. */
 void cpu_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -118,13 +190,34 @@ lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float a
                           const float *a, int lda, const float *b, int ldb, float beta, float *c,
                           int ldc);
 
+/* ---- cpu_buffer.c: the buffer callbacks of lam_backend_desc ---- */
+
+/* The machine's memory (MemTotal), or 0 when unknown. */
+uint64_t cpu_memory_bytes(void);
+/* LAM_OK when dev is the cpu device, else an error naming the problem. */
+lam_status cpu_check_dev(const void *dev);
+lam_status cpu_buffer_alloc(void *dev, size_t bytes, void **buffer);
+lam_status cpu_buffer_from_host_ptr(void *dev, void *ptr, size_t bytes, int32_t read_only,
+                                    void **buffer);
+void cpu_buffer_free(void *dev, void *buffer);
+void *cpu_buffer_host_ptr(void *dev, void *buffer);
+lam_status cpu_buffer_write(void *dev, void *buffer, size_t offset, const void *src, size_t bytes);
+lam_status cpu_buffer_read(void *dev, const void *buffer, size_t offset, void *dst, size_t bytes);
+lam_status cpu_buffer_copy(void *dev, void *dst, size_t dst_offset, const void *src,
+                           size_t src_offset, size_t bytes);
+
 /* ---- cpu_gemm.c ---- */
 
 /* GEMMs up to this many multiply-adds (and wide enough) run in cpu_gemm.c's own loops. */
 #define CPU_SMALL_GEMM_MACS 32768
 
-/* LAM_OP_GEMM on a call that cpu_execute validated (shapes consistent, views in bounds). */
-lam_status cpu_gemm(const cpu_device *dev, const lam_op_call *call);
+/*
+ * c = alpha * op(a) op(b) + beta * c on 2-D F32 views whose dims cpu_exec.c checked (op
+ * transposes with trans_a / trans_b). With beta == 0 c is not read.
+ * Errors: those of cpu_blas_sgemm.
+ */
+lam_status cpu_gemm(const cpu_device *dev, int trans_a, int trans_b, float alpha, float beta,
+                    const cpu_view *a, const cpu_view *b, const cpu_view *c);
 
 /*
  * The best instruction set of this CPU (cpu_features()) for the small-GEMM loops, lowered by
@@ -136,20 +229,38 @@ cpu_isa cpu_gemm_pick_isa(void);
 /* "AVX-512", "AVX2" or "baseline". */
 const char *cpu_isa_name(cpu_isa isa);
 
-/* ---- cpu_ops.c / cpu_reduce.c ---- */
+/*
+ * The op families. Each checks what cpu_exec.c leaves to it (the op's own shape, dtype and
+ * parameter rules) and, unless call->dry, runs the op. Checks in a dry call set no message
+ * (cpu_diag.c's quiet mode).
+ */
 
-/* Elementwise ops (FILL .. SOFTRELU, MAXIMUM .. GREATER_EQUAL) on a validated call. */
-lam_status cpu_elementwise(const lam_op_call *call);
+/* cpu_ops.c: FILL .. SOFTRELU, MAXIMUM .. AXPBY, GREATER, LESS, EQUAL, CLAMP (dims checked). */
+lam_status cpu_elementwise(const cpu_call *call);
 
-/* Reductions, ARGMAX, SOFTMAX and LOG_SOFTMAX on a validated call. */
-lam_status cpu_reduce(const lam_op_call *call);
+/* cpu_ops.c: the bias and activation part of LAM_OP_LINEAR, after its GEMM wrote out[0]. */
+lam_status cpu_linear_epilogue(const cpu_call *call, lam_op act);
+
+/* cpu_reduce.c: reductions, ARGMAX, SOFTMAX, LOG_SOFTMAX, MOMENTS (dims checked). */
+lam_status cpu_reduce(const cpu_call *call);
+
+/* cpu_nn.c: IM2COL, COL2IM, MAX_POOL(_BACKWARD), AVG_POOL(_BACKWARD). */
+lam_status cpu_window(const cpu_call *call);
+
+/* cpu_index.c: GATHER_ROWS, SCATTER_ADD_ROWS, WHERE, PAD, CAST. */
+lam_status cpu_index(const cpu_call *call);
+
+/* cpu_random.c: RANDOM. */
+lam_status cpu_random(const cpu_call *call);
+
+/* One Philox-4x32-10 block (Random123's constants, as core/rng.c). */
+void cpu_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 /* ---- cpu_exec.c ---- */
 
-int32_t cpu_supports_op(void *dev, lam_op op, const lam_op_call *call);
+int32_t cpu_supports(void *dev, const lam_op_call *call);
 lam_status cpu_execute(void *dev, const lam_op_call *call);
-
-/* The bias and activation part of LAM_OP_LINEAR, after its GEMM wrote the output. */
-lam_status cpu_linear_epilogue(const lam_op_call *call);
+lam_status cpu_run_kernel(void *dev, const struct lam_kernel_impl *impl, void *user,
+                          const void *params, const lam_kernel_args *args);
 
 #endif /* LAMINA_CPU_INTERNAL_H */

@@ -1,6 +1,6 @@
 /*
  * cpu_ops.c - elementwise ops (fill, copy, arithmetic, unary math, maximum/minimum, step,
- * greater_equal).
+ * comparisons, axpby, clamp).
  *
  * One driver walks any strided N-d layout: it first drops size-1 dims and merges dims that are
  * contiguous in every operand, so a dense tensor becomes one long row and a bias broadcast
@@ -47,6 +47,15 @@ static inline float step1(float a) {
 
 static inline float greater_equal1(float a, float b) {
     return a >= b ? 1.0f : 0.0f;
+}
+
+/* min(max(x, lo), hi) with NaN kept (fmaxf/fminf would drop it). */
+static inline float clamp1(float a, float lo, float hi) {
+    if (isnan(a)) {
+        return a;
+    }
+    const float m = a > lo ? a : lo;
+    return m < hi ? m : hi;
 }
 
 #define DEFINE_UNARY(name, EXPR)                                                                   \
@@ -145,6 +154,10 @@ DEFINE_BINARY(k_minimum, minimum1(a, b))
 DEFINE_UNARY(k_step, step1(a))
 DEFINE_BINARY(k_greater_equal, greater_equal1(a, b))
 DEFINE_BINARY(k_axpby, s *a + t * b)
+DEFINE_BINARY(k_greater, a > b ? 1.0f : 0.0f)
+DEFINE_BINARY(k_less, a < b ? 1.0f : 0.0f)
+DEFINE_BINARY(k_equal, a == b ? 1.0f : 0.0f)
+DEFINE_UNARY(k_clamp, clamp1(a, s, t))
 
 static ew_kernel kernel_for(lam_op op) {
     switch (op) {
@@ -202,6 +215,14 @@ static ew_kernel kernel_for(lam_op op) {
         return k_greater_equal;
     case LAM_OP_AXPBY:
         return k_axpby;
+    case LAM_OP_GREATER:
+        return k_greater;
+    case LAM_OP_LESS:
+        return k_less;
+    case LAM_OP_EQUAL:
+        return k_equal;
+    case LAM_OP_CLAMP:
+        return k_clamp;
     default:
         return NULL;
     }
@@ -218,29 +239,29 @@ typedef struct ew_plan {
 } ew_plan;
 
 /* Returns 0 when the output has no elements. */
-static int plan_make(ew_plan *p, const lam_tensor_view *out, const int64_t *const st[]) {
+static int plan_make(ew_plan *p, uint32_t ndim, const int64_t *dims, const int64_t *const st[]) {
     int nd = 0;
-    for (uint32_t d = 0; d < out->ndim; d++) {
-        if (out->dims[d] == 0) {
+    for (uint32_t d = 0; d < ndim; d++) {
+        if (dims[d] == 0) {
             return 0;
         }
-        if (out->dims[d] == 1) {
+        if (dims[d] == 1) {
             continue;
         }
         if (nd > 0) {
             int merge = 1;
             for (int k = 0; k < EW_OPERANDS; k++) {
-                merge = merge && p->st[k][nd - 1] == st[k][d] * out->dims[d];
+                merge = merge && p->st[k][nd - 1] == st[k][d] * dims[d];
             }
             if (merge) {
-                p->dims[nd - 1] *= out->dims[d];
+                p->dims[nd - 1] *= dims[d];
                 for (int k = 0; k < EW_OPERANDS; k++) {
                     p->st[k][nd - 1] = st[k][d];
                 }
                 continue;
             }
         }
-        p->dims[nd] = out->dims[d];
+        p->dims[nd] = dims[d];
         for (int k = 0; k < EW_OPERANDS; k++) {
             p->st[k][nd] = st[k][d];
         }
@@ -257,71 +278,111 @@ static int plan_make(ew_plan *p, const lam_tensor_view *out, const int64_t *cons
     return 1;
 }
 
-lam_status cpu_elementwise(const lam_op_call *call) {
-    /* Strides of an operand the op does not have: zero, over a dummy element. */
-    static const int64_t zero_strides[LAM_MAX_DIMS];
-    static const float dummy;
-    const lam_tensor_view *out = call->output;
-    const float *in[2] = {&dummy, &dummy};
-    const int64_t *st[EW_OPERANDS] = {out->strides, zero_strides, zero_strides};
-    for (uint32_t i = 0; i < call->n_inputs && i < 2; i++) {
-        const lam_tensor_view *v = &call->inputs[i];
-        in[i] = cpu_buffer_data(v->buffer) + v->offset;
-        st[i + 1] = v->strides;
+/* One row of a copy of any dtype (element size es), strides in elements. */
+static void copy_row(ptrdiff_t n, char *o, ptrdiff_t os, const char *x, ptrdiff_t xs, size_t es) {
+    switch (es) {
+    case 1:
+        for (ptrdiff_t i = 0; i < n; i++) {
+            o[i * os] = x[i * xs];
+        }
+        break;
+    case 2:
+        for (ptrdiff_t i = 0; i < n; i++) {
+            ((uint16_t *)(void *)o)[i * os] = ((const uint16_t *)(const void *)x)[i * xs];
+        }
+        break;
+    case 4:
+        for (ptrdiff_t i = 0; i < n; i++) {
+            ((uint32_t *)(void *)o)[i * os] = ((const uint32_t *)(const void *)x)[i * xs];
+        }
+        break;
+    default:
+        for (ptrdiff_t i = 0; i < n; i++) {
+            ((uint64_t *)(void *)o)[i * os] = ((const uint64_t *)(const void *)x)[i * xs];
+        }
+        break;
     }
-    ew_kernel kernel = kernel_for(call->op);
-    if (kernel == NULL) {
-        return cpu_error(LAM_ERR_INTERNAL, "cpu: Internal error, op %d is not elementwise",
-                         (int)call->op);
-    }
-    ew_plan p;
-    if (!plan_make(&p, out, st)) {
-        return LAM_OK;
-    }
-    const float s = (float)call->scalars[0], t = (float)call->scalars[1];
-    float *ob = cpu_buffer_data(out->buffer) + out->offset;
-    const int inner = p.nd - 1;
-    const ptrdiff_t n = p.dims[inner];
-    /* Offsets rather than moving pointers: they may step outside a row while carrying. */
+}
+
+/* Walks the rows of a plan, calling kernel (float ops) or copy_row (a copy of another dtype). */
+static void walk(const ew_plan *p, ew_kernel kernel, char *const base[EW_OPERANDS], size_t es,
+                 float s, float t) {
+    const int inner = p->nd - 1;
+    const ptrdiff_t n = p->dims[inner];
+    /* Offsets (elements) rather than moving pointers: they may step outside a row while
+     * carrying. */
     int64_t off[EW_OPERANDS] = {0, 0, 0};
     int64_t idx[LAM_MAX_DIMS] = {0};
     for (;;) {
-        kernel(n, ob + off[0], p.st[0][inner], in[0] + off[1], p.st[1][inner], in[1] + off[2],
-               p.st[2][inner], s, t);
+        if (kernel != NULL) {
+            kernel(n, (float *)(void *)base[0] + off[0], p->st[0][inner],
+                   (const float *)(const void *)base[1] + off[1], p->st[1][inner],
+                   (const float *)(const void *)base[2] + off[2], p->st[2][inner], s, t);
+        } else {
+            copy_row(n, base[0] + (size_t)off[0] * es, p->st[0][inner],
+                     base[1] + (size_t)off[1] * es, p->st[1][inner], es);
+        }
         int d = inner - 1;
         for (; d >= 0; d--) {
             for (int k = 0; k < EW_OPERANDS; k++) {
-                off[k] += p.st[k][d];
+                off[k] += p->st[k][d];
             }
-            if (++idx[d] < p.dims[d]) {
+            if (++idx[d] < p->dims[d]) {
                 break;
             }
             for (int k = 0; k < EW_OPERANDS; k++) {
-                off[k] -= p.st[k][d] * p.dims[d];
+                off[k] -= p->st[k][d] * p->dims[d];
             }
             idx[d] = 0;
         }
         if (d < 0) {
-            return LAM_OK;
+            return;
         }
     }
 }
 
+lam_status cpu_elementwise(const cpu_call *call) {
+    /* Strides of an operand the op does not have: zero, over a dummy element. */
+    static const int64_t zero_strides[LAM_MAX_DIMS];
+    static const uint64_t dummy;
+    const cpu_view *out = &call->out[0];
+    char *base[EW_OPERANDS] = {out->data, (char *)(uintptr_t)&dummy, (char *)(uintptr_t)&dummy};
+    const int64_t *st[EW_OPERANDS] = {out->st, zero_strides, zero_strides};
+    for (uint32_t i = 0; i < call->n_in && i < 2; i++) {
+        base[i + 1] = call->in[i].data;
+        st[i + 1] = call->in[i].st;
+    }
+    const int typed_copy = call->op == LAM_OP_COPY && out->dtype != LAM_DTYPE_F32;
+    ew_kernel kernel = typed_copy ? NULL : kernel_for(call->op);
+    if (kernel == NULL && !typed_copy) {
+        return cpu_error(LAM_ERR_INTERNAL, "cpu: Internal error, op %d is not elementwise",
+                         (int)call->op);
+    }
+    ew_plan p;
+    if (!plan_make(&p, out->ndim, out->dims, st)) {
+        return LAM_OK;
+    }
+    const lam_scalar_params *sp = lam_op_params(call, lam_scalar_params);
+    const float s = sp != NULL ? (float)sp->a : 0.0f;
+    const float t = sp != NULL ? (float)sp->b : 0.0f;
+    walk(&p, kernel, base, out->esize, s, t);
+    return LAM_OK;
+}
+
 /* LINEAR after its GEMM: out = act(out + bias), row by row. */
-lam_status cpu_linear_epilogue(const lam_op_call *call) {
-    const lam_tensor_view *out = call->output;
+lam_status cpu_linear_epilogue(const cpu_call *call, lam_op act) {
+    const cpu_view *out = &call->out[0];
     const int64_t m = out->dims[0], n = out->dims[1];
-    float *c = cpu_buffer_data(out->buffer) + out->offset;
+    float *c = cpu_f32(out);
     const float *bias = NULL;
     int64_t bs = 0;
-    if (call->n_inputs == 3) {
-        bias = cpu_buffer_data(call->inputs[2].buffer) + call->inputs[2].offset;
-        bs = call->inputs[2].strides[0];
+    if (call->n_in == 3) {
+        bias = cpu_f32(&call->in[2]);
+        bs = call->in[2].st[0];
     }
-    const lam_op act = (lam_op)call->ints[2];
     for (int64_t i = 0; i < m; i++) {
-        float *row = c + i * out->strides[0];
-        const int64_t cs = out->strides[1];
+        float *row = c + i * out->st[0];
+        const int64_t cs = out->st[1];
         if (bias != NULL) {
             for (int64_t j = 0; j < n; j++) {
                 row[j * cs] += bias[j * bs];

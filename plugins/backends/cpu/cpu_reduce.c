@@ -1,5 +1,5 @@
 /*
- * cpu_reduce.c - reductions, argmax and softmax over the middle axis of a 3-D view
+ * cpu_reduce.c - reductions, argmax, softmax and moments over the middle axis of a 3-D view
  * (outer, n, inner).
  *
  * Sums accumulate in double so a long sum of floats keeps float accuracy. Two loop shapes:
@@ -190,16 +190,48 @@ static void softmax_line(const float *x, int64_t n, int64_t xs, float *o, int64_
     }
 }
 
-lam_status cpu_reduce(const lam_op_call *call) {
-    const lam_tensor_view *xv = &call->inputs[0];
-    const lam_tensor_view *ov = call->output;
+/* Mean and biased variance of one line, two passes in double; n == 0 gives NaN. */
+static void moments_line(const float *x, int64_t n, int64_t stride, float *mean, float *var) {
+    if (n == 0) {
+        *mean = NAN;
+        *var = NAN;
+        return;
+    }
+    const double m = sum_line(x, n, stride) / (double)n;
+    double acc = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        const double d = (double)x[k * stride] - m;
+        acc += d * d;
+    }
+    *mean = (float)m;
+    *var = (float)(acc / (double)n);
+}
+
+/* ARGMAX's index into an F32 (exact up to 2^24), I32 or I64 element. */
+static void store_index(const cpu_view *ov, char *at, int64_t index) {
+    switch (ov->dtype) {
+    case LAM_DTYPE_I32:
+        *(int32_t *)(void *)at = (int32_t)index;
+        break;
+    case LAM_DTYPE_I64:
+        *(int64_t *)(void *)at = index;
+        break;
+    default:
+        *(float *)(void *)at = (float)index;
+        break;
+    }
+}
+
+lam_status cpu_reduce(const cpu_call *call) {
+    const cpu_view *xv = &call->in[0];
+    const cpu_view *ov = &call->out[0];
     const int64_t outer = xv->dims[0];
     const int64_t n = xv->dims[1];
     const int64_t inner = xv->dims[2];
-    const int64_t xs0 = xv->strides[0], xs1 = xv->strides[1], xs2 = xv->strides[2];
-    const int64_t os0 = ov->strides[0], os1 = ov->strides[1], os2 = ov->strides[2];
-    const float *xb = cpu_buffer_data(xv->buffer) + xv->offset;
-    float *ob = cpu_buffer_data(ov->buffer) + ov->offset;
+    const int64_t xs0 = xv->st[0], xs1 = xv->st[1], xs2 = xv->st[2];
+    const int64_t os0 = ov->st[0], os1 = ov->st[1], os2 = ov->st[2];
+    const float *xb = cpu_f32(xv);
+    float *ob = cpu_f32(ov);
     const lam_op op = call->op;
 
     if (outer == 0 || inner == 0) {
@@ -245,8 +277,15 @@ lam_status cpu_reduce(const lam_op_call *call) {
                 *o = extreme_line(x, n, xs1, 0);
                 break;
             case LAM_OP_ARGMAX:
-                *o = (float)argmax_line(x, n, xs1);
+                store_index(ov, ov->data + (size_t)(a * os0 + c * os2) * ov->esize,
+                            argmax_line(x, n, xs1));
                 break;
+            case LAM_OP_MOMENTS: {
+                const cpu_view *vv = &call->out[1];
+                float *var = cpu_f32(vv) + a * vv->st[0] + c * vv->st[2];
+                moments_line(x, n, xs1, o, var);
+                break;
+            }
             case LAM_OP_SOFTMAX:
             case LAM_OP_LOG_SOFTMAX:
                 softmax_line(x, n, xs1, o, os1, op == LAM_OP_LOG_SOFTMAX);

@@ -1,0 +1,439 @@
+/*
+ * cpu_nn.c - sliding-window ops on (N, C, H, W) views: IM2COL and its adjoint COL2IM, max
+ * pooling with indices and its gradient, average pooling and its gradient.
+ *
+ * Every loop runs per sample and channel, so a NaN in one sample reaches no other. Sums that
+ * the header orders (COL2IM, the backward ops) are accumulated in that order, so results do
+ * not depend on how the loops are blocked.
+ */
+#include "cpu_internal.h"
+
+#include <math.h>
+
+/* The window parameters of a call with the output size worked out. */
+typedef struct win {
+    int64_t k[2], s[2], pb[2], pa[2], d[2];
+    int64_t in[2];  /* H, W */
+    int64_t out[2]; /* OH, OW */
+    uint32_t flags;
+} win;
+
+/* Output size along one axis (plugin.h, IM2COL), or -1 when not even one window fits. */
+static int64_t out_size(const win *w, int ax) {
+    const int64_t span = w->in[ax] + w->pb[ax] + w->pa[ax] - w->d[ax] * (w->k[ax] - 1) - 1;
+    if (span < 0) {
+        return -1;
+    }
+    if (!(w->flags & LAM_WINDOW_CEIL_MODE)) {
+        return span / w->s[ax] + 1;
+    }
+    int64_t n = (span + w->s[ax] - 1) / w->s[ax] + 1;
+    if ((n - 1) * w->s[ax] >= w->in[ax] + w->pb[ax]) {
+        n--; /* the last window would start in the trailing padding */
+    }
+    return n;
+}
+
+/* Checks the parameters against input size (H, W) and fills w. */
+static lam_status make_win(const cpu_call *c, int64_t h, int64_t wd, win *w) {
+    const lam_window_params *p = lam_op_params(c, lam_window_params);
+    if (p == NULL) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                         "cpu: Invalid argument, %s needs its parameters (lam_window_params, "
+                         "struct_size set)",
+                         c->name);
+    }
+    if (p->n_spatial != 2) {
+        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                         "cpu: Invalid argument, %s has n_spatial %u; 2.0 window ops take 2",
+                         c->name, (unsigned)p->n_spatial);
+    }
+    w->flags = p->flags;
+    w->in[0] = h;
+    w->in[1] = wd;
+    for (int ax = 0; ax < 2; ax++) {
+        w->k[ax] = p->kernel[ax];
+        w->s[ax] = p->stride[ax];
+        w->pb[ax] = p->pad_before[ax];
+        w->pa[ax] = p->pad_after[ax];
+        w->d[ax] = p->dilation[ax];
+        if (w->k[ax] < 1 || w->s[ax] < 1 || w->d[ax] < 1 || w->pb[ax] < 0 || w->pa[ax] < 0 ||
+            w->k[ax] > (INT64_C(1) << 31) || w->s[ax] > (INT64_C(1) << 31) ||
+            w->d[ax] > (INT64_C(1) << 31) || w->pb[ax] > (INT64_C(1) << 31) ||
+            w->pa[ax] > (INT64_C(1) << 31)) {
+            return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                             "cpu: Invalid argument, %s axis %d has kernel %lld, stride %lld, "
+                             "dilation %lld, padding %lld/%lld (kernel, stride and dilation must "
+                             "be >= 1, padding >= 0)",
+                             c->name, ax, (long long)w->k[ax], (long long)w->s[ax],
+                             (long long)w->d[ax], (long long)w->pb[ax], (long long)w->pa[ax]);
+        }
+        w->out[ax] = out_size(w, ax);
+        if (w->out[ax] < 0) {
+            return cpu_error(LAM_ERR_SHAPE,
+                             "cpu: Shape mismatch, %s window of %lld (dilation %lld) is larger "
+                             "than axis %d of %lld plus padding %lld/%lld",
+                             c->name, (long long)w->k[ax], (long long)w->d[ax], ax,
+                             (long long)w->in[ax], (long long)w->pb[ax], (long long)w->pa[ax]);
+        }
+    }
+    return LAM_OK;
+}
+
+static lam_status expect_dims(const cpu_call *c, const char *what, const cpu_view *v, uint32_t nd,
+                              const int64_t *want) {
+    int ok = v->ndim == nd;
+    for (uint32_t d = 0; ok && d < nd; d++) {
+        ok = v->dims[d] == want[d];
+    }
+    if (ok) {
+        return LAM_OK;
+    }
+    char got[160];
+    char exp[160];
+    return cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s %s has dims %s, expected %s", c->name,
+                     what, lam_dims_format(got, sizeof got, v->ndim, v->dims),
+                     lam_dims_format(exp, sizeof exp, nd, want));
+}
+
+static lam_status expect_f32(const cpu_call *c, const char *what, const cpu_view *v) {
+    if (v->dtype != LAM_DTYPE_F32) {
+        return cpu_error(LAM_ERR_DTYPE, "cpu: Unsupported dtype, %s %s has dtype %d, not float32",
+                         c->name, what, (int)v->dtype);
+    }
+    return LAM_OK;
+}
+
+static lam_status expect_4d(const cpu_call *c, const char *what, const cpu_view *v) {
+    if (v->ndim != 4) {
+        char got[160];
+        return cpu_error(LAM_ERR_SHAPE, "cpu: Shape mismatch, %s needs a 4-D %s, got dims %s",
+                         c->name, what, lam_dims_format(got, sizeof got, v->ndim, v->dims));
+    }
+    return LAM_OK;
+}
+
+/* First input position of window o along axis ax (may lie in the padding). */
+static inline int64_t start(const win *w, int ax, int64_t o) {
+    return o * w->s[ax] - w->pb[ax];
+}
+
+/* Taps of window (oh, ow) inside [lo, hi) per axis: the average's divisor. */
+static int64_t taps_inside(const win *w, int64_t oh, int64_t ow, int include_pad) {
+    int64_t n[2];
+    const int64_t o[2] = {oh, ow};
+    for (int ax = 0; ax < 2; ax++) {
+        const int64_t lo = include_pad ? -w->pb[ax] : 0;
+        const int64_t hi = include_pad ? w->in[ax] + w->pa[ax] : w->in[ax];
+        n[ax] = 0;
+        for (int64_t i = 0; i < w->k[ax]; i++) {
+            const int64_t at = start(w, ax, o[ax]) + i * w->d[ax];
+            n[ax] += at >= lo && at < hi;
+        }
+    }
+    return n[0] * n[1];
+}
+
+/* x (N, C, H, W) <-> columns (N, C*KH*KW, OH*OW); col2im accumulates in column order. */
+static void im2col(const win *w, const cpu_view *x, const cpu_view *col, int64_t nn, int64_t cc) {
+    const float *xb = cpu_f32(x);
+    float *cb = cpu_f32(col);
+    for (int64_t n = 0; n < nn; n++) {
+        for (int64_t c = 0; c < cc; c++) {
+            for (int64_t i = 0; i < w->k[0]; i++) {
+                for (int64_t j = 0; j < w->k[1]; j++) {
+                    const int64_t row = (c * w->k[0] + i) * w->k[1] + j;
+                    float *cr = cb + n * col->st[0] + row * col->st[1];
+                    for (int64_t oh = 0; oh < w->out[0]; oh++) {
+                        const int64_t h = start(w, 0, oh) + i * w->d[0];
+                        for (int64_t ow = 0; ow < w->out[1]; ow++) {
+                            const int64_t wi = start(w, 1, ow) + j * w->d[1];
+                            float v = 0.0f;
+                            if (h >= 0 && h < w->in[0] && wi >= 0 && wi < w->in[1]) {
+                                v = xb[n * x->st[0] + c * x->st[1] + h * x->st[2] + wi * x->st[3]];
+                            }
+                            cr[(oh * w->out[1] + ow) * col->st[2]] = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void zero4(const cpu_view *v) {
+    float *b = cpu_f32(v);
+    for (int64_t n = 0; n < v->dims[0]; n++) {
+        for (int64_t c = 0; c < v->dims[1]; c++) {
+            for (int64_t h = 0; h < v->dims[2]; h++) {
+                for (int64_t x = 0; x < v->dims[3]; x++) {
+                    b[n * v->st[0] + c * v->st[1] + h * v->st[2] + x * v->st[3]] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+static void col2im(const win *w, const cpu_view *col, const cpu_view *out, int64_t nn, int64_t cc) {
+    const float *cb = cpu_f32(col);
+    float *ob = cpu_f32(out);
+    zero4(out);
+    for (int64_t n = 0; n < nn; n++) {
+        for (int64_t c = 0; c < cc; c++) {
+            float *oc = ob + n * out->st[0] + c * out->st[1];
+            for (int64_t oh = 0; oh < w->out[0]; oh++) {
+                for (int64_t ow = 0; ow < w->out[1]; ow++) {
+                    const int64_t colno = oh * w->out[1] + ow;
+                    for (int64_t i = 0; i < w->k[0]; i++) {
+                        const int64_t h = start(w, 0, oh) + i * w->d[0];
+                        if (h < 0 || h >= w->in[0]) {
+                            continue;
+                        }
+                        for (int64_t j = 0; j < w->k[1]; j++) {
+                            const int64_t wi = start(w, 1, ow) + j * w->d[1];
+                            if (wi < 0 || wi >= w->in[1]) {
+                                continue;
+                            }
+                            const int64_t row = (c * w->k[0] + i) * w->k[1] + j;
+                            oc[h * out->st[2] + wi * out->st[3]] +=
+                                cb[n * col->st[0] + row * col->st[1] + colno * col->st[2]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Max pooling: first maximum in row-major window order, the first NaN wins, padding never. */
+static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const cpu_view *idx) {
+    const float *xb = cpu_f32(x);
+    for (int64_t n = 0; n < x->dims[0]; n++) {
+        for (int64_t c = 0; c < x->dims[1]; c++) {
+            const float *xp = xb + n * x->st[0] + c * x->st[1];
+            for (int64_t oh = 0; oh < w->out[0]; oh++) {
+                for (int64_t ow = 0; ow < w->out[1]; ow++) {
+                    float best = 0.0f;
+                    int64_t at = -1;
+                    for (int64_t i = 0; i < w->k[0]; i++) {
+                        const int64_t h = start(w, 0, oh) + i * w->d[0];
+                        if (h < 0 || h >= w->in[0]) {
+                            continue;
+                        }
+                        for (int64_t j = 0; j < w->k[1]; j++) {
+                            const int64_t wi = start(w, 1, ow) + j * w->d[1];
+                            if (wi < 0 || wi >= w->in[1]) {
+                                continue;
+                            }
+                            const float v = xp[h * x->st[2] + wi * x->st[3]];
+                            if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
+                                best = v;
+                                at = h * w->in[1] + wi;
+                            }
+                        }
+                    }
+                    const int64_t oo = n * o->st[0] + c * o->st[1] + oh * o->st[2] + ow * o->st[3];
+                    cpu_f32(o)[oo] = best;
+                    if (idx != NULL) {
+                        ((int32_t *)(void *)idx->data)[n * idx->st[0] + c * idx->st[1] +
+                                                       oh * idx->st[2] + ow * idx->st[3]] =
+                            (int32_t)at;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Max pooling's gradient; an index outside the plane is the caller's error, named. */
+static lam_status max_pool_backward(const cpu_call *c, const cpu_view *g, const cpu_view *idx,
+                                    const cpu_view *out) {
+    const int64_t plane = out->dims[2] * out->dims[3];
+    const float *gb = cpu_f32(g);
+    const int32_t *ib = (const int32_t *)(const void *)idx->data;
+    float *ob = cpu_f32(out);
+    zero4(out);
+    for (int64_t n = 0; n < g->dims[0]; n++) {
+        for (int64_t ch = 0; ch < g->dims[1]; ch++) {
+            for (int64_t oh = 0; oh < g->dims[2]; oh++) {
+                for (int64_t ow = 0; ow < g->dims[3]; ow++) {
+                    const int64_t at =
+                        ib[n * idx->st[0] + ch * idx->st[1] + oh * idx->st[2] + ow * idx->st[3]];
+                    if (at < 0 || at >= plane) {
+                        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                                         "cpu: Index out of range, %s index at (%lld, %lld, %lld, "
+                                         "%lld) is %lld, outside [0, %lld)",
+                                         c->name, (long long)n, (long long)ch, (long long)oh,
+                                         (long long)ow, (long long)at, (long long)plane);
+                    }
+                    const int64_t h = at / out->dims[3], wi = at % out->dims[3];
+                    ob[n * out->st[0] + ch * out->st[1] + h * out->st[2] + wi * out->st[3]] +=
+                        gb[n * g->st[0] + ch * g->st[1] + oh * g->st[2] + ow * g->st[3]];
+                }
+            }
+        }
+    }
+    return LAM_OK;
+}
+
+/* Average pooling (backward: spreads each gradient over its taps, in output order). */
+static void avg_pool(const win *w, const cpu_view *src, const cpu_view *dst, int backward) {
+    const int include_pad = (w->flags & LAM_WINDOW_COUNT_INCLUDE_PAD) != 0;
+    const cpu_view *big = backward ? dst : src; /* the (N, C, H, W) side */
+    const cpu_view *small = backward ? src : dst;
+    float *bb = cpu_f32(big);
+    float *sb = cpu_f32(small);
+    if (backward) {
+        zero4(dst);
+    }
+    for (int64_t n = 0; n < big->dims[0]; n++) {
+        for (int64_t c = 0; c < big->dims[1]; c++) {
+            float *bp = bb + n * big->st[0] + c * big->st[1];
+            for (int64_t oh = 0; oh < w->out[0]; oh++) {
+                for (int64_t ow = 0; ow < w->out[1]; ow++) {
+                    const int64_t cnt = taps_inside(w, oh, ow, include_pad);
+                    float *sv = sb + n * small->st[0] + c * small->st[1] + oh * small->st[2] +
+                                ow * small->st[3];
+                    const float share = cnt > 0 ? *sv / (float)cnt : 0.0f;
+                    double sum = 0.0;
+                    for (int64_t i = 0; i < w->k[0]; i++) {
+                        const int64_t h = start(w, 0, oh) + i * w->d[0];
+                        if (h < 0 || h >= w->in[0]) {
+                            continue;
+                        }
+                        for (int64_t j = 0; j < w->k[1]; j++) {
+                            const int64_t wi = start(w, 1, ow) + j * w->d[1];
+                            if (wi < 0 || wi >= w->in[1]) {
+                                continue;
+                            }
+                            float *e = bp + h * big->st[2] + wi * big->st[3];
+                            if (backward) {
+                                *e += share;
+                            } else {
+                                sum += (double)*e;
+                            }
+                        }
+                    }
+                    if (!backward) {
+                        *sv = cnt > 0 ? (float)(sum / (double)cnt) : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* A window lying wholly in the padding (MAX_POOL has no value for it). */
+static lam_status check_no_empty_window(const cpu_call *c, const win *w) {
+    for (int ax = 0; ax < 2; ax++) {
+        for (int64_t o = 0; o < w->out[ax]; o++) {
+            int any = 0;
+            for (int64_t i = 0; i < w->k[ax] && !any; i++) {
+                const int64_t at = start(w, ax, o) + i * w->d[ax];
+                any = at >= 0 && at < w->in[ax];
+            }
+            if (!any) {
+                return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                                 "cpu: Invalid argument, %s window %lld of axis %d lies wholly in "
+                                 "the padding",
+                                 c->name, (long long)o, ax);
+            }
+        }
+    }
+    return LAM_OK;
+}
+
+lam_status cpu_window(const cpu_call *c) {
+    const lam_op op = c->op;
+    const cpu_view *x = &c->in[0];
+    const cpu_view *o = &c->out[0];
+    /* The (N, C, H, W) operand: the input, or the output of COL2IM and the backward ops. */
+    const int img_out =
+        op == LAM_OP_COL2IM || op == LAM_OP_MAX_POOL_BACKWARD || op == LAM_OP_AVG_POOL_BACKWARD;
+    const cpu_view *img = img_out ? o : x;
+    lam_status st = expect_f32(c, "input 0", x);
+    if (st == LAM_OK) {
+        st = expect_f32(c, "output 0", o);
+    }
+    if (st == LAM_OK) {
+        st = expect_4d(c, img_out ? "output" : "input", img);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    const int64_t nn = img->dims[0], cc = img->dims[1];
+    if (op == LAM_OP_MAX_POOL_BACKWARD) {
+        const cpu_view *idx = &c->in[1];
+        if (idx->dtype != LAM_DTYPE_I32) {
+            return cpu_error(LAM_ERR_DTYPE,
+                             "cpu: Unsupported dtype, %s indices have dtype %d, not int32", c->name,
+                             (int)idx->dtype);
+        }
+        st = expect_4d(c, "input 0", x);
+        if (st == LAM_OK) {
+            st = expect_dims(c, "input 1 (indices)", idx, 4, x->dims);
+        }
+        if (st == LAM_OK && (x->dims[0] != nn || x->dims[1] != cc)) {
+            const int64_t want[4] = {nn, cc, x->dims[2], x->dims[3]};
+            st = expect_dims(c, "input 0", x, 4, want);
+        }
+        if (st != LAM_OK || c->dry) {
+            return st;
+        }
+        return max_pool_backward(c, x, idx, o);
+    }
+    win w = {0};
+    st = make_win(c, img->dims[2], img->dims[3], &w);
+    if (st != LAM_OK) {
+        return st;
+    }
+    const int64_t pooled[4] = {nn, cc, w.out[0], w.out[1]};
+    const int64_t cols[3] = {nn, cc * w.k[0] * w.k[1], w.out[0] * w.out[1]};
+    switch (op) {
+    case LAM_OP_IM2COL:
+        st = expect_dims(c, "output", o, 3, cols);
+        break;
+    case LAM_OP_COL2IM:
+        st = expect_dims(c, "input", x, 3, cols);
+        break;
+    case LAM_OP_MAX_POOL:
+        st = expect_dims(c, "output 0", o, 4, pooled);
+        if (st == LAM_OK && c->n_out == 2) {
+            if (c->out[1].dtype != LAM_DTYPE_I32) {
+                return cpu_error(LAM_ERR_DTYPE,
+                                 "cpu: Unsupported dtype, %s output 1 (indices) has dtype %d, not "
+                                 "int32",
+                                 c->name, (int)c->out[1].dtype);
+            }
+            st = expect_dims(c, "output 1 (indices)", &c->out[1], 4, pooled);
+        }
+        if (st == LAM_OK) {
+            st = check_no_empty_window(c, &w);
+        }
+        break;
+    case LAM_OP_AVG_POOL:
+        st = expect_dims(c, "output", o, 4, pooled);
+        break;
+    default: /* AVG_POOL_BACKWARD */
+        st = expect_dims(c, "input", x, 4, pooled);
+        break;
+    }
+    if (st != LAM_OK || c->dry) {
+        return st;
+    }
+    switch (op) {
+    case LAM_OP_IM2COL:
+        im2col(&w, x, o, nn, cc);
+        break;
+    case LAM_OP_COL2IM:
+        col2im(&w, x, o, nn, cc);
+        break;
+    case LAM_OP_MAX_POOL:
+        max_pool(&w, x, o, c->n_out == 2 ? &c->out[1] : NULL);
+        break;
+    default:
+        avg_pool(&w, x, o, op == LAM_OP_AVG_POOL_BACKWARD);
+        break;
+    }
+    return LAM_OK;
+}
