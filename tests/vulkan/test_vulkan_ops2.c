@@ -5,6 +5,8 @@
  */
 #include "vk2_fixture.h"
 
+#include "ref/vk2_refs.h"
+
 TestSuite(vk2ops, .init = vk2_open, .fini = vk2_close);
 
 /* Runs a one-output elementwise op over 1-D views of n floats. */
@@ -113,4 +115,51 @@ Test(vk2ops, cast_float32_to_int32_is_left_to_the_host) {
     cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_ERR_UNSUPPORTED);
     cr_assert_not_null(strstr(vk2_msg, "cast from float32 to int32 is not implemented"), "%s",
                        vk2_msg);
+}
+
+/* out (3, 2, 2) = 0.5 * A[b] B for A (3, 2, 3) and B (1, 3, 2) shared by every batch (also as a
+ * batch of 3 with a zero batch stride), and with A given transposed; a NaN in batch 0 of A
+ * stays in batch 0. */
+Test(vk2ops, gemm_batched_shares_b_and_keeps_batches_apart) {
+    void *ba = vk2_buffer(ref_gb_a, sizeof ref_gb_a);
+    void *bat = vk2_buffer(ref_gb_at, sizeof ref_gb_at);
+    void *bb = vk2_buffer(ref_gb_b, sizeof ref_gb_b);
+    void *bo = vk2_buffer(NULL, sizeof ref_gb_out);
+    lam_tensor_view a = vk2_view(ba, LAM_DTYPE_F32, 0, VK2_DIMS(3, 2, 3));
+    lam_tensor_view b = vk2_view(bb, LAM_DTYPE_F32, 0, VK2_DIMS(1, 3, 2));
+    lam_tensor_view o = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(3, 2, 2));
+    const lam_tensor_view *in[2] = {&a, &b};
+    const lam_tensor_view *out[1] = {&o};
+    lam_gemm_params p = LAM_GEMM_PARAMS_INIT;
+    p.alpha = 0.5;
+    lam_op_call c = vk2_call(LAM_OP_GEMM_BATCHED, 2, in, 1, out, &p);
+    vk2_run(&c);
+    float got[12];
+    vk2_read(bo, 0, got, sizeof got);
+    vk2_expect_floats(got, ref_gb_out, 12, 0.0f);
+    /* B as a batch of 3 with batch stride 0 */
+    b.dims[0] = 3;
+    b.strides[0] = 0;
+    vk2_desc->buffer_write(vk2_dev, bo, 0, ref_gb_b, sizeof ref_gb_b); /* garbage in out */
+    vk2_run(&c);
+    vk2_read(bo, 0, got, sizeof got);
+    vk2_expect_floats(got, ref_gb_out, 12, 0.0f);
+    /* A transposed: at (3, 3, 2) */
+    lam_tensor_view at = vk2_view(bat, LAM_DTYPE_F32, 0, VK2_DIMS(3, 3, 2));
+    in[0] = &at;
+    p.flags = LAM_GEMM_TRANS_A;
+    vk2_run(&c);
+    vk2_read(bo, 0, got, sizeof got);
+    vk2_expect_floats(got, ref_gb_out, 12, 0.0f);
+    /* NaN in A[0][0][0]: out[0][0][*] NaN, nothing else changes */
+    in[0] = &a;
+    p.flags = 0;
+    const float nan = NAN;
+    vk2_desc->buffer_write(vk2_dev, ba, 0, &nan, sizeof nan);
+    vk2_run(&c);
+    vk2_read(bo, 0, got, sizeof got);
+    float want[12];
+    memcpy(want, ref_gb_out, sizeof want);
+    want[0] = want[1] = NAN;
+    vk2_expect_floats(got, want, 12, 0.0f);
 }

@@ -24,6 +24,7 @@ static int op_implemented(lam_op op) {
         return 1;
     }
     switch (op) {
+    case LAM_OP_GEMM_BATCHED:
     case LAM_OP_WHERE:
     case LAM_OP_GREATER:
     case LAM_OP_LESS:

@@ -50,6 +50,7 @@ static lam_status record(vk_device *d, const vk_call *call, const char *opname, 
                          const vk_view *vin) {
     switch (call->op) {
     case LAM_OP_GEMM:
+    case LAM_OP_GEMM_BATCHED:
         return vk_run_gemm(d, call, opname, vo, &vin[0], &vin[1], 0);
     case LAM_OP_LINEAR:
         return run_linear(d, call, opname, vo, vin);

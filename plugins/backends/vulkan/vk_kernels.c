@@ -358,7 +358,14 @@ typedef struct gemm_push {
     float alpha, beta;
     int32_t tile_m0, tile_n0;
     int32_t act;
+    int32_t a_bs, b_bs, c_bs; /* batch strides (GEMM_BATCHED; 0: shared) */
+    int32_t batch0;           /* batch of workgroup z = 0 */
 } gemm_push;
+
+/* An operand's batch stride: 0 for a batch of 1 (shared by every batch). */
+static int64_t batch_stride(const lam_tensor_view *v, int batched) {
+    return batched && v->dims[0] > 1 ? v->strides[0] : 0;
+}
 
 lam_status vk_run_gemm(vk_device *d, const vk_call *call, const char *opname, const vk_view *vc,
                        const vk_view *va, const vk_view *vb, int32_t act) {
@@ -367,12 +374,15 @@ lam_status vk_run_gemm(vk_device *d, const vk_call *call, const char *opname, co
     const lam_tensor_view *cv = (&call->out[0]);
     const int ta = (call->gemm_flags & LAM_GEMM_TRANS_A) != 0;
     const int tb = (call->gemm_flags & LAM_GEMM_TRANS_B) != 0;
-    const int64_t m = cv->dims[0];
-    const int64_t n = cv->dims[1];
-    int64_t k = ta ? av->dims[0] : av->dims[1];
+    const int batched = call->op == LAM_OP_GEMM_BATCHED;
+    const uint32_t o = batched ? 1 : 0; /* first matrix axis */
+    const int64_t batch = batched ? cv->dims[0] : 1;
+    const int64_t m = cv->dims[o];
+    const int64_t n = cv->dims[o + 1];
+    int64_t k = ta ? av->dims[o] : av->dims[o + 1];
     const float alpha = (float)call->alpha;
     const float beta = (float)call->beta;
-    if (m == 0 || n == 0) {
+    if (m == 0 || n == 0 || batch == 0) {
         return LAM_OK;
     }
     if (alpha == 0.0f) {
@@ -390,15 +400,20 @@ lam_status vk_run_gemm(vk_device *d, const vk_call *call, const char *opname, co
     }
     gemm_push p;
     memset(&p, 0, sizeof p);
+    const int64_t *as = av->strides + o, *bs = bv->strides + o, *cs = cv->strides + o;
     const int64_t vals[] = {m,
                             n,
-                            ta ? av->strides[1] : av->strides[0],
-                            ta ? av->strides[0] : av->strides[1],
-                            tb ? bv->strides[1] : bv->strides[0],
-                            tb ? bv->strides[0] : bv->strides[1],
-                            cv->strides[0],
-                            cv->strides[1]};
-    int32_t *dst[] = {&p.M, &p.N, &p.a_rs, &p.a_cs, &p.b_rs, &p.b_cs, &p.c_rs, &p.c_cs};
+                            ta ? as[1] : as[0],
+                            ta ? as[0] : as[1],
+                            tb ? bs[1] : bs[0],
+                            tb ? bs[0] : bs[1],
+                            cs[0],
+                            cs[1],
+                            k > 0 ? batch_stride(av, batched) : 0,
+                            k > 0 ? batch_stride(bv, batched) : 0,
+                            batch_stride(cv, batched)};
+    int32_t *dst[] = {&p.M,    &p.N,    &p.a_rs, &p.a_cs, &p.b_rs, &p.b_cs,
+                      &p.c_rs, &p.c_cs, &p.a_bs, &p.b_bs, &p.c_bs};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0] && s == LAM_OK; i++) {
         s = vk_to_i32(vals[i], dst[i], opname);
     }
@@ -430,23 +445,24 @@ lam_status vk_run_gemm(vk_device *d, const vk_call *call, const char *opname, co
         p.beta = k0 == 0 ? beta : 1.0f;
         p.act = k0 + kk >= k ? act : 0; /* the activation sees the complete sum only */
         if (kk > 0) {
-            s = vk_rel(&binds[1], (int64_t)av->offset + k0 * (ta ? av->strides[0] : av->strides[1]),
-                       &p.aoff);
+            s = vk_rel(&binds[1], (int64_t)av->offset + k0 * (ta ? as[0] : as[1]), &p.aoff);
             if (s == LAM_OK) {
-                s = vk_rel(&binds[2],
-                           (int64_t)bv->offset + k0 * (tb ? bv->strides[1] : bv->strides[0]),
-                           &p.boff);
+                s = vk_rel(&binds[2], (int64_t)bv->offset + k0 * (tb ? bs[1] : bs[0]), &p.boff);
             }
         } else {
             p.aoff = p.boff = 0;
         }
-        for (int64_t tm = 0; tm < tiles_m && s == LAM_OK; tm += maxc[1]) {
-            for (int64_t tn = 0; tn < tiles_n && s == LAM_OK; tn += maxc[0]) {
-                p.tile_m0 = (int32_t)tm;
-                p.tile_n0 = (int32_t)tn;
-                uint32_t gy = (uint32_t)(tiles_m - tm < maxc[1] ? tiles_m - tm : maxc[1]);
-                uint32_t gx = (uint32_t)(tiles_n - tn < maxc[0] ? tiles_n - tn : maxc[0]);
-                s = vk_dispatch(d, VK_SHADER_GEMM, binds, &p, sizeof p, gx, gy, 1);
+        for (int64_t b0 = 0; b0 < batch && s == LAM_OK; b0 += maxc[2]) {
+            p.batch0 = (int32_t)b0;
+            uint32_t gz = (uint32_t)(batch - b0 < maxc[2] ? batch - b0 : maxc[2]);
+            for (int64_t tm = 0; tm < tiles_m && s == LAM_OK; tm += maxc[1]) {
+                for (int64_t tn = 0; tn < tiles_n && s == LAM_OK; tn += maxc[0]) {
+                    p.tile_m0 = (int32_t)tm;
+                    p.tile_n0 = (int32_t)tn;
+                    uint32_t gy = (uint32_t)(tiles_m - tm < maxc[1] ? tiles_m - tm : maxc[1]);
+                    uint32_t gx = (uint32_t)(tiles_n - tn < maxc[0] ? tiles_n - tn : maxc[0]);
+                    s = vk_dispatch(d, VK_SHADER_GEMM, binds, &p, sizeof p, gx, gy, gz);
+                }
             }
         }
         k0 += kk;

@@ -1,5 +1,6 @@
 #version 450
-// Tiled GEMM: C[M,N] = alpha * op(A) op(B) + beta * C over a K range. A 64x64 tile of C per
+// Tiled GEMM: C[M,N] = alpha * op(A) op(B) + beta * C over a K range, per batch (workgroup z;
+// GEMM_BATCHED) with batch strides of A, B and C (0: shared). A 64x64 tile of C per
 // workgroup of 8x8 invocations, each computing 8x8 outputs (rows ty*8 .. ty*8+7, columns
 // tx, tx+8, ..., tx+56); 16-deep slices of op(A) and op(B) are staged in shared memory.
 // op(A)(i, k) is a[aoff + i * a_rs + k * a_cs] and op(B)(k, j) is b[boff + k * b_rs + j * b_cs],
@@ -39,6 +40,10 @@ layout(push_constant) uniform P {
     int tile_m0;
     int tile_n0;
     int act; // fused activation (a lam_op number, 0 none), applied on the last K range only
+    int a_bs; // batch strides (GEMM_BATCHED; 0 for a shared operand or a plain GEMM)
+    int b_bs;
+    int c_bs;
+    int batch0; // batch of workgroup z = 0 (gl_WorkGroupID.z is the batch index after it)
 } p;
 
 #include "common.glsl"
@@ -72,7 +77,7 @@ shared float Bs[16][64];
     {                                                                                              \
         int j = j0 + tx + 8 * q;                                                                   \
         if (i < p.M && j < p.N) {                                                                  \
-            int at = p.coff + i * p.c_rs + j * p.c_cs;                                             \
+            int at = coff + i * p.c_rs + j * p.c_cs;                                             \
             float o = p.alpha * (v);                                                               \
             if (p.beta != 0.0) {                                                                   \
                 o += p.beta * c[at];                                                               \
@@ -100,8 +105,10 @@ void main() {
     vec4 acc1[8] = acc0;
     bool a_in = i0 + tid < p.M;
     bool b_in = j0 + tid < p.N;
-    int a_row = p.aoff + (a_in ? (i0 + tid) * p.a_rs : 0);
-    int b_col = p.boff + (b_in ? (j0 + tid) * p.b_cs : 0);
+    int batch = p.batch0 + int(gl_WorkGroupID.z);
+    int coff = p.coff + batch * p.c_bs;
+    int a_row = p.aoff + batch * p.a_bs + (a_in ? (i0 + tid) * p.a_rs : 0);
+    int b_col = p.boff + batch * p.b_bs + (b_in ? (j0 + tid) * p.b_cs : 0);
     for (int k0 = 0; k0 < p.K; k0 += 16) {
         LOAD(0) LOAD(1) LOAD(2) LOAD(3) LOAD(4) LOAD(5) LOAD(6) LOAD(7)
         LOAD(8) LOAD(9) LOAD(10) LOAD(11) LOAD(12) LOAD(13) LOAD(14) LOAD(15)
