@@ -163,3 +163,141 @@ Test(vk2ops, gemm_batched_shares_b_and_keeps_batches_apart) {
     want[0] = want[1] = NAN;
     vk2_expect_floats(got, want, 12, 0.0f);
 }
+
+/* The windows of ref/gen_vk2_refs.py: kernel (3, 2), stride (2, 1), padding before (1, 0) and
+ * after (1, 1), dilation (1, 2), floor mode. */
+static lam_window_params win_params(void) {
+    lam_window_params w;
+    memset(&w, 0, sizeof w);
+    w.struct_size = (uint32_t)sizeof w;
+    w.n_spatial = 2;
+    w.kernel[0] = 3;
+    w.kernel[1] = 2;
+    w.stride[0] = 2;
+    w.stride[1] = 1;
+    w.pad_before[0] = 1;
+    w.pad_after[0] = 1;
+    w.pad_after[1] = 1;
+    w.dilation[0] = 1;
+    w.dilation[1] = 2;
+    return w;
+}
+
+/* 3x3 windows, stride 2, padding 1 on every side, ceil mode (the pools' parameters). */
+static lam_window_params pool_params(uint32_t flags) {
+    lam_window_params w;
+    memset(&w, 0, sizeof w);
+    w.struct_size = (uint32_t)sizeof w;
+    w.n_spatial = 2;
+    for (int i = 0; i < 2; i++) {
+        w.kernel[i] = 3;
+        w.stride[i] = 2;
+        w.pad_before[i] = 1;
+        w.pad_after[i] = 1;
+        w.dilation[i] = 1;
+    }
+    w.flags = LAM_WINDOW_CEIL_MODE | flags;
+    return w;
+}
+
+/* Runs a one-input one-output op from host floats to host floats. */
+static void run_1to1(lam_op op, const float *x, uint32_t xnd, const int64_t *xd, uint32_t ond,
+                     const int64_t *od, const void *params, float *got, size_t n_out) {
+    size_t nx = 1;
+    for (uint32_t i = 0; i < xnd; i++) {
+        nx *= (size_t)xd[i];
+    }
+    void *bx = vk2_buffer(x, nx * sizeof(float));
+    void *bo = vk2_buffer(NULL, n_out * sizeof(float));
+    lam_tensor_view xv = vk2_view(bx, LAM_DTYPE_F32, 0, xnd, xd);
+    lam_tensor_view ov = vk2_view(bo, LAM_DTYPE_F32, 0, ond, od);
+    const lam_tensor_view *in[1] = {&xv};
+    const lam_tensor_view *out[1] = {&ov};
+    lam_op_call c = vk2_call(op, 1, in, 1, out, params);
+    vk2_run(&c);
+    vk2_read(bo, 0, got, n_out * sizeof(float));
+    vk2_desc->buffer_free(vk2_dev, bx);
+    vk2_desc->buffer_free(vk2_dev, bo);
+}
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+Test(vk2ops, im2col_and_col2im_match_numpy) {
+    lam_window_params w = win_params();
+    float got[NELEM(ref_im2col)];
+    run_1to1(LAM_OP_IM2COL, ref_win_x, VK2_DIMS(2, 2, 5, 4),
+             VK2_DIMS(2, 2 * 3 * 2, REF_WIN_OH * REF_WIN_OW), &w, got, NELEM(got));
+    vk2_expect_floats(got, ref_im2col, NELEM(got), 0.0f);
+    float back[NELEM(ref_col2im)];
+    run_1to1(LAM_OP_COL2IM, ref_col2im_x, VK2_DIMS(2, 2 * 3 * 2, REF_WIN_OH * REF_WIN_OW),
+             VK2_DIMS(2, 2, 5, 4), &w, back, NELEM(back));
+    vk2_expect_floats(back, ref_col2im, NELEM(back), 0.0f);
+    /* an output of the wrong size is refused */
+    void *bx = vk2_buffer(ref_win_x, sizeof ref_win_x);
+    void *bo = vk2_buffer(NULL, sizeof ref_im2col);
+    lam_tensor_view xv = vk2_view(bx, LAM_DTYPE_F32, 0, VK2_DIMS(2, 2, 5, 4));
+    lam_tensor_view ov = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(2, 12, 8));
+    const lam_tensor_view *in[1] = {&xv};
+    const lam_tensor_view *out[1] = {&ov};
+    lam_op_call c = vk2_call(LAM_OP_IM2COL, 1, in, 1, out, &w);
+    cr_assert_eq(vk2_desc->supports(vk2_dev, &c), 0);
+    cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_ERR_SHAPE);
+    cr_assert_not_null(strstr(vk2_msg, "vulkan: Shape mismatch, im2col output has dims (2, 12, 8), "
+                                       "expected (2, 12, 9)"),
+                       "%s", vk2_msg);
+}
+
+/* Max pooling with ceil mode (OH 4 where floor gives 3), ties (first wins) and a NaN (wins). */
+Test(vk2ops, max_pool_values_indices_and_gradient) {
+    lam_window_params w = pool_params(0);
+    void *bx = vk2_buffer(ref_pool_x, sizeof ref_pool_x);
+    void *bv = vk2_buffer(NULL, sizeof ref_maxpool_v);
+    void *bi = vk2_buffer(NULL, sizeof ref_maxpool_i);
+    lam_tensor_view xv = vk2_view(bx, LAM_DTYPE_F32, 0, VK2_DIMS(1, 2, 6, 5));
+    lam_tensor_view vv = vk2_view(bv, LAM_DTYPE_F32, 0, VK2_DIMS(1, 2, REF_POOL_OH, REF_POOL_OW));
+    lam_tensor_view iv = vk2_view(bi, LAM_DTYPE_I32, 0, VK2_DIMS(1, 2, REF_POOL_OH, REF_POOL_OW));
+    const lam_tensor_view *in[1] = {&xv};
+    const lam_tensor_view *out[2] = {&vv, &iv};
+    lam_op_call c = vk2_call(LAM_OP_MAX_POOL, 1, in, 2, out, &w);
+    vk2_run(&c);
+    float v[NELEM(ref_maxpool_v)];
+    int32_t idx[NELEM(ref_maxpool_i)];
+    vk2_read(bv, 0, v, sizeof v);
+    vk2_read(bi, 0, idx, sizeof idx);
+    vk2_expect_floats(v, ref_maxpool_v, NELEM(v), 0.0f);
+    for (size_t i = 0; i < NELEM(idx); i++) {
+        cr_assert_eq(idx[i], ref_maxpool_i[i], "index %zu: got %d, want %d", i, idx[i],
+                     ref_maxpool_i[i]);
+    }
+    /* the gradient: each x element added at its index */
+    void *bg = vk2_buffer(ref_pool_g, sizeof ref_pool_g);
+    void *bo = vk2_buffer(NULL, sizeof ref_maxpool_back);
+    lam_tensor_view gv = vk2_view(bg, LAM_DTYPE_F32, 0, VK2_DIMS(1, 2, REF_POOL_OH, REF_POOL_OW));
+    lam_tensor_view ov = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(1, 2, 6, 5));
+    const lam_tensor_view *bin[2] = {&gv, &iv};
+    const lam_tensor_view *bout[1] = {&ov};
+    lam_op_call b = vk2_call(LAM_OP_MAX_POOL_BACKWARD, 2, bin, 1, bout, &w);
+    vk2_run(&b);
+    float back[NELEM(ref_maxpool_back)];
+    vk2_read(bo, 0, back, sizeof back);
+    vk2_expect_floats(back, ref_maxpool_back, NELEM(back), 0.0f);
+    /* float indices are refused */
+    iv.dtype = LAM_DTYPE_F32;
+    cr_assert_eq(vk2_desc->supports(vk2_dev, &c), 0);
+}
+
+Test(vk2ops, avg_pool_divisors_and_gradient) {
+    lam_window_params w = pool_params(0);
+    float got[NELEM(ref_avgpool_ex)];
+    run_1to1(LAM_OP_AVG_POOL, ref_pool_xq, VK2_DIMS(1, 2, 6, 5),
+             VK2_DIMS(1, 2, REF_POOL_OH, REF_POOL_OW), &w, got, NELEM(got));
+    vk2_expect_floats(got, ref_avgpool_ex, NELEM(got), 1e-6f);
+    lam_window_params wi = pool_params(LAM_WINDOW_COUNT_INCLUDE_PAD);
+    run_1to1(LAM_OP_AVG_POOL, ref_pool_xq, VK2_DIMS(1, 2, 6, 5),
+             VK2_DIMS(1, 2, REF_POOL_OH, REF_POOL_OW), &wi, got, NELEM(got));
+    vk2_expect_floats(got, ref_avgpool_in, NELEM(got), 1e-6f);
+    float back[NELEM(ref_avgpool_back_ex)];
+    run_1to1(LAM_OP_AVG_POOL_BACKWARD, ref_pool_g, VK2_DIMS(1, 2, REF_POOL_OH, REF_POOL_OW),
+             VK2_DIMS(1, 2, 6, 5), &w, back, NELEM(back));
+    vk2_expect_floats(back, ref_avgpool_back_ex, NELEM(back), 1e-6f);
+}

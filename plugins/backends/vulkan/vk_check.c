@@ -8,6 +8,8 @@
  */
 #include "vk_check.h"
 
+#include "vk_window.h"
+
 #include <stddef.h>
 #include <string.h>
 
@@ -25,6 +27,12 @@ static int op_implemented(lam_op op) {
     }
     switch (op) {
     case LAM_OP_GEMM_BATCHED:
+    case LAM_OP_IM2COL:
+    case LAM_OP_COL2IM:
+    case LAM_OP_MAX_POOL:
+    case LAM_OP_MAX_POOL_BACKWARD:
+    case LAM_OP_AVG_POOL:
+    case LAM_OP_AVG_POOL_BACKWARD:
     case LAM_OP_WHERE:
     case LAM_OP_GREATER:
     case LAM_OP_LESS:
@@ -312,20 +320,6 @@ static lam_status check_reduce(const vk_call *c, const char *opname) {
 }
 
 /* ---- sliding windows ---- */
-
-int64_t vk_window_out(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pa, int64_t dil,
-                      int ceil_mode) {
-    int64_t span = in + pb + pa - (dil * (k - 1) + 1);
-    if (span < 0) {
-        return 0;
-    }
-    int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-    /* ceil mode as PyTorch: the last window starts inside the input or its leading padding */
-    if (ceil_mode && o > 1 && (o - 1) * s >= in + pb) {
-        o--;
-    }
-    return o;
-}
 
 static lam_status check_window_params(const vk_call *c, const char *opname) {
     const lam_window_params *w = &c->win;

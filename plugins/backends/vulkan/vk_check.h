@@ -23,9 +23,5 @@ lam_status vk_check_limits(const vk_device *d, const vk_call *vc, const vk_view 
                            const vk_view *vin);
 /* Nonzero when the call has nothing to compute (an output with no elements). */
 int vk_call_empty(const vk_call *vc, const vk_view *vo);
-/* Output size of a sliding window along one axis, as lam_window_params defines it (0 when
- * not even one window fits). */
-int64_t vk_window_out(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pa, int64_t dil,
-                      int ceil_mode);
 
 #endif /* LAMINA_VK_CHECK_H */

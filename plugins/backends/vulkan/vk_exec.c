@@ -13,6 +13,7 @@
 #include "vk_elementwise.h"
 #include "vk_kernels.h"
 #include "vk_queue.h"
+#include "vk_window.h"
 
 #include <string.h>
 
@@ -63,9 +64,29 @@ static lam_status record(vk_device *d, const vk_call *call, const char *opname, 
     case LAM_OP_SOFTMAX:
     case LAM_OP_LOG_SOFTMAX:
         return vk_run_softmax(d, call, opname, vo, &vin[0]);
+    case LAM_OP_IM2COL:
+    case LAM_OP_COL2IM:
+    case LAM_OP_MAX_POOL:
+    case LAM_OP_MAX_POOL_BACKWARD:
+    case LAM_OP_AVG_POOL:
+    case LAM_OP_AVG_POOL_BACKWARD:
+        return vk_run_window(d, call, opname, vo, vin);
     default:
         return vk_run_elementwise(d, call, opname, vin);
     }
+}
+
+/* The call, checked and converted, and within what the kernels can address. */
+static lam_status check(vk_device *d, const lam_op_call *call, vk_call *vc, vk_view *vo,
+                        vk_view *vin) {
+    lam_status st = vk_check_call(d, call, vc, vo, vin);
+    if (st == LAM_OK) {
+        st = vk_check_limits(d, vc, vo, vin);
+    }
+    if (st == LAM_OK && lam_op_form_of(vc->op) == LAM_OP_FORM_OWN && vc->win.n_spatial != 0) {
+        st = vk_window_limits(vc, lam_op_name(vc->op));
+    }
+    return st;
 }
 
 static int device_ok(const void *dev) {
@@ -82,10 +103,7 @@ int32_t vk_supports(void *dev, const lam_op_call *call) {
     vk_view vo[VK_MAX_OUTPUTS];
     vk_view vin[VK_MAX_INPUTS];
     vk_diag_mute(1);
-    lam_status st = vk_check_call(d, call, &vc, vo, vin);
-    if (st == LAM_OK) {
-        st = vk_check_limits(d, &vc, vo, vin);
-    }
+    lam_status st = check(d, call, &vc, vo, vin);
     vk_diag_mute(-1);
     return st == LAM_OK;
 }
@@ -98,10 +116,7 @@ lam_status vk_execute(void *dev, const lam_op_call *call) {
     vk_call vc;
     vk_view vo[VK_MAX_OUTPUTS];
     vk_view vin[VK_MAX_INPUTS];
-    lam_status st = vk_check_call(d, call, &vc, vo, vin);
-    if (st == LAM_OK) {
-        st = vk_check_limits(d, &vc, vo, vin);
-    }
+    lam_status st = check(d, call, &vc, vo, vin);
     if (st == LAM_OK) {
         st = vk_check_sticky(d);
     }

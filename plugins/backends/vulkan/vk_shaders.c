@@ -12,6 +12,7 @@ VK_SPV(reduce_wg)
 VK_SPV(reduce_row)
 VK_SPV(softmax)
 VK_SPV(gemm)
+VK_SPV(window)
 #undef VK_SPV
 
 vk_shader_code vk_shader_get(vk_shader_id id) {
@@ -31,6 +32,9 @@ vk_shader_code vk_shader_get(vk_shader_id id) {
         break;
     case VK_SHADER_GEMM:
         c = (vk_shader_code){"gemm", vk_spv_gemm, vk_spv_gemm_bytes};
+        break;
+    case VK_SHADER_WINDOW:
+        c = (vk_shader_code){"window", vk_spv_window, vk_spv_window_bytes};
         break;
     default:
         break;
