@@ -301,3 +301,28 @@ Test(vk2ops, avg_pool_divisors_and_gradient) {
              VK2_DIMS(1, 2, 6, 5), &w, back, NELEM(back));
     vk2_expect_floats(back, ref_avgpool_back_ex, NELEM(back), 1e-6f);
 }
+
+/* MOMENTS over the middle axis of (2, 5, 3): mean and biased variance (NumPy, float64 then
+ * rounded); the mean lands in a strided output. */
+Test(vk2ops, moments_mean_and_biased_variance) {
+    void *bx = vk2_buffer(ref_moments_x, sizeof ref_moments_x);
+    void *bm = vk2_buffer(NULL, 2 * sizeof ref_moments_mean);
+    void *bv = vk2_buffer(NULL, sizeof ref_moments_var);
+    lam_tensor_view xv = vk2_view(bx, LAM_DTYPE_F32, 0, VK2_DIMS(2, 5, 3));
+    lam_tensor_view mv = vk2_view(bm, LAM_DTYPE_F32, 4, VK2_DIMS(2, 1, 3));
+    mv.strides[2] = 8; /* every other float */
+    mv.strides[0] = 24;
+    lam_tensor_view vv = vk2_view(bv, LAM_DTYPE_F32, 0, VK2_DIMS(2, 1, 3));
+    const lam_tensor_view *in[1] = {&xv};
+    const lam_tensor_view *out[2] = {&mv, &vv};
+    lam_op_call c = vk2_call(LAM_OP_MOMENTS, 1, in, 2, out, NULL);
+    vk2_run(&c);
+    float m[12], v[6];
+    vk2_read(bm, 0, m, sizeof m);
+    vk2_read(bv, 0, v, sizeof v);
+    const float mean[6] = {m[1], m[3], m[5], m[7], m[9], m[11]};
+    vk2_expect_floats(mean, ref_moments_mean, 6, 1e-6f);
+    vk2_expect_floats(v, ref_moments_var, 6, 1e-6f);
+    cr_assert_eq(m[0], 0.0f);
+    cr_assert_eq(m[2], 0.0f);
+}

@@ -33,6 +33,7 @@ static int op_implemented(lam_op op) {
     case LAM_OP_MAX_POOL_BACKWARD:
     case LAM_OP_AVG_POOL:
     case LAM_OP_AVG_POOL_BACKWARD:
+    case LAM_OP_MOMENTS:
     case LAM_OP_WHERE:
     case LAM_OP_GREATER:
     case LAM_OP_LESS:

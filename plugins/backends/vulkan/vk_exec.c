@@ -61,6 +61,8 @@ static lam_status record(vk_device *d, const vk_call *call, const char *opname, 
     case LAM_OP_REDUCE_MIN:
     case LAM_OP_ARGMAX:
         return vk_run_reduce(d, call, opname);
+    case LAM_OP_MOMENTS:
+        return vk_run_moments(d, call, opname);
     case LAM_OP_SOFTMAX:
     case LAM_OP_LOG_SOFTMAX:
         return vk_run_softmax(d, call, opname, vo, &vin[0]);

@@ -10,6 +10,7 @@
  */
 #include "vk_kernels.h"
 
+#include "vk_elementwise.h"
 #include "vk_memory.h"
 #include "vk_queue.h"
 
@@ -24,7 +25,15 @@
 #define VK_MAX_LOOP_ITERS 60000u
 
 /* Reduction shader modes (reduce_common.glsl). */
-enum { RED_SUM = 0, RED_MAX = 1, RED_MIN = 2, RED_ARGMAX = 3, RED_SUMEXP = 4, RED_ARGMAX_PART = 5 };
+enum {
+    RED_SUM = 0,
+    RED_MAX = 1,
+    RED_MIN = 2,
+    RED_ARGMAX = 3,
+    RED_SUMEXP = 4,
+    RED_ARGMAX_PART = 5,
+    RED_SQDEV = 6
+};
 
 /* Axes up to this long are reduced by one invocation per output (reduce_row.comp). */
 #define ROW_MAX_N 2048
@@ -126,7 +135,7 @@ static lam_status reduce_push(red_push *p, const vk_bind binds[3], uint32_t mode
     } else {
         p->oidx = -1;
     }
-    if (s == LAM_OK && mode == RED_SUMEXP) {
+    if (s == LAM_OK && (mode == RED_SUMEXP || mode == RED_SQDEV)) {
         s = vk_rel(&binds[2], m->off, &p->moff);
     }
     return s;
@@ -193,7 +202,7 @@ static lam_status reduce_run(vk_device *d, uint32_t mode, int64_t outer, int64_t
         }
     }
     if (s == LAM_OK) {
-        if (mode == RED_SUMEXP) {
+        if (mode == RED_SUMEXP || mode == RED_SQDEV) {
             s = vk_bind_range(d, m->buf, m->off, m->off + count - 1, opname, "maxima", &binds[2]);
         } else {
             binds[2] = binds[1];
@@ -216,7 +225,9 @@ static lam_status reduce_run(vk_device *d, uint32_t mode, int64_t outer, int64_t
                         gy, (uint32_t)nseg);
     }
     if (s == LAM_OK && partial) {
-        uint32_t next = mode == RED_SUMEXP ? RED_SUM : arg ? RED_ARGMAX_PART : mode;
+        uint32_t next = (mode == RED_SUMEXP || mode == RED_SQDEV) ? RED_SUM
+                        : arg                                     ? RED_ARGMAX_PART
+                                                                  : mode;
         s = reduce_run(d, next, outer, nseg, inner, &dst, oidx, NULL, out, scale, opname);
     }
     if (tmp != NULL) {
@@ -263,6 +274,47 @@ lam_status vk_run_reduce(vk_device *d, const vk_call *call, const char *opname) 
         break;
     }
     return reduce_run(d, mode, outer, n, inner, &x, 0, NULL, &o, scale, opname);
+}
+
+/* MOMENTS: the mean into a dense temporary (a sum scaled by 1/n), the variance as the mean of
+ * squared deviations from it (two passes), then the mean copied to outputs[0]. */
+lam_status vk_run_moments(vk_device *d, const vk_call *call, const char *opname) {
+    const lam_tensor_view *xv = &call->in[0];
+    const int64_t outer = xv->dims[0], n = xv->dims[1], inner = xv->dims[2];
+    const int64_t lines = outer * inner;
+    if (lines == 0) {
+        return LAM_OK;
+    }
+    vk_buffer *tmp = NULL;
+    lam_status s = vk_alloc(d, (size_t)lines * sizeof(float), 0, &tmp);
+    if (s != LAM_OK) {
+        return s;
+    }
+    const float scale = n > 0 ? (float)(1.0 / (double)n) : NAN;
+    rview x = {xv->buffer, (int64_t)xv->offset, xv->strides[0], xv->strides[1], xv->strides[2]};
+    rview mean = {tmp, 0, inner, 0, 1};
+    const lam_tensor_view *o1 = &call->out[1];
+    rview var = {o1->buffer, (int64_t)o1->offset, o1->strides[0], 0, o1->strides[2]};
+    s = reduce_run(d, RED_SUM, outer, n, inner, &x, 0, NULL, &mean, scale, opname);
+    if (s == LAM_OK) {
+        s = reduce_run(d, RED_SQDEV, outer, n, inner, &x, 0, &mean, &var, scale, opname);
+    }
+    if (s == LAM_OK) {
+        vk_call copy = *call;
+        copy.op = LAM_OP_COPY;
+        copy.n_inputs = 1;
+        copy.n_outputs = 1;
+        copy.in[0] = call->out[0];
+        copy.in[0].buffer = tmp;
+        copy.in[0].offset = 0;
+        copy.in[0].strides[0] = inner;
+        copy.in[0].strides[1] = 0;
+        copy.in[0].strides[2] = 1;
+        vk_view tv = {tmp, 0, 0, lines - 1};
+        s = vk_run_elementwise(d, &copy, opname, &tv);
+    }
+    vk_free_deferred(d, tmp);
+    return s;
 }
 
 typedef struct sm_push {

@@ -9,6 +9,7 @@
 #include "vk_pipeline.h"
 
 lam_status vk_run_reduce(vk_device *d, const vk_call *call, const char *opname);
+lam_status vk_run_moments(vk_device *d, const vk_call *call, const char *opname);
 lam_status vk_run_softmax(vk_device *d, const vk_call *call, const char *opname, const vk_view *vo,
                           const vk_view *vx);
 /* GEMM; act (a lam_op number, 0 none) is applied to each stored value after the last K range. */

@@ -1,6 +1,6 @@
 // reduce_common.glsl - push constants and accumulation steps of the two reduction shaders.
 // op: 0 sum, 1 max, 2 min, 3 argmax, 4 sum of exp(x - m), 5 argmax over partial results
-// (values in x, their indices at x[xidx + same offset]).
+// (values in x, their indices at x[xidx + same offset]), 6 sum of (x - m)^2 (MOMENTS' variance).
 
 layout(std430, binding = 0) buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
@@ -19,7 +19,7 @@ layout(push_constant) uniform P {
     int os1; // stride of the segment index in a partial output
     int os2;
     int ooff;
-    int moff;  // op 4: m of output (a, c) at y[moff + a * inner + c]
+    int moff;  // ops 4, 6: m of output (a, c) at y[moff + a * inner + c]
     float scale; // sums are multiplied by it (1/n for a mean)
     int xidx;  // op 5: offset of the partial indices in x
     int oidx;  // >= 0: write partial results, indices at o[oidx + offset]; < 0: final
@@ -64,7 +64,7 @@ void write_result(int a, int seg, int c, float v, int idx) {
         } else {
             o[at] = float(idx);
         }
-    } else if (p.op == 0u || p.op == 4u) {
+    } else if (p.op == 0u || p.op == 4u || p.op == 6u) {
         o[at] = v * p.scale;
     } else {
         o[at] = v;

@@ -17,16 +17,19 @@ void main() {
     int c = int(gid) % p.inner;
     int base = p.xoff + a * p.xs0 + c * p.xs2;
     uint op = p.op;
-    float m = op == 4u ? y[p.moff + a * p.inner + c] : 0.0;
+    float m = (op == 4u || op == 6u) ? y[p.moff + a * p.inner + c] : 0.0;
     precise float acc = init_value(op);
     precise float comp = 0.0;
     int best = 0x7fffffff;
     for (int k = 0; k < p.n; k++) {
         int at = base + k * p.xs1;
         float v = x[at];
-        if (op == 0u || op == 4u) {
+        if (op == 0u || op == 4u || op == 6u) {
             if (op == 4u) {
                 v = exp_f(v - m);
+            } else if (op == 6u) {
+                precise float dv = v - m;
+                v = dv * dv;
             }
             // Kahan summation; an infinite sum keeps no compensation
             precise float yk = v - comp;

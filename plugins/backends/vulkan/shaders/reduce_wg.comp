@@ -22,7 +22,7 @@ void main() {
     int c = int(out_id) % p.inner;
     int base = p.xoff + a * p.xs0 + c * p.xs2;
     uint op = p.op;
-    float m = op == 4u ? y[p.moff + a * p.inner + c] : 0.0;
+    float m = (op == 4u || op == 6u) ? y[p.moff + a * p.inner + c] : 0.0;
     int k0 = seg * p.seglen;
     int k1 = min(p.n, k0 + p.seglen);
     precise float acc = init_value(op);
@@ -31,9 +31,12 @@ void main() {
     for (int k = k0 + t; k < k1; k += 256) {
         int at = base + k * p.xs1;
         float v = x[at];
-        if (op == 0u || op == 4u) {
+        if (op == 0u || op == 4u || op == 6u) {
             if (op == 4u) {
                 v = exp_f(v - m);
+            } else if (op == 6u) {
+                precise float dv = v - m;
+                v = dv * dv;
             }
             precise float yk = v - comp;
             precise float tt = acc + yk;
@@ -58,7 +61,7 @@ void main() {
         if (t < s) {
             float v1 = s_val[t];
             float v2 = s_val[t + s];
-            if (op == 0u || op == 4u) {
+            if (op == 0u || op == 4u || op == 6u) {
                 precise float sum = v1 + v2;
                 s_val[t] = sum;
             } else if (op == 1u) {
