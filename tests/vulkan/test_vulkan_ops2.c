@@ -326,3 +326,55 @@ Test(vk2ops, moments_mean_and_biased_variance) {
     cr_assert_eq(m[0], 0.0f);
     cr_assert_eq(m[2], 0.0f);
 }
+
+/* RANDOM, 11 elements from counter offset 6 (so the first block is entered at word 2 and an
+ * odd count ends NORMAL on half a pair): UNIFORM and BERNOULLI equal the Python Philox bit for
+ * bit; NORMAL to float precision of logf/cosf/sinf. */
+static void run_random(lam_random_kind kind, double a, double b, float *got) {
+    void *bo = vk2_buffer(NULL, 11 * sizeof(float));
+    lam_tensor_view o = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(11));
+    const lam_tensor_view *out[1] = {&o};
+    lam_random_params p;
+    memset(&p, 0, sizeof p);
+    p.struct_size = (uint32_t)sizeof p;
+    p.kind = kind;
+    p.seed = REF_RANDOM_SEED;
+    p.key = REF_RANDOM_KEY;
+    p.offset = REF_RANDOM_OFFSET;
+    p.a = a;
+    p.b = b;
+    lam_op_call c = vk2_call(LAM_OP_RANDOM, 0, NULL, 1, out, &p);
+    vk2_run(&c);
+    vk2_read(bo, 0, got, 11 * sizeof(float));
+    vk2_desc->buffer_free(vk2_dev, bo);
+}
+
+Test(vk2ops, random_matches_the_python_philox) {
+    float got[11];
+    run_random(LAM_RANDOM_UNIFORM, 0.0, 1.0, got);
+    for (int i = 0; i < 11; i++) {
+        cr_assert_eq(got[i], (float)(ref_random_u[i] >> 8) * 0x1p-24f, "element %d", i);
+    }
+    vk2_expect_floats(got, ref_random_uniform, 11, 0.0f);
+    run_random(LAM_RANDOM_UNIFORM, -1.0, 3.0, got);
+    vk2_expect_floats(got, ref_random_uniform_m1_3, 11, 4.8e-7f); /* one ulp of 4 */
+    run_random(LAM_RANDOM_BERNOULLI, 0.3, 0.0, got);
+    vk2_expect_floats(got, ref_random_bernoulli_03, 11, 0.0f);
+    run_random(LAM_RANDOM_NORMAL, 0.5, 2.0, got);
+    vk2_expect_floats(got, ref_random_normal_05_2, 11, 2e-5f);
+}
+
+/* PAD x (2, 3) = [[1, 2, 3], [4, 5, 6]] with one row before and two columns after, value -1. */
+Test(vk2ops, pad_fills_around_the_input) {
+    const float xs[6] = {1, 2, 3, 4, 5, 6};
+    lam_pad_params p;
+    memset(&p, 0, sizeof p);
+    p.struct_size = (uint32_t)sizeof p;
+    p.value = -1.0;
+    p.before[0] = 1;
+    p.after[1] = 2;
+    float got[15];
+    run_1to1(LAM_OP_PAD, xs, VK2_DIMS(2, 3), VK2_DIMS(3, 5), &p, got, 15);
+    const float want[15] = {-1, -1, -1, -1, -1, 1, 2, 3, -1, -1, 4, 5, 6, -1, -1};
+    vk2_expect_floats(got, want, 15, 0.0f);
+}

@@ -34,6 +34,8 @@ static int op_implemented(lam_op op) {
     case LAM_OP_AVG_POOL:
     case LAM_OP_AVG_POOL_BACKWARD:
     case LAM_OP_MOMENTS:
+    case LAM_OP_RANDOM:
+    case LAM_OP_PAD:
     case LAM_OP_WHERE:
     case LAM_OP_GREATER:
     case LAM_OP_LESS:
@@ -440,8 +442,18 @@ static lam_status check_shapes(const vk_call *c, const char *opname) {
     const lam_tensor_view *out = &c->out[0];
     switch (c->op) {
     case LAM_OP_FILL:
-    case LAM_OP_RANDOM:
         return LAM_OK;
+    case LAM_OP_RANDOM: {
+        int64_t st = 1;
+        for (uint32_t i = out->ndim; i-- > 0;) {
+            if (out->dims[i] > 1 && out->strides[i] != st) {
+                return vk_error(LAM_ERR_UNSUPPORTED,
+                                "vulkan: Unsupported layout, random needs a contiguous output");
+            }
+            st *= out->dims[i];
+        }
+        return LAM_OK;
+    }
     case LAM_OP_GEMM:
     case LAM_OP_GEMM_BATCHED:
     case LAM_OP_LINEAR:

@@ -12,6 +12,7 @@
 #include "vk_check.h"
 #include "vk_elementwise.h"
 #include "vk_kernels.h"
+#include "vk_ops.h"
 #include "vk_queue.h"
 #include "vk_window.h"
 
@@ -63,6 +64,10 @@ static lam_status record(vk_device *d, const vk_call *call, const char *opname, 
         return vk_run_reduce(d, call, opname);
     case LAM_OP_MOMENTS:
         return vk_run_moments(d, call, opname);
+    case LAM_OP_RANDOM:
+        return vk_run_random(d, call, opname, vo);
+    case LAM_OP_PAD:
+        return vk_run_pad(d, call, opname, vin);
     case LAM_OP_SOFTMAX:
     case LAM_OP_LOG_SOFTMAX:
         return vk_run_softmax(d, call, opname, vo, &vin[0]);

@@ -13,6 +13,7 @@ VK_SPV(reduce_row)
 VK_SPV(softmax)
 VK_SPV(gemm)
 VK_SPV(window)
+VK_SPV(random)
 #undef VK_SPV
 
 vk_shader_code vk_shader_get(vk_shader_id id) {
@@ -35,6 +36,9 @@ vk_shader_code vk_shader_get(vk_shader_id id) {
         break;
     case VK_SHADER_WINDOW:
         c = (vk_shader_code){"window", vk_spv_window, vk_spv_window_bytes};
+        break;
+    case VK_SHADER_RANDOM:
+        c = (vk_shader_code){"random", vk_spv_random, vk_spv_random_bytes};
         break;
     default:
         break;

@@ -15,7 +15,8 @@ typedef enum vk_shader_id {
     VK_SHADER_SOFTMAX = 3,
     VK_SHADER_GEMM = 4,
     VK_SHADER_WINDOW = 5,
-    VK_SHADER_COUNT = 6
+    VK_SHADER_RANDOM = 6,
+    VK_SHADER_COUNT = 7
 } vk_shader_id;
 
 typedef struct vk_shader_code {
