@@ -378,3 +378,85 @@ Test(vk2ops, pad_fills_around_the_input) {
     const float want[15] = {-1, -1, -1, -1, -1, 1, 2, 3, -1, -1, 4, 5, 6, -1, -1};
     vk2_expect_floats(got, want, 15, 0.0f);
 }
+
+/* table (4, 3) = row r holds (10r, 10r + 1, 10r + 2) */
+static const float rows_table[12] = {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32};
+
+static lam_op_call rows_call(lam_op op, lam_tensor_view *x, lam_tensor_view *idx,
+                             lam_tensor_view *o, const lam_tensor_view **in,
+                             const lam_tensor_view **out) {
+    in[0] = x;
+    in[1] = idx;
+    out[0] = o;
+    return vk2_call(op, 2, in, 1, out, NULL);
+}
+
+Test(vk2ops, gather_rows_and_bad_index_reported_at_sync) {
+    const int32_t good[3] = {3, 0, 3};
+    void *bt = vk2_buffer(rows_table, sizeof rows_table);
+    void *bi = vk2_buffer(good, sizeof good);
+    void *bo = vk2_buffer(NULL, 9 * sizeof(float));
+    lam_tensor_view t = vk2_view(bt, LAM_DTYPE_F32, 0, VK2_DIMS(4, 3));
+    lam_tensor_view i = vk2_view(bi, LAM_DTYPE_I32, 0, VK2_DIMS(3));
+    lam_tensor_view o = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(3, 3));
+    const lam_tensor_view *in[2], *out[1];
+    lam_op_call c = rows_call(LAM_OP_GATHER_ROWS, &t, &i, &o, in, out);
+    vk2_run(&c);
+    float got[9];
+    vk2_read(bo, 0, got, sizeof got);
+    const float want[9] = {30, 31, 32, 0, 1, 2, 30, 31, 32};
+    vk2_expect_floats(got, want, 9, 0.0f);
+    /* a bad index: execute enqueues, the next synchronizing call reports the first one */
+    const int32_t bad[3] = {1, 7, -1};
+    cr_assert_eq(vk2_desc->buffer_write(vk2_dev, bi, 0, bad, sizeof bad), LAM_OK);
+    cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_OK, "%s", vk2_msg);
+    cr_assert_eq(vk2_desc->synchronize(vk2_dev), LAM_ERR_INVALID_ARGUMENT);
+    cr_assert_str_eq(vk2_msg,
+                     "vulkan: Invalid argument, gather_rows index 7 at position 1 is outside "
+                     "[0, 4)");
+    /* reported once */
+    cr_assert_eq(vk2_desc->synchronize(vk2_dev), LAM_OK, "%s", vk2_msg);
+    /* and through buffer_read too */
+    cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_OK, "%s", vk2_msg);
+    cr_assert_eq(vk2_desc->buffer_read(vk2_dev, bo, 0, got, sizeof got), LAM_ERR_INVALID_ARGUMENT);
+    cr_assert_not_null(strstr(vk2_msg, "index 7 at position 1"), "%s", vk2_msg);
+    /* int64 indices are left to the host */
+    i.dtype = LAM_DTYPE_I64;
+    cr_assert_eq(vk2_desc->supports(vk2_dev, &c), 0);
+}
+
+/* out (4, 3) starts at 100 everywhere; x (5, 3) row m holds (m, m, m) + (0, 0.5, 0.25);
+ * idx (2, 0, 2, 3, 0): out[0] += x1 + x4, out[2] += x0 + x2, out[3] += x3, out[1] unchanged. */
+Test(vk2ops, scatter_add_rows_in_increasing_order) {
+    float xs[15];
+    for (int m = 0; m < 5; m++) {
+        xs[3 * m] = (float)m;
+        xs[3 * m + 1] = (float)m + 0.5f;
+        xs[3 * m + 2] = (float)m + 0.25f;
+    }
+    float init[12];
+    for (int k = 0; k < 12; k++) {
+        init[k] = 100.0f;
+    }
+    const int32_t idx[5] = {2, 0, 2, 3, 0};
+    void *bx = vk2_buffer(xs, sizeof xs);
+    void *bi = vk2_buffer(idx, sizeof idx);
+    void *bo = vk2_buffer(init, sizeof init);
+    lam_tensor_view x = vk2_view(bx, LAM_DTYPE_F32, 0, VK2_DIMS(5, 3));
+    lam_tensor_view i = vk2_view(bi, LAM_DTYPE_I32, 0, VK2_DIMS(5));
+    lam_tensor_view o = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(4, 3));
+    const lam_tensor_view *in[2], *out[1];
+    lam_op_call c = rows_call(LAM_OP_SCATTER_ADD_ROWS, &x, &i, &o, in, out);
+    vk2_run(&c);
+    float got[12];
+    vk2_read(bo, 0, got, sizeof got);
+    const float want[12] = {105, 106, 105.5f, 100, 100,    100,
+                            102, 103, 102.5f, 103, 103.5f, 103.25f};
+    vk2_expect_floats(got, want, 12, 0.0f);
+    const int32_t bad[5] = {0, 1, 4, 2, 9};
+    cr_assert_eq(vk2_desc->buffer_write(vk2_dev, bi, 0, bad, sizeof bad), LAM_OK);
+    cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_OK, "%s", vk2_msg);
+    cr_assert_eq(vk2_desc->synchronize(vk2_dev), LAM_ERR_INVALID_ARGUMENT);
+    cr_assert_str_eq(vk2_msg, "vulkan: Invalid argument, scatter_add_rows index 4 at position 2 "
+                              "is outside [0, 4)");
+}

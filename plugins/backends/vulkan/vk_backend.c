@@ -125,6 +125,10 @@ static void device_destroy(vk_device *d) {
     }
     if (d->device != VK_NULL_HANDLE) {
         vkf.vkDeviceWaitIdle(d->device);
+        if (d->err != NULL) {
+            vk_release(d, d->err);
+            d->err = NULL;
+        }
         vk_queue_fini(d);
         vk_memory_fini(d);
         vk_pipeline_fini(d);
@@ -216,7 +220,8 @@ static lam_status backend_synchronize(void *dev) {
     if (d == NULL || d->magic != VK_DEVICE_MAGIC) {
         return vk_error(LAM_ERR_INVALID_ARGUMENT, "vulkan: Invalid argument, not a vulkan device");
     }
-    return vk_wait_all(d);
+    lam_status st = vk_wait_all(d);
+    return st == LAM_OK ? vk_buffers_check_errors(d) : st;
 }
 
 /*

@@ -170,7 +170,7 @@ lam_status vk_buffer_read(void *dev, const void *buffer, size_t offset, void *ds
         if (st == LAM_OK && bytes > 0) {
             memcpy(dst, (const char *)b->block->mapped + b->offset + offset, bytes);
         }
-        return st;
+        return st == LAM_OK ? vk_buffers_check_errors(d) : st;
     }
     vk_buffer *stage = NULL;
     st = vk_alloc(d, bytes, 1, &stage);
@@ -193,7 +193,26 @@ lam_status vk_buffer_read(void *dev, const void *buffer, size_t offset, void *ds
         memcpy(dst, (const char *)stage->block->mapped + stage->offset, bytes);
     }
     vk_free_deferred(d, stage);
-    return st;
+    return st == LAM_OK ? vk_buffers_check_errors(d) : st;
+}
+
+lam_status vk_buffers_check_errors(vk_device *d) {
+    if (!d->err_pending || d->err == NULL) {
+        return LAM_OK;
+    }
+    d->err_pending = 0; /* before the read below, which comes back here */
+    uint32_t w[VK_ERR_WORDS];
+    lam_status st = vk_buffer_read(d, d->err, 0, w, sizeof w);
+    if (st != LAM_OK || w[2] == 0) {
+        return st;
+    }
+    st = vk_buffer_write(d, d->err, 0, vk_err_init, sizeof vk_err_init);
+    if (st != LAM_OK) {
+        return st;
+    }
+    return vk_error(LAM_ERR_INVALID_ARGUMENT,
+                    "vulkan: Invalid argument, %s index %d at position %u is outside [0, %u)",
+                    lam_op_name((lam_op)w[2]), (int)(int32_t)w[1], (unsigned)w[0], (unsigned)w[3]);
 }
 
 lam_status vk_buffer_copy(void *dev, void *dst, size_t dst_offset, const void *src,

@@ -14,4 +14,8 @@ lam_status vk_buffer_read(void *dev, const void *buffer, size_t offset, void *ds
 lam_status vk_buffer_copy(void *dev, void *dst, size_t dst_offset, const void *src,
                           size_t src_offset, size_t bytes);
 
+/* After a synchronizing wait: reports (and clears) an error an op raised on the device (a
+ * bad index: LAM_ERR_INVALID_ARGUMENT naming the op, position and value). */
+lam_status vk_buffers_check_errors(vk_device *d);
+
 #endif /* LAMINA_VK_BUFFERS_H */

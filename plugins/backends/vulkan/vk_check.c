@@ -34,6 +34,8 @@ static int op_implemented(lam_op op) {
     case LAM_OP_AVG_POOL:
     case LAM_OP_AVG_POOL_BACKWARD:
     case LAM_OP_MOMENTS:
+    case LAM_OP_GATHER_ROWS:
+    case LAM_OP_SCATTER_ADD_ROWS:
     case LAM_OP_RANDOM:
     case LAM_OP_PAD:
     case LAM_OP_WHERE:

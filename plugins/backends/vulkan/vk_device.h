@@ -120,6 +120,15 @@ struct vk_device {
     char sticky_msg[512];
     char async_msg[1024]; /* an asynchronous error waiting for the next synchronizing call */
     lam_status async_status;
+    /* The error buffer of ops that check their operands on the device (vk_rows.c): words 0..3
+     * the first error (position, value, op, bound; op 0: none), word 4 the running op's first
+     * bad position (0xFFFFFFFF: none). err_pending: such an op was recorded since the last
+     * check (vk_buffers_check_errors). */
+    struct vk_buffer *err;
+    int err_pending;
 };
+
+#define VK_ERR_WORDS 8
+static const uint32_t vk_err_init[VK_ERR_WORDS] = {0, 0, 0, 0, 0xFFFFFFFFu, 0, 0, 0};
 
 #endif /* LAMINA_VK_DEVICE_H */

@@ -14,6 +14,7 @@
 #include "vk_kernels.h"
 #include "vk_ops.h"
 #include "vk_queue.h"
+#include "vk_rows.h"
 #include "vk_window.h"
 
 #include <string.h>
@@ -68,6 +69,9 @@ static lam_status record(vk_device *d, const vk_call *call, const char *opname, 
         return vk_run_random(d, call, opname, vo);
     case LAM_OP_PAD:
         return vk_run_pad(d, call, opname, vin);
+    case LAM_OP_GATHER_ROWS:
+    case LAM_OP_SCATTER_ADD_ROWS:
+        return vk_run_rows(d, call, opname, vo, vin);
     case LAM_OP_SOFTMAX:
     case LAM_OP_LOG_SOFTMAX:
         return vk_run_softmax(d, call, opname, vo, &vin[0]);

@@ -14,6 +14,7 @@ VK_SPV(softmax)
 VK_SPV(gemm)
 VK_SPV(window)
 VK_SPV(random)
+VK_SPV(rows)
 #undef VK_SPV
 
 vk_shader_code vk_shader_get(vk_shader_id id) {
@@ -39,6 +40,9 @@ vk_shader_code vk_shader_get(vk_shader_id id) {
         break;
     case VK_SHADER_RANDOM:
         c = (vk_shader_code){"random", vk_spv_random, vk_spv_random_bytes};
+        break;
+    case VK_SHADER_ROWS:
+        c = (vk_shader_code){"rows", vk_spv_rows, vk_spv_rows_bytes};
         break;
     default:
         break;

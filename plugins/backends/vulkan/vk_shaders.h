@@ -16,7 +16,8 @@ typedef enum vk_shader_id {
     VK_SHADER_GEMM = 4,
     VK_SHADER_WINDOW = 5,
     VK_SHADER_RANDOM = 6,
-    VK_SHADER_COUNT = 7
+    VK_SHADER_ROWS = 7,
+    VK_SHADER_COUNT = 8
 } vk_shader_id;
 
 typedef struct vk_shader_code {
