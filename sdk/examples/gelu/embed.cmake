@@ -1,0 +1,15 @@
+# embed.cmake -DSPV=in.spv -DOUT=out.h: the SPIR-V words as `static const uint32_t gelu_spirv[]`.
+file(READ ${SPV} hex HEX)
+string(LENGTH "${hex}" n)
+set(words "")
+math(EXPR last "${n} - 8")
+foreach(i RANGE 0 ${last} 8)
+  string(SUBSTRING "${hex}" ${i} 8 w)
+  # little-endian bytes to one word
+  string(SUBSTRING "${w}" 0 2 b0)
+  string(SUBSTRING "${w}" 2 2 b1)
+  string(SUBSTRING "${w}" 4 2 b2)
+  string(SUBSTRING "${w}" 6 2 b3)
+  string(APPEND words "0x${b3}${b2}${b1}${b0}u,")
+endforeach()
+file(WRITE ${OUT} "/* generated from gelu.comp by embed.cmake */\n#include <stdint.h>\nstatic const uint32_t gelu_spirv[] = {${words}};\n")
