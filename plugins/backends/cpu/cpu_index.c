@@ -141,7 +141,8 @@ static lam_status where_op(const cpu_call *c) {
                                ? ((const uint8_t *)(const void *)cond->data)[off[1]] != 0
                                : cpu_f32(cond)[off[1]] != 0.0f; /* NaN != 0: x */
         const cpu_view *src = take_x ? &c->in[1] : &c->in[2];
-        memcpy(out->data + (size_t)off[0] * es, src->data + (size_t)off[take_x ? 2 : 3] * es, es);
+        /* memmove: out may be the very view of x or y (in place) */
+        memmove(out->data + (size_t)off[0] * es, src->data + (size_t)off[take_x ? 2 : 3] * es, es);
     } while (cpu_next(out->ndim, out->dims, idx, 4, off, st));
     return LAM_OK;
 }
@@ -169,7 +170,10 @@ static lam_status pad_op(const cpu_call *c) {
                              "be >= 0",
                              (unsigned)d, (long long)p->before[d], (long long)p->after[d]);
         }
-        want[d] = x->dims[d] + p->before[d] + p->after[d];
+        if (__builtin_add_overflow(x->dims[d], p->before[d] + p->after[d], &want[d])) {
+            return cpu_error(LAM_ERR_SHAPE, "cpu: Invalid shape, pad axis %u grows too large",
+                             (unsigned)d);
+        }
     }
     if (!has_dims(out, x->ndim, want)) {
         return dims_error(c, "output", out, x->ndim, want);

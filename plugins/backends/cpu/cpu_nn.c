@@ -18,6 +18,10 @@ typedef struct win {
     uint32_t flags;
 } win;
 
+/* Bounds that keep every size sum below 2^63: spatial dims, and window parameters. */
+#define CPU_WIN_MAX   (INT64_C(1) << 40)
+#define CPU_PARAM_MAX (INT64_C(1) << 31)
+
 /* Output size along one axis (plugin.h, IM2COL), or -1 when not even one window fits. */
 static int64_t out_size(const win *w, int ax) {
     const int64_t span = w->in[ax] + w->pb[ax] + w->pa[ax] - w->d[ax] * (w->k[ax] - 1) - 1;
@@ -48,6 +52,11 @@ static lam_status make_win(const cpu_call *c, int64_t h, int64_t wd, win *w) {
                          "cpu: Invalid argument, %s has n_spatial %u; 2.0 window ops take 2",
                          c->name, (unsigned)p->n_spatial);
     }
+    if (h > CPU_WIN_MAX || wd > CPU_WIN_MAX) {
+        return cpu_error(LAM_ERR_SHAPE,
+                         "cpu: Shape mismatch, %s spatial dims (%lld, %lld) exceed 2^40", c->name,
+                         (long long)h, (long long)wd);
+    }
     w->flags = p->flags;
     w->in[0] = h;
     w->in[1] = wd;
@@ -58,9 +67,8 @@ static lam_status make_win(const cpu_call *c, int64_t h, int64_t wd, win *w) {
         w->pa[ax] = p->pad_after[ax];
         w->d[ax] = p->dilation[ax];
         if (w->k[ax] < 1 || w->s[ax] < 1 || w->d[ax] < 1 || w->pb[ax] < 0 || w->pa[ax] < 0 ||
-            w->k[ax] > (INT64_C(1) << 31) || w->s[ax] > (INT64_C(1) << 31) ||
-            w->d[ax] > (INT64_C(1) << 31) || w->pb[ax] > (INT64_C(1) << 31) ||
-            w->pa[ax] > (INT64_C(1) << 31)) {
+            w->k[ax] > CPU_PARAM_MAX || w->s[ax] > CPU_PARAM_MAX || w->d[ax] > CPU_PARAM_MAX ||
+            w->pb[ax] > CPU_PARAM_MAX || w->pa[ax] > CPU_PARAM_MAX) {
             return cpu_error(LAM_ERR_INVALID_ARGUMENT,
                              "cpu: Invalid argument, %s axis %d has kernel %lld, stride %lld, "
                              "dilation %lld, padding %lld/%lld (kernel, stride and dilation must "
@@ -388,7 +396,14 @@ lam_status cpu_window(const cpu_call *c) {
         return st;
     }
     const int64_t pooled[4] = {nn, cc, w.out[0], w.out[1]};
-    const int64_t cols[3] = {nn, cc * w.k[0] * w.k[1], w.out[0] * w.out[1]};
+    int64_t rows = 0;
+    int64_t ncols = 0;
+    if (__builtin_mul_overflow(cc, w.k[0] * w.k[1], &rows) ||
+        __builtin_mul_overflow(w.out[0], w.out[1], &ncols)) {
+        return cpu_error(LAM_ERR_SHAPE, "cpu: Invalid shape, %s has too many columns or rows",
+                         c->name);
+    }
+    const int64_t cols[3] = {nn, rows, ncols};
     switch (op) {
     case LAM_OP_IM2COL:
         st = expect_dims(c, "output", o, 3, cols);
