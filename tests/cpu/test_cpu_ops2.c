@@ -962,3 +962,37 @@ Test(cpu_ops2, argmax_into_int32_and_int64) {
     rm(&o32);
     rm(&o64);
 }
+
+Test(cpu_ops2, supports_refuses_absurd_windows_without_overflow) {
+    const int64_t dx[4] = {1, 1, INT64_C(1) << 30, INT64_C(1) << 30};
+    const int64_t dout[3] = {1, 4, 4};
+    lam_tensor_view x, o;
+    view_init(&x, NULL, LAM_DTYPE_F32, 4, dx);
+    view_init(&o, NULL, LAM_DTYPE_F32, 3, dout);
+    const lam_tensor_view *in[1] = {&x};
+    const lam_tensor_view *out[1] = {&o};
+    lam_op_call c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = (uint32_t)sizeof c;
+    c.op = LAM_OP_IM2COL;
+    c.n_inputs = 1;
+    c.n_outputs = 1;
+    c.inputs = in;
+    c.outputs = out;
+    lam_window_params w = window(INT64_C(1) << 31, 2, 1, 1, INT64_C(1) << 31, 0, INT64_C(1) << 31,
+                                 1, LAM_WINDOW_CEIL_MODE);
+    c.params = &w;
+    cr_assert_eq(g_desc.supports(g_dev, &c), 0);
+    w = window(2, 2, 1, 1, 0, 0, 1, 1, 0); /* fine parameters, but 2^60 columns */
+    cr_assert_eq(g_desc.supports(g_dev, &c), 0);
+    w.kernel[0] = 0;
+    cr_assert_eq(g_desc.supports(g_dev, &c), 0);
+    c.op = LAM_OP_PAD;
+    lam_pad_params p;
+    memset(&p, 0, sizeof p);
+    p.struct_size = (uint32_t)sizeof p;
+    p.after[2] = INT64_MAX / 4;
+    p.after[3] = INT64_MAX / 4;
+    c.params = &p;
+    cr_assert_eq(g_desc.supports(g_dev, &c), 0);
+}

@@ -143,24 +143,55 @@ static int64_t taps_inside(const win *w, int64_t oh, int64_t ow, int include_pad
 }
 
 /* x (N, C, H, W) <-> columns (N, C*KH*KW, OH*OW); col2im accumulates in column order. */
+/*
+ * The range [lo, hi) of k in [0, n) for which first + k * step lies in [0, size): the output
+ * positions along one axis whose tap reads the input (step >= 1), so loops run without a test
+ * per element.
+ */
+static void inside(int64_t first, int64_t step, int64_t size, int64_t n, int64_t *lo, int64_t *hi) {
+    int64_t l = first >= 0 ? 0 : (-first + step - 1) / step;
+    int64_t h = first <= size - 1 ? (size - 1 - first) / step + 1 : 0;
+    l = l < n ? l : n;
+    h = h < n ? h : n;
+    *lo = l;
+    *hi = h > l ? h : l;
+}
+
 static void im2col(const win *w, const cpu_view *x, const cpu_view *col, int64_t nn, int64_t cc) {
     const float *xb = cpu_f32(x);
     float *cb = cpu_f32(col);
+    const int64_t ow_n = w->out[1], cs = col->st[2], xs3 = x->st[3];
     for (int64_t n = 0; n < nn; n++) {
         for (int64_t c = 0; c < cc; c++) {
+            const float *xc = xb + n * x->st[0] + c * x->st[1];
             for (int64_t i = 0; i < w->k[0]; i++) {
+                int64_t oh_lo, oh_hi;
+                inside(i * w->d[0] - w->pb[0], w->s[0], w->in[0], w->out[0], &oh_lo, &oh_hi);
                 for (int64_t j = 0; j < w->k[1]; j++) {
                     const int64_t row = (c * w->k[0] + i) * w->k[1] + j;
                     float *cr = cb + n * col->st[0] + row * col->st[1];
+                    const int64_t w0 = j * w->d[1] - w->pb[1];
+                    int64_t lo, hi;
+                    inside(w0, w->s[1], w->in[1], ow_n, &lo, &hi);
                     for (int64_t oh = 0; oh < w->out[0]; oh++) {
-                        const int64_t h = start(w, 0, oh) + i * w->d[0];
-                        for (int64_t ow = 0; ow < w->out[1]; ow++) {
-                            const int64_t wi = start(w, 1, ow) + j * w->d[1];
-                            float v = 0.0f;
-                            if (h >= 0 && h < w->in[0] && wi >= 0 && wi < w->in[1]) {
-                                v = xb[n * x->st[0] + c * x->st[1] + h * x->st[2] + wi * x->st[3]];
+                        float *co = cr + oh * ow_n * cs;
+                        if (oh < oh_lo || oh >= oh_hi) {
+                            for (int64_t ow = 0; ow < ow_n; ow++) {
+                                co[ow * cs] = 0.0f;
                             }
-                            cr[(oh * w->out[1] + ow) * col->st[2]] = v;
+                            continue;
+                        }
+                        /* integer offsets: the row's first tap may lie before the plane */
+                        const int64_t base = (start(w, 0, oh) + i * w->d[0]) * x->st[2] + w0 * xs3;
+                        const int64_t step = w->s[1] * xs3;
+                        for (int64_t ow = 0; ow < lo; ow++) {
+                            co[ow * cs] = 0.0f;
+                        }
+                        for (int64_t ow = lo; ow < hi; ow++) {
+                            co[ow * cs] = xc[base + ow * step];
+                        }
+                        for (int64_t ow = hi; ow < ow_n; ow++) {
+                            co[ow * cs] = 0.0f;
                         }
                     }
                 }
@@ -192,16 +223,13 @@ static void col2im(const win *w, const cpu_view *col, const cpu_view *out, int64
             for (int64_t oh = 0; oh < w->out[0]; oh++) {
                 for (int64_t ow = 0; ow < w->out[1]; ow++) {
                     const int64_t colno = oh * w->out[1] + ow;
-                    for (int64_t i = 0; i < w->k[0]; i++) {
+                    int64_t i0, i1, j0, j1;
+                    inside(start(w, 0, oh), w->d[0], w->in[0], w->k[0], &i0, &i1);
+                    inside(start(w, 1, ow), w->d[1], w->in[1], w->k[1], &j0, &j1);
+                    for (int64_t i = i0; i < i1; i++) {
                         const int64_t h = start(w, 0, oh) + i * w->d[0];
-                        if (h < 0 || h >= w->in[0]) {
-                            continue;
-                        }
-                        for (int64_t j = 0; j < w->k[1]; j++) {
+                        for (int64_t j = j0; j < j1; j++) {
                             const int64_t wi = start(w, 1, ow) + j * w->d[1];
-                            if (wi < 0 || wi >= w->in[1]) {
-                                continue;
-                            }
                             const int64_t row = (c * w->k[0] + i) * w->k[1] + j;
                             oc[h * out->st[2] + wi * out->st[3]] +=
                                 cb[n * col->st[0] + row * col->st[1] + colno * col->st[2]];
@@ -223,16 +251,13 @@ static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const c
                 for (int64_t ow = 0; ow < w->out[1]; ow++) {
                     float best = 0.0f;
                     int64_t at = -1;
-                    for (int64_t i = 0; i < w->k[0]; i++) {
+                    int64_t i0, i1, j0, j1;
+                    inside(start(w, 0, oh), w->d[0], w->in[0], w->k[0], &i0, &i1);
+                    inside(start(w, 1, ow), w->d[1], w->in[1], w->k[1], &j0, &j1);
+                    for (int64_t i = i0; i < i1; i++) {
                         const int64_t h = start(w, 0, oh) + i * w->d[0];
-                        if (h < 0 || h >= w->in[0]) {
-                            continue;
-                        }
-                        for (int64_t j = 0; j < w->k[1]; j++) {
+                        for (int64_t j = j0; j < j1; j++) {
                             const int64_t wi = start(w, 1, ow) + j * w->d[1];
-                            if (wi < 0 || wi >= w->in[1]) {
-                                continue;
-                            }
                             const float v = xp[h * x->st[2] + wi * x->st[3]];
                             if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
                                 best = v;
@@ -304,16 +329,13 @@ static void avg_pool(const win *w, const cpu_view *src, const cpu_view *dst, int
                                 ow * small->st[3];
                     const float share = cnt > 0 ? *sv / (float)cnt : 0.0f;
                     double sum = 0.0;
-                    for (int64_t i = 0; i < w->k[0]; i++) {
+                    int64_t i0, i1, j0, j1;
+                    inside(start(w, 0, oh), w->d[0], w->in[0], w->k[0], &i0, &i1);
+                    inside(start(w, 1, ow), w->d[1], w->in[1], w->k[1], &j0, &j1);
+                    for (int64_t i = i0; i < i1; i++) {
                         const int64_t h = start(w, 0, oh) + i * w->d[0];
-                        if (h < 0 || h >= w->in[0]) {
-                            continue;
-                        }
-                        for (int64_t j = 0; j < w->k[1]; j++) {
+                        for (int64_t j = j0; j < j1; j++) {
                             const int64_t wi = start(w, 1, ow) + j * w->d[1];
-                            if (wi < 0 || wi >= w->in[1]) {
-                                continue;
-                            }
                             float *e = bp + h * big->st[2] + wi * big->st[3];
                             if (backward) {
                                 *e += share;
