@@ -522,6 +522,17 @@ Test(cpu_ops2, gemm_batched_shares_a_zero_stride_operand_and_isolates_nan) {
     for (int i = 8; i < 24; i++) {
         cr_assert(!isnan(got[i]), "batch %d got the NaN of batch 0", i / 8);
     }
+    /* a batch of 1 is shared too */
+    bv.dims[0] = 1;
+    bv.strides[0] = 48;
+    cr_assert_eq(g_desc.buffer_write(g_dev, c.buf, 0, bgemm_c0, sizeof bgemm_c0), LAM_OK);
+    cr_assert_eq(run(LAM_OP_GEMM_BATCHED, &p, 0, 2, in, 1, out), LAM_OK, "%s", g_msg);
+    rd(&c, got);
+    expect_f(got, bgemm_out, 24, 1e-6f);
+    bv.dims[0] = 2;
+    bv.strides[0] = 0;
+    cr_assert_eq(run(LAM_OP_GEMM_BATCHED, &p, 0, 2, in, 1, out), LAM_ERR_SHAPE);
+    expect_msg("cpu: Shape mismatch, gemm_batched batch sizes differ: A 3, B 2, output 3");
     rm(&a);
     rm(&b2);
     rm(&c);

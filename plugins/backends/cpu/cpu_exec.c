@@ -286,15 +286,20 @@ static lam_status gemm_family(const cpu_device *dev, const cpu_call *c) {
     }
     if (c->op == LAM_OP_GEMM_BATCHED) {
         const int64_t batch = c->out[0].dims[0];
-        if (c->in[0].dims[0] != batch || c->in[1].dims[0] != batch) {
+        /* A batch of 1 is shared like a batch stride of 0 (as the Vulkan backend takes it). */
+        cpu_view av = c->in[0];
+        cpu_view bv = c->in[1];
+        av.st[0] = av.dims[0] == 1 ? 0 : av.st[0];
+        bv.st[0] = bv.dims[0] == 1 ? 0 : bv.st[0];
+        if ((av.dims[0] != batch && av.dims[0] != 1) || (bv.dims[0] != batch && bv.dims[0] != 1)) {
             return cpu_error(LAM_ERR_SHAPE,
                              "cpu: Shape mismatch, %s batch sizes differ: A %lld, B %lld, output "
-                             "%lld (share an operand with batch stride 0, not a batch of 1)",
-                             c->name, (long long)c->in[0].dims[0], (long long)c->in[1].dims[0],
+                             "%lld",
+                             c->name, (long long)av.dims[0], (long long)bv.dims[0],
                              (long long)batch);
         }
-        const cpu_view a0 = batch_slice(&c->in[0], 0);
-        const cpu_view b0 = batch_slice(&c->in[1], 0);
+        const cpu_view a0 = batch_slice(&av, 0);
+        const cpu_view b0 = batch_slice(&bv, 0);
         const cpu_view o0 = batch_slice(&c->out[0], 0);
         st = check_gemm_dims(c, &a0, &b0, &o0, ta, tb);
         if (st != LAM_OK || c->dry) {
@@ -302,8 +307,8 @@ static lam_status gemm_family(const cpu_device *dev, const cpu_call *c) {
         }
         /* One GEMM per batch element: batches never mix, so a NaN stays in its own. */
         for (int64_t i = 0; i < batch && st == LAM_OK; i++) {
-            const cpu_view a = batch_slice(&c->in[0], i);
-            const cpu_view b = batch_slice(&c->in[1], i);
+            const cpu_view a = batch_slice(&av, i);
+            const cpu_view b = batch_slice(&bv, i);
             const cpu_view o = batch_slice(&c->out[0], i);
             st = cpu_gemm(dev, ta, tb, (float)p->alpha, (float)p->beta, &a, &b, &o);
         }
