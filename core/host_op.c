@@ -5,6 +5,7 @@
 #include "host_op.h"
 #include "error.h"
 #include "ops.h"
+#include "ops_index.h"
 #include "shape.h"
 
 #include <string.h>
@@ -180,9 +181,64 @@ static lam_status softmax(const lam_host_op *c, lam_tensor **out) {
     return lam__op_softmax(c->inputs[0], p->axes[0], c->op == LAM_OP_LOG_SOFTMAX, out);
 }
 
-/* The ops of ABI 1.0; later ops go through lam__host_op_ext (the new-op front ends). */
-static lam_status dispatch(const lam_host_op *c, lam_tensor **out) {
+/* ---- 2.0: index, random, selection, conversion ---- */
+
+static lam_status random_op(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 0, 0, 1);
+    const lam_random_params *p = st == LAM_OK ? PARAMS(c, lam_random_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (c->out_shape == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op random: Invalid argument, out_shape is NULL");
+    }
+    return lam__random(c->ctx, c->out_shape, c->out_dtype, p, out);
+}
+
+static lam_status index_ops(const lam_host_op *c, lam_tensor **out) {
     lam_status st;
+    switch (c->op) {
+    case LAM_OP_GATHER_ROWS:
+        st = arity(c, 2, 2, 1);
+        return st != LAM_OK ? st : lam_op_gather_rows(c->inputs[0], c->inputs[1], out);
+    case LAM_OP_SCATTER_ADD_ROWS:
+        st = arity(c, 3, 3, 1);
+        return st != LAM_OK
+                   ? st
+                   : lam_op_scatter_add_rows(c->inputs[2], c->inputs[0], c->inputs[1], out);
+    case LAM_OP_RANDOM:
+        return random_op(c, out);
+    case LAM_OP_WHERE:
+        st = arity(c, 3, 3, 1);
+        return st != LAM_OK ? st : lam_op_where(c->inputs[0], c->inputs[1], c->inputs[2], out);
+    case LAM_OP_GREATER:
+    case LAM_OP_LESS:
+    case LAM_OP_EQUAL:
+        st = arity(c, 2, 2, 1);
+        return st != LAM_OK              ? st
+               : c->op == LAM_OP_GREATER ? lam_op_greater(c->inputs[0], c->inputs[1], out)
+               : c->op == LAM_OP_LESS    ? lam_op_less(c->inputs[0], c->inputs[1], out)
+                                         : lam_op_equal(c->inputs[0], c->inputs[1], out);
+    case LAM_OP_CLAMP: {
+        st = arity(c, 1, 1, 1);
+        const lam_scalar_params *p = st == LAM_OK ? PARAMS(c, lam_scalar_params, &st) : NULL;
+        return st != LAM_OK ? st : lam_op_clamp(c->inputs[0], (float)p->a, (float)p->b, out);
+    }
+    case LAM_OP_CAST:
+        st = arity(c, 1, 1, 1);
+        return st != LAM_OK ? st : lam_op_cast(c->inputs[0], c->out_dtype, out);
+    default:
+        return LAM_ERR_NOT_FOUND; /* not one of these: the caller goes on */
+    }
+}
+
+/* The ops of ABI 1.0, then the 2.0 groups. */
+static lam_status dispatch(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = index_ops(c, out);
+    if (st != LAM_ERR_NOT_FOUND) {
+        return st;
+    }
     switch (lam_op_form_of(c->op)) {
     case LAM_OP_FORM_FILL:
         return fill(c, out);

@@ -212,9 +212,9 @@ Test(t2layers, embedding_int32_rows_and_gradient) {
     lam_block_release(b);
 }
 
-static float *dropout_on(lam_ctx *ctx, size_t *n) {
+/* One training forward of b on ctx right after lam_seed(42): the stream restarts there. */
+static float *dropout_on(lam_block *b, lam_ctx *ctx, size_t *n) {
     lam_seed(42);
-    lam_block *b = layer("TDropout", "rate=0.3");
     float x[256];
     for (int i = 0; i < 256; i++) {
         x[i] = 1.0f;
@@ -224,7 +224,6 @@ static float *dropout_on(lam_ctx *ctx, size_t *n) {
     float *y = forward(b, t, n);
     lam_autograd_train_mode_end(was);
     lam_tensor_release(t);
-    lam_block_release(b);
     return y;
 }
 
@@ -232,7 +231,8 @@ Test(t2layers, dropout_device_rng_training_only) {
     lam_ctx *cpu = NULL;
     cr_assert_eq(lam_ctx_get("cpu", &cpu), LAM_OK, "%s", lam_last_error());
     size_t n;
-    float *a = dropout_on(cpu, &n), *again = dropout_on(cpu, &n);
+    lam_block *d = layer("TDropout", "rate=0.3");
+    float *a = dropout_on(d, cpu, &n), *again = dropout_on(d, cpu, &n);
     int kept = 0;
     for (size_t i = 0; i < n; i++) {
         cr_expect(a[i] == 0.0f || fabsf(a[i] - 1.0f / 0.7f) < 1e-6f, "element %zu is %g", i, a[i]);
@@ -240,9 +240,24 @@ Test(t2layers, dropout_device_rng_training_only) {
     }
     cr_expect(kept > 256 * 0.55 && kept < 256 * 0.85, "%d of 256 kept at rate 0.3", kept);
     cr_expect(memcmp(a, again, n * sizeof *a) == 0, "the same seed gives the same mask");
+    lam_seed(42);
+    size_t n2;
+    float *first = dropout_on(d, cpu, &n2);
+    free(first);
+    int was = lam_autograd_train_mode_begin(1); /* a second forward without re-seeding differs */
+    float ones[256];
+    for (int i = 0; i < 256; i++) {
+        ones[i] = 1.0f;
+    }
+    lam_tensor *t2 = tensor(cpu, (lam_shape){.ndim = 2, .dims = {16, 16}}, ones);
+    float *next = forward(d, t2, &n2);
+    lam_autograd_train_mode_end(was);
+    cr_expect(memcmp(a, next, n * sizeof *a) != 0, "consecutive forwards drew the same mask");
+    free(next);
+    lam_tensor_release(t2);
     lam_ctx *vk = NULL;
     if (lam_ctx_get("vulkan", &vk) == LAM_OK) {
-        float *v = dropout_on(vk, &n);
+        float *v = dropout_on(d, vk, &n);
         cr_expect(memcmp(a, v, n * sizeof *a) == 0, "CPU and Vulkan masks differ");
         free(v);
     }
@@ -257,4 +272,5 @@ Test(t2layers, dropout_device_rng_training_only) {
     free(again);
     lam_tensor_release(t);
     lam_block_release(b);
+    lam_block_release(d);
 }

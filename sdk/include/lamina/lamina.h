@@ -400,6 +400,66 @@ LAM_EXPORT lam_status lam_kernel_call(const char *name, const void *params, uint
                                       lam_tensor *const *inputs, uint32_t n_outputs,
                                       lam_tensor **outputs);
 
+/* ---- index, random, selection and conversion ops (ABI 2.0's ops; any backend: a backend
+ * without one runs it on the CPU with the operands staged) ---- */
+
+/*
+ * Rows of `table` (V, D), float32, picked by `indices` (int32 or int64, any shape S): *out has
+ * shape S + (D,) with out[s] = table[indices[s]] (Gluon's Embedding, torch.index_select).
+ * Differentiable with respect to the table (a repeated index adds its gradient rows).
+ * Errors: LAM_ERR_INVALID_ARGUMENT for an index outside [0, V), naming its position and value
+ * (an asynchronous backend may report it when the result is read); LAM_ERR_DTYPE for a table
+ * that is not float32 or indices that are not int32/int64; LAM_ERR_SHAPE for a table that is not
+ * 2-D.
+ */
+LAM_EXPORT lam_status lam_op_gather_rows(const lam_tensor *table, const lam_tensor *indices,
+                                         lam_tensor **out);
+/*
+ * A copy of `target` (V, D) with each row of `values` (M, D) added at the row `indices` (M,)
+ * names, in increasing m (deterministic). Not differentiable (it is gather's gradient):
+ * LAM_ERR_UNSUPPORTED while recording with operands that need a gradient. Errors as
+ * lam_op_gather_rows.
+ */
+LAM_EXPORT lam_status lam_op_scatter_add_rows(const lam_tensor *target, const lam_tensor *values,
+                                              const lam_tensor *indices, lam_tensor **out);
+
+/*
+ * Random float32 tensors from the seeded stream (Gluon's nd.random.uniform / normal): uniform in
+ * [low, high), normal with mean and standard deviation, Bernoulli 1 with probability p else 0.
+ * The numbers are Philox-4x32-10 keyed by lam_seed: each call takes the next elements of one
+ * process-wide stream that restarts at lam_seed, so consecutive calls differ and re-seeding
+ * repeats them (calls from several threads take their elements in the order they reach the
+ * stream). Uniform and Bernoulli give the same bits on every backend; normal agrees to a few ulp.
+ * ctx NULL: the default context. Not differentiable.
+ */
+LAM_EXPORT lam_status lam_op_random_uniform(lam_ctx *ctx, const lam_shape *shape, float low,
+                                            float high, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_random_normal(lam_ctx *ctx, const lam_shape *shape, float mean,
+                                           float std, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_random_bernoulli(lam_ctx *ctx, const lam_shape *shape, float p,
+                                              lam_tensor **out);
+
+/*
+ * out = cond != 0 ? x : y elementwise; cond float32 or uint8, x and y float32, all of one shape
+ * (no broadcasting). A NaN in the branch not taken does not reach out. Differentiable in x and
+ * y (each gets the gradient where it was chosen).
+ */
+LAM_EXPORT lam_status lam_op_where(const lam_tensor *cond, const lam_tensor *x, const lam_tensor *y,
+                                   lam_tensor **out);
+/* 1 where a > b (a < b, a == b) else 0, float32, equal shapes; NaN compares false. Not
+ * differentiable. */
+LAM_EXPORT lam_status lam_op_greater(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_less(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+LAM_EXPORT lam_status lam_op_equal(const lam_tensor *a, const lam_tensor *b, lam_tensor **out);
+/* min(max(x, low), high) (NaN stays NaN); the gradient is 1 inside [low, high], 0 outside.
+ * Errors: LAM_ERR_INVALID_ARGUMENT when low > high. */
+LAM_EXPORT lam_status lam_op_clamp(const lam_tensor *x, float low, float high, lam_tensor **out);
+/*
+ * x converted to `dtype` (float32, int32, int64, uint8): float to integer truncates toward zero;
+ * a NaN or out-of-range value is LAM_ERR_INVALID_ARGUMENT. Not differentiable.
+ */
+LAM_EXPORT lam_status lam_op_cast(const lam_tensor *x, lam_dtype dtype, lam_tensor **out);
+
 /* Number of tensors alive in the runtime, on every thread (for leak checks). */
 LAM_EXPORT size_t lam_tensor_live_count(void);
 
