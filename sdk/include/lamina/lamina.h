@@ -230,10 +230,13 @@ typedef struct lam_plugin_record {
             LAM_PLUGIN_DECISION_INVALID, LAM_REASON_INVALID, 0, NULL                               \
     }
 
-/* Number of records in the load report (starts the runtime if needed). */
+/* Number of records in the load report (starts the runtime if needed). The report says which
+ * backends have no device, so this probes every backend not probed yet (as `lamina plugins`
+ * does; with the Vulkan plugin, that loads the Vulkan loader and every installed driver). */
 LAM_EXPORT size_t lam_plugin_report_count(void);
 
-/* Copies record `index` into *record (whose struct_size the caller set).
+/* Copies record `index` into *record (whose struct_size the caller set); probes every backend
+ * like lam_plugin_report_count.
  * Errors: LAM_ERR_NOT_FOUND when index is out of range. */
 LAM_EXPORT lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record);
 
@@ -241,20 +244,25 @@ LAM_EXPORT lam_status lam_plugin_report_get(size_t index, lam_plugin_record *rec
 /* Backends and contexts                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Number of loaded backends (with or without devices). */
+/* Number of loaded backends (with or without devices). Probes none. */
 LAM_EXPORT size_t lam_backend_count(void);
 
-/* Name of backend `index`, its device count and, when it has none, why. Strings are borrowed
- * until lam_shutdown(). Errors: LAM_ERR_NOT_FOUND. */
+/* Name of backend `index`, its device count and, when it has none, why; probes that backend
+ * (once per start: the first call pays, e.g., for loading the Vulkan loader and its drivers).
+ * Strings are borrowed until lam_shutdown(). Errors: LAM_ERR_NOT_FOUND. */
 LAM_EXPORT lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices,
                                       const char **why);
 
-/* Describes device `device` of backend `index`. Errors: LAM_ERR_NOT_FOUND. */
+/* Describes device `device` of backend `index` (probing that backend if needed).
+ * Errors: LAM_ERR_NOT_FOUND. */
 LAM_EXPORT lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_info *info);
 
 /*
  * The context named by `spec`: "cpu", "cpu:0", "vulkan:1", "auto" (best device available),
- * or NULL for $LAMINA_BACKEND (default "cpu"). The device is opened on first use.
+ * or NULL for $LAMINA_BACKEND (default "cpu"). The device is opened on first use. Backends
+ * are probed on first use too: a named spec probes only that backend, so a program that asks
+ * only for "cpu" never loads the Vulkan loader or its drivers; "auto", and the list of
+ * available backends in an error message, probe them all.
  * Errors: LAM_ERR_INVALID_ARGUMENT for a malformed spec; LAM_ERR_NOT_FOUND when no backend of
  * that name is loaded; LAM_ERR_DEVICE_UNAVAILABLE when it has no such device. The message
  * says why and lists the backends that are available. Only "auto" falls back.
