@@ -539,11 +539,13 @@ typedef struct lam_trainer lam_trainer;
 /*
  * A trainer for `params` (it keeps its own references). optimizer: "sgd" (options
  * learning_rate=0.01, momentum=0, wd=0) or "adam" (learning_rate=0.001, beta1=0.9,
- * beta2=0.999, epsilon=1e-8, wd=0); options as "learning_rate=0.1, momentum=0.9".
+ * beta2=0.999, epsilon=1e-8, wd=0); options as "learning_rate=0.1, momentum=0.9", a list read
+ * like lam_layer_create's attributes.
  * SGD with momentum keeps v = momentum*v + g, w -= lr*v; weight decay adds wd*w to g; Adam
  * follows PyTorch (bias-corrected moments, eps outside the square root). Each parameter's
  * lr_mult/wd_mult scale lr and wd; constants and grad_req null parameters are never changed.
- * Errors: LAM_ERR_INVALID_ARGUMENT for an unknown optimizer or option, or a bad value.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for an unknown optimizer, an unknown or repeated option, a
+ * malformed list or a bad value.
  */
 LAM_EXPORT lam_status lam_trainer_create(const lam_param_list *params, const char *optimizer,
                                          const char *options, lam_trainer **out);
@@ -638,8 +640,12 @@ LAM_EXPORT lam_status lam_init_custom(const char *label, lam_init_fn fn, void *u
                                       lam_initializer **out);
 
 /* Parses "zeros", "ones", "constant(0.5)", "uniform", "uniform(0.1)", "normal",
- * "normal(0.02)", "xavier", "xavier(gaussian, in, 2)". Errors: LAM_ERR_INVALID_ARGUMENT, also
- * for a number a float cannot hold (inf, nan, beyond 3.4e38 in magnitude: "constant(1e99)"). */
+ * "normal(0.02)", "xavier", "xavier(gaussian, in, 2)". Arguments are positional, named
+ * ("xavier(magnitude=2)", after the positional ones) or both, a list read like
+ * lam_layer_create's attributes. Initializer names and words ("Gaussian") are case-insensitive,
+ * argument names are not.
+ * Errors: LAM_ERR_INVALID_ARGUMENT, also for a number a float cannot hold (inf, nan, beyond
+ * 3.4e38 in magnitude: "constant(1e99)"). */
 LAM_EXPORT lam_status lam_init_parse(const char *text, lam_initializer **out);
 
 /* Text form such as "Normal(sigma=0.01)"; borrowed for the initializer's lifetime. */
@@ -778,8 +784,12 @@ LAM_EXPORT lam_status lam_sequential_create(lam_block **out);
 /*
  * A block of layer type `type` from a plugin, with attributes "name=value, name=value"
  * (NULL or "" for defaults): lam_layer_create("Dense", "units=256, activation=relu", &b).
+ * Spaces around names and values are ignored, names are case-sensitive, a comma inside (), []
+ * or {} does not split ("weight_initializer=xavier(gaussian, in, 2)" is one value), one
+ * trailing comma is allowed.
  * Errors: LAM_ERR_NOT_FOUND for an unknown type (listing the known ones); LAM_ERR_INVALID_ARGUMENT
- * for an unknown attribute (listing the valid ones), a missing required one or a bad value.
+ * for an unknown attribute (listing the valid ones), a repeated one, an empty item ("a=1,,b=2"),
+ * a missing name or value, unbalanced brackets, a missing required attribute or a bad value.
  */
 LAM_EXPORT lam_status lam_layer_create(const char *type, const char *attrs, lam_block **out);
 
