@@ -959,6 +959,85 @@ static void case_backends(const request *rq, result *res) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Cases: process start (bench/run times the whole process; these are its bodies)             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A CPU-only program: the first call starts the runtime, then one context and one tensor. */
+static void case_start(const request *rq, result *res) {
+    (void)rq;
+    double t0 = now();
+    lam_ctx *ctx = NULL;
+    lam_tensor *t = NULL;
+    int64_t dims[2] = {2, 3};
+    lam_shape shape;
+    lam_shape_init(&shape, 2, dims);
+    TRY(lam_ctx_get("cpu", &ctx));
+    TRY(lam_tensor_create(ctx, &shape, &t));
+    add_metric(res, "first_calls", now() - t0);
+    res->iters = 1;
+done:
+    lam_tensor_release(t);
+}
+
+#if defined(__has_include)
+#if __has_include(<vulkan/vulkan.h>)
+#define BENCH_HAVE_VULKAN_H 1
+#include <vulkan/vulkan.h>
+#endif
+#endif
+
+/*
+ * The floor under Lamina's Vulkan probe: what any Vulkan program pays to learn its devices
+ * (dlopen of the loader, vkCreateInstance, which loads every installed driver, one
+ * vkEnumeratePhysicalDevices, vkDestroyInstance), without Lamina. The instance asks for the
+ * API version the backend asks for.
+ */
+static void case_vk_probe(const request *rq, result *res) {
+    (void)rq;
+#ifdef BENCH_HAVE_VULKAN_H
+    double t0 = now();
+    void *lib = dlopen("libvulkan.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        add_info(res, "\"unavailable\":\"no Vulkan loader\"");
+        return;
+    }
+    PFN_vkGetInstanceProcAddr gipa;
+    void *sym = dlsym(lib, "vkGetInstanceProcAddr");
+    memcpy(&gipa, &sym, sizeof gipa);
+    PFN_vkCreateInstance create =
+        sym ? (PFN_vkCreateInstance)gipa(VK_NULL_HANDLE, "vkCreateInstance") : NULL;
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+                             .apiVersion = VK_API_VERSION_1_2};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+                               .pApplicationInfo = &app};
+    VkInstance inst = VK_NULL_HANDLE;
+    if (create == NULL || create(&ci, NULL, &inst) != VK_SUCCESS) {
+        res->ok = 0;
+        snprintf(res->error, sizeof res->error, "vkCreateInstance failed");
+        dlclose(lib);
+        return;
+    }
+    PFN_vkEnumeratePhysicalDevices enumerate =
+        (PFN_vkEnumeratePhysicalDevices)gipa(inst, "vkEnumeratePhysicalDevices");
+    PFN_vkDestroyInstance destroy = (PFN_vkDestroyInstance)gipa(inst, "vkDestroyInstance");
+    uint32_t n = 0;
+    if (enumerate != NULL) {
+        enumerate(inst, &n, NULL);
+    }
+    if (destroy != NULL) {
+        destroy(inst, NULL);
+    }
+    dlclose(lib);
+    add_metric(res, "probe", now() - t0);
+    add_info(res, "\"devices\":%u", n);
+    res->iters = 1;
+#else
+    (void)res;
+    add_info(res, "\"unavailable\":\"lamina_bench was built without vulkan/vulkan.h\"");
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Dispatch                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -977,6 +1056,8 @@ static const bench_case g_cases[] = {
     {"saveload", case_saveload, "save/load 4 x 2500 x 2500 float parameters (100 MB)"},
     {"fma_peak", case_fma_peak, "measured clock and FMA throughput (widest ISA) of one core"},
     {"backends", case_backends, "loaded backends and their first device"},
+    {"start", case_start, "a CPU-only program: context + one tensor (time it as a process)"},
+    {"vk_probe", case_vk_probe, "a bare Vulkan device probe without Lamina (process floor)"},
 };
 
 static int parse_request(char *line, request *rq) {

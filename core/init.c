@@ -5,6 +5,7 @@
  */
 #include "init.h"
 #include "error.h"
+#include "kv.h"
 #include "rng.h"
 #include "util.h"
 
@@ -290,85 +291,158 @@ typedef struct parse_spec {
     init_kind kind;
     uint32_t min_args, max_args;
     const char *params[PARSE_MAX_ARGS]; /* keyword names, in positional order */
-    const char *takes;                  /* the keyword names, for messages */
+    const char *expect[PARSE_MAX_ARGS]; /* what each value should be, for messages */
+    float fallback;                     /* the numeric argument's default */
 } parse_spec;
 
 /* "zero", "one" and the capitalized names are accepted so describe's output parses back. */
 static const parse_spec parse_specs[] = {
-    {"zeros", "zero", KIND_ZERO, 0, 0, {NULL, NULL, NULL}, "none"},
-    {"ones", "one", KIND_ONE, 0, 0, {NULL, NULL, NULL}, "none"},
-    {"constant", NULL, KIND_CONSTANT, 1, 1, {"value", NULL, NULL}, "value"},
-    {"uniform", NULL, KIND_UNIFORM, 0, 1, {"scale", NULL, NULL}, "scale"},
-    {"normal", NULL, KIND_NORMAL, 0, 1, {"sigma", NULL, NULL}, "sigma"},
+    {"zeros", "zero", KIND_ZERO, 0, 0, {NULL, NULL, NULL}, {NULL, NULL, NULL}, 0.0f},
+    {"ones", "one", KIND_ONE, 0, 0, {NULL, NULL, NULL}, {NULL, NULL, NULL}, 0.0f},
+    {"constant", NULL, KIND_CONSTANT, 1, 1, {"value", NULL, NULL}, {"a number", NULL, NULL}, 0.0f},
+    {"uniform", NULL, KIND_UNIFORM, 0, 1, {"scale", NULL, NULL}, {"a number", NULL, NULL}, 0.07f},
+    {"normal", NULL, KIND_NORMAL, 0, 1, {"sigma", NULL, NULL}, {"a number", NULL, NULL}, 0.01f},
     {"xavier",
      NULL,
      KIND_XAVIER,
      0,
      3,
      {"rnd_type", "factor_type", "magnitude"},
-     "rnd_type, factor_type and magnitude"},
+     {"uniform or gaussian", "avg, in or out", "a number"},
+     3.0f},
 };
 
 #define PARSE_EXPECTED                                                                             \
     "expected zeros, ones, constant(v), uniform[(scale)], normal[(sigma)] or "                     \
     "xavier[(rnd, factor, magnitude)]"
 
-typedef struct span {
-    const char *p;
-    int len;
-} span;
-
-static const char *skip_ws(const char *s, const char *end) {
-    while (s < end && isspace((unsigned char)*s)) {
-        s++;
-    }
-    return s;
+static void arg_expect(const void *spec, size_t k, lam__strbuf *sb) {
+    lam__strbuf_printf(sb, "%s", ((const parse_spec *)spec)->expect[k]);
 }
 
-static span trim(const char *begin, const char *end) {
-    while (begin < end && isspace((unsigned char)*begin)) {
-        begin++;
+/* "name" or "name(arguments)": the initializer named, and the text between the parentheses
+ * (empty without them). */
+static lam_status parse_head(const char *fn, lam__kv_span all, const parse_spec **spec,
+                             lam__kv_span *args) {
+    size_t n = 0;
+    while (n < all.len && (isalpha((unsigned char)all.p[n]) || all.p[n] == '_')) {
+        n++;
     }
-    while (end > begin && isspace((unsigned char)end[-1])) {
-        end--;
-    }
-    span sp = {begin, (int)(end - begin)};
-    return sp;
-}
-
-static bool span_is(span sp, const char *word) {
-    size_t n = strlen(word);
-    if ((size_t)sp.len != n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (tolower((unsigned char)sp.p[i]) != tolower((unsigned char)word[i])) {
-            return false;
+    lam__kv_span name = {all.p, n};
+    *spec = NULL;
+    for (size_t i = 0; i < sizeof parse_specs / sizeof parse_specs[0] && *spec == NULL; i++) {
+        if (lam__kv_span_is(name, parse_specs[i].name, true) ||
+            (parse_specs[i].alias != NULL && lam__kv_span_is(name, parse_specs[i].alias, true))) {
+            *spec = &parse_specs[i];
         }
     }
-    return true;
-}
-
-/* Parses a whole span as a float; false when anything but a number is there. */
-/* A number; *in_range is false for inf, nan and magnitudes beyond FLT_MAX (which strtof
- * would turn into inf), and *v is then 0. */
-static bool span_float(span sp, float *v, bool *in_range) {
-    char buf[64];
-    if (sp.len <= 0 || (size_t)sp.len >= sizeof buf) {
-        return false;
+    if (*spec == NULL) {
+        lam__kv_span shown = n > 0 ? name : all;
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Unknown initializer '%.*s', %s", fn,
+                          (int)shown.len, shown.p, PARSE_EXPECTED);
     }
-    memcpy(buf, sp.p, (size_t)sp.len);
-    buf[sp.len] = '\0';
-    char *end = NULL;
-    double d = strtod(buf, &end);
-    *in_range = isfinite(d) && fabs(d) <= FLT_MAX;
-    *v = *in_range ? (float)d : 0.0f;
-    return end == buf + sp.len;
+    lam__kv_span rest = lam__kv_trim((lam__kv_span){all.p + n, all.len - n});
+    *args = (lam__kv_span){rest.p, 0};
+    if (rest.len == 0) {
+        return LAM_OK;
+    }
+    if (rest.p[0] != '(') {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Syntax error in '%.*s', expected '('", fn,
+                          (int)all.len, all.p);
+    }
+    size_t close = lam__kv_close(rest, 0);
+    if (close + 1 != rest.len) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Syntax error in '%.*s', expected one ')' at the end", fn,
+                          (int)all.len, all.p);
+    }
+    *args = (lam__kv_span){rest.p + 1, close - 1};
+    return LAM_OK;
 }
 
-/* Over 100 lines for now: one pass over `name(args)` with each initializer's argument checks
- * inline. It shrinks when layer.c, trainer.c and init.c share one key=value parser (issue 13,
- * not done yet: the three parsers word their errors differently). */
+/* The numeric argument k: a number a float holds. */
+static lam_status arg_number(const char *fn, const parse_spec *spec, lam__kv_span all,
+                             const lam__kv_span *vals, uint32_t k, float *num) {
+    double d;
+    if (!lam__kv_double(vals[k], &d)) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Bad value '%.*s' for %s in '%.*s', expected a number", fn,
+                          (int)vals[k].len, vals[k].p, spec->params[k], (int)all.len, all.p);
+    }
+    if (!isfinite(d) || fabs(d) > FLT_MAX) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid %s '%.*s' in '%.*s', must be finite and at most %g in "
+                          "magnitude (float range)",
+                          fn, spec->params[k], (int)vals[k].len, vals[k].p, (int)all.len, all.p,
+                          (double)FLT_MAX);
+    }
+    *num = (float)d;
+    return LAM_OK;
+}
+
+/* One of `words` (case-insensitive), its index in *choice; absent keeps *choice. */
+static lam_status arg_choice(const char *fn, const parse_spec *spec, lam__kv_span all,
+                             const lam__kv_span *vals, uint32_t k, const char *const *words,
+                             int *choice) {
+    if (vals[k].p == NULL) {
+        return LAM_OK;
+    }
+    for (int i = 0; words[i] != NULL; i++) {
+        if (lam__kv_span_is(vals[k], words[i], true)) {
+            *choice = i;
+            return LAM_OK;
+        }
+    }
+    return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Bad %s '%.*s' in '%.*s', expected %s", fn,
+                      spec->params[k], (int)vals[k].len, vals[k].p, (int)all.len, all.p,
+                      spec->expect[k]);
+}
+
+/* The initializer from its checked arguments (vals: spec->max_args entries, absent ones NULL). */
+static lam_status parse_build(const char *fn, const parse_spec *spec, lam__kv_span all,
+                              const lam__kv_span *vals, lam_initializer **out) {
+    static const char *const rnds[] = {"uniform", "gaussian", NULL};
+    static const char *const factors[] = {"avg", "in", "out", NULL};
+    static const lam_xavier_factor factor_of[] = {LAM_XAVIER_AVG, LAM_XAVIER_IN, LAM_XAVIER_OUT};
+    uint32_t k = spec->kind == KIND_XAVIER ? 2 : 0; /* the numeric argument */
+    float num = spec->fallback;
+    int rnd = 0, factor = 0;
+    lam_status st = LAM_OK;
+    if (k < spec->max_args && vals[k].p != NULL) {
+        st = arg_number(fn, spec, all, vals, k, &num);
+    }
+    if (st == LAM_OK && spec->kind == KIND_XAVIER) {
+        st = arg_choice(fn, spec, all, vals, 0, rnds, &rnd);
+        st = st != LAM_OK ? st : arg_choice(fn, spec, all, vals, 1, factors, &factor);
+    }
+    if (st == LAM_OK && spec->kind != KIND_CONSTANT && k < spec->max_args) {
+        st = check_positive(fn, spec->params[k], num, all.p, (int)all.len);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    switch (spec->kind) {
+    case KIND_ZERO:
+        return lam_init_zero(out);
+    case KIND_ONE:
+        return lam_init_one(out);
+    case KIND_CONSTANT:
+        return lam_init_constant(num, out);
+    case KIND_UNIFORM:
+        return lam_init_uniform(num, out);
+    case KIND_NORMAL:
+        return lam_init_normal(num, out);
+    case KIND_XAVIER:
+        return lam_init_xavier(rnd == 1 ? LAM_XAVIER_GAUSSIAN : LAM_XAVIER_UNIFORM,
+                               factor_of[factor], num, out);
+    case KIND_CUSTOM:
+        break;
+    }
+    return lam__error(LAM_ERR_INTERNAL, "%s: Internal error, unhandled initializer kind", fn);
+}
+
+/* The name and parentheses here, the argument list through the shared key=value parser (kv.c),
+ * the values in parse_build. */
 lam_status lam_init_parse(const char *text, lam_initializer **out) {
     const char *fn = "lam_init_parse";
     lam_status st = check_out(fn, out);
@@ -378,165 +452,31 @@ lam_status lam_init_parse(const char *text, lam_initializer **out) {
     if (text == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, text is NULL", fn);
     }
-    span all = trim(text, text + strlen(text));
-    const char *s = all.p, *end = all.p + all.len;
-    const char *name_begin = s;
-    while (s < end && (isalpha((unsigned char)*s) || *s == '_')) {
-        s++;
+    lam__kv_span all = lam__kv_trim(lam__kv_span_of(text)), args;
+    const parse_spec *spec;
+    if ((st = parse_head(fn, all, &spec, &args)) != LAM_OK) {
+        return st;
     }
-    span name = {name_begin, (int)(s - name_begin)};
-    const parse_spec *spec = NULL;
-    for (size_t i = 0; i < sizeof parse_specs / sizeof parse_specs[0]; i++) {
-        if (span_is(name, parse_specs[i].name) ||
-            (parse_specs[i].alias != NULL && span_is(name, parse_specs[i].alias))) {
-            spec = &parse_specs[i];
-            break;
-        }
-    }
-    if (spec == NULL) {
-        span shown = name.len > 0 ? name : all;
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Unknown initializer '%.*s', %s", fn,
-                          shown.len, shown.p, PARSE_EXPECTED);
-    }
-
-    /* Arguments: "(a, b, ...)" after the name, nothing but spaces after ')'. */
-    span args[PARSE_MAX_ARGS];
-    uint32_t n_args = 0;
-    s = skip_ws(s, end);
-    if (s < end && *s == '(') {
-        const char *close = memchr(s, ')', (size_t)(end - s));
-        if (close == NULL || close + 1 != end) {
-            return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Syntax error in '%.*s', expected one ')' at the end", fn,
-                              all.len, all.p);
-        }
-        const char *a = s + 1;
-        bool more = trim(a, close).len > 0; /* "()" has no arguments */
-        while (more) {
-            const char *comma = memchr(a, ',', (size_t)(close - a));
-            const char *stop = comma != NULL ? comma : close;
-            span arg = trim(a, stop);
-            if (arg.len == 0) {
-                return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                  "%s: Syntax error in '%.*s', empty argument", fn, all.len, all.p);
-            }
-            if (n_args == spec->max_args) {
-                if (spec->max_args == 0) {
-                    return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                      "%s: Too many arguments in '%.*s', %s takes none", fn,
-                                      all.len, all.p, spec->name);
-                }
-                return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                  "%s: Too many arguments in '%.*s', %s takes at most %u", fn,
-                                  all.len, all.p, spec->name, spec->max_args);
-            }
-            args[n_args++] = arg;
-            more = comma != NULL;
-            a = stop + 1;
-        }
-    } else if (s != end) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Syntax error in '%.*s', expected '('", fn,
-                          all.len, all.p);
-    }
-
-    /* Positional arguments fill params in order; "name=value" fills the named one. */
-    span vals[PARSE_MAX_ARGS];
-    bool given[PARSE_MAX_ARGS] = {false, false, false};
-    for (uint32_t i = 0; i < n_args; i++) {
-        span arg = args[i];
-        uint32_t slot = i;
-        const char *eq = memchr(arg.p, '=', (size_t)arg.len);
-        if (eq != NULL) {
-            span key = trim(arg.p, eq);
-            arg = trim(eq + 1, args[i].p + args[i].len);
-            slot = PARSE_MAX_ARGS;
-            for (uint32_t k = 0; k < spec->max_args; k++) {
-                if (span_is(key, spec->params[k])) {
-                    slot = k;
-                }
-            }
-            if (slot == PARSE_MAX_ARGS) {
-                return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                  "%s: Unknown argument '%.*s' in '%.*s', %s takes %s", fn, key.len,
-                                  key.p, all.len, all.p, spec->name, spec->takes);
-            }
-        }
-        if (given[slot]) {
-            return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Duplicate argument %s in '%.*s', given twice", fn,
-                              spec->params[slot], all.len, all.p);
-        }
-        given[slot] = true;
-        vals[slot] = arg;
+    lam__kv_span vals[PARSE_MAX_ARGS];
+    lam__kv_schema s = {.subject = fn,
+                        .what = "argument",
+                        .where = all,
+                        .keys = spec->params,
+                        .n_keys = spec->max_args,
+                        .positional = true,
+                        .expect = arg_expect,
+                        .expect_ctx = spec};
+    if ((st = lam__kv_parse(&s, args, vals)) != LAM_OK) {
+        return st;
     }
     for (uint32_t k = 0; k < spec->min_args; k++) {
-        if (!given[k]) {
+        if (vals[k].p == NULL) {
             return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Missing argument in '%.*s', %s needs a %s", fn, all.len, all.p,
-                              spec->name, spec->params[k]);
+                              "%s: Missing argument in '%.*s', %s needs a %s", fn, (int)all.len,
+                              all.p, spec->name, spec->params[k]);
         }
     }
-
-    float num = 0.0f;
-    bool in_range = true;
-    uint32_t num_slot = spec->kind == KIND_XAVIER ? 2 : 0;
-    if (spec->max_args > 0 && given[num_slot] && !span_float(vals[num_slot], &num, &in_range)) {
-        return lam__error(
-            LAM_ERR_INVALID_ARGUMENT, "%s: Bad value '%.*s' for %s in '%.*s', expected a number",
-            fn, vals[num_slot].len, vals[num_slot].p, spec->params[num_slot], all.len, all.p);
-    }
-    if (!in_range) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "%s: Invalid %s '%.*s' in '%.*s', must be finite and at most %g in "
-                          "magnitude (float range)",
-                          fn, spec->params[num_slot], vals[num_slot].len, vals[num_slot].p, all.len,
-                          all.p, (double)FLT_MAX);
-    }
-    lam_xavier_rnd rnd = LAM_XAVIER_UNIFORM;
-    lam_xavier_factor factor = LAM_XAVIER_AVG;
-    switch (spec->kind) {
-    case KIND_ZERO:
-        return lam_init_zero(out);
-    case KIND_ONE:
-        return lam_init_one(out);
-    case KIND_CONSTANT:
-        return lam_init_constant(num, out);
-    case KIND_UNIFORM:
-        num = given[0] ? num : 0.07f;
-        st = check_positive(fn, "scale", num, all.p, all.len);
-        return st != LAM_OK ? st : lam_init_uniform(num, out);
-    case KIND_NORMAL:
-        num = given[0] ? num : 0.01f;
-        st = check_positive(fn, "sigma", num, all.p, all.len);
-        return st != LAM_OK ? st : lam_init_normal(num, out);
-    case KIND_XAVIER:
-        if (given[0]) {
-            if (span_is(vals[0], "gaussian")) {
-                rnd = LAM_XAVIER_GAUSSIAN;
-            } else if (!span_is(vals[0], "uniform")) {
-                return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                  "%s: Bad rnd_type '%.*s' in '%.*s', expected uniform or gaussian",
-                                  fn, vals[0].len, vals[0].p, all.len, all.p);
-            }
-        }
-        if (given[1]) {
-            if (span_is(vals[1], "in")) {
-                factor = LAM_XAVIER_IN;
-            } else if (span_is(vals[1], "out")) {
-                factor = LAM_XAVIER_OUT;
-            } else if (!span_is(vals[1], "avg")) {
-                return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                  "%s: Bad factor_type '%.*s' in '%.*s', expected avg, in or out",
-                                  fn, vals[1].len, vals[1].p, all.len, all.p);
-            }
-        }
-        num = given[2] ? num : 3.0f;
-        st = check_positive(fn, "magnitude", num, all.p, all.len);
-        return st != LAM_OK ? st : lam_init_xavier(rnd, factor, num, out);
-    case KIND_CUSTOM:
-        break;
-    }
-    return lam__error(LAM_ERR_INTERNAL, "%s: Internal error, unhandled initializer kind", fn);
+    return parse_build(fn, spec, all, vals, out);
 }
 
 /* ---- filling ------------------------------------------------------------------------------ */

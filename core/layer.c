@@ -7,6 +7,7 @@
 #include "block.h"
 #include "callback.h"
 #include "error.h"
+#include "kv.h"
 #include "param.h"
 #include "registry.h"
 #include "rng.h"
@@ -15,8 +16,8 @@
 #include "util.h"
 
 #include <ctype.h>
-#include <stdatomic.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,26 +61,6 @@ static void attrs_free(lam__attrs *a) {
     free(a);
 }
 
-static char *trim(char *s) {
-    while (isspace((unsigned char)*s)) {
-        s++;
-    }
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) {
-        *--e = '\0';
-    }
-    return s;
-}
-
-static void list_valid(const lam_layer_desc *d, lam__strbuf *sb) {
-    for (uint32_t i = 0; i < d->n_attrs; i++) {
-        lam__strbuf_printf(sb, "%s%s", i ? ", " : "", d->attrs[i]->name);
-    }
-    if (d->n_attrs == 0) {
-        lam__strbuf_printf(sb, "none");
-    }
-}
-
 static bool parse_bool(const char *v, int32_t *out) {
     if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0) {
         *out = 1;
@@ -93,21 +74,12 @@ static bool parse_bool(const char *v, int32_t *out) {
 }
 
 static bool parse_int(const char *v, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (v[0] == '\0' || *end != '\0' || errno != 0) {
-        return false;
-    }
-    *out = x;
-    return true;
+    return lam__kv_int(lam__kv_span_of(v), out);
 }
 
 static bool parse_float(const char *v, double *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(x)) {
+    double x;
+    if (!lam__kv_double(lam__kv_span_of(v), &x) || !isfinite(x)) {
         return false;
     }
     *out = x;
@@ -179,127 +151,103 @@ static bool enum_has(const char *choices, const char *v) {
     return false;
 }
 
-static lam_status check_value(const lam_layer_desc *d, const lam_attr_desc *a, const char *v) {
-    int64_t i;
-    double f;
-    int32_t b;
+/* What attribute k's value should be, for messages (nothing for a free string). */
+static void attr_expect(const void *desc, size_t k, lam__strbuf *sb) {
+    const lam_attr_desc *a = ((const lam_layer_desc *)desc)->attrs[k];
     switch (a->type) {
     case LAM_ATTR_INT:
-        if (!parse_int(v, &i)) {
-            return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Invalid value for '%s', expected an integer, got '%s'", d->name,
-                              a->name, v);
-        }
-        return LAM_OK;
+        lam__strbuf_printf(sb, "an integer");
+        break;
     case LAM_ATTR_FLOAT:
-        if (!parse_float(v, &f)) {
-            return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Invalid value for '%s', expected a number, got '%s'", d->name,
-                              a->name, v);
-        }
-        return LAM_OK;
+        lam__strbuf_printf(sb, "a number");
+        break;
     case LAM_ATTR_BOOL:
-        if (!parse_bool(v, &b)) {
-            return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Invalid value for '%s', expected true or false, got '%s'",
-                              d->name, a->name, v);
+        lam__strbuf_printf(sb, "true or false");
+        break;
+    case LAM_ATTR_INTS:
+        if (a->count != 0) {
+            lam__strbuf_printf(sb, "%u integers such as (3, 3), or one integer for all",
+                               (unsigned)a->count);
+        } else {
+            lam__strbuf_printf(sb, "integers such as (3, 3)");
         }
-        return LAM_OK;
-    case LAM_ATTR_INTS: {
-        uint32_t n = 0;
-        if (!parse_ints(v, NULL, 0, &n) || (a->count != 0 && n != 1 && n != a->count)) {
-            return lam__error(
-                LAM_ERR_INVALID_ARGUMENT,
-                "%s: Invalid value for '%s', expected %s%u integers such as (3, 3)%s, "
-                "got '%s'",
-                d->name, a->name, a->count ? "" : "up to ", a->count ? a->count : 64,
-                a->count ? " or one integer" : "", v);
-        }
-        return LAM_OK;
-    }
+        break;
     case LAM_ATTR_ENUM:
-        if (!enum_has(a->choices, v)) {
-            return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                              "%s: Invalid value for '%s', expected one of %s, got '%s'", d->name,
-                              a->name, a->choices, v);
-        }
-        return LAM_OK;
+        lam__strbuf_printf(sb, "one of %s", a->choices);
+        break;
     default:
-        return LAM_OK;
+        break;
     }
 }
 
+static lam_status check_value(const lam__kv_schema *s, const lam_layer_desc *d, uint32_t k,
+                              const char *v) {
+    const lam_attr_desc *a = d->attrs[k];
+    int64_t i;
+    double f;
+    int32_t b;
+    uint32_t n = 0;
+    bool ok = a->type == LAM_ATTR_INTS
+                  ? parse_ints(v, NULL, 0, &n) && (a->count == 0 || n == 1 || n == a->count)
+              : a->type == LAM_ATTR_INT   ? parse_int(v, &i)
+              : a->type == LAM_ATTR_FLOAT ? parse_float(v, &f)
+              : a->type == LAM_ATTR_BOOL  ? parse_bool(v, &b)
+              : a->type == LAM_ATTR_ENUM  ? enum_has(a->choices, v)
+                                          : true;
+    if (ok) {
+        return LAM_OK;
+    }
+    if (v[0] == '\0') {
+        return lam__kv_missing(s, k);
+    }
+    lam__strbuf want = {0};
+    attr_expect(d, k, &want);
+    lam_status st =
+        lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid value for '%s', expected %s, got '%s'",
+                   d->name, a->name, want.data ? want.data : "another value", v);
+    lam__strbuf_fini(&want);
+    return st;
+}
+
+/* The attribute string through the shared key=value parser (kv.c), then each value checked
+ * against its type, defaults filled in. */
 static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__attrs **out) {
     *out = NULL;
+    size_t n = d->n_attrs;
     lam__attrs *a = calloc(1, sizeof *a);
-    char *copy = lam__strdup(text ? text : "");
-    if (a == NULL || copy == NULL ||
-        (d->n_attrs > 0 && (a->values = calloc(d->n_attrs, sizeof *a->values)) == NULL)) {
+    const char **keys = calloc(n + 1, sizeof *keys);
+    lam__kv_span *vals = calloc(n + 1, sizeof *vals);
+    if (a == NULL || keys == NULL || vals == NULL ||
+        (n > 0 && (a->values = calloc(n, sizeof *a->values)) == NULL)) {
         free(a);
-        free(copy);
+        free(keys);
+        free(vals);
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
     }
     a->desc = d;
-    lam_status st = LAM_OK;
-    /* Split on commas outside parentheses, so "xavier(gaussian, in, 2)" stays one value. */
-    int depth = 0;
-    char *start = copy;
-    for (char *c = copy;; c++) {
-        if (*c == '(') {
-            depth++;
-        } else if (*c == ')' && depth > 0) {
-            depth--;
-        }
-        if (!(*c == '\0' || (*c == ',' && depth == 0))) {
+    for (uint32_t i = 0; i < n; i++) {
+        keys[i] = d->attrs[i]->name;
+    }
+    lam__kv_schema s = {.subject = d->name,
+                        .what = "attribute",
+                        .keys = keys,
+                        .n_keys = n,
+                        .empty_values = true, /* a string attribute may be empty */
+                        .expect = attr_expect,
+                        .expect_ctx = d};
+    lam_status st = lam__kv_parse(&s, lam__kv_span_of(text), vals);
+    /* The values given first, then what is missing. */
+    for (uint32_t i = 0; st == LAM_OK && i < n; i++) {
+        if (vals[i].p == NULL) {
             continue;
         }
-        bool last = *c == '\0';
-        *c = '\0';
-        char *tok = start;
-        start = c + 1;
-        char *item = trim(tok);
-        if (item[0] == '\0') {
-            if (last) {
-                break;
-            }
-            continue;
-        }
-        char *eq = strchr(item, '=');
-        if (eq == NULL) {
-            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
-                            "%s: Invalid attributes, expected name=value, got '%s'", d->name, item);
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(item), *val = trim(eq + 1);
-        uint32_t k = d->n_attrs;
-        for (uint32_t i = 0; i < d->n_attrs; i++) {
-            if (strcmp(d->attrs[i]->name, key) == 0) {
-                k = i;
-            }
-        }
-        if (k == d->n_attrs) {
-            lam__strbuf sb = {0};
-            list_valid(d, &sb);
-            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
-                            "%s: Unknown attribute '%s', valid attributes: %s", d->name, key,
-                            sb.data ? sb.data : "");
-            lam__strbuf_fini(&sb);
-            break;
-        }
-        if (a->values[k] != NULL) {
-            st = lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Repeated attribute '%s'", d->name, key);
-            break;
-        }
-        st = check_value(d, d->attrs[k], val);
-        if (st == LAM_OK && (a->values[k] = lam__strdup(val)) == NULL) {
+        if ((a->values[i] = lam__kv_span_dup(vals[i])) == NULL) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
-        }
-        if (st != LAM_OK || last) {
-            break;
+        } else {
+            st = check_value(&s, d, i, a->values[i]);
         }
     }
-    for (uint32_t i = 0; st == LAM_OK && i < d->n_attrs; i++) {
+    for (uint32_t i = 0; st == LAM_OK && i < n; i++) {
         if (a->values[i] != NULL) {
             continue;
         }
@@ -310,7 +258,8 @@ static lam_status attrs_parse(const lam_layer_desc *d, const char *text, lam__at
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", d->name);
         }
     }
-    free(copy);
+    free(keys);
+    free(vals);
     if (st != LAM_OK) {
         attrs_free(a);
         return st;

@@ -2,12 +2,12 @@
  * Updates are written with front-end ops, so they run where the parameters live. */
 #define _POSIX_C_SOURCE 200809L
 #include "error.h"
+#include "kv.h"
 #include "ops.h"
 #include "param.h"
 #include "util.h"
 
-#include <ctype.h>
-#include <errno.h>
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,65 +36,42 @@ typedef struct option {
     float hi;
 } option;
 
+#define MAX_OPTIONS 8
+
+static void option_expect(const void *ctx, size_t k, lam__strbuf *sb) {
+    (void)ctx;
+    (void)k;
+    lam__strbuf_printf(sb, "a number");
+}
+
+/* The option string through the shared key=value parser (kv.c), then each value's range. */
 static lam_status parse_options(const char *optimizer, const char *text, option *opts,
                                 size_t n_opts) {
-    char *copy = lam__strdup(text ? text : "");
-    if (copy == NULL) {
-        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", optimizer);
+    assert(n_opts <= MAX_OPTIONS);
+    const char *keys[MAX_OPTIONS];
+    lam__kv_span vals[MAX_OPTIONS];
+    for (size_t k = 0; k < n_opts; k++) {
+        keys[k] = opts[k].name;
     }
-    lam_status st = LAM_OK;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); st == LAM_OK && tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok)) {
-            tok++;
-        }
-        if (*tok == '\0') {
+    lam__kv_schema s = {.subject = optimizer,
+                        .what = "option",
+                        .keys = keys,
+                        .n_keys = n_opts,
+                        .expect = option_expect};
+    lam_status st = lam__kv_parse(&s, lam__kv_span_of(text), vals);
+    for (size_t k = 0; st == LAM_OK && k < n_opts; k++) {
+        double v = 0.0;
+        if (vals[k].p == NULL) {
             continue;
         }
-        char *eq = strchr(tok, '=');
-        if (eq == NULL) {
-            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
-                            "%s: Invalid options, expected name=value, got '%s'", optimizer, tok);
-            break;
-        }
-        *eq = '\0';
-        char *key = tok, *end = eq;
-        while (end > key && isspace((unsigned char)end[-1])) {
-            *--end = '\0';
-        }
-        size_t k = 0;
-        while (k < n_opts && strcmp(opts[k].name, key) != 0) {
-            k++;
-        }
-        if (k == n_opts) {
-            char valid[256] = "";
-            for (size_t i = 0; i < n_opts; i++) {
-                strncat(valid, opts[i].name, sizeof valid - strlen(valid) - 3);
-                if (i + 1 < n_opts) {
-                    strncat(valid, ", ", sizeof valid - strlen(valid) - 1);
-                }
-            }
-            st = lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Unknown option '%s', valid options: %s",
-                            optimizer, key, valid);
-            break;
-        }
-        errno = 0;
-        char *vend;
-        double v = strtod(eq + 1, &vend);
-        while (isspace((unsigned char)*vend)) {
-            vend++;
-        }
-        bool ok = vend != eq + 1 && *vend == '\0' && errno == 0 && isfinite(v) && v >= opts[k].lo &&
+        bool ok = lam__kv_double(vals[k], &v) && isfinite(v) && v >= opts[k].lo &&
                   (opts[k].hi <= opts[k].lo || v < opts[k].hi);
         if (!ok) {
-            st = lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid value for '%s', got '%s'",
-                            optimizer, key, eq + 1);
-            break;
+            return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid value for '%s', got '%.*s'",
+                              optimizer, opts[k].name, (int)vals[k].len, vals[k].p);
         }
         *opts[k].value = (float)v;
     }
-    free(copy);
     return st;
 }
 

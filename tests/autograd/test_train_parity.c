@@ -292,8 +292,24 @@ Test(trainer_error, unknown_option) {
     assert_create_error("adam", "momentum=0.9",
                         "adam: Unknown option 'momentum', valid options: learning_rate, beta1, "
                         "beta2, epsilon, wd");
-    assert_create_error("sgd", "momentum",
-                        "sgd: Invalid options, expected name=value, got 'momentum'");
+    assert_create_error("sgd", "momentum", "sgd: Invalid option 'momentum', expected name=value");
+    ag_assert_released();
+}
+
+/* Option strings go through the key=value parser that layer attributes and initializer arguments
+ * use (core/kv.c): the same message grammar with "option" as the word (the layer and initializer
+ * tests check the same wording). Before it, a repeated option silently took the last value and
+ * empty items were skipped. */
+Test(trainer_error, options_share_the_key_value_grammar) {
+    assert_create_error("sgd", "momentum=0.5, learning_rate=0.1, momentum=0.9",
+                        "sgd: Repeated option 'momentum'");
+    assert_create_error("adam", "beta1=0.8,,beta2=0.9",
+                        "adam: Empty option, nothing after 'beta1=0.8,'");
+    assert_create_error("sgd", "learning_rate=",
+                        "sgd: Missing value for option 'learning_rate', expected a number");
+    assert_create_error("sgd", "=0.1", "sgd: Missing option name in '=0.1', expected name=value");
+    assert_create_error("sgd", "learning_rate=(0.1, 0.2)",
+                        "sgd: Invalid value for 'learning_rate', got '(0.1, 0.2)'");
     ag_assert_released();
 }
 

@@ -118,7 +118,7 @@ Test(layer, bad_int_value_is_rejected) {
     assert_create_error("Dense", "units=2.5", LAM_ERR_INVALID_ARGUMENT,
                         "Dense: Invalid value for 'units', expected an integer, got '2.5'");
     assert_create_error("Dense", "units=", LAM_ERR_INVALID_ARGUMENT,
-                        "Dense: Invalid value for 'units', expected an integer, got ''");
+                        "Dense: Missing value for attribute 'units', expected an integer");
     assert_create_error("MyDense", "units=3, in_units=5x", LAM_ERR_INVALID_ARGUMENT,
                         "MyDense: Invalid value for 'in_units', expected an integer, got '5x'");
     bu_assert_released();
@@ -149,7 +149,43 @@ Test(layer, repeated_or_malformed_attribute_is_rejected) {
     assert_create_error("Dense", "units=2, units=3", LAM_ERR_INVALID_ARGUMENT,
                         "Dense: Repeated attribute 'units'");
     assert_create_error("Dense", "units", LAM_ERR_INVALID_ARGUMENT,
-                        "Dense: Invalid attributes, expected name=value, got 'units'");
+                        "Dense: Invalid attribute 'units', expected name=value");
+    bu_assert_released();
+}
+
+/* Attribute strings go through the key=value parser that optimizer options and initializer
+ * arguments use (core/kv.c): the same message grammar with "attribute" as the word (the trainer
+ * and initializer tests check the same wording), empty items and unbalanced brackets rejected,
+ * a comma inside brackets not splitting a value. */
+Test(layer, attributes_share_the_key_value_grammar) {
+    assert_create_error("Dense", "units=2, activation=relu, units=3", LAM_ERR_INVALID_ARGUMENT,
+                        "Dense: Repeated attribute 'units'");
+    assert_create_error("Dense", "units=2,, activation=relu", LAM_ERR_INVALID_ARGUMENT,
+                        "Dense: Empty attribute, nothing after 'units=2,'");
+    assert_create_error("Dense", ", units=2", LAM_ERR_INVALID_ARGUMENT,
+                        "Dense: Empty attribute, nothing before the first ','");
+    assert_create_error("Dense", "=2", LAM_ERR_INVALID_ARGUMENT,
+                        "Dense: Missing attribute name in '=2', expected name=value");
+    assert_create_error("Dense", "units=2, weight_initializer=xavier(gaussian, in, 2",
+                        LAM_ERR_INVALID_ARGUMENT,
+                        "Dense: Unbalanced brackets in attribute 'weight_initializer=xavier("
+                        "gaussian, in, 2', '(' is not closed");
+    assert_create_error("Dense", "units=2, activation=", LAM_ERR_INVALID_ARGUMENT,
+                        "Dense: Missing value for attribute 'activation', expected one of "
+                        "none|relu|sigmoid|tanh|softrelu");
+    /* A value with commas inside brackets is one value; spaces around keys and values go; an
+     * empty string attribute is a value (weight_initializer: the block's initializer). */
+    lam_block *x = bu_layer("Dense", "units=2, weight_initializer=xavier(gaussian, in, 2)");
+    lam_block_release(x);
+    lam_block *d = bu_layer("Dense", " units = 2 ,in_units=3,  bias_initializer = constant( 2 ) , "
+                                     "weight_initializer=");
+    lam_initializer *one = NULL;
+    BU_OK(lam_init_one(&one));
+    BU_OK(lam_block_initialize(d, one, NULL, 0));
+    lam_initializer_release(one);
+    bu_assert_param_all(bu_param(d, "weight"), 1.0f);
+    bu_assert_param_all(bu_param(d, "bias"), 2.0f);
+    lam_block_release(d);
     bu_assert_released();
 }
 

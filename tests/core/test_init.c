@@ -555,6 +555,7 @@ Test(init, parse_then_describe_round_trips) {
         {"uniform", "Uniform(scale=0.07)"},
         {"uniform()", "Uniform(scale=0.07)"},
         {"uniform(0.1)", "Uniform(scale=0.1)"},
+        {"uniform(0.1,)", "Uniform(scale=0.1)"}, /* one trailing comma, as in every kv list */
         {"Uniform(scale = 0.2)", "Uniform(scale=0.2)"},
         {"normal", "Normal(sigma=0.01)"},
         {"normal(0.02)", "Normal(sigma=0.02)"},
@@ -591,16 +592,17 @@ Test(init, parse_errors_say_what_is_wrong) {
         {"uniform(0.1))", "lam_init_parse: Syntax error in 'uniform(0.1))', expected one ')' at "
                           "the end"},
         {"uniform 0.1", "lam_init_parse: Syntax error in 'uniform 0.1', expected '('"},
-        {"uniform(,)", "lam_init_parse: Syntax error in 'uniform(,)', empty argument"},
+        {"uniform(,)", "lam_init_parse: Empty argument in 'uniform(,)', nothing before the "
+                       "first ','"},
         {"uniform(abc)", "lam_init_parse: Bad value 'abc' for scale in 'uniform(abc)', expected "
                          "a number"},
-        {"uniform(1, 2)", "lam_init_parse: Too many arguments in 'uniform(1, 2)', uniform takes "
-                          "at most 1"},
-        {"zeros(1)", "lam_init_parse: Too many arguments in 'zeros(1)', zeros takes none"},
+        {"uniform(1, 2)", "lam_init_parse: Too many arguments in 'uniform(1, 2)', at most 1 "
+                          "allowed"},
+        {"zeros(1)", "lam_init_parse: Too many arguments in 'zeros(1)', none allowed"},
         {"constant", "lam_init_parse: Missing argument in 'constant', constant needs a value"},
         {"constant()", "lam_init_parse: Missing argument in 'constant()', constant needs a value"},
         {"uniform(size=1)", "lam_init_parse: Unknown argument 'size' in 'uniform(size=1)', "
-                            "uniform takes scale"},
+                            "valid arguments: scale"},
         {"normal(-1)", "lam_init_parse: Invalid sigma -1 in 'normal(-1)', must be positive and "
                        "finite"},
         {"uniform(0)", "lam_init_parse: Invalid scale 0 in 'uniform(0)', must be positive and "
@@ -611,11 +613,10 @@ Test(init, parse_errors_say_what_is_wrong) {
                                       "'xavier(uniform, sideways)', expected avg, in or out"},
         {"xavier(uniform, avg, 0)", "lam_init_parse: Invalid magnitude 0 in 'xavier(uniform, "
                                     "avg, 0)', must be positive and finite"},
-        {"xavier(gaussian, rnd_type=uniform)", "lam_init_parse: Duplicate argument rnd_type in "
-                                               "'xavier(gaussian, rnd_type=uniform)', given "
-                                               "twice"},
+        {"xavier(gaussian, rnd_type=uniform)", "lam_init_parse: Repeated argument 'rnd_type' in "
+                                               "'xavier(gaussian, rnd_type=uniform)'"},
         {"xavier(1, 2, 3, 4)", "lam_init_parse: Too many arguments in 'xavier(1, 2, 3, 4)', "
-                               "xavier takes at most 3"},
+                               "at most 3 allowed"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         static char poison;
@@ -629,6 +630,40 @@ Test(init, parse_errors_say_what_is_wrong) {
                  "lam_init_parse: Invalid argument, text is NULL", "NULL text");
     assert_error(lam_init_parse("zeros", NULL), LAM_ERR_INVALID_ARGUMENT,
                  "lam_init_parse: Invalid argument, out is NULL", "NULL out");
+}
+
+/* The argument list goes through the key=value parser that layer attributes and optimizer
+ * options use (core/kv.c): the same message grammar ("Repeated <what> 'x'", "Empty <what>",
+ * "Missing value for <what> 'x'") with "argument" as the word and the whole text as context, and
+ * the same rules (named arguments after positional ones, keys case-sensitive). The layer and
+ * trainer tests check the same wording for their attributes and options. */
+Test(init, parse_shares_the_key_value_grammar) {
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"normal(sigma=1, sigma=2)", "lam_init_parse: Repeated argument 'sigma' in "
+                                     "'normal(sigma=1, sigma=2)'"},
+        {"uniform(0.1,,)", "lam_init_parse: Empty argument in 'uniform(0.1,,)', nothing after "
+                           "'0.1,'"},
+        {"normal(sigma=)", "lam_init_parse: Missing value for argument 'sigma' in "
+                           "'normal(sigma=)', expected a number"},
+        {"xavier(=2)", "lam_init_parse: Missing argument name in '=2' in 'xavier(=2)', expected "
+                       "name=value"},
+        {"xavier(rnd_type=gaussian, in)", "lam_init_parse: Positional argument 'in' in "
+                                          "'xavier(rnd_type=gaussian, in)', positional ones "
+                                          "come before named ones"},
+        {"normal(SIGMA=1)", "lam_init_parse: Unknown argument 'SIGMA' in 'normal(SIGMA=1)', valid "
+                            "arguments: sigma"},
+        {"xavier(gaussian, [in)", "lam_init_parse: Syntax error in 'xavier(gaussian, [in)', "
+                                  "expected one ')' at the end"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        static char poison;
+        lam_initializer *out = (lam_initializer *)(void *)&poison;
+        assert_error(lam_init_parse(cases[k].text, &out), LAM_ERR_INVALID_ARGUMENT, cases[k].msg,
+                     cases[k].text);
+        cr_assert_null(out, "'%s': out not cleared", cases[k].text);
+    }
 }
 
 /* ---- reference counting ------------------------------------------------------------------- */

@@ -230,10 +230,13 @@ typedef struct lam_plugin_record {
             LAM_PLUGIN_DECISION_INVALID, LAM_REASON_INVALID, 0, NULL                               \
     }
 
-/* Number of records in the load report (starts the runtime if needed). */
+/* Number of records in the load report (starts the runtime if needed). The report says which
+ * backends have no device, so this probes every backend not probed yet (as `lamina plugins`
+ * does; with the Vulkan plugin, that loads the Vulkan loader and every installed driver). */
 LAM_EXPORT size_t lam_plugin_report_count(void);
 
-/* Copies record `index` into *record (whose struct_size the caller set).
+/* Copies record `index` into *record (whose struct_size the caller set); probes every backend
+ * like lam_plugin_report_count.
  * Errors: LAM_ERR_NOT_FOUND when index is out of range. */
 LAM_EXPORT lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record);
 
@@ -241,20 +244,25 @@ LAM_EXPORT lam_status lam_plugin_report_get(size_t index, lam_plugin_record *rec
 /* Backends and contexts                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Number of loaded backends (with or without devices). */
+/* Number of loaded backends (with or without devices). Probes none. */
 LAM_EXPORT size_t lam_backend_count(void);
 
-/* Name of backend `index`, its device count and, when it has none, why. Strings are borrowed
- * until lam_shutdown(). Errors: LAM_ERR_NOT_FOUND. */
+/* Name of backend `index`, its device count and, when it has none, why; probes that backend
+ * (once per start: the first call pays, e.g., for loading the Vulkan loader and its drivers).
+ * Strings are borrowed until lam_shutdown(). Errors: LAM_ERR_NOT_FOUND. */
 LAM_EXPORT lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices,
                                       const char **why);
 
-/* Describes device `device` of backend `index`. Errors: LAM_ERR_NOT_FOUND. */
+/* Describes device `device` of backend `index` (probing that backend if needed).
+ * Errors: LAM_ERR_NOT_FOUND. */
 LAM_EXPORT lam_status lam_backend_device_info(size_t index, uint32_t device, lam_device_info *info);
 
 /*
  * The context named by `spec`: "cpu", "cpu:0", "vulkan:1", "auto" (best device available),
- * or NULL for $LAMINA_BACKEND (default "cpu"). The device is opened on first use.
+ * or NULL for $LAMINA_BACKEND (default "cpu"). The device is opened on first use. Backends
+ * are probed on first use too: a named spec probes only that backend, so a program that asks
+ * only for "cpu" never loads the Vulkan loader or its drivers; "auto", and the list of
+ * available backends in an error message, probe them all.
  * Errors: LAM_ERR_INVALID_ARGUMENT for a malformed spec; LAM_ERR_NOT_FOUND when no backend of
  * that name is loaded; LAM_ERR_DEVICE_UNAVAILABLE when it has no such device. The message
  * says why and lists the backends that are available. Only "auto" falls back.
@@ -650,11 +658,13 @@ typedef struct lam_trainer lam_trainer;
 /*
  * A trainer for `params` (it keeps its own references). optimizer: "sgd" (options
  * learning_rate=0.01, momentum=0, wd=0) or "adam" (learning_rate=0.001, beta1=0.9,
- * beta2=0.999, epsilon=1e-8, wd=0); options as "learning_rate=0.1, momentum=0.9".
+ * beta2=0.999, epsilon=1e-8, wd=0); options as "learning_rate=0.1, momentum=0.9", a list read
+ * like lam_layer_create's attributes.
  * SGD with momentum keeps v = momentum*v + g, w -= lr*v; weight decay adds wd*w to g; Adam
  * follows PyTorch (bias-corrected moments, eps outside the square root). Each parameter's
  * lr_mult/wd_mult scale lr and wd; constants and grad_req null parameters are never changed.
- * Errors: LAM_ERR_INVALID_ARGUMENT for an unknown optimizer or option, or a bad value.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for an unknown optimizer, an unknown or repeated option, a
+ * malformed list or a bad value.
  */
 LAM_EXPORT lam_status lam_trainer_create(const lam_param_list *params, const char *optimizer,
                                          const char *options, lam_trainer **out);
@@ -749,8 +759,12 @@ LAM_EXPORT lam_status lam_init_custom(const char *label, lam_init_fn fn, void *u
                                       lam_initializer **out);
 
 /* Parses "zeros", "ones", "constant(0.5)", "uniform", "uniform(0.1)", "normal",
- * "normal(0.02)", "xavier", "xavier(gaussian, in, 2)". Errors: LAM_ERR_INVALID_ARGUMENT, also
- * for a number a float cannot hold (inf, nan, beyond 3.4e38 in magnitude: "constant(1e99)"). */
+ * "normal(0.02)", "xavier", "xavier(gaussian, in, 2)". Arguments are positional, named
+ * ("xavier(magnitude=2)", after the positional ones) or both, a list read like
+ * lam_layer_create's attributes. Initializer names and words ("Gaussian") are case-insensitive,
+ * argument names are not.
+ * Errors: LAM_ERR_INVALID_ARGUMENT, also for a number a float cannot hold (inf, nan, beyond
+ * 3.4e38 in magnitude: "constant(1e99)"). */
 LAM_EXPORT lam_status lam_init_parse(const char *text, lam_initializer **out);
 
 /* Text form such as "Normal(sigma=0.01)"; borrowed for the initializer's lifetime. */
@@ -889,8 +903,12 @@ LAM_EXPORT lam_status lam_sequential_create(lam_block **out);
 /*
  * A block of layer type `type` from a plugin, with attributes "name=value, name=value"
  * (NULL or "" for defaults): lam_layer_create("Dense", "units=256, activation=relu", &b).
+ * Spaces around names and values are ignored, names are case-sensitive, a comma inside (), []
+ * or {} does not split ("weight_initializer=xavier(gaussian, in, 2)" is one value), one
+ * trailing comma is allowed.
  * Errors: LAM_ERR_NOT_FOUND for an unknown type (listing the known ones); LAM_ERR_INVALID_ARGUMENT
- * for an unknown attribute (listing the valid ones), a missing required one or a bad value.
+ * for an unknown attribute (listing the valid ones), a repeated one, an empty item ("a=1,,b=2"),
+ * a missing name or value, unbalanced brackets, a missing required attribute or a bad value.
  */
 LAM_EXPORT lam_status lam_layer_create(const char *type, const char *attrs, lam_block **out);
 
