@@ -5,15 +5,12 @@
 #ifndef LAMINA_CORE_LAYER_H
 #define LAMINA_CORE_LAYER_H
 
+#include "layer_attrs.h"
 #include "lamina/lamina.h"
 
 #include <stdint.h>
 
 /* The layer-facing functions of the host table (see lam_host_api in plugin.h). */
-lam_status lam__host_attr_int(const lam_attrs *attrs, const char *name, int64_t *value);
-lam_status lam__host_attr_float(const lam_attrs *attrs, const char *name, double *value);
-lam_status lam__host_attr_bool(const lam_attrs *attrs, const char *name, int32_t *value);
-lam_status lam__host_attr_string(const lam_attrs *attrs, const char *name, const char **value);
 lam_status lam__host_declare_param(lam_layer *layer, const char *name, const lam_shape *shape,
                                    const char *init, uint32_t flags);
 lam_status lam__host_param_infer_shape(lam_layer *layer, const char *name, const lam_shape *shape);
@@ -23,8 +20,6 @@ lam_status lam__host_param_data(lam_layer *layer, const char *name, const lam_te
 lam_status lam__host_param_add_grad(lam_layer *layer, const char *name, const lam_tensor *grad);
 int32_t lam__host_input_needs_grad(const lam_layer *layer, uint32_t index);
 const char *lam__host_layer_name(const lam_layer *layer);
-lam_status lam__host_attr_ints(const lam_attrs *attrs, const char *name, int64_t *values,
-                               uint32_t cap, uint32_t *count);
 lam_status lam__host_param_assign(lam_layer *layer, const char *name, const lam_tensor *value);
 lam_status lam__host_layer_rng(lam_layer *layer, uint64_t count, lam_rng_key *key);
 
