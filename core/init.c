@@ -5,6 +5,7 @@
  */
 #include "init.h"
 #include "error.h"
+#include "shape.h"
 #include "kv.h"
 #include "rng.h"
 #include "util.h"
@@ -61,30 +62,6 @@ static void format_float(char *buf, size_t cap, float v) {
             return;
         }
     }
-}
-
-/*
- * Same text as lam_shape_format (tensor.c); kept local so this file depends only on error.c
- * and util.c and can be tested on its own.
- */
-static char *format_shape(const lam_shape *shape, char *buf, size_t cap) {
-    size_t len = 0;
-    buf[0] = '\0';
-    uint32_t nd = shape->ndim < LAM_MAX_DIMS ? shape->ndim : LAM_MAX_DIMS;
-    int w = snprintf(buf, cap, "(");
-    len += w > 0 ? (size_t)w : 0;
-    for (uint32_t i = 0; i < nd && len < cap; i++) {
-        if (shape->dims[i] < 0) {
-            w = snprintf(buf + len, cap - len, "%sNone", i ? ", " : "");
-        } else {
-            w = snprintf(buf + len, cap - len, "%s%lld", i ? ", " : "", (long long)shape->dims[i]);
-        }
-        len += w > 0 ? (size_t)w : 0;
-    }
-    if (len < cap) {
-        snprintf(buf + len, cap - len, "%s", nd == 1 ? ",)" : ")");
-    }
-    return buf;
 }
 
 static lam_status make(const char *fn, init_kind kind, float value, lam_xavier_rnd rnd,
@@ -488,7 +465,7 @@ static lam_status fill_xavier(const lam_initializer *init, const char *subject,
         return lam__error(LAM_ERR_SHAPE,
                           "%s: Cannot initialize, Xavier needs at least 2 dims, "
                           "shape is %s",
-                          subject, format_shape(shape, sb, sizeof sb));
+                          subject, lam_shape_format(shape, sb, sizeof sb));
     }
     if (count == 0) {
         return LAM_OK; /* a zero dim would make the scale infinite; nothing to draw anyway */
@@ -553,7 +530,7 @@ lam_status lam__init_fill(const lam_initializer *init, const char *name, const c
         if (shape->dims[i] < 0) {
             return lam__error(LAM_ERR_DEFERRED_INIT,
                               "%s: Cannot initialize, shape %s is not fully known", subject,
-                              format_shape(shape, sb, sizeof sb));
+                              lam_shape_format(shape, sb, sizeof sb));
         }
         has_zero = has_zero || shape->dims[i] == 0;
     }
@@ -568,7 +545,7 @@ lam_status lam__init_fill(const lam_initializer *init, const char *name, const c
     if (overflow || numel != (uint64_t)count) {
         return lam__error(LAM_ERR_SHAPE,
                           "%s: Cannot initialize, shape %s does not match a buffer of %zu floats",
-                          subject, format_shape(shape, sb, sizeof sb), count);
+                          subject, lam_shape_format(shape, sb, sizeof sb), count);
     }
 
     lam_rng rng;
