@@ -5,7 +5,8 @@
  * the objects): conform.c (the command: options, report) -> conform_runner.c (discovery, a
  * child process per check) -> the check files (conform_plugin.c; conform_layer.c ->
  * conform_layer_grad.c, conform_layer_contract.c -> conform_layer_util.c;
- * conform_backend.c; conform_failalloc.c) -> conform_diag.c (the check list, verdicts,
+ * conform_backend.c -> conform_backend_cases.c; conform_failalloc.c) -> conform_diag.c (the
+ * check list, verdicts,
  * cf_start, random numbers).
  *
  * The parent process never runs plugin code: it discovers what a plugin registered in a child
@@ -18,6 +19,7 @@
 
 #include "failalloc/failalloc.h"
 #include "lamina/lamina.h"
+#include "lamina/plugin.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -54,9 +56,26 @@ typedef struct cf_attr {
 #define CF_MAX_LAYERS   16
 #define CF_MAX_BACKENDS 8
 
+/* One example input of a layer's descriptor (lam_example_input), copied. */
+typedef struct cf_example {
+    int dtype; /* lam_dtype */
+    uint32_t ndim;
+    int64_t dims[LAM_MAX_DIMS];
+    int domain; /* lam_domain_kind */
+    double low, high;
+    char bound_attr[64]; /* LAM_DOMAIN_INDEX: the attribute bounding the indices, or "" */
+} cf_example;
+
 typedef struct cf_layer {
     char name[64];
     int has_backward;
+    uint32_t flags;      /* LAM_LAYER_* (LAM_LAYER_STOCHASTIC) */
+    uint32_t min_inputs; /* the descriptor's arity (0 and 0: exactly one) */
+    uint32_t max_inputs;
+    uint32_t n_outputs; /* 1 when the descriptor says 0 */
+    uint32_t n_examples;
+    cf_example examples[CF_MAX_INPUTS]; /* the descriptor's example inputs, if it gives them */
+    char example_attrs[1024];
     uint32_t n_attrs;
     cf_attr attrs[CF_MAX_ATTRS];
     /* Filled by the setup check: attributes that create a working instance, an input shape. */
@@ -199,6 +218,87 @@ void cf_check_bounds(cf_ctx *c);
 void cf_check_errors(cf_ctx *c);
 void cf_check_inputs_unchanged(cf_ctx *c);
 void cf_check_attr_effect(cf_ctx *c);
+
+/* ---- conform_backend_cases.c: the op cases of the backend checks ---- */
+
+typedef enum cf_op_kind {
+    CF_K_FILL,
+    CF_K_UNARY,
+    CF_K_BINARY,
+    CF_K_SCALAR,
+    CF_K_COMPARE, /* binary, inputs drawn as whole numbers so that ties occur */
+    CF_K_GEMM,
+    CF_K_LINEAR,
+    CF_K_REDUCE,
+    CF_K_SOFTMAX,
+    CF_K_GEMM_BATCHED,
+    CF_K_IM2COL,
+    CF_K_COL2IM,
+    CF_K_MAX_POOL,
+    CF_K_MAX_POOL_BACKWARD,
+    CF_K_AVG_POOL,
+    CF_K_AVG_POOL_BACKWARD,
+    CF_K_GATHER,
+    CF_K_SCATTER,
+    CF_K_RANDOM,
+    CF_K_WHERE,
+    CF_K_PAD,
+    CF_K_CAST,
+    CF_K_MOMENTS
+} cf_op_kind;
+
+/* One op of the reviewed tolerance table (see conform_backend_cases.c). */
+typedef struct cf_oprow {
+    lam_op op;
+    const char *name;
+    cf_op_kind kind;
+    float xlo, xhi; /* input 0 domain */
+    float ylo, yhi; /* input 1 domain */
+    double scalar;
+    double nmse;
+    double max_err;
+} cf_oprow;
+
+#define CF_AXPBY_S1   (-1.5) /* AXPBY's b */
+#define CF_CLAMP_HIGH 0.75   /* CLAMP's b (a is the row's scalar) */
+#define CF_OP_MAX_IN  3
+#define CF_OP_MAX_OUT 2
+
+/* One op call on host data: views (buffers set when run; inputs at offset 0), the inputs'
+ * bytes, initial output contents (NULL: poisoned with the guard pattern), parameters. */
+typedef struct cf_opcase {
+    lam_op op;
+    uint32_t n_in, n_out;
+    lam_tensor_view in[CF_OP_MAX_IN];
+    unsigned char *in_data[CF_OP_MAX_IN];
+    size_t in_bytes[CF_OP_MAX_IN];
+    lam_tensor_view out[CF_OP_MAX_OUT];
+    size_t out_count[CF_OP_MAX_OUT];
+    unsigned char *out_init[CF_OP_MAX_OUT];
+    union {
+        lam_scalar_params s;
+        lam_gemm_params g;
+        lam_window_params w;
+        lam_pad_params pad;
+        lam_random_params r;
+    } p;
+    const void *params; /* &p.<x> or NULL */
+    uint32_t flags;     /* LAM_CALL_* */
+    int alias;          /* outputs[0] is the very view of inputs[0] (in place) */
+    char label[160];
+} cf_opcase;
+
+size_t cf_op_count(void);
+const cf_oprow *cf_op_row(size_t i);
+/* Builds variant `variant` of the row's calls (special: NaN/inf in the float inputs). Returns
+ * 1, 0 when that variant does not exist, -1 when out of memory. */
+int cf_op_case(const cf_oprow *row, int variant, int special, uint64_t seed, cf_opcase *t);
+void cf_op_case_free(cf_opcase *t);
+/* Element k of input i as a double. */
+double cf_op_in_value(const cf_opcase *t, uint32_t i, size_t k);
+/* The kit's double-precision reference: outs[o] gets out_count[o] values. 0, or -1 for a call
+ * every backend must refuse (argmax of an empty axis, a bad index, an unrepresentable cast). */
+int cf_op_reference(const cf_opcase *t, double **outs);
 
 /* Backend checks (conform_backend.c): declares every check for one backend. */
 void cf_backend_checks(const char *backend);

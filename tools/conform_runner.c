@@ -43,9 +43,9 @@
 
 static cf_plugin *g_plugin; /* shared memory during discovery */
 
-static lam_status cap_set_error(lam_status status, const char *fmt, ...)
+static lam_status cap_set_error_fmt(lam_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static lam_status cap_set_error(lam_status status, const char *fmt, ...) {
+static lam_status cap_set_error_fmt(lam_status status, const char *fmt, ...) {
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -55,11 +55,14 @@ static lam_status cap_set_error(lam_status status, const char *fmt, ...) {
     return status;
 }
 
-static void cap_log(lam_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void cap_log(lam_log_level level, const char *fmt, ...) {
+static lam_status cap_set_error(lam_status status, const char *msg) {
+    snprintf(g_plugin->capture_error, sizeof g_plugin->capture_error, "%s", msg ? msg : "");
+    return status;
+}
+
+static void cap_log(lam_log_level level, const char *msg) {
     (void)level;
-    (void)fmt;
+    (void)msg;
 }
 
 /*
@@ -147,12 +150,42 @@ static void dying_strings(char *err, size_t cap) {
     g_n_regions = 0;
 }
 
+/* A field of a (possibly older, shorter) descriptor, or 0 when it lies past struct_size. */
+#define HAS_FIELD(d, field) ((d)->struct_size >= offsetof(lam_layer_desc, field) + sizeof(d)->field)
+
+/* The example inputs of a layer (ABI 2.0), copied into l. */
+static void cap_examples(cf_layer *l, const lam_layer_desc *d) {
+    if (!HAS_FIELD(d, example_attrs) || d->examples == NULL || d->n_examples == 0) {
+        return;
+    }
+    for (uint32_t i = 0; i < d->n_examples && i < CF_MAX_INPUTS; i++) {
+        const lam_example_input *e = d->examples[i];
+        if (e == NULL ||
+            e->struct_size < offsetof(lam_example_input, bound_attr) + sizeof e->bound_attr ||
+            e->info == NULL || e->info->ndim > LAM_MAX_DIMS) {
+            return; /* the registry judges a malformed example; the kit then guesses */
+        }
+        cf_example *x = &l->examples[i];
+        x->dtype = (int)e->info->dtype;
+        x->ndim = e->info->ndim;
+        memcpy(x->dims, e->info->dims, sizeof x->dims);
+        x->domain = (int)e->domain;
+        x->low = e->low;
+        x->high = e->high;
+        snprintf(x->bound_attr, sizeof x->bound_attr, "%s", e->bound_attr ? e->bound_attr : "");
+    }
+    l->n_examples = d->n_examples < CF_MAX_INPUTS ? d->n_examples : CF_MAX_INPUTS;
+    snprintf(l->example_attrs, sizeof l->example_attrs, "%s",
+             d->example_attrs ? d->example_attrs : "");
+}
+
 static lam_status cap_register_layer(lam_plugin *plugin, const lam_layer_desc *d) {
     (void)plugin;
-    if (d == NULL || g_plugin->n_layers >= CF_MAX_LAYERS || d->struct_size < 16) {
+    if (d == NULL || g_plugin->n_layers >= CF_MAX_LAYERS || d->struct_size < 16 ||
+        LAM_VERSION_MAJOR(d->abi_version) != LAM_ABI_VERSION_MAJOR) {
         return LAM_OK; /* the registry judges the descriptor; we only take what we can read */
     }
-    if (d->struct_size >= offsetof(lam_layer_desc, attrs) + sizeof d->attrs && d->name != NULL) {
+    if (HAS_FIELD(d, attrs) && d->name != NULL) {
         char owner[96];
         snprintf(owner, sizeof owner, "layer '%.63s'", d->name);
         snap_text(d->name, owner, "name");
@@ -162,10 +195,15 @@ static lam_status cap_register_layer(lam_plugin *plugin, const lam_layer_desc *d
         if (d->attrs != NULL && d->n_attrs > 0 && d->n_attrs <= 1024) {
             snap(d->attrs, d->n_attrs * sizeof *d->attrs, "the attribute array of %s", owner);
             for (uint32_t i = 0; i < d->n_attrs; i++) {
-                snap_text(d->attrs[i].name, owner, "attribute name");
-                snap_text(d->attrs[i].default_value, owner, "attribute default");
-                snap_text(d->attrs[i].choices, owner, "attribute choices");
-                snap_text(d->attrs[i].doc, owner, "attribute doc");
+                const lam_attr_desc *a = d->attrs[i];
+                if (a == NULL) {
+                    continue;
+                }
+                snap(a, sizeof *a, "attribute %u of %s", i, owner);
+                snap_text(a->name, owner, "attribute name");
+                snap_text(a->default_value, owner, "attribute default");
+                snap_text(a->choices, owner, "attribute choices");
+                snap_text(a->doc, owner, "attribute doc");
             }
         }
     }
@@ -179,8 +217,15 @@ static lam_status cap_register_layer(lam_plugin *plugin, const lam_layer_desc *d
     }
     snprintf(l->name, sizeof l->name, "%s", copy.name);
     l->has_backward = copy.backward != NULL;
+    l->flags = copy.flags;
+    l->min_inputs = copy.min_inputs;
+    l->max_inputs = copy.max_inputs;
+    l->n_outputs = copy.n_outputs ? copy.n_outputs : 1;
     for (uint32_t i = 0; copy.attrs != NULL && i < copy.n_attrs && i < CF_MAX_ATTRS; i++) {
-        const lam_attr_desc *a = &copy.attrs[i];
+        const lam_attr_desc *a = copy.attrs[i];
+        if (a == NULL) {
+            continue;
+        }
         cf_attr *o = &l->attrs[l->n_attrs++];
         snprintf(o->name, sizeof o->name, "%s", a->name ? a->name : "");
         o->type = (int)a->type;
@@ -189,6 +234,7 @@ static lam_status cap_register_layer(lam_plugin *plugin, const lam_layer_desc *d
         snprintf(o->choices, sizeof o->choices, "%s", a->choices ? a->choices : "");
         snprintf(o->doc, sizeof o->doc, "%s", a->doc ? a->doc : "");
     }
+    cap_examples(l, d);
     g_plugin->n_layers++;
     return LAM_OK;
 }
@@ -237,6 +283,7 @@ static void discover_child(const cf_options *opt) {
             host.struct_size = (uint32_t)sizeof host;
             host.abi_version = LAM_ABI_VERSION;
             host.abi_fingerprint = LAM_ABI_FINGERPRINT;
+            host.set_error_fmt = cap_set_error_fmt;
             host.set_error = cap_set_error;
             host.log = cap_log;
             host.register_layer = cap_register_layer;
