@@ -948,8 +948,8 @@ typedef struct lam_host_api {
     lam_ctx *(*tensor_ctx)(const lam_tensor *t);
     lam_status (*tensor_read)(const lam_tensor *t, void *dst, size_t bytes);
     lam_status (*tensor_write)(lam_tensor *t, const void *src, size_t bytes);
-    /* Views, differentiated (their gradient flows to the base). reshape and a slice of the first
-     * axis with step 1 share storage with t; other slices and permutations are contiguous
+    /* Views, differentiated (their gradient flows to the base). reshape shares storage with t;
+     * slices and permutations are contiguous
      * copies (as torch.reshape, a plugin must not rely on either: it never writes into them). */
     lam_status (*tensor_reshape)(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
     /* Elements start, start + step, ... below stop along `axis` (step >= 1). */
