@@ -449,11 +449,14 @@ static lam_status check_arity(const lam_block *b, const lam_layer_desc *d, uint3
     if (lo == 0 && hi == 0) {
         lo = hi = 1;
     }
+    /* A shape error in the words 1.0 layers used for it ("expected 1, got 2"). */
     if (n < lo || n > hi || n > LAYER_MAX_IO) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "%s: Wrong number of inputs, %u given, %s takes %u%s%u", b->name,
-                          (unsigned)n, d->name, (unsigned)lo, lo == hi ? "" : " to ",
-                          lo == hi ? 0u : (unsigned)hi);
+        if (lo == hi) {
+            return lam__error(LAM_ERR_SHAPE, "%s: Wrong number of inputs, expected %u, got %u",
+                              b->name, (unsigned)lo, (unsigned)n);
+        }
+        return lam__error(LAM_ERR_SHAPE, "%s: Wrong number of inputs, expected %u to %u, got %u",
+                          b->name, (unsigned)lo, (unsigned)hi, (unsigned)n);
     }
     return LAM_OK;
 }
