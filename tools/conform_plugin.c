@@ -20,9 +20,9 @@
 /* The negotiation check's capture of what the entry reports through set_error. */
 static char neg_error[1024];
 
-static lam_status neg_set_error(lam_status status, const char *fmt, ...)
+static lam_status neg_set_error_fmt(lam_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static lam_status neg_set_error(lam_status status, const char *fmt, ...) {
+static lam_status neg_set_error_fmt(lam_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(neg_error, sizeof neg_error, fmt, ap);
@@ -30,11 +30,14 @@ static lam_status neg_set_error(lam_status status, const char *fmt, ...) {
     return status;
 }
 
-static void neg_log(lam_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void neg_log(lam_log_level level, const char *fmt, ...) {
+static lam_status neg_set_error(lam_status status, const char *msg) {
+    snprintf(neg_error, sizeof neg_error, "%s", msg != NULL ? msg : "");
+    return status;
+}
+
+static void neg_log(lam_log_level level, const char *msg) {
     (void)level;
-    (void)fmt;
+    (void)msg;
 }
 
 /* Exported symbols and DT_NEEDED entries of an ELF shared object, read with <elf.h>. */
@@ -217,6 +220,7 @@ static lam_status offer(cf_ctx *c, lam_plugin_entry_fn entry, uint32_t abi, size
     h.struct_size = (uint32_t)size;
     h.abi_version = abi;
     h.abi_fingerprint = LAM_ABI_FINGERPRINT;
+    h.set_error_fmt = neg_set_error_fmt;
     h.set_error = neg_set_error;
     h.log = neg_log;
     h.register_layer = neg_register_layer;
@@ -240,7 +244,7 @@ static void check_abi_negotiation(cf_ctx *c) {
     lam_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof entry);
     int reg = 0;
-    /* 1. A newer minor with a larger table: a 1.x plugin loads into every 1.y host, y >= x. */
+    /* 1. A newer minor with a larger table: a 2.x plugin loads into every 2.y host, y >= x. */
     lam_status st =
         offer(c, entry, LAM_MAKE_VERSION(LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR + 1),
               sizeof(lam_host_api) + 64, &reg);
@@ -263,16 +267,16 @@ static void check_abi_negotiation(cf_ctx *c) {
     }
     /* 3. A table holding only the frozen header: refused without reading past it. */
     neg_error[0] = '\0';
-    st = offer(c, entry, LAM_ABI_VERSION, offsetof(lam_host_api, log), &reg);
+    st = offer(c, entry, LAM_ABI_VERSION, offsetof(lam_host_api, set_error), &reg);
     if (st == LAM_OK || reg > 0) {
-        cf_fail(c, "accepts a host table of %zu bytes", offsetof(lam_host_api, log));
+        cf_fail(c, "accepts a host table of %zu bytes", offsetof(lam_host_api, set_error));
         cf_expect(c, "an error: the table is smaller than the plugin needs");
         cf_found(c, "%s, %d registration(s)", lam_status_string(st), reg);
         return;
     }
     cf_pass(c, "accepts ABI %u.%u with a larger table; refuses ABI %u.0 and a %zu-byte table",
             LAM_ABI_VERSION_MAJOR, LAM_ABI_VERSION_MINOR + 1, LAM_ABI_VERSION_MAJOR + 1,
-            offsetof(lam_host_api, log));
+            offsetof(lam_host_api, set_error));
 }
 
 void cf_plugin_checks(void) {

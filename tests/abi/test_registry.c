@@ -152,14 +152,6 @@ Test(registry, abi_1_0_plugin_checking_the_host_is_refused_naming_both_versions)
     cr_expect_str_empty(r.names, "a refused plugin registers nothing");
 }
 
-Test(registry, abi_1_0_descriptor_is_refused_naming_both_versions) {
-    /* A 1.0 plugin that registers without checking the host: the registry refuses it. */
-    start(P("direct_v1"), 0);
-    expect_refused("lamina_test_direct_v1.so", LAM_REASON_ABI_MAJOR,
-                   "ABI major mismatch, plugin built for 1.0, host provides 2.0");
-    cr_expect_eq(find("lamina_test_direct_v1.so").plugin_abi, LAM_MAKE_VERSION(1, 0));
-}
-
 Test(registry, null_required_layer_callback_is_refused) {
     start(P("null_callback"), 0);
     expect_refused("lamina_test_null_callback.so", LAM_REASON_NULL_CALLBACK,

@@ -137,7 +137,11 @@ Test(conform, out_of_bounds_write_is_caught_by_guards) {
     cr_expect_str_eq(field(find_check(&r, "oob.op.mul"), "status"), "pass");
     cr_expect_str_eq(field(find_check(&r, "oob.op.gemm"), "status"), "skip");
     cr_expect_str_eq(field(find_check(&r, "oob.op.gemm"), "message"),
-                     "backend does not support gemm");
+                     "not supported: backend oob does not support gemm for the calls tried");
+    /* the same for an op new in ABI 2.0 */
+    cr_expect_str_eq(field(find_check(&r, "oob.op.im2col"), "status"), "skip");
+    cr_expect_str_eq(field(find_check(&r, "oob.op.im2col"), "message"),
+                     "not supported: backend oob does not support im2col for the calls tried");
     json_decref(r.root);
 }
 
