@@ -55,6 +55,7 @@ typedef struct cf_attr {
 #define CF_MAX_ATTRS    32
 #define CF_MAX_LAYERS   16
 #define CF_MAX_BACKENDS 8
+#define CF_MAX_KERNELS  16
 
 /* One example input of a layer's descriptor (lam_example_input), copied. */
 typedef struct cf_example {
@@ -97,6 +98,8 @@ typedef struct cf_plugin {
     cf_layer layers[CF_MAX_LAYERS];
     uint32_t n_backends;
     char backends[CF_MAX_BACKENDS][64];
+    uint32_t n_kernels;
+    char kernels[CF_MAX_KERNELS][64];
     /* The registry's record of the file. */
     int have_record;
     int decision; /* lam_plugin_decision */

@@ -74,6 +74,20 @@ static lam_status h_register_layer(lam_plugin *plugin, const lam_layer_desc *d) 
     return LAM_OK;
 }
 
+static lam_status h_register_kernel(lam_plugin *plugin, const lam_kernel_desc *d) {
+    (void)plugin;
+    (void)d;
+    return LAM_OK;
+}
+
+static void *h_alloc(size_t bytes) {
+    return malloc(bytes ? bytes : 1);
+}
+
+static void h_free(void *p) {
+    free(p);
+}
+
 /* The host table outlives the call: plugins keep a pointer to it. */
 static lam_host_api g_host;
 
@@ -89,6 +103,9 @@ static int be_load(const char *path, const char *name, be *b, char *err, size_t 
         g_host.log = h_log;
         g_host.register_backend = h_register_backend;
         g_host.register_layer = h_register_layer;
+        g_host.register_kernel = h_register_kernel;
+        g_host.alloc = h_alloc;
+        g_host.free = h_free;
     }
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {

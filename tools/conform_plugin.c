@@ -209,6 +209,26 @@ static lam_status neg_register_backend(lam_plugin *plugin, const lam_backend_des
     return LAM_OK;
 }
 
+static lam_status neg_register_kernel(lam_plugin *plugin, const lam_kernel_desc *d) {
+    (void)plugin;
+    (void)d;
+    neg_registered++;
+    return LAM_OK;
+}
+
+static void (*neg_get_proc_address(const char *name))(void) {
+    (void)name;
+    return NULL;
+}
+
+static void *neg_alloc(size_t bytes) {
+    return malloc(bytes ? bytes : 1);
+}
+
+static void neg_free(void *p) {
+    free(p);
+}
+
 /* Runs the entry with a host table of `size` bytes claiming ABI `abi`; returns its status. */
 static lam_status offer(cf_ctx *c, lam_plugin_entry_fn entry, uint32_t abi, size_t size,
                         int *registered) {
@@ -225,6 +245,10 @@ static lam_status offer(cf_ctx *c, lam_plugin_entry_fn entry, uint32_t abi, size
     h.log = neg_log;
     h.register_layer = neg_register_layer;
     h.register_backend = neg_register_backend;
+    h.register_kernel = neg_register_kernel;
+    h.get_proc_address = neg_get_proc_address;
+    h.alloc = neg_alloc;
+    h.free = neg_free;
     memcpy(buf, &h, size < sizeof h ? size : sizeof h);
     neg_registered = 0;
     cf_note(c, "in the entry, offered a host table of ABI %u.%u and %zu bytes",

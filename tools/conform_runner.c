@@ -256,6 +256,34 @@ static lam_status cap_register_backend(lam_plugin *plugin, const lam_backend_des
     return LAM_OK;
 }
 
+static lam_status cap_register_kernel(lam_plugin *plugin, const lam_kernel_desc *d) {
+    (void)plugin;
+    if (d == NULL || d->struct_size < offsetof(lam_kernel_desc, name) + sizeof d->name ||
+        d->name == NULL || g_plugin->n_kernels >= CF_MAX_KERNELS) {
+        return LAM_OK;
+    }
+    char owner[96];
+    snprintf(owner, sizeof owner, "kernel '%.63s'", d->name);
+    snap_text(d->name, owner, "name");
+    snap_text(d->doc, owner, "doc");
+    snprintf(g_plugin->kernels[g_plugin->n_kernels++], 64, "%s", d->name);
+    return LAM_OK;
+}
+
+/* Entries a plugin may call during its entry besides registration. */
+static void (*cap_get_proc_address(const char *name))(void) {
+    (void)name;
+    return NULL;
+}
+
+static void *cap_alloc(size_t bytes) {
+    return malloc(bytes ? bytes : 1);
+}
+
+static void cap_free(void *p) {
+    free(p);
+}
+
 static cf_result *g_shared; /* the child's shared result page, for notes */
 
 static void discover_note(const char *what) {
@@ -288,6 +316,10 @@ static void discover_child(const cf_options *opt) {
             host.log = cap_log;
             host.register_layer = cap_register_layer;
             host.register_backend = cap_register_backend;
+            host.register_kernel = cap_register_kernel;
+            host.get_proc_address = cap_get_proc_address;
+            host.alloc = cap_alloc;
+            host.free = cap_free;
             discover_note("in lamina_plugin_entry (given the kit's host table)");
             lam_status st = entry(&host, (lam_plugin *)(void *)&host);
             if (st != LAM_OK && p->capture_error[0] == '\0') {
