@@ -408,6 +408,110 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Case: forward + backward of one ABI 2.0 test layer (tests/plugins2, the GELU example)       */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct layer_state {
+    lam_block *layer;
+    lam_tensor *x;
+} layer_state;
+
+/* Recorded forward, sum, backward: what a training step costs the layer (no optimizer). */
+static lam_status layer_run(void *p, int64_t iters) {
+    layer_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *y = NULL, *loss = NULL;
+        int was = lam_autograd_record_begin(1);
+        lam_status st = lam_block_forward(s->layer, 1, &s->x, &y);
+        if (st == LAM_OK) {
+            st = lam_op_sum(y, NULL, 0, 0, &loss);
+        }
+        lam_autograd_record_end(was);
+        if (st == LAM_OK) {
+            st = lam_autograd_backward(loss, NULL);
+        }
+        lam_tensor_release(y);
+        lam_tensor_release(loss);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+/* kind=layernorm|conv|maxpool|embedding|dropout|gelu at issue 14's sizes (smaller with small=1). */
+static void case_layer2(const request *rq, result *res) {
+    const char *kind = req_get(rq, "kind", "layernorm");
+    int small = req_int(rq, "small", 0) != 0;
+    layer_state s = {NULL, NULL};
+    lam_ctx *ctx = NULL;
+    double sec = 0;
+    float *data = NULL;
+    TRY(lam_ctx_default(&ctx));
+    lam_shape shape = {.ndim = 2, .dims = {small ? 8 : 256, small ? 16 : 512}};
+    const char *type = "TLayerNorm", *attrs = NULL;
+    if (strcmp(kind, "conv") == 0) {
+        shape = (lam_shape){
+            .ndim = 4, .dims = {small ? 2 : 32, small ? 4 : 16, small ? 8 : 28, small ? 8 : 28}};
+        type = "TConv3x3";
+        attrs = small ? "channels=4" : "channels=32";
+    } else if (strcmp(kind, "maxpool") == 0) {
+        shape = (lam_shape){
+            .ndim = 4, .dims = {small ? 2 : 32, small ? 4 : 32, small ? 8 : 28, small ? 8 : 28}};
+        type = "TMaxPool";
+        attrs = "pool_size=2, strides=2";
+    } else if (strcmp(kind, "embedding") == 0) {
+        shape = (lam_shape){.ndim = 1, .dims = {small ? 16 : 1024}};
+        type = "TEmbedding";
+        attrs = small ? "input_dim=100, output_dim=8" : "input_dim=10000, output_dim=128";
+    } else if (strcmp(kind, "dropout") == 0) {
+        type = "TDropout";
+        attrs = "rate=0.5";
+    } else if (strcmp(kind, "gelu") == 0) {
+        type = "GELU";
+    } else if (strcmp(kind, "layernorm") != 0) {
+        snprintf(res->error, sizeof res->error, "layer2: unknown kind '%s'", kind);
+        return;
+    }
+    TRY(lam_layer_create(type, attrs, &s.layer));
+    TRY(lam_block_initialize(s.layer, NULL, ctx, 0));
+    int64_t n = 1;
+    for (uint32_t i = 0; i < shape.ndim; i++) {
+        n *= shape.dims[i];
+    }
+    if (strcmp(kind, "embedding") == 0) {
+        int32_t *idx = malloc((size_t)n * sizeof *idx);
+        TRY(idx ? LAM_OK : LAM_ERR_OUT_OF_MEMORY);
+        for (int64_t i = 0; i < n; i++) {
+            idx[i] = (int32_t)((i * 7919) % (small ? 100 : 10000));
+        }
+        lam_status st = lam_tensor_create_dtype(ctx, LAM_DTYPE_I32, &shape, &s.x);
+        if (st == LAM_OK) {
+            st = lam_tensor_write_bytes(s.x, idx, (size_t)n * sizeof *idx);
+        }
+        free(idx);
+        TRY(st);
+    } else {
+        data = malloc((size_t)n * sizeof *data);
+        TRY(data ? LAM_OK : LAM_ERR_OUT_OF_MEMORY);
+        for (int64_t i = 0; i < n; i++) {
+            data[i] = (float)sin(0.37 * (double)i);
+        }
+        TRY(lam_tensor_from_data(ctx, &shape, data, (size_t)n, &s.x));
+        TRY(lam_tensor_attach_grad(s.x));
+    }
+    TRY(layer_run(&s, 1)); /* completes deferred initialization */
+    TRY(measure(layer_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
+                &res->iters));
+    add_metric(res, "fwdbwd", sec);
+    add_info(res, "\"ctx\":\"%s\",\"layer\":\"%s\"", lam_ctx_name(ctx), type);
+done:
+    free(data);
+    lam_tensor_release(s.x);
+    lam_block_release(s.layer);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Cases: one SGD step (shared-parameter MLP, batch 2; 784-256-10 MLP, batch 256)             */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -1050,6 +1154,9 @@ typedef struct bench_case {
 static const bench_case g_cases[] = {
     {"mlp_forward", case_mlp_forward, "forward of Dense(256, relu) -> Dense(10), input (2, 20)"},
     {"shared_step", case_shared_step, "SGD step of the shared-parameter MLP, batch 2"},
+    {"layer2", case_layer2,
+     "forward+backward of an ABI 2.0 test layer (key kind=layernorm|conv|"
+     "maxpool|embedding|dropout|gelu)"},
     {"mlp_step", case_mlp_step, "SGD step 784 -> 256 (relu) -> 10, batch 256, softmax CE"},
     {"step_gemms", case_step_gemms, "the five GEMMs of mlp_step through raw cblas_sgemm"},
     {"gemm", case_gemm, "n x n GEMM: lam_op_matmul, then raw cblas_sgemm (key n=)"},

@@ -95,6 +95,43 @@ def case_step_gemms(a, min_time, fixed):
     return {"gemms": sec}, iters, {}
 
 
+def case_layer2(a, min_time, fixed):
+    """Forward + backward of the layer issue 14's test plugins implement, at its sizes; the
+    input requires a gradient (the embedding's indices do not), loss = sum of the output."""
+    kind, small = a.get("kind", "layernorm"), int(a.get("small", 0))
+    shape = (8, 16) if small else (256, 512)
+    if kind == "layernorm":
+        net = nn.LayerNorm(shape[-1])
+    elif kind == "conv":
+        shape = (2, 4, 8, 8) if small else (32, 16, 28, 28)
+        net = nn.Conv2d(shape[1], 4 if small else 32, 3, padding=1)
+    elif kind == "maxpool":
+        shape = (2, 4, 8, 8) if small else (32, 32, 28, 28)
+        net = nn.MaxPool2d(2, 2)
+    elif kind == "embedding":
+        v, d, m = (100, 8, 16) if small else (10000, 128, 1024)
+        net = nn.Embedding(v, d)
+        x = (torch.arange(m) * 7919 % v).to(torch.int32)
+    elif kind == "dropout":
+        net = nn.Dropout(0.5)
+    elif kind == "gelu":
+        net = nn.GELU(approximate="tanh")
+    else:
+        raise ValueError("layer2: unknown kind " + kind)
+    net.train()
+    if kind != "embedding":
+        x = torch.sin(0.37 * torch.arange(int(torch.tensor(shape).prod()),
+                                          dtype=torch.float32)).reshape(shape)
+        x.requires_grad_(True)
+
+    def run(n):
+        for _ in range(n):
+            net(x).sum().backward()
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"fwdbwd": sec}, iters, {}
+
+
 def case_gemm(a, min_time, fixed):
     n = a.get("n", 256)
     x, y, c = torch.rand(n, n), torch.rand(n, n), torch.empty(n, n)

@@ -186,6 +186,7 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
 
 lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shape *shape,
                                    lam_tensor **out) {
+    *out = NULL;
     size_t es = lam_dtype_size(dtype);
     if (es == 0 || dtype == LAM_DTYPE_F64) {
         return lam__error(LAM_ERR_DTYPE,

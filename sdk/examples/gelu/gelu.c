@@ -8,7 +8,8 @@
  *  - the kernel "gelu.tanh" with a reference on host memory (the truth every implementation is
  *    checked against), a CPU implementation (AVX2 + FMA when the CPU has them, checked at run
  *    time, else the reference loop), a Vulkan implementation (gelu.comp compiled to SPIR-V at
- *    build time, embedded below) and a backward written with host ops, and
+ *    build time, embedded below) and a backward that calls the next kernel,
+ *  - the kernel "gelu.tanh_grad" (dy * gelu'(x)) the same way, gelu.tanh's backward, and
  *  - the layer "GELU", whose forward is one host->kernel_call.
  * The host runs the implementation of the tensor's backend or, for any other backend, the
  * reference with staging, and records one autograd node either way. `lamina conform` checks
@@ -26,7 +27,8 @@
 #endif
 
 #ifdef GELU_HAVE_SPIRV
-#include "gelu_spirv.h" /* gelu_spirv[], gelu_spirv_size: generated from gelu.comp */
+#include "gelu_spirv.h"      /* gelu_spirv[]: generated from gelu.comp */
+#include "gelu_grad_spirv.h" /* gelu_grad_spirv[]: from gelu_grad.comp */
 #endif
 
 static const lam_host_api *g_host;
@@ -149,10 +151,107 @@ static lam_status shape(void *user, const void *params, uint32_t n_inputs,
     return LAM_OK;
 }
 
-/*
- * dgelu/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2), t = tanh(c (x + k x^3)), written
- * with host ops (so it runs on every backend and is itself differentiable).
- */
+/* ---- the gradient kernel: dx = dy * gelu'(x) ----
+ * gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2), t = tanh(c (x + k x^3)). */
+
+static float dgelu1(float x) {
+    float t = tanhf(GELU_C * (x + GELU_K * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_K * x * x);
+}
+
+static lam_status grad_reference(void *user, const void *params, const lam_kernel_args *args) {
+    (void)user;
+    (void)params;
+    const float *x = args->inputs[0]->data, *dy = args->inputs[1]->data;
+    float *dx = args->outputs[0]->data;
+    int64_t n = count_of(args->outputs[0]->view);
+    for (int64_t i = 0; i < n; i++) {
+        dx[i] = dy[i] * dgelu1(x[i]);
+    }
+    return LAM_OK;
+}
+
+#ifdef GELU_X86
+__attribute__((target("avx2,fma"))) static void dgelu_avx2(const float *x, const float *dy,
+                                                           float *dx, int64_t n) {
+    int64_t i = 0;
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
+                 two = _mm256_set1_ps(2.0f), c = _mm256_set1_ps(GELU_C), k = _mm256_set1_ps(GELU_K),
+                 k3 = _mm256_set1_ps(3.0f * GELU_K);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), v2 = _mm256_mul_ps(v, v);
+        __m256 u = _mm256_mul_ps(c, _mm256_fmadd_ps(_mm256_mul_ps(k, v2), v, v));
+        u = _mm256_min_ps(_mm256_max_ps(u, _mm256_set1_ps(-20.0f)), _mm256_set1_ps(20.0f));
+        __m256 t =
+            _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(exp8(_mm256_mul_ps(two, u)), one)));
+        __m256 a = _mm256_mul_ps(half, _mm256_add_ps(one, t));
+        __m256 b = _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_fnmadd_ps(t, t, one));
+        __m256 d = _mm256_fmadd_ps(_mm256_mul_ps(b, c), _mm256_fmadd_ps(k3, v2, one), a);
+        __m256 r = _mm256_mul_ps(_mm256_loadu_ps(dy + i), d);
+        __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        _mm256_storeu_ps(dx + i, _mm256_blendv_ps(r, v, nan));
+    }
+    for (; i < n; i++) {
+        dx[i] = dy[i] * dgelu1(x[i]);
+    }
+}
+#endif
+
+static lam_status grad_run_cpu(void *user, const void *params, const lam_kernel_args *args) {
+#ifdef GELU_X86
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        dgelu_avx2(args->inputs[0]->data, args->inputs[1]->data, args->outputs[0]->data,
+                   count_of(args->outputs[0]->view));
+        return LAM_OK;
+    }
+#endif
+    return grad_reference(user, params, args);
+}
+
+static int32_t grad_f32_only(void *user, const void *params, const lam_kernel_args *args) {
+    (void)user;
+    (void)params;
+    return args->inputs[0]->view->dtype == LAM_DTYPE_F32 &&
+           args->inputs[1]->view->dtype == LAM_DTYPE_F32;
+}
+
+static const lam_kernel_impl grad_impl_cpu = {LAM_KERNEL_IMPL_HEADER, .backend = "cpu",
+                                              .run = grad_run_cpu, .supports = grad_f32_only};
+#ifdef GELU_HAVE_SPIRV
+static const lam_kernel_impl grad_impl_vulkan = {
+    LAM_KERNEL_IMPL_HEADER,   .backend = "vulkan",
+    .spirv = gelu_grad_spirv, .spirv_size = sizeof gelu_grad_spirv,
+    .spirv_entry = "main",    .local_size_x = 64,
+    .supports = grad_f32_only};
+static const lam_kernel_impl *const grad_impls[] = {&grad_impl_cpu, &grad_impl_vulkan};
+#else
+static const lam_kernel_impl *const grad_impls[] = {&grad_impl_cpu};
+#endif
+
+static lam_status grad_shape(void *user, const void *params, uint32_t n_inputs,
+                             const lam_tensor_info *const *inputs, uint32_t n_outputs,
+                             lam_tensor_info *const *outputs) {
+    (void)n_inputs;
+    if (inputs[0]->ndim != inputs[1]->ndim ||
+        memcmp(inputs[0]->dims, inputs[1]->dims, inputs[0]->ndim * sizeof inputs[0]->dims[0])) {
+        return g_host->set_error(LAM_ERR_SHAPE, "gelu.tanh_grad: x and dy differ in shape");
+    }
+    return shape(user, params, 1, inputs, n_outputs, outputs);
+}
+
+static const lam_kernel_desc grad_kernel = {
+    LAM_KERNEL_DESC_HEADER,
+    .name = "gelu.tanh_grad",
+    .doc = "dy * d/dx gelu.tanh(x) (the gradient of gelu.tanh; not itself differentiable)",
+    .n_inputs = 2,
+    .n_outputs = 1,
+    .n_impls = sizeof grad_impls / sizeof grad_impls[0],
+    .impls = grad_impls,
+    .shape = grad_shape,
+    .reference = grad_reference,
+};
+
+/* gelu.tanh's backward: the gradient kernel above (one pass over x and dy). */
 static lam_status backward(void *user, const void *params, uint32_t n_inputs,
                            lam_tensor *const *inputs, uint32_t n_outputs,
                            lam_tensor *const *outputs, const lam_tensor *const *grad_outputs,
@@ -162,68 +261,8 @@ static lam_status backward(void *user, const void *params, uint32_t n_inputs,
     (void)n_inputs;
     (void)n_outputs;
     (void)outputs;
-    const lam_host_api *h = g_host;
-    lam_tensor *x = inputs[0], *x2 = NULL, *u = NULL, *t = NULL, *t2 = NULL, *a = NULL, *b = NULL,
-               *c = NULL, *d = NULL, *e = NULL;
-    lam_status st = lam_p_unary(h, LAM_OP_SQUARE, x, &x2);
-    if (st == LAM_OK) { /* u = c x (1 + k x^2) */
-        st = lam_p_scalar(h, LAM_OP_MUL_SCALAR, x2, GELU_K, &a);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_scalar(h, LAM_OP_ADD_SCALAR, a, 1.0, &b);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_mul(h, x, b, &c);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_scalar(h, LAM_OP_MUL_SCALAR, c, GELU_C, &u);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_unary(h, LAM_OP_TANH, u, &t);
-    }
-    h->tensor_release(a), h->tensor_release(b), h->tensor_release(c);
-    a = b = c = NULL;
-    if (st == LAM_OK) { /* a = 0.5 (1 + t) */
-        st = lam_p_axpby(h, 0.5, t, 0.0, t, &a);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_scalar(h, LAM_OP_ADD_SCALAR, a, 0.5, &b);
-    }
-    if (st == LAM_OK) { /* c = 1 - t^2 */
-        st = lam_p_unary(h, LAM_OP_SQUARE, t, &t2);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_scalar(h, LAM_OP_RSUB_SCALAR, t2, 1.0, &c);
-    }
-    if (st == LAM_OK) { /* d = 0.5 c x (1 + 3k x^2) c(1-t^2) */
-        h->tensor_release(a);
-        a = NULL;
-        st = lam_p_scalar(h, LAM_OP_MUL_SCALAR, x2, 3.0 * GELU_K, &a);
-    }
-    if (st == LAM_OK) {
-        h->tensor_release(t2);
-        t2 = NULL;
-        st = lam_p_scalar(h, LAM_OP_ADD_SCALAR, a, 1.0, &t2);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_mul(h, t2, c, &d);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_mul(h, d, x, &e);
-    }
-    if (st == LAM_OK) {
-        h->tensor_release(d);
-        d = NULL;
-        st = lam_p_axpby(h, 1.0, b, 0.5 * GELU_C, e, &d);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_mul(h, d, grad_outputs[0], &grad_inputs[0]);
-    }
-    lam_tensor *all[] = {x2, u, t, t2, a, b, c, d, e};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        h->tensor_release(all[i]);
-    }
-    return st;
+    lam_tensor *in[2] = {inputs[0], lam_p__in(grad_outputs[0])};
+    return g_host->kernel_call("gelu.tanh_grad", NULL, 2, in, 1, &grad_inputs[0]);
 }
 
 static const lam_kernel_desc kernel = {
@@ -287,5 +326,8 @@ LAM_PLUGIN_ENTRY {
     }
     g_host = host;
     st = host->register_kernel(plugin, &kernel);
+    if (st == LAM_OK) {
+        st = host->register_kernel(plugin, &grad_kernel);
+    }
     return st != LAM_OK ? st : host->register_layer(plugin, &layer);
 }
