@@ -194,7 +194,14 @@ const char *cf_errtext(lam_status st);
 /* A tensor of `shape` on ctx with values from U(lo, hi) of stream `stream` of the seed. */
 lam_status cf_rand_tensor(const cf_ctx *c, lam_ctx *ctx, const lam_shape *shape, uint64_t stream,
                           float lo, float hi, lam_tensor **out);
-/* A malloc'ed host copy of t's elements (NULL on failure). */
+/* Input k of a layer as the descriptor's example says (LAM_DOMAIN_INDEX: I32 integers in
+ * [0, bound)), else F32 from U(lo, hi); cf_rand_tensor is input 0. */
+lam_status cf_input_tensor(const cf_ctx *c, lam_ctx *ctx, uint32_t k, const lam_shape *shape,
+                           uint64_t stream, float lo, float hi, lam_tensor **out);
+/* The descriptor's example for input k, or NULL; nonzero when input k holds indices. */
+const cf_example *cf_example_of(const cf_layer *l, uint32_t k);
+int cf_input_is_index(const cf_layer *l, uint32_t k);
+/* A malloc'ed host copy of t's elements as floats (NULL on failure). */
 float *cf_host_copy(const lam_tensor *t, size_t *count);
 /* An instance with the setup's attributes (or `attrs`), initialized on ctx. */
 lam_status cf_make_layer(const cf_ctx *c, const char *attrs, lam_ctx *ctx,

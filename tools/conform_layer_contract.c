@@ -390,6 +390,13 @@ void cf_check_attr_effect(cf_ctx *c) {
         if (changed) {
             size_t el = strlen(effective);
             snprintf(effective + el, sizeof effective - el, "%s%s", el ? ", " : "", a->name);
+        } else if (worked && (c->layer->flags & LAM_LAYER_STOCHASTIC)) {
+            /* Outside training a stochastic layer may be the identity (Dropout), and training
+             * outputs of two instances draw from two random streams: not judged. */
+            snprintf(skipped + sl, sizeof skipped - sl,
+                     "%s%s (stochastic layer: no effect outside training, and two instances "
+                     "never share random numbers)",
+                     sl ? "; " : "", a->name);
         } else if (worked) {
             cf_fail(c,
                     "attribute '%s' has no effect: %s gives the same parameters and output as "

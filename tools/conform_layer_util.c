@@ -25,16 +25,98 @@ static char *fmt_shape(const lam_shape *s, char *buf, size_t cap) {
     return lam_shape_format(s, buf, cap);
 }
 
-/* A tensor of `shape` on ctx with values from U(lo, hi) of stream `stream`. */
-lam_status cf_rand_tensor(const cf_ctx *c, lam_ctx *ctx, const lam_shape *shape, uint64_t stream,
-                          float lo, float hi, lam_tensor **out) {
+const cf_example *cf_example_of(const cf_layer *l, uint32_t k) {
+    return l != NULL && k < l->n_examples && k < CF_MAX_INPUTS ? &l->examples[k] : NULL;
+}
+
+int cf_input_is_index(const cf_layer *l, uint32_t k) {
+    const cf_example *e = cf_example_of(l, k);
+    return e != NULL && (e->domain == LAM_DOMAIN_INDEX || e->dtype == LAM_DTYPE_I32 ||
+                         e->dtype == LAM_DTYPE_I64);
+}
+
+/* The value of attribute `name` in "a=1, b=2" text, or -1. */
+static long long attr_int_in(const char *text, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = text; p != NULL && *p;) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        if (strncmp(p, name, n) == 0) {
+            const char *q = p + n;
+            while (*q == ' ') {
+                q++;
+            }
+            if (*q == '=') {
+                return strtoll(q + 1, NULL, 10);
+            }
+        }
+        p = strchr(p, ',');
+    }
+    return -1;
+}
+
+/* An index input's bound: its attribute in the instance's attributes, else `high`; >= 1. */
+static int64_t index_bound(const cf_ctx *c, const cf_example *e) {
+    long long b = -1;
+    if (e->bound_attr[0] != '\0') {
+        b = attr_int_in(c->layer->attr_text[0] ? c->layer->attr_text : c->res->attr_text,
+                        e->bound_attr);
+    }
+    if (b <= 0) {
+        b = (long long)e->high;
+    }
+    return b > 0 ? (int64_t)b : 1;
+}
+
+/*
+ * Input k of `shape` on ctx, values of stream `stream`: as the descriptor's example says when
+ * it gives one (LAM_DOMAIN_INDEX: I32 integers in [0, bound); REAL / POSITIVE drawn from
+ * [low, high] when the caller asks for the default range -1..1), else F32 from U(lo, hi).
+ */
+lam_status cf_input_tensor(const cf_ctx *c, lam_ctx *ctx, uint32_t k, const lam_shape *shape,
+                           uint64_t stream, float lo, float hi, lam_tensor **out) {
+    const cf_example *e = cf_example_of(c->layer, k);
     int64_t n = lam_shape_numel(shape);
+    cf_rng r;
+    cf_rng_init(&r, c->opt->seed, stream);
+    if (cf_input_is_index(c->layer, k)) {
+        int64_t bound = index_bound(c, e);
+        int32_t *iv = malloc((size_t)(n > 0 ? n : 1) * sizeof *iv);
+        if (iv == NULL) {
+            return lam_set_error(LAM_ERR_OUT_OF_MEMORY,
+                                 "lamina conform: Out of memory, input data");
+        }
+        for (int64_t i = 0; i < n; i++) {
+            iv[i] = (int32_t)(cf_rng_next(&r) % (uint64_t)bound);
+        }
+        lam_status st = lam_tensor_create_dtype(ctx, LAM_DTYPE_I32, shape, out);
+        if (st == LAM_OK) {
+            st = lam_tensor_write_bytes(*out, iv, (size_t)n * sizeof *iv);
+            if (st != LAM_OK) {
+                lam_tensor_release(*out);
+                *out = NULL;
+            }
+        }
+        free(iv);
+        return st;
+    }
+    if (e != NULL && lo == -1.0f && hi == 1.0f) {
+        if (e->low < e->high) {
+            lo = (float)e->low;
+            hi = (float)e->high;
+        } else if (e->domain == LAM_DOMAIN_POSITIVE) {
+            lo = 0.1f;
+            hi = 1.0f;
+        }
+        if (e->domain == LAM_DOMAIN_POSITIVE && lo <= 0.0f) {
+            lo = 0.1f;
+        }
+    }
     float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
     if (v == NULL) {
         return lam_set_error(LAM_ERR_OUT_OF_MEMORY, "lamina conform: Out of memory, input data");
     }
-    cf_rng r;
-    cf_rng_init(&r, c->opt->seed, stream);
     for (int64_t i = 0; i < n; i++) {
         v[i] = cf_rng_uniform(&r, lo, hi);
     }
@@ -43,11 +125,28 @@ lam_status cf_rand_tensor(const cf_ctx *c, lam_ctx *ctx, const lam_shape *shape,
     return st;
 }
 
-/* A malloc'ed host copy of t's elements. */
+/* Input 0 (see cf_input_tensor). */
+lam_status cf_rand_tensor(const cf_ctx *c, lam_ctx *ctx, const lam_shape *shape, uint64_t stream,
+                          float lo, float hi, lam_tensor **out) {
+    return cf_input_tensor(c, ctx, 0, shape, stream, lo, hi, out);
+}
+
+/* A malloc'ed host copy of t's elements, as floats (integer tensors converted). */
 float *cf_host_copy(const lam_tensor *t, size_t *count) {
     int64_t n = lam_tensor_numel(t);
     float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
-    if (v != NULL && lam_tensor_read(t, v, (size_t)n) != LAM_OK) {
+    lam_dtype dt = lam_tensor_dtype(t);
+    if (v != NULL && dt == LAM_DTYPE_I32) {
+        int32_t *iv = malloc((size_t)(n > 0 ? n : 1) * sizeof *iv);
+        if (iv == NULL || lam_tensor_read_bytes(t, iv, (size_t)n * sizeof *iv) != LAM_OK) {
+            free(v);
+            v = NULL;
+        }
+        for (int64_t i = 0; v != NULL && i < n; i++) {
+            v[i] = (float)iv[i];
+        }
+        free(iv);
+    } else if (v != NULL && lam_tensor_read(t, v, (size_t)n) != LAM_OK) {
         free(v);
         v = NULL;
     }
@@ -87,11 +186,16 @@ lam_status cf_forward1(cf_ctx *c, lam_block *b, lam_tensor *x, lam_tensor **y) {
     int same = lam_shape_equal(lam_tensor_shape(x), &c->layer->inputs[0]);
     for (uint32_t i = 1; i < n && st == LAM_OK; i++) {
         const lam_shape *sh = same ? &c->layer->inputs[i] : lam_tensor_shape(x);
-        st = cf_rand_tensor(c, lam_tensor_ctx(x), sh, 1000 + i, -1.0f, 1.0f, &xs[i]);
+        st = cf_input_tensor(c, lam_tensor_ctx(x), i, sh, 1000 + i, -1.0f, 1.0f, &xs[i]);
     }
     if (st == LAM_OK) {
         cf_note(c, "in forward of %s on input %s%s", lam_block_name(b),
                 fmt_shape(lam_tensor_shape(x), s, sizeof s), n > 1 ? " and others" : "");
+        if (c->layer->flags & LAM_LAYER_STOCHASTIC) {
+            /* Equal RNG state at every forward of an instance (lam_seed restarts its stream),
+             * so outputs of a stochastic layer are compared at equal random numbers only. */
+            lam_seed(c->opt->seed);
+        }
         st = lam_block_forward(b, n, xs, y);
         cf_note(c, "after forward");
     }
