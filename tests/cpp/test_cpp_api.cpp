@@ -78,7 +78,7 @@ static void test_errors() {
         LAM_ERR_SHAPE, "add: Shape mismatch, cannot broadcast (2, 2) with (3,) (dim 1: 2 vs 3)");
     expect_error(
         __LINE__, [] { Layer("Dnse"); }, LAM_ERR_NOT_FOUND,
-        "Dnse: Unknown layer type, loaded types: Activation, Centered, Dense, MyDense");
+        "Dnse: Unknown layer type, loaded types: Activation, Centered, Dense, GELU, MyDense");
     expect_error(
         __LINE__,
         [] {
