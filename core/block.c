@@ -457,13 +457,9 @@ static lam_status check_ready(const lam_block *b) {
 static pthread_mutex_t first_forward_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local bool holds_first_forward;
 
-lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
-                             lam_tensor **output) {
-    if (output == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_block_forward: Invalid argument, "
-                                                    "output is NULL");
-    }
-    *output = NULL;
+/* Checks and the first-forward lock around one forward of b (one output or several). */
+static lam_status forward_any(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
+                              uint32_t n_outputs, lam_tensor **outputs) {
     if (b == NULL || (n_inputs > 0 && inputs == NULL)) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
                           "lam_block_forward: Invalid argument, NULL block or inputs");
@@ -480,6 +476,13 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
                           "create the model again",
                           b->name);
     }
+    /* One output is always allowed (the first, lam_block_forward), else exactly all. */
+    uint32_t have = b->cls->n_outputs ? b->cls->n_outputs(b) : 1;
+    if (n_outputs != 1 && n_outputs != have) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Wrong number of outputs, %u asked for, the block gives %u", b->name,
+                          (unsigned)n_outputs, (unsigned)have);
+    }
     lam_status st = check_ready(b);
     if (st != LAM_OK) {
         return st;
@@ -494,7 +497,8 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
         pthread_mutex_lock(&first_forward_lock);
         holds_first_forward = true;
     }
-    st = b->cls->forward(b, n_inputs, inputs, output);
+    st = n_outputs > 1 ? b->cls->forward_outputs(b, n_inputs, inputs, n_outputs, outputs)
+                       : b->cls->forward(b, n_inputs, inputs, outputs);
     if (!ready && st == LAM_OK) {
         atomic_store_explicit(&b->params_ready, true, memory_order_release);
     }
@@ -503,6 +507,32 @@ lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const 
         pthread_mutex_unlock(&first_forward_lock);
     }
     return st;
+}
+
+lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
+                             lam_tensor **output) {
+    if (output == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_block_forward: Invalid argument, "
+                                                    "output is NULL");
+    }
+    *output = NULL;
+    return forward_any(b, n_inputs, inputs, 1, output);
+}
+
+lam_status lam_block_forward_outputs(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
+                                     uint32_t n_outputs, lam_tensor **outputs) {
+    if (outputs == NULL || n_outputs == 0) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_block_forward_outputs: Invalid argument, "
+                                                    "no outputs");
+    }
+    for (uint32_t i = 0; i < n_outputs; i++) {
+        outputs[i] = NULL;
+    }
+    return forward_any(b, n_inputs, inputs, n_outputs, outputs);
+}
+
+uint32_t lam_block_output_count(const lam_block *b) {
+    return b == NULL ? 0 : b->cls->n_outputs ? b->cls->n_outputs(b) : 1;
 }
 
 lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor **output) {

@@ -48,6 +48,13 @@ typedef struct lam__block_class {
     /* At shutdown, while plugins are still loaded: drops what the block holds from a plugin
      * (lam__blocks_detach_all). NULL: nothing. */
     void (*detach)(lam_block *b);
+    /* Optional: a block with several outputs (a plugin layer declaring n_outputs > 1) runs
+     * here for lam_block_forward_outputs, writing n_outputs new references; NULL: the block
+     * has one output (forward). */
+    lam_status (*forward_outputs)(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
+                                  uint32_t n_outputs, lam_tensor **outputs);
+    /* Optional: how many outputs the block gives; NULL: one. */
+    uint32_t (*n_outputs)(const lam_block *b);
 } lam__block_class;
 
 #define LAM__BLOCK_LIVE 0x4c424c4bu

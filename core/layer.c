@@ -308,8 +308,14 @@ static void layer_describe(const lam_block *b, lam__strbuf *sb, int indent);
 static void layer_destroy(lam_block *b);
 static void layer_detach(lam_block *b);
 
+static lam_status layer_forward_outputs(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                                        uint32_t n_want, lam_tensor **outputs);
+static uint32_t layer_n_outputs(const lam_block *b);
+
 static const lam__block_class layer_class = {
     .forward = layer_forward,
+    .forward_outputs = layer_forward_outputs,
+    .n_outputs = layer_n_outputs,
     .describe = layer_describe,
     .destroy = layer_destroy,
     .no_infer_shape = "a layer infers its shapes itself",
@@ -541,10 +547,10 @@ static lam_status check_outputs(lam_block *b, const lam_layer_desc *d, uint32_t 
     return st;
 }
 
-/* A layer with several outputs gives the block its first (lam_block_forward returns one
- * tensor); the others are released. */
-static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
-                                lam_tensor **out) {
+/* A layer with several outputs runs here for lam_block_forward_outputs (all of them) and for
+ * lam_block_forward (the first; the others are released). n_want is 1 or all. */
+static lam_status layer_forward_outputs(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                                        uint32_t n_want, lam_tensor **outputs) {
     lam_layer *layer = layer_of(b);
     const lam_layer_desc *d = &layer->type->desc;
     uint32_t n_out = n_outputs_of(d);
@@ -609,11 +615,24 @@ static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inp
             return st;
         }
     }
-    for (uint32_t i = 1; i < n_out; i++) {
-        lam_tensor_release(outs[i]);
+    for (uint32_t i = 0; i < n_out; i++) {
+        if (i < n_want) {
+            outputs[i] = outs[i];
+        } else {
+            lam_tensor_release(outs[i]);
+        }
     }
-    *out = outs[0];
     return LAM_OK;
+}
+
+/* One output: the first (the others are released). */
+static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inputs,
+                                lam_tensor **out) {
+    return layer_forward_outputs(b, n, inputs, 1, out);
+}
+
+static uint32_t layer_n_outputs(const lam_block *b) {
+    return n_outputs_of(&layer_of(b)->type->desc);
 }
 
 static void layer_describe(const lam_block *b, lam__strbuf *sb, int indent) {

@@ -274,3 +274,44 @@ Test(t2layers, dropout_device_rng_training_only) {
     lam_block_release(b);
     lam_block_release(d);
 }
+
+Test(t2layers, two_outputs_each_differentiated) {
+    lam_block *b = layer("TTwo", NULL);
+    cr_expect_eq(lam_block_output_count(b), 2u);
+    float x[3] = {1, -2, 0.5f};
+    lam_tensor *t = tensor(NULL, (lam_shape){.ndim = 1, .dims = {3}}, x), *o[2] = {NULL, NULL};
+    cr_assert_eq(lam_tensor_attach_grad(t), LAM_OK);
+    int was = lam_autograd_record_begin(1);
+    cr_assert_eq(lam_block_forward_outputs(b, 1, &t, 2, o), LAM_OK, "%s", lam_last_error());
+    lam_tensor *sum = NULL, *loss = NULL;
+    cr_assert_eq(lam_op_add(o[0], o[1], &sum), LAM_OK);
+    cr_assert_eq(lam_op_sum(sum, NULL, 0, 0, &loss), LAM_OK);
+    lam_autograd_record_end(was);
+    float a[3], c[3];
+    cr_assert_eq(lam_tensor_read(o[0], a, 3), LAM_OK);
+    cr_assert_eq(lam_tensor_read(o[1], c, 3), LAM_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(a[i], 2 * x[i]);
+        cr_expect_eq(c[i], x[i] + 1);
+    }
+    cr_assert_eq(lam_autograd_backward(loss, NULL), LAM_OK, "%s", lam_last_error());
+    lam_tensor *g = NULL;
+    cr_assert_eq(lam_tensor_grad(t, &g), LAM_OK);
+    float gv[3];
+    cr_assert_eq(lam_tensor_read(g, gv, 3), LAM_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(gv[i], 3.0f, "d(2x + x + 1)/dx = 3, got %g", gv[i]);
+    }
+    lam_tensor *first = NULL, *three[3] = {NULL, NULL, NULL};
+    cr_assert_eq(lam_block_forward(b, 1, &t, &first), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_read(first, a, 3), LAM_OK);
+    cr_expect_eq(a[1], -4.0f, "lam_block_forward gives the first output");
+    cr_expect_eq(lam_block_forward_outputs(b, 1, &t, 3, three), LAM_ERR_INVALID_ARGUMENT);
+    cr_expect_str_eq(lam_last_error(),
+                     "ttwo0: Wrong number of outputs, 3 asked for, the block gives 2");
+    lam_tensor *all[] = {first, g, sum, loss, o[0], o[1], t};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        lam_tensor_release(all[i]);
+    }
+    lam_block_release(b);
+}

@@ -1011,6 +1011,20 @@ LAM_EXPORT lam_status lam_block_initialize(lam_block *b, const lam_initializer *
 LAM_EXPORT lam_status lam_block_forward(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
                                         lam_tensor **output);
 /* One-input forward. */
+/*
+ * Like lam_block_forward for a block with several outputs (a plugin layer whose descriptor
+ * declares n_outputs > 1, e.g. max pooling with its indices): n_outputs must be 1 (the first
+ * output, as lam_block_forward gives) or lam_block_output_count(b); outputs[i] become new
+ * references. Each output is differentiated on its own. Errors: LAM_ERR_INVALID_ARGUMENT for
+ * another count; as lam_block_forward.
+ */
+LAM_EXPORT lam_status lam_block_forward_outputs(lam_block *b, uint32_t n_inputs,
+                                                lam_tensor *const *inputs, uint32_t n_outputs,
+                                                lam_tensor **outputs);
+/* How many outputs the block gives (1 for every block but multi-output plugin layers); 0 for
+ * NULL. */
+LAM_EXPORT uint32_t lam_block_output_count(const lam_block *b);
+
 LAM_EXPORT lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor **output);
 
 /*
