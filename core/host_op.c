@@ -6,8 +6,10 @@
 #include "error.h"
 #include "ops.h"
 #include "ops_index.h"
+#include "ops_nn.h"
 #include "shape.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 static lam_status arity(const lam_host_op *c, uint32_t lo, uint32_t hi, uint32_t outs) {
@@ -233,9 +235,123 @@ static lam_status index_ops(const lam_host_op *c, lam_tensor **out) {
     }
 }
 
+/* ---- the neural-network ops of 2.0 (GEMM_BATCHED, windows, PAD, MOMENTS) ---- */
+
+static lam_status gemm_batched(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 2, 2, 1);
+    const lam_gemm_params *p = st == LAM_OK ? PARAMS(c, lam_gemm_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (p->beta != 0.0) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op gemm_batched: Invalid argument, beta %g, a host op makes a new "
+                          "tensor (beta must be 0; add the old value with op add)",
+                          p->beta);
+    }
+    lam_tensor *m = NULL;
+    st = lam_op_matmul_batched(c->inputs[0], c->inputs[1], (p->flags & LAM_GEMM_TRANS_A) != 0,
+                               (p->flags & LAM_GEMM_TRANS_B) != 0, &m);
+    if (st != LAM_OK || p->alpha == 1.0) {
+        *out = m;
+        return st;
+    }
+    st = lam_op_mul_scalar(m, (float)p->alpha, out);
+    lam_tensor_release(m);
+    return st;
+}
+
+/* The image shape (N, C, H, W) an adjoint window op makes: the call's out_shape. */
+static lam_status image_shape(const lam_host_op *c) {
+    if (c->out_shape == NULL || c->out_shape->ndim != 4) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op %s: Invalid argument, out_shape must give the image's 4-D shape "
+                          "(N, C, H, W)",
+                          lam_op_name(c->op));
+    }
+    return LAM_OK;
+}
+
+static lam_status window(const lam_host_op *c, lam_tensor **out) {
+    int grad = c->op == LAM_OP_COL2IM || c->op == LAM_OP_MAX_POOL_BACKWARD ||
+               c->op == LAM_OP_AVG_POOL_BACKWARD;
+    uint32_t n_in = c->op == LAM_OP_MAX_POOL_BACKWARD ? 2 : 1;
+    lam_status st = arity(c, n_in, n_in, c->op == LAM_OP_MAX_POOL ? 2 : 1);
+    const lam_window_params *w = st == LAM_OK ? PARAMS(c, lam_window_params, &st) : NULL;
+    if (st == LAM_OK && grad) {
+        st = image_shape(c);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    switch (c->op) {
+    case LAM_OP_IM2COL:
+        return lam__op_im2col(c->inputs[0], w, out);
+    case LAM_OP_COL2IM:
+        return lam__op_col2im(c->inputs[0], w, c->out_shape, out);
+    case LAM_OP_MAX_POOL:
+        return lam__op_max_pool(c->inputs[0], w, &out[0], &out[1]);
+    case LAM_OP_MAX_POOL_BACKWARD:
+        return lam__op_max_pool_backward(c->inputs[0], c->inputs[1], w, c->out_shape, out);
+    case LAM_OP_AVG_POOL:
+        return lam__op_avg_pool(c->inputs[0], w, out);
+    default:
+        return lam__op_avg_pool_backward(c->inputs[0], w, c->out_shape, out);
+    }
+}
+
+static lam_status pad_op(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 1, 1, 1);
+    const lam_pad_params *p = st == LAM_OK ? PARAMS(c, lam_pad_params, &st) : NULL;
+    return st != LAM_OK ? st : lam__op_pad(c->inputs[0], p, out);
+}
+
+static lam_status moments(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 1, 1, 2);
+    const lam_reduce_params *p = st == LAM_OK ? PARAMS(c, lam_reduce_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (p->n_axes > LAM_MAX_DIMS) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "op moments: Invalid argument, %u axes",
+                          (unsigned)p->n_axes);
+    }
+    return lam__moments("op moments", c->inputs[0], p->axes, p->n_axes, p->keepdims, &out[0],
+                        &out[1]);
+}
+
+/* The 2.0 NN ops: false for any other op. */
+static bool dispatch_nn(const lam_host_op *c, lam_tensor **out, lam_status *st) {
+    switch (c->op) {
+    case LAM_OP_GEMM_BATCHED:
+        *st = gemm_batched(c, out);
+        return true;
+    case LAM_OP_IM2COL:
+    case LAM_OP_COL2IM:
+    case LAM_OP_MAX_POOL:
+    case LAM_OP_MAX_POOL_BACKWARD:
+    case LAM_OP_AVG_POOL:
+    case LAM_OP_AVG_POOL_BACKWARD:
+        *st = window(c, out);
+        return true;
+    case LAM_OP_PAD:
+        *st = pad_op(c, out);
+        return true;
+    case LAM_OP_MOMENTS:
+        *st = moments(c, out);
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The ops of ABI 1.0, then the 2.0 groups. */
 static lam_status dispatch(const lam_host_op *c, lam_tensor **out) {
-    lam_status st = index_ops(c, out);
+    lam_status st;
+    if (dispatch_nn(c, out, &st)) {
+        return st;
+    }
+    st = index_ops(c, out);
     if (st != LAM_ERR_NOT_FOUND) {
         return st;
     }

@@ -568,6 +568,135 @@ LAM_EXPORT lam_status lam_op_fill(lam_tensor *t, float value);
 LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Neural-network ops (batched products, convolution, pooling, padding, moments)              */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Like the ops above, each checks its operands, returns new tensors on the operands' context
+ * (LAM_ERR_INVALID_ARGUMENT naming both contexts when they differ) and is differentiated while
+ * recording. They run on the context's backend, or on the CPU backend with the operands copied
+ * there and back when that backend lacks the op. Tensors are float32.
+ */
+
+/*
+ * Batched matrix product of 3-D a and b: out[i] = op(a[i]) x op(b[i]), where op transposes the
+ * last two axes when trans_* != 0, out (batch, M, N). A batch of 1 is shared by every batch of
+ * the other operand (a weight used by every sample); batches never mix (a NaN in one batch
+ * element reaches no other). The gradient of a shared operand is summed over the batch.
+ * Errors: LAM_ERR_SHAPE naming both shapes when a or b is not 3-D, the inner dims differ or
+ * the batches differ and neither is 1.
+ * Ownership: *out is a new reference (NULL on failure).
+ */
+LAM_EXPORT lam_status lam_op_matmul_batched(const lam_tensor *a, const lam_tensor *b,
+                                            int32_t trans_a, int32_t trans_b, lam_tensor **out);
+
+/* Parameters of lam_op_conv2d; index 0 is the height axis, 1 the width axis. Padding is
+ * symmetric (pad[i] zeros before and after). Start from LAM_CONV2D_PARAMS_INIT. */
+typedef struct lam_conv2d_params {
+    uint32_t struct_size; /* sizeof(lam_conv2d_params) */
+    uint32_t groups;      /* >= 1, divides the input's channels and the filters */
+    int64_t stride[2];    /* >= 1 */
+    int64_t pad[2];       /* >= 0 */
+    int64_t dilation[2];  /* >= 1 */
+} lam_conv2d_params;
+/* Stride 1, no padding, dilation 1, one group. */
+#define LAM_CONV2D_PARAMS_INIT                                                                     \
+    {                                                                                              \
+        (uint32_t)sizeof(lam_conv2d_params), 1u, {1, 1}, {0, 0}, {                                 \
+            1, 1                                                                                   \
+        }                                                                                          \
+    }
+
+/*
+ * 2-D convolution (cross-correlation, as PyTorch's conv2d): x (N, C, H, W), w (O, C/groups,
+ * KH, KW), bias (O) or NULL; out (N, O, OH, OW) with OH = (H + 2*pad - dilation*(KH-1) - 1) /
+ * stride + 1 (floor), OW likewise. Output channel o of group g = o / (O/groups) reads input
+ * channels g*C/groups .. (g+1)*C/groups - 1. Computed by IM2COL and one batched product per
+ * call (groups through the batch), so samples never mix: a NaN in sample n reaches only
+ * sample n's output. Gradients: x's by a batched product and COL2IM, w's by the product of
+ * the output gradient and the columns, bias's by a sum.
+ * Errors: LAM_ERR_SHAPE naming the shapes when x is not 4-D, w not 4-D, C != (C/groups) *
+ * groups, O not a multiple of groups, bias not (O), or the output would be empty (the dilated
+ * kernel larger than the padded input); LAM_ERR_INVALID_ARGUMENT for a NULL p, a struct_size
+ * below sizeof(lam_conv2d_params), groups 0, a stride or dilation below 1 or a negative pad.
+ * Ownership: p is read during the call only; *out is a new reference (NULL on failure).
+ */
+LAM_EXPORT lam_status lam_op_conv2d(const lam_tensor *x, const lam_tensor *w,
+                                    const lam_tensor *bias, const lam_conv2d_params *p,
+                                    lam_tensor **out);
+
+/* lam_pool2d_params.flags */
+#define LAM_POOL_CEIL_MODE         1u /* output sizes round up (PyTorch's ceil_mode) */
+#define LAM_POOL_COUNT_INCLUDE_PAD 2u /* average pooling divides by the padded window size */
+
+/* Parameters of lam_op_max_pool2d / lam_op_avg_pool2d; index 0 is the height axis, 1 the
+ * width axis; padding is symmetric. Start from LAM_POOL2D_PARAMS_INIT(kh, kw). */
+typedef struct lam_pool2d_params {
+    uint32_t struct_size; /* sizeof(lam_pool2d_params) */
+    uint32_t flags;       /* LAM_POOL_* */
+    int64_t kernel[2];    /* >= 1 */
+    int64_t stride[2];    /* >= 1 */
+    int64_t pad[2];       /* >= 0, at most half the kernel (PyTorch's rule) */
+    int64_t dilation[2];  /* >= 1 (max pooling only; 1 for average pooling) */
+} lam_pool2d_params;
+/* A kh x kw window moving by its own size (PyTorch's default stride), no padding. */
+#define LAM_POOL2D_PARAMS_INIT(kh, kw)                                                             \
+    {                                                                                              \
+        (uint32_t)sizeof(lam_pool2d_params), 0u, {(kh), (kw)}, {(kh), (kw)}, {0, 0}, {             \
+            1, 1                                                                                   \
+        }                                                                                          \
+    }
+
+/*
+ * Max pooling of x (N, C, H, W) into out (N, C, OH, OW), OH = (H + 2*pad - dilation*(KH-1) -
+ * 1) / stride + 1, rounded down, or up with LAM_POOL_CEIL_MODE (then a last window that would
+ * start in the trailing padding is dropped, as PyTorch). Padding never wins; among equal
+ * values the first in row-major window order wins, and so receives the whole gradient
+ * (PyTorch's rule); a NaN wins. indices, when not NULL, receives a new I32 tensor (N, C, OH,
+ * OW) of the winners' positions h*W + w within their plane.
+ * Errors: LAM_ERR_SHAPE when x is not 4-D or the output would be empty;
+ * LAM_ERR_INVALID_ARGUMENT for a NULL p, a struct_size below sizeof(lam_pool2d_params), a
+ * kernel, stride or dilation below 1, a negative pad or one above half the kernel (a window
+ * could then lie wholly in the padding), or unknown flags (COUNT_INCLUDE_PAD is refused here).
+ * Ownership: *out and *indices are new references (NULL on failure).
+ */
+LAM_EXPORT lam_status lam_op_max_pool2d(const lam_tensor *x, const lam_pool2d_params *p,
+                                        lam_tensor **out, lam_tensor **indices);
+
+/*
+ * Average pooling of x (N, C, H, W) into out (N, C, OH, OW), sizes as lam_op_max_pool2d. The
+ * divisor is the number of window taps inside the input, or with LAM_POOL_COUNT_INCLUDE_PAD
+ * inside the padded input (PyTorch's count_include_pad, the window clipped to the padded
+ * input in ceil mode).
+ * Errors: as lam_op_max_pool2d, and LAM_ERR_INVALID_ARGUMENT for a dilation other than 1.
+ * Ownership: *out is a new reference (NULL on failure).
+ */
+LAM_EXPORT lam_status lam_op_avg_pool2d(const lam_tensor *x, const lam_pool2d_params *p,
+                                        lam_tensor **out);
+
+/*
+ * Constant padding: out has x's axes with before[i] + dims[i] + after[i] elements, value
+ * outside x and x inside. before and after hold one entry per axis of x. The gradient is the
+ * inner slice of the output's gradient.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for NULL arrays or a negative entry; LAM_ERR_SHAPE when an
+ * axis would overflow.
+ * Ownership: the arrays are read during the call only; *out is a new reference.
+ */
+LAM_EXPORT lam_status lam_op_pad(const lam_tensor *x, const int64_t *before, const int64_t *after,
+                                 float value, lam_tensor **out);
+
+/*
+ * Mean and biased variance of x over `axes` (n_axes == 0 or axes == NULL: all axes; negative
+ * axes count from the end), as LayerNorm (the last axes) and BatchNorm (axes 0, 2, 3 of NCHW)
+ * need; keepdims != 0 keeps the reduced axes with size 1. Either output may be NULL when not
+ * wanted (not both). Reducing zero elements gives NaN. Both are differentiated: d mean / dx =
+ * 1/n, d var / dx = 2 (x - mean) / n.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for an axis out of range or repeated, or both outputs NULL.
+ * Ownership: *mean_out and *var_out are new references (NULL on failure).
+ */
+LAM_EXPORT lam_status lam_op_moments(const lam_tensor *x, const int32_t *axes, uint32_t n_axes,
+                                     int32_t keepdims, lam_tensor **mean_out, lam_tensor **var_out);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Autograd                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 

@@ -1,0 +1,362 @@
+/*
+ * Batched matrix products and 2-D convolution. A batched product is one GEMM_BATCHED op whose
+ * shared operand (a batch of 1) is read with a zero batch stride; a convolution is IM2COL and
+ * one batched product (groups through the batch), so its gradient comes from theirs: COL2IM and
+ * batched products.
+ */
+#include "ops_nn.h"
+#include "backward.h"
+#include "context.h"
+#include "error.h"
+#include "execute.h"
+#include "shape.h"
+#include "tape.h"
+#include "tensor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static lam_status null_arg(const char *fn, lam_tensor **out) {
+    if (out != NULL) {
+        *out = NULL;
+    }
+    return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL tensor or output", fn);
+}
+
+static lam_status check_f32(const char *fn, const lam_tensor *t, const char *what) {
+    if (lam_tensor_ctx(t) == NULL) {
+        return lam__error(LAM_ERR_STATE, "%s: Runtime shut down, the tensor's data was freed", fn);
+    }
+    if (t->dtype != LAM_DTYPE_F32) {
+        return lam__error(LAM_ERR_DTYPE, "%s: Unsupported dtype %s, %s must be float32", fn,
+                          lam__dtype_name(t->dtype), what);
+    }
+    return LAM_OK;
+}
+
+/* A 3-D element view of t; a batch of 1 shared across `batch` reads with stride 0. */
+static void view3(const lam_tensor *t, int64_t batch, lam_tensor_view *v) {
+    lam__tensor_view(t, v);
+    v->ndim = 3;
+    for (int i = 0; i < 3; i++) {
+        v->dims[i] = t->shape.dims[i];
+    }
+    v->strides[2] = 1;
+    v->strides[1] = v->dims[2];
+    v->strides[0] = v->dims[0] == 1 && batch != 1 ? 0 : v->dims[1] * v->dims[2];
+    v->dims[0] = batch;
+}
+
+/* GEMM_BATCHED on ctx's backend, else on the CPU backend with the operands staged (a copy of
+ * lam__run_op's fallback that keeps the zero batch strides). */
+static lam_status run_batched(lam_ctx *ctx, lam_tensor *const *in, lam_tensor *o,
+                              const lam_gemm_params *p) {
+    int64_t batch = o->shape.dims[0];
+    lam_tensor_view v[2], vo;
+    view3(in[0], batch, &v[0]);
+    view3(in[1], batch, &v[1]);
+    view3(o, batch, &vo);
+    if (lam__supports_ops(ctx, LAM_OP_GEMM_BATCHED, v, 2, &vo, 1, p, 0)) {
+        return lam__execute_ops(ctx, LAM_OP_GEMM_BATCHED, v, 2, &vo, 1, p, 0);
+    }
+    lam_ctx *cpu = NULL;
+    lam_status st = lam_ctx_get("cpu", &cpu);
+    if (st != LAM_OK || cpu == ctx) {
+        return lam__error(LAM_ERR_UNSUPPORTED,
+                          "gemm_batched: Unsupported on %s for these operands%s", ctx->name,
+                          cpu == ctx ? "" : ", and no CPU backend to fall back on");
+    }
+    lam_tensor *c[3] = {NULL, NULL, NULL};
+    st = lam_tensor_copyto(in[0], cpu, &c[0]);
+    if (st == LAM_OK) {
+        st = lam_tensor_copyto(in[1], cpu, &c[1]);
+    }
+    if (st == LAM_OK) {
+        st = lam__tensor_alloc(cpu, &o->shape, &c[2]);
+    }
+    if (st == LAM_OK) {
+        view3(c[0], batch, &v[0]);
+        view3(c[1], batch, &v[1]);
+        view3(c[2], batch, &vo);
+        st = lam__supports_ops(cpu, LAM_OP_GEMM_BATCHED, v, 2, &vo, 1, p, 0)
+                 ? lam__execute_ops(cpu, LAM_OP_GEMM_BATCHED, v, 2, &vo, 1, p, 0)
+                 : lam__error(LAM_ERR_UNSUPPORTED,
+                              "gemm_batched: Unsupported on %s and on %s for these operands",
+                              ctx->name, cpu->name);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_assign(o, c[2]);
+    }
+    for (int i = 0; i < 3; i++) {
+        lam_tensor_release(c[i]);
+    }
+    return st;
+}
+
+typedef struct mm_ctx {
+    int32_t ta, tb;
+} mm_ctx;
+
+/* Sums g over the batch when the operand `like` was shared (batch 1). Takes g. */
+static lam_status unbatch(lam_tensor *g, const lam_tensor *like, lam_tensor **out) {
+    if (like->shape.dims[0] == g->shape.dims[0]) {
+        *out = g;
+        return LAM_OK;
+    }
+    int32_t axis = 0;
+    lam_status st = lam_op_sum(g, &axis, 1, 1, out);
+    lam_tensor_release(g);
+    return st;
+}
+
+/*
+ * C_i = op(A_i) op(B_i): d op(A_i) = G_i op(B_i)^T and d op(B_i) = op(A_i)^T G_i, written so
+ * each gradient comes out in its operand's stored layout:
+ *   dA = G op(B)^T (A plain) or op(B) G^T (A transposed);
+ *   dB = op(A)^T G (B plain) or G^T op(A) (B transposed).
+ */
+static lam_status mm_backward(void *p, const lam__node *n, lam_tensor *g) {
+    const mm_ctx *c = p;
+    lam_tensor *a = n->in[0], *b = n->in[1], *t = NULL, *d = NULL;
+    lam_status st = LAM_OK;
+    if (lam__needs_grad(a)) {
+        st = c->ta ? lam_op_matmul_batched(b, g, c->tb, 1, &t)
+                   : lam_op_matmul_batched(g, b, 0, !c->tb, &t);
+        if (st == LAM_OK) {
+            st = unbatch(t, a, &d);
+        }
+        if (st == LAM_OK) {
+            st = lam__grad_accumulate(a, d);
+        }
+        lam_tensor_release(d);
+        t = d = NULL;
+    }
+    if (st == LAM_OK && lam__needs_grad(b)) {
+        st = c->tb ? lam_op_matmul_batched(g, a, 1, c->ta, &t)
+                   : lam_op_matmul_batched(a, g, !c->ta, 0, &t);
+        if (st == LAM_OK) {
+            st = unbatch(t, b, &d);
+        }
+        if (st == LAM_OK) {
+            st = lam__grad_accumulate(b, d);
+        }
+        lam_tensor_release(d);
+    }
+    return st;
+}
+
+lam_status lam_op_matmul_batched(const lam_tensor *a, const lam_tensor *b, int32_t trans_a,
+                                 int32_t trans_b, lam_tensor **out) {
+    const char *fn = "lam_op_matmul_batched";
+    if (out == NULL || a == NULL || b == NULL) {
+        return null_arg(fn, out);
+    }
+    *out = NULL;
+    lam_status st = check_f32(fn, a, "a");
+    if (st == LAM_OK) {
+        st = check_f32(fn, b, "b");
+    }
+    if (st == LAM_OK) {
+        st = lam__same_ctx(fn, a, b);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    const int64_t *da = a->shape.dims, *db = b->shape.dims;
+    int ta = trans_a != 0, tb = trans_b != 0;
+    int64_t m = ta ? da[2] : da[1], k = ta ? da[1] : da[2];
+    int64_t kb = tb ? db[2] : db[1], n = tb ? db[1] : db[2];
+    int64_t batch = da[0] == 1 ? db[0] : da[0];
+    if (a->shape.ndim != 3 || b->shape.ndim != 3 || k != kb ||
+        (da[0] != db[0] && da[0] != 1 && db[0] != 1)) {
+        char b1[160], b2[160];
+        return lam__error(LAM_ERR_SHAPE,
+                          "%s: Shape mismatch, %s%s x %s%s (3-D operands, equal inner dims, "
+                          "batches equal or 1)",
+                          fn, lam_shape_format(&a->shape, b1, sizeof b1), ta ? "^T" : "",
+                          lam_shape_format(&b->shape, b2, sizeof b2), tb ? "^T" : "");
+    }
+    lam_shape s = {.ndim = 3, .dims = {batch, m, n}};
+    lam_ctx *ctx = lam_tensor_ctx(a);
+    lam_tensor *o = NULL;
+    if (k == 0 || lam_shape_numel(&s) == 0) {
+        st = lam_tensor_create(ctx, &s, &o); /* empty sums: zeros */
+    } else {
+        st = lam__tensor_alloc(ctx, &s, &o);
+        lam_gemm_params p = LAM_GEMM_PARAMS_INIT;
+        p.flags = (ta ? LAM_GEMM_TRANS_A : 0u) | (tb ? LAM_GEMM_TRANS_B : 0u);
+        lam_tensor *in[2] = {(lam_tensor *)a, (lam_tensor *)b};
+        if (st == LAM_OK) {
+            st = run_batched(ctx, in, o, &p);
+        }
+    }
+    if (st == LAM_OK && lam__recording() && (lam__needs_grad(a) || lam__needs_grad(b))) {
+        mm_ctx *c = malloc(sizeof *c);
+        if (c == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", fn);
+        } else {
+            c->ta = ta;
+            c->tb = tb;
+            lam_tensor *in[2] = {(lam_tensor *)a, (lam_tensor *)b};
+            st = lam__record_closure(in, 2, &o, (lam__closure){mm_backward, c, free});
+        }
+    }
+    if (st != LAM_OK) {
+        lam_tensor_release(o);
+        return st;
+    }
+    *out = o;
+    return LAM_OK;
+}
+
+/* ---- convolution ---- */
+
+static lam_shape shape_of(uint32_t ndim, const int64_t *dims) {
+    lam_shape s;
+    memset(&s, 0, sizeof s);
+    s.ndim = ndim;
+    memcpy(s.dims, dims, ndim * sizeof *dims);
+    return s;
+}
+
+/* t reshaped (recorded); releases t when `own`. */
+static lam_status reshape(lam_tensor *t, int own, uint32_t ndim, const int64_t *dims,
+                          lam_tensor **out) {
+    lam_shape s = shape_of(ndim, dims);
+    lam_status st = lam_tensor_reshape(t, &s, out);
+    if (own) {
+        lam_tensor_release(t);
+    }
+    return st;
+}
+
+static lam_status permute(lam_tensor *t, const uint32_t *perm, lam_tensor **out) {
+    lam_status st = lam_tensor_permute(t, perm, lam_tensor_shape(t)->ndim, out);
+    lam_tensor_release(t);
+    return st;
+}
+
+static lam_status conv_check(const char *fn, const lam_tensor *x, const lam_tensor *w,
+                             const lam_tensor *bias, const lam_conv2d_params *p) {
+    lam_status st = check_f32(fn, x, "x");
+    if (st == LAM_OK) {
+        st = check_f32(fn, w, "w");
+    }
+    if (st == LAM_OK) {
+        st = lam__same_ctx(fn, x, w);
+    }
+    if (st == LAM_OK && bias != NULL) {
+        st = check_f32(fn, bias, "bias");
+        if (st == LAM_OK) {
+            st = lam__same_ctx(fn, x, bias);
+        }
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (p == NULL || p->struct_size < sizeof *p || p->groups == 0) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "%s: Invalid argument, params %s (start from LAM_CONV2D_PARAMS_INIT)", fn,
+                          p == NULL                    ? "are NULL"
+                          : p->struct_size < sizeof *p ? "have a struct_size too small"
+                                                       : "have groups 0");
+    }
+    const int64_t *dx = x->shape.dims, *dw = w->shape.dims;
+    int64_t g = p->groups;
+    if (x->shape.ndim != 4 || w->shape.ndim != 4 || dw[1] * g != dx[1] || dw[0] % g != 0 ||
+        (bias != NULL && (bias->shape.ndim != 1 || bias->shape.dims[0] != dw[0]))) {
+        char b1[160], b2[160], b3[160] = "none";
+        if (bias != NULL) {
+            lam_shape_format(&bias->shape, b3, sizeof b3);
+        }
+        return lam__error(LAM_ERR_SHAPE,
+                          "%s: Shape mismatch, x %s, w %s, bias %s, groups %lld (x (N, C, H, W), "
+                          "w (O, C/groups, KH, KW), O a multiple of groups, bias (O))",
+                          fn, lam_shape_format(&x->shape, b1, sizeof b1),
+                          lam_shape_format(&w->shape, b2, sizeof b2), b3, (long long)g);
+    }
+    return LAM_OK;
+}
+
+lam_status lam_op_conv2d(const lam_tensor *x, const lam_tensor *w, const lam_tensor *bias,
+                         const lam_conv2d_params *p, lam_tensor **out) {
+    const char *fn = "lam_op_conv2d";
+    if (out == NULL || x == NULL || w == NULL) {
+        return null_arg(fn, out);
+    }
+    *out = NULL;
+    lam_status st = conv_check(fn, x, w, bias, p);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_window_params win;
+    memset(&win, 0, sizeof win);
+    win.struct_size = (uint32_t)sizeof win;
+    win.n_spatial = 2;
+    for (int i = 0; i < 2; i++) {
+        win.kernel[i] = w->shape.dims[2 + i];
+        win.stride[i] = p->stride[i];
+        win.pad_before[i] = win.pad_after[i] = p->pad[i];
+        win.dilation[i] = p->dilation[i];
+    }
+    int64_t oh, ow;
+    st = lam__window_out(fn, &win, x->shape.dims[2], x->shape.dims[3], &oh, &ow);
+    if (st != LAM_OK) {
+        return st;
+    }
+    const int64_t n = x->shape.dims[0], o = w->shape.dims[0], g = p->groups;
+    const int64_t l = oh * ow, ckk = w->shape.dims[1] * win.kernel[0] * win.kernel[1];
+    lam_tensor *cols = NULL, *wm = NULL, *y = NULL, *t = NULL;
+    st = lam__op_im2col(x, &win, &cols); /* (N, C*KH*KW, L) */
+    if (st == LAM_OK && g == 1) {
+        /* (1, O, CKK) shared by every sample's columns: (N, O, L) */
+        st = reshape((lam_tensor *)w, 0, 3, (const int64_t[]){1, o, ckk}, &wm);
+        if (st == LAM_OK) {
+            st = lam_op_matmul_batched(wm, cols, 0, 0, &y);
+        }
+    } else if (st == LAM_OK) {
+        /* Groups through the batch: columns (G, CKK/G... per group, N*L), weights (G, O/G, .). */
+        st = reshape(cols, 0, 4, (const int64_t[]){n, g, ckk, l}, &t);
+        if (st == LAM_OK) {
+            st = permute(t, (const uint32_t[]){1, 2, 0, 3}, &t);
+        }
+        if (st == LAM_OK) {
+            st = reshape(t, 1, 3, (const int64_t[]){g, ckk, n * l}, &t);
+        }
+        if (st == LAM_OK) {
+            st = reshape((lam_tensor *)w, 0, 3, (const int64_t[]){g, o / g, ckk}, &wm);
+        }
+        if (st == LAM_OK) {
+            st = lam_op_matmul_batched(wm, t, 0, 0, &y); /* (G, O/G, N*L) */
+        }
+        lam_tensor_release(t);
+        t = NULL;
+        if (st == LAM_OK) {
+            st = reshape(y, 1, 4, (const int64_t[]){g, o / g, n, l}, &y);
+        }
+        if (st == LAM_OK) {
+            st = permute(y, (const uint32_t[]){2, 0, 1, 3}, &y); /* (N, G, O/G, L) */
+        }
+    }
+    if (st == LAM_OK) {
+        st = reshape(y, 1, 4, (const int64_t[]){n, o, oh, ow}, &y);
+    }
+    if (st == LAM_OK && bias != NULL) {
+        st = reshape((lam_tensor *)bias, 0, 4, (const int64_t[]){1, o, 1, 1}, &t);
+        if (st == LAM_OK) {
+            lam_tensor *sum = NULL;
+            st = lam_op_add(y, t, &sum);
+            lam_tensor_release(y);
+            y = sum;
+        }
+    }
+    lam_tensor_release(t);
+    lam_tensor_release(wm);
+    lam_tensor_release(cols);
+    if (st != LAM_OK) {
+        lam_tensor_release(y);
+        return lam__error_prefix(st, "%s", fn);
+    }
+    *out = y;
+    return LAM_OK;
+}
