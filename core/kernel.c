@@ -239,6 +239,7 @@ lam_status lam_kernel_call(const char *name, const void *params, uint32_t n_inpu
     }
     if (st == LAM_OK) {
         operands_init(o, n_inputs, n_outputs);
+        o->args.params_size = params != NULL ? k->desc.params_size : 0;
         for (uint32_t i = 0; i < n_inputs + n_outputs; i++) {
             operand_set(o, i, i < n_inputs ? inputs[i] : outputs[i - n_inputs]);
         }
