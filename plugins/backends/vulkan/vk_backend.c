@@ -8,6 +8,7 @@
  *   <  vk_buffers, vk_pipeline  <  vk_kernels, vk_elementwise  <  vk_exec  <  vk_backend.
  */
 #include "vk_buffers.h"
+#include "vk_custom.h"
 #include "vk_diag.h"
 #include "vk_exec.h"
 #include "vk_loader.h"
@@ -130,6 +131,7 @@ static void device_destroy(vk_device *d) {
             d->err = NULL;
         }
         vk_queue_fini(d);
+        vk_custom_fini(d);
         vk_memory_fini(d);
         vk_pipeline_fini(d);
         vkf.vkDestroyDevice(d->device, NULL);
@@ -361,6 +363,21 @@ static lam_status locked_execute(void *dev, const lam_op_call *call) {
     LOCKED(dev, vk_execute(dev, call));
 }
 
+static lam_status run_kernel(void *dev, const lam_kernel_impl *impl, const void *params,
+                             const lam_kernel_args *args) {
+    vk_device *d = dev; /* the kernel's `user` is for impl->run, which SPIR-V has not */
+    if (d == NULL || d->magic != VK_DEVICE_MAGIC) {
+        return vk_error(LAM_ERR_INVALID_ARGUMENT, "vulkan: Invalid argument, not a vulkan device");
+    }
+    return vk_run_kernel(d, impl, params, args);
+}
+
+static lam_status locked_run_kernel(void *dev, const lam_kernel_impl *impl, void *user,
+                                    const void *params, const lam_kernel_args *args) {
+    (void)user;
+    LOCKED(dev, run_kernel(dev, impl, params, args));
+}
+
 static lam_status locked_synchronize(void *dev) {
     LOCKED(dev, backend_synchronize(dev));
 }
@@ -392,6 +409,7 @@ static const lam_backend_desc vk_backend_desc = {
     .synchronize = locked_synchronize,
     .shutdown = backend_shutdown,
     .native_handle = backend_native_handle,
+    .run_kernel = locked_run_kernel,
 };
 
 LAM_PLUGIN_ENTRY {

@@ -126,6 +126,7 @@ struct vk_device {
      * check (vk_buffers_check_errors). */
     struct vk_buffer *err;
     int err_pending;
+    struct vk_custom *customs; /* pipelines of plugin kernels (vk_custom.c) */
 };
 
 #define VK_ERR_WORDS 8
