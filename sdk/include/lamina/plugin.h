@@ -808,9 +808,9 @@ struct lam_kernel_args {
  *  - spirv (Vulkan): a compute shader module, entry `spirv_entry` ("main"), dispatched with the
  *    inputs then the outputs bound as storage buffers 0, 1, ... of set 0 (each bound from its
  *    view's first element), and push constants { uint32 n (elements of outputs[0]), uint32
- *    pad[3], then the kernel's params, args->params_size bytes }, ceil(n / local_size_x) invocation
- *    groups spread over x and y (at most 65535 each; gl_WorkGroupID.y * gl_NumWorkGroups.x +
- *    gl_WorkGroupID.x is the group index).
+ *    pad[3], then the kernel's params, args->params_size bytes }, ceil(n / local_size_x)
+ *    invocation groups spread over x and y (at most 65535 each; gl_WorkGroupID.y *
+ *    gl_NumWorkGroups.x + gl_WorkGroupID.x is the group index).
  * supports (optional): nonzero when this implementation handles these operands (dtypes,
  * sizes); when it says no the host runs the reference instead.
  */

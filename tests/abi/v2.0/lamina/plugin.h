@@ -793,7 +793,10 @@ struct lam_kernel_args {
     uint32_t struct_size;
     uint32_t n_inputs;
     uint32_t n_outputs;
-    uint32_t reserved;
+    /* Bytes at `params` (the kernel's params_size): run_kernel is not given the kernel
+     * descriptor, and a backend that copies the parameters (Vulkan's push constants) must not
+     * read past them. */
+    uint32_t params_size;
     const lam_kernel_operand *const *inputs;
     const lam_kernel_operand *const *outputs;
 };
@@ -805,9 +808,9 @@ struct lam_kernel_args {
  *  - spirv (Vulkan): a compute shader module, entry `spirv_entry` ("main"), dispatched with the
  *    inputs then the outputs bound as storage buffers 0, 1, ... of set 0 (each bound from its
  *    view's first element), and push constants { uint32 n (elements of outputs[0]), uint32
- *    pad[3], then the kernel's params, params_size bytes }, ceil(n / local_size_x) invocation
- *    groups spread over x and y (at most 65535 each; gl_WorkGroupID.y * gl_NumWorkGroups.x +
- *    gl_WorkGroupID.x is the group index).
+ *    pad[3], then the kernel's params, args->params_size bytes }, ceil(n / local_size_x)
+ *    invocation groups spread over x and y (at most 65535 each; gl_WorkGroupID.y *
+ *    gl_NumWorkGroups.x + gl_WorkGroupID.x is the group index).
  * supports (optional): nonzero when this implementation handles these operands (dtypes,
  * sizes); when it says no the host runs the reference instead.
  */
