@@ -1,9 +1,34 @@
 /* Losses, written with front-end ops so autograd differentiates them on every backend. */
 #include "error.h"
+#include "ops.h"
+#include "shape.h"
 #include "tensor.h"
 
 #include <math.h>
 #include <stdlib.h>
+
+/* The labels as doubles: float32 class numbers, or int32/int64 class indices. */
+static lam_status read_labels(const lam_tensor *labels, double *y, size_t n) {
+    const char *fn = "softmax_cross_entropy";
+    lam_dtype dt = lam_tensor_dtype(labels);
+    if (dt != LAM_DTYPE_F32 && dt != LAM_DTYPE_I32 && dt != LAM_DTYPE_I64) {
+        return lam__error(LAM_ERR_DTYPE,
+                          "%s: Dtype mismatch, labels are %s, expected float32, int32 or int64", fn,
+                          lam__dtype_name(dt));
+    }
+    void *raw = malloc((n ? n : 1) * sizeof(int64_t));
+    if (raw == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", fn);
+    }
+    lam_status st = lam_tensor_read_bytes(labels, raw, n * lam_dtype_size(dt));
+    for (size_t i = 0; st == LAM_OK && i < n; i++) {
+        y[i] = dt == LAM_DTYPE_F32   ? (double)((const float *)raw)[i]
+               : dt == LAM_DTYPE_I32 ? (double)((const int32_t *)raw)[i]
+                                     : (double)((const int64_t *)raw)[i];
+    }
+    free(raw);
+    return st;
+}
 
 lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_tensor *labels,
                                           lam_tensor **out) {
@@ -17,6 +42,9 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
     *out = NULL;
     /* The labels are read on the host, so nothing below would notice: refuse as every op does. */
     lam_status st = lam__same_ctx("softmax_cross_entropy", logits, labels);
+    if (st == LAM_OK) {
+        st = lam__need_f32("softmax_cross_entropy", logits, "logits");
+    }
     if (st != LAM_OK) {
         return st;
     }
@@ -30,15 +58,16 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
     }
     int64_t batch = ls->dims[0], classes = ls->dims[1];
     size_t nb = (size_t)batch, total = nb * (size_t)classes;
-    float *y = malloc((nb ? nb : 1) * sizeof *y), *hot = calloc(total ? total : 1, sizeof *hot);
-    st = (y && hot) ? lam_tensor_read(labels, y, nb)
+    double *y = malloc((nb ? nb : 1) * sizeof *y);
+    float *hot = calloc(total ? total : 1, sizeof *hot);
+    st = (y && hot) ? read_labels(labels, y, nb)
                     : lam__error(LAM_ERR_OUT_OF_MEMORY, "softmax_cross_entropy: Out of memory");
     for (size_t i = 0; st == LAM_OK && i < nb; i++) {
-        if (!(y[i] >= 0.0f && y[i] < (float)classes && y[i] == floorf(y[i]))) {
+        if (!(y[i] >= 0.0 && y[i] < (double)classes && y[i] == floor(y[i]))) {
             st = lam__error(LAM_ERR_INVALID_ARGUMENT,
                             "softmax_cross_entropy: Invalid label, labels[%zu] is %g, expected an "
                             "integer in [0, %lld)",
-                            i, (double)y[i], (long long)classes);
+                            i, y[i], (long long)classes);
         } else {
             hot[i * (size_t)classes + (size_t)y[i]] = 1.0f;
         }
@@ -78,6 +107,13 @@ lam_status lam_loss_l2(const lam_tensor *pred, const lam_tensor *label, lam_tens
                                                     "output");
     }
     *out = NULL;
+    lam_status st = lam__need_f32("l2_loss", pred, "pred");
+    if (st == LAM_OK) {
+        st = lam__need_f32("l2_loss", label, "label");
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
     const lam_shape *ps = lam_tensor_shape(pred);
     if (!lam_shape_equal(ps, lam_tensor_shape(label)) || ps->ndim < 1) {
         char b1[160], b2[160];
@@ -91,7 +127,7 @@ lam_status lam_loss_l2(const lam_tensor *pred, const lam_tensor *label, lam_tens
     for (uint32_t i = 1; i < ps->ndim; i++) {
         axes[n++] = (int32_t)i;
     }
-    lam_status st = lam_op_sub(pred, label, &d);
+    st = lam_op_sub(pred, label, &d);
     if (st == LAM_OK) {
         st = lam_op_square(d, &sq);
     }

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "tensor.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define RUN_MAX 8
@@ -63,8 +64,17 @@ lam_status lam__run_op(lam_op op, lam_ctx *ctx, lam_tensor *const *in, uint32_t 
                               "operands",
                               lam_op_name(op), ctx->name, cpu->name);
     }
+    /* Back through host memory: out lives on ctx and co on the CPU, so no op can copy it. */
     for (uint32_t i = 0; st == LAM_OK && i < n_out; i++) {
-        st = lam_op_assign(out[i], co[i]);
+        size_t bytes = (size_t)co[i]->numel * lam_dtype_size(co[i]->dtype);
+        void *tmp = malloc(bytes ? bytes : 1);
+        st = tmp == NULL ? lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory staging %zu bytes",
+                                      lam_op_name(op), bytes)
+                         : lam_tensor_read_bytes(co[i], tmp, bytes);
+        if (st == LAM_OK) {
+            st = lam_tensor_write_bytes(out[i], tmp, bytes);
+        }
+        free(tmp);
     }
     for (uint32_t i = 0; i < RUN_MAX; i++) {
         lam_tensor_release(ci[i]);

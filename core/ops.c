@@ -4,6 +4,8 @@
 #include "context.h"
 #include "error.h"
 #include "op_name.h"
+#include "op_run.h"
+#include "shape.h"
 #include "tensor.h"
 
 #include <stdio.h>
@@ -11,6 +13,14 @@
 
 static lam_status null_arg(const char *fn) {
     return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, NULL tensor or output", fn);
+}
+
+lam_status lam__need_f32(const char *fn, const lam_tensor *t, const char *which) {
+    if (t->dtype != LAM_DTYPE_F32) {
+        return lam__error(LAM_ERR_DTYPE, "%s: Dtype mismatch, %s is %s, expected float32", fn,
+                          which, lam__dtype_name(t->dtype));
+    }
+    return LAM_OK;
 }
 
 /* Broadcast shapes NumPy's way; fills the output shape and the operand strides. */
@@ -73,6 +83,12 @@ static lam_status binary(lam_op op, const lam_tensor *a, const lam_tensor *b, la
     }
     *out = NULL;
     lam_status st = lam__same_ctx(fn, a, b);
+    if (st == LAM_OK) {
+        st = lam__need_f32(fn, a, "the first operand");
+    }
+    if (st == LAM_OK) {
+        st = lam__need_f32(fn, b, "the second operand");
+    }
     if (st != LAM_OK) {
         return st;
     }
@@ -129,6 +145,23 @@ lam_status lam_op_greater_equal(const lam_tensor *a, const lam_tensor *b, lam_te
     return binary(LAM_OP_GREATER_EQUAL, a, b, out);
 }
 
+/* A copy of a tensor of another dtype than float32: not differentiated, and through the CPU
+ * when the tensor's backend copies only float32. */
+static lam_status copy_any(const lam_tensor *a, lam_tensor **out) {
+    lam_tensor *o = NULL;
+    lam_status st = lam__tensor_alloc_dtype(a->storage->ctx, a->dtype, &a->shape, &o);
+    if (st == LAM_OK && o->numel > 0) {
+        lam_tensor *in[1] = {(lam_tensor *)a}, *res[1] = {o};
+        st = lam__run_op(LAM_OP_COPY, a->storage->ctx, in, 1, res, 1, NULL);
+    }
+    if (st != LAM_OK) {
+        lam_tensor_release(o);
+        return lam__error_prefix(st, "copy");
+    }
+    *out = o;
+    return LAM_OK;
+}
+
 /* One input, output of the same shape. */
 static lam_status map(lam_op op, const lam_tensor *a, const double *scalars, lam_tensor **out) {
     const char *fn = lam__op_name(op);
@@ -141,7 +174,13 @@ static lam_status map(lam_op op, const lam_tensor *a, const double *scalars, lam
     *out = NULL;
     lam_ctx *ctx = a->storage->ctx;
     lam_tensor *o;
-    lam_status st = lam__tensor_alloc(ctx, &a->shape, &o);
+    if (op == LAM_OP_COPY && a->dtype != LAM_DTYPE_F32) {
+        return copy_any(a, out);
+    }
+    lam_status st = lam__need_f32(fn, a, "the operand");
+    if (st == LAM_OK) {
+        st = lam__tensor_alloc(ctx, &a->shape, &o);
+    }
     if (st != LAM_OK) {
         return st;
     }
@@ -256,6 +295,10 @@ lam_status lam_op_fill(lam_tensor *t, float value) {
     if (t == NULL) {
         return null_arg("fill");
     }
+    lam_status st = lam__need_f32("fill", t, "the tensor");
+    if (st != LAM_OK) {
+        return st;
+    }
     if (t->numel == 0) {
         return LAM_OK;
     }
@@ -270,6 +313,12 @@ lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src) {
         return null_arg("assign");
     }
     lam_status st = lam__same_ctx("assign", dst, src);
+    if (st == LAM_OK && dst->dtype != src->dtype) {
+        st = lam__error(LAM_ERR_DTYPE,
+                        "assign: Dtype mismatch, the destination is %s and the source %s (convert "
+                        "with lam_op_cast)",
+                        lam__dtype_name(dst->dtype), lam__dtype_name(src->dtype));
+    }
     if (st != LAM_OK) {
         return st;
     }
@@ -289,7 +338,14 @@ lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src) {
         return LAM_OK;
     }
     lam__tensor_view(dst, &vd);
-    return lam__execute(dst->storage->ctx, LAM_OP_COPY, &vs, 1, &vd, NULL, NULL);
+    lam_ctx *ctx = dst->storage->ctx;
+    if (dst->dtype != LAM_DTYPE_F32 && !lam__supports(ctx, LAM_OP_COPY, &vs, 1, &vd, NULL, NULL) &&
+        lam_shape_equal(&dst->shape, &src->shape)) {
+        /* A backend that copies only float32: through the CPU. */
+        lam_tensor *in[1] = {(lam_tensor *)src}, *res[1] = {dst};
+        return lam__run_op(LAM_OP_COPY, ctx, in, 1, res, 1, NULL);
+    }
+    return lam__execute(ctx, LAM_OP_COPY, &vs, 1, &vd, NULL, NULL);
 }
 
 lam_status lam__axpby_inplace(lam_tensor *x, float a, const lam_tensor *y, float b) {

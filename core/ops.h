@@ -9,6 +9,9 @@
 
 #include <stdint.h>
 
+/* LAM_OK when t is float32, else LAM_ERR_DTYPE: "<fn>: Dtype mismatch, <which> is int32,
+ * expected float32". */
+lam_status lam__need_f32(const char *fn, const lam_tensor *t, const char *which);
 lam_status lam__op_unary(lam_op op, const lam_tensor *a, lam_tensor **out);
 lam_status lam__op_scalar(lam_op op, const lam_tensor *a, float s, lam_tensor **out);
 lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, uint32_t n_axes,

@@ -87,6 +87,12 @@ lam_status lam_op_matmul(const lam_tensor *a, const lam_tensor *b, int32_t trans
     }
     *out = NULL;
     lam_status st = lam__same_ctx("matmul", a, b);
+    if (st == LAM_OK) {
+        st = lam__need_f32("matmul", a, "the first operand");
+    }
+    if (st == LAM_OK) {
+        st = lam__need_f32("matmul", b, "the second operand");
+    }
     if (st != LAM_OK) {
         return st;
     }
@@ -117,6 +123,12 @@ lam_status lam_op_dot(const lam_tensor *a, const lam_tensor *b, lam_tensor **out
     }
     *out = NULL;
     lam_status st = lam__same_ctx("dot", a, b);
+    if (st == LAM_OK) {
+        st = lam__need_f32("dot", a, "the first operand");
+    }
+    if (st == LAM_OK) {
+        st = lam__need_f32("dot", b, "the second operand");
+    }
     if (st != LAM_OK) {
         return st;
     }
@@ -173,6 +185,10 @@ lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out) {
         return null_arg("transpose", out);
     }
     *out = NULL;
+    lam_status st = lam__need_f32("transpose", a, "the operand");
+    if (st != LAM_OK) {
+        return st;
+    }
     if (a->shape.ndim != 2) {
         char b1[160];
         return lam__error(LAM_ERR_SHAPE, "transpose: Shape mismatch, %s is not 2-D",
@@ -184,7 +200,7 @@ lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out) {
     os.dims[0] = c;
     os.dims[1] = r;
     lam_tensor *o;
-    lam_status st = lam__tensor_alloc(a->storage->ctx, &os, &o);
+    st = lam__tensor_alloc(a->storage->ctx, &os, &o);
     if (st != LAM_OK) {
         return st;
     }
@@ -267,7 +283,10 @@ lam_status lam__op_reduce(lam_op op, const lam_tensor *a, const int32_t *axes, u
                           "op_reduce: Invalid argument, %s (%d) is not a reduction", fn, (int)op);
     }
     bool mask[LAM_MAX_DIMS];
-    lam_status st = axes_mask(fn, a, axes, n_axes, mask);
+    lam_status st = lam__need_f32(fn, a, "the operand");
+    if (st == LAM_OK) {
+        st = axes_mask(fn, a, axes, n_axes, mask);
+    }
     if (st != LAM_OK) {
         return st;
     }
@@ -414,6 +433,9 @@ lam_status lam_op_argmax(const lam_tensor *a, int32_t axis, lam_tensor **out) {
         return null_arg("argmax", out);
     }
     *out = NULL;
+    if (lam__need_f32("argmax", a, "the operand") != LAM_OK) {
+        return LAM_ERR_DTYPE;
+    }
     int64_t outer, n, inner;
     int32_t ax = split_axis("argmax", a, axis, &outer, &n, &inner);
     if (ax < 0) {
@@ -450,6 +472,9 @@ lam_status lam__op_softmax(const lam_tensor *a, int32_t axis, int32_t log, lam_t
         return null_arg(fn, out);
     }
     *out = NULL;
+    if (lam__need_f32(fn, a, "the operand") != LAM_OK) {
+        return LAM_ERR_DTYPE;
+    }
     int64_t outer, n, inner;
     if (split_axis(fn, a, axis, &outer, &n, &inner) < 0) {
         return LAM_ERR_INVALID_ARGUMENT;
@@ -504,6 +529,15 @@ lam_status lam_op_linear(const lam_tensor *x, const lam_tensor *w, const lam_ten
     lam_status st = lam__same_ctx("linear", x, w);
     if (st == LAM_OK && bias != NULL) {
         st = lam__same_ctx("linear", x, bias);
+    }
+    if (st == LAM_OK) {
+        st = lam__need_f32("linear", x, "x");
+    }
+    if (st == LAM_OK) {
+        st = lam__need_f32("linear", w, "w");
+    }
+    if (st == LAM_OK && bias != NULL) {
+        st = lam__need_f32("linear", bias, "bias");
     }
     if (st != LAM_OK) {
         return st;

@@ -437,7 +437,9 @@ LAM_EXPORT lam_status lam_op_scatter_add_rows(const lam_tensor *target, const la
  * The numbers are Philox-4x32-10 keyed by lam_seed: each call takes the next elements of one
  * process-wide stream that restarts at lam_seed, so consecutive calls differ and re-seeding
  * repeats them (calls from several threads take their elements in the order they reach the
- * stream). Uniform and Bernoulli give the same bits on every backend; normal agrees to a few ulp.
+ * stream). Bernoulli, and uniform whose high - low is a power of two (e.g. [0, 1)), give the
+ * same bits on every backend; other uniform intervals round their last step as each backend's
+ * float multiply-add, and normal agrees to a few ulp.
  * ctx NULL: the default context. Not differentiable.
  */
 LAM_EXPORT lam_status lam_op_random_uniform(lam_ctx *ctx, const lam_shape *shape, float low,
@@ -479,6 +481,9 @@ LAM_EXPORT size_t lam_tensor_live_count(void);
  * different contexts are an error naming both (LAM_ERR_INVALID_ARGUMENT); there is no hidden
  * copy. Binary ops broadcast like NumPy: shapes are aligned at the right, and each pair of
  * dims must be equal or one of them 1 (LAM_ERR_SHAPE otherwise, naming both shapes).
+ * The ops below compute in float32: an operand of another dtype is LAM_ERR_DTYPE, e.g.
+ * "add: Dtype mismatch, the second operand is int32, expected float32" (convert it with
+ * lam_op_cast). lam_op_copy and lam_op_assign move any dtype.
  */
 
 /* Matrix product of 2-D a and b: op(a) x op(b), where op transposes when trans_* != 0.
@@ -558,13 +563,15 @@ LAM_EXPORT lam_status lam_op_log_softmax(const lam_tensor *a, int32_t axis, lam_
 /* Transpose of a 2-D tensor, as a new contiguous tensor. */
 LAM_EXPORT lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out);
 
-/* A new contiguous copy of a on its context. */
+/* A new contiguous copy of a on its context, in a's dtype (any dtype; only float32 copies are
+ * differentiated). */
 LAM_EXPORT lam_status lam_op_copy(const lam_tensor *a, lam_tensor **out);
 
-/* Sets every element of t to value, in place. */
+/* Sets every element of t to value, in place. Errors: LAM_ERR_DTYPE when t is not float32. */
 LAM_EXPORT lam_status lam_op_fill(lam_tensor *t, float value);
 
-/* Copies src's elements into dst in place; src broadcasts to dst's shape. */
+/* Copies src's elements into dst in place; src broadcasts to dst's shape. Any dtype, the same
+ * for both (LAM_ERR_DTYPE otherwise). */
 LAM_EXPORT lam_status lam_op_assign(lam_tensor *dst, const lam_tensor *src);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -768,10 +775,11 @@ LAM_EXPORT lam_status lam_tensor_detach(lam_tensor *t, lam_tensor **out);
 
 /*
  * Softmax cross-entropy per sample, -log(softmax(logits)[label]), computed stably through
- * log-softmax. logits (batch, classes); labels (batch,) holding class indices (as floats).
- * *out is (batch,). Differentiable w.r.t. logits. Errors: LAM_ERR_SHAPE for mismatched shapes;
- * LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in [0, classes), naming it, or
- * for labels on another context than the logits (naming both, as every op does).
+ * log-softmax. logits (batch, classes), float32; labels (batch,) holding class indices, int32,
+ * int64 or float32 (integral values). *out is (batch,). Differentiable w.r.t. logits.
+ * Errors: LAM_ERR_DTYPE for logits not float32 or labels of another dtype; LAM_ERR_SHAPE for
+ * mismatched shapes; LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in [0, classes),
+ * naming it, or for labels on another context than the logits (naming both, as every op does).
  */
 LAM_EXPORT lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits,
                                                      const lam_tensor *labels, lam_tensor **out);
