@@ -128,6 +128,7 @@ with open(OUT, "w") as fh:
     fh.write("#include <math.h>\n#include <stdint.h>\n\n")
     fh.write("#if defined(__GNUC__)\n#define INDEX_REF_UNUSED __attribute__((unused))\n"
              "#else\n#define INDEX_REF_UNUSED\n#endif\n\n")
+    fh.write("/* clang-format off */\n")
     fh.write("\n".join(lines))
-    fh.write("\n\n#endif\n")
+    fh.write("\n/* clang-format on */\n\n#endif\n")
 print("wrote", OUT)
