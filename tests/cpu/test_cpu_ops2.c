@@ -1007,3 +1007,76 @@ Test(cpu_ops2, supports_refuses_absurd_windows_without_overflow) {
     c.params = &p;
     cr_assert_eq(g_desc.supports(g_dev, &c), 0);
 }
+
+/* <op(x), g> == <x, adjoint(g)> in double, for one window op and its adjoint. */
+static void check_adjoint(lam_op fwd, lam_op adj, const lam_window_params *w, const int64_t *dx,
+                          uint32_t nd_y, const int64_t *dy) {
+    const size_t nx = count_of(4, dx), ny = count_of(nd_y, dy);
+    float *x = malloc(nx * sizeof *x), *g = malloc(ny * sizeof *g);
+    float *y = malloc(ny * sizeof *y), *gx = malloc(nx * sizeof *gx);
+    uint32_t state = 12345;
+    for (size_t i = 0; i < nx; i++) {
+        state = state * 1664525u + 1013904223u;
+        x[i] = (float)(state >> 20) / 4096.0f - 0.5f;
+    }
+    for (size_t i = 0; i < ny; i++) {
+        state = state * 1664525u + 1013904223u;
+        g[i] = (float)(state >> 20) / 4096.0f - 0.5f;
+    }
+    tens tx = mkf(4, dx, x), ty = mkf(nd_y, dy, NULL), tg = mkf(nd_y, dy, g),
+         tgx = mkf(4, dx, NULL);
+    cr_assert_eq(run1(fwd, w, &tx, &ty), LAM_OK, "%s", g_msg);
+    cr_assert_eq(run1(adj, w, &tg, &tgx), LAM_OK, "%s", g_msg);
+    rd(&ty, y);
+    rd(&tgx, gx);
+    double lhs = 0.0, rhs = 0.0;
+    for (size_t i = 0; i < ny; i++) {
+        lhs += (double)y[i] * g[i];
+    }
+    for (size_t i = 0; i < nx; i++) {
+        rhs += (double)x[i] * gx[i];
+    }
+    cr_assert(fabs(lhs - rhs) <= 1e-4 * (1.0 + fabs(lhs)), "%s: <y, g> = %.9g, <x, adj g> = %.9g",
+              lam_op_name(fwd), lhs, rhs);
+    free(x);
+    free(g);
+    free(y);
+    free(gx);
+    rm(&tx);
+    rm(&ty);
+    rm(&tg);
+    rm(&tgx);
+}
+
+static int64_t out_len(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pa, int64_t d,
+                       int ceil_mode) {
+    const int64_t span = in + pb + pa - d * (k - 1) - 1;
+    if (!ceil_mode) {
+        return span / s + 1;
+    }
+    int64_t n = (span + s - 1) / s + 1;
+    return (n - 1) * s >= in + pb ? n - 1 : n;
+}
+
+Test(cpu_ops2, col2im_and_avg_pool_backward_are_adjoints) {
+    /* kernel, stride, padding before/after, dilation, ceil: odd sizes and every option */
+    const int64_t cases[][6] = {
+        {3, 2, 1, 1, 1, 0}, {2, 1, 0, 1, 2, 0}, {3, 3, 2, 0, 1, 1},
+        {2, 2, 1, 1, 1, 1}, {1, 2, 0, 0, 1, 0},
+    };
+    for (size_t k = 0; k < N_OF(cases); k++) {
+        const int64_t *cs = cases[k];
+        lam_window_params w = window(cs[0], cs[0], cs[1], cs[1], cs[2], cs[2], cs[4], cs[4],
+                                     cs[5] ? LAM_WINDOW_CEIL_MODE : 0);
+        w.pad_after[0] = w.pad_after[1] = cs[3];
+        const int64_t dx[4] = {2, 3, 7, 6};
+        const int64_t oh = out_len(7, cs[0], cs[1], cs[2], cs[3], cs[4], (int)cs[5]);
+        const int64_t ow = out_len(6, cs[0], cs[1], cs[2], cs[3], cs[4], (int)cs[5]);
+        const int64_t dcol[3] = {2, 3 * cs[0] * cs[0], oh * ow};
+        check_adjoint(LAM_OP_IM2COL, LAM_OP_COL2IM, &w, dx, 3, dcol);
+        const int64_t dpool[4] = {2, 3, oh, ow};
+        check_adjoint(LAM_OP_AVG_POOL, LAM_OP_AVG_POOL_BACKWARD, &w, dx, 4, dpool);
+        w.flags |= LAM_WINDOW_COUNT_INCLUDE_PAD;
+        check_adjoint(LAM_OP_AVG_POOL, LAM_OP_AVG_POOL_BACKWARD, &w, dx, 4, dpool);
+    }
+}
