@@ -9,6 +9,7 @@
 #include "cpu_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 /* The window parameters of a call with the output size worked out. */
 typedef struct win {
@@ -184,6 +185,12 @@ static void im2col(const win *w, const cpu_view *x, const cpu_view *col, int64_t
                         /* integer offsets: the row's first tap may lie before the plane */
                         const int64_t base = (start(w, 0, oh) + i * w->d[0]) * x->st[2] + w0 * xs3;
                         const int64_t step = w->s[1] * xs3;
+                        if (cs == 1 && step == 1) { /* dense rows: the common stride-1 case */
+                            memset(co, 0, (size_t)lo * sizeof *co);
+                            memcpy(co + lo, xc + base + lo, (size_t)(hi - lo) * sizeof *co);
+                            memset(co + hi, 0, (size_t)(ow_n - hi) * sizeof *co);
+                            continue;
+                        }
                         for (int64_t ow = 0; ow < lo; ow++) {
                             co[ow * cs] = 0.0f;
                         }
@@ -213,26 +220,42 @@ static void zero4(const cpu_view *v) {
     }
 }
 
+/*
+ * col2im: taps walked row by row with i and j DEscending, so that each output element, whose
+ * window row oh grows as i shrinks (and column ow as j shrinks), receives its terms in
+ * increasing column order as plugin.h requires, while the innermost loop runs along a row.
+ */
 static void col2im(const win *w, const cpu_view *col, const cpu_view *out, int64_t nn, int64_t cc) {
     const float *cb = cpu_f32(col);
     float *ob = cpu_f32(out);
+    const int64_t ow_n = w->out[1], cs = col->st[2], os2 = out->st[2], os3 = out->st[3];
     zero4(out);
     for (int64_t n = 0; n < nn; n++) {
         for (int64_t c = 0; c < cc; c++) {
             float *oc = ob + n * out->st[0] + c * out->st[1];
-            for (int64_t oh = 0; oh < w->out[0]; oh++) {
-                for (int64_t ow = 0; ow < w->out[1]; ow++) {
-                    const int64_t colno = oh * w->out[1] + ow;
-                    int64_t i0, i1, j0, j1;
-                    inside(start(w, 0, oh), w->d[0], w->in[0], w->k[0], &i0, &i1);
-                    inside(start(w, 1, ow), w->d[1], w->in[1], w->k[1], &j0, &j1);
-                    for (int64_t i = i0; i < i1; i++) {
-                        const int64_t h = start(w, 0, oh) + i * w->d[0];
-                        for (int64_t j = j0; j < j1; j++) {
-                            const int64_t wi = start(w, 1, ow) + j * w->d[1];
-                            const int64_t row = (c * w->k[0] + i) * w->k[1] + j;
-                            oc[h * out->st[2] + wi * out->st[3]] +=
-                                cb[n * col->st[0] + row * col->st[1] + colno * col->st[2]];
+            for (int64_t i = w->k[0] - 1; i >= 0; i--) {
+                int64_t oh_lo, oh_hi;
+                inside(i * w->d[0] - w->pb[0], w->s[0], w->in[0], w->out[0], &oh_lo, &oh_hi);
+                for (int64_t j = w->k[1] - 1; j >= 0; j--) {
+                    const int64_t row = (c * w->k[0] + i) * w->k[1] + j;
+                    const float *cr = cb + n * col->st[0] + row * col->st[1];
+                    const int64_t w0 = j * w->d[1] - w->pb[1];
+                    int64_t lo, hi;
+                    inside(w0, w->s[1], w->in[1], ow_n, &lo, &hi);
+                    const int64_t step = w->s[1] * os3;
+                    for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
+                        const float *crow = cr + oh * ow_n * cs;
+                        const int64_t base = (start(w, 0, oh) + i * w->d[0]) * os2 + w0 * os3;
+                        if (cs == 1 && step == 1) {
+                            float *d = oc + base + lo;
+                            const float *src = crow + lo;
+                            for (int64_t k = 0; k < hi - lo; k++) {
+                                d[k] += src[k];
+                            }
+                            continue;
+                        }
+                        for (int64_t ow = lo; ow < hi; ow++) {
+                            oc[base + ow * step] += crow[ow * cs];
                         }
                     }
                 }
