@@ -157,6 +157,9 @@ static lam_status cv_create(void *user, lam_layer *l, const lam_attrs *a, void *
         st = lam_plugin_error(H, LAM_ERR_INVALID_ARGUMENT, "TConv3x3: channels %lld < 1",
                               (long long)s->units);
     }
+    if (st != LAM_OK) {
+        return st;
+    }
     lam_shape w = shape_of(4, s->units, LAM_DIM_UNKNOWN, 3, 3), b = shape_of(1, s->units, 0, 0, 0);
     if (st == LAM_OK) {
         st = H->layer_declare_param(l, "weight", &w, NULL, 0);
@@ -307,6 +310,9 @@ static lam_status em_create(void *user, lam_layer *l, const lam_attrs *a, void *
     }
     if (st == LAM_OK && (s->extent < 1 || s->units < 1)) {
         st = H->set_error(LAM_ERR_INVALID_ARGUMENT, "TEmbedding: dims must be >= 1");
+    }
+    if (st != LAM_OK) {
+        return st;
     }
     lam_shape w = shape_of(2, s->extent, s->units, 0, 0);
     if (st == LAM_OK) {
