@@ -210,6 +210,14 @@ lam_status vk_buffers_check_errors(vk_device *d) {
     if (st != LAM_OK) {
         return st;
     }
+    if (w[2] == (uint32_t)LAM_OP_CAST) {
+        float v;
+        memcpy(&v, &w[1], sizeof v);
+        return vk_error(LAM_ERR_INVALID_ARGUMENT,
+                        "vulkan: Invalid argument, cast of %g at position %u to int32 (NaN or out "
+                        "of range)",
+                        (double)v, (unsigned)w[0]);
+    }
     return vk_error(LAM_ERR_INVALID_ARGUMENT,
                     "vulkan: Invalid argument, %s index %d at position %u is outside [0, %u)",
                     lam_op_name((lam_op)w[2]), (int)(int32_t)w[1], (unsigned)w[0], (unsigned)w[3]);

@@ -635,10 +635,17 @@ lam_status vk_check_call(vk_device *d, const lam_op_call *call, vk_call *vc, vk_
         st = check_shapes(vc, opname);
     }
     if (st == LAM_OK && vc->op == LAM_OP_CAST && vc->in[0].dtype == LAM_DTYPE_F32 &&
-        vc->out[0].dtype == LAM_DTYPE_I32) {
-        st = vk_error(LAM_ERR_UNSUPPORTED,
-                      "vulkan: Unsupported dtype, cast from float32 to int32 is not implemented "
-                      "by the vulkan backend (the host runs its fallback)");
+        vc->out[0].dtype == LAM_DTYPE_I32 && !vin[0].empty) {
+        /* the range check reads x as one contiguous run */
+        int64_t run = 1;
+        for (uint32_t i = vc->in[0].ndim; i-- > 0 && st == LAM_OK;) {
+            if (vc->in[0].dims[i] > 1 && vc->in[0].strides[i] != run) {
+                st = vk_error(LAM_ERR_UNSUPPORTED,
+                              "vulkan: Unsupported layout, cast from float32 to int32 needs a "
+                              "contiguous input");
+            }
+            run *= vc->in[0].dims[i];
+        }
     }
     return st;
 }

@@ -82,6 +82,14 @@ static lam_status record(vk_device *d, const vk_call *call, const char *opname, 
     case LAM_OP_AVG_POOL:
     case LAM_OP_AVG_POOL_BACKWARD:
         return vk_run_window(d, call, opname, vo, vin);
+    case LAM_OP_CAST:
+        if (call->in[0].dtype == LAM_DTYPE_F32 && call->out[0].dtype == LAM_DTYPE_I32) {
+            lam_status st = vk_cast_check(d, call, opname, vin);
+            if (st != LAM_OK) {
+                return st;
+            }
+        }
+        return vk_run_elementwise(d, call, opname, vin);
     default:
         return vk_run_elementwise(d, call, opname, vin);
     }

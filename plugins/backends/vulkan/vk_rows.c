@@ -25,7 +25,7 @@ typedef struct rows_push {
     int32_t op;
 } rows_push;
 
-enum { ROWS_GATHER = 0, ROWS_SCATTER = 1, ROWS_CHECK = 2, ROWS_RECORD = 3 };
+enum { ROWS_GATHER = 0, ROWS_SCATTER = 1, ROWS_CHECK = 2, ROWS_RECORD = 3, ROWS_CAST = 4 };
 
 /* m per scatter dispatch: (1 + 16) loop iterations per m stay below ~51,000. */
 #define ROWS_SCATTER_CHUNK 3000
@@ -126,6 +126,39 @@ lam_status vk_run_rows(vk_device *d, const vk_call *call, const char *opname, co
         p.m0 = (int32_t)m0;
         p.m1 = (int32_t)(m - m0 < ROWS_SCATTER_CHUNK ? m : m0 + ROWS_SCATTER_CHUNK);
         s = dispatch(d, binds, &p, (uint64_t)(v * tiles), opname);
+    }
+    return s;
+}
+
+lam_status vk_cast_check(vk_device *d, const vk_call *call, const char *opname,
+                         const vk_view *vin) {
+    const int64_t n = vin[0].hi - vin[0].lo + 1; /* contiguous (vk_check): span is size */
+    rows_push p;
+    memset(&p, 0, sizeof p);
+    p.mode = ROWS_CAST;
+    p.op = (int32_t)call->op;
+    vk_bind binds[4];
+    lam_status s = vk_bind_view(d, &vin[0], opname, "input", &binds[1]);
+    if (s == LAM_OK) {
+        s = error_buffer(d, opname, &binds[3]);
+    }
+    if (s == LAM_OK) {
+        s = vk_rel(&binds[1], (int64_t)call->in[0].offset, &p.ox);
+    }
+    if (s != LAM_OK) {
+        return s;
+    }
+    binds[0] = binds[3];
+    binds[2] = binds[1];
+    d->err_pending = 1;
+    s = dispatch(d, binds, &p, (uint64_t)n, opname);
+    if (s == LAM_OK) {
+        /* RECORD reads the value's bits through the index binding: x */
+        const vk_bind rec[4] = {binds[3], binds[3], binds[1], binds[3]};
+        rows_push r = p;
+        r.mode = ROWS_RECORD;
+        r.oi = p.ox;
+        s = dispatch(d, rec, &r, 1, opname);
     }
     return s;
 }

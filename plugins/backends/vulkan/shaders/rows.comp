@@ -4,6 +4,8 @@
 //   1 SCATTER_ADD_ROWS  per (row v of out, tile of 16 columns): out[v, d] += x[m, d] for every m
 //                       of this dispatch's range [m0, m1) with idx[m] == v, in increasing m
 //   2 CHECK             per m: a bad index lowers err[4] to its position (atomicMin)
+//   4 CAST CHECK        per element g of a contiguous float32 x: NaN, or out of int32's range
+//                       after truncation, lowers err[4] to g (CAST float32 -> int32)
 //   3 RECORD            one invocation: the first bad position of the op just run (err[4])
 //                       becomes the device's error (err[0] position, err[1] value, err[2] op,
 //                       err[3] bound) unless one is already there; err[4] is reset
@@ -67,6 +69,12 @@ void main() {
                 int at = p.oo + v * p.os0 + d * p.os1;
                 o[at] = o[at] + x[p.ox + m * p.xs0 + d * p.xs1];
             }
+        }
+    } else if (p.mode == 4u) {
+        float v = x[p.ox + g];
+        // NaN fails both comparisons; trunc(v) fits int32 exactly when -2^31 <= v < 2^31
+        if (!(v >= -2147483648.0 && v < 2147483648.0)) {
+            atomicMin(err[4], uint(g));
         }
     } else if (p.mode == 2u) {
         int v = idx[p.oi + g];
