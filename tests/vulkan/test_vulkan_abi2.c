@@ -45,7 +45,7 @@ Test(vk2, native_handles_by_name) {
     cr_assert_eq(vk2_desc->native_handle(vk2_dev, NULL, "CUstream", &h), LAM_ERR_NOT_FOUND);
     cr_assert_not_null(strstr(vk2_msg, "vulkan: Not found, no native handle named 'CUstream'"),
                        "%s", vk2_msg);
-    vk2_desc->buffer_free(vk2_dev, buf);
+    vk2_release(buf);
 }
 
 /* out[i][j] = x[i][j] + y[j]: y broadcast over rows through a zero byte stride; x starts at
@@ -207,6 +207,7 @@ Test(vk2, span_past_max_storage_buffer_range_is_refused_by_supports) {
     }
     void *big = NULL;
     cr_assert_eq(vk2_desc->buffer_alloc(vk2_dev, (size_t)range + 64, &big), LAM_OK, "%s", vk2_msg);
+    vk2_track(big);
     const float two[1] = {2.0f};
     cr_assert_eq(vk2_desc->buffer_write(vk2_dev, big, 0, two, 4), LAM_OK);
     cr_assert_eq(vk2_desc->buffer_write(vk2_dev, big, (size_t)range + 32, two, 4), LAM_OK);
@@ -233,7 +234,7 @@ Test(vk2, span_past_max_storage_buffer_range_is_refused_by_supports) {
     vk2_read(bo, 0, got, sizeof got);
     const float want[2] = {-2, -2};
     vk2_expect_floats(got, want, 2, 0.0f);
-    vk2_desc->buffer_free(vk2_dev, big);
+    vk2_release(big);
 }
 
 Test(vk2, op_past_the_header_is_unsupported) {

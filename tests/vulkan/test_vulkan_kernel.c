@@ -66,7 +66,7 @@ static void run(const lam_kernel_impl *m, uint64_t off, float a, float *o0, floa
     memcpy(o1, off ? r1 + 1 : r1, 5 * sizeof(float));
     void *bufs[4] = {bx, by, b0, b1};
     for (int i = 0; i < 4; i++) {
-        vk2_desc->buffer_free(vk2_dev, bufs[i]);
+        vk2_release(bufs[i]);
     }
 }
 

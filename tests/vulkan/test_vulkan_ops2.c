@@ -27,9 +27,9 @@ static void run_ew(lam_op op, uint32_t n_in, const float *const *ins, size_t n, 
     vk2_run(&c);
     vk2_read(bo, 0, got, n * sizeof(float));
     for (uint32_t i = 0; i < n_in; i++) {
-        vk2_desc->buffer_free(vk2_dev, bufs[i]);
+        vk2_release(bufs[i]);
     }
-    vk2_desc->buffer_free(vk2_dev, bo);
+    vk2_release(bo);
 }
 
 Test(vk2ops, comparisons_give_zero_for_nan) {
@@ -238,8 +238,8 @@ static void run_1to1(lam_op op, const float *x, uint32_t xnd, const int64_t *xd,
     lam_op_call c = vk2_call(op, 1, in, 1, out, params);
     vk2_run(&c);
     vk2_read(bo, 0, got, n_out * sizeof(float));
-    vk2_desc->buffer_free(vk2_dev, bx);
-    vk2_desc->buffer_free(vk2_dev, bo);
+    vk2_release(bx);
+    vk2_release(bo);
 }
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -368,7 +368,7 @@ static void run_random(lam_random_kind kind, double a, double b, float *got) {
     lam_op_call c = vk2_call(LAM_OP_RANDOM, 0, NULL, 1, out, &p);
     vk2_run(&c);
     vk2_read(bo, 0, got, 11 * sizeof(float));
-    vk2_desc->buffer_free(vk2_dev, bo);
+    vk2_release(bo);
 }
 
 Test(vk2ops, random_matches_the_python_philox) {

@@ -60,6 +60,25 @@ static void vk2_free(void *p) {
 
 static lam_host_api vk2_host;
 
+/* Buffers a test made, freed at vk2_close (a test that fails midway leaks nothing). */
+static void *vk2_bufs[256];
+static size_t vk2_n_bufs;
+
+static void vk2_track(void *b) {
+    cr_assert_lt(vk2_n_bufs, sizeof vk2_bufs / sizeof vk2_bufs[0]);
+    vk2_bufs[vk2_n_bufs++] = b;
+}
+
+/* Frees a buffer before the end of the test. */
+static void vk2_release(void *b) {
+    for (size_t i = 0; i < vk2_n_bufs; i++) {
+        if (vk2_bufs[i] == b) {
+            vk2_bufs[i] = NULL;
+        }
+    }
+    vk2_desc->buffer_free(vk2_dev, b);
+}
+
 /* Loads the plugin and opens device 0, or skips the test saying why there is none. */
 static void vk2_open(void) {
     char path[1024];
@@ -91,6 +110,12 @@ static void vk2_open(void) {
 }
 
 static void vk2_close(void) {
+    for (size_t i = 0; i < vk2_n_bufs && vk2_dev != NULL; i++) {
+        if (vk2_bufs[i] != NULL) {
+            vk2_desc->buffer_free(vk2_dev, vk2_bufs[i]);
+        }
+    }
+    vk2_n_bufs = 0;
     if (vk2_dev != NULL) {
         vk2_desc->device_close(vk2_dev);
         vk2_dev = NULL;
@@ -109,6 +134,7 @@ static void vk2_close(void) {
 static void *vk2_buffer(const void *src, size_t bytes) {
     void *b = NULL;
     cr_assert_eq(vk2_desc->buffer_alloc(vk2_dev, bytes, &b), LAM_OK, "alloc: %s", vk2_msg);
+    vk2_track(b);
     void *zeros = NULL;
     if (src == NULL) {
         zeros = calloc(1, bytes + 1);
