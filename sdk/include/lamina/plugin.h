@@ -612,7 +612,9 @@ typedef struct lam_backend_desc {
                                        void **buffer);
     /* Optional. Backend-native handles by name for extensions and kernels, e.g. the Vulkan
      * backend's "VkInstance", "VkPhysicalDevice", "VkDevice", "VkQueue" (buffer NULL) or
-     * "VkBuffer" / "VkDeviceMemory" of `buffer`. LAM_ERR_NOT_FOUND for an unknown name. */
+     * "VkBuffer" / "VkDeviceMemory" of `buffer`, which may be shared by several buffers:
+     * "VkBufferOffset" is then the byte offset of `buffer` in them (a uintptr_t in *handle).
+     * LAM_ERR_NOT_FOUND for an unknown name. */
     lam_status (*native_handle)(void *dev, void *buffer, const char *name, void **handle);
     /*
      * Optional. Runs a kernel implementation registered for this backend (impl->backend names
