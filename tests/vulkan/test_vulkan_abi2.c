@@ -42,6 +42,16 @@ Test(vk2, native_handles_by_name) {
     cr_assert_not_null(h);
     cr_assert_eq(vk2_desc->native_handle(vk2_dev, buf, "VkDeviceMemory", &h), LAM_OK);
     cr_assert_not_null(h);
+    /* a second buffer of the same block: same VkBuffer, another offset */
+    void *buf2 = vk2_buffer(NULL, 64);
+    void *h2 = NULL, *off1 = NULL, *off2 = NULL;
+    cr_assert_eq(vk2_desc->native_handle(vk2_dev, buf, "VkBuffer", &h), LAM_OK);
+    cr_assert_eq(vk2_desc->native_handle(vk2_dev, buf2, "VkBuffer", &h2), LAM_OK);
+    cr_assert_eq(vk2_desc->native_handle(vk2_dev, buf, "VkBufferOffset", &off1), LAM_OK);
+    cr_assert_eq(vk2_desc->native_handle(vk2_dev, buf2, "VkBufferOffset", &off2), LAM_OK);
+    if (h == h2) {
+        cr_assert_neq((uintptr_t)off1, (uintptr_t)off2);
+    }
     cr_assert_eq(vk2_desc->native_handle(vk2_dev, NULL, "CUstream", &h), LAM_ERR_NOT_FOUND);
     cr_assert_not_null(strstr(vk2_msg, "vulkan: Not found, no native handle named 'CUstream'"),
                        "%s", vk2_msg);
