@@ -10,17 +10,18 @@
 #include "shape.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 static lam_status arity(const lam_host_op *c, uint32_t lo, uint32_t hi, uint32_t outs) {
     if (c->n_inputs < lo || c->n_inputs > hi || c->n_outputs != outs) {
-        return lam__error(
-            LAM_ERR_INVALID_ARGUMENT,
-            "op %s: Invalid argument, %u inputs and %u outputs given, it takes %u%s%u "
-            "inputs and %u output%s",
-            lam_op_name(c->op), (unsigned)c->n_inputs, (unsigned)c->n_outputs, (unsigned)lo,
-            lo == hi ? "" : "-", lo == hi ? 0u : (unsigned)hi, (unsigned)outs,
-            outs == 1 ? "" : "s");
+        char range[32]; /* "2", or "2-3" */
+        snprintf(range, sizeof range, lo == hi ? "%u" : "%u-%u", (unsigned)lo, (unsigned)hi);
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op %s: Invalid argument, %u inputs and %u outputs given, it takes %s "
+                          "inputs and %u output%s",
+                          lam_op_name(c->op), (unsigned)c->n_inputs, (unsigned)c->n_outputs, range,
+                          (unsigned)outs, outs == 1 ? "" : "s");
     }
     for (uint32_t i = 0; i < c->n_inputs; i++) {
         if (c->inputs == NULL || c->inputs[i] == NULL) {
