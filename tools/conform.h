@@ -5,9 +5,8 @@
  * the objects): conform.c (the command: options, report) -> conform_runner.c (discovery, a
  * child process per check) -> the check files (conform_plugin.c; conform_layer.c ->
  * conform_layer_grad.c, conform_layer_contract.c -> conform_layer_util.c;
- * conform_backend.c -> conform_backend_cases.c; conform_failalloc.c) -> conform_diag.c (the
- * check list, verdicts,
- * cf_start, random numbers).
+ * conform_backend.c -> conform_backend_cases.c; conform_kernel.c; conform_failalloc.c) ->
+ * conform_diag.c (the check list, verdicts, cf_start, random numbers).
  *
  * The parent process never runs plugin code: it discovers what a plugin registered in a child
  * process, then runs every check in a child of its own (fork; waitpid; alarm), so a crash or a
@@ -309,6 +308,9 @@ double cf_op_in_value(const cf_opcase *t, uint32_t i, size_t k);
 /* The kit's double-precision reference: outs[o] gets out_count[o] values. 0, or -1 for a call
  * every backend must refuse (argmax of an empty axis, a bad index, an unrepresentable cast). */
 int cf_op_reference(const cf_opcase *t, double **outs);
+
+/* Kernel checks (conform_kernel.c): declares every check for one kernel (name in `backend`). */
+void cf_kernel_checks(const char *kernel);
 
 /* Backend checks (conform_backend.c): declares every check for one backend. */
 void cf_backend_checks(const char *backend);

@@ -570,6 +570,9 @@ int cf_run_checks(const cf_options *opt, cf_plugin *plugin, cf_report_fn report,
         for (uint32_t i = 0; i < plugin->n_backends; i++) {
             cf_backend_checks(plugin->backends[i]);
         }
+        for (uint32_t i = 0; i < plugin->n_kernels; i++) {
+            cf_kernel_checks(plugin->kernels[i]);
+        }
     }
     for (size_t i = 0; i < cf_check_count(); i++) {
         cf_check *k = cf_check_get(i);
