@@ -214,9 +214,8 @@ lam_status vk_buffers_check_errors(vk_device *d) {
         float v;
         memcpy(&v, &w[1], sizeof v);
         return vk_error(LAM_ERR_INVALID_ARGUMENT,
-                        "vulkan: Invalid argument, cast of %g at position %u to int32 (NaN or out "
-                        "of range)",
-                        (double)v, (unsigned)w[0]);
+                        "vulkan: Invalid value, cast element %u is %g, not representable in int32",
+                        (unsigned)w[0], (double)v);
     }
     return vk_error(LAM_ERR_INVALID_ARGUMENT,
                     "vulkan: Invalid argument, %s index %d at position %u is outside [0, %u)",

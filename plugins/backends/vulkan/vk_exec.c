@@ -9,6 +9,7 @@
  */
 #include "vk_exec.h"
 
+#include "vk_buffers.h"
 #include "vk_check.h"
 #include "vk_elementwise.h"
 #include "vk_kernels.h"
@@ -85,9 +86,15 @@ static lam_status record(vk_device *d, const vk_call *call, const char *opname, 
     case LAM_OP_CAST:
         if (call->in[0].dtype == LAM_DTYPE_F32 && call->out[0].dtype == LAM_DTYPE_I32) {
             lam_status st = vk_cast_check(d, call, opname, vin);
-            if (st != LAM_OK) {
-                return st;
+            if (st == LAM_OK) {
+                st = vk_run_elementwise(d, call, opname, vin);
             }
+            /* CAST's errors are not asynchronous (plugin.h): the op counts in its batch (so the
+             * wait below submits it), then the check's verdict is waited for */
+            if (st == LAM_OK) {
+                st = vk_batch_done_op(d, opname);
+            }
+            return st == LAM_OK ? vk_buffers_check_errors(d) : st;
         }
         return vk_run_elementwise(d, call, opname, vin);
     default:

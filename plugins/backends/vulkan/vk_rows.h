@@ -12,8 +12,9 @@
 lam_status vk_run_rows(vk_device *d, const vk_call *call, const char *opname, const vk_view *vo,
                        const vk_view *vin);
 
-/* CAST float32 -> int32: checks a contiguous x on the device (NaN, out of range), reported as
- * the rows' bad indices are. The conversion itself is the elementwise kernel's. */
+/* CAST float32 -> int32: checks a contiguous x on the device (NaN, out of range) into the
+ * error buffer, as the rows' bad indices; the caller waits for the verdict (CAST's errors are
+ * synchronous). The conversion itself is the elementwise kernel's. */
 lam_status vk_cast_check(vk_device *d, const vk_call *call, const char *opname, const vk_view *vin);
 
 #endif /* LAMINA_VK_ROWS_H */
