@@ -523,6 +523,43 @@ lam_status lam_tensor_write(lam_tensor *t, const float *src, size_t count) {
     return LAM_OK;
 }
 
+lam_status lam__tensor_read_at(const lam_tensor *t, size_t first, float *dst, size_t count) {
+    lam_status st = check_tensor("lam_tensor_read", t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (first > (size_t)t->numel || count > (size_t)t->numel - first) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_read: Out of bounds, %zu elements at %zu of a tensor of %lld",
+                          count, first, (long long)t->numel);
+    }
+    lam_ctx *c = t->storage->ctx;
+    uint64_t mark = lam__error_mark();
+    st = c->backend->desc.buffer_read(c->dev, t->storage->buf, (t->offset + first) * sizeof(float),
+                                      dst, count * sizeof(float));
+    st = lam__backend_status(st, mark, c->backend, "buffer_read");
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "lam_tensor_read on %s", c->name);
+}
+
+lam_status lam__tensor_write_at(lam_tensor *t, size_t first, const float *src, size_t count) {
+    lam_status st = check_tensor("lam_tensor_write", t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (first > (size_t)t->numel || count > (size_t)t->numel - first) {
+        return lam__error(
+            LAM_ERR_INVALID_ARGUMENT,
+            "lam_tensor_write: Out of bounds, %zu elements at %zu of a tensor of %lld", count,
+            first, (long long)t->numel);
+    }
+    lam_ctx *c = t->storage->ctx;
+    uint64_t mark = lam__error_mark();
+    st = c->backend->desc.buffer_write(c->dev, t->storage->buf, (t->offset + first) * sizeof(float),
+                                       src, count * sizeof(float));
+    st = lam__backend_status(st, mark, c->backend, "buffer_write");
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "lam_tensor_write on %s", c->name);
+}
+
 lam_status lam_tensor_scalar(const lam_tensor *t, float *value) {
     if (t == NULL || value == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_scalar: Invalid argument, NULL %s",

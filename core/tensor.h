@@ -54,6 +54,11 @@ lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **
 /* A tensor sharing t's storage with another shape of the same size (one -1 dim is inferred);
  * not recorded (lam_tensor_reshape, the ops level, records it). */
 lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
+/* Reads or writes count elements of t starting at element `first`, for a save or a load
+ * streaming a tensor in pieces. Errors: LAM_ERR_INVALID_ARGUMENT (a released tensor, a range
+ * beyond numel), the backend's (prefixed with the function and the context). */
+lam_status lam__tensor_read_at(const lam_tensor *t, size_t first, float *dst, size_t count);
+lam_status lam__tensor_write_at(lam_tensor *t, size_t first, const float *src, size_t count);
 /* Contiguous view of the whole tensor. */
 void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
 /* At shutdown: frees the device memory of every tensor still alive; the handles become
