@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "shape.h"
 #include "start.h"
+#include "tensor.h"
 #include "util.h"
 
 #include <math.h>
@@ -443,11 +444,16 @@ static lam_status fused_backward(void *ctx, const lam__node *n, lam_tensor *g) {
     in_backward_node = n;
     in_backward_fused = f;
     uint64_t mark = lam__error_mark();
-    lam_status st = d->backward(layer->state, layer, ni, n->in, n->out, g, grads);
+    /* The plugin's code runs: lam_shutdown refuses meanwhile (tensor.h). */
+    lam_status st = lam__call_enter(b->name);
+    if (st == LAM_OK) {
+        st = d->backward(layer->state, layer, ni, n->in, n->out, g, grads);
+        lam__call_leave();
+        st = plugin_status(st, mark, b, "backward");
+    }
     in_backward = outer;
     in_backward_node = outer_node;
     in_backward_fused = outer_fused;
-    st = plugin_status(st, mark, b, "backward");
     for (uint32_t i = 0; i < ni; i++) {
         if (st == LAM_OK && grads[i] != NULL && lam__needs_grad(n->in[i])) {
             if (!lam_shape_equal(lam_tensor_shape(grads[i]), lam_tensor_shape(n->in[i]))) {
@@ -661,8 +667,13 @@ static lam_status layer_forward(lam_block *b, uint32_t n, lam_tensor *const *inp
     }
     int was = lam_autograd_record_begin(fuse ? 0 : lam_autograd_is_recording());
     mark = lam__error_mark();
-    st = d->forward(layer->state, layer, n, inputs, out);
-    st = plugin_status(st, mark, b, "forward");
+    /* The plugin's code runs: lam_shutdown refuses meanwhile (tensor.h). */
+    st = lam__call_enter(b->name);
+    if (st == LAM_OK) {
+        st = d->forward(layer->state, layer, n, inputs, out);
+        lam__call_leave();
+        st = plugin_status(st, mark, b, "forward");
+    }
     lam_autograd_record_end(was);
     if (st == LAM_OK && fuse && *out != NULL) {
         fused *f = malloc(sizeof *f);
