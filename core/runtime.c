@@ -111,7 +111,7 @@ __attribute__((constructor)) static void install_start(void) {
     lam__start_install(start_lazily);
 }
 
-lam_status lam_shutdown(void) {
+lam_status lam_shutdown_checked(void) {
     if (in_start) {
         lam__log(LAM_LOG_WARN, "lam_shutdown: ignored, called while the runtime starts or stops");
         return reentered("lam_shutdown");
@@ -132,4 +132,10 @@ lam_status lam_shutdown(void) {
     in_start = false;
     pthread_mutex_unlock(&start_lock);
     return st;
+}
+
+void lam_shutdown(void) {
+    if (lam_shutdown_checked() == LAM_ERR_STATE && !in_start) {
+        lam__log(LAM_LOG_ERROR, "%s", lam_last_error());
+    }
 }

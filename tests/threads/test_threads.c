@@ -646,7 +646,7 @@ static void shutdown_refused_while_another_thread_runs_an_op(void) {
             sleep_ms(1);
         }
         sleep_ms(5);
-        st = lam_shutdown();
+        st = lam_shutdown_checked();
         if (st == LAM_OK) {
             /* Not caught inside: the worker's op either ran before or was refused cleanly. */
             pthread_join(tid, NULL);
@@ -657,7 +657,7 @@ static void shutdown_refused_while_another_thread_runs_an_op(void) {
             continue;
         }
         refused = 1;
-        REQUIRE(st == LAM_ERR_STATE, "lam_shutdown returned %s", lam_status_string(st));
+        REQUIRE(st == LAM_ERR_STATE, "lam_shutdown_checked returned %s", lam_status_string(st));
         REQUIRE(strcmp(lam_last_error(),
                        "lam_shutdown: Threads still running, 1 other thread is inside the library "
                        "(an op, a forward, a backward pass, or making, reading or writing a "
@@ -674,7 +674,7 @@ static void shutdown_refused_while_another_thread_runs_an_op(void) {
      * cleanly (its tensor is an orphan), and a new start works. */
     lam_tensor *kept = NULL;
     REQUIRE(lam_tensor_full(NULL, &s, 1.0f, &kept) == LAM_OK, "full: %s", lam_last_error());
-    REQUIRE(lam_shutdown() == LAM_OK, "shutdown: %s", lam_last_error());
+    REQUIRE(lam_shutdown_checked() == LAM_OK, "shutdown: %s", lam_last_error());
     busy_job late = {.a = kept, .st = LAM_ERR_INTERNAL};
     run_threads(1, busy_worker, &late, sizeof late);
     REQUIRE(late.st == LAM_ERR_STATE && strstr(late.msg, "Runtime shut down") != NULL,

@@ -42,8 +42,8 @@
  *    Plugins are loaded only when the runtime starts (lam_init or the lazy start) and unloaded
  *    only by lam_shutdown: lam_init must not run while other threads use objects of an earlier
  *    start, and lam_shutdown must not run while other threads use the library; lam_shutdown
- *    detects other threads inside an op, forward, backward or tensor call and refuses with
- *    LAM_ERR_STATE (see there).
+ *    detects other threads inside an op, forward, backward or tensor call and refuses (see
+ *    there).
  *  - Autograd recording is per thread (each thread starts with it off); lam_last_error() is
  *    per thread. lam_seed, lam_log_set_callback and lam_autograd_set_fused_backward are
  *    process-wide settings that may be called from any thread (they are atomic).
@@ -158,11 +158,11 @@ LAM_EXPORT lam_status lam_init(const lam_init_options *options);
  * included, fails with LAM_ERR_STATE ("Runtime shut down"). Layer blocks lose their plugin
  * state (destroyed before the plugin is unloaded): a forward fails with LAM_ERR_STATE.
  * Contexts, plugin records and other strings borrowed "until lam_shutdown()" are gone.
- * Errors: LAM_ERR_STATE ("Threads still running", with how many), and nothing is shut down,
- * when another thread is inside the library at that moment: running an op, a block forward or
- * a backward pass, or making, reading, writing or copying a tensor (those calls stay safe; call
- * it again once they are done). LAM_ERR_STATE too, with a LAM_LOG_WARN message, when called
- * from a plugin's entry point while the runtime starts.
+ * Refused (nothing is shut down; a LAM_LOG_ERROR message and this thread's lam_last_error()
+ * say "lam_shutdown: Threads still running, N other thread(s) ...") when another thread is
+ * inside the library at that moment: running an op, a plugin layer's forward or backward, or
+ * making, reading, writing or copying a tensor (those calls stay safe; shut down again once
+ * they are done). Use lam_shutdown_checked to get that as a status.
  * Thread safety: call it when no other thread uses the library (it frees what they would be
  * using: contexts, plugins, device memory). What is detected: the calls listed under Errors,
  * running on another thread, make it refuse; such a call that starts on another thread while
@@ -172,7 +172,16 @@ LAM_EXPORT lam_status lam_init(const lam_init_options *options);
  * runs. Pooled memory and cached buffers of the calling thread are freed here; other threads'
  * pooled memory is freed when those threads exit, their cached buffers here.
  */
-LAM_EXPORT lam_status lam_shutdown(void);
+LAM_EXPORT void lam_shutdown(void);
+
+/*
+ * lam_shutdown, returning whether it shut down.
+ * Errors: LAM_ERR_STATE ("Threads still running", with how many) when another thread is inside
+ * the library (see lam_shutdown), and nothing was shut down; LAM_ERR_STATE too when called from
+ * a plugin's entry point while the runtime starts (see lam_shutdown).
+ * Thread safety: as lam_shutdown.
+ */
+LAM_EXPORT lam_status lam_shutdown_checked(void);
 
 /* The ABI layout fingerprint this library was compiled with (equals LAM_ABI_FINGERPRINT of the
  * headers it was built against). */
