@@ -16,7 +16,9 @@ from peer_common import measure, openblas_info, serve_main  # noqa: E402
 
 
 def case_saveload(a, min_time, fixed):
-    """One .npy file per weight (what np.save writes); load reads them fully (no mmap)."""
+    """One .npy file per weight (what np.save writes), each followed by os.fsync: the same
+    durability as Lamina's save, which fsyncs before it renames; load reads them fully (no
+    mmap)."""
     layers, units = a.get("layers", 4), a.get("units", 2500)
     rng = np.random.default_rng(0)
     ws = [rng.random((units, units), dtype=np.float32) for _ in range(layers)]
@@ -25,7 +27,10 @@ def case_saveload(a, min_time, fixed):
     def save(n):
         for _ in range(n):
             for p, w in zip(paths, ws):
-                np.save(p, w)
+                with open(p, "wb") as f:
+                    np.save(f, w)
+                    f.flush()
+                    os.fsync(f.fileno())
 
     def load(n):
         for _ in range(n):

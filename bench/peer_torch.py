@@ -151,8 +151,11 @@ def case_saveload(a, min_time, fixed):
     sd = net.state_dict()
 
     def save(n):
-        for _ in range(n):
-            torch.save(sd, path)
+        for _ in range(n):  # fsync'd, as Lamina's save is
+            with open(path, "wb") as f:
+                torch.save(sd, f)
+                f.flush()
+                os.fsync(f.fileno())
 
     def load(n):
         for _ in range(n):

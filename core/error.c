@@ -1,5 +1,6 @@
 /* Thread-local error messages and status names. */
 #include "error.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,7 +11,7 @@ static _Thread_local char last_error[ERROR_CAP];
 /* Counts the messages set on this thread, so that the core can tell whether a callback it
  * called set one without clearing the user's last message first (lam_last_error stays valid
  * until the next failing call, successful calls leave it alone). */
-static _Thread_local uint64_t error_serial;
+static _Thread_local uint64_t error_serial LAM__TLS_FAST;
 
 const char *lam_status_string(lam_status status) {
     switch (status) {

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "op_name.h"
 #include "registry.h"
+#include "tensor.h"
 
 #include <string.h>
 
@@ -112,10 +113,15 @@ lam_status lam__execute_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inpu
                           "inputs)",
                           lam__op_name(op), (unsigned)n_inputs, (unsigned)n_outputs);
     }
+    lam_status st = lam__call_enter(lam__op_name(op));
+    if (st != LAM_OK) {
+        return st;
+    }
     abi_call c;
     build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags);
     uint64_t mark = lam__error_mark();
-    lam_status st = ctx->backend->desc.execute(ctx->dev, &c.call);
+    st = ctx->backend->desc.execute(ctx->dev, &c.call);
+    lam__call_leave();
     if (st != LAM_OK) {
         st = lam__backend_status(st, mark, ctx->backend, "execute");
         return lam__error_prefix(st, "%s on %s", lam__op_name(op), ctx->name);

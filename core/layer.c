@@ -13,6 +13,7 @@
 #include "rng.h"
 #include "shape.h"
 #include "start.h"
+#include "tensor.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -272,11 +273,16 @@ static lam_status fused_backward(void *ctx, const lam__node *n, lam_tensor *g) {
     uint64_t mark = lam__error_mark();
     lam_tensor *outs[1] = {n->out};
     const lam_tensor *gouts[1] = {g};
-    lam_status st = d->backward(layer->state, layer, ni, n->in, 1, outs, gouts, grads);
+    /* The plugin's code runs: lam_shutdown refuses meanwhile (tensor.h). */
+    lam_status st = lam__call_enter(b->name);
+    if (st == LAM_OK) {
+        st = d->backward(layer->state, layer, ni, n->in, 1, outs, gouts, grads);
+        lam__call_leave();
+        st = plugin_status(st, mark, b, "backward");
+    }
     in_backward = outer;
     in_backward_node = outer_node;
     in_backward_fused = outer_fused;
-    st = plugin_status(st, mark, b, "backward");
     for (uint32_t i = 0; i < ni; i++) {
         if (st == LAM_OK && grads[i] != NULL && lam__needs_grad(n->in[i])) {
             if (!lam_shape_equal(lam_tensor_shape(grads[i]), lam_tensor_shape(n->in[i]))) {
@@ -589,8 +595,13 @@ static lam_status layer_forward_outputs(lam_block *b, uint32_t n, lam_tensor *co
     lam_tensor *outs[LAYER_MAX_IO] = {NULL};
     int was = lam_autograd_record_begin(fuse ? 0 : lam_autograd_is_recording());
     uint64_t mark = lam__error_mark();
-    st = d->forward(layer->state, layer, n, inputs, n_out, outs);
-    st = plugin_status(st, mark, b, "forward");
+    /* The plugin's code runs: lam_shutdown refuses meanwhile (tensor.h). */
+    st = lam__call_enter(b->name);
+    if (st == LAM_OK) {
+        st = d->forward(layer->state, layer, n, inputs, n_out, outs);
+        lam__call_leave();
+        st = plugin_status(st, mark, b, "forward");
+    }
     lam_autograd_record_end(was);
     if (st != LAM_OK) {
         for (uint32_t i = 0; i < n_out; i++) {

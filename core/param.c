@@ -428,7 +428,8 @@ lam_status lam_param_grad(lam_param *p, lam_tensor **out) {
 lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
                             size_t count, lam__param_staged *out) {
     memset(out, 0, sizeof *out);
-    lam_status st = lam_tensor_from_data(ctx, shape, values, count, &out->data);
+    lam_status st = values != NULL ? lam_tensor_from_data(ctx, shape, values, count, &out->data)
+                                   : lam__tensor_alloc(ctx, shape, &out->data);
     if (st == LAM_OK) {
         st = lam__tape_reserve(out->data); /* so the commit's set_data cannot fail */
     }
@@ -437,7 +438,7 @@ lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, 
         if (out->const_values == NULL) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory, %zu elements", p->name,
                             count);
-        } else if (count > 0) {
+        } else if (count > 0 && values != NULL) {
             memcpy(out->const_values, values, count * sizeof *values);
         }
     }

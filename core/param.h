@@ -51,6 +51,8 @@ typedef struct lam__param_staged {
     float *const_values; /* constants: the new host copy */
     bool swap;           /* exchange buffers with the current data tensor */
 } lam__param_staged;
+/* values NULL: data and const_values are left uninitialized for the caller to fill (a load
+ * streaming the file in pieces). */
 lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
                             size_t count, lam__param_staged *out);
 void lam__param_commit(lam_param *p, lam__param_staged *s);

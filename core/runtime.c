@@ -43,6 +43,7 @@ static void shutdown_locked(void) {
     lam__contexts_close_all();
     lam__registry_unload();
     lam__tensor_pool_flush();
+    lam__calls_stopped();
     started = false;
 }
 
@@ -59,6 +60,7 @@ static lam_status init_locked(const lam_init_options *options) {
                           options->struct_size);
     }
     started = true;
+    lam__calls_resume();
     const char *path = options && options->plugin_path ? options->plugin_path
                                                        : secure_getenv("LAMINA_PLUGIN_PATH");
     bool skip = options && options->skip_builtin_dir;
@@ -109,14 +111,31 @@ __attribute__((constructor)) static void install_start(void) {
     lam__start_install(start_lazily);
 }
 
-void lam_shutdown(void) {
+lam_status lam_shutdown_checked(void) {
     if (in_start) {
         lam__log(LAM_LOG_WARN, "lam_shutdown: ignored, called while the runtime starts or stops");
-        return;
+        return reentered("lam_shutdown");
     }
     pthread_mutex_lock(&start_lock);
     in_start = true;
-    shutdown_locked();
+    lam_status st = LAM_OK;
+    size_t busy = lam__calls_stop();
+    if (busy > 0) {
+        st = lam__error(LAM_ERR_STATE,
+                        "lam_shutdown: Threads still running, %zu other thread%s inside the "
+                        "library (an op, a forward, a backward pass, or making, reading or "
+                        "writing a tensor); nothing was shut down",
+                        busy, busy == 1 ? " is" : "s are");
+    } else {
+        shutdown_locked();
+    }
     in_start = false;
     pthread_mutex_unlock(&start_lock);
+    return st;
+}
+
+void lam_shutdown(void) {
+    if (lam_shutdown_checked() == LAM_ERR_STATE && !in_start) {
+        lam__log(LAM_LOG_ERROR, "%s", lam_last_error());
+    }
 }

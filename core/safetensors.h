@@ -102,22 +102,31 @@ long lam__st_find(const lam__st_file *f, const char *name);
  * shrank while it was read). */
 lam_status lam__st_read_at(const lam__st_source *src, uint64_t at, void *dst, size_t n);
 
-/* Called with tensor i's values as float32 (count == its numel), borrowed for the call. */
-typedef lam_status (*lam__st_tensor_fn)(void *user, size_t i, const float *values, size_t count);
+/*
+ * Where lam__st_read_tensors puts the tensors. begin(user, i) runs for every wanted tensor, in
+ * data order, before any data is read (the place for allocating its destination); then
+ * values(user, i, first, values, count) receives its values as float32 in consecutive pieces
+ * (elements [first, first + count), borrowed for the call; a tensor with no element gets none).
+ */
+typedef struct lam__st_sink {
+    lam_status (*begin)(void *user, size_t i);
+    lam_status (*values)(void *user, size_t i, size_t first, const float *values, size_t count);
+    void *user;
+} lam__st_sink;
 
 /*
- * Reads the data area front to back once: tensor i, when want[i] (want NULL: every tensor), is
- * converted to float32 and handed to fn; the others are read only to verify the checksum. The
- * checksum covers the whole area and is compared at the end, so a caller must not commit what
- * fn received before this returns LAM_OK. Before any data is read, the float32 size of the
- * wanted tensors is checked against the machine's memory. Memory used: one tensor's float32
- * values and a 1 MiB buffer, never the whole file.
+ * Reads the data area front to back once, in pieces of at most 1 MiB that stay in the cache:
+ * tensor i, when want[i] (want NULL: every tensor), is converted to float32 and handed to the
+ * sink; the others are read only to verify the checksum. The checksum covers the whole area
+ * and is compared at the end, so a caller must not commit what the sink received before this
+ * returns LAM_OK. Before anything is allocated or read, the float32 size of the wanted tensors
+ * is checked against the machine's memory. Memory used: two 1 MiB buffers, never a copy of a
+ * tensor or of the file.
  * Errors: LAM_ERR_DTYPE (a wanted tensor does not convert), LAM_ERR_FORMAT (checksum
  * mismatch), LAM_ERR_IO (the file shrank or changed while it was read),
- * LAM_ERR_OUT_OF_MEMORY, or fn's error; no file prefix.
+ * LAM_ERR_OUT_OF_MEMORY, or the sink's error; no file prefix.
  */
-lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, lam__st_tensor_fn fn,
-                                void *user);
+lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const lam__st_sink *sink);
 
 /* Whether tensors a and b hold the same dtype, shape and bytes (false when reading fails). */
 bool lam__st_same_data(const lam__st_file *f, size_t a, size_t b);
@@ -154,8 +163,9 @@ json_t *lam__st_json_parse(const char *text, size_t len, lam__st_json_error *err
 /* Compact JSON text of v (free() it); NULL only when out of memory. */
 char *lam__st_json_dump(const json_t *v);
 
-/* Fills `count` float32 values of tensor i for the writer. */
-typedef lam_status (*lam__st_fill_fn)(void *user, size_t i, float *dst, size_t count);
+/* Fills float32 values [first, first + count) of tensor i for the writer (pieces of a tensor
+ * are asked for in order). */
+typedef lam_status (*lam__st_fill_fn)(void *user, size_t i, size_t first, float *dst, size_t count);
 
 /*
  * Writes a float32 safetensors file atomically: a temporary file
@@ -171,10 +181,12 @@ lam_status lam__st_write(const char *path, size_t n, const char *const *names,
                          size_t n_meta, const char *const *meta_keys,
                          const char *const *meta_values);
 
-/* CRC32C of n bytes, continuing from crc (0 to start). */
 /* The checksum a "lamina.crc32c" metadata value states (8 hex digits); an error otherwise. */
 lam_status lam__st_parse_crc(const char *text, uint32_t *want);
 
+/* CRC32C of n bytes, continuing from crc (0 to start). */
 uint32_t lam__crc32c(uint32_t crc, const void *buf, size_t n);
+/* CRC32C of A followed by B, from crc1 = CRC32C of A, crc2 = CRC32C of B and B's length. */
+uint32_t lam__crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 
 #endif

@@ -6,6 +6,7 @@
 #include "error.h"
 #include "log.h"
 #include "param.h"
+#include "tensor.h"
 #include "util.h"
 
 #include <errno.h>
@@ -140,12 +141,13 @@ typedef struct load_ctx {
     const lam__st_file *f;
 } load_ctx;
 
-static lam_status load_one(void *user, size_t i, const float *values, size_t count) {
+/* The tensor of entry i, uninitialized until its values arrive. */
+static lam_status load_begin(void *user, size_t i) {
     load_ctx *lc = user;
     const lam__st_entry *e = &lc->f->entries[i];
     lam_shape shape = e->shape;
     lam_tensor *t = NULL;
-    lam_status st = lam_tensor_from_data(lc->ctx, &shape, values, count, &t);
+    lam_status st = lam__tensor_alloc(lc->ctx, &shape, &t);
     if (st != LAM_OK) {
         return lam__error_prefix(st, "tensor '%s'", e->name);
     }
@@ -155,6 +157,13 @@ static lam_status load_one(void *user, size_t i, const float *values, size_t cou
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
     }
     return LAM_OK;
+}
+
+static lam_status load_values(void *user, size_t i, size_t first, const float *values,
+                              size_t count) {
+    load_ctx *lc = user;
+    lam_status st = lam__tensor_write_at(lc->d->entries[i].tensor, first, values, count);
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "tensor '%s'", lc->f->entries[i].name);
 }
 
 lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
@@ -185,9 +194,13 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
             st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading '%s': Out of memory", path);
         }
     }
+    if (st == LAM_OK && ctx == NULL) {
+        st = lam_ctx_default(&ctx);
+    }
     if (st == LAM_OK) {
         load_ctx lc = {ctx, d, &f};
-        st = lam__st_read_tensors(&f, NULL, load_one, &lc);
+        lam__st_sink sink = {load_begin, load_values, &lc};
+        st = lam__st_read_tensors(&f, NULL, &sink);
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s'", path);
         }
@@ -206,9 +219,9 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
 
 /* ---- saving tensors ---- */
 
-static lam_status fill_from_tensor(void *user, size_t i, float *dst, size_t count) {
+static lam_status fill_from_tensor(void *user, size_t i, size_t first, float *dst, size_t count) {
     lam_tensor *const *tensors = user;
-    return lam_tensor_read(tensors[i], dst, count);
+    return lam__tensor_read_at(tensors[i], first, dst, count);
 }
 
 static lam_status save_tensors(const char *path, const char *kind, const char *const *names,
@@ -355,9 +368,9 @@ static lam_status walk(lam_block *b, const char *prefix, key_list *l, int depth)
     return st;
 }
 
-static lam_status fill_from_param(void *user, size_t i, float *dst, size_t count) {
+static lam_status fill_from_param(void *user, size_t i, size_t first, float *dst, size_t count) {
     lam_param *const *params = user;
-    return lam_tensor_read(params[i]->data, dst, count);
+    return lam__tensor_read_at(params[i]->data, first, dst, count);
 }
 
 lam_status lam_block_save_parameters(lam_block *b, const char *path) {
@@ -590,8 +603,8 @@ typedef struct stage_ctx {
     const lam_load_options *o;
 } stage_ctx;
 
-/* Stages the values of entry i into every parameter it fills; nothing changes yet. */
-static lam_status stage(void *user, size_t i, const float *values, size_t count) {
+/* Stages a tensor for every parameter entry i fills; nothing changes yet. */
+static lam_status stage_begin(void *user, size_t i) {
     stage_ctx *sc = user;
     const lam__st_entry *e = &sc->f->entries[i];
     for (long k = sc->first[i]; k >= 0; k = sc->slots[k].next) {
@@ -599,10 +612,27 @@ static lam_status stage(void *user, size_t i, const float *values, size_t count)
         lam_ctx *ctx;
         lam_status st = target_ctx(s->param, sc->o, &ctx);
         if (st == LAM_OK) {
-            st = lam__param_stage(s->param, ctx, &e->shape, values, count, &s->staged);
+            st = lam__param_stage(s->param, ctx, &e->shape, NULL, (size_t)e->numel, &s->staged);
         }
         if (st != LAM_OK) {
             return lam__error_prefix(st, "%s", s->src_key);
+        }
+    }
+    return LAM_OK;
+}
+
+/* Copies a piece of entry i's values into every staged parameter it fills. */
+static lam_status stage_values(void *user, size_t i, size_t first, const float *values,
+                               size_t count) {
+    stage_ctx *sc = user;
+    for (long k = sc->first[i]; k >= 0; k = sc->slots[k].next) {
+        slot *s = &sc->slots[k];
+        lam_status st = lam__tensor_write_at(s->staged.data, first, values, count);
+        if (st != LAM_OK) {
+            return lam__error_prefix(st, "%s", s->src_key);
+        }
+        if (s->staged.const_values != NULL) {
+            memcpy(s->staged.const_values + first, values, count * sizeof *values);
         }
     }
     return LAM_OK;
@@ -671,7 +701,8 @@ lam_status lam_block_load_parameters(lam_block *b, const char *path,
             }
         }
         stage_ctx sc = {path, &f, slots, first, &o};
-        st = lam__st_read_tensors(&f, used, stage, &sc);
+        lam__st_sink sink = {stage_begin, stage_values, &sc};
+        st = lam__st_read_tensors(&f, used, &sink);
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s'", path);
         }

@@ -1,9 +1,12 @@
 /* The safetensors format: tensors read and converted to float32 in data order, checksummed. */
-#define _GNU_SOURCE /* _SC_PHYS_PAGES */
+#define _GNU_SOURCE /* _SC_PHYS_PAGES, sched_getaffinity */
 #include "safetensors.h"
 #include "error.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +82,8 @@ static void convert(lam__st_dtype dt, const uint8_t *p, float *dst, size_t count
     }
 }
 
-#define CHUNK ((size_t)1 << 20)
+#define CHUNK     ((size_t)1 << 18)
+#define MAX_PARTS 4
 
 /* Memory the machine has, in bytes (0 when unknown). */
 static uint64_t physical_memory(void) {
@@ -141,108 +145,263 @@ static lam_status check_unchanged(const lam__st_source *src) {
     return LAM_OK;
 }
 
-/* Reads tensor e into dst (NULL: only for the checksum) through the scratch buffer. */
-static lam_status read_entry(const lam__st_file *f, const lam__st_entry *e, float *dst,
-                             uint8_t *scratch, uint32_t *crc) {
-    uint64_t at = f->data_at + e->begin, bytes = e->end - e->begin;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (dst != NULL && e->dtype == LAM__ST_F32) {
-        /* Straight into the destination: no conversion needed. */
-        lam_status st = lam__st_read_at(&f->src, at, dst, (size_t)bytes);
-        if (st == LAM_OK) {
-            *crc = lam__crc32c(*crc, dst, (size_t)bytes);
-        }
-        return st;
-    }
-#endif
-    size_t isz = lam__st_dtype_size(e->dtype), done = 0;
-    while (bytes > 0) {
-        size_t n = bytes < CHUNK ? (size_t)bytes : CHUNK; /* CHUNK is a multiple of isz */
-        lam_status st = lam__st_read_at(&f->src, at, scratch, n);
-        if (st != LAM_OK) {
-            return st;
-        }
-        *crc = lam__crc32c(*crc, scratch, n);
-        if (dst != NULL) {
-            convert(e->dtype, scratch, dst + done, n / isz);
-        }
-        done += n / isz;
-        at += n;
-        bytes -= n;
-    }
-    return LAM_OK;
+/*
+ * One part of the data area, [lo, hi) bytes from its start, read by one thread: its own
+ * buffers (raw bytes as read, float32 values of a converted dtype; a piece fills at most CHUNK
+ * bytes of either, small enough to stay in the cache between the read, the checksum and the
+ * sink's copy) and the CRC32C of its bytes.
+ */
+typedef struct part {
+    const lam__st_file *f;
+    const bool *want;
+    const lam__st_sink *sink;
+    const size_t *order;
+    bool check; /* the metadata has a checksum: every byte is read */
+    uint64_t lo, hi;
+    uint8_t *raw;
+    float *conv;
+    atomic_bool *stop; /* set by a part that failed: the others stop early */
+    uint32_t crc;
+    lam_status st;
+    char msg[1024]; /* a worker thread's error message, for the calling thread */
+} part;
+
+/* Elements of tensor e read at once. */
+static size_t piece_elems(const lam__st_entry *e) {
+    size_t isz = lam__st_dtype_size(e->dtype);
+    return CHUNK / (isz > sizeof(float) ? isz : sizeof(float));
 }
 
-lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, lam__st_tensor_fn fn,
-                                void *user) {
-    const char *crc_text = lam__st_metadata(f, LAM__ST_META_CRC);
-    uint32_t want_crc = 0, crc = 0;
-    lam_status st = crc_text ? lam__st_parse_crc(crc_text, &want_crc) : LAM_OK;
+/* Reads elements [first, last) of tensor i piece by piece: each piece checksummed, and handed
+ * to the sink converted to float32 when the tensor is wanted. */
+static lam_status read_range(part *pt, size_t i, uint64_t first, uint64_t last, bool wanted) {
+    const lam__st_entry *e = &pt->f->entries[i];
+    size_t isz = lam__st_dtype_size(e->dtype), step = piece_elems(e);
+    lam_status st = LAM_OK;
+    for (; st == LAM_OK && first < last; first += step) {
+        if (atomic_load_explicit(pt->stop, memory_order_relaxed)) {
+            return LAM_OK; /* another part failed: its error is the one reported */
+        }
+        size_t count = last - first < step ? (size_t)(last - first) : step;
+        st = lam__st_read_at(&pt->f->src, pt->f->data_at + e->begin + first * isz, pt->raw,
+                             count * isz);
+        if (st != LAM_OK) {
+            break;
+        }
+        pt->crc = lam__crc32c(pt->crc, pt->raw, count * isz);
+        if (!wanted) {
+            continue;
+        }
+        const float *values = pt->conv;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (e->dtype == LAM__ST_F32) {
+            values = (const float *)(const void *)pt->raw; /* malloc'd: aligned for floats */
+        } else
+#endif
+        {
+            convert(e->dtype, pt->raw, pt->conv, count);
+        }
+        st = pt->sink->values(pt->sink->user, i, (size_t)first, values, count);
+    }
+    return st;
+}
+
+/* Reads the part's bytes, tensor by tensor in data order. */
+static void *part_run(void *arg) {
+    part *pt = arg;
+    pt->st = LAM_OK;
+    pt->crc = 0;
+    for (size_t k = 0; pt->st == LAM_OK && k < pt->f->n; k++) {
+        size_t i = pt->order[k];
+        const lam__st_entry *e = &pt->f->entries[i];
+        bool wanted = pt->want == NULL || pt->want[i];
+        uint64_t lo = e->begin > pt->lo ? e->begin : pt->lo;
+        uint64_t hi = e->end < pt->hi ? e->end : pt->hi;
+        if (lo >= hi || !(wanted || pt->check)) {
+            continue; /* outside the part, or nothing to check and nothing to read */
+        }
+        uint64_t isz = lam__st_dtype_size(e->dtype);
+        pt->st = read_range(pt, i, (lo - e->begin) / isz, (hi - e->begin) / isz, wanted);
+    }
+    if (pt->st != LAM_OK) {
+        atomic_store(pt->stop, true);
+    }
+    return NULL;
+}
+
+/* Same as part_run, in a thread of its own: the error message moves with the status. */
+static void *part_thread(void *arg) {
+    part *pt = arg;
+    part_run(pt);
+    if (pt->st != LAM_OK) {
+        snprintf(pt->msg, sizeof pt->msg, "%s", lam_last_error());
+    }
+    return NULL;
+}
+
+/* Threads a load of `bytes` bytes is split over: one below 4 MiB (a thread costs more than
+ * it saves), else one per CPU this process may run on, at most 4 (copying saturates the
+ * memory bus beyond that). */
+static size_t read_threads(uint64_t bytes) {
+    if (bytes < ((uint64_t)4 << 20)) {
+        return 1;
+    }
+    size_t cpus = 1;
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        cpus = (size_t)CPU_COUNT(&set);
+    }
+#else
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpus = n > 0 ? (size_t)n : 1;
+#endif
+    return cpus < 1 ? 1 : cpus > MAX_PARTS ? MAX_PARTS : cpus;
+}
+
+/* Where part p of n ends: an equal share of the data area, moved down to an element boundary
+ * of the tensor it falls in. */
+static uint64_t part_end(const lam__st_file *f, const size_t *order, size_t p, size_t n) {
+    if (p + 1 == n) {
+        return f->data_size;
+    }
+    uint64_t at = f->data_size / n * (p + 1);
+    for (size_t k = 0; k < f->n; k++) {
+        const lam__st_entry *e = &f->entries[order[k]];
+        if (e->begin <= at && at < e->end) {
+            uint64_t isz = lam__st_dtype_size(e->dtype);
+            return e->begin + (at - e->begin) / isz * isz;
+        }
+    }
+    return at;
+}
+
+/* Checks that the wanted tensors convert to float32 and fit in the machine's memory. */
+static lam_status check_wanted(const lam__st_file *f, const bool *want, bool *convert_any) {
     /* The header's claims were checked against the file size; what they ask of memory is
      * checked against the machine before a byte of data is read (a huge sparse file is
      * refused at once, not after reading it). */
     uint64_t need = 0, mem = physical_memory();
-    for (size_t i = 0; st == LAM_OK && i < f->n; i++) {
+    *convert_any = false;
+    for (size_t i = 0; i < f->n; i++) {
         const lam__st_entry *e = &f->entries[i];
         if (want != NULL && !want[i]) {
             continue;
         }
         if (!lam__st_dtype_convertible(e->dtype)) {
-            st = lam__error(LAM_ERR_DTYPE,
-                            "tensor '%s': Unsupported dtype, %s does not convert to float32 "
-                            "(F32, F16, BF16, F64, I32, I64 and U8 do)",
-                            e->name, lam__st_dtype_name(e->dtype));
-        } else if (e->numel > UINT64_MAX / 4 || need + e->numel * 4 < need ||
-                   (mem > 0 && need + e->numel * 4 > mem) ||
-                   e->numel * 4 > (uint64_t)SIZE_MAX / 2) {
-            st = lam__error(LAM_ERR_OUT_OF_MEMORY,
-                            "tensor '%s': Too large, the file's tensors need at least %llu bytes "
-                            "as float32 and this machine has %llu bytes of memory",
-                            e->name, (unsigned long long)(need + e->numel * 4),
-                            (unsigned long long)mem);
+            return lam__error(LAM_ERR_DTYPE,
+                              "tensor '%s': Unsupported dtype, %s does not convert to float32 "
+                              "(F32, F16, BF16, F64, I32, I64 and U8 do)",
+                              e->name, lam__st_dtype_name(e->dtype));
+        }
+        if (e->numel > UINT64_MAX / 4 || need + e->numel * 4 < need ||
+            (mem > 0 && need + e->numel * 4 > mem) || e->numel * 4 > (uint64_t)SIZE_MAX / 2) {
+            return lam__error(LAM_ERR_OUT_OF_MEMORY,
+                              "tensor '%s': Too large, the file's tensors need at least %llu bytes "
+                              "as float32 and this machine has %llu bytes of memory",
+                              e->name, (unsigned long long)(need + e->numel * 4),
+                              (unsigned long long)mem);
         }
         need += e->numel * 4;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        *convert_any = *convert_any || (e->dtype != LAM__ST_F32 && e->numel > 0);
+#else
+        *convert_any = *convert_any || e->numel > 0;
+#endif
+    }
+    return LAM_OK;
+}
+
+lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const lam__st_sink *sink) {
+    const char *crc_text = lam__st_metadata(f, LAM__ST_META_CRC);
+    uint32_t want_crc = 0;
+    bool convert_any = false;
+    lam_status st = crc_text ? lam__st_parse_crc(crc_text, &want_crc) : LAM_OK;
+    if (st == LAM_OK) {
+        st = check_wanted(f, want, &convert_any);
     }
     if (st != LAM_OK) {
         return st;
     }
-    size_t *order = data_order(f);
-    uint8_t *scratch = malloc(CHUNK);
-    if (order == NULL || scratch == NULL) {
-        free(order);
-        free(scratch);
-        return lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory, reading the data");
+    /* Small files get small buffers: a piece never exceeds the largest tensor read. */
+    uint64_t largest = 1, bytes = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        if (crc_text != NULL || want == NULL || want[i]) {
+            uint64_t b = f->entries[i].end - f->entries[i].begin;
+            largest = b > largest ? b : largest;
+            bytes += b;
+        }
     }
+    size_t raw_cap = largest < CHUNK ? (size_t)largest : CHUNK;
+    size_t n_parts = read_threads(bytes);
+    size_t *order = data_order(f);
+    atomic_bool stop = false;
+    part parts[MAX_PARTS];
+    memset(parts, 0, sizeof parts);
+    st = order != NULL ? LAM_OK : LAM_ERR_OUT_OF_MEMORY;
+    for (size_t p = 0; st == LAM_OK && p < n_parts; p++) {
+        part *pt = &parts[p];
+        *pt = (part){.f = f,
+                     .want = want,
+                     .sink = sink,
+                     .order = order,
+                     .check = crc_text != NULL,
+                     .stop = &stop};
+        pt->lo = p == 0 ? 0 : parts[p - 1].hi;
+        pt->hi = part_end(f, order, p, n_parts);
+        pt->raw = malloc(raw_cap);
+        pt->conv = convert_any ? malloc(CHUNK) : NULL;
+        if (pt->raw == NULL || (convert_any && pt->conv == NULL)) {
+            st = LAM_ERR_OUT_OF_MEMORY;
+        }
+    }
+    if (st != LAM_OK) {
+        st = lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory, reading the data");
+    }
+    /* Every destination exists before any data is read: an allocation failure then costs no
+     * reading, and the sink only copies (from several threads at once, into disjoint ranges). */
     for (size_t k = 0; st == LAM_OK && k < f->n; k++) {
-        size_t i = order[k];
-        const lam__st_entry *e = &f->entries[i];
-        bool wanted = want == NULL || want[i];
-        if (!wanted && crc_text == NULL) {
-            continue; /* nothing to check, nothing to read */
+        if (want == NULL || want[order[k]]) {
+            st = sink->begin(sink->user, order[k]);
         }
-        float *dst = NULL;
-        if (wanted && (dst = malloc((size_t)(e->numel ? e->numel : 1) * sizeof *dst)) == NULL) {
-            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "tensor '%s': Out of memory, %llu elements",
-                            e->name, (unsigned long long)e->numel);
-            break;
+    }
+    if (st == LAM_OK) {
+        /* Parts 1.. in threads of their own, part 0 here; a thread that cannot start leaves
+         * its part to this one, after part 0. */
+        pthread_t threads[MAX_PARTS];
+        bool started[MAX_PARTS] = {false};
+        for (size_t p = 1; p < n_parts; p++) {
+            started[p] = pthread_create(&threads[p], NULL, part_thread, &parts[p]) == 0;
         }
-        st = read_entry(f, e, dst, scratch, &crc);
-        if (st == LAM_OK && wanted) {
-            st = fn(user, i, dst, (size_t)e->numel);
+        part_run(&parts[0]);
+        st = parts[0].st;
+        uint32_t crc = parts[0].crc;
+        for (size_t p = 1; p < n_parts; p++) {
+            if (started[p]) {
+                pthread_join(threads[p], NULL);
+            } else if (st == LAM_OK) {
+                part_thread(&parts[p]);
+            }
+            if (st == LAM_OK && parts[p].st != LAM_OK) {
+                st = lam__error(parts[p].st, "%s", parts[p].msg);
+            }
+            crc = lam__crc32c_combine(crc, parts[p].crc, parts[p].hi - parts[p].lo);
         }
-        free(dst);
+        if (st == LAM_OK) {
+            st = check_unchanged(&f->src);
+        }
+        if (st == LAM_OK && crc_text != NULL && crc != want_crc) {
+            st = lam__error(LAM_ERR_FORMAT,
+                            "Checksum mismatch, the data has CRC32C %08x but the metadata says "
+                            "%08x (the file is corrupt)",
+                            (unsigned)crc, (unsigned)want_crc);
+        }
+    }
+    for (size_t p = 0; p < n_parts; p++) {
+        free(parts[p].raw);
+        free(parts[p].conv);
     }
     free(order);
-    free(scratch);
-    if (st == LAM_OK) {
-        st = check_unchanged(&f->src);
-    }
-    if (st == LAM_OK && crc_text != NULL && crc != want_crc) {
-        st = lam__error(LAM_ERR_FORMAT,
-                        "Checksum mismatch, the data has CRC32C %08x but the metadata says "
-                        "%08x (the file is corrupt)",
-                        (unsigned)crc, (unsigned)want_crc);
-    }
     return st;
 }
 

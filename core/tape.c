@@ -9,6 +9,7 @@
 #include "error.h"
 #include "op_name.h"
 #include "tensor.h"
+#include "util.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 
 /* Recording is per thread (a thread starts with it off), so one thread's training never makes
  * another thread's inference record. The fused-backward switch is a process-wide setting. */
-static _Thread_local bool recording;
+static _Thread_local bool recording LAM__TLS_FAST;
 static atomic_bool fused = true;
 
 int lam_autograd_set_recording(int on) {
@@ -66,13 +67,16 @@ bool lam__fused_backward(void) {
     return atomic_load_explicit(&fused, memory_order_relaxed);
 }
 
+/* The tape's state lives in the tensor's inline extension room (no allocation). */
+_Static_assert(sizeof(lam__tape_info) <= LAM__TENSOR_EXT_INLINE,
+               "lam__tape_info must fit in a tensor's ext_inline");
+
 static void info_destroy(void *data) {
     lam__tape_info *i = data;
     lam__node_free(i->node);
     lam_tensor_release(i->attached);
     lam_tensor_release(i->leaf_sink);
     lam_tensor_release(i->bw_grad);
-    free(i);
 }
 
 lam__tape_info *lam__tape_info_of(const lam_tensor *t) {
@@ -84,10 +88,9 @@ lam__tape_info *lam__tape_info_get(lam_tensor *t) {
     if (i != NULL || t->ext.destroy != NULL) {
         return i;
     }
-    i = calloc(1, sizeof *i);
-    if (i != NULL) {
-        t->ext = (lam__tensor_ext){i, info_destroy};
-    }
+    i = (lam__tape_info *)(void *)t->ext_inline;
+    memset(i, 0, sizeof *i);
+    t->ext = (lam__tensor_ext){i, info_destroy};
     return i;
 }
 

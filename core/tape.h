@@ -92,8 +92,8 @@ typedef struct lam__tape_info {
 
 /* The tape's state on t; NULL when it has none (t never needed a gradient). */
 lam__tape_info *lam__tape_info_of(const lam_tensor *t);
-/* The tape's state on t, allocated when missing; NULL when out of memory (or the slot is
- * taken by something else). */
+/* The tape's state on t (in the tensor's inline extension room), set up when missing; NULL
+ * when the extension slot is taken by something else. */
 lam__tape_info *lam__tape_info_get(lam_tensor *t);
 
 #endif

@@ -6,6 +6,7 @@
 #include "op_name.h"
 #include "registry.h"
 #include "shape.h"
+#include "util.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -13,34 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Manual poisoning: released tensor and storage structs wait in pools for reuse, where ASan
- * would not see a use after release; poisoned, it reports it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define LAM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LAM_ASAN 1
-#endif
-#endif
-#ifdef LAM_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define POISON(p, n)   ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-/* Tensors alive in the runtime, and those the user still held at lam_shutdown(). */
-typedef struct tensor_list {
-    lam_tensor *head;
-    size_t n;
-} tensor_list;
-static tensor_list live, orphans;
-/* Tensors are created and freed on any thread (one made on one thread may be released on
- * another), so the lists are locked. */
-static pthread_mutex_t lists_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static lam_status read_bytes(const char *fn, const lam_tensor *t, void *dst, size_t bytes);
 static lam_status write_bytes(const char *fn, lam_tensor *t, const void *src, size_t bytes);
@@ -64,119 +37,35 @@ lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *
 
 /* ---- tensors ---- */
 
-static void list_link(tensor_list *l, lam_tensor *t) {
-    pthread_mutex_lock(&lists_lock);
-    t->prev = NULL;
-    t->next = l->head;
-    if (l->head) {
-        l->head->prev = t;
-    }
-    l->head = t;
-    l->n++;
-    pthread_mutex_unlock(&lists_lock);
-}
-
-static void list_unlink(tensor_list *l, lam_tensor *t) {
-    pthread_mutex_lock(&lists_lock);
-    if (t->prev) {
-        t->prev->next = t->next;
-    } else {
-        l->head = t->next;
-    }
-    if (t->next) {
-        t->next->prev = t->prev;
-    }
-    l->n--;
-    pthread_mutex_unlock(&lists_lock);
-}
-
-/* ---- pools: freed tensor structs and storage structs are reused (buffers: context.c) ---- */
-
-#define POOL_MAX 1024
-
-/* The pools keep pointers beside the objects, not inside them: a released tensor keeps its
- * LAM__TENSOR_DEAD mark (normal builds detect a second release) and can be poisoned whole.
- * They are per thread, so the op hot path takes no lock for them: a struct released on a
- * thread goes to that thread's pools. They hold plain memory only (nothing of the runtime):
- * a thread's pools are freed when it exits (a pthread key destructor), the calling thread's
- * also by lam_shutdown. */
-typedef struct pool {
-    void *slot[POOL_MAX];
-    size_t n;
-    size_t size;
-} pool;
-static _Thread_local pool tensor_pool = {.size = sizeof(lam_tensor)};
-static _Thread_local pool storage_pool = {.size = sizeof(lam__storage)};
-static _Thread_local bool pools_registered; /* the exit destructor is set for this thread */
-static pthread_key_t pools_key;
-static pthread_once_t pools_once = PTHREAD_ONCE_INIT;
-static bool pools_key_ok;
-
-static void pools_at_thread_exit(void *unused);
-
-static void pools_key_create(void) {
-    pools_key_ok = pthread_key_create(&pools_key, pools_at_thread_exit) == 0;
-}
-
-/* A dlclose()d liblamina must not leave a destructor pointing into unmapped code. */
-__attribute__((destructor)) static void pools_key_delete(void) {
-    if (pools_key_ok) {
-        pthread_key_delete(pools_key);
-        pools_key_ok = false;
-    }
-}
-
-static void *pool_get(pool *p) {
-    if (p->n > 0) {
-        void *obj = p->slot[--p->n];
-        UNPOISON(obj, p->size);
-        memset(obj, 0, p->size);
-        return obj;
-    }
-    return calloc(1, p->size);
-}
-
-static void pool_put(pool *p, void *obj) {
-    if (!pools_registered) {
-        pthread_once(&pools_once, pools_key_create);
-        pools_registered = pools_key_ok && pthread_setspecific(pools_key, &tensor_pool) == 0;
-    }
-    if (p->n >= POOL_MAX || !pools_registered) {
-        free(obj);
-        return;
-    }
-    POISON(obj, p->size);
-    p->slot[p->n++] = obj;
-}
-
-static void pool_flush(pool *p) {
-    while (p->n > 0) {
-        void *obj = p->slot[--p->n];
-        UNPOISON(obj, p->size);
-        free(obj);
-    }
-}
-
-void lam__tensor_pool_flush(void) {
-    pool_flush(&tensor_pool);
-    pool_flush(&storage_pool);
-}
-
-static void pools_at_thread_exit(void *unused) {
-    (void)unused;
-    lam__tensor_pool_flush();
-}
-
 /* Reference counts: an increment needs no order (the caller already holds a reference); the
  * decrement that reaches zero must see every other thread's writes before freeing. */
+/* Drops one reference; true when it was the last. A count of 1 seen with acquire order means
+ * the caller holds the only reference: no other thread can retain or release it any more (that
+ * needs a reference), and every earlier release on other threads happened before the load, so
+ * the common case (a temporary released by the thread that made it) needs no atomic
+ * read-modify-write. */
+static bool release_last(atomic_long *refcount) {
+    if (atomic_load_explicit(refcount, memory_order_acquire) == 1) {
+        atomic_store_explicit(refcount, 0, memory_order_relaxed);
+        return true;
+    }
+    return atomic_fetch_sub_explicit(refcount, 1, memory_order_acq_rel) == 1;
+}
+
 static void storage_release(lam__storage *s) {
-    if (s != NULL && atomic_fetch_sub_explicit(&s->refcount, 1, memory_order_acq_rel) == 1) {
+    if (s != NULL && release_last(&s->refcount)) {
         if (s->ctx == NULL) { /* an orphan's: its buffer went with the runtime */
             free(s);
             return;
         }
-        lam__ctx_cache_give(s->ctx, s->buf, s->bytes);
-        pool_put(&storage_pool, s);
+        lam__heap *h = lam__heap_mine();
+        if (h == NULL) {
+            lam__ctx_cache_give(s->ctx, s->buf, s->bytes);
+            free(s);
+            return;
+        }
+        lam__heap_buffer_give(h, s->ctx, s->buf, s->bytes);
+        lam__heap_storage_put(h, s);
     }
 }
 
@@ -206,25 +95,36 @@ lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shap
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory, %lld elements",
                           (long long)numel);
     }
-    lam_tensor *t = pool_get(&tensor_pool);
-    lam__storage *s = pool_get(&storage_pool);
+    lam__heap *h = lam__heap_mine();
+    if (h == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory");
+    }
+    st = lam__call_enter("lam_tensor_create");
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *t = lam__heap_tensor_get(h);
+    lam__storage *s = lam__heap_storage_get(h);
     if (t == NULL || s == NULL) {
+        lam__call_leave();
         free(t);
         free(s);
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_tensor_create: Out of memory");
     }
     s->bytes = (size_t)numel * es;
-    s->buf = lam__ctx_cache_take(ctx, s->bytes);
+    s->buf = lam__heap_buffer_take(h, ctx, s->bytes);
     if (s->buf == NULL) {
         uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_alloc(ctx->dev, s->bytes, &s->buf);
         st = lam__backend_status(st, mark, ctx->backend, "buffer_alloc");
         if (st != LAM_OK) {
+            lam__call_leave();
             free(t);
             free(s);
             return lam__error_prefix(st, "%s", ctx->name);
         }
     }
+    lam__call_leave();
     atomic_store_explicit(&s->refcount, 1, memory_order_relaxed);
     s->ctx = ctx;
     atomic_store_explicit(&t->refcount, 1, memory_order_relaxed);
@@ -237,7 +137,7 @@ lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shap
     t->numel = numel;
     t->dtype = dtype;
     t->magic = LAM__TENSOR_LIVE;
-    list_link(&live, t);
+    lam__heap_link(t);
     *out = t;
     return LAM_OK;
 }
@@ -407,7 +307,9 @@ lam_tensor *lam_tensor_retain(lam_tensor *t) {
 
 static void tensor_free(lam_tensor *t) {
     bool orphan = t->magic == LAM__TENSOR_ORPHAN;
-    list_unlink(orphan ? &orphans : &live, t);
+    if (orphan) {
+        lam__heap_orphan_unlink(t);
+    }
     t->magic = LAM__TENSOR_DEAD;
     if (t->ext.destroy != NULL) {
         void (*destroy)(void *data) = t->ext.destroy;
@@ -419,7 +321,7 @@ static void tensor_free(lam_tensor *t) {
     if (orphan) {
         free(t);
     } else {
-        pool_put(&tensor_pool, t);
+        lam__heap_unlink(t);
     }
 }
 
@@ -434,40 +336,9 @@ void lam_tensor_release(lam_tensor *t) {
                  (void *)t);
         return;
     }
-    if (atomic_fetch_sub_explicit(&t->refcount, 1, memory_order_acq_rel) == 1) {
+    if (release_last(&t->refcount)) {
         tensor_free(t);
     }
-}
-
-void lam__tensors_reclaim_all(void) {
-    if (live.n > 0) {
-        lam__log(LAM_LOG_WARN,
-                 "lam_shutdown: %zu tensor%s still alive, data freed; the handles only accept "
-                 "lam_tensor_release",
-                 live.n, live.n == 1 ? "" : "s");
-    }
-    /* The structs stay for whoever holds them (a user, a block's parameters, a trainer, a
-     * dict): releasing them later must not touch the backend, which is about to go. Storage is
-     * shared by views: each buffer is freed once. */
-    while (live.head != NULL) {
-        lam_tensor *t = live.head;
-        lam__storage *s = t->storage;
-        if (s->ctx != NULL) {
-            s->ctx->backend->desc.buffer_free(s->ctx->dev, s->buf);
-            s->ctx = NULL;
-            s->buf = NULL;
-        }
-        list_unlink(&live, t);
-        t->magic = LAM__TENSOR_ORPHAN;
-        list_link(&orphans, t);
-    }
-}
-
-size_t lam_tensor_live_count(void) {
-    pthread_mutex_lock(&lists_lock);
-    size_t n = live.n;
-    pthread_mutex_unlock(&lists_lock);
-    return n;
 }
 
 const lam_shape *lam_tensor_shape(const lam_tensor *t) {
@@ -507,10 +378,15 @@ static lam_status read_bytes(const char *fn, const lam_tensor *t, void *dst, siz
     if (dst == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, dst is NULL", fn);
     }
+    lam_status st = lam__call_enter(fn);
+    if (st != LAM_OK) {
+        return st;
+    }
     lam_ctx *c = t->storage->ctx;
     uint64_t mark = lam__error_mark();
-    lam_status st = c->backend->desc.buffer_read(c->dev, t->storage->buf,
-                                                 t->offset * lam_dtype_size(t->dtype), dst, bytes);
+    st = c->backend->desc.buffer_read(c->dev, t->storage->buf, t->offset * lam_dtype_size(t->dtype),
+                                      dst, bytes);
+    lam__call_leave();
     st = lam__backend_status(st, mark, c->backend, "buffer_read");
     if (st != LAM_OK) {
         return lam__error_prefix(st, "%s on %s", fn, c->name);
@@ -525,10 +401,15 @@ static lam_status write_bytes(const char *fn, lam_tensor *t, const void *src, si
     if (src == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, src is NULL", fn);
     }
+    lam_status st = lam__call_enter(fn);
+    if (st != LAM_OK) {
+        return st;
+    }
     lam_ctx *c = t->storage->ctx;
     uint64_t mark = lam__error_mark();
-    lam_status st = c->backend->desc.buffer_write(c->dev, t->storage->buf,
-                                                  t->offset * lam_dtype_size(t->dtype), src, bytes);
+    st = c->backend->desc.buffer_write(c->dev, t->storage->buf,
+                                       t->offset * lam_dtype_size(t->dtype), src, bytes);
+    lam__call_leave();
     st = lam__backend_status(st, mark, c->backend, "buffer_write");
     if (st != LAM_OK) {
         return lam__error_prefix(st, "%s on %s", fn, c->name);
@@ -595,6 +476,43 @@ lam_status lam_tensor_write_bytes(lam_tensor *t, const void *src, size_t bytes) 
     return st != LAM_OK ? st : write_bytes("lam_tensor_write_bytes", t, src, bytes);
 }
 
+lam_status lam__tensor_read_at(const lam_tensor *t, size_t first, float *dst, size_t count) {
+    lam_status st = check_tensor("lam_tensor_read", t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (first > (size_t)t->numel || count > (size_t)t->numel - first) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "lam_tensor_read: Out of bounds, %zu elements at %zu of a tensor of %lld",
+                          count, first, (long long)t->numel);
+    }
+    lam_ctx *c = t->storage->ctx;
+    uint64_t mark = lam__error_mark();
+    st = c->backend->desc.buffer_read(c->dev, t->storage->buf, (t->offset + first) * sizeof(float),
+                                      dst, count * sizeof(float));
+    st = lam__backend_status(st, mark, c->backend, "buffer_read");
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "lam_tensor_read on %s", c->name);
+}
+
+lam_status lam__tensor_write_at(lam_tensor *t, size_t first, const float *src, size_t count) {
+    lam_status st = check_tensor("lam_tensor_write", t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (first > (size_t)t->numel || count > (size_t)t->numel - first) {
+        return lam__error(
+            LAM_ERR_INVALID_ARGUMENT,
+            "lam_tensor_write: Out of bounds, %zu elements at %zu of a tensor of %lld", count,
+            first, (long long)t->numel);
+    }
+    lam_ctx *c = t->storage->ctx;
+    uint64_t mark = lam__error_mark();
+    st = c->backend->desc.buffer_write(c->dev, t->storage->buf, (t->offset + first) * sizeof(float),
+                                       src, count * sizeof(float));
+    st = lam__backend_status(st, mark, c->backend, "buffer_write");
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "lam_tensor_write on %s", c->name);
+}
+
 lam_status lam_tensor_scalar(const lam_tensor *t, float *value) {
     if (t == NULL || value == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_scalar: Invalid argument, NULL %s",
@@ -641,9 +559,15 @@ lam_status lam_tensor_copyto(const lam_tensor *t, lam_ctx *ctx, lam_tensor **out
         return LAM_OK;
     }
     if (sc == ctx) {
+        st = lam__call_enter("lam_tensor_copyto");
+        if (st != LAM_OK) {
+            lam_tensor_release(d);
+            return st;
+        }
         uint64_t mark = lam__error_mark();
         st = ctx->backend->desc.buffer_copy(ctx->dev, d->storage->buf, 0, t->storage->buf,
                                             t->offset * es, bytes);
+        lam__call_leave();
         st = lam__backend_status(st, mark, ctx->backend, "buffer_copy");
         if (st != LAM_OK) {
             lam__error_prefix(st, "lam_tensor_copyto %s", ctx->name);
@@ -740,7 +664,8 @@ lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_t
     for (uint32_t i = s.ndim; i < LAM_MAX_DIMS; i++) {
         s.dims[i] = 0;
     }
-    lam_tensor *r = pool_get(&tensor_pool);
+    lam__heap *h = lam__heap_mine();
+    lam_tensor *r = h != NULL ? lam__heap_tensor_get(h) : NULL;
     if (r == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "reshape: Out of memory");
     }
@@ -752,7 +677,7 @@ lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_t
     r->shape = s;
     r->numel = t->numel;
     r->dtype = t->dtype;
-    list_link(&live, r);
+    lam__heap_link(r);
     *out = r;
     return LAM_OK;
 }

@@ -18,6 +18,7 @@
  * it. destroy(data) runs when the tensor is freed (also for a tensor orphaned by lam_shutdown,
  * when its last holder releases it).
  */
+#define LAM__TENSOR_EXT_INLINE 48
 typedef struct lam__tensor_ext {
     void *data;
     void (*destroy)(void *data); /* NULL: empty */
@@ -47,8 +48,13 @@ struct lam_tensor {
     lam_shape shape;
     int64_t numel;
     lam_dtype dtype;
-    struct lam_tensor *prev, *next; /* live list, so shutdown can reclaim */
+    struct lam__heap *heap;         /* the thread heap listing it (tensor.c) */
+    struct lam_tensor *prev, *next; /* in its heap's live list, so shutdown can reclaim */
+    struct lam_tensor *remote_next; /* released on another thread: its heap's stack */
     lam__tensor_ext ext;
+    /* Room for a small extension (ext.data may point here), so that the tape's state on a
+     * tensor costs no allocation; the tensor level does not look inside. */
+    _Alignas(8) unsigned char ext_inline[LAM__TENSOR_EXT_INLINE];
 };
 
 /* A new uninitialized contiguous tensor on ctx. */
@@ -59,14 +65,57 @@ lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shap
 /* A tensor sharing t's storage with another shape of the same size (one -1 dim is inferred);
  * not recorded (lam_tensor_reshape, the ops level, records it). */
 lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
+/* Reads or writes count elements of t starting at element `first`, for a save or a load
+ * streaming a tensor in pieces. Errors: LAM_ERR_INVALID_ARGUMENT (a released tensor, a range
+ * beyond numel), the backend's (prefixed with the function and the context). */
+lam_status lam__tensor_read_at(const lam_tensor *t, size_t first, float *dst, size_t count);
+lam_status lam__tensor_write_at(lam_tensor *t, size_t first, const float *src, size_t count);
 /* Contiguous view of the whole tensor. */
 void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
+/* Checks that both tensors live on one context; error names both. */
+lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *b);
+
+/* ---- per-thread heaps (tensor_heap.c) ---- */
+
+typedef struct lam__heap lam__heap;
+
+/* The calling thread's heap (set up on first use); NULL when out of memory. */
+lam__heap *lam__heap_mine(void);
+/* A zeroed tensor / storage struct from the heap's pool (or calloc); NULL when out of memory. */
+lam_tensor *lam__heap_tensor_get(lam__heap *h);
+lam__storage *lam__heap_storage_get(lam__heap *h);
+/* Gives a storage struct back to the heap's pool. */
+void lam__heap_storage_put(lam__heap *h, lam__storage *s);
+/* A cached buffer of exactly `bytes` on ctx (the thread's cache, then the context's), or NULL. */
+void *lam__heap_buffer_take(lam__heap *h, lam_ctx *ctx, size_t bytes);
+/* Keeps a freed buffer of ctx for reuse (or frees it when the caches are full). */
+void lam__heap_buffer_give(lam__heap *h, lam_ctx *ctx, void *buf, size_t bytes);
+/* Lists a new tensor as alive in the calling thread's heap (lam__heap_mine succeeded). */
+void lam__heap_link(lam_tensor *t);
+/* Unlists a released tensor (magic already DEAD, extension and storage released) and recycles
+ * its struct; the caller does not touch t afterwards. */
+void lam__heap_unlink(lam_tensor *t);
+/* Unlists a released orphan (the caller frees it). */
+void lam__heap_orphan_unlink(lam_tensor *t);
+
+/*
+ * lam_shutdown's guard: a call that runs backend or plugin code brackets it with
+ * lam__call_enter (LAM_ERR_STATE "Runtime shut down", message naming fn, while or after
+ * lam_shutdown runs) and, when that succeeded, lam__call_leave. lam__calls_stop (lam_shutdown)
+ * stops new calls on other threads and returns how many other threads are inside one now: when
+ * not 0, nothing is stopped. lam__calls_stopped ends the shutdown (new calls still fail);
+ * lam__calls_resume (at start) lets calls in again.
+ */
+lam_status lam__call_enter(const char *fn);
+void lam__call_leave(void);
+size_t lam__calls_stop(void);
+void lam__calls_stopped(void);
+void lam__calls_resume(void);
+
 /* At shutdown: frees the device memory of every tensor still alive; the handles become
  * orphans that only lam_tensor_release (and the shape getters) accept. */
 void lam__tensors_reclaim_all(void);
-/* Frees the pooled tensor and storage structs (at shutdown). */
+/* Frees the calling thread's pooled tensor and storage structs (at shutdown). */
 void lam__tensor_pool_flush(void);
-/* Checks that both tensors live on one context; error names both. */
-lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *b);
 
 #endif

@@ -3,7 +3,7 @@
 # Does nothing when everything is already there.
 set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcriterion-dev libjansson-dev
-      clang clang-format binutils python3 python3-numpy
+      libisal-dev clang clang-format binutils python3 python3-numpy
       mesa-vulkan-drivers libvulkan-dev glslc spirv-tools vulkan-validationlayers"
 missing=""
 for p in $pkgs; do

@@ -7,6 +7,10 @@
  *    bit for bit.
  *  - 16 threads whose first call into the library is simultaneous all succeed.
  *  - Autograd recording is per thread, and the scoped helper restores the previous state.
+ *  - Tensors made on one thread may be released on another, also after their thread exited;
+ *    lam_tensor_live_count counts them wherever they were made.
+ *  - lam_shutdown refuses (LAM_ERR_STATE) while another thread is inside an op, and an op on
+ *    another thread after a shutdown fails cleanly.
  *
  * The expected values are the library's own single-thread results: what is tested is that
  * threads change nothing (the numbers themselves are checked by the autograd and training
@@ -20,11 +24,13 @@
  */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lamina/lamina.h"
 
@@ -496,6 +502,189 @@ static void record_begin_end_nest_and_restore(void) {
     CHECK(lam_autograd_set_recording(0) == 1);
 }
 
+/* ---- tensors made on one thread, released on another, outliving their thread ------------- */
+
+#define XT_N 8
+
+typedef struct xt_job {
+    lam_tensor **make; /* made here: XT_N tensors of 16 floats, value base + i */
+    float base;
+    lam_tensor **release; /* released here (made elsewhere), may be NULL */
+    size_t n_release;
+    pthread_barrier_t *made; /* every thread made its tensors before any releases */
+} xt_job;
+
+static void *xt_worker(void *arg) {
+    xt_job *job = arg;
+    lam_shape s;
+    lam_shape_init(&s, 1, (const int64_t[]){16});
+    for (size_t i = 0; i < XT_N; i++) {
+        T_OK(lam_tensor_full(NULL, &s, job->base + (float)i, &job->make[i]), NULL);
+    }
+    if (job->made) {
+        pthread_barrier_wait(job->made);
+    }
+    for (size_t i = 0; i < job->n_release; i++) {
+        lam_tensor_release(job->release[i]);
+        job->release[i] = NULL;
+    }
+    return NULL;
+}
+
+/* Each tensor in ts holds 16 times its expected value. */
+static void xt_check_values(lam_tensor *const *ts, size_t n, float base) {
+    for (size_t i = 0; i < n; i++) {
+        float got[16];
+        lam_status st = lam_tensor_read(ts[i], got, 16);
+        REQUIRE(st == LAM_OK, "read: %s", lam_last_error());
+        for (size_t k = 0; k < 16; k++) {
+            REQUIRE(got[k] == base + (float)i, "tensor %zu element %zu is %g, expected %g", i, k,
+                    (double)got[k], (double)(base + (float)i));
+        }
+    }
+}
+
+static void tensors_cross_threads_and_thread_exit(void) {
+    CHECK(lam_tensor_live_count() == 0);
+    /* A thread makes tensors and exits: they stay alive and intact, counted. */
+    lam_tensor *a[XT_N] = {0};
+    xt_job ja = {.make = a, .base = 100.0f};
+    run_threads(1, xt_worker, &ja, sizeof ja);
+    assert_no_failure();
+    REQUIRE(lam_tensor_live_count() == XT_N, "%zu live", lam_tensor_live_count());
+    xt_check_values(a, XT_N, 100.0f);
+    /* Released here, on another thread than their maker's (which is gone). */
+    for (size_t i = 0; i < XT_N / 2; i++) {
+        lam_tensor_release(a[i]);
+        a[i] = NULL;
+    }
+    REQUIRE(lam_tensor_live_count() == XT_N / 2, "%zu live", lam_tensor_live_count());
+    /* A new thread (which takes over the exited thread's bookkeeping) makes tensors, releases
+     * two of the first thread's and exits holding its own. */
+    lam_tensor *b[XT_N] = {0};
+    xt_job jb = {.make = b, .base = 200.0f, .release = a + XT_N / 2, .n_release = 2};
+    run_threads(1, xt_worker, &jb, sizeof jb);
+    assert_no_failure();
+    REQUIRE(lam_tensor_live_count() == XT_N / 2 - 2 + XT_N, "%zu live", lam_tensor_live_count());
+    xt_check_values(a + XT_N / 2 + 2, XT_N / 2 - 2, 100.0f + (float)(XT_N / 2 + 2));
+    xt_check_values(b, XT_N, 200.0f);
+    for (size_t i = XT_N / 2 + 2; i < XT_N; i++) {
+        lam_tensor_release(a[i]);
+    }
+    for (size_t i = 0; i < XT_N; i++) {
+        lam_tensor_release(b[i]);
+    }
+    REQUIRE(lam_tensor_live_count() == 0, "%zu live", lam_tensor_live_count());
+
+    /* 4 threads at once, each releasing its neighbour's tensors while the neighbour makes and
+     * releases more: every count ends at zero and recycled buffers hold their new values. */
+    for (int round = 0; round < 20; round++) {
+        lam_tensor *made[4][XT_N];
+        xt_job jobs[4];
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, 4);
+        for (size_t t = 0; t < 4; t++) {
+            jobs[t] = (xt_job){.make = made[t],
+                               .base = (float)(t * 10),
+                               .made = &bar,
+                               .release = made[(t + 1) % 4],
+                               .n_release = XT_N};
+        }
+        run_threads(4, xt_worker, jobs, sizeof jobs[0]);
+        pthread_barrier_destroy(&bar);
+        assert_no_failure();
+        REQUIRE(lam_tensor_live_count() == 0, "round %d: %zu live", round, lam_tensor_live_count());
+    }
+}
+
+/* ---- lam_shutdown while another thread is inside the library ------------------------------- */
+
+#define BIG 1024 /* a BIG x BIG matmul takes milliseconds: the worker is inside it a while */
+
+typedef struct busy_job {
+    lam_tensor *a;
+    atomic_int started;
+    lam_status st;
+    char msg[512];
+    float c0; /* first element of a @ a */
+} busy_job;
+
+static void *busy_worker(void *arg) {
+    busy_job *j = arg;
+    lam_tensor *c = NULL;
+    atomic_store(&j->started, 1);
+    j->st = lam_op_matmul(j->a, j->a, 0, 0, &c);
+    if (j->st == LAM_OK) {
+        float *all = malloc(sizeof(float) * BIG * BIG);
+        j->st = all ? lam_tensor_read(c, all, (size_t)BIG * BIG) : LAM_ERR_OUT_OF_MEMORY;
+        j->c0 = all ? all[0] : 0.0f;
+        free(all);
+    }
+    snprintf(j->msg, sizeof j->msg, "%s", j->st == LAM_OK ? "" : lam_last_error());
+    lam_tensor_release(c);
+    return NULL;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void shutdown_refused_while_another_thread_runs_an_op(void) {
+    lam_shape s;
+    lam_shape_init(&s, 2, (const int64_t[]){BIG, BIG});
+    int refused = 0;
+    /* The worker is inside its matmul when lam_shutdown looks, unless this thread slept far
+     * longer than asked; then the shutdown may go through, and the attempt is made again. */
+    for (int attempt = 0; attempt < 20 && !refused; attempt++) {
+        busy_job job = {.st = LAM_ERR_INTERNAL};
+        lam_status st = lam_tensor_full(NULL, &s, 1.0f, &job.a);
+        REQUIRE(st == LAM_OK, "full: %s", lam_last_error());
+        pthread_t tid;
+        CHECK(pthread_create(&tid, NULL, busy_worker, &job) == 0);
+        while (!atomic_load(&job.started)) {
+            sleep_ms(1);
+        }
+        sleep_ms(5);
+        st = lam_shutdown_checked();
+        if (st == LAM_OK) {
+            /* Not caught inside: the worker's op either ran before or was refused cleanly. */
+            pthread_join(tid, NULL);
+            REQUIRE(job.st == LAM_OK ||
+                        (job.st == LAM_ERR_STATE && strstr(job.msg, "Runtime shut down") != NULL),
+                    "worker: %s (%s)", lam_status_string(job.st), job.msg);
+            lam_tensor_release(job.a);
+            continue;
+        }
+        refused = 1;
+        REQUIRE(st == LAM_ERR_STATE, "lam_shutdown_checked returned %s", lam_status_string(st));
+        REQUIRE(strcmp(lam_last_error(),
+                       "lam_shutdown: Threads still running, 1 other thread is inside the library "
+                       "(an op, a forward, a backward pass, or making, reading or writing a "
+                       "tensor); nothing was shut down") == 0,
+                "message: %s", lam_last_error());
+        pthread_join(tid, NULL);
+        /* Nothing was shut down under the worker: its op completed with the right value. */
+        REQUIRE(job.st == LAM_OK, "worker: %s (%s)", lam_status_string(job.st), job.msg);
+        REQUIRE(job.c0 == (float)BIG, "a @ a [0] = %g, expected %d", (double)job.c0, BIG);
+        lam_tensor_release(job.a);
+    }
+    REQUIRE(refused, "lam_shutdown never saw the worker inside its matmul in 20 attempts");
+    /* With the other thread gone, it shuts down; another thread's op afterwards is refused
+     * cleanly (its tensor is an orphan), and a new start works. */
+    lam_tensor *kept = NULL;
+    REQUIRE(lam_tensor_full(NULL, &s, 1.0f, &kept) == LAM_OK, "full: %s", lam_last_error());
+    REQUIRE(lam_shutdown_checked() == LAM_OK, "shutdown: %s", lam_last_error());
+    busy_job late = {.a = kept, .st = LAM_ERR_INTERNAL};
+    run_threads(1, busy_worker, &late, sizeof late);
+    REQUIRE(late.st == LAM_ERR_STATE && strstr(late.msg, "Runtime shut down") != NULL,
+            "op after shutdown: %s (%s)", lam_status_string(late.st), late.msg);
+    lam_tensor_release(kept);
+    lam_tensor *x = NULL;
+    REQUIRE(lam_tensor_full(NULL, &s, 2.0f, &x) == LAM_OK, "restart: %s", lam_last_error());
+    lam_tensor_release(x);
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
@@ -506,6 +695,9 @@ static const struct {
     {"sixteen_first_calls_at_once_all_succeed", sixteen_first_calls_at_once_all_succeed},
     {"recording_is_per_thread", recording_is_per_thread},
     {"record_begin_end_nest_and_restore", record_begin_end_nest_and_restore},
+    {"tensors_cross_threads_and_thread_exit", tensors_cross_threads_and_thread_exit},
+    {"shutdown_refused_while_another_thread_runs_an_op",
+     shutdown_refused_while_another_thread_runs_an_op},
 };
 
 int main(int argc, char **argv) {

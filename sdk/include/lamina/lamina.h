@@ -39,8 +39,11 @@
  *    lam_block_initialize, loading) from several threads at once is the caller's to serialize;
  *    so is changing a model while another thread runs it.
  *  - The runtime starts lazily and safely: the first calls of many threads at once all succeed.
- *    lam_init, lam_shutdown and plugin loading must not run while other threads use the
- *    library (see lam_shutdown).
+ *    Plugins are loaded only when the runtime starts (lam_init or the lazy start) and unloaded
+ *    only by lam_shutdown: lam_init must not run while other threads use objects of an earlier
+ *    start, and lam_shutdown must not run while other threads use the library; lam_shutdown
+ *    detects other threads inside an op, forward, backward or tensor call and refuses (see
+ *    there).
  *  - Autograd recording is per thread (each thread starts with it off); lam_last_error() is
  *    per thread. lam_seed, lam_log_set_callback and lam_autograd_set_fused_backward are
  *    process-wide settings that may be called from any thread (they are atomic).
@@ -155,12 +158,30 @@ LAM_EXPORT lam_status lam_init(const lam_init_options *options);
  * included, fails with LAM_ERR_STATE ("Runtime shut down"). Layer blocks lose their plugin
  * state (destroyed before the plugin is unloaded): a forward fails with LAM_ERR_STATE.
  * Contexts, plugin records and other strings borrowed "until lam_shutdown()" are gone.
+ * Refused (nothing is shut down; a LAM_LOG_ERROR message and this thread's lam_last_error()
+ * say "lam_shutdown: Threads still running, N other thread(s) ...") when another thread is
+ * inside the library at that moment: running an op, a plugin layer's forward or backward, or
+ * making, reading, writing or copying a tensor (those calls stay safe; shut down again once
+ * they are done). Use lam_shutdown_checked to get that as a status.
  * Thread safety: call it when no other thread uses the library (it frees what they would be
- * using: contexts, plugins, device memory). Called from a plugin's entry point while the
- * runtime starts, it does nothing but log a LAM_LOG_WARN message. Pooled memory of the calling
- * thread is freed here; other threads' pools are freed when those threads exit.
+ * using: contexts, plugins, device memory). What is detected: the calls listed under Errors,
+ * running on another thread, make it refuse; such a call that starts on another thread while
+ * it runs, or afterwards until the runtime starts again, fails with LAM_ERR_STATE ("Runtime
+ * shut down") instead of touching freed state. Not detected (undefined): another thread
+ * retaining, releasing or querying objects, or using a context pointer from before, while it
+ * runs. Pooled memory and cached buffers of the calling thread are freed here; other threads'
+ * pooled memory is freed when those threads exit, their cached buffers here.
  */
 LAM_EXPORT void lam_shutdown(void);
+
+/*
+ * lam_shutdown, returning whether it shut down.
+ * Errors: LAM_ERR_STATE ("Threads still running", with how many) when another thread is inside
+ * the library (see lam_shutdown), and nothing was shut down; LAM_ERR_STATE too when called from
+ * a plugin's entry point while the runtime starts (see lam_shutdown).
+ * Thread safety: as lam_shutdown.
+ */
+LAM_EXPORT lam_status lam_shutdown_checked(void);
 
 /* The ABI layout fingerprint this library was compiled with (equals LAM_ABI_FINGERPRINT of the
  * headers it was built against). */
