@@ -13,6 +13,7 @@
 #include "tape.h"
 #include "tensor.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,42 @@ lam_status lam__random(lam_ctx *ctx, const lam_shape *shape, lam_dtype dtype,
     return LAM_OK;
 }
 
+/*
+ * Whether low + (high - low) * f can round up to high at the largest f, 1 - 2^-24, as a backend
+ * computes it: a float multiply then add, one fused multiply-add, or in double rounded once
+ * (rounding is monotone, so no smaller f gives more). It can: uniform(1000, 1001) does for
+ * about 2^-15 of its elements.
+ */
+static bool uniform_may_reach_high(float low, float high) {
+    const float f = 1.0f - 0x1p-24f;
+    volatile float width = high - low, prod = width * f; /* volatile: no contraction */
+    float top_mul = low + prod;
+    float top_fma = fmaf(width, f, low);
+    float top_dbl = (float)((double)low + ((double)high - (double)low) * (double)f);
+    return top_mul >= high || top_fma >= high || top_dbl >= high;
+}
+
+/* Keeps a uniform tensor inside [low, high): values rounded up to high become the float below
+ * it (as rng.c's initializers do); exact, so backends stay bit-identical. */
+static lam_status uniform_below_high(float low, float high, lam_tensor **t) {
+    lam_scalar_params p = LAM_SCALAR_PARAMS_INIT;
+    p.a = low;
+    p.b = nextafterf(high, low);
+    lam_tensor *o = NULL;
+    lam_status st = lam__tensor_alloc((*t)->storage->ctx, &(*t)->shape, &o);
+    if (st == LAM_OK) {
+        lam_tensor *in[1] = {*t}, *res[1] = {o};
+        st = lam__run_op(LAM_OP_CLAMP, (*t)->storage->ctx, in, 1, res, 1, &p);
+    }
+    if (st != LAM_OK) {
+        lam_tensor_release(o);
+        return st;
+    }
+    lam_tensor_release(*t);
+    *t = o;
+    return LAM_OK;
+}
+
 static lam_status random_op(lam_ctx *ctx, const lam_shape *shape, lam_random_kind kind, double a,
                             double b, lam_tensor **out) {
     if (out == NULL || shape == NULL) {
@@ -245,7 +282,16 @@ static lam_status random_op(lam_ctx *ctx, const lam_shape *shape, lam_random_kin
     }
     lam_random_params p = {.struct_size = (uint32_t)sizeof p, .kind = kind, .a = a, .b = b};
     lam__random_key((uint64_t)n, &p);
-    return lam__random(ctx, shape, LAM_DTYPE_F32, &p, out);
+    st = lam__random(ctx, shape, LAM_DTYPE_F32, &p, out);
+    if (st == LAM_OK && kind == LAM_RANDOM_UNIFORM && n > 0 && a < b &&
+        uniform_may_reach_high((float)a, (float)b)) {
+        st = uniform_below_high((float)a, (float)b, out);
+        if (st != LAM_OK) {
+            lam_tensor_release(*out);
+            *out = NULL;
+        }
+    }
+    return st;
 }
 
 lam_status lam_op_random_uniform(lam_ctx *ctx, const lam_shape *shape, float low, float high,

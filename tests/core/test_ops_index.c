@@ -292,6 +292,27 @@ Test(ops_index, random_normal_moments_over_1e5_samples) {
     lam_tensor_release(t);
 }
 
+/* 1000 + (1001 - 1000) * f rounds to 1001 for f > 1 - 2^-15 (float spacing near 1000 is
+ * 2^-14): about 32 of 2^20 elements would leave the half-open interval. */
+Test(ops_index, random_uniform_stays_below_high_when_rounding_reaches_it) {
+    lam_seed(5);
+    const int n = 1 << 20;
+    lam_tensor *t = uniform(NULL, TU_SHAPE(n), 1000.0f, 1001.0f);
+    float *v = malloc((size_t)n * sizeof *v);
+    cr_assert_not_null(v);
+    cr_assert_eq(lam_tensor_read(t, v, (size_t)n), LAM_OK, "%s", lam_last_error());
+    int top = 0;
+    for (int i = 0; i < n; i++) {
+        cr_assert(v[i] >= 1000.0f && v[i] < 1001.0f, "element %d is %.9g, outside [1000, 1001)", i,
+                  (double)v[i]);
+        top += v[i] == nextafterf(1001.0f, 0.0f);
+    }
+    cr_assert(top > 0, "no element at the float below 1001: the test lost its point");
+    free(v);
+    lam_tensor_release(t);
+    tu_assert_released();
+}
+
 Test(ops_index, random_uniform_and_bernoulli_bit_identical_on_cpu_and_vulkan) {
     lam_ctx *cpu = NULL, *vk = NULL;
     cr_assert_eq(lam_ctx_get("cpu", &cpu), LAM_OK, "%s", lam_last_error());
@@ -611,7 +632,7 @@ Test(ops_index, cast_refuses_unsupported_dtype) {
 
 /* ---- a backend without the op: the host stages it on the CPU ---- */
 
-/* Vulkan has no int64 gather and no float -> int32 cast: both run on the CPU, staged. */
+/* Vulkan has no int64 gather and no cast to uint8: both run on the CPU, staged. */
 Test(ops_index, ops_a_backend_lacks_run_staged_on_the_cpu) {
     lam_ctx *vk = NULL;
     if (lam_ctx_get("vulkan", &vk) != LAM_OK) {
@@ -625,11 +646,12 @@ Test(ops_index, ops_a_backend_lacks_run_staged_on_the_cpu) {
     cr_assert(lam_tensor_ctx(out) == vk, "the result lives on the operands' context");
     expect_values(out, ref_gather_out, 18, "int64 gather on vulkan");
     lam_tensor *o2 = NULL;
-    cr_assert_eq(lam_op_cast(table, LAM_DTYPE_I32, &o2), LAM_OK, "%s", lam_last_error());
-    int32_t got[12];
+    cr_assert_eq(lam_op_cast(table, LAM_DTYPE_U8, &o2), LAM_OK, "%s", lam_last_error());
+    cr_assert(lam_tensor_ctx(o2) == vk, "the cast lives on the operand's context");
+    uint8_t got[12];
     cr_assert_eq(lam_tensor_read_bytes(o2, got, sizeof got), LAM_OK, "%s", lam_last_error());
-    for (int i = 0; i < 12; i++) {
-        cr_assert_eq(got[i], (int32_t)ref_gather_table[i], "cast element %d", i);
+    for (int i = 0; i < 12; i++) { /* the table holds integers 0..112 */
+        cr_assert_eq(got[i], (uint8_t)ref_gather_table[i], "cast element %d: %d", i, got[i]);
     }
     lam_tensor_release(o2);
     lam_tensor_release(out);

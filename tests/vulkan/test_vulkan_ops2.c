@@ -351,7 +351,7 @@ Test(vk2ops, moments_mean_and_biased_variance) {
 /* RANDOM, 11 elements from counter offset 6 (so the first block is entered at word 2 and an
  * odd count ends NORMAL on half a pair): UNIFORM and BERNOULLI equal the Python Philox bit for
  * bit; NORMAL to float precision of logf/cosf/sinf. */
-static void run_random(lam_random_kind kind, double a, double b, float *got) {
+static void run_random_at(lam_random_kind kind, double a, double b, uint64_t offset, float *got) {
     void *bo = vk2_buffer(NULL, 11 * sizeof(float));
     lam_tensor_view o = vk2_view(bo, LAM_DTYPE_F32, 0, VK2_DIMS(11));
     const lam_tensor_view *out[1] = {&o};
@@ -361,13 +361,17 @@ static void run_random(lam_random_kind kind, double a, double b, float *got) {
     p.kind = kind;
     p.seed = REF_RANDOM_SEED;
     p.key = REF_RANDOM_KEY;
-    p.offset = REF_RANDOM_OFFSET;
+    p.offset = offset;
     p.a = a;
     p.b = b;
     lam_op_call c = vk2_call(LAM_OP_RANDOM, 0, NULL, 1, out, &p);
     vk2_run(&c);
     vk2_read(bo, 0, got, 11 * sizeof(float));
     vk2_release(bo);
+}
+
+static void run_random(lam_random_kind kind, double a, double b, float *got) {
+    run_random_at(kind, a, b, REF_RANDOM_OFFSET, got);
 }
 
 Test(vk2ops, random_matches_the_python_philox) {
@@ -383,6 +387,9 @@ Test(vk2ops, random_matches_the_python_philox) {
     vk2_expect_floats(got, ref_random_bernoulli_03, 11, 0.0f);
     run_random(LAM_RANDOM_NORMAL, 0.5, 2.0, got);
     vk2_expect_floats(got, ref_random_normal_05_2, 11, 2e-5f);
+    /* 64-bit counters: the offset's low word wraps and the block number passes 2^32 */
+    run_random_at(LAM_RANDOM_UNIFORM, 0.0, 1.0, REF_RANDOM_OFFSET_WRAP, got);
+    vk2_expect_floats(got, ref_random_uniform_wrap, 11, 0.0f);
 }
 
 /* PAD x (2, 3) = [[1, 2, 3], [4, 5, 6]] with one row before and two columns after, value -1. */
@@ -433,14 +440,14 @@ Test(vk2ops, gather_rows_and_bad_index_reported_at_sync) {
     cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_OK, "%s", vk2_msg);
     cr_assert_eq(vk2_desc->synchronize(vk2_dev), LAM_ERR_INVALID_ARGUMENT);
     cr_assert_str_eq(vk2_msg,
-                     "vulkan: Invalid argument, gather_rows index 7 at position 1 is outside "
+                     "vulkan: Index out of range, gather_rows index at position 1 is 7, outside "
                      "[0, 4)");
     /* reported once */
     cr_assert_eq(vk2_desc->synchronize(vk2_dev), LAM_OK, "%s", vk2_msg);
     /* and through buffer_read too */
     cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_OK, "%s", vk2_msg);
     cr_assert_eq(vk2_desc->buffer_read(vk2_dev, bo, 0, got, sizeof got), LAM_ERR_INVALID_ARGUMENT);
-    cr_assert_not_null(strstr(vk2_msg, "index 7 at position 1"), "%s", vk2_msg);
+    cr_assert_not_null(strstr(vk2_msg, "index at position 1 is 7"), "%s", vk2_msg);
     /* int64 indices are left to the host */
     i.dtype = LAM_DTYPE_I64;
     cr_assert_eq(vk2_desc->supports(vk2_dev, &c), 0);
@@ -478,6 +485,6 @@ Test(vk2ops, scatter_add_rows_in_increasing_order) {
     cr_assert_eq(vk2_desc->buffer_write(vk2_dev, bi, 0, bad, sizeof bad), LAM_OK);
     cr_assert_eq(vk2_desc->execute(vk2_dev, &c), LAM_OK, "%s", vk2_msg);
     cr_assert_eq(vk2_desc->synchronize(vk2_dev), LAM_ERR_INVALID_ARGUMENT);
-    cr_assert_str_eq(vk2_msg, "vulkan: Invalid argument, scatter_add_rows index 4 at position 2 "
-                              "is outside [0, 4)");
+    cr_assert_str_eq(vk2_msg, "vulkan: Index out of range, scatter_add_rows index at position 2 is "
+                              "4, outside [0, 4)");
 }

@@ -218,8 +218,8 @@ lam_status vk_buffers_check_errors(vk_device *d) {
                         (unsigned)w[0], (double)v);
     }
     return vk_error(LAM_ERR_INVALID_ARGUMENT,
-                    "vulkan: Invalid argument, %s index %d at position %u is outside [0, %u)",
-                    lam_op_name((lam_op)w[2]), (int)(int32_t)w[1], (unsigned)w[0], (unsigned)w[3]);
+                    "vulkan: Index out of range, %s index at position %u is %d, outside [0, %u)",
+                    lam_op_name((lam_op)w[2]), (unsigned)w[0], (int)(int32_t)w[1], (unsigned)w[3]);
 }
 
 lam_status vk_buffer_copy(void *dev, void *dst, size_t dst_offset, const void *src,

@@ -232,6 +232,9 @@ VAR = MX.var(axis=1, keepdims=True).astype(np.float32)
 SEED, KEY, OFFSET = 0x0123456789ABCDEF, 0xFEDCBA9876543210, 6
 U = random_words(SEED, KEY, OFFSET, 11)
 UNI = [f24(u) for u in U]
+# an offset whose low word wraps within the call, and whose block number n crosses 2^32
+OFFSET_WRAP = (1 << 34) - 6
+UNI_WRAP = [f24(u) for u in random_words(SEED, KEY, OFFSET_WRAP, 11)]
 UNI_AB = [np.float32(np.float32(-1.0) + np.float32(4.0) * f24(u)) for u in U]
 BER = [np.float32(1.0 if f24(u) < np.float32(0.3) else 0.0) for u in U]
 NRM = []
@@ -309,6 +312,8 @@ def main():
     w("#define REF_RANDOM_SEED 0x%016XULL" % SEED)
     w("#define REF_RANDOM_KEY 0x%016XULL" % KEY)
     w("#define REF_RANDOM_OFFSET %d" % OFFSET)
+    w("#define REF_RANDOM_OFFSET_WRAP 0x%XULL" % OFFSET_WRAP)
+    arr("ref_random_uniform_wrap", UNI_WRAP)
     arr("ref_random_u", U, "u32")
     arr("ref_random_uniform", UNI)
     arr("ref_random_uniform_m1_3", UNI_AB)
