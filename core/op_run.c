@@ -4,6 +4,7 @@
  * (copied to the CPU and the results copied back), so a backend can start with the 1.0 ops.
  */
 #include "op_run.h"
+#include "execute.h"
 #include "context.h"
 #include "error.h"
 #include "tensor.h"

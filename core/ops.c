@@ -1,5 +1,6 @@
 /* Element-wise front-end ops: checks, broadcasting, dispatch to the tensor's backend. */
 #include "ops.h"
+#include "execute.h"
 #include "tape.h"
 #include "context.h"
 #include "error.h"

@@ -1,5 +1,6 @@
 /* Matrix products, reductions, argmax, softmax and transpose. */
 #include "tape.h"
+#include "execute.h"
 #include "context.h"
 #include "error.h"
 #include "op_name.h"

@@ -5,7 +5,6 @@
 #ifndef LAMINA_CORE_TENSOR_H
 #define LAMINA_CORE_TENSOR_H
 
-#include "execute.h"
 #include "lamina/lamina.h"
 
 #include <stdatomic.h>

@@ -4,6 +4,7 @@
  * closure that copies the gradient back through the same strided view of a zero tensor.
  */
 #include "views.h"
+#include "execute.h"
 #include "backward.h"
 #include "error.h"
 #include "shape.h"
