@@ -366,7 +366,8 @@ typedef struct lam_reduce_params {
     uint32_t reserved;
 } lam_reduce_params;
 
-/* CAST (host op only): the dtype of the result. */
+/* CAST (host op only): the dtype of the result. The host reads lam_host_op.out_dtype; a call
+ * that also passes this struct gives the same dtype in both. */
 typedef struct lam_cast_params {
     uint32_t struct_size;
     lam_dtype dtype;
