@@ -355,7 +355,7 @@ typedef struct lam_random_params {
 /*
  * Axes of a host op (lam_host_op) that reduces or normalizes: REDUCE_*, ARGMAX (one axis),
  * SOFTMAX / LOG_SOFTMAX (one axis), MOMENTS (n_axes axes, e.g. (0, 2, 3) for batch norm over
- * NCHW). Negative axes count from the end; n_axes 0 means every axis (reductions only).
+ * NCHW). Negative axes count from the end; n_axes 0 means every axis (reductions, MOMENTS).
  * Backends never see it: the host brings their calls to the 3-D (outer, n, inner) form.
  */
 typedef struct lam_reduce_params {
@@ -366,7 +366,8 @@ typedef struct lam_reduce_params {
     uint32_t reserved;
 } lam_reduce_params;
 
-/* CAST (host op only): the dtype of the result. */
+/* CAST (host op only): the dtype of the result. The host reads lam_host_op.out_dtype; a call
+ * that also passes this struct gives the same dtype in both. */
 typedef struct lam_cast_params {
     uint32_t struct_size;
     lam_dtype dtype;
@@ -872,8 +873,10 @@ typedef struct lam_kernel_desc {
  * operands, picks the backend of the inputs' context, computes the outputs' shapes by the op's
  * semantics (broadcasting the elementwise ops as lamina.h's ops do), records autograd, and sets
  * outputs[i] to new references. Ops without inputs (FILL, RANDOM) take ctx, out_dtype and
- * out_shape; CAST takes out_dtype. Ops that read their output (SCATTER_ADD_ROWS) take the
- * tensor to update as inputs[2] and return a new reference to the result.
+ * out_shape; CAST takes out_dtype. COL2IM, MAX_POOL_BACKWARD and AVG_POOL_BACKWARD take
+ * out_shape, the image's (N, C, H, W) (H and W do not follow from their inputs). Ops that
+ * read their output (SCATTER_ADD_ROWS) take the tensor to update as inputs[2] and return a
+ * new reference to the result.
  */
 typedef struct lam_host_op {
     uint32_t struct_size;
