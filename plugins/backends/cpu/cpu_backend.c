@@ -222,6 +222,7 @@ static lam_status backend_synchronize(void *dev) {
 static void backend_shutdown(void *user) {
     (void)user;
     cpu_blas_unload();
+    cpu_diag_fini();
 }
 
 static const lam_backend_desc cpu_backend_desc = {

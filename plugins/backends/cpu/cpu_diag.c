@@ -7,21 +7,47 @@
  */
 #include "cpu_internal.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 const lam_host_api *cpu_host;
 
-static _Thread_local int g_quiet;
+/* Per thread: nonzero while `supports` runs execute's checks (their errors are answers). A
+ * pthread key, not _Thread_local: the host dlclose()s plugins at lam_shutdown, and a dlclosed
+ * module's static TLS crashed LeakSanitizer's thread scan at exit. Deleted at shutdown. */
+static pthread_key_t g_quiet_key;
+static pthread_once_t g_quiet_once = PTHREAD_ONCE_INIT;
+static int g_quiet_ok;
+
+static void quiet_key_make(void) {
+    g_quiet_ok = pthread_key_create(&g_quiet_key, NULL) == 0;
+}
 
 int cpu_quiet(int quiet) {
-    int was = g_quiet;
-    g_quiet = quiet;
+    pthread_once(&g_quiet_once, quiet_key_make);
+    if (!g_quiet_ok) {
+        return 0; /* no key: messages are set (noise, never a wrong answer) */
+    }
+    int was = (int)(intptr_t)pthread_getspecific(g_quiet_key);
+    pthread_setspecific(g_quiet_key, (void *)(intptr_t)quiet);
     return was;
 }
 
+void cpu_diag_fini(void) {
+    if (g_quiet_ok) {
+        pthread_key_delete(g_quiet_key);
+        g_quiet_ok = 0;
+    }
+}
+
+static int quiet_now(void) {
+    return g_quiet_ok ? (int)(intptr_t)pthread_getspecific(g_quiet_key) : 0;
+}
+
 lam_status cpu_error(lam_status status, const char *fmt, ...) {
-    if (g_quiet || cpu_host == NULL || cpu_host->set_error == NULL) {
+    if (quiet_now() || cpu_host == NULL || cpu_host->set_error == NULL) {
         return status;
     }
     char msg[1024];

@@ -118,6 +118,8 @@ lam_status cpu_error(lam_status status, const char *fmt, ...) __attribute__((for
  * execute to answer, and must leave the thread's message alone). Returns the previous value.
  */
 int cpu_quiet(int quiet);
+/* Frees what cpu_quiet created (at the backend's shutdown). */
+void cpu_diag_fini(void);
 
 /* Logs through the host when it has a log callback. */
 void cpu_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -386,6 +386,7 @@ static void backend_shutdown(void *user) {
     (void)user;
     vk_loader_unload();
     vk_validation_reset();
+    vk_diag_fini();
 }
 
 static const lam_backend_desc vk_backend_desc = {

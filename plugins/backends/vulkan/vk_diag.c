@@ -6,14 +6,34 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const lam_host_api *vk_host;
 
-/* Nonzero while `supports` runs the checks of execute: their errors are answers, not failures. */
-static _Thread_local int g_mute;
+/* Per thread, nonzero while `supports` runs the checks of execute: their errors are answers,
+ * not failures. A pthread key, not _Thread_local: the host dlclose()s plugins at lam_shutdown,
+ * and a dlclosed module's static TLS crashed LeakSanitizer's thread scan at exit. */
+static pthread_key_t g_mute_key;
+static pthread_once_t g_mute_once = PTHREAD_ONCE_INIT;
+static int g_mute_ok;
+
+static void mute_key_make(void) {
+    g_mute_ok = pthread_key_create(&g_mute_key, NULL) == 0;
+}
+
+static int mute_now(void) {
+    return g_mute_ok ? (int)(intptr_t)pthread_getspecific(g_mute_key) : 0;
+}
+
+void vk_diag_fini(void) {
+    if (g_mute_ok) {
+        pthread_key_delete(g_mute_key);
+        g_mute_ok = 0;
+    }
+}
 
 /* Validation messages, written by the messenger (any thread) and read by the device calls. */
 static pthread_mutex_t g_msg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -28,14 +48,17 @@ lam_status vk_error(lam_status status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (g_mute == 0 && vk_host != NULL && vk_host->set_error != NULL) {
+    if (mute_now() == 0 && vk_host != NULL && vk_host->set_error != NULL) {
         return vk_host->set_error(status, msg);
     }
     return status;
 }
 
 void vk_diag_mute(int delta) {
-    g_mute += delta;
+    pthread_once(&g_mute_once, mute_key_make);
+    if (g_mute_ok) {
+        pthread_setspecific(g_mute_key, (void *)(intptr_t)(mute_now() + delta));
+    }
 }
 
 void vk_log(lam_log_level level, const char *fmt, ...) {

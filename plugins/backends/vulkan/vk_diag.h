@@ -26,6 +26,8 @@ lam_status vk_error(lam_status status, const char *fmt, ...) __attribute__((form
 /* delta +1 mutes vk_error on this thread (it returns the status and sets no message), -1
  * undoes it; for `supports`, which runs execute's checks. */
 void vk_diag_mute(int delta);
+/* Frees what vk_diag_mute created (at the backend's shutdown). */
+void vk_diag_fini(void);
 /* Logs through the host's log callback; nothing when the host has none. */
 void vk_log(lam_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The name of a VkResult ("VK_ERROR_DEVICE_LOST"); static text. */
