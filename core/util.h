@@ -10,14 +10,7 @@
 /* For the few small thread-local variables the op hot path reads (a flag, a counter, a pointer):
  * one load from the thread pointer instead of a __tls_get_addr call. Keep them small: a library
  * opened with dlopen takes them from the static TLS space glibc keeps in reserve. */
-#if defined(__SANITIZE_ADDRESS__)
-/* Not under ASan: LeakSanitizer's thread scan crashes ("Tracer caught signal 11") on a
- * library's static-TLS variables (test_sharing, 5 runs out of 5); the general model is correct
- * everywhere, only slower. */
-#define LAM__TLS_FAST
-#else
 #define LAM__TLS_FAST __attribute__((tls_model("initial-exec")))
-#endif
 
 char *lam__strdup(const char *s);
 /* Appends formatted text to a growable string; returns false on out of memory. */
