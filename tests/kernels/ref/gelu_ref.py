@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """gelu_ref.py: float64 reference values of GELU (tanh approximation) and its derivative for
-tests/kernels/test_gelu.c. Run: /usr/bin/python3 tests/kernels/ref/gelu_ref.py > tests/kernels/ref/gelu_ref.h"""
+tests/kernels/test_gelu.c. Run: /usr/bin/python3 tests/kernels/ref/gelu_ref.py > tests/kernels/ref/gelu_ref.h, then
+clang-format -i on the header (CI checks the format of every .h)."""
 import numpy as np
 
 c = np.sqrt(2.0 / np.pi)

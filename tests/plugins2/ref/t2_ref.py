@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """t2_ref.py: float64 NumPy references for tests/plugins2/test_t2layers.c (TConv3x3, TMaxPool,
 TLayerNorm). Inputs and weights are sin/cos sequences both sides compute the same way.
-Run: /usr/bin/python3 tests/plugins2/ref/t2_ref.py > tests/plugins2/ref/t2_ref.h"""
+Run: /usr/bin/python3 tests/plugins2/ref/t2_ref.py > tests/plugins2/ref/t2_ref.h, then
+clang-format -i on the header (CI checks the format of every .h)."""
 import numpy as np
 
 def seq(n, a, b):
