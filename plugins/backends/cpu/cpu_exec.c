@@ -92,6 +92,10 @@ static lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const char *
     }
     v->ndim = lv->ndim;
     const int64_t es = (int64_t)v->esize;
+    /* Element sizes are powers of two: masks and shifts instead of 64-bit divisions (this runs
+     * for every operand of every op). */
+    const int64_t emask = es - 1;
+    const int eshift = __builtin_ctzll((unsigned long long)es);
     int empty = 0;
     int64_t count = 1;
     for (uint32_t d = 0; d < lv->ndim; d++) {
@@ -101,13 +105,13 @@ static lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const char *
             return cpu_error(LAM_ERR_SHAPE, "cpu: Invalid shape, %s %s has dims %s", opname, what,
                              lam_dims_format(dims, sizeof dims, lv->ndim, lv->dims));
         }
-        if (lv->strides[d] < 0 || lv->strides[d] % es != 0) {
+        if (lv->strides[d] < 0 || (lv->strides[d] & emask) != 0) {
             return cpu_error(LAM_ERR_INVALID_ARGUMENT,
                              "cpu: Invalid stride, %s %s has byte stride %lld on axis %u, not a "
                              "non-negative multiple of its element size %lld",
                              opname, what, (long long)lv->strides[d], (unsigned)d, (long long)es);
         }
-        v->st[d] = lv->strides[d] / es;
+        v->st[d] = lv->strides[d] >> eshift;
         if (lv->dims[d] == 0) {
             empty = 1;
         } else if (__builtin_mul_overflow(count, lv->dims[d], &count)) {
@@ -115,7 +119,7 @@ static lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const char *
                              opname, what);
         }
     }
-    if (lv->offset % (uint64_t)es != 0) {
+    if ((lv->offset & (uint64_t)emask) != 0) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT,
                          "cpu: Invalid offset, %s %s has byte offset %llu, not a multiple of its "
                          "element size %lld",
@@ -447,8 +451,8 @@ static lam_status run_call(const cpu_device *dev, const lam_op_call *call, int d
         return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, unknown op %lld",
                          (long long)op_number(call->op));
     }
-    cpu_call c;
-    memset(&c, 0, sizeof c);
+    cpu_call c; /* the operand views are filled (and zeroed) by make_view as they are used */
+    c.n_in = c.n_out = 0;
     c.op = call->op;
     c.flags = call->flags;
     c.name = lam_op_name(call->op);
