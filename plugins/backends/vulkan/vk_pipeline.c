@@ -184,7 +184,7 @@ lam_status vk_dispatch_n(vk_device *d, vk_shader_id shader, const vk_bind *binds
     if (gx == 0 || gy == 0 || gz == 0) {
         return LAM_OK;
     }
-    VkPipeline pipeline;
+    VkPipeline pipeline = VK_NULL_HANDLE;
     lam_status st = vk_pipeline(d, shader, &pipeline);
     if (st != LAM_OK) {
         return st;
