@@ -455,12 +455,10 @@ static uint32_t n_outputs_of(const lam_layer_desc *d) {
     return d->n_outputs == 0 ? 1u : d->n_outputs;
 }
 
-/* Checks the number of inputs against the descriptor's arity (0 and 0: exactly one). */
+/* Checks the number of inputs against the descriptor's arity (plugin.h: min 0 means 1, max 0
+ * means min). */
 static lam_status check_arity(const lam_block *b, const lam_layer_desc *d, uint32_t n) {
-    uint32_t lo = d->min_inputs, hi = d->max_inputs;
-    if (lo == 0 && hi == 0) {
-        lo = hi = 1;
-    }
+    uint32_t lo = d->min_inputs ? d->min_inputs : 1, hi = d->max_inputs ? d->max_inputs : lo;
     /* A shape error in the words 1.0 layers used for it ("expected 1, got 2"). */
     if (n < lo || n > hi || n > LAYER_MAX_IO) {
         if (lo == hi) {

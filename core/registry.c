@@ -320,6 +320,13 @@ lam_status lam__host_register_layer(lam_plugin *p, const lam_layer_desc *desc) {
         free(l);
         return st;
     }
+    if (d->max_inputs != 0 && d->max_inputs < (d->min_inputs ? d->min_inputs : 1u)) {
+        st = lam__plugin_refuse(p, LAM_ERR_INVALID_ARGUMENT, LAM_REASON_BAD_DESCRIPTOR,
+                                "layer '%s': max_inputs %u is below min_inputs %u", d->name,
+                                (unsigned)d->max_inputs, (unsigned)d->min_inputs);
+        free(l);
+        return st;
+    }
     st = lam__layer_type_copy_strings(p, l);
     if (st != LAM_OK) {
         lam__layer_type_free(l);

@@ -55,11 +55,34 @@ static const lam_layer_desc two = {LAM_LAYER_DESC_HEADER,
                                    .infer_shape = infer,
                                    .forward = forward};
 
+/* TPair: exactly two inputs through "min 2, max 0" (max 0 means min), output x + y. */
+static lam_status pair_forward(void *st, lam_layer *l, uint32_t ni, lam_tensor *const *in,
+                               uint32_t no, lam_tensor **out) {
+    (void)st;
+    (void)l;
+    (void)ni;
+    (void)no;
+    return lam_p_add(H, in[0], in[1], &out[0]);
+}
+
+static const lam_layer_desc pair = {LAM_LAYER_DESC_HEADER,
+                                    .name = "TPair",
+                                    .prefix = "tpair",
+                                    .version = "2.0.0",
+                                    .doc = "x + y, exactly two inputs (test plugin)",
+                                    .min_inputs = 2,
+                                    .max_inputs = 0,
+                                    .create = create,
+                                    .destroy = destroy,
+                                    .infer_shape = infer,
+                                    .forward = pair_forward};
+
 LAM_PLUGIN_ENTRY {
     lam_status st = lam_plugin_check_host(host);
     if (st != LAM_OK) {
         return st;
     }
     H = host;
-    return host->register_layer(plugin, &two);
+    st = host->register_layer(plugin, &two);
+    return st != LAM_OK ? st : host->register_layer(plugin, &pair);
 }

@@ -318,3 +318,21 @@ Test(t2layers, two_outputs_each_differentiated) {
     }
     lam_block_release(b);
 }
+
+Test(t2layers, max_inputs_zero_means_min) {
+    lam_block *b = layer("TPair", NULL);
+    float x[2] = {1, 2}, y[2] = {10, 20};
+    lam_tensor *a = tensor(NULL, (lam_shape){.ndim = 1, .dims = {2}}, x);
+    lam_tensor *c = tensor(NULL, (lam_shape){.ndim = 1, .dims = {2}}, y);
+    lam_tensor *in[2] = {a, c}, *o = NULL;
+    cr_assert_eq(lam_block_forward(b, 2, in, &o), LAM_OK, "%s", lam_last_error());
+    float v[2];
+    cr_assert_eq(lam_tensor_read(o, v, 2), LAM_OK);
+    cr_expect(v[0] == 11 && v[1] == 22, "got %g %g", v[0], v[1]);
+    lam_tensor_release(o);
+    cr_expect_eq(lam_block_forward(b, 1, in, &o), LAM_ERR_SHAPE);
+    cr_expect_str_eq(lam_last_error(), "tpair0: Wrong number of inputs, expected 2, got 1");
+    lam_tensor_release(a);
+    lam_tensor_release(c);
+    lam_block_release(b);
+}

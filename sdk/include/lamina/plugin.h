@@ -322,6 +322,12 @@ typedef struct lam_window_params {
     uint32_t flags; /* LAM_WINDOW_* */
     uint32_t reserved;
 } lam_window_params;
+/* Two spatial axes, every size 0 but stride and dilation 1: set kernel, padding, flags. */
+#define LAM_WINDOW_PARAMS_INIT                                                                     \
+    {                                                                                              \
+        (uint32_t)sizeof(lam_window_params), 2, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0},        \
+            {1, 1, 1}, 0, 0                                                                        \
+    }
 
 /* PAD: constant padding per axis. */
 typedef struct lam_pad_params {
@@ -331,6 +337,12 @@ typedef struct lam_pad_params {
     int64_t before[LAM_MAX_DIMS];
     int64_t after[LAM_MAX_DIMS];
 } lam_pad_params;
+#define LAM_PAD_PARAMS_INIT                                                                        \
+    {                                                                                              \
+        (uint32_t)sizeof(lam_pad_params), 0, 0.0, {0}, {                                           \
+            0                                                                                      \
+        }                                                                                          \
+    }
 
 typedef enum lam_random_kind {
     LAM_RANDOM_INVALID = 0,
@@ -351,6 +363,8 @@ typedef struct lam_random_params {
     double a;
     double b;
 } lam_random_params;
+#define LAM_RANDOM_PARAMS_INIT                                                                     \
+    { (uint32_t)sizeof(lam_random_params), LAM_RANDOM_INVALID, 0, 0, 0, 0.0, 0.0 }
 
 /*
  * Axes of a host op (lam_host_op) that reduces or normalizes: REDUCE_*, ARGMAX (one axis),
@@ -365,6 +379,8 @@ typedef struct lam_reduce_params {
     int32_t keepdims; /* nonzero: reduced axes stay with size 1 */
     uint32_t reserved;
 } lam_reduce_params;
+#define LAM_REDUCE_PARAMS_INIT                                                                     \
+    { (uint32_t)sizeof(lam_reduce_params), 0, {0}, 0, 0 }
 
 /* CAST (host op only): the dtype of the result. The host reads lam_host_op.out_dtype; a call
  * that also passes this struct gives the same dtype in both. */
@@ -372,6 +388,8 @@ typedef struct lam_cast_params {
     uint32_t struct_size;
     lam_dtype dtype;
 } lam_cast_params;
+#define LAM_CAST_PARAMS_INIT                                                                       \
+    { (uint32_t)sizeof(lam_cast_params), LAM_DTYPE_INVALID }
 
 /* The op's name as backends report it ("gemm", "reduce_sum"); "unknown" past this header's
  * ops (a newer host's), so it is safe to call with any value. */
@@ -733,9 +751,9 @@ typedef struct lam_layer_desc {
     uint32_t flags; /* LAM_LAYER_* */
     uint32_t n_attrs;
     const lam_attr_desc *const *attrs;
-    uint32_t min_inputs; /* arity: 1..max_inputs (0 and 0 mean exactly 1) */
-    uint32_t max_inputs;
-    uint32_t n_outputs; /* 0 means 1 */
+    uint32_t min_inputs; /* arity: min_inputs to max_inputs inputs; min 0 means 1, max 0 means */
+    uint32_t max_inputs; /* min (0 and 0: exactly one); max below min refuses the descriptor */
+    uint32_t n_outputs;  /* 0 means 1 */
     uint32_t n_examples;
     /* Example inputs for `lamina conform`, one per input (min_inputs of them), instantiated with
      * `example_attrs`; NULL: the kit uses F32 inputs of shape (2, 3, ...) it guesses. */

@@ -363,9 +363,8 @@ static inline lam_status lam_p_scatter_add_rows(const lam_host_api *h, const lam
  * (ph, pw), dilation 1, no flags (set w->flags / dilation / pad_after afterwards if needed). */
 static inline void lam_p_window_2d(lam_window_params *w, int64_t kh, int64_t kw, int64_t sh,
                                    int64_t sw, int64_t ph, int64_t pw) {
-    memset(w, 0, sizeof *w);
-    w->struct_size = (uint32_t)sizeof *w;
-    w->n_spatial = 2;
+    const lam_window_params init = LAM_WINDOW_PARAMS_INIT;
+    *w = init;
     w->kernel[0] = kh;
     w->kernel[1] = kw;
     w->stride[0] = sh;
