@@ -362,13 +362,16 @@ lam_status lam__axpby_inplace(lam_tensor *x, float a, const lam_tensor *y, float
     lam__tensor_view(y, &v[1]);
     vo = v[0];
     double sc[4] = {a, b, 0, 0};
-    if (lam__supports(ctx, LAM_OP_AXPBY, v, 2, &vo, sc, NULL)) {
-        return lam__execute(ctx, LAM_OP_AXPBY, v, 2, &vo, sc, NULL);
+    /* Tried directly (no supports() probe on the optimizer's path): a backend without AXPBY
+     * answers LAM_ERR_UNSUPPORTED and the basic ops below take over. */
+    lam_status st = lam__execute(ctx, LAM_OP_AXPBY, v, 2, &vo, sc, NULL);
+    if (st != LAM_ERR_UNSUPPORTED) {
+        return st;
     }
     /* A backend without the fused op: the same update from basic ops. */
     lam_tensor *ax = NULL, *by = NULL, *sum = NULL;
     int was = lam_autograd_record_begin(0);
-    lam_status st = lam_op_mul_scalar(x, a, &ax);
+    st = lam_op_mul_scalar(x, a, &ax);
     if (st == LAM_OK) {
         st = lam_op_mul_scalar(y, b, &by);
     }

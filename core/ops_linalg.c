@@ -557,8 +557,6 @@ lam_status lam_op_linear(const lam_tensor *x, const lam_tensor *w, const lam_ten
     bool record =
         lam__recording() && (lam__needs_grad(x) || lam__needs_grad(w) || lam__needs_grad(bias));
     lam_tensor_view v[3], vo;
-    double psc[4] = {1.0, 0.0, 0, 0};
-    int64_t pin[4] = {0, 1, (int64_t)act, 0};
     lam_shape os = {0};
     os.ndim = 2;
     os.dims[0] = x->shape.dims[0];
@@ -569,31 +567,29 @@ lam_status lam_op_linear(const lam_tensor *x, const lam_tensor *w, const lam_ten
         if (bias) {
             lam__tensor_view(bias, &v[2]);
         }
-        memset(&vo, 0, sizeof vo);
-        vo.dtype = LAM_DTYPE_F32;
-        vo.ndim = 2;
-        vo.dims[0] = os.dims[0];
-        vo.dims[1] = os.dims[1];
-        vo.strides[0] = os.dims[1];
-        vo.strides[1] = 1;
-        if (lam__supports(ctx, LAM_OP_LINEAR, v, bias ? 3 : 2, &vo, psc, pin)) {
-            lam_tensor *o;
-            st = lam__tensor_alloc(ctx, &os, &o);
-            if (st != LAM_OK) {
-                return st;
-            }
-            if (o->numel > 0) {
-                view2d(o, os.dims[0], os.dims[1], &vo);
-                double sc[4] = {1.0, 0.0, 0, 0};
-                int64_t in[4] = {0, 1, (int64_t)act, 0};
-                st = lam__execute(ctx, LAM_OP_LINEAR, v, bias ? 3 : 2, &vo, sc, in);
-                if (st != LAM_OK) {
-                    lam_tensor_release(o);
-                    return st;
-                }
-            }
+        /* Tried directly: a backend without LINEAR (or without it for these operands) answers
+         * LAM_ERR_UNSUPPORTED, and the basic ops below take over. No supports() probe on the
+         * hot path (it checked every operand a second time). */
+        lam_tensor *o;
+        st = lam__tensor_alloc(ctx, &os, &o);
+        if (st != LAM_OK) {
+            return st;
+        }
+        if (o->numel == 0) {
             *out = o;
             return LAM_OK;
+        }
+        view2d(o, os.dims[0], os.dims[1], &vo);
+        double sc[4] = {1.0, 0.0, 0, 0};
+        int64_t in[4] = {0, 1, (int64_t)act, 0};
+        st = lam__execute(ctx, LAM_OP_LINEAR, v, bias ? 3 : 2, &vo, sc, in);
+        if (st == LAM_OK) {
+            *out = o;
+            return LAM_OK;
+        }
+        lam_tensor_release(o);
+        if (st != LAM_ERR_UNSUPPORTED) {
+            return st;
         }
     }
     /* The same from basic ops (and what autograd records). */
