@@ -17,7 +17,7 @@ static lam_status shut_down(const char *fn) {
 }
 
 /* Element units (how core builds views) to the ABI's byte units, with struct_size set. */
-static void to_abi_view(const lam_tensor_view *in, lam_tensor_view *out) {
+void lam__abi_view(const lam_tensor_view *in, lam_tensor_view *out) {
     *out = *in;
     out->struct_size = (uint32_t)sizeof *out;
     int64_t es =
@@ -89,11 +89,11 @@ static void build_call(abi_call *c, lam_op op, const lam_tensor_view *inputs, ui
     c->call.n_inputs = n_inputs;
     c->call.n_outputs = n_outputs;
     for (uint32_t i = 0; i < n_inputs; i++) {
-        to_abi_view(&inputs[i], &c->in[i]);
+        lam__abi_view(&inputs[i], &c->in[i]);
         c->inp[i] = &c->in[i];
     }
     for (uint32_t i = 0; i < n_outputs; i++) {
-        to_abi_view(&outputs[i], &c->out[i]);
+        lam__abi_view(&outputs[i], &c->out[i]);
         c->outp[i] = &c->out[i];
     }
     c->call.inputs = n_inputs ? c->inp : NULL;

@@ -25,4 +25,8 @@ bool lam__supports(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint3
                    const lam_tensor_view *output, const double *scalars, const int64_t *ints);
 lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
                         lam_tensor_view *output, const double *scalars, const int64_t *ints);
+/* A view in core's element units as the ABI hands it to plugins: byte offset and strides,
+ * struct_size set (an INVALID dtype is taken as F32). */
+void lam__abi_view(const lam_tensor_view *in, lam_tensor_view *out);
+
 #endif

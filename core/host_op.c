@@ -109,6 +109,8 @@ static lam_status axpby(const lam_host_op *c, lam_tensor **out) {
     return st;
 }
 
+/* GEMM and GEMM_BATCHED: the product, times alpha; beta must be 0 (a host op makes a new tensor).
+ */
 static lam_status gemm(const lam_host_op *c, lam_tensor **out) {
     lam_status st = arity(c, 2, 2, 1);
     const lam_gemm_params *p = st == LAM_OK ? PARAMS(c, lam_gemm_params, &st) : NULL;
@@ -117,13 +119,15 @@ static lam_status gemm(const lam_host_op *c, lam_tensor **out) {
     }
     if (p->beta != 0.0) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "op gemm: Invalid argument, beta %g, a host op makes a new tensor "
-                          "(beta must be 0; add the old value with op add)",
-                          p->beta);
+                          "op %s: Invalid argument, beta %g, a host op makes a new tensor (beta "
+                          "must be 0; add the old value with op add)",
+                          lam_op_name(c->op), p->beta);
     }
+    int32_t ta = (p->flags & LAM_GEMM_TRANS_A) != 0, tb = (p->flags & LAM_GEMM_TRANS_B) != 0;
     lam_tensor *m = NULL;
-    st = lam_op_matmul(c->inputs[0], c->inputs[1], (p->flags & LAM_GEMM_TRANS_A) != 0,
-                       (p->flags & LAM_GEMM_TRANS_B) != 0, &m);
+    st = c->op == LAM_OP_GEMM_BATCHED
+             ? lam_op_matmul_batched(c->inputs[0], c->inputs[1], ta, tb, &m)
+             : lam_op_matmul(c->inputs[0], c->inputs[1], ta, tb, &m);
     if (st != LAM_OK || p->alpha == 1.0) {
         *out = m;
         return st;
@@ -238,30 +242,6 @@ static lam_status index_ops(const lam_host_op *c, lam_tensor **out) {
 
 /* ---- the neural-network ops of 2.0 (GEMM_BATCHED, windows, PAD, MOMENTS) ---- */
 
-static lam_status gemm_batched(const lam_host_op *c, lam_tensor **out) {
-    lam_status st = arity(c, 2, 2, 1);
-    const lam_gemm_params *p = st == LAM_OK ? PARAMS(c, lam_gemm_params, &st) : NULL;
-    if (st != LAM_OK) {
-        return st;
-    }
-    if (p->beta != 0.0) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT,
-                          "op gemm_batched: Invalid argument, beta %g, a host op makes a new "
-                          "tensor (beta must be 0; add the old value with op add)",
-                          p->beta);
-    }
-    lam_tensor *m = NULL;
-    st = lam_op_matmul_batched(c->inputs[0], c->inputs[1], (p->flags & LAM_GEMM_TRANS_A) != 0,
-                               (p->flags & LAM_GEMM_TRANS_B) != 0, &m);
-    if (st != LAM_OK || p->alpha == 1.0) {
-        *out = m;
-        return st;
-    }
-    st = lam_op_mul_scalar(m, (float)p->alpha, out);
-    lam_tensor_release(m);
-    return st;
-}
-
 /* The image shape (N, C, H, W) an adjoint window op makes: the call's out_shape. */
 static lam_status image_shape(const lam_host_op *c) {
     if (c->out_shape == NULL || c->out_shape->ndim != 4) {
@@ -325,7 +305,7 @@ static lam_status moments(const lam_host_op *c, lam_tensor **out) {
 static bool dispatch_nn(const lam_host_op *c, lam_tensor **out, lam_status *st) {
     switch (c->op) {
     case LAM_OP_GEMM_BATCHED:
-        *st = gemm_batched(c, out);
+        *st = gemm(c, out);
         return true;
     case LAM_OP_IM2COL:
     case LAM_OP_COL2IM:

@@ -10,6 +10,7 @@
 #include "callback.h"
 #include "context.h"
 #include "error.h"
+#include "execute.h"
 #include "registry.h"
 #include "shape.h"
 #include "tape.h"
@@ -41,13 +42,7 @@ static void operands_init(operands *o, uint32_t n_in, uint32_t n_out) {
 static void operand_set(operands *o, uint32_t i, const lam_tensor *t) {
     lam_tensor_view v;
     lam__tensor_view(t, &v);
-    int64_t es = (int64_t)lam_dtype_size(v.dtype);
-    o->view[i] = v;
-    o->view[i].struct_size = (uint32_t)sizeof v;
-    o->view[i].offset = v.offset * (uint64_t)es;
-    for (uint32_t d = 0; d < v.ndim; d++) {
-        o->view[i].strides[d] = v.strides[d] * es;
-    }
+    lam__abi_view(&v, &o->view[i]);
     o->op[i].struct_size = (uint32_t)sizeof o->op[i];
     o->op[i].view = &o->view[i];
     o->ptr[i] = &o->op[i];
