@@ -211,6 +211,66 @@ static void extra_rank(cf_ctx *c, const char *attrs, footprint *f) {
     lam_block_release(b);
 }
 
+static void append_floats(float **all, size_t *n_all, const lam_tensor *t) {
+    size_t n = 0;
+    float *v = cf_host_copy(t, &n);
+    float *grown = v ? realloc(*all, (*n_all + n + 1) * sizeof *grown) : NULL;
+    if (grown != NULL) {
+        memcpy(grown + *n_all, v, n * sizeof *v);
+        *all = grown;
+        *n_all += n;
+    }
+    free(v);
+}
+
+/* Some attributes act only in training (BatchNorm's momentum, use_global_stats): a fresh
+ * instance's training output, its inference output after it and its parameters then (running
+ * statistics) join the footprint. Not for a stochastic layer, whose training outputs differ
+ * between instances anyway. */
+static void train_forward(cf_ctx *c, const char *attrs, footprint *f) {
+    if (c->layer->flags & LAM_LAYER_STOCHASTIC) {
+        return;
+    }
+    lam_ctx *ctx = cf_cpu_ctx();
+    lam_block *b = NULL;
+    lam_tensor *x = NULL, *y = NULL, *y2 = NULL;
+    lam_param_list *l = NULL;
+    lam_seed(c->opt->seed);
+    lam_status st = cf_make_layer(c, attrs, ctx, NULL, &b);
+    if (st == LAM_OK) {
+        st = cf_rand_tensor(c, ctx, &c->layer->inputs[0], 24, -1.0f, 1.0f, &x);
+    }
+    if (st == LAM_OK) {
+        int mode = lam_autograd_train_mode_begin(1);
+        st = cf_forward1(c, b, x, &y);
+        lam_autograd_train_mode_end(mode);
+    }
+    if (st == LAM_OK) {
+        int mode = lam_autograd_train_mode_begin(0);
+        st = cf_forward1(c, b, x, &y2);
+        lam_autograd_train_mode_end(mode);
+    }
+    size_t len = strlen(f->shapes);
+    snprintf(f->shapes + len, sizeof f->shapes - len, "; in training: %s", lam_status_string(st));
+    if (st == LAM_OK) {
+        append_floats(&f->out, &f->n_out, y);
+        append_floats(&f->out, &f->n_out, y2);
+        st = lam_block_params(b, &l);
+    }
+    for (size_t i = 0; st == LAM_OK && i < lam_param_list_count(l); i++) {
+        lam_tensor *d = NULL;
+        if (lam_param_data(lam_param_list_get(l, i), &d) == LAM_OK) {
+            append_floats(&f->params, &f->n_params, d);
+        }
+        lam_tensor_release(d);
+    }
+    lam_param_list_destroy(l);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_tensor_release(y2);
+    lam_block_release(b);
+}
+
 static lam_status take_footprint(cf_ctx *c, const char *attrs, footprint *f) {
     memset(f, 0, sizeof *f);
     lam_ctx *ctx = cf_cpu_ctx();
@@ -266,6 +326,7 @@ static lam_status take_footprint(cf_ctx *c, const char *attrs, footprint *f) {
     lam_block_release(b);
     if (st == LAM_OK) {
         extra_rank(c, attrs, f);
+        train_forward(c, attrs, f);
     }
     return st;
 }
