@@ -3,6 +3,9 @@
 #ifndef LAMINA_TEST_CHECK_HPP
 #define LAMINA_TEST_CHECK_HPP
 
+#include <lamina/lamina.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -45,6 +48,21 @@ static int g_failures = 0;
             g_failures++;                                                                          \
         }                                                                                          \
     } while (0)
+
+/* The loaded layer types as the unknown-type message lists them: sorted, comma-separated (the
+ * set grows with every in-tree layer plugin, so tests build it instead of spelling it). */
+static inline std::string loaded_layer_types() {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < lam_layer_type_count(); i++) {
+        names.push_back(lam_layer_type_name(i));
+    }
+    std::sort(names.begin(), names.end());
+    std::string out;
+    for (const std::string &n : names) {
+        out += (out.empty() ? "" : ", ") + n;
+    }
+    return out;
+}
 
 static inline int finish(const char *name) {
     if (g_failures) {
