@@ -503,3 +503,167 @@ Test(dropout, describe_and_errors) {
     create_fails("Dropout", "dropout", "rate=-0.1", LAM_ERR_INVALID_ARGUMENT,
                  ": Invalid argument, rate must be in [0, 1), got -0.1");
 }
+
+/* ---- Embedding ---- */
+
+/* The reference indices as an int32 or int64 tensor, with `bad` (if >= 0) at position `at`. */
+static lam_tensor *indices(lam_dtype dt, int64_t at, int64_t bad) {
+    int64_t v64[6];
+    int32_t v32[6];
+    for (size_t i = 0; i < ref_emb_idx.count; i++) {
+        v64[i] = (int64_t)ref_emb_idx.data[i];
+        if ((int64_t)i == at) {
+            v64[i] = bad;
+        }
+        v32[i] = (int32_t)v64[i];
+    }
+    lam_shape s = ag_shape(ref_emb_idx.ndim, ref_emb_idx.dims);
+    lam_tensor *t = NULL;
+    AG_OK(lam_tensor_create_dtype(NULL, dt, &s, &t));
+    if (dt == LAM_DTYPE_I64) {
+        AG_OK(lam_tensor_write_bytes(t, v64, sizeof v64));
+    } else {
+        AG_OK(lam_tensor_write_bytes(t, v32, sizeof v32));
+    }
+    return t;
+}
+
+static void embedding_matches(lam_dtype dt) {
+    lam_block *b = make("Embedding", "input_dim=7, output_dim=5");
+    set_param(b, "weight", &ref_emb_w);
+    lam_tensor *x = indices(dt, -1, 0), *y = NULL;
+    int was = lam_autograd_record_begin(1);
+    lam_status st = lam_block_forward(b, 1, &x, &y);
+    lam_autograd_record_end(was);
+    AG_OK(st);
+    cr_assert_eq(lam_tensor_shape(y)->ndim, 3);
+    cr_assert_eq(lam_tensor_shape(y)->dims[2], 5);
+    expect_close(y, &ref_emb_y, "output");
+    lam_tensor *h = ref_tensor(&ref_emb_hg);
+    AG_OK(lam_autograd_backward(y, h));
+    /* repeated indices (1 twice, 6 twice) sum their rows' gradients */
+    expect_grad(b, "weight", &ref_emb_dw);
+    lam_tensor_release(h);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_block_release(b);
+}
+
+Test(embedding, int64_indices_match_pytorch) {
+    embedding_matches(LAM_DTYPE_I64);
+}
+
+Test(embedding, int32_indices_match_pytorch) {
+    embedding_matches(LAM_DTYPE_I32);
+}
+
+Test(embedding, out_of_range_index_is_named_with_its_position) {
+    lam_block *b = make("Embedding", "input_dim=7, output_dim=5");
+    lam_tensor *x = indices(LAM_DTYPE_I64, 5, 7), *y = NULL;
+    ag_assert_error(lam_block_forward(b, 1, &x, &y), LAM_ERR_INVALID_ARGUMENT,
+                    "embedding0: Index out of range, input[1, 2] is 7, input_dim is 7 (valid: 0 to "
+                    "6)",
+                    "index 7");
+    cr_assert_null(y);
+    lam_tensor_release(x);
+    x = indices(LAM_DTYPE_I32, 1, -3);
+    ag_assert_error(lam_block_forward(b, 1, &x, &y), LAM_ERR_INVALID_ARGUMENT,
+                    "embedding0: Index out of range, input[0, 1] is -3, input_dim is 7 (valid: 0 "
+                    "to 6)",
+                    "index -3");
+    lam_tensor_release(x);
+    /* float indices are refused (Gluon would cast them) */
+    x = ref_tensor(&ref_emb_idx);
+    ag_assert_error(lam_block_forward(b, 1, &x, &y), LAM_ERR_DTYPE,
+                    "embedding0: Dtype mismatch, indices must be int32 or int64, got float32",
+                    "float indices");
+    lam_tensor_release(x);
+    lam_block_release(b);
+}
+
+Test(embedding, describe_and_errors) {
+    lam_block *b = make("Embedding", "input_dim=10, output_dim=4");
+    char *s = lam_block_summary(b);
+    cr_assert_str_eq(s, "Embedding(10 -> 4, float32)");
+    free(s);
+    lam_param *w = lam_block_param(b, "weight");
+    cr_assert_str_eq(lam_param_name(w), "embedding0_weight");
+    lam_block_release(b);
+    create_fails("Embedding", "embedding", "input_dim=0, output_dim=4", LAM_ERR_INVALID_ARGUMENT,
+                 ": Invalid argument, input_dim and output_dim must be positive, got input_dim=0, "
+                 "output_dim=4");
+}
+
+/* ---- LayerNorm ---- */
+
+Test(layernorm, last_axis_matches_pytorch) {
+    lam_block *b = make("LayerNorm", "");
+    lam_tensor *x0 = ref_tensor(&ref_ln_x); /* infers in_channels = 4 */
+    lam_tensor *y0 = infer(b, x0);
+    lam_tensor_release(x0);
+    lam_tensor_release(y0);
+    set_param(b, "gamma", &ref_ln_gamma);
+    set_param(b, "beta", &ref_ln_beta);
+    lam_tensor *x = NULL;
+    lam_tensor *y = run(b, &ref_ln_x, &ref_ln_hg, -1, &x);
+    expect_close(y, &ref_ln_y, "output");
+    expect_input_grad(x, &ref_ln_dx, "input gradient");
+    expect_grad(b, "gamma", &ref_ln_dgamma);
+    expect_grad(b, "beta", &ref_ln_dbeta);
+    /* no running state: inference gives the training output */
+    lam_tensor *y2 = infer(b, x);
+    float *v1 = ag_read(y), *v2 = ag_read(y2);
+    cr_assert_eq(memcmp(v1, v2, ref_ln_y.count * sizeof *v1), 0);
+    free(v1);
+    free(v2);
+    lam_tensor_release(y2);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_block_release(b);
+}
+
+Test(layernorm, middle_axis_with_epsilon_matches_pytorch) {
+    lam_block *b = make("LayerNorm", "axis=1, epsilon=1e-3, in_channels=3");
+    set_param(b, "gamma", &ref_ln1_gamma);
+    set_param(b, "beta", &ref_ln1_beta);
+    lam_tensor *x = NULL;
+    lam_tensor *y = run(b, &ref_ln_x, &ref_ln_hg, -1, &x);
+    expect_close(y, &ref_ln1_y, "output");
+    expect_input_grad(x, &ref_ln1_dx, "input gradient");
+    expect_grad(b, "gamma", &ref_ln1_dgamma);
+    expect_grad(b, "beta", &ref_ln1_dbeta);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_block_release(b);
+}
+
+Test(layernorm, describe_and_errors) {
+    lam_block *b = make("LayerNorm", "");
+    char *s = lam_block_summary(b);
+    cr_assert_str_eq(s, "LayerNorm(eps=1e-05, axis=-1, center=True, scale=True, in_channels=None)");
+    free(s);
+    lam_tensor *x = ref_tensor(&ref_ln_x);
+    lam_tensor *y = infer(b, x);
+    lam_tensor_release(y);
+    y = NULL;
+    s = lam_block_summary(b);
+    cr_assert_str_eq(s, "LayerNorm(eps=1e-05, axis=-1, center=True, scale=True, in_channels=4)");
+    free(s);
+    cr_assert_str_eq(lam_param_name(lam_block_param(b, "gamma")), "layernorm0_gamma");
+    cr_assert_str_eq(lam_param_name(lam_block_param(b, "beta")), "layernorm0_beta");
+    lam_block_release(b);
+    b = make("LayerNorm", "axis=3");
+    ag_assert_error(lam_block_forward(b, 1, &x, &y), LAM_ERR_SHAPE,
+                    ag_fmt("%s: Shape mismatch, axis 3 does not exist in an input of rank 3",
+                           lam_block_name(b)),
+                    "axis");
+    lam_block_release(b);
+    lam_tensor_release(x);
+    create_fails("LayerNorm", "layernorm", "epsilon=-0.5", LAM_ERR_INVALID_ARGUMENT,
+                 ": Invalid argument, epsilon must be finite and >= 0, got -0.5");
+    /* no gamma / beta without scale / center */
+    b = make("LayerNorm", "center=false, scale=false");
+    cr_assert_null(lam_block_param(b, "gamma"));
+    cr_assert_null(lam_block_param(b, "beta"));
+    lam_block_release(b);
+}
