@@ -667,3 +667,146 @@ Test(layernorm, describe_and_errors) {
     cr_assert_null(lam_block_param(b, "beta"));
     lam_block_release(b);
 }
+
+/* ---- edges ---- */
+
+Test(batchnorm, trainer_step_leaves_running_stats_to_the_forward) {
+    lam_block *b = make("BatchNorm", "in_channels=2");
+    set_param(b, "gamma", &ref_bn_gamma);
+    set_param(b, "beta", &ref_bn_beta);
+    lam_param_list *l = NULL;
+    AG_OK(lam_block_collect_params(b, NULL, &l));
+    lam_trainer *tr = NULL;
+    AG_OK(lam_trainer_create(l, "sgd", "learning_rate=0.5, momentum=0.9, wd=0.1", &tr));
+    lam_tensor *x = NULL;
+    lam_tensor *y = run(b, &ref_bn_x0, &ref_bn_hg, -1, &x);
+    AG_OK(lam_trainer_step(tr, 3));
+    /* the step moved gamma and beta but not the (gradient-free) running statistics */
+    expect_param(b, "running_mean", &ref_bn_rm0);
+    expect_param(b, "running_var", &ref_bn_rv0);
+    lam_tensor *g = NULL;
+    AG_OK(lam_param_data(lam_block_param(b, "gamma"), &g));
+    float *v = ag_read(g);
+    cr_assert(v[0] != ref_bn_gamma.data[0], "gamma did not move");
+    free(v);
+    lam_tensor_release(g);
+    lam_trainer_destroy(tr);
+    lam_param_list_destroy(l);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_block_release(b);
+}
+
+/* Sample 0 gets a NaN: every other sample's output must be what it is without it. */
+static void nan_isolated(lam_block *b, lam_shape s) {
+    size_t n = ag_numel(&s);
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)sin(0.61 * (double)i + 0.2);
+    }
+    lam_tensor *clean = ag_tensor(s, x, n);
+    x[1] = NAN;
+    lam_tensor *dirty = ag_tensor(s, x, n);
+    lam_seed(7); /* a stochastic layer draws the same numbers for both */
+    lam_tensor *ya = infer(b, clean);
+    lam_seed(7);
+    lam_tensor *yb = infer(b, dirty);
+    float *a = ag_read(ya), *c = ag_read(yb);
+    size_t total = (size_t)lam_tensor_numel(ya), per = total / (size_t)s.dims[0];
+    cr_assert(isnan(c[1]) || isnan(c[0]), "%s: the NaN vanished", lam_block_name(b));
+    for (size_t i = per; i < total; i++) {
+        cr_assert(memcmp(&a[i], &c[i], sizeof a[i]) == 0,
+                  "%s: output %zu of sample %zu changed by a NaN in sample 0 (%g vs %g)",
+                  lam_block_name(b), i, i / per, (double)a[i], (double)c[i]);
+    }
+    free(a);
+    free(c);
+    free(x);
+    lam_tensor_release(ya);
+    lam_tensor_release(yb);
+    lam_tensor_release(clean);
+    lam_tensor_release(dirty);
+}
+
+Test(layernorm, nan_stays_in_its_sample) {
+    lam_block *b = make("LayerNorm", "");
+    nan_isolated(b, AG_SHAPE(3, 6));
+    lam_block_release(b);
+    b = make("LayerNorm", "axis=1");
+    nan_isolated(b, AG_SHAPE(3, 4, 5));
+    lam_block_release(b);
+}
+
+Test(batchnorm, nan_stays_in_its_sample_at_inference) {
+    /* (in training a NaN reaches every sample through the batch statistics, as in PyTorch) */
+    lam_block *b = make("BatchNorm", "");
+    nan_isolated(b, AG_SHAPE(3, 2, 2, 3));
+    lam_block_release(b);
+}
+
+Test(dropout, nan_stays_in_its_sample_in_training) {
+    lam_block *b = make("Dropout", "rate=0.25");
+    int mode = lam_autograd_train_mode_begin(1);
+    nan_isolated(b, AG_SHAPE(3, 6));
+    lam_autograd_train_mode_end(mode);
+    lam_block_release(b);
+}
+
+/* One training forward of b on ctx right after lam_seed(42) (which restarts its stream). */
+static float *dropout_on(lam_block *b, lam_ctx *ctx) {
+    lam_seed(42);
+    lam_tensor *x = NULL, *y = NULL;
+    AG_OK(lam_tensor_full(ctx, &(lam_shape){.ndim = 2, .dims = {33, 31}}, 1.0f, &x));
+    int mode = lam_autograd_train_mode_begin(1);
+    AG_OK(lam_block_forward(b, 1, &x, &y));
+    lam_autograd_train_mode_end(mode);
+    float *v = ag_read(y);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    return v;
+}
+
+Test(dropout, cpu_and_vulkan_draw_the_same_mask) {
+    lam_ctx *cpu = NULL, *vk = NULL;
+    AG_OK(lam_ctx_get("cpu", &cpu));
+    if (lam_ctx_get("vulkan", &vk) != LAM_OK) {
+        cr_skip("no Vulkan device: %s", lam_last_error());
+    }
+    lam_block *b = make("Dropout", "rate=0.4");
+    float *a = dropout_on(b, cpu), *c = dropout_on(b, vk);
+    size_t zeros = 0;
+    for (size_t i = 0; i < 33 * 31; i++) {
+        cr_assert(memcmp(&a[i], &c[i], sizeof a[i]) == 0, "element %zu: cpu %g, vulkan %g", i,
+                  (double)a[i], (double)c[i]);
+        zeros += a[i] == 0.0f;
+    }
+    cr_assert(zeros > 0 && zeros < 33 * 31, "%zu zeros", zeros);
+    free(a);
+    free(c);
+    lam_block_release(b);
+}
+
+Test(embedding, scalar_and_empty_indices) {
+    lam_block *b = make("Embedding", "input_dim=7, output_dim=5");
+    set_param(b, "weight", &ref_emb_w);
+    const int32_t three = 3;
+    lam_tensor *x = NULL, *y = NULL;
+    lam_shape scalar = AG_SCALAR_SHAPE();
+    AG_OK(lam_tensor_create_dtype(NULL, LAM_DTYPE_I32, &scalar, &x));
+    AG_OK(lam_tensor_write_bytes(x, &three, sizeof three));
+    y = infer(b, x);
+    cr_assert_eq(lam_tensor_shape(y)->ndim, 1);
+    float *v = ag_read(y);
+    cr_assert_eq(memcmp(v, ref_emb_w.data + 15, 5 * sizeof *v), 0, "row 3");
+    free(v);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_shape empty = AG_SHAPE(0, 3);
+    AG_OK(lam_tensor_create_dtype(NULL, LAM_DTYPE_I64, &empty, &x));
+    y = infer(b, x);
+    const lam_shape *ys = lam_tensor_shape(y);
+    cr_assert(ys->ndim == 3 && ys->dims[0] == 0 && ys->dims[1] == 3 && ys->dims[2] == 5);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_block_release(b);
+}
