@@ -810,3 +810,18 @@ Test(embedding, scalar_and_empty_indices) {
     lam_tensor_release(y);
     lam_block_release(b);
 }
+
+Test(batchnorm, deferred_init_at_a_training_forward) {
+    /* the first forward, recorded, infers in_channels, initializes and trains at once; the
+     * running statistics do not depend on gamma and beta */
+    lam_block *b = make("BatchNorm", "");
+    for (int k = 0; k < 3; k++) {
+        lam_tensor *x = NULL;
+        lam_tensor *y = run(b, bn_xs[k], &ref_bn_hg, -1, &x);
+        expect_param(b, "running_mean", bn_rms[k]);
+        expect_param(b, "running_var", bn_rvs[k]);
+        lam_tensor_release(x);
+        lam_tensor_release(y);
+    }
+    lam_block_release(b);
+}
