@@ -1,4 +1,5 @@
-/* Data sets for `lamina train`: the built-in rings, IDX (MNIST) files and CSV files. */
+/* Data sets for `lamina train`: the built-in rings, the UCI digits (gzip'ed CSV), IDX (MNIST)
+ * files and CSV files. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 void dataset_free(dataset *d) {
     free(d->x);
@@ -141,6 +143,9 @@ static int load_idx(const char *images, const char *labels, dataset *d, char *er
         } else {
             d->n = (int64_t)n;
             d->dim = (int64_t)(rows * cols);
+            d->image[0] = 1;
+            d->image[1] = (int64_t)rows;
+            d->image[2] = (int64_t)cols;
             d->x = malloc(n * rows * cols * sizeof *d->x);
             d->y = malloc(n * sizeof *d->y);
             if (!d->x || !d->y) {
@@ -307,6 +312,12 @@ int dataset_load(const char *path, dataset *train, dataset *test, char *err, siz
             dataset_free(test);
             return -1;
         }
+        if (test->image[1] != train->image[1] || test->image[2] != train->image[2]) {
+            snprintf(err, cap, "%s: train and test images differ in size", path);
+            dataset_free(train);
+            dataset_free(test);
+            return -1;
+        }
         int64_t classes = train->classes > test->classes ? train->classes : test->classes;
         train->classes = test->classes = classes;
         return 0;
@@ -336,6 +347,179 @@ int dataset_load(const char *path, dataset *train, dataset *test, char *err, siz
     test->n = nt;
     train->dim = test->dim = all.dim;
     train->classes = test->classes = all.classes;
+    dataset_free(&all);
+    return 0;
+}
+
+const char *digits_path(const char *file) {
+    if (file != NULL) {
+        return file;
+    }
+    const char *env = getenv("LAMINA_DIGITS");
+    return env != NULL && env[0] != '\0' ? env : DIGITS_DEFAULT_PATH;
+}
+
+/* The whole decompressed text of a gzip file (a plain file reads as itself), NUL-terminated. */
+static char *read_gzip(const char *path, const char *origin, char *err, size_t cap) {
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, cap,
+                 "%s%s: cannot open the UCI handwritten digits, %s; they come with Debian's "
+                 "python3-sklearn package (apt-get install python3-sklearn, or sh "
+                 "tools/install-deps.sh); LAMINA_DIGITS or --data-file names another copy of "
+                 "digits.csv.gz",
+                 path, origin, errno ? strerror(errno) : "out of memory");
+        return NULL;
+    }
+    size_t n = 0, room = 1 << 19;
+    char *text = malloc(room);
+    for (;;) {
+        if (text == NULL) {
+            snprintf(err, cap, "%s: out of memory", path);
+            break;
+        }
+        if (n + 1 == room) {
+            char *bigger = room < ((size_t)1 << 30) ? realloc(text, room * 2) : NULL;
+            if (bigger == NULL) {
+                free(text);
+                text = NULL;
+                continue;
+            }
+            text = bigger;
+            room *= 2;
+        }
+        int got = gzread(f, text + n, (unsigned)(room - n - 1));
+        if (got < 0) {
+            int code;
+            snprintf(err, cap, "%s: cannot decompress, %s", path, gzerror(f, &code));
+            free(text);
+            text = NULL;
+            break;
+        }
+        if (got == 0) {
+            text[n] = '\0';
+            break;
+        }
+        n += (size_t)got;
+    }
+    gzclose(f);
+    return text;
+}
+
+/* One digits row: 64 pixels 0..16 and a label 0..9, comma-separated (values may be written
+ * as "3" or "3.0"). Returns 0, or -1 with a message naming the line. */
+static int digits_row(const char *path, int line, char **p, float *pixels, float *label, char *err,
+                      size_t cap) {
+    for (int col = 0; col < 65; col++) {
+        char *end;
+        errno = 0;
+        double v = strtod(*p, &end);
+        int last = col == 64;
+        if (end == *p || errno != 0 || v != floor(v) || v < 0 || v > (last ? 9 : 16) ||
+            (!last && *end != ',') || (last && *end != '\n' && *end != '\r' && *end != '\0')) {
+            snprintf(err, cap,
+                     "%s:%d: column %d is not %s (a digits row is 64 pixels 0..16 and a label "
+                     "0..9)",
+                     path, line, col + 1, last ? "a label 0..9" : "a pixel value 0..16");
+            return -1;
+        }
+        if (last) {
+            *label = (float)v;
+        } else {
+            pixels[col] = (float)v / 16.0f;
+        }
+        *p = end + (*end == ',');
+    }
+    while (**p == '\r') {
+        (*p)++;
+    }
+    if (**p == '\n') {
+        (*p)++;
+    }
+    return 0;
+}
+
+static int digits_alloc(dataset *d, int64_t n) {
+    d->x = malloc((size_t)(n * 64) * sizeof *d->x);
+    d->y = malloc((size_t)n * sizeof *d->y);
+    d->n = n;
+    d->dim = 64;
+    d->classes = 10;
+    d->image[0] = 1;
+    d->image[1] = d->image[2] = 8;
+    return d->x && d->y ? 0 : -1;
+}
+
+int dataset_digits(const char *file, dataset *train, dataset *test, char *err, size_t cap) {
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    const char *path = digits_path(file);
+    const char *env = getenv("LAMINA_DIGITS");
+    const char *origin = file != NULL            ? " (--data-file)"
+                         : env && env[0] != '\0' ? " (LAMINA_DIGITS)"
+                                                 : "";
+    char *text = read_gzip(path, origin, err, cap);
+    if (text == NULL) {
+        return -1;
+    }
+    dataset all = {0};
+    int rc = digits_alloc(&all, DIGITS_ROWS);
+    if (rc != 0) {
+        snprintf(err, cap, "%s: out of memory", path);
+    }
+    int64_t n = 0;
+    int line = 0;
+    for (char *p = text; rc == 0 && *p != '\0';) {
+        line++;
+        if (*p == '\n' || *p == '\r') { /* blank line */
+            p += strspn(p, "\r\n");
+            continue;
+        }
+        if (n == DIGITS_ROWS) {
+            snprintf(err, cap, "%s:%d: more than %d rows; not the UCI digits file", path, line,
+                     DIGITS_ROWS);
+            rc = -1;
+            break;
+        }
+        rc = digits_row(path, line, &p, all.x + n * 64, all.y + n, err, cap);
+        n += rc == 0;
+    }
+    free(text);
+    if (rc == 0 && n != DIGITS_ROWS) {
+        snprintf(err, cap, "%s: %lld rows, the UCI digits have %d", path, (long long)n,
+                 DIGITS_ROWS);
+        rc = -1;
+    }
+    if (rc == 0 && (digits_alloc(train, DIGITS_TRAIN) != 0 ||
+                    digits_alloc(test, DIGITS_ROWS - DIGITS_TRAIN) != 0)) {
+        snprintf(err, cap, "%s: out of memory", path);
+        rc = -1;
+    }
+    if (rc != 0) {
+        dataset_free(&all);
+        dataset_free(train);
+        dataset_free(test);
+        return -1;
+    }
+    /* A fixed Fisher-Yates shuffle (splitmix64), whatever the training seed. */
+    int64_t order[DIGITS_ROWS];
+    for (int64_t i = 0; i < DIGITS_ROWS; i++) {
+        order[i] = i;
+    }
+    uint64_t s = DIGITS_SPLIT_SEED;
+    for (int64_t i = DIGITS_ROWS - 1; i > 0; i--) {
+        int64_t j = (int64_t)(next_u64(&s) % (uint64_t)(i + 1));
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int64_t i = 0; i < DIGITS_ROWS; i++) {
+        dataset *d = i < DIGITS_TRAIN ? train : test;
+        int64_t k = i < DIGITS_TRAIN ? i : i - DIGITS_TRAIN;
+        memcpy(d->x + k * 64, all.x + order[i] * 64, 64 * sizeof *d->x);
+        d->y[k] = all.y[order[i]];
+    }
     dataset_free(&all);
     return 0;
 }

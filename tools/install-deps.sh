@@ -3,7 +3,7 @@
 # Does nothing when everything is already there.
 set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcriterion-dev libjansson-dev
-      libisal-dev clang clang-format binutils python3 python3-numpy
+      libisal-dev zlib1g-dev clang clang-format binutils python3 python3-numpy python3-sklearn
       mesa-vulkan-drivers libvulkan-dev glslc spirv-tools vulkan-validationlayers"
 missing=""
 for p in $pkgs; do

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 static void fini(void) {
     lam_shutdown();
@@ -247,4 +249,162 @@ Test(train, builtin_data_is_not_linearly_separable) {
     lam_block_release(lin);
     dataset_free(&tr);
     dataset_free(&te);
+}
+
+/* ---- The UCI digits and the CNN ---- */
+
+/* Skips (naming the package) when the digits are not installed. */
+static void need_digits(void) {
+    const char *path = digits_path(NULL);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        cr_skip("%s is missing: install Debian's python3-sklearn (tools/install-deps.sh does)",
+                path);
+    }
+    fclose(f);
+}
+
+/* The numbers come from tests/tools/digits_reference.py, which reads the file with Python's
+ * gzip module and re-implements the split (its output: tests/tools/data/digits_reference.txt). */
+Test(train, digits_reader_matches_the_python_reference) {
+    need_digits();
+    dataset tr, te;
+    char err[512];
+    cr_assert_eq(dataset_digits(NULL, &tr, &te, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(tr.n, 1437);
+    cr_expect_eq(te.n, 360);
+    cr_expect_eq(tr.dim, 64);
+    cr_expect_eq(tr.classes, 10);
+    cr_expect_eq(tr.image[0], 1);
+    cr_expect_eq(tr.image[1], 8);
+    cr_expect_eq(tr.image[2], 8);
+    double total = 0;
+    int labels[10] = {0}, test_labels[10] = {0};
+    for (int64_t i = 0; i < tr.n * 64; i++) {
+        total += tr.x[i] * 16.0;
+    }
+    for (int64_t i = 0; i < te.n * 64; i++) {
+        total += te.x[i] * 16.0;
+    }
+    for (int64_t i = 0; i < tr.n; i++) {
+        labels[(int)tr.y[i]]++;
+    }
+    for (int64_t i = 0; i < te.n; i++) {
+        labels[(int)te.y[i]]++;
+        test_labels[(int)te.y[i]]++;
+    }
+    cr_expect_eq(total, 561718.0, "pixel total %.1f", total);
+    const int want_labels[10] = {178, 182, 177, 183, 181, 182, 181, 179, 174, 180};
+    const int want_test[10] = {30, 38, 50, 35, 42, 34, 30, 38, 29, 34};
+    for (int c = 0; c < 10; c++) {
+        cr_expect_eq(labels[c], want_labels[c], "class %d", c);
+        cr_expect_eq(test_labels[c], want_test[c], "test class %d", c);
+    }
+    const int first[64] = {0, 2,  6, 10, 12, 1,  0,  0, 0, 14, 13, 10, 5,  1,  0,  0,
+                           0, 10, 6, 0,  0,  0,  0,  0, 0, 10, 13, 12, 12, 5,  0,  0,
+                           0, 2,  8, 5,  7,  14, 8,  0, 0, 0,  0,  0,  0,  5,  12, 0,
+                           0, 0,  2, 2,  1,  10, 10, 0, 0, 0,  5,  16, 16, 14, 1,  0};
+    for (int k = 0; k < 64; k++) {
+        cr_expect_eq(te.x[k], (float)first[k] / 16.0f, "test image 0, pixel %d", k);
+    }
+    cr_expect_eq(te.y[0], 5.0f);
+    dataset_free(&tr);
+    dataset_free(&te);
+}
+
+Test(train, missing_digits_name_the_package_and_the_path) {
+    int status;
+    char *out = run("LAMINA_DIGITS=/nonexistent/digits.csv.gz " LAMINA_TEST_BINARY_DIR
+                    "/bin/lamina train --model cnn 2>&1",
+                    &status);
+    cr_expect_neq(status, 0);
+    cr_expect(strstr(out, "lamina train: /nonexistent/digits.csv.gz (LAMINA_DIGITS): cannot open "
+                          "the UCI handwritten digits, No such file or directory; they come with "
+                          "Debian's python3-sklearn package (apt-get install python3-sklearn, "
+                          "or sh tools/install-deps.sh)") != NULL,
+              "%s", out);
+    free(out);
+    out =
+        run(LAMINA_TEST_BINARY_DIR "/bin/lamina train --data digits --data-file /nonexistent/d.gz "
+                                   "2>&1",
+            &status);
+    cr_expect_neq(status, 0);
+    cr_expect(strstr(out, "/nonexistent/d.gz (--data-file): cannot open the UCI handwritten "
+                          "digits") != NULL,
+              "%s", out);
+    free(out);
+    /* Without --data-file and LAMINA_DIGITS, the default path is the one named. */
+    char err[512];
+    dataset tr, te;
+    cr_assert_eq(setenv("LAMINA_DIGITS", "", 1), 0);
+    cr_expect_str_eq(digits_path(NULL), DIGITS_DEFAULT_PATH);
+    cr_assert_eq(setenv("LAMINA_DIGITS", "/nonexistent/x.gz", 1), 0);
+    cr_expect_str_eq(digits_path(NULL), "/nonexistent/x.gz");
+    cr_expect_str_eq(digits_path("/a/b.gz"), "/a/b.gz");
+    cr_expect_eq(dataset_digits(NULL, &tr, &te, err, sizeof err), -1);
+    cr_expect(strstr(err, "python3-sklearn") != NULL, "%s", err);
+    cr_assert_eq(unsetenv("LAMINA_DIGITS"), 0);
+}
+
+/* A gzip'ed file that is not the digits: each problem named with its line. */
+static void write_gz(const char *path, const char *text) {
+    gzFile f = gzopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(gzputs(f, text), (int)strlen(text));
+    cr_assert_eq(gzclose(f), Z_OK);
+}
+
+Test(train, digits_reader_refuses_other_files) {
+    char path[] = "/tmp/lamina-digits-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char row[400] = "", err[512];
+    for (int i = 0; i < 64; i++) {
+        strcat(row, i == 4 ? "17," : "3,");
+    }
+    strcat(row, "7\n");
+    char text[1200];
+    snprintf(text, sizeof text, "%s%s", row, row);
+    write_gz(path, text);
+    dataset tr, te;
+    cr_expect_eq(dataset_digits(path, &tr, &te, err, sizeof err), -1);
+    char want[600];
+    snprintf(want, sizeof want,
+             "%s:1: column 5 is not a pixel value 0..16 (a digits row is 64 pixels 0..16 and a "
+             "label 0..9)",
+             path);
+    cr_expect_str_eq(err, want);
+    row[9] = '3'; /* "17" -> "13": two good rows are still not the digits */
+    snprintf(text, sizeof text, "%s\n%s", row, row);
+    write_gz(path, text);
+    cr_expect_eq(dataset_digits(path, &tr, &te, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: 2 rows, the UCI digits have 1797", path);
+    cr_expect_str_eq(err, want);
+    remove(path);
+}
+
+Test(train, cnn_needs_images) {
+    char path[] = "/tmp/lamina-train-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    for (int i = 0; i < 20; i++) {
+        fprintf(f, "%d,%d,%d\n", i % 2, i, -i);
+    }
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, LAMINA_TEST_BINARY_DIR "/bin/lamina train --model cnn --data %s 2>&1",
+             path);
+    int status;
+    char *out = run(cmd, &status);
+    remove(path);
+    cr_expect_neq(status, 0);
+    char want[600];
+    snprintf(want, sizeof want,
+             "lamina train: --model cnn needs images of at least 4x4 (--data digits, or a "
+             "directory of IDX files); %s holds feature vectors",
+             path);
+    cr_expect(strstr(out, want) != NULL, "%s", out);
+    free(out);
 }

@@ -1,0 +1,244 @@
+/*
+ * `lamina train --model cnn`: the LeNet-style CNN reaches the issue's accuracy on the UCI digits
+ * for seeds 0-4 and its reloaded copy scores the same; it trains on IDX images too; a few
+ * training steps lower the loss and agree between the CPU and Vulkan backends.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void fini(void) {
+    lam_shutdown();
+}
+
+TestSuite(cnn, .fini = fini, .timeout = 300);
+
+static char *run(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    size_t r;
+    while ((r = fread(out + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+    }
+    out[n] = '\0';
+    *status = pclose(p);
+    return out;
+}
+
+static void need_digits(void) {
+    FILE *f = fopen(digits_path(NULL), "rb");
+    if (f == NULL) {
+        cr_skip("%s is missing: install Debian's python3-sklearn (tools/install-deps.sh does)",
+                digits_path(NULL));
+    }
+    fclose(f);
+}
+
+/* Test accuracy of the trained and of the reloaded model in a `lamina train` output. */
+static void accuracies(const char *out, double *trained, double *reloaded) {
+    const char *a = strstr(out, "; test accuracy ");
+    const char *b = strstr(out, "reloaded into a fresh model: test accuracy ");
+    cr_assert(a && b, "no accuracies in:\n%s", out);
+    *trained = atof(a + strlen("; test accuracy "));
+    *reloaded = atof(b + strlen("reloaded into a fresh model: test accuracy "));
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The issue's bar: median over seeds 0-4 >= 98%, none below 97%, the reloaded model the same.
+ * About 2 s a seed on 2 cores; the sanitizer build (about 15x slower) and the Vulkan pass
+ * (lavapipe: the CPU recipe is checked by the CPU pass) run the short variant below instead. */
+Test(cnn, digits_seeds_0_to_4_reach_98_percent_and_reload_the_same) {
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip("sanitizer build: the few-step variant below runs instead");
+#endif
+    const char *be = getenv("LAMINA_BACKEND");
+    if (be && *be && strcmp(be, "cpu") != 0) {
+        cr_skip("LAMINA_BACKEND=%s: the CPU pass checks the recipe; the few-step variant "
+                "checks this backend",
+                be);
+    }
+    need_digits();
+    double acc[5];
+    for (int seed = 0; seed < 5; seed++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 LAMINA_TEST_BINARY_DIR
+                 "/bin/lamina train --model cnn --backend cpu --seed %d 2>&1",
+                 seed);
+        int status;
+        char *out = run(cmd, &status);
+        cr_assert_eq(status, 0, "%s failed:\n%s", cmd, out);
+        int epochs = 0;
+        for (char *l = strstr(out, "\nepoch "); l; l = strstr(l + 1, "\nepoch ")) {
+            epochs++;
+        }
+        cr_expect_eq(epochs, 30, "one progress line per epoch:\n%s", out);
+        cr_expect(strstr(out, "UCI digits (1437 train, 360 test); adam") != NULL, "%s", out);
+        double reloaded;
+        accuracies(out, &acc[seed], &reloaded);
+        cr_expect_geq(acc[seed], 97.0, "seed %d: %.2f%% below 97%%:\n%s", seed, acc[seed], out);
+        cr_expect_eq(reloaded, acc[seed], "seed %d: reloaded %.2f%%, trained %.2f%%", seed,
+                     reloaded, acc[seed]);
+        free(out);
+    }
+    qsort(acc, 5, sizeof *acc, cmp_double);
+    cr_expect_geq(acc[2], 98.0, "median %.2f%% below 98%% (%.2f %.2f %.2f %.2f %.2f)", acc[2],
+                  acc[0], acc[1], acc[2], acc[3], acc[4]);
+}
+
+static void put_be32(FILE *f, uint32_t v) {
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    fwrite(b, 1, 4, f);
+}
+
+/* n 28x28 images: class c (0..3) is a bright 8x8 square in quadrant c at a jittered place. */
+static void write_idx(const char *dir, const char *prefix, uint32_t n, uint32_t seed) {
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/%s-images-idx3-ubyte", dir, prefix);
+    snprintf(b, sizeof b, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    FILE *fi = fopen(a, "wb"), *fl = fopen(b, "wb");
+    cr_assert(fi && fl);
+    put_be32(fi, 0x803);
+    put_be32(fi, n);
+    put_be32(fi, 28);
+    put_be32(fi, 28);
+    put_be32(fl, 0x801);
+    put_be32(fl, n);
+    uint32_t s = seed;
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char img[28 * 28] = {0};
+        s = s * 1664525u + 1013904223u;
+        int c = (int)(i % 4), dy = (int)((s >> 8) % 6), dx = (int)((s >> 16) % 6);
+        int y0 = (c / 2) * 14 + dy, x0 = (c % 2) * 14 + dx;
+        for (int y = y0; y < y0 + 8; y++) {
+            for (int x = x0; x < x0 + 8; x++) {
+                img[y * 28 + x] = 200;
+            }
+        }
+        fwrite(img, 1, sizeof img, fi);
+        unsigned char l = (unsigned char)c;
+        fwrite(&l, 1, 1, fl);
+    }
+    fclose(fi);
+    fclose(fl);
+}
+
+/* The IDX reader feeds the CNN 1x28x28 images (on the CPU whatever LAMINA_BACKEND says: the
+ * reader and the model are checked here, the backends by the few-step test below). */
+Test(cnn, idx_images_train_the_cnn) {
+    char dir[] = "/tmp/lamina-idx-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    write_idx(dir, "train", 160, 1);
+    write_idx(dir, "t10k", 48, 2);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             LAMINA_TEST_BINARY_DIR
+             "/bin/lamina train --model cnn --backend cpu --data %s --epochs 6 2>&1",
+             dir);
+    int status;
+    char *out = run(cmd, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_expect(strstr(out, "CNN 1x28x28 -> ") != NULL, "%s", out);
+    cr_expect(strstr(out, "(160 train, 48 test)") != NULL, "%s", out);
+    double a, b;
+    accuracies(out, &a, &b);
+    cr_expect_geq(a, 90.0, "%s", out);
+    cr_expect_eq(a, b);
+    free(out);
+    const char *names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int i = 0; i < 4; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        remove(p);
+    }
+    rmdir(dir);
+}
+
+/* Losses of `steps` Adam steps (batch 32, learning rate 0.005, seed 0, Xavier) of the CNN on
+ * the first training digits, on ctx. */
+static void few_steps(lam_ctx *ctx, const dataset *d, int steps, float *losses) {
+    lam_seed(0);
+    lam_block *net = NULL;
+    cr_assert_eq(model_cnn(d->image, d->classes, &net), LAM_OK, "%s", lam_last_error());
+    lam_initializer *init = NULL;
+    cr_assert_eq(lam_init_xavier(LAM_XAVIER_UNIFORM, LAM_XAVIER_AVG, 3.0f, &init), LAM_OK);
+    cr_assert_eq(lam_block_initialize(net, init, ctx, 0), LAM_OK, "%s", lam_last_error());
+    lam_param_list *params = NULL;
+    cr_assert_eq(lam_block_collect_params(net, NULL, &params), LAM_OK);
+    lam_trainer *t = NULL;
+    cr_assert_eq(lam_trainer_create(params, "adam", "learning_rate=0.005", &t), LAM_OK, "%s",
+                 lam_last_error());
+    const int64_t batch = 32;
+    for (int s = 0; s < steps; s++) {
+        int64_t xd[4] = {batch, d->image[0], d->image[1], d->image[2]};
+        lam_shape xs, ys;
+        lam_shape_init(&xs, 4, xd);
+        lam_shape_init(&ys, 1, &batch);
+        lam_tensor *x, *y, *out, *loss, *mean;
+        cr_assert_eq(
+            lam_tensor_from_data(ctx, &xs, d->x + s * batch * d->dim, (size_t)(batch * d->dim), &x),
+            LAM_OK);
+        cr_assert_eq(lam_tensor_from_data(ctx, &ys, d->y + s * batch, (size_t)batch, &y), LAM_OK);
+        lam_autograd_set_recording(1);
+        cr_assert_eq(lam_block_call(net, x, &out), LAM_OK, "%s", lam_last_error());
+        cr_assert_eq(lam_loss_softmax_cross_entropy(out, y, &loss), LAM_OK, "%s", lam_last_error());
+        lam_autograd_set_recording(0);
+        cr_assert_eq(lam_autograd_backward(loss, NULL), LAM_OK, "%s", lam_last_error());
+        cr_assert_eq(lam_trainer_step(t, batch), LAM_OK, "%s", lam_last_error());
+        cr_assert_eq(lam_op_mean(loss, NULL, 0, 0, &mean), LAM_OK);
+        cr_assert_eq(lam_tensor_scalar(mean, &losses[s]), LAM_OK);
+        lam_tensor *all[] = {x, y, out, loss, mean};
+        for (int i = 0; i < 5; i++) {
+            lam_tensor_release(all[i]);
+        }
+    }
+    lam_trainer_destroy(t);
+    lam_param_list_destroy(params);
+    lam_initializer_release(init);
+    lam_block_release(net);
+}
+
+/* The short variant every build runs (the sanitizer build and the Vulkan pass included): 8
+ * steps lower the loss; where a Vulkan device exists (lavapipe in CI), the same steps there
+ * give the CPU's losses within 1e-3 (dropout masks are bit-identical across backends). */
+Test(cnn, few_steps_lower_the_loss_and_vulkan_matches_the_cpu) {
+    need_digits();
+    dataset tr, te;
+    char err[512];
+    cr_assert_eq(dataset_digits(NULL, &tr, &te, err, sizeof err), 0, "%s", err);
+    enum { STEPS = 8 };
+    float cpu[STEPS], vk[STEPS];
+    lam_ctx *c = NULL, *v = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &c), LAM_OK, "%s", lam_last_error());
+    few_steps(c, &tr, STEPS, cpu);
+    float first = (cpu[0] + cpu[1]) / 2, last = (cpu[STEPS - 2] + cpu[STEPS - 1]) / 2;
+    cr_expect_lt(last, 0.8f * first, "losses %g %g ... %g %g do not fall", cpu[0], cpu[1],
+                 cpu[STEPS - 2], cpu[STEPS - 1]);
+    if (lam_ctx_get("vulkan", &v) != LAM_OK) {
+        cr_log_info("no Vulkan device (%s): the CPU-vs-Vulkan comparison did not run",
+                    lam_last_error());
+    } else {
+        few_steps(v, &tr, STEPS, vk);
+        for (int s = 0; s < STEPS; s++) {
+            cr_expect(fabsf(vk[s] - cpu[s]) <= 1e-3f * fmaxf(1.0f, fabsf(cpu[s])),
+                      "step %d: Vulkan loss %.7g, CPU %.7g", s, vk[s], cpu[s]);
+        }
+    }
+    dataset_free(&tr);
+    dataset_free(&te);
+}
