@@ -7,14 +7,9 @@
 
 /* k x k convolution, stride 1, `pad` zeros each side: weight (out_c, in_c, k, k), bias. */
 lam_status cl_conv(int64_t in_c, int64_t out_c, int64_t k, int64_t pad, lam_block **out);
-/* Batch normalization over axes 0, 2, 3 (momentum 0.9, epsilon 1e-5): gamma, beta,
- * running_mean, running_var (the last two not trained). */
-lam_status cl_batchnorm(int64_t channels, lam_block **out);
 /* 2 x 2 max pooling, stride 2. */
 lam_status cl_maxpool(lam_block **out);
 /* (N, ...) -> (N, rest). */
 lam_status cl_flatten(lam_block **out);
-/* Inverted dropout while training, identity otherwise. */
-lam_status cl_dropout(float rate, lam_block **out);
 
 #endif

@@ -65,9 +65,6 @@ static lam_status add_layer(lam_block *net, const char *type, const char *attrs,
 static lam_status fb_conv(const int64_t *a, lam_block **out) {
     return cl_conv(a[0], a[1], 3, 1, out);
 }
-static lam_status fb_bn(const int64_t *a, lam_block **out) {
-    return cl_batchnorm(a[0], out);
-}
 static lam_status fb_pool(const int64_t *a, lam_block **out) {
     (void)a;
     return cl_maxpool(out);
@@ -75,10 +72,6 @@ static lam_status fb_pool(const int64_t *a, lam_block **out) {
 static lam_status fb_flatten(const int64_t *a, lam_block **out) {
     (void)a;
     return cl_flatten(out);
-}
-static lam_status fb_dropout(const int64_t *a, lam_block **out) {
-    (void)a;
-    return cl_dropout((float)CNN_DROPOUT, out);
 }
 
 /* LeNet-style: (conv 3x3 - BatchNorm - relu - max pool 2x2) x 2, flatten, dropout, dense. The
@@ -97,14 +90,14 @@ lam_status model_cnn(const int64_t image[3], int64_t classes, lam_block **out) {
                  (long long)ch, (long long)in_c);
         TRY(add_layer(net, "Conv2D", attrs, fb_conv, conv_args));
         snprintf(attrs, sizeof attrs, "in_channels=%lld", (long long)ch);
-        TRY(add_layer(net, "BatchNorm", attrs, fb_bn, &ch));
+        TRY(add_layer(net, "BatchNorm", attrs, NULL, NULL));
         TRY(add_layer(net, "Activation", "act_type=relu", NULL, NULL));
         TRY(add_layer(net, "MaxPool2D", "pool_size=2, strides=2", fb_pool, NULL));
         in_c = ch;
     }
     TRY(add_layer(net, "Flatten", NULL, fb_flatten, NULL));
     snprintf(attrs, sizeof attrs, "rate=%g", CNN_DROPOUT);
-    TRY(add_layer(net, "Dropout", attrs, fb_dropout, NULL));
+    TRY(add_layer(net, "Dropout", attrs, NULL, NULL));
     snprintf(attrs, sizeof attrs, "units=%lld, in_units=%lld", (long long)classes,
              (long long)(CNN_C2 * (image[1] / 4) * (image[2] / 4)));
     TRY(add_layer(net, "Dense", attrs, NULL, NULL));
