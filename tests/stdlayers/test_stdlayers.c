@@ -192,6 +192,27 @@ Test(batchnorm, two_d_input_with_momentum_and_epsilon) {
     lam_block_release(b);
 }
 
+Test(batchnorm, channels_last_axis_matches_pytorch) {
+    lam_block *b = make("BatchNorm", "axis=-1");
+    lam_tensor *x = NULL;
+    lam_tensor *y0 = NULL, *x0 = ref_tensor(&ref_bn3_x);
+    y0 = infer(b, x0); /* infers in_channels = 4 from the last axis */
+    lam_tensor_release(x0);
+    lam_tensor_release(y0);
+    set_param(b, "gamma", &ref_bn3_gamma);
+    set_param(b, "beta", &ref_bn3_beta);
+    lam_tensor *y = run(b, &ref_bn3_x, &ref_bn3_hg, -1, &x);
+    expect_close(y, &ref_bn3_y, "output");
+    expect_input_grad(x, &ref_bn3_dx, "input gradient");
+    expect_grad(b, "gamma", &ref_bn3_dgamma);
+    expect_grad(b, "beta", &ref_bn3_dbeta);
+    expect_param(b, "running_mean", &ref_bn3_rm);
+    expect_param(b, "running_var", &ref_bn3_rv);
+    lam_tensor_release(x);
+    lam_tensor_release(y);
+    lam_block_release(b);
+}
+
 Test(batchnorm, train_mode_without_recording_updates_running_stats) {
     lam_block *b = make("BatchNorm", "in_channels=2");
     set_param(b, "gamma", &ref_bn_gamma);

@@ -121,6 +121,25 @@ for name, v in (("bn2_x", x2), ("bn2_gamma", g2), ("bn2_beta", b2), ("bn2_hg", h
                 ("bn2_rv", np64(bn1.running_var))):
     h.array(name, v)
 
+# ---- BatchNorm on NHWC (2, 3, 3, 4) with axis=-1: PyTorch's BatchNorm2d on the permuted input ----
+x3 = draw((2, 3, 3, 4), -1, 3)
+g3 = draw((4,), 0.5, 1.5)
+b3 = draw((4,), -0.5, 0.5)
+hg3 = draw((2, 3, 3, 4), -1, 1)
+bn3 = torch.nn.BatchNorm2d(4, eps=1e-5, momentum=0.1).double()
+with torch.no_grad():
+    bn3.weight.copy_(t64(g3))
+    bn3.bias.copy_(t64(b3))
+bn3.train()
+xt = t64(x3, True)
+y = bn3(xt.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+(y * t64(hg3)).sum().backward()
+for name, v in (("bn3_x", x3), ("bn3_gamma", g3), ("bn3_beta", b3), ("bn3_hg", hg3),
+                ("bn3_y", np64(y)), ("bn3_dx", np64(xt.grad)), ("bn3_dgamma", np64(bn3.weight.grad)),
+                ("bn3_dbeta", np64(bn3.bias.grad)), ("bn3_rm", np64(bn3.running_mean)),
+                ("bn3_rv", np64(bn3.running_var))):
+    h.array(name, v)
+
 # ---- LayerNorm over the last axis of (2, 3, 4), and over axis 1 ----
 lx = draw((2, 3, 4), -2, 2)
 lg = draw((4,), 0.5, 1.5)
