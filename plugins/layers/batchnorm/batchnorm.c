@@ -224,6 +224,70 @@ enum {
     T_COUNT
 };
 
+/*
+ * The batch mean and biased variance per channel, shaped like `bshape`. With the channel axis
+ * in the middle (NCHW) the reduced axes are not adjacent and MOMENTS over them would copy x
+ * into (C, N*H*W) order; instead x is viewed as (N, C, H*W), MOMENTS reduces each sample's
+ * plane (contiguous), and the N equal-size groups are combined exactly (Chan et al.):
+ *     mean = mean_n(m_n),  var = mean_n(v_n) + mean_n((m_n - mean)^2)
+ * on (N, C, 1) tensors, all recorded, so autograd differentiates it.
+ */
+static lam_status batch_moments(lam_tensor *x, uint32_t a, const lam_shape *bshape,
+                                const int32_t *axes, uint32_t n_axes, lam_tensor **mean,
+                                lam_tensor **var) {
+    const lam_shape *xs = g_host->tensor_shape(x);
+    int64_t before = 1, after = 1;
+    for (uint32_t i = 0; i < xs->ndim; i++) {
+        before *= i < a ? xs->dims[i] : 1;
+        after *= i > a ? xs->dims[i] : 1;
+    }
+    lam_tensor *t3 = NULL, *m = NULL, *v = NULL, *gm = NULL, *vm = NULL, *d = NULL, *d2 = NULL,
+               *dm = NULL, *gv = NULL;
+    lam_status st;
+    if (before == 1 || after == 1) { /* the reduced axes are adjacent: one MOMENTS */
+        return lam_p_moments(g_host, x, axes, n_axes, 1, mean, var);
+    }
+    const lam_shape s3 = {.ndim = 3, .dims = {before, xs->dims[a], after}};
+    const int32_t last = 2, first = 0;
+    st = g_host->tensor_reshape(x, &s3, &t3);
+    if (st == LAM_OK) { /* per sample and channel: (N, C, 1) */
+        st = lam_p_moments(g_host, t3, &last, 1, 1, &m, &v);
+    }
+    if (st == LAM_OK) { /* (1, C, 1) */
+        st = lam_p_reduce(g_host, LAM_OP_REDUCE_MEAN, m, first, 1, &gm);
+    }
+    if (st == LAM_OK) {
+        st = lam_p_reduce(g_host, LAM_OP_REDUCE_MEAN, v, first, 1, &vm);
+    }
+    if (st == LAM_OK) {
+        st = lam_p_sub(g_host, m, gm, &d);
+    }
+    if (st == LAM_OK) {
+        st = lam_p_unary(g_host, LAM_OP_SQUARE, d, &d2);
+    }
+    if (st == LAM_OK) {
+        st = lam_p_reduce(g_host, LAM_OP_REDUCE_MEAN, d2, first, 1, &dm);
+    }
+    if (st == LAM_OK) {
+        st = lam_p_add(g_host, vm, dm, &gv);
+    }
+    if (st == LAM_OK) {
+        st = g_host->tensor_reshape(gm, bshape, mean);
+    }
+    if (st == LAM_OK) {
+        st = g_host->tensor_reshape(gv, bshape, var);
+    }
+    lam_tensor *all[] = {t3, m, v, gm, vm, d, d2, dm, gv};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        g_host->tensor_release(all[i]);
+    }
+    if (st != LAM_OK) {
+        g_host->tensor_release(*mean);
+        *mean = NULL;
+    }
+    return st;
+}
+
 /* The running statistics from the batch ones (not recorded: they are not differentiated). */
 static lam_status update_running(const bn_state *s, lam_layer *layer, lam_tensor *x, lam_tensor **t,
                                  int64_t channels, int64_t n) {
@@ -306,7 +370,7 @@ static lam_status bn_forward(void *state, lam_layer *layer, uint32_t n_inputs,
     lam_tensor *t[T_COUNT] = {NULL};
     lam_tensor *p = NULL; /* borrowed parameter data */
     if (batch_stats) {
-        st = lam_p_moments(g_host, x, axes, n_axes, 1, &t[T_MEAN], &t[T_VAR]);
+        st = batch_moments(x, a, &bshape, axes, n_axes, &t[T_MEAN], &t[T_VAR]);
     } else {
         st = g_host->layer_param_data(layer, "running_mean", x, &p);
         if (st == LAM_OK) {
