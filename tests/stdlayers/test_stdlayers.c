@@ -846,3 +846,21 @@ Test(batchnorm, deferred_init_at_a_training_forward) {
     }
     lam_block_release(b);
 }
+
+/* Each float layer refuses integer input with its name and both dtypes. */
+Test(layernorm, integer_input_refused_by_every_float_layer) {
+    static const char *const types[] = {"BatchNorm", "Dropout", "LayerNorm"};
+    lam_shape s = AG_SHAPE(2, 3);
+    lam_tensor *x = NULL, *y = NULL;
+    AG_OK(lam_tensor_create_dtype(NULL, LAM_DTYPE_I32, &s, &x));
+    for (int i = 0; i < 3; i++) {
+        lam_block *b = make(types[i], "");
+        ag_assert_error(
+            lam_block_forward(b, 1, &x, &y), LAM_ERR_DTYPE,
+            ag_fmt("%s: Dtype mismatch, input must be float32, got int32", lam_block_name(b)),
+            types[i]);
+        cr_assert_null(y);
+        lam_block_release(b);
+    }
+    lam_tensor_release(x);
+}

@@ -172,8 +172,8 @@ static lam_status bn_infer_shape(void *state, lam_layer *layer, uint32_t n_input
     const char *name = g_host->layer_name(layer);
     if (x->dtype != LAM_DTYPE_F32) {
         return lam_plugin_error(g_host, LAM_ERR_DTYPE,
-                                "%s: Dtype mismatch, input must be float32, got dtype %d", name,
-                                (int)x->dtype);
+                                "%s: Dtype mismatch, input must be float32, got %s", name,
+                                lam_p_dtype_name(x->dtype));
     }
     uint32_t a = 0;
     lam_status st = channel_axis(s, layer, x->ndim, &a);

@@ -61,8 +61,8 @@ static lam_status dropout_infer_shape(void *state, lam_layer *layer, uint32_t n_
     (void)n_outputs;
     if (inputs[0]->dtype != LAM_DTYPE_F32) {
         return lam_plugin_error(g_host, LAM_ERR_DTYPE,
-                                "%s: Dtype mismatch, input must be float32, got dtype %d",
-                                g_host->layer_name(layer), (int)inputs[0]->dtype);
+                                "%s: Dtype mismatch, input must be float32, got %s",
+                                g_host->layer_name(layer), lam_p_dtype_name(inputs[0]->dtype));
     }
     outputs[0]->dtype = inputs[0]->dtype;
     outputs[0]->ndim = inputs[0]->ndim;

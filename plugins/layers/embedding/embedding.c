@@ -84,33 +84,12 @@ static void embedding_destroy(void *state) {
     free(state);
 }
 
-static const char *dtype_name(lam_dtype dt) {
-    switch (dt) {
-    case LAM_DTYPE_F32:
-        return "float32";
-    case LAM_DTYPE_F16:
-        return "float16";
-    case LAM_DTYPE_BF16:
-        return "bfloat16";
-    case LAM_DTYPE_F64:
-        return "float64";
-    case LAM_DTYPE_I32:
-        return "int32";
-    case LAM_DTYPE_I64:
-        return "int64";
-    case LAM_DTYPE_U8:
-        return "uint8";
-    default:
-        return "unknown";
-    }
-}
-
 static lam_status check_input(const lam_layer *layer, lam_dtype dtype, uint32_t ndim) {
     const char *name = g_host->layer_name(layer);
     if (dtype != LAM_DTYPE_I32 && dtype != LAM_DTYPE_I64) {
         return lam_plugin_error(g_host, LAM_ERR_DTYPE,
                                 "%s: Dtype mismatch, indices must be int32 or int64, got %s", name,
-                                dtype_name(dtype));
+                                lam_p_dtype_name(dtype));
     }
     if (ndim >= LAM_MAX_DIMS) {
         return lam_plugin_error(g_host, LAM_ERR_SHAPE,

@@ -35,6 +35,28 @@
 extern "C" {
 #endif
 
+/* The dtype's name as messages spell it ("float32", "int64"); "unknown" for others. */
+static inline const char *lam_p_dtype_name(lam_dtype dtype) {
+    switch (dtype) {
+    case LAM_DTYPE_F32:
+        return "float32";
+    case LAM_DTYPE_F16:
+        return "float16";
+    case LAM_DTYPE_BF16:
+        return "bfloat16";
+    case LAM_DTYPE_F64:
+        return "float64";
+    case LAM_DTYPE_I32:
+        return "int32";
+    case LAM_DTYPE_I64:
+        return "int64";
+    case LAM_DTYPE_U8:
+        return "uint8";
+    default:
+        return "unknown";
+    }
+}
+
 /* A borrowed input handed to host->op, which takes `lam_tensor *const *` (it only reads them). */
 static inline lam_tensor *lam_p__in(const lam_tensor *t) {
     return (lam_tensor *)(uintptr_t)t;
