@@ -231,6 +231,51 @@ cpu_isa cpu_gemm_pick_isa(void);
 /* "AVX-512", "AVX2" or "baseline". */
 const char *cpu_isa_name(cpu_isa isa);
 
+/* ---- cpu_pool.c: the threads of the backend's own loops ---- */
+
+/* Work (elements, or element-sized steps) below which a loop runs on its caller alone. */
+#define CPU_PAR_MIN_WORK 65536
+
+/* One range [begin, end) of a parallel loop's items. */
+typedef void (*cpu_task_fn)(void *arg, int64_t begin, int64_t end);
+
+/*
+ * Runs fn over the items [0, n), split into contiguous ranges across the pool's threads (the
+ * caller runs one) when `work` is at least CPU_PAR_MIN_WORK; otherwise, or while another
+ * thread's op has the pool, fn(arg, 0, n) on the caller. Returns when every range is done.
+ * fn must write only what its range owns. Thread safety: any thread.
+ */
+void cpu_parallel_for(int64_t n, int64_t work, cpu_task_fn fn, void *arg);
+
+/* LAMINA_NUM_THREADS, else the online cores (1..64). */
+int cpu_threads(void);
+
+/* Joins the workers (backend shutdown); a later parallel loop starts them again. */
+void cpu_pool_fini(void);
+
+/* ---- cpu_kern_*.c: the loops compiled per instruction set (cpu_kern_impl.h) ---- */
+
+/* One innermost row: n elements; o/x/y advance by os/xs/ys elements. */
+typedef void (*cpu_ew_row)(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,
+                           const float *y, ptrdiff_t ys, float s, float t);
+
+/* Inner positions a blocked reduction task covers. */
+#define CPU_RED_BLOCK 512
+
+typedef struct cpu_kern {
+    /* The row kernel of an elementwise float op, NULL for another op. */
+    cpu_ew_row (*ew_row)(lam_op op);
+    /* Tasks [t0, t1) of a reduction (cpu_reduce.c says what a task is). */
+    void (*reduce_tasks)(const cpu_call *call, int blocked, int64_t t0, int64_t t1);
+} cpu_kern;
+
+extern const cpu_kern cpu_kern_base;
+extern const cpu_kern cpu_kern_avx2;
+extern const cpu_kern cpu_kern_avx512;
+
+/* The table of the device's instruction set (cpu_gemm_pick_isa, picked once). */
+const cpu_kern *cpu_kern_pick(void);
+
 /*
  * The op families. Each checks what cpu_exec.c leaves to it (the op's own shape, dtype and
  * parameter rules) and, unless call->dry, runs the op. Checks in a dry call set no message

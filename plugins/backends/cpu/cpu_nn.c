@@ -158,12 +158,15 @@ static void inside(int64_t first, int64_t step, int64_t size, int64_t n, int64_t
     *hi = h > l ? h : l;
 }
 
-static void im2col(const win *w, const cpu_view *x, const cpu_view *col, int64_t nn, int64_t cc) {
+/* Planes [p0, p1) of n * C + c. */
+static void im2col(const win *w, const cpu_view *x, const cpu_view *col, int64_t cc, int64_t p0,
+                   int64_t p1) {
     const float *xb = cpu_f32(x);
     float *cb = cpu_f32(col);
     const int64_t ow_n = w->out[1], cs = col->st[2], xs3 = x->st[3];
-    for (int64_t n = 0; n < nn; n++) {
-        for (int64_t c = 0; c < cc; c++) {
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const int64_t n = pl / cc, c = pl % cc;
+        {
             const float *xc = xb + n * x->st[0] + c * x->st[1];
             for (int64_t i = 0; i < w->k[0]; i++) {
                 int64_t oh_lo, oh_hi;
@@ -207,10 +210,12 @@ static void im2col(const win *w, const cpu_view *x, const cpu_view *col, int64_t
     }
 }
 
-static void zero4(const cpu_view *v) {
+/* Zeroes planes [p0, p1) of n * C + c. */
+static void zero_planes(const cpu_view *v, int64_t p0, int64_t p1) {
     float *b = cpu_f32(v);
-    for (int64_t n = 0; n < v->dims[0]; n++) {
-        for (int64_t c = 0; c < v->dims[1]; c++) {
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const int64_t n = pl / v->dims[1], c = pl % v->dims[1];
+        {
             for (int64_t h = 0; h < v->dims[2]; h++) {
                 for (int64_t x = 0; x < v->dims[3]; x++) {
                     b[n * v->st[0] + c * v->st[1] + h * v->st[2] + x * v->st[3]] = 0.0f;
@@ -225,13 +230,15 @@ static void zero4(const cpu_view *v) {
  * window row oh grows as i shrinks (and column ow as j shrinks), receives its terms in
  * increasing column order as plugin.h requires, while the innermost loop runs along a row.
  */
-static void col2im(const win *w, const cpu_view *col, const cpu_view *out, int64_t nn, int64_t cc) {
+static void col2im(const win *w, const cpu_view *col, const cpu_view *out, int64_t cc, int64_t p0,
+                   int64_t p1) {
     const float *cb = cpu_f32(col);
     float *ob = cpu_f32(out);
     const int64_t ow_n = w->out[1], cs = col->st[2], os2 = out->st[2], os3 = out->st[3];
-    zero4(out);
-    for (int64_t n = 0; n < nn; n++) {
-        for (int64_t c = 0; c < cc; c++) {
+    zero_planes(out, p0, p1);
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const int64_t n = pl / cc, c = pl % cc;
+        {
             float *oc = ob + n * out->st[0] + c * out->st[1];
             for (int64_t i = w->k[0] - 1; i >= 0; i--) {
                 int64_t oh_lo, oh_hi;
@@ -265,10 +272,12 @@ static void col2im(const win *w, const cpu_view *col, const cpu_view *out, int64
 }
 
 /* Max pooling: first maximum in row-major window order, the first NaN wins, padding never. */
-static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const cpu_view *idx) {
+static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const cpu_view *idx,
+                     int64_t p0, int64_t p1) {
     const float *xb = cpu_f32(x);
-    for (int64_t n = 0; n < x->dims[0]; n++) {
-        for (int64_t c = 0; c < x->dims[1]; c++) {
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const int64_t n = pl / x->dims[1], c = pl % x->dims[1];
+        {
             const float *xp = xb + n * x->st[0] + c * x->st[1];
             for (int64_t oh = 0; oh < w->out[0]; oh++) {
                 for (int64_t ow = 0; ow < w->out[1]; ow++) {
@@ -308,7 +317,7 @@ static lam_status max_pool_backward(const cpu_call *c, const cpu_view *g, const 
     const float *gb = cpu_f32(g);
     const int32_t *ib = (const int32_t *)(const void *)idx->data;
     float *ob = cpu_f32(out);
-    zero4(out);
+    zero_planes(out, 0, out->dims[0] * out->dims[1]);
     for (int64_t n = 0; n < g->dims[0]; n++) {
         for (int64_t ch = 0; ch < g->dims[1]; ch++) {
             for (int64_t oh = 0; oh < g->dims[2]; oh++) {
@@ -333,17 +342,19 @@ static lam_status max_pool_backward(const cpu_call *c, const cpu_view *g, const 
 }
 
 /* Average pooling (backward: spreads each gradient over its taps, in output order). */
-static void avg_pool(const win *w, const cpu_view *src, const cpu_view *dst, int backward) {
+static void avg_pool(const win *w, const cpu_view *src, const cpu_view *dst, int backward,
+                     int64_t p0, int64_t p1) {
     const int include_pad = (w->flags & LAM_WINDOW_COUNT_INCLUDE_PAD) != 0;
     const cpu_view *big = backward ? dst : src; /* the (N, C, H, W) side */
     const cpu_view *small = backward ? src : dst;
     float *bb = cpu_f32(big);
     float *sb = cpu_f32(small);
     if (backward) {
-        zero4(dst);
+        zero_planes(dst, p0, p1);
     }
-    for (int64_t n = 0; n < big->dims[0]; n++) {
-        for (int64_t c = 0; c < big->dims[1]; c++) {
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const int64_t n = pl / big->dims[1], c = pl % big->dims[1];
+        {
             float *bp = bb + n * big->st[0] + c * big->st[1];
             for (int64_t oh = 0; oh < w->out[0]; oh++) {
                 for (int64_t ow = 0; ow < w->out[1]; ow++) {
@@ -373,6 +384,32 @@ static void avg_pool(const win *w, const cpu_view *src, const cpu_view *dst, int
                 }
             }
         }
+    }
+}
+
+/* A window op over planes of n * C + c, each task owning its output planes. */
+typedef struct win_job {
+    const cpu_call *c;
+    const win *w;
+    int64_t cc;
+} win_job;
+
+static void win_tasks(void *arg, int64_t p0, int64_t p1) {
+    const win_job *j = arg;
+    const cpu_call *c = j->c;
+    switch (c->op) {
+    case LAM_OP_IM2COL:
+        im2col(j->w, &c->in[0], &c->out[0], j->cc, p0, p1);
+        break;
+    case LAM_OP_COL2IM:
+        col2im(j->w, &c->in[0], &c->out[0], j->cc, p0, p1);
+        break;
+    case LAM_OP_MAX_POOL:
+        max_pool(j->w, &c->in[0], &c->out[0], c->n_out == 2 ? &c->out[1] : NULL, p0, p1);
+        break;
+    default:
+        avg_pool(j->w, &c->in[0], &c->out[0], c->op == LAM_OP_AVG_POOL_BACKWARD, p0, p1);
+        break;
     }
 }
 
@@ -481,19 +518,9 @@ lam_status cpu_window(const cpu_call *c) {
     if (st != LAM_OK || c->dry) {
         return st;
     }
-    switch (op) {
-    case LAM_OP_IM2COL:
-        im2col(&w, x, o, nn, cc);
-        break;
-    case LAM_OP_COL2IM:
-        col2im(&w, x, o, nn, cc);
-        break;
-    case LAM_OP_MAX_POOL:
-        max_pool(&w, x, o, c->n_out == 2 ? &c->out[1] : NULL);
-        break;
-    default:
-        avg_pool(&w, x, o, op == LAM_OP_AVG_POOL_BACKWARD);
-        break;
-    }
+    win_job j = {c, &w, cc};
+    /* work: the larger side's elements times the window's taps (im2col/col2im: the columns) */
+    const int64_t work = nn * rows * ncols;
+    cpu_parallel_for(nn * cc, work, win_tasks, &j);
     return LAM_OK;
 }

@@ -1,231 +1,40 @@
 /*
  * cpu_ops.c - elementwise ops (fill, copy, arithmetic, unary math, maximum/minimum, step,
- * comparisons, axpby, clamp).
+ * comparisons, axpby, clamp): the driver. The row loops are in cpu_kern_impl.h, compiled per
+ * instruction set.
  *
  * One driver walks any strided N-d layout: it first drops size-1 dims and merges dims that are
  * contiguous in every operand, so a dense tensor becomes one long row and a bias broadcast
  * becomes rows of the bias. Each kernel then handles one innermost row and has a dense path
  * the compiler vectorizes, a path for one operand broadcast along the row, and a strided one.
- * No -ffast-math: NaN and infinity must come out as IEEE 754 says.
+ * Large ops are split across the pool's threads (cpu_pool.c): by rows, or, when there are fewer
+ * rows than pieces, by pieces of rows. No -ffast-math: NaN and infinity must come out as IEEE
+ * 754 says.
  */
 #include "cpu_internal.h"
 
-#include <math.h>
+#include <pthread.h>
 
-/* One innermost row: n elements; o/x/y advance by os/xs/ys elements. */
-typedef void (*ew_kernel)(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,
-                          const float *y, ptrdiff_t ys, float s, float t);
+static pthread_once_t g_kern_once = PTHREAD_ONCE_INIT;
+static const cpu_kern *g_kern = &cpu_kern_base;
 
-static inline float sigmoid1(float a) {
-    if (a >= 0.0f) {
-        return 1.0f / (1.0f + expf(-a));
-    }
-    const float e = expf(a); /* exp of a negative number cannot overflow */
-    return e / (1.0f + e);
-}
-
-static inline float softrelu1(float a) {
-    return a > 20.0f ? a : log1pf(expf(a)); /* log1p(exp(a)) == a in float above 20 */
-}
-
-static inline float relu1(float a) {
-    return (a > 0.0f || isnan(a)) ? a : 0.0f;
-}
-
-static inline float maximum1(float a, float b) {
-    return isnan(a) ? a : isnan(b) ? b : a >= b ? a : b;
-}
-
-static inline float minimum1(float a, float b) {
-    return isnan(a) ? a : isnan(b) ? b : a <= b ? a : b;
-}
-
-/* Comparisons are false for NaN, which gives 0 as the ops require. */
-static inline float step1(float a) {
-    return a > 0.0f ? 1.0f : 0.0f;
-}
-
-static inline float greater_equal1(float a, float b) {
-    return a >= b ? 1.0f : 0.0f;
-}
-
-/* min(max(x, lo), hi) with NaN kept (fmaxf/fminf would drop it). */
-static inline float clamp1(float a, float lo, float hi) {
-    if (isnan(a)) {
-        return a;
-    }
-    const float m = a > lo ? a : lo;
-    return m < hi ? m : hi;
-}
-
-#define DEFINE_UNARY(name, EXPR)                                                                   \
-    static void name(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,            \
-                     const float *y, ptrdiff_t ys, float s, float t) {                             \
-        (void)t;                                                                                   \
-        (void)y;                                                                                   \
-        (void)ys;                                                                                  \
-        (void)s;                                                                                   \
-        if (os == 1 && xs == 1) {                                                                  \
-            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-                const float a = x[i];                                                              \
-                o[i] = (EXPR);                                                                     \
-            }                                                                                      \
-        } else {                                                                                   \
-            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-                const float a = x[i * xs];                                                         \
-                o[i * os] = (EXPR);                                                                \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
-#define DEFINE_BINARY(name, EXPR)                                                                  \
-    static void name(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,            \
-                     const float *y, ptrdiff_t ys, float s, float t) {                             \
-        (void)t;                                                                                   \
-        (void)s;                                                                                   \
-        if (os == 1 && xs == 1 && ys == 1) {                                                       \
-            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-                const float a = x[i];                                                              \
-                const float b = y[i];                                                              \
-                o[i] = (EXPR);                                                                     \
-            }                                                                                      \
-        } else if (os == 1 && xs == 1 && ys == 0) {                                                \
-            const float b = y[0];                                                                  \
-            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-                const float a = x[i];                                                              \
-                o[i] = (EXPR);                                                                     \
-            }                                                                                      \
-        } else if (os == 1 && xs == 0 && ys == 1) {                                                \
-            const float a = x[0];                                                                  \
-            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-                const float b = y[i];                                                              \
-                o[i] = (EXPR);                                                                     \
-            }                                                                                      \
-        } else {                                                                                   \
-            for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-                const float a = x[i * xs];                                                         \
-                const float b = y[i * ys];                                                         \
-                o[i * os] = (EXPR);                                                                \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
-static void k_fill(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, ptrdiff_t xs,
-                   const float *y, ptrdiff_t ys, float s, float t) {
-    (void)t;
-    (void)x;
-    (void)xs;
-    (void)y;
-    (void)ys;
-    if (os == 1) {
-        for (ptrdiff_t i = 0; i < n; i++) {
-            o[i] = s;
-        }
-    } else {
-        for (ptrdiff_t i = 0; i < n; i++) {
-            o[i * os] = s;
-        }
-    }
-}
-
-DEFINE_UNARY(k_copy, a)
-DEFINE_BINARY(k_add, a + b)
-DEFINE_BINARY(k_sub, a - b)
-DEFINE_BINARY(k_mul, a *b)
-DEFINE_BINARY(k_div, a / b)
-DEFINE_UNARY(k_add_scalar, a + s)
-DEFINE_UNARY(k_mul_scalar, a *s)
-DEFINE_UNARY(k_rsub_scalar, s - a)
-DEFINE_UNARY(k_div_scalar, a / s)
-DEFINE_UNARY(k_rdiv_scalar, s / a)
-DEFINE_UNARY(k_pow_scalar, powf(a, s))
-DEFINE_UNARY(k_neg, -a)
-DEFINE_UNARY(k_abs, fabsf(a))
-DEFINE_UNARY(k_square, a *a)
-DEFINE_UNARY(k_sqrt, sqrtf(a))
-DEFINE_UNARY(k_exp, expf(a))
-DEFINE_UNARY(k_log, logf(a))
-DEFINE_UNARY(k_relu, relu1(a))
-DEFINE_UNARY(k_sigmoid, sigmoid1(a))
-DEFINE_UNARY(k_tanh, tanhf(a))
-DEFINE_UNARY(k_softrelu, softrelu1(a))
-DEFINE_BINARY(k_maximum, maximum1(a, b))
-DEFINE_BINARY(k_minimum, minimum1(a, b))
-DEFINE_UNARY(k_step, step1(a))
-DEFINE_BINARY(k_greater_equal, greater_equal1(a, b))
-DEFINE_BINARY(k_axpby, s *a + t * b)
-DEFINE_BINARY(k_greater, a > b ? 1.0f : 0.0f)
-DEFINE_BINARY(k_less, a < b ? 1.0f : 0.0f)
-DEFINE_BINARY(k_equal, a == b ? 1.0f : 0.0f)
-DEFINE_UNARY(k_clamp, clamp1(a, s, t))
-
-static ew_kernel kernel_for(lam_op op) {
-    switch (op) {
-    case LAM_OP_FILL:
-        return k_fill;
-    case LAM_OP_COPY:
-        return k_copy;
-    case LAM_OP_ADD:
-        return k_add;
-    case LAM_OP_SUB:
-        return k_sub;
-    case LAM_OP_MUL:
-        return k_mul;
-    case LAM_OP_DIV:
-        return k_div;
-    case LAM_OP_ADD_SCALAR:
-        return k_add_scalar;
-    case LAM_OP_MUL_SCALAR:
-        return k_mul_scalar;
-    case LAM_OP_RSUB_SCALAR:
-        return k_rsub_scalar;
-    case LAM_OP_DIV_SCALAR:
-        return k_div_scalar;
-    case LAM_OP_RDIV_SCALAR:
-        return k_rdiv_scalar;
-    case LAM_OP_POW_SCALAR:
-        return k_pow_scalar;
-    case LAM_OP_NEG:
-        return k_neg;
-    case LAM_OP_ABS:
-        return k_abs;
-    case LAM_OP_SQUARE:
-        return k_square;
-    case LAM_OP_SQRT:
-        return k_sqrt;
-    case LAM_OP_EXP:
-        return k_exp;
-    case LAM_OP_LOG:
-        return k_log;
-    case LAM_OP_RELU:
-        return k_relu;
-    case LAM_OP_SIGMOID:
-        return k_sigmoid;
-    case LAM_OP_TANH:
-        return k_tanh;
-    case LAM_OP_SOFTRELU:
-        return k_softrelu;
-    case LAM_OP_MAXIMUM:
-        return k_maximum;
-    case LAM_OP_MINIMUM:
-        return k_minimum;
-    case LAM_OP_STEP:
-        return k_step;
-    case LAM_OP_GREATER_EQUAL:
-        return k_greater_equal;
-    case LAM_OP_AXPBY:
-        return k_axpby;
-    case LAM_OP_GREATER:
-        return k_greater;
-    case LAM_OP_LESS:
-        return k_less;
-    case LAM_OP_EQUAL:
-        return k_equal;
-    case LAM_OP_CLAMP:
-        return k_clamp;
+static void kern_init(void) {
+    switch (cpu_gemm_pick_isa()) {
+    case CPU_ISA_AVX512:
+        g_kern = &cpu_kern_avx512;
+        break;
+    case CPU_ISA_AVX2:
+        g_kern = &cpu_kern_avx2;
+        break;
     default:
-        return NULL;
+        g_kern = &cpu_kern_base;
+        break;
     }
+}
+
+const cpu_kern *cpu_kern_pick(void) {
+    pthread_once(&g_kern_once, kern_init);
+    return g_kern;
 }
 
 /* Operand 0 is the output, 1 is x, 2 is y. */
@@ -304,26 +113,71 @@ static void copy_row(ptrdiff_t n, char *o, ptrdiff_t os, const char *x, ptrdiff_
     }
 }
 
-/* Walks the rows of a plan, calling kernel (float ops) or copy_row (a copy of another dtype). */
-static void walk(const ew_plan *p, ew_kernel kernel, char *const base[EW_OPERANDS], size_t es,
-                 float s, float t) {
-    const int inner = p->nd - 1;
-    const ptrdiff_t n = p->dims[inner];
-    /* Offsets (elements) rather than moving pointers: they may step outside a row while
-     * carrying. */
-    int64_t off[EW_OPERANDS] = {0, 0, 0};
-    int64_t idx[LAM_MAX_DIMS] = {0};
-    for (;;) {
-        if (kernel != NULL) {
-            kernel(n, (float *)(void *)base[0] + off[0], p->st[0][inner],
-                   (const float *)(const void *)base[1] + off[1], p->st[1][inner],
-                   (const float *)(const void *)base[2] + off[2], p->st[2][inner], s, t);
-        } else {
-            copy_row(n, base[0] + (size_t)off[0] * es, p->st[0][inner],
-                     base[1] + (size_t)off[1] * es, p->st[1][inner], es);
+/* A planned op split into tasks: task t is piece t % pieces of row t / pieces. */
+typedef struct ew_job {
+    const ew_plan *p;
+    cpu_ew_row kernel; /* NULL: copy_row of element size es */
+    char *base[EW_OPERANDS];
+    size_t es;
+    float s, t;
+    int64_t pieces;
+    int64_t plen; /* elements per piece (the last may be shorter) */
+} ew_job;
+
+/* Element offsets of row r's first element. */
+static void row_offsets(const ew_plan *p, int64_t r, int64_t off[EW_OPERANDS],
+                        int64_t idx[LAM_MAX_DIMS]) {
+    for (int k = 0; k < EW_OPERANDS; k++) {
+        off[k] = 0;
+    }
+    for (int d = p->nd - 2; d >= 0; d--) {
+        idx[d] = r % p->dims[d];
+        r /= p->dims[d];
+        for (int k = 0; k < EW_OPERANDS; k++) {
+            off[k] += idx[d] * p->st[k][d];
         }
-        int d = inner - 1;
-        for (; d >= 0; d--) {
+    }
+}
+
+static void run_piece(const ew_job *j, const int64_t off[EW_OPERANDS], int64_t c0, int64_t n) {
+    const ew_plan *p = j->p;
+    const int inner = p->nd - 1;
+    int64_t o[EW_OPERANDS];
+    for (int k = 0; k < EW_OPERANDS; k++) {
+        o[k] = off[k] + c0 * p->st[k][inner];
+    }
+    if (j->kernel != NULL) {
+        j->kernel(n, (float *)(void *)j->base[0] + o[0], p->st[0][inner],
+                  (const float *)(const void *)j->base[1] + o[1], p->st[1][inner],
+                  (const float *)(const void *)j->base[2] + o[2], p->st[2][inner], j->s, j->t);
+    } else {
+        copy_row(n, j->base[0] + (size_t)o[0] * j->es, p->st[0][inner],
+                 j->base[1] + (size_t)o[1] * j->es, p->st[1][inner], j->es);
+    }
+}
+
+/* Tasks [t0, t1): whole rows are walked with carries (offsets, not pointers: they may step
+ * outside a row while carrying); pieces of rows each find their row's offsets. */
+static void ew_tasks(void *arg, int64_t t0, int64_t t1) {
+    const ew_job *j = arg;
+    const ew_plan *p = j->p;
+    const int inner = p->nd - 1;
+    const int64_t n = p->dims[inner];
+    int64_t off[EW_OPERANDS];
+    int64_t idx[LAM_MAX_DIMS] = {0};
+    if (j->pieces > 1) {
+        for (int64_t t = t0; t < t1; t++) {
+            row_offsets(p, t / j->pieces, off, idx);
+            const int64_t c0 = (t % j->pieces) * j->plen;
+            const int64_t len = n - c0 < j->plen ? n - c0 : j->plen;
+            run_piece(j, off, c0, len);
+        }
+        return;
+    }
+    row_offsets(p, t0, off, idx);
+    for (int64_t r = t0; r < t1; r++) {
+        run_piece(j, off, 0, n);
+        for (int d = inner - 1; d >= 0; d--) {
             for (int k = 0; k < EW_OPERANDS; k++) {
                 off[k] += p->st[k][d];
             }
@@ -335,9 +189,45 @@ static void walk(const ew_plan *p, ew_kernel kernel, char *const base[EW_OPERAND
             }
             idx[d] = 0;
         }
-        if (d < 0) {
-            return;
-        }
+    }
+}
+
+/* Runs a plan, across the pool's threads when large: by rows when there are enough of them,
+ * else by pieces of CPU_PAR_MIN_WORK / 4 elements or more (multiples of 64). */
+static void run_plan(const ew_plan *p, cpu_ew_row kernel, char *const base[EW_OPERANDS], size_t es,
+                     float s, float t, int64_t work_per_elem) {
+    ew_job j = {p, kernel, {base[0], base[1], base[2]}, es, s, t, 1, 0};
+    const int64_t n = p->dims[p->nd - 1];
+    int64_t rows = 1;
+    for (int d = 0; d < p->nd - 1; d++) {
+        rows *= p->dims[d];
+    }
+    const int64_t work = rows * n * work_per_elem;
+    const int threads = cpu_threads();
+    if (threads > 1 && work >= CPU_PAR_MIN_WORK && rows < 2 * (int64_t)threads) {
+        int64_t plen = n / (2 * (int64_t)threads);
+        const int64_t min_len = CPU_PAR_MIN_WORK / 4 / work_per_elem;
+        plen = plen < min_len ? min_len : plen;
+        plen = (plen + 63) & ~(int64_t)63;
+        j.plen = plen;
+        j.pieces = (n + plen - 1) / plen;
+    }
+    j.plen = j.pieces > 1 ? j.plen : n;
+    cpu_parallel_for(rows * j.pieces, work, ew_tasks, &j);
+}
+
+/* Work per element, in units of a simple add: the polynomial ops cost about ten. */
+static int64_t op_cost(lam_op op) {
+    switch (op) {
+    case LAM_OP_EXP:
+    case LAM_OP_LOG:
+    case LAM_OP_TANH:
+    case LAM_OP_SIGMOID:
+    case LAM_OP_SOFTRELU:
+    case LAM_OP_POW_SCALAR:
+        return 8;
+    default:
+        return 1;
     }
 }
 
@@ -353,7 +243,7 @@ lam_status cpu_elementwise(const cpu_call *call) {
         st[i + 1] = call->in[i].st;
     }
     const int typed_copy = call->op == LAM_OP_COPY && out->dtype != LAM_DTYPE_F32;
-    ew_kernel kernel = typed_copy ? NULL : kernel_for(call->op);
+    cpu_ew_row kernel = typed_copy ? NULL : cpu_kern_pick()->ew_row(call->op);
     if (kernel == NULL && !typed_copy) {
         return cpu_error(LAM_ERR_INTERNAL, "cpu: Internal error, op %d is not elementwise",
                          (int)call->op);
@@ -365,52 +255,31 @@ lam_status cpu_elementwise(const cpu_call *call) {
     const lam_scalar_params *sp = lam_op_params(call, lam_scalar_params);
     const float s = sp != NULL ? (float)sp->a : 0.0f;
     const float t = sp != NULL ? (float)sp->b : 0.0f;
-    walk(&p, kernel, base, out->esize, s, t);
+    run_plan(&p, kernel, base, out->esize, s, t, op_cost(call->op));
     return LAM_OK;
 }
 
-/* LINEAR after its GEMM: out = act(out + bias), row by row. */
+/* LINEAR after its GEMM: out = act(out + bias), by the elementwise row kernels. */
 lam_status cpu_linear_epilogue(const cpu_call *call, lam_op act) {
     const cpu_view *out = &call->out[0];
-    const int64_t m = out->dims[0], n = out->dims[1];
-    float *c = cpu_f32(out);
-    const float *bias = NULL;
-    int64_t bs = 0;
-    if (call->n_in == 3) {
-        bias = cpu_f32(&call->in[2]);
-        bs = call->in[2].st[0];
-    }
-    for (int64_t i = 0; i < m; i++) {
-        float *row = c + i * out->st[0];
-        const int64_t cs = out->st[1];
-        if (bias != NULL) {
-            for (int64_t j = 0; j < n; j++) {
-                row[j * cs] += bias[j * bs];
-            }
+    const cpu_kern *kern = cpu_kern_pick();
+    ew_plan p;
+    static const int64_t zero_strides[LAM_MAX_DIMS];
+    static const uint64_t dummy;
+    if (call->n_in == 3) { /* out = out + bias (broadcast along rows) */
+        const int64_t bias_st[2] = {0, call->in[2].st[0]};
+        char *base[EW_OPERANDS] = {out->data, out->data, call->in[2].data};
+        const int64_t *st[EW_OPERANDS] = {out->st, out->st, bias_st};
+        if (plan_make(&p, 2, out->dims, st)) {
+            run_plan(&p, kern->ew_row(LAM_OP_ADD), base, sizeof(float), 0.0f, 0.0f, 1);
         }
-        switch (act) {
-        case LAM_OP_RELU:
-            for (int64_t j = 0; j < n; j++) {
-                row[j * cs] = relu1(row[j * cs]);
-            }
-            break;
-        case LAM_OP_SIGMOID:
-            for (int64_t j = 0; j < n; j++) {
-                row[j * cs] = sigmoid1(row[j * cs]);
-            }
-            break;
-        case LAM_OP_TANH:
-            for (int64_t j = 0; j < n; j++) {
-                row[j * cs] = tanhf(row[j * cs]);
-            }
-            break;
-        case LAM_OP_SOFTRELU:
-            for (int64_t j = 0; j < n; j++) {
-                row[j * cs] = softrelu1(row[j * cs]);
-            }
-            break;
-        default:
-            break;
+    }
+    if (act == LAM_OP_RELU || act == LAM_OP_SIGMOID || act == LAM_OP_TANH ||
+        act == LAM_OP_SOFTRELU) {
+        char *base[EW_OPERANDS] = {out->data, out->data, (char *)(uintptr_t)&dummy};
+        const int64_t *st[EW_OPERANDS] = {out->st, out->st, zero_strides};
+        if (plan_make(&p, 2, out->dims, st)) {
+            run_plan(&p, kern->ew_row(act), base, sizeof(float), 0.0f, 0.0f, op_cost(act));
         }
     }
     return LAM_OK;

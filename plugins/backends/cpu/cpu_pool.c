@@ -1,0 +1,187 @@
+/*
+ * cpu_pool.c - a small persistent thread pool for the CPU backend's own loops (elementwise,
+ * reductions, softmax, im2col/col2im, pooling; GEMM has OpenBLAS's threads).
+ *
+ * LAMINA_NUM_THREADS threads work on one op (default: the online cores), the calling thread
+ * being one of them, so the pool holds LAMINA_NUM_THREADS - 1 workers, started on the first op
+ * large enough to share and joined at the backend's shutdown. One op at a time uses the pool:
+ * when another thread's op holds it (several user threads calling the backend at once), the
+ * op runs on its caller alone, so there are never more busy threads than cores and no thread
+ * ever waits for another's op. Ranges are split the same way whatever the thread count and
+ * every kernel writes only its own range, so results do not depend on LAMINA_NUM_THREADS.
+ *
+ * OpenBLAS's threads and the pool's are never busy at once: an op is either a GEMM or a loop.
+ */
+#define _GNU_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN) */
+
+#include "cpu_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define CPU_POOL_MAX 64
+
+static pthread_once_t g_count_once = PTHREAD_ONCE_INIT;
+static int g_threads = 1;
+
+/* Guards everything below; workers sleep on g_wake, the caller on g_done_cv. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_done_cv = PTHREAD_COND_INITIALIZER;
+static pthread_t g_workers[CPU_POOL_MAX];
+/* g_generation when worker w was started: the jobs after it are its to see. */
+static uint64_t g_start_gen[CPU_POOL_MAX];
+static int g_n_workers; /* started */
+static int g_stop;
+static uint64_t g_generation; /* one per job */
+static cpu_task_fn g_fn;
+static void *g_arg;
+static int64_t g_n;
+static int g_parts; /* the job's ranges: the caller takes part 0, worker w part w + 1 */
+static int g_pending;
+/* 1 while an op uses the pool (taken without waiting; a second op runs alone). */
+static atomic_int g_busy;
+
+static void count_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *s = getenv("LAMINA_NUM_THREADS");
+    if (s != NULL && *s != '\0') {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno == 0 && end != s && *end == '\0' && v >= 1 && v <= 4096) {
+            n = v; /* a bad value is reported by cpu_blas.c, which reads it too */
+        }
+    }
+    if (n < 1) {
+        n = 1;
+    }
+    g_threads = n > CPU_POOL_MAX ? CPU_POOL_MAX : (int)n;
+}
+
+int cpu_threads(void) {
+    pthread_once(&g_count_once, count_threads);
+    return g_threads;
+}
+
+static void range_of(int64_t n, int parts, int part, int64_t *begin, int64_t *end) {
+    *begin = n * part / parts;
+    *end = n * (part + 1) / parts;
+}
+
+static void *worker_main(void *p) {
+    const int part = (int)(intptr_t)p;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&g_lock);
+    seen = g_start_gen[part - 1];
+    for (;;) {
+        while (!g_stop && g_generation == seen) {
+            pthread_cond_wait(&g_wake, &g_lock);
+        }
+        if (g_stop) {
+            break;
+        }
+        seen = g_generation;
+        if (part >= g_parts) {
+            continue; /* this job has fewer ranges than workers */
+        }
+        cpu_task_fn fn = g_fn;
+        void *arg = g_arg;
+        int64_t b, e;
+        range_of(g_n, g_parts, part, &b, &e);
+        pthread_mutex_unlock(&g_lock);
+        if (b < e) {
+            fn(arg, b, e);
+        }
+        pthread_mutex_lock(&g_lock);
+        if (--g_pending == 0) {
+            pthread_cond_signal(&g_done_cv);
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    return NULL;
+}
+
+/* Starts the workers up to want - 1 (g_lock held). Returns how many threads can work. */
+static int start_workers(int want) {
+    while (g_n_workers < want - 1) {
+        g_start_gen[g_n_workers] = g_generation;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, (size_t)256 << 10);
+        int rc = pthread_create(&g_workers[g_n_workers], &attr, worker_main,
+                                (void *)(intptr_t)(g_n_workers + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            break; /* fewer threads: still correct */
+        }
+        g_n_workers++;
+    }
+    return g_n_workers + 1;
+}
+
+void cpu_parallel_for(int64_t n, int64_t work, cpu_task_fn fn, void *arg) {
+    if (n <= 0) {
+        return;
+    }
+    const int threads = cpu_threads();
+    if (threads < 2 || n < 2 || work < CPU_PAR_MIN_WORK) {
+        fn(arg, 0, n);
+        return;
+    }
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&g_busy, &expected, 1)) {
+        fn(arg, 0, n); /* another op has the pool */
+        return;
+    }
+    pthread_mutex_lock(&g_lock);
+    int parts = start_workers(threads);
+    if (parts > n) {
+        parts = (int)n;
+    }
+    if (work / parts < CPU_PAR_MIN_WORK / 2) { /* each part at least half the threshold */
+        int p = (int)(work / (CPU_PAR_MIN_WORK / 2));
+        parts = p < 1 ? 1 : p;
+    }
+    if (parts < 2) {
+        pthread_mutex_unlock(&g_lock);
+        atomic_store(&g_busy, 0);
+        fn(arg, 0, n);
+        return;
+    }
+    g_fn = fn;
+    g_arg = arg;
+    g_n = n;
+    g_parts = parts;
+    g_pending = parts - 1;
+    g_generation++;
+    pthread_cond_broadcast(&g_wake);
+    pthread_mutex_unlock(&g_lock);
+    int64_t b, e;
+    range_of(n, parts, 0, &b, &e);
+    fn(arg, b, e);
+    pthread_mutex_lock(&g_lock);
+    while (g_pending > 0) {
+        pthread_cond_wait(&g_done_cv, &g_lock);
+    }
+    pthread_mutex_unlock(&g_lock);
+    atomic_store(&g_busy, 0);
+}
+
+void cpu_pool_fini(void) {
+    pthread_mutex_lock(&g_lock);
+    g_stop = 1;
+    pthread_cond_broadcast(&g_wake);
+    const int n = g_n_workers;
+    pthread_mutex_unlock(&g_lock);
+    for (int i = 0; i < n; i++) {
+        pthread_join(g_workers[i], NULL);
+    }
+    pthread_mutex_lock(&g_lock);
+    g_n_workers = 0;
+    g_stop = 0;
+    pthread_mutex_unlock(&g_lock);
+}
