@@ -198,6 +198,17 @@ static double scheduled_lr(const options *o, int64_t step, int64_t total) {
     return o->lr * 0.5 * (1.0 + cos(M_PI * (double)step / (double)total));
 }
 
+/* The shortest decimal text of v that reads back as v (buf: 32 bytes). */
+static const char *exact(double v, char *buf) {
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(buf, 32, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) {
+            break;
+        }
+    }
+    return buf;
+}
+
 /* A batch of rows idx[0..n) of d: x (n, dim), or (n, C, H, W) when `images`, and y (n). */
 static lam_status batch_tensors(lam_ctx *ctx, const dataset *d, int images, const int64_t *idx,
                                 int64_t n, float *xb, float *yb, lam_tensor **x, lam_tensor **y) {
@@ -323,13 +334,24 @@ int cmd_train(int argc, char **argv) {
     }
     TRY(lam_block_initialize(net, init, ctx, 0));
     TRY(lam_block_collect_params(net, NULL, &params));
+    /* Typed options: the learning rate goes in as the double it was parsed to. */
     char topts[128];
     if (strcmp(o.optimizer, "sgd") == 0) {
-        snprintf(topts, sizeof topts, "learning_rate=%g, momentum=%g", o.lr, o.momentum);
+        lam_sgd_options so = LAM_SGD_OPTIONS_INIT;
+        so.learning_rate = o.lr;
+        so.momentum = o.momentum;
+        TRY(lam_trainer_create_sgd(params, &so, &trainer));
+        char lr[32], mom[32];
+        snprintf(topts, sizeof topts, "learning_rate=%s, momentum=%s",
+                 exact(lam_trainer_learning_rate(trainer), lr), exact(o.momentum, mom));
     } else {
-        snprintf(topts, sizeof topts, "learning_rate=%g", o.lr);
+        lam_adam_options ao = LAM_ADAM_OPTIONS_INIT;
+        ao.learning_rate = o.lr;
+        TRY(lam_trainer_create_adam(params, &ao, &trainer));
+        char lr[32];
+        snprintf(topts, sizeof topts, "learning_rate=%s",
+                 exact(lam_trainer_learning_rate(trainer), lr));
     }
-    TRY(lam_trainer_create(params, o.optimizer, topts, &trainer));
     if (cnn) {
         printf(
             "lamina train: CNN %lldx%lldx%lld -> (conv %d - bn - relu - pool) -> (conv %d - bn - "
@@ -387,8 +409,7 @@ int cmd_train(int argc, char **argv) {
                 st = lam_autograd_backward(loss, NULL);
             }
             if (st == LAM_OK) {
-                lam_trainer_set_learning_rate(trainer,
-                                              (float)scheduled_lr(&o, step++, total_steps));
+                lam_trainer_set_learning_rate(trainer, scheduled_lr(&o, step++, total_steps));
                 st = lam_trainer_step(trainer, n);
             }
             if (st == LAM_OK) {
@@ -425,7 +446,7 @@ int cmd_train(int argc, char **argv) {
         printf("%sepoch %3lld/%lld  loss %.4f  train acc %6.2f%%  lr %.4g  %8.0f samples/s\n",
                tty ? "\r\033[K" : "", (long long)epoch, (long long)o.epochs,
                loss_sum / (double)seen, 100.0 * (double)correct / (double)seen,
-               (double)lam_trainer_learning_rate(trainer), (double)seen / dt);
+               lam_trainer_learning_rate(trainer), (double)seen / dt);
         fflush(stdout);
     }
     double acc;

@@ -91,7 +91,8 @@ static void test_errors() {
             Trainer(Sequential{Dense(2)}.collect_params(), "sgd", {{"learning_rat", 0.1}});
         },
         LAM_ERR_INVALID_ARGUMENT,
-        "sgd: Unknown option 'learning_rat', valid options: learning_rate, momentum, wd");
+        "sgd: Unknown option 'learning_rat', valid options: learning_rate, momentum, wd, "
+        "clip_global_norm");
     /* An Error is a std::exception too. */
     try {
         Layer("Dnse");

@@ -798,6 +798,11 @@ LAM_EXPORT lam_status lam_tensor_detach(lam_tensor *t, lam_tensor **out);
  * Softmax cross-entropy per sample, -log(softmax(logits)[label]), computed stably through
  * log-softmax. logits (batch, classes), float32; labels (batch,) holding class indices, int32,
  * int64 or float32 (integral values). *out is (batch,). Differentiable w.r.t. logits.
+ * int32/int64 labels are used on the logits' device (nothing is read back to the host: the
+ * one-hot rows are built with ops, the range checked by a gather); float32 labels are read on
+ * the host and their one-hot uploaded. An out-of-range integer label is reported by the call
+ * on synchronous backends; an asynchronous one may report it (as its gather's index error,
+ * naming position and value) when the result is read.
  * Errors: LAM_ERR_DTYPE for logits not float32 or labels of another dtype; LAM_ERR_SHAPE for
  * mismatched shapes; LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in [0, classes),
  * naming it, or for labels on another context than the logits (naming both, as every op does).
@@ -814,28 +819,200 @@ LAM_EXPORT lam_status lam_loss_l2(const lam_tensor *pred, const lam_tensor *labe
 typedef struct lam_trainer lam_trainer;
 
 /*
- * A trainer for `params` (it keeps its own references). optimizer: "sgd" (options
- * learning_rate=0.01, momentum=0, wd=0) or "adam" (learning_rate=0.001, beta1=0.9,
- * beta2=0.999, epsilon=1e-8, wd=0); options as "learning_rate=0.1, momentum=0.9", a list read
- * like lam_layer_create's attributes.
- * SGD with momentum keeps v = momentum*v + g, w -= lr*v; weight decay adds wd*w to g; Adam
- * follows PyTorch (bias-corrected moments, eps outside the square root). Each parameter's
- * lr_mult/wd_mult scale lr and wd; constants and grad_req null parameters are never changed.
+ * Typed optimizer options. Each struct starts with its size, so that it can grow: start from
+ * its _INIT macro (the defaults, PyTorch's), change the fields you need, and pass it to the
+ * matching lam_trainer_create_* function (NULL there means the defaults). A struct_size below
+ * the size this library was built with, or above it (a header newer than the library), is
+ * refused. Learning rates and the other numbers are doubles and are kept exactly: the trainer
+ * reports back the value given (lam_trainer_learning_rate) and rounds it to float only where
+ * an update multiplies by it.
+ * clip_global_norm > 0 clips the gradients of each step by their global norm before the update
+ * (PyTorch's clip_grad_norm_ applied to the batch-averaged gradients, see
+ * lam_param_list_clip_global_norm), computed on the parameters' device without a host round
+ * trip; 0 (the default) does not clip.
+ */
+typedef struct lam_sgd_options {
+    uint32_t struct_size;    /* sizeof(lam_sgd_options) */
+    double learning_rate;    /* 0.01; > 0 */
+    double momentum;         /* 0; in [0, 1): v = momentum v + g, w -= lr v */
+    double weight_decay;     /* 0; L2: g += weight_decay w */
+    double clip_global_norm; /* 0: off */
+} lam_sgd_options;
+#define LAM_SGD_OPTIONS_INIT                                                                       \
+    { (uint32_t)sizeof(lam_sgd_options), 0.01, 0.0, 0.0, 0.0 }
+
+/* Adam (torch.optim.Adam: weight_decay is L2, added to the gradient) and AdamW
+ * (torch.optim.AdamW: decoupled, w *= 1 - lr weight_decay before the Adam update) share this
+ * struct; only their defaults differ (AdamW's weight_decay is 0.01, as PyTorch's). */
+typedef struct lam_adam_options {
+    uint32_t struct_size;    /* sizeof(lam_adam_options) */
+    double learning_rate;    /* 0.001; > 0 */
+    double beta1, beta2;     /* 0.9, 0.999; in [0, 1) */
+    double epsilon;          /* 1e-8; > 0, added outside the square root */
+    double weight_decay;     /* Adam 0, AdamW 0.01 */
+    double clip_global_norm; /* 0: off */
+} lam_adam_options;
+#define LAM_ADAM_OPTIONS_INIT                                                                      \
+    { (uint32_t)sizeof(lam_adam_options), 0.001, 0.9, 0.999, 1e-8, 0.0, 0.0 }
+#define LAM_ADAMW_OPTIONS_INIT                                                                     \
+    { (uint32_t)sizeof(lam_adam_options), 0.001, 0.9, 0.999, 1e-8, 0.01, 0.0 }
+
+/* RMSProp as torch.optim.RMSprop: s = alpha s + (1 - alpha) g^2; centered also keeps
+ * m = alpha m + (1 - alpha) g and uses s - m^2; d = sqrt(.) + epsilon; with momentum
+ * b = momentum b + g / d, w -= lr b, else w -= lr g / d. weight_decay is L2. */
+typedef struct lam_rmsprop_options {
+    uint32_t struct_size;    /* sizeof(lam_rmsprop_options) */
+    double learning_rate;    /* 0.01; > 0 */
+    double alpha;            /* 0.99; in [0, 1) */
+    double epsilon;          /* 1e-8; > 0 */
+    double weight_decay;     /* 0 */
+    double momentum;         /* 0; in [0, 1) */
+    double clip_global_norm; /* 0: off */
+    int32_t centered;        /* 0 or 1 */
+} lam_rmsprop_options;
+#define LAM_RMSPROP_OPTIONS_INIT                                                                   \
+    { (uint32_t)sizeof(lam_rmsprop_options), 0.01, 0.99, 1e-8, 0.0, 0.0, 0.0, 0 }
+
+/*
+ * Trainers from typed options (one constructor per optimizer, so that the compiler checks
+ * the option names and types): lam_trainer_create_sgd(params, &o, &t) with
+ * `lam_sgd_options o = LAM_SGD_OPTIONS_INIT; o.learning_rate = 0.1;`. options NULL: the
+ * defaults. Each keeps its own references to the parameters. Each parameter's
+ * lr_mult/wd_mult scale lr and weight decay; constants and grad_req null parameters are never
+ * changed. The parameters' structural keys in the list name their state in lam_trainer_save.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for NULL params or out, a struct_size this library does not
+ * know, or a value out of its range (naming the field and the value).
+ * Ownership: options are read during the call only; *out belongs to the caller
+ * (lam_trainer_destroy), NULL on failure.
+ */
+LAM_EXPORT lam_status lam_trainer_create_sgd(const lam_param_list *params,
+                                             const lam_sgd_options *options, lam_trainer **out);
+LAM_EXPORT lam_status lam_trainer_create_adam(const lam_param_list *params,
+                                              const lam_adam_options *options, lam_trainer **out);
+LAM_EXPORT lam_status lam_trainer_create_adamw(const lam_param_list *params,
+                                               const lam_adam_options *options, lam_trainer **out);
+LAM_EXPORT lam_status lam_trainer_create_rmsprop(const lam_param_list *params,
+                                                 const lam_rmsprop_options *options,
+                                                 lam_trainer **out);
+
+/*
+ * The same from a string (the CLI's form): optimizer "sgd" (options learning_rate=0.01,
+ * momentum=0, wd=0, clip_global_norm=0), "adam" (learning_rate=0.001, beta1=0.9, beta2=0.999,
+ * epsilon=1e-8, wd=0, clip_global_norm=0), "adamw" (as adam, wd=0.01) or "rmsprop"
+ * (learning_rate=0.01, alpha=0.99, epsilon=1e-8, wd=0, momentum=0, centered=0,
+ * clip_global_norm=0); options as "learning_rate=0.1, momentum=0.9", a list read like
+ * lam_layer_create's attributes, each value parsed as a double (wd is the structs'
+ * weight_decay). options NULL or "": the defaults.
  * Errors: LAM_ERR_INVALID_ARGUMENT for an unknown optimizer, an unknown or repeated option, a
  * malformed list or a bad value.
  */
 LAM_EXPORT lam_status lam_trainer_create(const lam_param_list *params, const char *optimizer,
                                          const char *options, lam_trainer **out);
 
-/* One update with the current gradients, each scaled by 1/batch_size (the loss summed over
- * the batch, as in Gluon). Errors: LAM_ERR_INVALID_ARGUMENT for batch_size <= 0;
- * LAM_ERR_STATE for a parameter that is not initialized. */
+/*
+ * One update with the current gradients, each scaled by 1/batch_size (the loss summed over
+ * the batch, as in Gluon). The step runs in order: the gradients are read (scaled), clipped
+ * when clip_global_norm is set, and the update is computed in full into new tensors; only then
+ * are the parameters written and the optimizer state replaced. So a step that fails (out of
+ * memory included) changes neither the parameters nor the trainer (its state and step count).
+ * The learning rate of the step is lam_trainer_learning_rate's value before it.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for batch_size <= 0; LAM_ERR_STATE for a parameter that is
+ * not initialized; LAM_ERR_OUT_OF_MEMORY; the backend's errors (prefixed with the parameter).
+ * Memory: while a step runs, new state and update tensors for every parameter are alive at
+ * once (about 3 times the parameters' size for Adam, as PyTorch's foreach implementation).
+ */
 LAM_EXPORT lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size);
 
-LAM_EXPORT float lam_trainer_learning_rate(const lam_trainer *t);
-LAM_EXPORT void lam_trainer_set_learning_rate(lam_trainer *t, float lr);
+/* The learning rate the next step uses: the base rate, or with a schedule attached the
+ * schedule's value at the current step count. 0 for NULL. */
+LAM_EXPORT double lam_trainer_learning_rate(const lam_trainer *t);
+/* Sets the base learning rate (the value a schedule starts from); kept exactly. NULL is a
+ * no-op. */
+LAM_EXPORT void lam_trainer_set_learning_rate(lam_trainer *t, double lr);
+/* Steps taken (each successful lam_trainer_step counts one); 0 for NULL. */
+LAM_EXPORT int64_t lam_trainer_step_count(const lam_trainer *t);
 /* NULL is a no-op. */
 LAM_EXPORT void lam_trainer_destroy(lam_trainer *t);
+
+/* Learning-rate schedules, evaluated per step (the trainer's step count) as PyTorch's
+ * schedulers are per scheduler.step() call after each optimizer.step(). */
+typedef enum lam_lr_schedule_kind {
+    LAM_LR_CONSTANT = 0, /* the base rate (warm-up still applies) */
+    LAM_LR_STEP = 1,     /* StepLR: base * gamma^floor(s / step_size) */
+    LAM_LR_COSINE = 2 /* CosineAnnealingLR: eta_min + (base - eta_min)(1 + cos(pi s / t_max))/2 */
+} lam_lr_schedule_kind;
+
+/*
+ * A schedule: `kind` with its fields, preceded by an optional linear warm-up of warmup_steps
+ * steps. Warm-up is PyTorch's SequentialLR([LinearLR(warmup_start_factor, 1, warmup_steps),
+ * main], milestones=[warmup_steps]): for s < warmup_steps the rate is base * (f + (1 - f) *
+ * s / warmup_steps), then the main schedule runs from its own step 0 (s - warmup_steps).
+ * Start from LAM_LR_SCHEDULE_INIT (constant, no warm-up, PyTorch's defaults for the rest).
+ */
+typedef struct lam_lr_schedule {
+    uint32_t struct_size;       /* sizeof(lam_lr_schedule) */
+    lam_lr_schedule_kind kind;  /* LAM_LR_CONSTANT */
+    int64_t step_size;          /* LAM_LR_STEP: >= 1 (default 1) */
+    double gamma;               /* LAM_LR_STEP: > 0 (default 0.1) */
+    int64_t t_max;              /* LAM_LR_COSINE: >= 1 (default 1) */
+    double eta_min;             /* LAM_LR_COSINE: >= 0 (default 0) */
+    int64_t warmup_steps;       /* >= 0 (default 0: none) */
+    double warmup_start_factor; /* in (0, 1] (default 1/3, LinearLR's) */
+} lam_lr_schedule;
+#define LAM_LR_SCHEDULE_INIT                                                                       \
+    { (uint32_t)sizeof(lam_lr_schedule), LAM_LR_CONSTANT, 1, 0.1, 1, 0.0, 0, 1.0 / 3.0 }
+
+/*
+ * Attaches a schedule to t (replacing any; NULL detaches, leaving the base rate). The
+ * schedule's position is the trainer's step count, so it is saved and restored with the
+ * trainer's state. Errors: LAM_ERR_INVALID_ARGUMENT for a NULL t, an unknown kind or
+ * struct_size, or a field out of its range (naming it); t is unchanged then.
+ */
+LAM_EXPORT lam_status lam_trainer_set_schedule(lam_trainer *t, const lam_lr_schedule *schedule);
+
+/*
+ * Clips the gradients of the parameters in list in place by their global norm, as PyTorch's
+ * torch.nn.utils.clip_grad_norm_(params, max_norm): norm = sqrt(sum of every gradient element
+ * squared), each gradient multiplied by min(1, max_norm / (norm + 1e-6)). The norm and the
+ * factor are computed with ops on the gradients' device; *norm (when not NULL) receives the
+ * norm before clipping (reading it is the one host transfer). Constants, grad_req null and
+ * uninitialized parameters are skipped. Errors: LAM_ERR_INVALID_ARGUMENT for a NULL list or a
+ * max_norm that is not > 0; the ops' errors. A failure leaves every gradient unchanged.
+ */
+LAM_EXPORT lam_status lam_param_list_clip_global_norm(const lam_param_list *list, double max_norm,
+                                                      float *norm);
+
+/*
+ * The global norm of the (batch-averaged) gradients before clipping in the last step of a
+ * trainer with clip_global_norm set: read from the device when asked. Errors:
+ * LAM_ERR_STATE when no clipped step ran yet; LAM_ERR_INVALID_ARGUMENT for NULL arguments.
+ */
+LAM_EXPORT lam_status lam_trainer_last_grad_norm(const lam_trainer *t, float *norm);
+
+/*
+ * Saves the trainer's state to a safetensors file, atomically as lam_save_dict (a failure
+ * leaves an existing file as it was): each parameter's optimizer state under
+ * "<key>.<name>" with PyTorch's names (SGD: momentum_buffer; Adam, AdamW: exp_avg, exp_avg_sq;
+ * RMSProp: square_avg, momentum_buffer, grad_avg), and metadata lamina.kind "trainer",
+ * lamina.optimizer, lamina.step (the step count, which is the schedule's position) and
+ * lamina.learning_rate (the base rate, 17 digits). Saving the parameters too
+ * (lam_block_save_parameters) and loading both into a fresh model and trainer continues the
+ * training bit for bit.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for NULL arguments; LAM_ERR_IO; LAM_ERR_OUT_OF_MEMORY.
+ */
+LAM_EXPORT lam_status lam_trainer_save(const lam_trainer *t, const char *path);
+
+/*
+ * Loads a state saved by lam_trainer_save into t (a trainer of the same optimizer over
+ * parameters with the same keys and shapes): the optimizer state, the step count and the
+ * base learning rate; the hyperparameters (betas, momentum, the schedule) stay t's own.
+ * Strict: a different optimizer, a state tensor whose key t does not have or whose shape
+ * differs is an error naming it. Nothing changes unless the whole load succeeds.
+ * Errors: LAM_ERR_INVALID_ARGUMENT (NULL arguments, a mismatch), LAM_ERR_FORMAT (not a trainer
+ * file, bad metadata), LAM_ERR_NOT_FOUND, LAM_ERR_IO, LAM_ERR_OUT_OF_MEMORY, each naming the
+ * file.
+ */
+LAM_EXPORT lam_status lam_trainer_load(lam_trainer *t, const char *path);
 
 /* Sets every gradient in the list to zero (needed between steps with grad_req add). */
 LAM_EXPORT lam_status lam_param_list_zero_grad(const lam_param_list *list);
