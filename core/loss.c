@@ -6,27 +6,119 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-/* The labels as doubles: float32 class numbers, or int32/int64 class indices. */
-static lam_status read_labels(const lam_tensor *labels, double *y, size_t n) {
-    const char *fn = "softmax_cross_entropy";
-    lam_dtype dt = lam_tensor_dtype(labels);
-    if (dt != LAM_DTYPE_F32 && dt != LAM_DTYPE_I32 && dt != LAM_DTYPE_I64) {
-        return lam__error(LAM_ERR_DTYPE,
-                          "%s: Dtype mismatch, labels are %s, expected float32, int32 or int64", fn,
-                          lam__dtype_name(dt));
+/* -sum(logp * onehot, last axis): the host-built one-hot of float32 class numbers. */
+static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *labels,
+                                 lam_tensor *logp, lam_tensor **out);
+
+/* The gather refused a label: only on this error path are the labels read, to name the
+ * first one out of range as the float path does. */
+static lam_status label_error(lam_status st, const lam_tensor *labels, int64_t batch,
+                              int64_t classes) {
+    if (st != LAM_ERR_INVALID_ARGUMENT) {
+        return st;
     }
-    void *raw = malloc((n ? n : 1) * sizeof(int64_t));
-    if (raw == NULL) {
-        return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", fn);
+    int64_t *y = malloc((size_t)(batch ? batch : 1) * sizeof *y);
+    lam_tensor *y64 = NULL;
+    lam_status rs = y ? lam_op_cast(labels, LAM_DTYPE_I64, &y64) : LAM_ERR_OUT_OF_MEMORY;
+    if (rs == LAM_OK) {
+        rs = lam_tensor_read_bytes(y64, y, (size_t)batch * sizeof *y);
     }
-    lam_status st = lam_tensor_read_bytes(labels, raw, n * lam_dtype_size(dt));
-    for (size_t i = 0; st == LAM_OK && i < n; i++) {
-        y[i] = dt == LAM_DTYPE_F32   ? (double)((const float *)raw)[i]
-               : dt == LAM_DTYPE_I32 ? (double)((const int32_t *)raw)[i]
-                                     : (double)((const int64_t *)raw)[i];
+    for (int64_t i = 0; rs == LAM_OK && i < batch; i++) {
+        if (y[i] < 0 || y[i] >= classes) {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                            "softmax_cross_entropy: Invalid label, labels[%lld] is %lld, expected "
+                            "an integer in [0, %lld)",
+                            (long long)i, (long long)y[i], (long long)classes);
+            break;
+        }
     }
-    free(raw);
+    lam_tensor_release(y64);
+    free(y);
+    return st == LAM_OK || strncmp(lam_last_error(), "softmax_cross_entropy", 21) == 0
+               ? st
+               : lam__error_prefix(st, "softmax_cross_entropy: Invalid label");
+}
+
+/*
+ * Integer labels on the device, nothing read back: the one-hot row of label y is
+ * 1 - step(|y - c|) over the classes c (a broadcast against a row 0..C-1), and a gather of the
+ * labels from a (C, 1) column of zeros checks that every label is in [0, C) (the gather names
+ * the position and the value; an asynchronous backend reports it when the result is read, which
+ * is why its zeros are added to the loss).
+ */
+static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *labels,
+                                   lam_tensor *logp, lam_tensor **out) {
+    const lam_shape *ls = lam_tensor_shape(logits);
+    int64_t batch = ls->dims[0], classes = ls->dims[1];
+    lam_ctx *ctx = lam_tensor_ctx(logits);
+    lam_tensor *zeros = NULL, *check = NULL, *y = NULL, *row = NULL, *hot = NULL, *tmp = NULL;
+    lam_tensor *picked = NULL, *sum = NULL, *neg = NULL;
+    float *iota = malloc((size_t)(classes ? classes : 1) * sizeof *iota);
+    lam_status st = iota ? LAM_OK : lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
+    for (int64_t c = 0; iota != NULL && c < classes; c++) {
+        iota[c] = (float)c;
+    }
+    int was = lam_autograd_record_begin(0);
+    lam_shape col = {.ndim = 2, .dims = {classes, 1}}, yb = {.ndim = 2, .dims = {batch, 1}};
+    lam_shape rs = {.ndim = 2, .dims = {1, classes}}, flat = {.ndim = 1, .dims = {batch}};
+    if (st == LAM_OK) {
+        st = lam_tensor_full(ctx, &col, 0.0f, &zeros);
+    }
+    if (st == LAM_OK && (st = lam_op_gather_rows(zeros, labels, &check)) != LAM_OK) {
+        st = label_error(st, labels, batch, classes);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_cast(labels, LAM_DTYPE_F32, &tmp);
+    }
+    if (st == LAM_OK) {
+        st = lam_tensor_reshape(tmp, &yb, &y);
+    }
+    if (st == LAM_OK) {
+        st = lam_tensor_from_data(ctx, &rs, iota, (size_t)classes, &row);
+    }
+    if (st == LAM_OK) {
+        lam_tensor_release(tmp);
+        tmp = NULL;
+        st = lam_op_sub(y, row, &tmp); /* (batch, classes) */
+    }
+    if (st == LAM_OK) {
+        st = lam_op_abs(tmp, &hot);
+    }
+    if (st == LAM_OK) {
+        lam_tensor_release(tmp);
+        tmp = NULL;
+        st = lam_op_step(hot, &tmp);
+    }
+    if (st == LAM_OK) {
+        lam_tensor_release(hot);
+        hot = NULL;
+        st = lam_op_rsub_scalar(tmp, 1.0f, &hot);
+    }
+    lam_autograd_record_end(was);
+    const int32_t last = -1;
+    if (st == LAM_OK) {
+        st = lam_op_mul(logp, hot, &picked);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_sum(picked, &last, 1, 0, &sum);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_neg(sum, &neg);
+    }
+    lam_tensor *check_flat = NULL;
+    if (st == LAM_OK) {
+        st = lam_tensor_reshape(check, &flat, &check_flat);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_add(neg, check_flat, out);
+    }
+    free(iota);
+    lam_tensor *all[] = {zeros, check, y, row, hot, tmp, picked, sum, neg, check_flat};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        lam_tensor_release(all[i]);
+    }
     return st;
 }
 
@@ -40,13 +132,19 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
                           "softmax_cross_entropy: Invalid argument, NULL tensor or output");
     }
     *out = NULL;
-    /* The labels are read on the host, so nothing below would notice: refuse as every op does. */
     lam_status st = lam__same_ctx("softmax_cross_entropy", logits, labels);
     if (st == LAM_OK) {
         st = lam__need_f32("softmax_cross_entropy", logits, "logits");
     }
     if (st != LAM_OK) {
         return st;
+    }
+    lam_dtype dt = lam_tensor_dtype(labels);
+    if (dt != LAM_DTYPE_F32 && dt != LAM_DTYPE_I32 && dt != LAM_DTYPE_I64) {
+        return lam__error(LAM_ERR_DTYPE,
+                          "softmax_cross_entropy: Dtype mismatch, labels are %s, expected float32, "
+                          "int32 or int64",
+                          lam__dtype_name(dt));
     }
     const lam_shape *ls = lam_tensor_shape(logits), *ys = lam_tensor_shape(labels);
     if (ls->ndim != 2 || ys->ndim != 1 || ys->dims[0] != ls->dims[0]) {
@@ -56,31 +154,46 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
                           "expected (batch, classes) and (batch,)",
                           lam_shape_format(ls, b1, sizeof b1), lam_shape_format(ys, b2, sizeof b2));
     }
+    lam_tensor *logp = NULL;
+    st = lam_op_log_softmax(logits, -1, &logp);
+    if (st == LAM_OK) {
+        st = dt == LAM_DTYPE_F32 ? ce_host_labels(logits, labels, logp, out)
+                                 : ce_device_labels(logits, labels, logp, out);
+    }
+    lam_tensor_release(logp);
+    if (st != LAM_OK && strncmp(lam_last_error(), "softmax_cross_entropy", 21) != 0) {
+        st = lam__error_prefix(st, "softmax_cross_entropy");
+    }
+    return st;
+}
+
+static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *labels,
+                                 lam_tensor *logp, lam_tensor **out) {
+    const lam_shape *ls = lam_tensor_shape(logits);
     int64_t batch = ls->dims[0], classes = ls->dims[1];
     size_t nb = (size_t)batch, total = nb * (size_t)classes;
-    double *y = malloc((nb ? nb : 1) * sizeof *y);
+    float *y = malloc((nb ? nb : 1) * sizeof *y);
     float *hot = calloc(total ? total : 1, sizeof *hot);
-    st = (y && hot) ? read_labels(labels, y, nb)
-                    : lam__error(LAM_ERR_OUT_OF_MEMORY, "softmax_cross_entropy: Out of memory");
+    lam_status st = (y && hot)
+                        ? lam_tensor_read(labels, y, nb)
+                        : lam__error(LAM_ERR_OUT_OF_MEMORY, "softmax_cross_entropy: Out of memory");
     for (size_t i = 0; st == LAM_OK && i < nb; i++) {
-        if (!(y[i] >= 0.0 && y[i] < (double)classes && y[i] == floor(y[i]))) {
+        double v = (double)y[i];
+        if (!(v >= 0.0 && v < (double)classes && v == floor(v))) {
             st = lam__error(LAM_ERR_INVALID_ARGUMENT,
                             "softmax_cross_entropy: Invalid label, labels[%zu] is %g, expected an "
                             "integer in [0, %lld)",
-                            i, y[i], (long long)classes);
+                            i, v, (long long)classes);
         } else {
-            hot[i * (size_t)classes + (size_t)y[i]] = 1.0f;
+            hot[i * (size_t)classes + (size_t)v] = 1.0f;
         }
     }
-    lam_tensor *onehot = NULL, *logp = NULL, *picked = NULL, *sum = NULL;
+    lam_tensor *onehot = NULL, *picked = NULL, *sum = NULL;
     if (st == LAM_OK) {
         st = lam_tensor_from_data(lam_tensor_ctx(logits), ls, hot, total, &onehot);
     }
     free(y);
     free(hot);
-    if (st == LAM_OK) {
-        st = lam_op_log_softmax(logits, -1, &logp);
-    }
     if (st == LAM_OK) {
         st = lam_op_mul(logp, onehot, &picked);
     }
@@ -92,7 +205,6 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
         st = lam_op_neg(sum, out);
     }
     lam_tensor_release(onehot);
-    lam_tensor_release(logp);
     lam_tensor_release(picked);
     lam_tensor_release(sum);
     return st;
