@@ -116,6 +116,27 @@ Test(train, help_describes_save_and_schedule) {
     free(out);
 }
 
+/* The learning rate reaches the trainer with every digit: the header line prints the value the
+ * trainer holds (before the typed options, a "%g" option string rounded it to 0.123457). */
+Test(train, learning_rate_is_kept_exactly) {
+    const char *opt[2] = {"sgd", "adam"};
+    for (int i = 0; i < 2; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 LAMINA_TEST_BINARY_DIR "/bin/lamina train --backend cpu --optimizer %s --lr "
+                                        "0.123456789 --momentum 0.987654321 --epochs 1 "
+                                        "--train-size 100 --hidden 8 2>&1",
+                 opt[i]);
+        int status;
+        char *out = run(cmd, &status);
+        cr_assert_eq(status, 0, "%s", out);
+        cr_expect(strstr(out, i == 0 ? "sgd learning_rate=0.123456789, momentum=0.987654321,"
+                                     : "adam learning_rate=0.123456789,") != NULL,
+                  "%s", out);
+        free(out);
+    }
+}
+
 /* --save keeps the file, and it holds the trained model (the reload scores the same). */
 Test(train, save_keeps_the_file) {
     char dir[] = "/tmp/lamina-train-save-XXXXXX";
