@@ -27,21 +27,29 @@
 static pthread_once_t g_count_once = PTHREAD_ONCE_INIT;
 static int g_threads = 1;
 
-/* Guards everything below; workers sleep on g_wake, the caller on g_done_cv. */
+/* Guards the job description and the worker list; workers sleep on g_wake, the caller on
+ * g_done_cv. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t g_done_cv = PTHREAD_COND_INITIALIZER;
 static pthread_t g_workers[CPU_POOL_MAX];
-/* g_generation when worker w was started: the jobs after it are its to see. */
-static uint64_t g_start_gen[CPU_POOL_MAX];
 static int g_n_workers; /* started */
+/* g_generation when worker w started: the jobs after it are its to see. */
+static uint32_t g_start_gen[CPU_POOL_MAX];
 static int g_stop;
-static uint64_t g_generation; /* one per job */
+static uint32_t g_generation; /* one per job */
 static cpu_task_fn g_fn;
 static void *g_arg;
 static int64_t g_n;
-static int g_parts; /* the job's ranges: the caller takes part 0, worker w part w + 1 */
-static int g_pending;
+static uint32_t g_parts; /* the job's chunks */
+/*
+ * Chunks are claimed, not assigned: (generation << 32 | next chunk), advanced by compare and
+ * swap, so a worker that wakes late claims nothing of a finished job (the generation moved
+ * on) and the caller does whatever no worker took: an op never waits for a worker the
+ * scheduler has not run yet, only for chunks already being worked on.
+ */
+static _Atomic uint64_t g_claim;
+static atomic_uint g_done; /* chunks finished in this job */
 /* 1 while an op uses the pool (taken without waiting; a second op runs alone). */
 static atomic_int g_busy;
 
@@ -67,16 +75,33 @@ int cpu_threads(void) {
     return g_threads;
 }
 
-static void range_of(int64_t n, int parts, int part, int64_t *begin, int64_t *end) {
-    *begin = n * part / parts;
-    *end = n * (part + 1) / parts;
+/* Claims and runs the chunks of job `gen` until none is left. */
+static void work_on(uint32_t gen, cpu_task_fn fn, void *arg, int64_t n, uint32_t parts) {
+    for (;;) {
+        uint64_t v = atomic_load(&g_claim);
+        if ((uint32_t)(v >> 32) != gen || (uint32_t)v >= parts) {
+            return;
+        }
+        if (!atomic_compare_exchange_weak(&g_claim, &v, v + 1)) {
+            continue;
+        }
+        const int64_t part = (int64_t)(uint32_t)v;
+        const int64_t b = n * part / (int64_t)parts, e = n * (part + 1) / (int64_t)parts;
+        if (b < e) {
+            fn(arg, b, e);
+        }
+        if (atomic_fetch_add(&g_done, 1u) + 1u == parts) {
+            pthread_mutex_lock(&g_lock);
+            pthread_cond_signal(&g_done_cv);
+            pthread_mutex_unlock(&g_lock);
+        }
+    }
 }
 
 static void *worker_main(void *p) {
-    const int part = (int)(intptr_t)p;
-    uint64_t seen = 0;
+    const int w = (int)(intptr_t)p;
     pthread_mutex_lock(&g_lock);
-    seen = g_start_gen[part - 1];
+    uint32_t seen = g_start_gen[w];
     for (;;) {
         while (!g_stop && g_generation == seen) {
             pthread_cond_wait(&g_wake, &g_lock);
@@ -85,27 +110,19 @@ static void *worker_main(void *p) {
             break;
         }
         seen = g_generation;
-        if (part >= g_parts) {
-            continue; /* this job has fewer ranges than workers */
-        }
         cpu_task_fn fn = g_fn;
         void *arg = g_arg;
-        int64_t b, e;
-        range_of(g_n, g_parts, part, &b, &e);
+        const int64_t n = g_n;
+        const uint32_t parts = g_parts;
         pthread_mutex_unlock(&g_lock);
-        if (b < e) {
-            fn(arg, b, e);
-        }
+        work_on(seen, fn, arg, n, parts);
         pthread_mutex_lock(&g_lock);
-        if (--g_pending == 0) {
-            pthread_cond_signal(&g_done_cv);
-        }
     }
     pthread_mutex_unlock(&g_lock);
     return NULL;
 }
 
-/* Starts the workers up to want - 1 (g_lock held). Returns how many threads can work. */
+/* Starts workers up to want - 1 (g_lock held). Returns how many threads can work. */
 static int start_workers(int want) {
     while (g_n_workers < want - 1) {
         g_start_gen[g_n_workers] = g_generation;
@@ -113,7 +130,7 @@ static int start_workers(int want) {
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, (size_t)256 << 10);
         int rc = pthread_create(&g_workers[g_n_workers], &attr, worker_main,
-                                (void *)(intptr_t)(g_n_workers + 1));
+                                (void *)(intptr_t)g_n_workers);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
             break; /* fewer threads: still correct */
@@ -138,33 +155,30 @@ void cpu_parallel_for(int64_t n, int64_t work, cpu_task_fn fn, void *arg) {
         return;
     }
     pthread_mutex_lock(&g_lock);
-    int parts = start_workers(threads);
-    if (parts > n) {
-        parts = (int)n;
-    }
-    if (work / parts < CPU_PAR_MIN_WORK / 2) { /* each part at least half the threshold */
-        int p = (int)(work / (CPU_PAR_MIN_WORK / 2));
-        parts = p < 1 ? 1 : p;
-    }
-    if (parts < 2) {
+    const int workers = start_workers(threads);
+    /* a few chunks per thread, none below a quarter of the threshold's work */
+    int64_t parts = 4 * (int64_t)workers;
+    const int64_t by_work = work / (CPU_PAR_MIN_WORK / 4);
+    parts = parts < by_work ? parts : by_work;
+    parts = parts < n ? parts : n;
+    if (workers < 2 || parts < 2) {
         pthread_mutex_unlock(&g_lock);
         atomic_store(&g_busy, 0);
         fn(arg, 0, n);
         return;
     }
+    const uint32_t gen = ++g_generation;
     g_fn = fn;
     g_arg = arg;
     g_n = n;
-    g_parts = parts;
-    g_pending = parts - 1;
-    g_generation++;
+    g_parts = (uint32_t)parts;
+    atomic_store(&g_done, 0u);
+    atomic_store(&g_claim, (uint64_t)gen << 32);
     pthread_cond_broadcast(&g_wake);
     pthread_mutex_unlock(&g_lock);
-    int64_t b, e;
-    range_of(n, parts, 0, &b, &e);
-    fn(arg, b, e);
+    work_on(gen, fn, arg, n, (uint32_t)parts);
     pthread_mutex_lock(&g_lock);
-    while (g_pending > 0) {
+    while (atomic_load(&g_done) < (uint32_t)parts) {
         pthread_cond_wait(&g_done_cv, &g_lock);
     }
     pthread_mutex_unlock(&g_lock);
