@@ -500,6 +500,127 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t crs, int
 }
 
 /*
+ * Panels without packing, for products whose op(B) has contiguous rows and whose A side is
+ * small (a convolution's W (O, CKK) x columns (CKK, L) and W^T x G; the narrow-K products of a
+ * backward pass): C = alpha * op(A) * B + beta * C, C with contiguous rows. A panel is 8 rows
+ * x 2 registers of columns: 16 accumulators; each step of k loads two registers of B's row k
+ * and broadcasts 8 elements of op(A) (any strides). OpenBLAS packs both operands for every
+ * call, which for these shapes (one of m, k at most 64) costs more than the product (the
+ * itcopy/incopy share of the convolution profiles), and zeroes C before it when beta is 0;
+ * here C is written once. Column tails take one register, then single floats.
+ */
+#define PANEL_ROW(q, VT, VI)                                                                       \
+    {                                                                                              \
+        const VT s_ = {a##q[pc]};                                                                  \
+        const VT av = __builtin_shuffle(s_, (VI){0});                                              \
+        x##q += av * b0;                                                                           \
+        y##q += av * b1;                                                                           \
+    }
+#define PANEL_PUT(q)                                                                               \
+    if (q < rows) {                                                                                \
+        put(c + q * ldc, x##q, y##q, alpha, beta, cols);                                           \
+    }
+#define DEFINE_PANEL(sfx, ATTR, VT, VI, VL)                                                        \
+    /* C row (2 registers; the first `cols` floats when cols < 2 VL) = alpha acc + beta C */       \
+    ATTR static inline void put_##sfx(float *c, VT x, VT y, float alpha, float beta,               \
+                                      int64_t cols) {                                              \
+        VT r0 = alpha * x, r1 = alpha * y;                                                         \
+        if (cols == 2 * VL) {                                                                      \
+            if (beta != 0.0f) {                                                                    \
+                r0 += beta * ld_##sfx(c);                                                          \
+                r1 += beta * ld_##sfx(c + VL);                                                     \
+            }                                                                                      \
+            memcpy(c, &r0, sizeof r0);                                                             \
+            memcpy(c + VL, &r1, sizeof r1);                                                        \
+            return;                                                                                \
+        }                                                                                          \
+        float t[2 * VL];                                                                           \
+        memcpy(t, &r0, sizeof r0);                                                                 \
+        memcpy(t + VL, &r1, sizeof r1);                                                            \
+        for (int64_t l = 0; l < cols; l++) {                                                       \
+            c[l] = t[l] + (beta != 0.0f ? beta * c[l] : 0.0f);                                     \
+        }                                                                                          \
+    }                                                                                              \
+    /* One tile: `rows` (1..8) rows of op(A) from ap times a k x 2 VL panel of B. Missing rows     \
+     * repeat the last one (computed, not stored), so every tile runs the 8-row loop. */           \
+    ATTR static void tile_##sfx(const float *ap, int64_t ars, int64_t acs, int64_t rows,           \
+                                int64_t k, const float *b, int64_t ldb, float alpha, float beta,   \
+                                float *c, int64_t ldc, int64_t cols) {                             \
+        const float *a0 = ap, *a1 = ap + (rows > 1 ? 1 : 0) * ars,                                 \
+                    *a2 = ap + (rows > 2 ? 2 : rows - 1) * ars,                                    \
+                    *a3 = ap + (rows > 3 ? 3 : rows - 1) * ars,                                    \
+                    *a4 = ap + (rows > 4 ? 4 : rows - 1) * ars,                                    \
+                    *a5 = ap + (rows > 5 ? 5 : rows - 1) * ars,                                    \
+                    *a6 = ap + (rows > 6 ? 6 : rows - 1) * ars,                                    \
+                    *a7 = ap + (rows > 7 ? 7 : rows - 1) * ars;                                    \
+        VT x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, x4 = {0}, x5 = {0}, x6 = {0}, x7 = {0};         \
+        VT y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, y4 = {0}, y5 = {0}, y6 = {0}, y7 = {0};         \
+        int64_t pc = 0;                                                                            \
+        for (int64_t p = 0; p < k; p++, pc += acs) {                                               \
+            const float *br = b + p * ldb;                                                         \
+            const VT b0 = ld_##sfx(br), b1 = ld_##sfx(br + VL);                                    \
+            PANEL_ROW(0, VT, VI)                                                                   \
+            PANEL_ROW(1, VT, VI)                                                                   \
+            PANEL_ROW(2, VT, VI)                                                                   \
+            PANEL_ROW(3, VT, VI)                                                                   \
+            PANEL_ROW(4, VT, VI)                                                                   \
+            PANEL_ROW(5, VT, VI)                                                                   \
+            PANEL_ROW(6, VT, VI)                                                                   \
+            PANEL_ROW(7, VT, VI)                                                                   \
+        }                                                                                          \
+        void (*const put)(float *, VT, VT, float, float, int64_t) = put_##sfx;                     \
+        PANEL_PUT(0)                                                                               \
+        PANEL_PUT(1)                                                                               \
+        PANEL_PUT(2)                                                                               \
+        PANEL_PUT(3)                                                                               \
+        PANEL_PUT(4)                                                                               \
+        PANEL_PUT(5)                                                                               \
+        PANEL_PUT(6)                                                                               \
+        PANEL_PUT(7)                                                                               \
+    }                                                                                              \
+    /* Returns 0 when the padded tail panel could not be allocated (the caller falls back). */     \
+    ATTR static int panel_##sfx(int64_t m, int64_t n, int64_t k, float alpha, mat a,               \
+                                const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {  \
+        const int64_t full = n / (2 * VL) * (2 * VL);                                              \
+        float *tail = NULL;                                                                        \
+        if (full < n) { /* the last columns, zero-padded to a whole panel */                       \
+            tail = malloc((size_t)k * 2 * VL * sizeof *tail);                                      \
+            if (tail == NULL) {                                                                    \
+                return 0;                                                                          \
+            }                                                                                      \
+            for (int64_t p = 0; p < k; p++) {                                                      \
+                for (int64_t l = 0; l < 2 * VL; l++) {                                             \
+                    tail[p * 2 * VL + l] = full + l < n ? b[p * ldb + full + l] : 0.0f;            \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t j = 0; j < n; j += 2 * VL) {                                                  \
+            const int is_tail = j == full;                                                         \
+            for (int64_t i = 0; i < m; i += 8) {                                                   \
+                tile_##sfx(a.p + i * a.rs, a.rs, a.cs, m - i < 8 ? m - i : 8, k,                   \
+                           is_tail ? tail : b + j, is_tail ? 2 * VL : ldb, alpha, beta,            \
+                           c + i * ldc + j, ldc, is_tail ? n - j : 2 * VL);                        \
+            }                                                                                      \
+        }                                                                                          \
+        free(tail);                                                                                \
+        return 1;                                                                                  \
+    }
+
+#if HAVE_X86_KERNELS
+DEFINE_PANEL(v8, ATTR_AVX2, v8sf, v8si, 8)
+DEFINE_PANEL(v16, ATTR_AVX512, v16sf, v16si, 16)
+#endif
+
+/* Whether the panel loops take this product (see DEFINE_PANEL): B rows and C rows contiguous,
+ * one of m and k at most 64, B's panel of k rows small enough to stay in L2, and wide enough
+ * for the two-register panel. */
+static int panel_fits(const cpu_device *dev, int64_t m, int64_t n, int64_t k, mat b, int64_t ccs) {
+    const int64_t vl = dev->isa == CPU_ISA_AVX512 ? 16 : 8;
+    return dev->isa != CPU_ISA_BASE && b.cs == 1 && ccs == 1 && (m <= 64 || k <= 64) && k <= 4096 &&
+           n >= 2 * vl && m >= 1;
+}
+
+/*
  * Leading dimension for BLAS of a stored rows x cols matrix, or 0 when BLAS cannot take the
  * layout: columns must be unit-stride and rows at least `cols` apart (row-major rules).
  */
@@ -542,6 +663,14 @@ lam_status cpu_gemm(const cpu_device *dev, int trans_a, int trans_b, float alpha
     const int ldc = blas_ld(m, n, cv->st);
     const int fits_int = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
     const int small = macs <= CPU_SMALL_GEMM_MACS && n >= g_small_min_n[dev->isa];
+#if HAVE_X86_KERNELS
+    if (!small && panel_fits(dev, m, n, k, b, ccs)) {
+        if (dev->isa == CPU_ISA_AVX512 ? panel_v16(m, n, k, alpha, a, b.p, b.rs, beta, c, crs)
+                                       : panel_v8(m, n, k, alpha, a, b.p, b.rs, beta, c, crs)) {
+            return LAM_OK;
+        }
+    }
+#endif
     if (!small && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {
         return cpu_blas_sgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a.p, lda, b.p, ldb, beta, c,
                               ldc);
