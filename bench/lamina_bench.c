@@ -1145,6 +1145,448 @@ static void case_vk_probe(const request *rq, result *res) {
 /* Dispatch                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------------ */
+/* Cases of issue 15 / 17: elementwise bandwidth, convolution, its GEMMs, BatchNorm, LeNet    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A float32 tensor of nd dims with values in [-1, 1), optionally with a gradient. */
+static lam_status nd_tensor(lam_ctx *ctx, uint32_t nd, const int64_t *dims, uint64_t seed, int grad,
+                            lam_tensor **out) {
+    *out = NULL;
+    size_t n = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+        n *= (size_t)dims[d];
+    }
+    float *buf = alloc_random(n, seed);
+    if (buf == NULL) {
+        return lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory");
+    }
+    lam_shape shape;
+    lam_shape_init(&shape, nd, dims);
+    lam_status st = lam_tensor_from_data(ctx, &shape, buf, n, out);
+    free(buf);
+    if (st == LAM_OK && grad) {
+        st = lam_tensor_attach_grad(*out);
+    }
+    return st;
+}
+
+typedef struct ew_state {
+    lam_tensor *x;
+    float *src, *dst;
+    size_t n;
+} ew_state;
+
+static lam_status ew_lamina_run(void *p, int64_t iters) {
+    ew_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *y = NULL;
+        lam_status st = lam_op_mul_scalar(s->x, 1.5f, &y);
+        lam_tensor_release(y);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static lam_status ew_memcpy_run(void *p, int64_t iters) {
+    ew_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        memcpy(s->dst, s->src, s->n * sizeof *s->dst);
+        s->src[i % (int64_t)s->n] += 1.0f; /* keep the copy from being elided */
+    }
+    return LAM_OK;
+}
+
+/* y = 1.5 * x over `mb` MB (read mb, write mb) against memcpy of mb MB, in the same process. */
+static void case_ew_bandwidth(const request *rq, result *res) {
+    ew_state s = {NULL, NULL, NULL, 0};
+    s.n = (size_t)req_int(rq, "mb", 64) * ((size_t)1 << 20) / sizeof(float);
+    lam_ctx *ctx = NULL;
+    double sec = 0;
+    int64_t it = 0;
+    TRY(lam_ctx_default(&ctx));
+    const int64_t dims[1] = {(int64_t)s.n};
+    TRY(nd_tensor(ctx, 1, dims, 3, 0, &s.x));
+    s.src = alloc_random(s.n, 4);
+    s.dst = calloc(s.n, sizeof *s.dst);
+    if (s.src == NULL || s.dst == NULL) {
+        TRY(lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory"));
+    }
+    TRY(ew_lamina_run(&s, 1));
+    TRY(ew_memcpy_run(&s, 1));
+    const int memcpy_first = req_int(rq, "round", 0) % 2 == 1;
+    for (int side = 0; side < 2; side++) {
+        const int cp = (side == 0) == memcpy_first;
+        TRY(measure(cp ? ew_memcpy_run : ew_lamina_run, &s, req_double(rq, "min_time", 0.05),
+                    req_int(rq, "iters", 0), &sec, &it));
+        add_metric(res, cp ? "memcpy" : "ew", sec);
+        if (!cp) {
+            res->iters = it;
+        }
+    }
+    add_info(res, "\"bytes\":%zu,\"ctx\":\"%s\"", s.n * sizeof(float), lam_ctx_name(ctx));
+done:
+    lam_tensor_release(s.x);
+    free(s.src);
+    free(s.dst);
+}
+
+/* The convolutions of bench/run: kind=big (3x3, 64 -> 64, 56x56, batch 8), lenet1 (5x5, 1 ->
+ * 6, 28x28, pad 2, batch 64), lenet2 (5x5, 6 -> 16, 14x14, batch 64); small=1 shrinks them. */
+typedef struct conv_shape {
+    int64_t n, c, h, o, k, pad;
+} conv_shape;
+
+static int conv_shape_of(const request *rq, conv_shape *cs, char *err, size_t cap) {
+    const char *kind = req_get(rq, "kind", "big");
+    const int small = req_int(rq, "small", 0) != 0;
+    if (strcmp(kind, "big") == 0) {
+        *cs = small ? (conv_shape){2, 8, 10, 8, 3, 1} : (conv_shape){8, 64, 56, 64, 3, 1};
+    } else if (strcmp(kind, "lenet1") == 0) {
+        *cs = small ? (conv_shape){4, 1, 12, 6, 5, 2} : (conv_shape){64, 1, 28, 6, 5, 2};
+    } else if (strcmp(kind, "lenet2") == 0) {
+        *cs = small ? (conv_shape){4, 6, 8, 16, 5, 0} : (conv_shape){64, 6, 14, 16, 5, 0};
+    } else {
+        snprintf(err, cap, "conv: unknown kind '%s' (big, lenet1, lenet2)", kind);
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct conv_state {
+    lam_tensor *x, *w, *b;
+    lam_conv2d_params p;
+} conv_state;
+
+static lam_status conv_fwdbwd_run(void *p, int64_t iters) {
+    conv_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *y = NULL, *loss = NULL;
+        int was = lam_autograd_record_begin(1);
+        lam_status st = lam_op_conv2d(s->x, s->w, s->b, &s->p, &y);
+        if (st == LAM_OK) {
+            st = lam_op_sum(y, NULL, 0, 0, &loss);
+        }
+        lam_autograd_record_end(was);
+        if (st == LAM_OK) {
+            st = lam_autograd_backward(loss, NULL);
+        }
+        lam_tensor_release(y);
+        lam_tensor_release(loss);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static lam_status conv_fwd_run(void *p, int64_t iters) {
+    conv_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *y = NULL;
+        lam_status st = lam_op_conv2d(s->x, s->w, s->b, &s->p, &y);
+        lam_tensor_release(y);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+/* Conv2D with bias: forward alone, and forward + sum + backward (x, w and b need gradients). */
+static void case_conv(const request *rq, result *res) {
+    conv_state s = {NULL, NULL, NULL, LAM_CONV2D_PARAMS_INIT};
+    conv_shape cs;
+    lam_ctx *ctx = NULL;
+    double sec = 0;
+    if (!conv_shape_of(rq, &cs, res->error, sizeof res->error)) {
+        return;
+    }
+    s.p.pad[0] = s.p.pad[1] = cs.pad;
+    TRY(lam_ctx_default(&ctx));
+    const int64_t xd[4] = {cs.n, cs.c, cs.h, cs.h}, wd[4] = {cs.o, cs.c, cs.k, cs.k};
+    TRY(nd_tensor(ctx, 4, xd, 21, 1, &s.x));
+    TRY(nd_tensor(ctx, 4, wd, 22, 1, &s.w));
+    TRY(nd_tensor(ctx, 1, &cs.o, 23, 1, &s.b));
+    TRY(conv_fwdbwd_run(&s, 1));
+    const double min_time = req_double(rq, "min_time", 0.05);
+    TRY(measure(conv_fwd_run, &s, min_time, req_int(rq, "iters", 0), &sec, &res->iters));
+    add_metric(res, "fwd", sec);
+    TRY(measure(conv_fwdbwd_run, &s, min_time, req_int(rq, "iters", 0), &sec, &res->iters));
+    add_metric(res, "fwdbwd", sec);
+    add_info(res, "\"ctx\":\"%s\"", lam_ctx_name(ctx));
+done:
+    lam_tensor_release(s.x);
+    lam_tensor_release(s.w);
+    lam_tensor_release(s.b);
+}
+
+/* The three products of a convolution's forward and backward (lam_op_conv2d composes them as
+ * batched products over the im2col columns), through Lamina and as raw per-sample sgemm. */
+typedef struct cgemm_state {
+    int n, o, ckk, l;
+    int which; /* bit 0: forward, bit 1: backward-data, bit 2: backward-weight */
+    float *w, *cols, *g, *y, *dcols, *dw; /* host copies for raw sgemm */
+    lam_tensor *tw, *tcols, *tg;
+} cgemm_state;
+
+static lam_status cgemm_lamina_run(void *p, int64_t iters) {
+    cgemm_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *y = NULL, *dc = NULL, *dw = NULL;
+        lam_status st = LAM_OK;
+        if (s->which & 1) {
+            st = lam_op_matmul_batched(s->tw, s->tcols, 0, 0, &y);
+        }
+        if (st == LAM_OK && (s->which & 2)) {
+            st = lam_op_matmul_batched(s->tw, s->tg, 1, 0, &dc);
+        }
+        if (st == LAM_OK && (s->which & 4)) {
+            st = lam_op_matmul_batched(s->tg, s->tcols, 0, 1, &dw);
+        }
+        lam_tensor_release(y);
+        lam_tensor_release(dc);
+        lam_tensor_release(dw);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static lam_status cgemm_raw_run(void *p, int64_t iters) {
+    cgemm_state *s = p;
+    const int o = s->o, k = s->ckk, l = s->l;
+    for (int64_t it = 0; it < iters; it++) {
+        for (int b = 0; b < s->n; b++) {
+            const size_t cb = (size_t)b * (size_t)k * (size_t)l,
+                         gb = (size_t)b * (size_t)o * (size_t)l;
+            if (s->which & 1) {
+                g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, o, l, k, 1.0f, s->w, k, s->cols + cb, l,
+                        0.0f, s->y + gb, l);
+            }
+            if (s->which & 2) {
+                g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, k, l, o, 1.0f, s->w, k, s->g + gb, l, 0.0f,
+                        s->dcols + cb, l);
+            }
+            if (s->which & 4)
+                g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, o, k, l, 1.0f, s->g + gb, l, s->cols + cb, l,
+                        0.0f, s->dw + (size_t)b * (size_t)o * (size_t)k, k);
+        }
+    }
+    return LAM_OK;
+}
+
+static void case_conv_gemm(const request *rq, result *res) {
+    cgemm_state s;
+    memset(&s, 0, sizeof s);
+    conv_shape cs;
+    lam_ctx *ctx = NULL, *cpu = NULL;
+    double sec = 0;
+    int64_t it = 0;
+    if (!conv_shape_of(rq, &cs, res->error, sizeof res->error)) {
+        return;
+    }
+    const int64_t oh = cs.h + 2 * cs.pad - cs.k + 1;
+    s.n = (int)cs.n;
+    s.o = (int)cs.o;
+    s.ckk = (int)(cs.c * cs.k * cs.k);
+    s.l = (int)(oh * oh);
+    s.which = (int)req_int(rq, "which", 7);
+    const size_t n = (size_t)s.n, o = (size_t)s.o, k = (size_t)s.ckk, l = (size_t)s.l;
+    TRY(lam_ctx_default(&ctx));
+    TRY(lam_ctx_get("cpu", &cpu));
+    TRY(load_raw_blas(cpu));
+    s.w = alloc_random(o * k, 31);
+    s.cols = alloc_random(n * k * l, 32);
+    s.g = alloc_random(n * o * l, 33);
+    s.y = calloc(n * o * l, sizeof(float));
+    s.dcols = calloc(n * k * l, sizeof(float));
+    s.dw = calloc(n * o * k, sizeof(float));
+    if (!s.w || !s.cols || !s.g || !s.y || !s.dcols || !s.dw) {
+        TRY(lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory"));
+    }
+    lam_shape sh;
+    lam_shape_init(&sh, 3, (const int64_t[]){1, s.o, s.ckk});
+    TRY(lam_tensor_from_data(ctx, &sh, s.w, o * k, &s.tw));
+    lam_shape_init(&sh, 3, (const int64_t[]){s.n, s.ckk, s.l});
+    TRY(lam_tensor_from_data(ctx, &sh, s.cols, n * k * l, &s.tcols));
+    lam_shape_init(&sh, 3, (const int64_t[]){s.n, s.o, s.l});
+    TRY(lam_tensor_from_data(ctx, &sh, s.g, n * o * l, &s.tg));
+    TRY(cgemm_lamina_run(&s, 1));
+    TRY(cgemm_raw_run(&s, 1));
+    const int raw_first = req_int(rq, "round", 0) % 2 == 1;
+    for (int side = 0; side < 2; side++) {
+        const int raw = (side == 0) == raw_first;
+        TRY(measure(raw ? cgemm_raw_run : cgemm_lamina_run, &s, req_double(rq, "min_time", 0.05),
+                    req_int(rq, "iters", 0), &sec, &it));
+        add_metric(res, raw ? "raw" : "lamina", sec);
+        if (!raw) {
+            res->iters = it;
+        }
+    }
+    raw_blas_info(res);
+    add_info(res, "\"m_n_k\":\"%d x %d x %d, batch %d\"", s.o, s.l, s.ckk, s.n);
+done:
+    lam_tensor_release(s.tw);
+    lam_tensor_release(s.tcols);
+    lam_tensor_release(s.tg);
+    free(s.w);
+    free(s.cols);
+    free(s.g);
+    free(s.y);
+    free(s.dcols);
+    free(s.dw);
+}
+
+/* BatchNorm (the layer plugin) in training mode, (32, 16, 28, 28): forward + sum + backward. */
+static void case_batchnorm(const request *rq, result *res) {
+    layer_state s = {NULL, NULL};
+    lam_ctx *ctx = NULL;
+    double sec = 0;
+    const int small = req_int(rq, "small", 0) != 0;
+    TRY(lam_ctx_default(&ctx));
+    TRY(lam_layer_create("BatchNorm", NULL, &s.layer));
+    TRY(lam_block_initialize(s.layer, NULL, ctx, 0));
+    const int64_t dims[4] = {small ? 4 : 32, small ? 4 : 16, small ? 6 : 28, small ? 6 : 28};
+    TRY(nd_tensor(ctx, 4, dims, 41, 1, &s.x));
+    TRY(layer_run(&s, 1));
+    TRY(measure(layer_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
+                &res->iters));
+    add_metric(res, "fwdbwd", sec);
+    add_info(res, "\"ctx\":\"%s\"", lam_ctx_name(ctx));
+done:
+    lam_tensor_release(s.x);
+    lam_block_release(s.layer);
+}
+
+/* A LeNet training step from core ops (conv2d, relu, max pooling, linear, softmax CE), SGD:
+ * x (64, 1, 28, 28) -> conv 6@5x5 pad 2 -> relu -> pool 2 -> conv 16@5x5 -> relu -> pool 2 ->
+ * dense 120 relu -> dense 84 relu -> dense 10. */
+#define LENET_PARAMS 10
+typedef struct lenet_state {
+    lam_tensor *x, *y;
+    lam_tensor *p[LENET_PARAMS]; /* w1 b1 w2 b2 w3 b3 w4 b4 w5 b5 */
+    int64_t batch;
+} lenet_state;
+
+static lam_status lenet_forward(lenet_state *s, lam_tensor **logits) {
+    lam_conv2d_params c1 = LAM_CONV2D_PARAMS_INIT, c2 = LAM_CONV2D_PARAMS_INIT;
+    lam_pool2d_params pp = LAM_POOL2D_PARAMS_INIT(2, 2);
+    c1.pad[0] = c1.pad[1] = 2;
+    lam_tensor *t[10] = {NULL};
+    lam_status st = lam_op_conv2d(s->x, s->p[0], s->p[1], &c1, &t[0]);
+    if (st == LAM_OK) {
+        st = lam_op_relu(t[0], &t[1]);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_max_pool2d(t[1], &pp, &t[2], NULL);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_conv2d(t[2], s->p[2], s->p[3], &c2, &t[3]);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_relu(t[3], &t[4]);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_max_pool2d(t[4], &pp, &t[5], NULL);
+    }
+    if (st == LAM_OK) {
+        const lam_shape *ps = lam_tensor_shape(t[5]);
+        lam_shape flat;
+        lam_shape_init(&flat, 2,
+                       (const int64_t[]){ps->dims[0], ps->dims[1] * ps->dims[2] * ps->dims[3]});
+        st = lam_tensor_reshape(t[5], &flat, &t[6]);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_linear(t[6], s->p[4], s->p[5], LAM_OP_RELU, &t[7]);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_linear(t[7], s->p[6], s->p[7], LAM_OP_RELU, &t[8]);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_linear(t[8], s->p[8], s->p[9], LAM_OP_INVALID, logits);
+    }
+    for (int i = 0; i < 10; i++) {
+        lam_tensor_release(t[i]);
+    }
+    return st;
+}
+
+static lam_status lenet_run(void *p, int64_t iters) {
+    lenet_state *s = p;
+    for (int64_t i = 0; i < iters; i++) {
+        lam_tensor *out = NULL, *loss = NULL;
+        lam_autograd_set_recording(1);
+        lam_status st = lenet_forward(s, &out);
+        if (st == LAM_OK) {
+            st = lam_loss_softmax_cross_entropy(out, s->y, &loss);
+        }
+        lam_autograd_set_recording(0);
+        if (st == LAM_OK) {
+            st = lam_autograd_backward(loss, NULL);
+        }
+        for (int k = 0; k < LENET_PARAMS && st == LAM_OK; k++) { /* w -= 0.01 / batch * dw */
+            lam_tensor *g = NULL, *d = NULL, *w = NULL;
+            st = lam_tensor_grad(s->p[k], &g);
+            if (st == LAM_OK) {
+                st = lam_op_mul_scalar(g, 0.01f / (float)s->batch, &d);
+            }
+            if (st == LAM_OK) {
+                st = lam_op_sub(s->p[k], d, &w);
+            }
+            if (st == LAM_OK) {
+                st = lam_op_assign(s->p[k], w);
+            }
+            lam_tensor_release(g);
+            lam_tensor_release(d);
+            lam_tensor_release(w);
+        }
+        lam_tensor_release(out);
+        lam_tensor_release(loss);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
+    return LAM_OK;
+}
+
+static void case_lenet_step(const request *rq, result *res) {
+    lenet_state s;
+    memset(&s, 0, sizeof s);
+    s.batch = req_int(rq, "batch", 64);
+    lam_ctx *ctx = NULL;
+    double sec = 0;
+    TRY(lam_ctx_default(&ctx));
+    const int64_t xd[4] = {s.batch, 1, 28, 28};
+    const int64_t shapes[LENET_PARAMS][4] = {
+        {6, 1, 5, 5}, {6}, {16, 6, 5, 5}, {16}, {120, 400}, {120}, {84, 120}, {84}, {10, 84}, {10}};
+    const uint32_t nds[LENET_PARAMS] = {4, 1, 4, 1, 2, 1, 2, 1, 2, 1};
+    TRY(nd_tensor(ctx, 4, xd, 51, 0, &s.x));
+    TRY(label_tensor(ctx, s.batch, 10, &s.y));
+    for (int k = 0; k < LENET_PARAMS; k++) {
+        TRY(nd_tensor(ctx, nds[k], shapes[k], 60 + (uint64_t)k, 1, &s.p[k]));
+        lam_tensor *scaled = NULL; /* small weights: keep the activations in range */
+        TRY(lam_op_mul_scalar(s.p[k], 0.1f, &scaled));
+        lam_status st = lam_op_assign(s.p[k], scaled);
+        lam_tensor_release(scaled);
+        TRY(st);
+    }
+    TRY(lenet_run(&s, 1));
+    TRY(measure(lenet_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
+                &res->iters));
+    add_metric(res, "step", sec);
+    add_info(res, "\"ctx\":\"%s\"", lam_ctx_name(ctx));
+done:
+    lam_tensor_release(s.x);
+    lam_tensor_release(s.y);
+    for (int k = 0; k < LENET_PARAMS; k++) {
+        lam_tensor_release(s.p[k]);
+    }
+}
+
 typedef struct bench_case {
     const char *name;
     void (*fn)(const request *rq, result *res);
@@ -1157,6 +1599,14 @@ static const bench_case g_cases[] = {
     {"layer2", case_layer2,
      "forward+backward of an ABI 2.0 test layer (key kind=layernorm|conv|"
      "maxpool|embedding|dropout|gelu)"},
+    {"ew_bandwidth", case_ew_bandwidth,
+     "y = 1.5 x over 64 MB (key mb=) against memcpy of 64 MB, in the same process"},
+    {"conv", case_conv,
+     "Conv2D forward, and forward+backward (key kind=big|lenet1|lenet2, small=1)"},
+    {"conv_gemm", case_conv_gemm,
+     "the three batched products of a conv's fwd+bwd: Lamina, then raw sgemm (key kind=)"},
+    {"batchnorm", case_batchnorm, "BatchNorm layer, training, (32, 16, 28, 28), fwd+bwd"},
+    {"lenet_step", case_lenet_step, "LeNet SGD step from core ops, batch 64, 28x28"},
     {"mlp_step", case_mlp_step, "SGD step 784 -> 256 (relu) -> 10, batch 256, softmax CE"},
     {"step_gemms", case_step_gemms, "the five GEMMs of mlp_step through raw cblas_sgemm"},
     {"gemm", case_gemm, "n x n GEMM: lam_op_matmul, then raw cblas_sgemm (key n=)"},

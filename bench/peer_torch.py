@@ -132,6 +132,81 @@ def case_layer2(a, min_time, fixed):
     return {"fwdbwd": sec}, iters, {}
 
 
+def case_ew_bandwidth(a, min_time, fixed):
+    """y = 1.5 * x over mb MB (a new tensor each call, as Lamina's op)."""
+    x = torch.rand(a.get("mb", 64) * (1 << 20) // 4)
+
+    def run(n):
+        for _ in range(n):
+            torch.mul(x, 1.5)
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"ew": sec}, iters, {}
+
+
+CONV_SHAPES = {  # (n, c, h, o, k, pad), small versions second
+    "big": ((8, 64, 56, 64, 3, 1), (2, 8, 10, 8, 3, 1)),
+    "lenet1": ((64, 1, 28, 6, 5, 2), (4, 1, 12, 6, 5, 2)),
+    "lenet2": ((64, 6, 14, 16, 5, 0), (4, 6, 8, 16, 5, 0)),
+}
+
+
+def case_conv(a, min_time, fixed):
+    n, c, h, o, k, pad = CONV_SHAPES[a.get("kind", "big")][int(a.get("small", 0))]
+    x = torch.rand(n, c, h, h) * 2 - 1
+    x.requires_grad_(True)
+    net = nn.Conv2d(c, o, k, padding=pad)
+
+    def fwd(m):
+        with torch.no_grad():
+            for _ in range(m):
+                net(x)
+
+    def fwdbwd(m):
+        for _ in range(m):
+            net(x).sum().backward()
+
+    s_fwd, _ = measure(fwd, min_time, fixed)
+    s_all, iters = measure(fwdbwd, min_time, fixed)
+    return {"fwd": s_fwd, "fwdbwd": s_all}, iters, {"mkldnn": torch.backends.mkldnn.is_available()}
+
+
+def case_batchnorm(a, min_time, fixed):
+    small = int(a.get("small", 0))
+    shape = (4, 4, 6, 6) if small else (32, 16, 28, 28)
+    x = torch.rand(*shape) * 2 - 1
+    x.requires_grad_(True)
+    net = nn.BatchNorm2d(shape[1])
+    net.train()
+
+    def run(m):
+        for _ in range(m):
+            net(x).sum().backward()
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"fwdbwd": sec}, iters, {}
+
+
+def case_lenet_step(a, min_time, fixed):
+    batch = a.get("batch", 64)
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                        nn.Linear(84, 10))
+    x = torch.rand(batch, 1, 28, 28) * 2 - 1
+    y = torch.arange(batch) * 7 % 10
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+
+    def run(n):
+        for _ in range(n):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+
+    sec, iters = measure(run, min_time, fixed)
+    return {"step": sec}, iters, {}
+
+
 def case_gemm(a, min_time, fixed):
     n = a.get("n", 256)
     x, y, c = torch.rand(n, n), torch.rand(n, n), torch.empty(n, n)
