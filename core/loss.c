@@ -5,8 +5,26 @@
 #include "tensor.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* -sum(targets * logp, last axis): targets (batch, classes) given as a tensor (one-hot rows or
+ * class probabilities), all on the device; differentiable w.r.t. the logits only. */
+static lam_status ce_targets(const lam_tensor *targets, lam_tensor *logp, lam_tensor **out) {
+    lam_tensor *picked = NULL, *sum = NULL;
+    const int32_t last = -1;
+    lam_status st = lam_op_mul(logp, targets, &picked);
+    if (st == LAM_OK) {
+        st = lam_op_sum(picked, &last, 1, 0, &sum);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_neg(sum, out);
+    }
+    lam_tensor_release(picked);
+    lam_tensor_release(sum);
+    return st;
+}
 
 /* -sum(logp * onehot, last axis): the host-built one-hot of float32 class numbers. */
 static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *labels,
@@ -147,18 +165,20 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
                           lam__dtype_name(dt));
     }
     const lam_shape *ls = lam_tensor_shape(logits), *ys = lam_tensor_shape(labels);
-    if (ls->ndim != 2 || ys->ndim != 1 || ys->dims[0] != ls->dims[0]) {
+    bool dense = dt == LAM_DTYPE_F32 && ls->ndim == 2 && lam_shape_equal(ys, ls);
+    if (!dense && (ls->ndim != 2 || ys->ndim != 1 || ys->dims[0] != ls->dims[0])) {
         char b1[160], b2[160];
         return lam__error(LAM_ERR_SHAPE,
                           "softmax_cross_entropy: Shape mismatch, logits %s and labels %s, "
-                          "expected (batch, classes) and (batch,)",
+                          "expected (batch, classes) and (batch,) or (batch, classes)",
                           lam_shape_format(ls, b1, sizeof b1), lam_shape_format(ys, b2, sizeof b2));
     }
     lam_tensor *logp = NULL;
     st = lam_op_log_softmax(logits, -1, &logp);
     if (st == LAM_OK) {
-        st = dt == LAM_DTYPE_F32 ? ce_host_labels(logits, labels, logp, out)
-                                 : ce_device_labels(logits, labels, logp, out);
+        st = dense                 ? ce_targets(labels, logp, out)
+             : dt == LAM_DTYPE_F32 ? ce_host_labels(logits, labels, logp, out)
+                                   : ce_device_labels(logits, labels, logp, out);
     }
     lam_tensor_release(logp);
     if (st != LAM_OK && strncmp(lam_last_error(), "softmax_cross_entropy", 21) != 0) {

@@ -709,7 +709,8 @@ lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size) {
             continue;
         }
         if (p->grad == NULL) {
-            st = lam__error(LAM_ERR_STATE, "%s: No gradient", p->name);
+            st = lam__error(LAM_ERR_STATE, "%s: No gradient, the parameter has no gradient buffer",
+                            p->name);
             break;
         }
         pd[i].active = true;

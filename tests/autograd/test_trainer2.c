@@ -375,6 +375,32 @@ Test(trainer2, cross_entropy_int64_labels_matches_pytorch) {
     check_ce(LAM_DTYPE_I64);
 }
 
+Test(trainer2, cross_entropy_probability_targets_match_pytorch) {
+    lam_tensor *logits = ag_tensor(AG_SHAPE(5, 7), t2_ce_logits.data, t2_ce_logits.count);
+    lam_tensor *probs = ag_tensor(AG_SHAPE(5, 7), t2_ce_probs.data, t2_ce_probs.count);
+    lam_tensor *head = ag_tensor(AG_SHAPE(5), t2_ce_weights.data, 5), *loss = NULL, *g = NULL;
+    AG_OK(lam_tensor_attach_grad(logits));
+    lam_autograd_set_recording(1);
+    AG_OK(lam_loss_softmax_cross_entropy(logits, probs, &loss));
+    lam_autograd_set_recording(0);
+    ag_assert_values(loss, &(lam_shape){.ndim = 1, .dims = {5}}, t2_ce_soft_loss.data, 5, 1e-5,
+                     1e-6, "cross-entropy with probabilities");
+    AG_OK(lam_autograd_backward(loss, head));
+    AG_OK(lam_tensor_grad(logits, &g));
+    ag_assert_values(g, lam_tensor_shape(logits), t2_ce_soft_grad.data, t2_ce_soft_grad.count, 1e-5,
+                     1e-6, "d loss / d logits (probabilities)");
+    lam_tensor *bad = ag_tensor(AG_SHAPE(5, 6), t2_ce_probs.data, 30), *out = NULL;
+    ag_assert_error(lam_loss_softmax_cross_entropy(logits, bad, &out), LAM_ERR_SHAPE,
+                    "softmax_cross_entropy: Shape mismatch, logits (5, 7) and labels (5, 6), "
+                    "expected (batch, classes) and (batch,) or (batch, classes)",
+                    "targets (5, 6)");
+    lam_tensor *all[] = {logits, probs, head, loss, g, bad};
+    for (int i = 0; i < 6; i++) {
+        lam_tensor_release(all[i]);
+    }
+    ag_assert_released();
+}
+
 Test(trainer2, cross_entropy_out_of_range_label_is_named) {
     lam_tensor *logits = ag_tensor(AG_SHAPE(5, 7), t2_ce_logits.data, t2_ce_logits.count);
     const float bad[5] = {1, 2, 7, 0, 3};

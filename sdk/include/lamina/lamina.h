@@ -797,15 +797,18 @@ LAM_EXPORT lam_status lam_tensor_detach(lam_tensor *t, lam_tensor **out);
 /*
  * Softmax cross-entropy per sample, -log(softmax(logits)[label]), computed stably through
  * log-softmax. logits (batch, classes), float32; labels (batch,) holding class indices, int32,
- * int64 or float32 (integral values). *out is (batch,). Differentiable w.r.t. logits.
+ * int64 or float32 (integral values), or float32 targets of the logits' shape (one-hot rows or
+ * class probabilities, as PyTorch's cross_entropy with probabilities: -sum(t log_softmax)).
+ * *out is (batch,). Differentiable w.r.t. logits (not the targets).
  * int32/int64 labels are used on the logits' device (nothing is read back to the host: the
  * one-hot rows are built with ops, the range checked by a gather); float32 labels are read on
- * the host and their one-hot uploaded. An out-of-range integer label is reported by the call
- * on synchronous backends; an asynchronous one may report it (as its gather's index error,
- * naming position and value) when the result is read.
+ * the host and their one-hot uploaded; targets stay on the device. An out-of-range integer
+ * label is reported by the call on synchronous backends; an asynchronous one may report it (as
+ * its gather's index error, naming position and value) when the result is read.
  * Errors: LAM_ERR_DTYPE for logits not float32 or labels of another dtype; LAM_ERR_SHAPE for
- * mismatched shapes; LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in [0, classes),
- * naming it, or for labels on another context than the logits (naming both, as every op does).
+ * mismatched shapes; LAM_ERR_INVALID_ARGUMENT for a label that is not an integer in
+ * [0, classes), naming it, or for labels on another context than the logits (naming both, as
+ * every op does).
  */
 LAM_EXPORT lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits,
                                                      const lam_tensor *labels, lam_tensor **out);

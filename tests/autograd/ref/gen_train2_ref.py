@@ -33,7 +33,7 @@ clip_grad_norm_(params, 0.5): the norm and the clipped gradients.
 
 Cross-entropy with integer labels: logits (5, 7) float32, labels int64 in [0, 7):
 F.cross_entropy(reduction='none') per sample, and the gradient of sum(weights * loss) with
-respect to the logits for fixed weights.
+respect to the logits for fixed weights; the same with class probabilities (5, 7) as targets.
 """
 
 import os
@@ -186,6 +186,16 @@ h.array("ce_labels", labels.astype(np.float32), "labels (5,), written as int32/i
 h.array("ce_weights", weights, "head gradient (5,)")
 h.array("ce_loss", ce.detach().numpy(), "cross_entropy(reduction='none')")
 h.array("ce_grad", lt.grad.numpy(), "d sum(weights * loss) / d logits")
+
+# cross-entropy with class probabilities (float targets of the logits' shape)
+probs = rng.uniform(0.0, 1.0, size=(5, 7))
+probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+lt = torch.tensor(logits.astype(np.float64), requires_grad=True)
+ce = F.cross_entropy(lt, torch.tensor(probs.astype(np.float64)), reduction="none")
+(ce * torch.tensor(weights.astype(np.float64))).sum().backward()
+h.array("ce_probs", probs, "class probabilities (5, 7), rows summing to 1")
+h.array("ce_soft_loss", ce.detach().numpy(), "cross_entropy with probabilities, per sample")
+h.array("ce_soft_grad", lt.grad.numpy(), "d sum(weights * loss) / d logits")
 
 h.write(OUT, [
     "train2_ref.h - PyTorch references for test_trainer2.c (tests/autograd).",

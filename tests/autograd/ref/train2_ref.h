@@ -530,6 +530,34 @@ static const float t2_ce_grad_data[35] AG_REF_UNUSED = {
 };
 static const ag_ref_array t2_ce_grad AG_REF_UNUSED = {2, {5, 7}, 35, t2_ce_grad_data};
 
+/* class probabilities (5, 7), rows summing to 1 */
+static const float t2_ce_probs_data[35] AG_REF_UNUSED = {
+    0.01547226f, 0.2573157f, 0.056197375f, 0.121584035f, 0.22892992f, 0.06815367f,
+    0.25234705f, 0.13138138f, 0.22570494f, 0.27318972f, 0.053677224f, 0.07311062f,
+    0.21510512f, 0.027830992f, 0.027320791f, 0.13851964f, 0.19604789f, 0.08212735f,
+    0.29220283f, 0.08459819f, 0.17918332f, 0.16058253f, 0.15593249f, 0.16013455f,
+    0.10922833f, 0.121288285f, 0.26678112f, 0.026052693f, 0.18481676f, 0.15867166f,
+    0.17000422f, 0.17061526f, 0.011345782f, 0.10636396f, 0.19818236f,
+};
+static const ag_ref_array t2_ce_probs AG_REF_UNUSED = {2, {5, 7}, 35, t2_ce_probs_data};
+
+/* cross_entropy with probabilities, per sample */
+static const float t2_ce_soft_loss_data[5] AG_REF_UNUSED = {
+    3.0925841f, 3.2352026f, 3.3152525f, 3.9979777f, 2.9067593f,
+};
+static const ag_ref_array t2_ce_soft_loss AG_REF_UNUSED = {1, {5}, 5, t2_ce_soft_loss_data};
+
+/* d sum(weights * loss) / d logits */
+static const float t2_ce_soft_grad_data[35] AG_REF_UNUSED = {
+    1.4354724f, -0.38560444f, -0.03288557f, -0.20324056f, -0.3910042f, -0.12266436f,
+    -0.30007327f, -0.006488128f, -0.2390582f, -0.3698306f, 1.000585f, -0.105262004f,
+    -0.30674875f, 0.026802763f, -0.026716629f, -0.0732249f, -0.23121881f, 0.058638792f,
+    -0.5093886f, 1.073311f, -0.2914008f, 0.008640666f, -0.19698642f, -0.20320019f,
+    0.385498f, 0.37467408f, -0.34070706f, -0.027919093f, 0.06724463f, -0.09099632f,
+    -0.08612877f, -0.104778014f, 0.048214033f, -0.007711299f, 0.17415574f,
+};
+static const ag_ref_array t2_ce_soft_grad AG_REF_UNUSED = {2, {5, 7}, 35, t2_ce_soft_grad_data};
+
 /* clang-format on */
 
 #endif
