@@ -223,11 +223,23 @@ static lam_status batch_tensors(lam_ctx *ctx, const dataset *d, int images, cons
     lam_shape xs, ys;
     lam_shape_init(&xs, images ? 4 : 2, xd);
     lam_shape_init(&ys, 1, &n);
-    lam_status st = lam_tensor_from_data(ctx, &xs, xb, (size_t)(n * d->dim), x);
-    if (st == LAM_OK && (st = lam_tensor_from_data(ctx, &ys, yb, (size_t)n, y)) != LAM_OK) {
+    /* int32 class labels: the loss uses them on the device, without a host one-hot per batch */
+    int32_t *yi = malloc((size_t)n * sizeof *yi);
+    for (int64_t i = 0; yi != NULL && i < n; i++) {
+        yi[i] = (int32_t)yb[i];
+    }
+    lam_status st = yi ? lam_tensor_from_data(ctx, &xs, xb, (size_t)(n * d->dim), x)
+                       : lam_set_error(LAM_ERR_OUT_OF_MEMORY, "lamina train: Out of memory");
+    if (st == LAM_OK && (st = lam_tensor_create_dtype(ctx, LAM_DTYPE_I32, &ys, y)) == LAM_OK &&
+        (st = lam_tensor_write_bytes(*y, yi, (size_t)n * sizeof *yi)) != LAM_OK) {
+        lam_tensor_release(*y);
+        *y = NULL;
+    }
+    if (st != LAM_OK && yi != NULL) {
         lam_tensor_release(*x);
         *x = NULL;
     }
+    free(yi);
     return st;
 }
 
