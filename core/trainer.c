@@ -737,8 +737,9 @@ lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size) {
             lam_param *p = t->slots[i].param;
             st = lam__axpby_inplace(p->data, pd[i].a, pd[i].u, pd[i].b);
             if (st != LAM_OK) {
-                /* Only a backend failing its fused update in place gets here (no allocation on
-                 * this path): parameters before i are updated already. */
+                /* A backend with the fused AXPBY allocates nothing here, so only the device
+                 * itself failing (or a backend without AXPBY, whose basic-op fallback allocates)
+                 * gets here: parameters before i are updated already. */
                 st = lam__error_prefix(st, "%s", p->name);
             }
         }

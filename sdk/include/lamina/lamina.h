@@ -916,8 +916,10 @@ LAM_EXPORT lam_status lam_trainer_create(const lam_param_list *params, const cha
  * One update with the current gradients, each scaled by 1/batch_size (the loss summed over
  * the batch, as in Gluon). The step runs in order: the gradients are read (scaled), clipped
  * when clip_global_norm is set, and the update is computed in full into new tensors; only then
- * are the parameters written and the optimizer state replaced. So a step that fails (out of
- * memory included) changes neither the parameters nor the trainer (its state and step count).
+ * are the parameters written (each by the backend's fused in-place AXPBY, which the CPU and
+ * Vulkan backends have) and the optimizer state replaced. So a step that fails (out of memory
+ * included) changes neither the parameters nor the trainer (its state and step count); only a
+ * device failing during the writes themselves can leave some parameters updated.
  * The learning rate of the step is lam_trainer_learning_rate's value before it.
  * Errors: LAM_ERR_INVALID_ARGUMENT for batch_size <= 0; LAM_ERR_STATE for a parameter that is
  * not initialized; LAM_ERR_OUT_OF_MEMORY; the backend's errors (prefixed with the parameter).
