@@ -51,6 +51,11 @@ struct lam_tensor {
     struct lam_tensor *prev, *next; /* in its heap's live list, so shutdown can reclaim */
     struct lam_tensor *remote_next; /* released on another thread: its heap's stack */
     lam__tensor_ext ext;
+    /* Tensor scopes (scope.c): the scope stack holding it (NULL: none), its place there, how
+     * many references the scope holds and how many of those the user retained on top. */
+    const void *scope_owner;
+    struct lam_tensor *scope_prev, *scope_next;
+    uint32_t scope_index, scope_refs, scope_own;
     /* Room for a small extension (ext.data may point here), so that the tape's state on a
      * tensor costs no allocation; the tensor level does not look inside. */
     _Alignas(8) unsigned char ext_inline[LAM__TENSOR_EXT_INLINE];

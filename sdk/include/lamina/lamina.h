@@ -491,8 +491,106 @@ LAM_EXPORT lam_status lam_op_clamp(const lam_tensor *x, float low, float high, l
  */
 LAM_EXPORT lam_status lam_op_cast(const lam_tensor *x, lam_dtype dtype, lam_tensor **out);
 
+/* ---- everyday ops made of the ones above (so every backend runs them, and the
+ * differentiable ones get their gradients from their parts) ---- */
+
+/*
+ * The L2 norm over `axes` (n_axes 0: every element, the Frobenius norm of a matrix; negative
+ * axes count from the end), sqrt(sum(x^2)) (Gluon's x.norm(), torch.linalg.norm). keepdims
+ * keeps the reduced axes as 1. Differentiable: the gradient is x / norm, NaN where the norm is
+ * 0 (PyTorch gives 0 there). Errors as lam_op_sum.
+ */
+LAM_EXPORT lam_status lam_op_norm(const lam_tensor *x, const int32_t *axes, uint32_t n_axes,
+                                  int32_t keepdims, lam_tensor **out);
+/*
+ * Integer indexing along the first axis (NumPy's take(x, indices, axis=0), Gluon's nd.take,
+ * x[indices] in PyTorch): x of shape (V, d1, ...), float32; indices int32 or int64 of any shape
+ * S; *out has shape S + (d1, ...) with out[s] = x[indices[s]]. Differentiable in x (a repeated
+ * index adds its gradients). Errors: LAM_ERR_INVALID_ARGUMENT for an index outside [0, V)
+ * naming its position and value; LAM_ERR_SHAPE for a 0-d x or more than LAM_MAX_DIMS result
+ * dims; as lam_op_gather_rows.
+ */
+LAM_EXPORT lam_status lam_op_take(const lam_tensor *x, const lam_tensor *indices, lam_tensor **out);
+/*
+ * One-hot rows (Gluon's nd.one_hot): indices of shape S (int32, int64, or float32 holding
+ * integers) give float32 *out of shape S + (depth,), 1 at out[s, indices[s]] and 0 elsewhere,
+ * on the indices' context. Not differentiable. Reads the indices (synchronizes).
+ * Errors: LAM_ERR_INVALID_ARGUMENT for depth <= 0 or an index outside [0, depth) or not an
+ * integer, naming its position and value; LAM_ERR_DTYPE for another dtype; LAM_ERR_SHAPE when S
+ * has LAM_MAX_DIMS dims.
+ */
+LAM_EXPORT lam_status lam_op_one_hot(const lam_tensor *indices, int64_t depth, lam_tensor **out);
+/*
+ * start, start + step, ... up to but not including stop, as a 1-D float32 tensor on ctx (NULL:
+ * the default context) (NumPy's arange; each value computed in double, then rounded). Empty
+ * when the range holds no value. Not differentiable.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for step 0, a value that is not finite, or more than 1e9
+ * elements.
+ */
+LAM_EXPORT lam_status lam_op_arange(lam_ctx *ctx, double start, double stop, double step,
+                                    lam_tensor **out);
+
 /* Number of tensors alive in the runtime, on every thread (for leak checks). */
 LAM_EXPORT size_t lam_tensor_live_count(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensor scopes                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Opens a tensor scope on the calling thread: until the matching lam_scope_end(), every tensor
+ * that a lam_* call returns to this code (an `lam_tensor **` result: ops, lam_tensor_create,
+ * lam_param_data, lam_block_call, ...) belongs to the scope, and lam_scope_end() releases it.
+ * A forward written inside a scope needs no lam_tensor_release for its temporaries:
+ *
+ *   lam_scope_begin();
+ *   lam_tensor *h = NULL, *y = NULL;
+ *   lam_status st = lam_op_matmul(x, w, 0, 1, &h);
+ *   if (st == LAM_OK) st = lam_op_relu(h, &y);
+ *   if (st == LAM_OK) *out = lam_scope_keep(y);   (y outlives the scope; h does not)
+ *   lam_scope_end();
+ *   return st;
+ *
+ * - Keeping: lam_scope_keep(t) takes t out of the scope (see there); lam_tensor_retain(t)
+ *   gives the caller a reference of its own, which the scope never releases.
+ * - Releasing by hand is allowed: lam_tensor_release(t) on a tensor the scope holds releases
+ *   the scope's reference then (code written without scopes runs unchanged inside one); a
+ *   reference taken with lam_tensor_retain inside the scope is released first, so retain and
+ *   release pairs balance.
+ * - Nesting: scopes nest; tensors go to the innermost one. A scope opened inside a callback the
+ *   library runs (a custom block's forward, ...) holds only what that callback's own calls
+ *   return, never the library's own tensors, and must be ended before the callback returns.
+ * - Error paths: a failing call returns no tensor and adds nothing; what the scope already
+ *   holds is released by lam_scope_end(), so `if (st != LAM_OK) goto end;` with one
+ *   lam_scope_end() at `end:` frees every temporary on every path.
+ * - Autograd: the tape keeps its own references to the tensors it recorded, so a scope may end
+ *   between the forward and lam_autograd_backward(): keep the loss (lam_scope_keep), end the
+ *   scope, call backward, release the loss. Gradients live in the parameters.
+ * - The library's own tensors (parameters, gradients, optimizer state, what layers keep) are
+ *   never held by a scope: a reference to one returned by lam_param_data or lam_tensor_grad is
+ *   a new reference, and only that reference is released at the end.
+ * Errors: LAM_ERR_OUT_OF_MEMORY.
+ * Thread safety: scopes are per thread: a tensor a scope holds must not be released on another
+ * thread before it is kept (lam_scope_keep). A thread that exits with scopes open has them
+ * ended then.
+ */
+LAM_EXPORT lam_status lam_scope_begin(void);
+
+/*
+ * Ends the innermost scope of this call level: releases every reference it holds (newest
+ * first).
+ * Errors: LAM_ERR_STATE when no scope is open here (none at all, or the innermost one was
+ * opened outside the callback that ends it); nothing is released then.
+ */
+LAM_EXPORT lam_status lam_scope_end(void);
+
+/*
+ * Takes t out of the scope holding it and returns t: the scope's references to t move to the
+ * enclosing scope when one is open at the same call level, else to the caller, who then
+ * releases them (once per reference; once unless the same tensor was returned several times).
+ * A tensor no scope of this thread holds is returned unchanged. NULL gives NULL.
+ */
+LAM_EXPORT lam_tensor *lam_scope_keep(lam_tensor *t);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Ops                                                                                        */
