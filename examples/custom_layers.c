@@ -8,6 +8,7 @@
 
 int main(void) {
     lam_seed(0);
+    CHECK(lam_scope_begin()); /* every tensor below is released by lam_scope_end */
 
     printf("== Centered: x - mean(x)\n");
     lam_block *centered;
@@ -20,8 +21,6 @@ int main(void) {
     CHECK(lam_tensor_from_data(NULL, &s5, v, 5, &x));
     CHECK(lam_block_call(centered, x, &y)); /* no parameters: no initialize needed */
     example_print("layer([1, 2, 3, 4, 5])", y, 5);
-    lam_tensor_release(x);
-    lam_tensor_release(y);
 
     lam_block *net, *dense;
     CHECK(lam_sequential_create(&net));
@@ -38,9 +37,6 @@ int main(void) {
     CHECK(lam_tensor_scalar(m, &mean));
     printf("mean of Sequential(Dense(128), Centered())(X) is 0 within 1e-6: %s\n",
            fabsf(mean) < 1e-6f ? "yes" : "no");
-    lam_tensor_release(m);
-    lam_tensor_release(x);
-    lam_tensor_release(y);
     example_summary(net);
     lam_block_release(net);
     lam_block_release(centered);
@@ -58,8 +54,6 @@ int main(void) {
     x = example_uniform(2, 5, 0.0f, 1.0f, 5);
     CHECK(lam_block_call(mydense, x, &y));
     example_print("dense(X)", y, 6);
-    lam_tensor_release(x);
-    lam_tensor_release(y);
     lam_block_release(mydense);
 
     printf("== Sequential(MyDense(8, in_units=64), MyDense(1, in_units=8))\n");
@@ -76,8 +70,6 @@ int main(void) {
     x = example_uniform(2, 64, 0.0f, 1.0f, 6);
     CHECK(lam_block_call(net, x, &y));
     example_print("net(X)", y, 2);
-    lam_tensor_release(x);
-    lam_tensor_release(y);
     lam_block_release(net);
 
     printf("== A wrong input size for MyDense\n");
@@ -87,8 +79,8 @@ int main(void) {
     if (lam_block_call(mydense, x, &y) != LAM_OK) {
         printf("error: %s\n", lam_last_error());
     }
-    lam_tensor_release(x);
     lam_block_release(mydense);
+    CHECK(lam_scope_end());
     lam_shutdown();
     return 0;
 }

@@ -35,11 +35,11 @@ static void weights(lam_block *net, float *out, size_t n) {
     lam_tensor *w;
     CHECK(lam_param_data(lam_block_param(lam_block_child_at(net, 0), "weight"), &w));
     CHECK(lam_tensor_read(w, out, n));
-    lam_tensor_release(w);
 }
 
 int main(void) {
     lam_seed(0);
+    CHECK(lam_scope_begin()); /* every tensor below is released by lam_scope_end */
     lam_initializer *init;
     CHECK(lam_init_custom("MyInit", my_init, NULL, &init));
     lam_block *net = make_net("units=256, activation=relu");
@@ -55,12 +55,10 @@ int main(void) {
 
     printf("== first forward\n");
     CHECK(lam_block_call(net, x, &y));
-    lam_tensor_release(y);
     example_summary(net);
     printf("== second forward (no initialization)\n");
     CHECK(lam_block_call(net, x, &y));
     example_print("net(X)", y, 2);
-    lam_tensor_release(y);
 
     printf("== re-initialize after shapes are known\n");
     CHECK(lam_block_initialize(net, init, NULL, 1));
@@ -73,7 +71,6 @@ int main(void) {
     lam_block *deferred = make_net("units=256, activation=relu");
     CHECK(lam_block_initialize(deferred, init, NULL, 0));
     CHECK(lam_block_call(deferred, x, &y));
-    lam_tensor_release(y);
     static float we[256 * 20], wd[256 * 20];
     weights(eager, we, 256 * 20);
     weights(deferred, wd, 256 * 20);
@@ -90,15 +87,12 @@ int main(void) {
     char b[64];
     printf("net(X) with batch 5 has shape %s\n",
            lam_shape_format(lam_tensor_shape(y), b, sizeof b));
-    lam_tensor_release(y);
 
-    lam_tensor_release(x);
-    lam_tensor_release(x10);
-    lam_tensor_release(x5);
     lam_block_release(net);
     lam_block_release(eager);
     lam_block_release(deferred);
     lam_initializer_release(init);
+    CHECK(lam_scope_end());
     lam_shutdown();
     return 0;
 }

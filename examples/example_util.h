@@ -16,6 +16,10 @@
         }                                                                                          \
     } while (0)
 
+/* In a function returning lam_status: runs `call` only while every call before it succeeded,
+ * keeping the first failure in `st`; evaluates to st. */
+#define TRY(call) (st = st != LAM_OK ? st : (call))
+
 /* A (rows, cols) tensor uniform in [lo, hi) from a small LCG, so examples need nothing else. */
 static inline lam_tensor *example_uniform(int64_t rows, int64_t cols, float lo, float hi,
                                           unsigned seed) {
@@ -48,12 +52,11 @@ static inline void example_print(const char *label, const lam_tensor *t, int max
     free(v);
 }
 
-/* Prints a parameter's data like example_print. */
+/* Prints a parameter's data like example_print (inside a tensor scope). */
 static inline void example_print_param(const char *label, lam_param *p, int max) {
     lam_tensor *t;
     CHECK(lam_param_data(p, &t));
     example_print(label, t, max);
-    lam_tensor_release(t);
 }
 
 /* Prints a block's model summary. */

@@ -45,6 +45,7 @@ static size_t contexts(lam_ctx **out, size_t cap) {
 
 int main(void) {
     lam_seed(0);
+    CHECK(lam_scope_begin()); /* every tensor below is released by lam_scope_end */
     lam_ctx *ctx[8], *cpu;
     size_t n = contexts(ctx, 8);
     CHECK(lam_ctx_get("cpu", &cpu));
@@ -72,9 +73,6 @@ int main(void) {
     } else {
         fprintf(stderr, "only one context: mixing contexts cannot be shown here\n");
     }
-    lam_tensor_release(z);
-    lam_tensor_release(y);
-    lam_tensor_release(x);
 
     printf("== a model initialized on each context\n");
     x = example_uniform(2, 20, 0.0f, 1.0f, 2);
@@ -102,12 +100,9 @@ int main(void) {
                 agree = 0;
             }
         }
-        lam_tensor_release(xi);
-        lam_tensor_release(out);
         lam_block_release(net);
     }
     printf("the same model gives the same output on every context: %s\n", agree ? "yes" : "no");
-    lam_tensor_release(x);
 
     printf("== a 512 x 512 matrix product, timed after synchronizing\n");
     lam_tensor *m = example_uniform(512, 512, -1.0f, 1.0f, 3);
@@ -134,12 +129,9 @@ int main(void) {
         fprintf(stderr,
                 "%s: matmul returned after %.2f ms, finished after %.2f ms (%.1f GFLOP/s)\n",
                 lam_ctx_name(ctx[i]), queued * 1e3, done * 1e3, 2.0 * 512 * 512 * 512 / done / 1e9);
-        lam_tensor_release(s);
-        lam_tensor_release(p);
-        lam_tensor_release(mi);
     }
     printf("sum of the product agrees on every context: %s\n", agree ? "yes" : "no");
-    lam_tensor_release(m);
+    CHECK(lam_scope_end());
     lam_shutdown();
     return 0;
 }

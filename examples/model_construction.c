@@ -1,10 +1,9 @@
 /*
  * Section 4.1, model construction: a custom block (MLP), a hand-made Sequential, FancyMLP with a
  * constant weight, a shared layer and control flow on a scalar, and NestMLP mixing them.
+ * Forwards run inside a tensor scope (lam_scope_begin): temporaries are released at its end.
  */
 #include "example_util.h"
-
-#include <math.h>
 
 /* ---- MLP: hidden = Dense(256, relu), output = Dense(10); forward = output(hidden(x)) ---- */
 
@@ -12,12 +11,11 @@ static lam_status mlp_forward(lam_block *self, void *state, uint32_t n, lam_tens
                               lam_tensor **out) {
     (void)state, (void)n;
     lam_tensor *h;
-    lam_status st = lam_block_call(lam_block_child(self, "hidden"), in[0], &h);
-    if (st != LAM_OK) {
-        return st;
-    }
-    st = lam_block_call(lam_block_child(self, "output"), h, out);
-    lam_tensor_release(h);
+    lam_status st = lam_scope_begin();
+    TRY(lam_block_call(lam_block_child(self, "hidden"), in[0], &h));
+    TRY(lam_block_call(lam_block_child(self, "output"), h, out));
+    lam_scope_keep(*out);
+    lam_scope_end();
     return st;
 }
 
@@ -38,91 +36,49 @@ static lam_block *make_mlp(void) {
 static lam_status myseq_forward(lam_block *self, void *state, uint32_t n, lam_tensor *const *in,
                                 lam_tensor **out) {
     (void)state, (void)n;
-    lam_tensor *x = lam_tensor_retain(in[0]);
+    lam_tensor *x = in[0];
+    lam_status st = lam_scope_begin();
     for (size_t i = 0; i < lam_block_child_count(self); i++) {
-        lam_tensor *y;
-        lam_status st = lam_block_call(lam_block_child_at(self, i), x, &y);
-        lam_tensor_release(x);
-        if (st != LAM_OK) {
-            return st;
-        }
-        x = y;
+        TRY(lam_block_call(lam_block_child_at(self, i), x, &x));
     }
-    *out = x;
-    return LAM_OK;
+    *out = st == LAM_OK ? lam_tensor_retain(x) : NULL; /* x may be the input: a reference */
+    lam_scope_end();
+    return st;
 }
 
 /* ---- FancyMLP: a constant weight, one Dense used twice, a loop on a scalar ---- */
+
+/* x.norm().asscalar() */
+static lam_status norm_of(const lam_tensor *x, float *value) {
+    lam_tensor *norm;
+    lam_status st = lam_op_norm(x, NULL, 0, 0, &norm);
+    return TRY(lam_tensor_scalar(norm, value));
+}
 
 static lam_status fancy_forward(lam_block *self, void *state, uint32_t n, lam_tensor *const *in,
                                 lam_tensor **out) {
     (void)state, (void)n;
     lam_block *dense = lam_block_child(self, "dense");
-    lam_tensor *w, *x, *t;
-    lam_status st = lam_param_data(lam_block_param(self, "rand_weight"), &w);
-    if (st != LAM_OK) {
-        return st;
-    }
+    lam_tensor *w, *x;
+    float norm = 0;
+    lam_status st = lam_scope_begin();
     /* x = dense(x); x = relu(dot(x, rand_weight) + 1); x = dense(x)  (shared parameters) */
-    if ((st = lam_block_call(dense, in[0], &x)) != LAM_OK) {
-        lam_tensor_release(w);
-        return st;
-    }
-    st = lam_op_dot(x, w, &t);
-    lam_tensor_release(x);
-    lam_tensor_release(w);
-    if (st != LAM_OK) {
-        return st;
-    }
-    st = lam_op_add_scalar(t, 1.0f, &x);
-    lam_tensor_release(t);
-    if (st != LAM_OK || (st = lam_op_relu(x, &t)) != LAM_OK) {
-        lam_tensor_release(x);
-        return st;
-    }
-    lam_tensor_release(x);
-    st = lam_block_call(dense, t, &x);
-    lam_tensor_release(t);
-    if (st != LAM_OK) {
-        return st;
-    }
+    TRY(lam_param_data(lam_block_param(self, "rand_weight"), &w));
+    TRY(lam_block_call(dense, in[0], &x));
+    TRY(lam_op_dot(x, w, &x));
+    TRY(lam_op_add_scalar(x, 1.0f, &x));
+    TRY(lam_op_relu(x, &x));
+    TRY(lam_block_call(dense, x, &x));
     /* while x.norm() > 1: x /= 2;  if x.norm() < 0.8: x *= 10  (control flow on a scalar) */
-    for (;;) {
-        lam_tensor *sq, *sum;
-        float norm;
-        if ((st = lam_op_square(x, &sq)) != LAM_OK) {
-            break;
-        }
-        st = lam_op_sum(sq, NULL, 0, 0, &sum);
-        lam_tensor_release(sq);
-        if (st != LAM_OK) {
-            break;
-        }
-        st = lam_tensor_scalar(sum, &norm);
-        lam_tensor_release(sum);
-        if (st != LAM_OK) {
-            break;
-        }
-        norm = sqrtf(norm);
-        float factor = norm > 1.0f ? 0.5f : norm < 0.8f ? 10.0f : 1.0f;
-        if (factor == 1.0f) {
-            break;
-        }
-        if ((st = lam_op_mul_scalar(x, factor, &t)) != LAM_OK) {
-            break;
-        }
-        lam_tensor_release(x);
-        x = t;
-        if (factor == 10.0f) {
-            break; /* the if runs once, after the loop */
-        }
+    while (TRY(norm_of(x, &norm)) == LAM_OK && norm > 1.0f) {
+        TRY(lam_op_div_scalar(x, 2.0f, &x));
     }
-    if (st != LAM_OK) {
-        lam_tensor_release(x);
-        return st;
+    if (TRY(norm_of(x, &norm)) == LAM_OK && norm < 0.8f) {
+        TRY(lam_op_mul_scalar(x, 10.0f, &x));
     }
-    st = lam_op_sum(x, NULL, 0, 0, out);
-    lam_tensor_release(x);
+    TRY(lam_op_sum(x, NULL, 0, 0, out));
+    lam_scope_keep(*out);
+    lam_scope_end();
     return st;
 }
 
@@ -131,7 +87,6 @@ static lam_block *make_fancy(void) {
     CHECK(lam_block_create("FancyMLP", fancy_forward, NULL, NULL, &fancy));
     lam_tensor *rand = example_uniform(20, 20, 0.0f, 1.0f, 7);
     CHECK(lam_block_constant_new(fancy, "rand_weight", rand, NULL));
-    lam_tensor_release(rand);
     CHECK(lam_layer_create("Dense", "units=20, activation=relu", &dense));
     CHECK(lam_block_register_child(fancy, "dense", dense));
     lam_block_release(dense);
@@ -144,12 +99,11 @@ static lam_status nest_forward(lam_block *self, void *state, uint32_t n, lam_ten
                                lam_tensor **out) {
     (void)state, (void)n;
     lam_tensor *h;
-    lam_status st = lam_block_call(lam_block_child(self, "net"), in[0], &h);
-    if (st != LAM_OK) {
-        return st;
-    }
-    st = lam_block_call(lam_block_child(self, "dense"), h, out);
-    lam_tensor_release(h);
+    lam_status st = lam_scope_begin();
+    TRY(lam_block_call(lam_block_child(self, "net"), in[0], &h));
+    TRY(lam_block_call(lam_block_child(self, "dense"), h, out));
+    lam_scope_keep(*out);
+    lam_scope_end();
     return st;
 }
 
@@ -173,6 +127,7 @@ static lam_block *make_nest(void) {
 
 int main(void) {
     lam_seed(0);
+    CHECK(lam_scope_begin()); /* every tensor below is released by lam_scope_end */
     lam_tensor *x = example_uniform(2, 20, 0.0f, 1.0f, 1), *y;
 
     printf("== MLP\n");
@@ -181,7 +136,6 @@ int main(void) {
     CHECK(lam_block_call(mlp, x, &y));
     example_summary(mlp);
     example_print("net(X)", y, 4);
-    lam_tensor_release(y);
 
     printf("== MySequential\n");
     lam_block *myseq, *d1, *d2;
@@ -195,14 +149,12 @@ int main(void) {
     CHECK(lam_block_initialize(myseq, NULL, NULL, 0));
     CHECK(lam_block_call(myseq, x, &y));
     example_print("net(X)", y, 4);
-    lam_tensor_release(y);
 
     printf("== FancyMLP\n");
     lam_block *fancy = make_fancy();
     CHECK(lam_block_initialize(fancy, NULL, NULL, 0));
     CHECK(lam_block_call(fancy, x, &y));
     example_print("net(X)", y, 4);
-    lam_tensor_release(y);
 
     printf("== NestMLP + Dense + FancyMLP in a Sequential\n");
     lam_block *chimera, *nest = make_nest(), *mid, *fancy2 = make_fancy();
@@ -218,7 +170,6 @@ int main(void) {
     CHECK(lam_block_call(chimera, x, &y));
     example_summary(chimera);
     example_print("chimera(X)", y, 4);
-    lam_tensor_release(y);
 
     printf("== A child that was never registered\n");
     lam_block *orphan;
@@ -232,7 +183,7 @@ int main(void) {
     lam_block_release(myseq);
     lam_block_release(fancy);
     lam_block_release(chimera);
-    lam_tensor_release(x);
+    CHECK(lam_scope_end());
     lam_shutdown();
     return 0;
 }

@@ -35,12 +35,12 @@ static void stats(const char *label, lam_param *p) {
     }
     printf("%s: mean %.4f std %.4f\n", label, mean, sqrt(var / (double)n));
     free(v);
-    lam_tensor_release(t);
 }
 
 int main(void) {
     char buf[2048], title[64];
     lam_seed(0);
+    CHECK(lam_scope_begin()); /* every tensor below is released by lam_scope_end */
     lam_block *net, *d0, *d1;
     CHECK(lam_sequential_create(&net));
     CHECK(lam_layer_create("Dense", "units=256, activation=relu", &d0));
@@ -52,7 +52,6 @@ int main(void) {
     CHECK(lam_block_initialize(net, NULL, NULL, 0)); /* Uniform(0.07) weights, zero biases */
     lam_tensor *x = example_uniform(2, 20, 0.0f, 1.0f, 1), *y;
     CHECK(lam_block_call(net, x, &y));
-    lam_tensor_release(y);
 
     printf("== Access\n");
     lam_block *first = lam_block_child_at(net, 0), *second = lam_block_child_at(net, 1);
@@ -65,7 +64,6 @@ int main(void) {
     lam_tensor *g;
     CHECK(lam_param_grad(lam_block_param(first, "weight"), &g));
     example_print("net[0].weight grad", g, 4);
-    lam_tensor_release(g);
     example_print_param("net[1].bias", lam_block_param(second, "bias"), 4);
 
     printf("== collect_params\n");
@@ -108,8 +106,6 @@ int main(void) {
     CHECK(lam_op_add_scalar(w, 1.0f, &w1));
     CHECK(lam_param_set_data(lam_block_param(first, "weight"), w1));
     example_print_param("after set_data(w + 1)", lam_block_param(first, "weight"), 6);
-    lam_tensor_release(w);
-    lam_tensor_release(w1);
 
     printf("== Shared parameters\n");
     lam_block *net2, *a, *shared, *again, *out;
@@ -129,7 +125,6 @@ int main(void) {
     CHECK(lam_block_call(net2, x, &y));
     example_summary(net2);
     example_print("net(X)", y, 4);
-    lam_tensor_release(y);
     printf("net[1] weight is %s, net[2] weight is %s\n",
            lam_param_name(lam_block_param(shared, "weight")),
            lam_param_name(lam_block_param(again, "weight")));
@@ -139,11 +134,9 @@ int main(void) {
     CHECK(lam_tensor_read(w, v, 64));
     v[0] = 100.0f;
     CHECK(lam_tensor_write(w, v, 64));
-    lam_tensor_release(w);
     CHECK(lam_param_data(lam_block_param(again, "weight"), &w));
     CHECK(lam_tensor_read(w, v, 64));
     printf("net[2].weight[0][0] after setting net[1].weight[0][0] = 100: %.1f\n", v[0]);
-    lam_tensor_release(w);
     CHECK(lam_block_collect_params(net2, NULL, &params));
     printf("collect_params lists %zu parameters (the shared pair once)\n",
            lam_param_list_count(params));
@@ -155,7 +148,7 @@ int main(void) {
     lam_block_release(out);
     lam_block_release(net2);
     lam_block_release(net);
-    lam_tensor_release(x);
+    CHECK(lam_scope_end());
     lam_shutdown();
     return 0;
 }
