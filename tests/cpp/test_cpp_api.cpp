@@ -147,6 +147,28 @@ static void test_operators() {
     EXPECT_VALUES(z.to_vector(), {1, 2, 3, 1, 2, 3});
 }
 
+/* The everyday ops (hand-worked values; gradients against PyTorch are in tests/core). */
+static void test_everyday_ops() {
+    Tensor a = t22(3, -4, 0, 12);
+    EXPECT(a.norm().item() == 13.0f);                      /* sqrt(9 + 16 + 144) */
+    EXPECT_VALUES(a.norm({1}).to_vector(), {5, 12});       /* per row */
+    EXPECT(a.norm({0}, true).shape() == (Shape{1, 2}));
+    EXPECT_VALUES(a.clip(-1, 5).to_vector(), {3, -1, 0, 5});
+    EXPECT_VALUES(a.slice(1, 1, 2).to_vector(), {-4, 12});
+    Tensor idx = Tensor::from({3}, {1, 0, 1}).one_hot(2);  /* float indices */
+    EXPECT_VALUES(idx.to_vector(), {0, 1, 1, 0, 0, 1});
+    EXPECT_VALUES(arange(0, 2.5, 0.5).to_vector(), {0, 0.5f, 1, 1.5f, 2});
+    EXPECT_VALUES(where(t22(1, 0, 0, 1), a, t22(7, 7, 7, 7)).to_vector(), {3, 7, 7, 12});
+    seed(3);
+    std::vector<float> u = random::uniform({100}, 2.0f, 3.0f).to_vector();
+    EXPECT(u.size() == 100 && *std::min_element(u.begin(), u.end()) >= 2.0f &&
+           *std::max_element(u.begin(), u.end()) < 3.0f);
+    EXPECT(random::normal({3, 4}).shape() == (Shape{3, 4}));
+    expect_error(
+        __LINE__, [&] { Tensor::from({2}, {0, 2}).one_hot(3).one_hot(0); },
+        LAM_ERR_INVALID_ARGUMENT, "one_hot: Invalid depth, depth 0 with 2 index dims");
+}
+
 static void test_record() {
     EXPECT(!autograd::is_recording());
     Tensor x = Tensor::from({3}, {1, 2, 3});
@@ -373,6 +395,7 @@ int main() {
     test_handles();
     test_errors();
     test_operators();
+    test_everyday_ops();
     test_record();
     test_sequential();
     test_custom_block();

@@ -397,9 +397,21 @@ class Tensor {
     Tensor min(const std::vector<int32_t> &axes = {}, bool keepdims = false) const {
         return reduce(lam_op_min, axes, keepdims);
     }
-    /* The L2 norm of all elements, shape () (Gluon's norm()): sqrt(sum(square(x))), so it is
-     * differentiable (its gradient is undefined at 0, as sqrt's is). */
-    Tensor norm() const { return square().sum().sqrt(); }
+    /* The L2 norm over `axes` (empty: all elements, shape (); Gluon's norm()), lam_op_norm:
+     * differentiable (its gradient is NaN where the norm is 0). */
+    Tensor norm(const std::vector<int32_t> &axes = {}, bool keepdims = false) const {
+        return reduce(lam_op_norm, axes, keepdims);
+    }
+    /* min(max(x, low), high) (Gluon's clip; lam_op_clamp), differentiable. */
+    Tensor clip(float low, float high) const { return op1(lam_op_clamp, t_, low, high); }
+    /* Elements begin, begin + step, ... below stop along `axis` (lam_tensor_slice). */
+    Tensor slice(uint32_t axis, int64_t begin, int64_t stop, int64_t step = 1) const {
+        return op1(lam_tensor_slice, t_, axis, begin, stop, step);
+    }
+    /* x[indices] along the first axis (int32/int64 indices; lam_op_take), differentiable. */
+    Tensor take(const Tensor &indices) const { return op1(lam_op_take, t_, indices.t_); }
+    /* One-hot rows of this tensor's indices (lam_op_one_hot): shape + (depth,). */
+    Tensor one_hot(int64_t depth) const { return op1(lam_op_one_hot, t_, depth); }
     Tensor argmax(int32_t axis) const { return op1(lam_op_argmax, t_, axis); }
     Tensor softmax(int32_t axis = -1) const { return op1(lam_op_softmax, t_, axis); }
     Tensor log_softmax(int32_t axis = -1) const { return op1(lam_op_log_softmax, t_, axis); }
@@ -499,6 +511,28 @@ inline Tensor &operator*=(Tensor &a, float s) {
 inline Tensor &operator/=(Tensor &a, float s) {
     return a = a / s;
 }
+
+/* cond != 0 ? x : y elementwise (lam_op_where), differentiable in x and y. */
+inline Tensor where(const Tensor &cond, const Tensor &x, const Tensor &y) {
+    return Tensor::op1(lam_op_where, cond.get(), x.get(), y.get());
+}
+/* start, start + step, ... below stop, 1-D (NumPy's arange; lam_op_arange). */
+inline Tensor arange(double start, double stop, double step = 1.0, Context ctx = {}) {
+    return Tensor::op1(lam_op_arange, ctx.get(), start, stop, step);
+}
+/* Random tensors from the seeded stream (Gluon's nd.random.uniform / normal). */
+namespace random {
+inline Tensor uniform(const Shape &shape, float low = 0.0f, float high = 1.0f, Context ctx = {}) {
+    lam_shape s;
+    return detail::to_shape(shape, &s) ? Tensor::op1(lam_op_random_uniform, ctx.get(), &s, low, high)
+                                       : Tensor();
+}
+inline Tensor normal(const Shape &shape, float mean = 0.0f, float std = 1.0f, Context ctx = {}) {
+    lam_shape s;
+    return detail::to_shape(shape, &s) ? Tensor::op1(lam_op_random_normal, ctx.get(), &s, mean, std)
+                                       : Tensor();
+}
+} // namespace random
 
 /* Free-function forms, as NumPy spells them. */
 inline Tensor relu(const Tensor &x) {
