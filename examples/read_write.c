@@ -31,13 +31,13 @@ static lam_block *make_mlp(void) {
     return mlp;
 }
 
-/* The mean softmax cross-entropy of net(x) against labels. */
-static float mean_loss(lam_block *net, lam_tensor *x, lam_tensor *labels, lam_tensor **loss) {
-    lam_tensor *y, *m;
+/* The mean softmax cross-entropy of net(x) against labels (to report the loss). */
+static float mean_loss(lam_block *net, lam_tensor *x, lam_tensor *labels) {
+    lam_tensor *y, *loss, *m;
     float v;
     CHECK(lam_block_call(net, x, &y));
-    CHECK(lam_loss_softmax_cross_entropy(y, labels, loss));
-    CHECK(lam_op_mean(*loss, NULL, 0, 0, &m));
+    CHECK(lam_loss_softmax_cross_entropy(y, labels, &loss));
+    CHECK(lam_op_mean(loss, NULL, 0, 0, &m));
     CHECK(lam_tensor_scalar(m, &v));
     return v;
 }
@@ -70,30 +70,32 @@ int main(void) {
     lam_tensor_dict_destroy(d);
 
     printf("== one training step of the MLP, then save and load its parameters\n");
+    lam_shape s2 = {.ndim = 1, .dims = {2}};
+    lam_tensor *X = example_uniform(2, 20, 0.0f, 1.0f, 1), *labels;
+    CHECK(lam_tensor_from_data(NULL, &s2, (const float[]){3, 7}, 2, &labels));
     lam_block *net = make_mlp();
     CHECK(lam_block_initialize(net, NULL, NULL, 0));
-    lam_shape s2 = {.ndim = 1, .dims = {2}};
-    lam_tensor *X = example_uniform(2, 20, 0.0f, 1.0f, 1), *labels, *loss;
-    CHECK(lam_tensor_from_data(NULL, &s2, (const float[]){3, 7}, 2, &labels));
+    float before = mean_loss(net, X, labels);
     lam_param_list *params;
     lam_trainer *trainer;
+    lam_tensor *out, *loss;
     CHECK(lam_block_collect_params(net, NULL, &params));
     CHECK(lam_trainer_create(params, "sgd", "learning_rate=0.5", &trainer));
     int was = lam_autograd_record_begin(1);
-    float before = mean_loss(net, X, labels, &loss);
+    CHECK(lam_block_call(net, X, &out));
+    CHECK(lam_loss_softmax_cross_entropy(out, labels, &loss));
     lam_autograd_record_end(was);
     CHECK(lam_autograd_backward(loss, NULL));
     CHECK(lam_trainer_step(trainer, 2));
-    float after = mean_loss(net, X, labels, &loss);
-    printf("the loss went down: %s\n", after < before ? "yes" : "no");
     CHECK(lam_block_save_parameters(net, "mlp.params.safetensors"));
+    printf("the loss went down: %s\n", mean_loss(net, X, labels) < before ? "yes" : "no");
     lam_block *clone = make_mlp();
     CHECK(lam_block_load_parameters(clone, "mlp.params.safetensors", NULL));
-    lam_tensor *y1, *y2;
+    lam_tensor *y2;
     float v1[20], v2[20];
-    CHECK(lam_block_call(net, X, &y1));
+    CHECK(lam_block_call(net, X, &out));
     CHECK(lam_block_call(clone, X, &y2));
-    CHECK(lam_tensor_read(y1, v1, 20));
+    CHECK(lam_tensor_read(out, v1, 20));
     CHECK(lam_tensor_read(y2, v2, 20));
     printf("clone(X) == net(X): %s\n", memcmp(v1, v2, sizeof v1) == 0 ? "yes" : "no");
     const char *files[] = {"x-file.safetensors", "x-files.safetensors", "mydict.safetensors",

@@ -34,21 +34,19 @@ int main() {
     print("mydict2['x']", d["x"], 4);
 
     std::printf("== one training step of the MLP, then save and load its parameters\n");
+    Tensor X = uniform(2, 20, 0.0f, 1.0f, 1), labels = Tensor::from({2}, {3, 7});
     Custom<MLP> net = make<MLP>();
     net.initialize();
-    Tensor X = uniform(2, 20, 0.0f, 1.0f, 1), labels = Tensor::from({2}, {3, 7});
+    float before = loss::softmax_cross_entropy(net(X), labels).mean().item();
     Trainer trainer(net.collect_params(), "sgd", {{"learning_rate", 0.5}});
-    float before;
     {
         autograd::Record record;
-        Tensor loss = loss::softmax_cross_entropy(net(X), labels);
-        before = loss.mean().item();
-        loss.backward();
+        loss::softmax_cross_entropy(net(X), labels).backward();
     }
     trainer.step(2);
+    net.save_parameters("mlp.params.safetensors");
     float after = loss::softmax_cross_entropy(net(X), labels).mean().item();
     std::printf("the loss went down: %s\n", after < before ? "yes" : "no");
-    net.save_parameters("mlp.params.safetensors");
     Custom<MLP> clone = make<MLP>();
     clone.load_parameters("mlp.params.safetensors");
     std::printf("clone(X) == net(X): %s\n",
