@@ -80,7 +80,9 @@ int main(void) {
     lam_trainer *trainer;
     lam_tensor *out, *loss;
     CHECK(lam_block_collect_params(net, NULL, &params));
-    CHECK(lam_trainer_create(params, "sgd", "learning_rate=0.5", &trainer));
+    lam_sgd_options sgd = LAM_SGD_OPTIONS_INIT;
+    sgd.learning_rate = 0.5;
+    CHECK(lam_trainer_create_sgd(params, &sgd, &trainer));
     int was = lam_autograd_record_begin(1);
     CHECK(lam_block_call(net, X, &out));
     CHECK(lam_loss_softmax_cross_entropy(out, labels, &loss));

@@ -38,7 +38,7 @@ int main() {
     Custom<MLP> net = make<MLP>();
     net.initialize();
     float before = loss::softmax_cross_entropy(net(X), labels).mean().item();
-    Trainer trainer(net.collect_params(), "sgd", {{"learning_rate", 0.5}});
+    Trainer trainer(net.collect_params(), SGD().learning_rate(0.5));
     {
         autograd::Record record;
         loss::softmax_cross_entropy(net(X), labels).backward();

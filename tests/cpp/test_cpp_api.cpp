@@ -169,6 +169,34 @@ static void test_everyday_ops() {
         LAM_ERR_INVALID_ARGUMENT, "one_hot: Invalid depth, depth 0 with 2 index dims");
 }
 
+/* Typed optimizer options: exact doubles, PyTorch's SGD with momentum over two steps, and an
+ * out-of-range value named. */
+static void test_typed_options() {
+    Block d = Dense(1, nullptr, 2);
+    d.initialize(Initializer::one());
+    Trainer trainer(d.collect_params(), SGD().learning_rate(0.1).momentum(0.5));
+    EXPECT(trainer.learning_rate() == 0.1); /* the double given, not a float or %g copy */
+    Tensor x = Tensor::from({1, 2}, {1, 2});
+    for (int i = 0; i < 2; i++) {
+        {
+            autograd::Record record;
+            Tensor y = d(x).sum();
+            y.backward();
+        }
+        trainer.step(1);
+    }
+    /* g = (1, 2) both steps; v1 = g, w1 = 1 - 0.1 g; v2 = 0.5 v1 + g = 1.5 g, w2 = w1 - 0.15 g */
+    EXPECT_VALUES(d.param("weight").data().to_vector(), {1 - 0.25f, 1 - 0.5f});
+    EXPECT(trainer.step_count() == 2);
+    Trainer adamw(d.collect_params(), AdamW().learning_rate(3e-4));
+    EXPECT(adamw.learning_rate() == 3e-4);
+    Trainer rms(d.collect_params(), RMSProp().centered(true));
+    EXPECT(rms.learning_rate() == 0.01);
+    expect_error(
+        __LINE__, [&] { Trainer bad(d.collect_params(), Adam().betas(0.9, 1.5)); },
+        LAM_ERR_INVALID_ARGUMENT, "lam_trainer_create_adam: adam: Invalid value for 'beta2', got 1.5");
+}
+
 static void test_record() {
     EXPECT(!autograd::is_recording());
     Tensor x = Tensor::from({3}, {1, 2, 3});
@@ -360,7 +388,7 @@ static void test_initializers_trainer_save() {
     /* w = [[0, 1, 2], [3, 4, 5]], b = 0, x = [1, 1, 1]: y = [3, 12], loss = sum(y) = 15;
      * dloss/dw = [[1, 1, 1], [1, 1, 1]], so SGD(lr 0.1) gives w - 0.1 = [-0.1, 0.9, ...]. */
     Trainer trainer(d.collect_params(), "sgd", {{"learning_rate", 0.1}});
-    EXPECT(std::fabs(trainer.learning_rate() - 0.1f) < 1e-9f);
+    EXPECT(trainer.learning_rate() == 0.1); /* 17 digits through the string form */
     Tensor loss;
     {
         autograd::Record record;
@@ -396,6 +424,7 @@ int main() {
     test_errors();
     test_operators();
     test_everyday_ops();
+    test_typed_options();
     test_record();
     test_sequential();
     test_custom_block();

@@ -31,7 +31,7 @@
  *   lamina::Runtime runtime;
  *   lamina::Sequential net{lamina::Dense(256, "relu"), lamina::Dense(10)};
  *   net.initialize();
- *   lamina::Trainer trainer(net.collect_params(), "sgd", {{"learning_rate", 0.1}});
+ *   lamina::Trainer trainer(net.collect_params(), lamina::SGD().learning_rate(0.1));
  *   {
  *       lamina::autograd::Record record;
  *       lamina::Tensor loss = lamina::loss::softmax_cross_entropy(net(x), y);
@@ -1207,6 +1207,56 @@ template <class T, class... A> Custom<T> make(A &&...args) {
 /* ------------------------------------------------------------------------------------------ */
 
 /*
+ * Typed optimizer options over lamina.h's structs (lam_sgd_options, ...): they start from the
+ * _INIT defaults (PyTorch's) and each setter names a field, so a misspelt option is a compile
+ * error and every value reaches the optimizer as the double given:
+ *   Trainer trainer(net.collect_params(), SGD().learning_rate(0.1).momentum(0.9));
+ * get() is the C struct.
+ */
+class SGD {
+  public:
+    SGD &learning_rate(double v) { return o_.learning_rate = v, *this; }
+    SGD &momentum(double v) { return o_.momentum = v, *this; }
+    SGD &weight_decay(double v) { return o_.weight_decay = v, *this; }
+    SGD &clip_global_norm(double v) { return o_.clip_global_norm = v, *this; }
+    const lam_sgd_options *get() const { return &o_; }
+
+  private:
+    lam_sgd_options o_ = LAM_SGD_OPTIONS_INIT;
+};
+/* Adam (weight decay as L2) and AdamW (decoupled; its default weight_decay is 0.01). */
+class Adam {
+  public:
+    Adam &learning_rate(double v) { return o_.learning_rate = v, *this; }
+    Adam &betas(double beta1, double beta2) { return o_.beta1 = beta1, o_.beta2 = beta2, *this; }
+    Adam &epsilon(double v) { return o_.epsilon = v, *this; }
+    Adam &weight_decay(double v) { return o_.weight_decay = v, *this; }
+    Adam &clip_global_norm(double v) { return o_.clip_global_norm = v, *this; }
+    const lam_adam_options *get() const { return &o_; }
+
+  protected:
+    lam_adam_options o_ = LAM_ADAM_OPTIONS_INIT;
+};
+class AdamW : public Adam {
+  public:
+    AdamW() { o_ = LAM_ADAMW_OPTIONS_INIT; }
+};
+class RMSProp {
+  public:
+    RMSProp &learning_rate(double v) { return o_.learning_rate = v, *this; }
+    RMSProp &alpha(double v) { return o_.alpha = v, *this; }
+    RMSProp &epsilon(double v) { return o_.epsilon = v, *this; }
+    RMSProp &weight_decay(double v) { return o_.weight_decay = v, *this; }
+    RMSProp &momentum(double v) { return o_.momentum = v, *this; }
+    RMSProp &centered(bool v) { return o_.centered = v ? 1 : 0, *this; }
+    RMSProp &clip_global_norm(double v) { return o_.clip_global_norm = v, *this; }
+    const lam_rmsprop_options *get() const { return &o_; }
+
+  private:
+    lam_rmsprop_options o_ = LAM_RMSPROP_OPTIONS_INIT;
+};
+
+/*
  * An optimizer over a parameter list (Gluon's Trainer; lam_trainer). Move-only. It keeps its
  * own references to the parameters, so the ParamList may go.
  */
@@ -1222,6 +1272,20 @@ class Trainer {
     Trainer(const ParamList &params, const char *optimizer,
             std::initializer_list<std::pair<const char *, double>> options)
         : Trainer(params, optimizer, format(options)) {}
+    /* From typed options (lam_trainer_create_sgd / _adam / _adamw / _rmsprop).
+     * Throws LAM_ERR_INVALID_ARGUMENT naming a field whose value is out of range. */
+    Trainer(const ParamList &params, const SGD &o) {
+        detail::check(lam_trainer_create_sgd(params.get(), o.get(), &t_));
+    }
+    Trainer(const ParamList &params, const AdamW &o) {
+        detail::check(lam_trainer_create_adamw(params.get(), o.get(), &t_));
+    }
+    Trainer(const ParamList &params, const Adam &o) {
+        detail::check(lam_trainer_create_adam(params.get(), o.get(), &t_));
+    }
+    Trainer(const ParamList &params, const RMSProp &o) {
+        detail::check(lam_trainer_create_rmsprop(params.get(), o.get(), &t_));
+    }
     Trainer(Trainer &&o) noexcept : t_(o.t_) { o.t_ = nullptr; }
     Trainer &operator=(Trainer &&o) noexcept {
         std::swap(t_, o.t_);
@@ -1234,8 +1298,15 @@ class Trainer {
     /* One update with the current gradients scaled by 1/batch_size.
      * Throws LAM_ERR_INVALID_ARGUMENT for batch_size <= 0, LAM_ERR_STATE. */
     void step(int64_t batch_size) { detail::check(lam_trainer_step(t_, batch_size)); }
-    float learning_rate() const { return t_ ? lam_trainer_learning_rate(t_) : 0.0f; }
-    void set_learning_rate(float lr) {
+    /* The learning rate of the next step (with a schedule: the scheduled one). */
+    double learning_rate() const { return t_ ? lam_trainer_learning_rate(t_) : 0.0; }
+    int64_t step_count() const { return t_ ? lam_trainer_step_count(t_) : 0; }
+    /* Attaches a schedule (lam_lr_schedule, from LAM_LR_SCHEDULE_INIT). */
+    void set_schedule(const lam_lr_schedule &s) { detail::check(lam_trainer_set_schedule(t_, &s)); }
+    /* The optimizer state (steps, moments), for a bit-identical resume. */
+    void save(const std::string &path) const { detail::check(lam_trainer_save(t_, path.c_str())); }
+    void load(const std::string &path) { detail::check(lam_trainer_load(t_, path.c_str())); }
+    void set_learning_rate(double lr) {
         if (t_) {
             lam_trainer_set_learning_rate(t_, lr);
         }
