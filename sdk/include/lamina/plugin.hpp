@@ -43,6 +43,12 @@
 
 #include "lamina/plugin_ops.h"
 
+/* The C++ callbacks report failures as exceptions (caught at the C boundary, never crossing
+ * it): a plugin built without exceptions uses plugin.h directly. */
+#if !defined(__cpp_exceptions) && !defined(__EXCEPTIONS)
+#error "lamina/plugin.hpp needs C++ exceptions (they never leave the plugin)"
+#endif
+
 #include <cstring>
 #include <exception>
 #include <initializer_list>
