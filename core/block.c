@@ -456,6 +456,13 @@ static lam_status check_ready(const lam_block *b) {
 
 static pthread_mutex_t first_forward_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local bool holds_first_forward;
+static _Thread_local const lam__forward_observer *observer LAM__TLS_FAST;
+
+const lam__forward_observer *lam__block_set_observer(const lam__forward_observer *obs) {
+    const lam__forward_observer *was = observer;
+    observer = obs;
+    return was;
+}
 
 /* Checks and the first-forward lock around one forward of b (one output or several). */
 static lam_status forward_any(lam_block *b, uint32_t n_inputs, lam_tensor *const *inputs,
@@ -497,8 +504,15 @@ static lam_status forward_any(lam_block *b, uint32_t n_inputs, lam_tensor *const
         pthread_mutex_lock(&first_forward_lock);
         holds_first_forward = true;
     }
+    const lam__forward_observer *obs = observer;
+    if (obs != NULL) {
+        obs->begin(obs->user, b);
+    }
     st = n_outputs > 1 ? b->cls->forward_outputs(b, n_inputs, inputs, n_outputs, outputs)
                        : b->cls->forward(b, n_inputs, inputs, outputs);
+    if (obs != NULL) {
+        obs->end(obs->user, b, st, n_outputs, outputs);
+    }
     if (!ready && st == LAM_OK) {
         atomic_store_explicit(&b->params_ready, true, memory_order_release);
     }

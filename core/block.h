@@ -87,4 +87,16 @@ void lam__block_summarize(const lam_block *b, struct lam__strbuf *sb, int indent
  * forward fails with LAM_ERR_STATE. */
 void lam__blocks_detach_all(void);
 
+/* An observer of the calling thread's block forwards (lam_block_summary_table, summary.c):
+ * begin before a block's forward runs, end after it returned (outputs valid when st is LAM_OK;
+ * n_outputs as asked for). */
+typedef struct lam__forward_observer {
+    void (*begin)(void *user, lam_block *b);
+    void (*end)(void *user, lam_block *b, lam_status st, uint32_t n_outputs,
+                lam_tensor *const *outputs);
+    void *user;
+} lam__forward_observer;
+/* Sets the calling thread's observer (NULL: none) and returns the previous one. */
+const lam__forward_observer *lam__block_set_observer(const lam__forward_observer *obs);
+
 #endif

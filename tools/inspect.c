@@ -1,9 +1,11 @@
 /* lamina inspect FILE: every tensor of a safetensors file (name, dtype, shape, bytes,
- * min/max/mean) and its metadata. */
+ * min/max/mean) and its metadata. lamina inspect --model mlp|cnn [FILE]: the model summary
+ * table (lam_block_summary_table) of a `lamina train` model, its parameters from FILE. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -56,13 +58,124 @@ static void print_stats(lam_tensor *t) {
     free(v);
 }
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: lamina inspect FILE\n"
+               "       lamina inspect --model mlp|cnn [--input-shape DIMS] [--classes N]\n"
+               "                      [--hidden N] [FILE]\n\n"
+               "Lists every tensor of a safetensors file (name, dtype, shape, bytes, min, max,\n"
+               "mean; F16, BF16, F64 and integer tensors are read as float32) and its metadata.\n\n"
+               "With --model: the summary of `lamina train`'s model of that name, a table of its\n"
+               "layers with output shapes and parameter counts for one input of DIMS\n"
+               "(comma-separated, batch first; default 1,1,8,8 for cnn, the digits, and 1,20 for\n"
+               "mlp), with the parameters of FILE when given (saved by lamina train --save),\n"
+               "else freshly initialized.\n"
+               "  --classes N        output classes (default 10)\n"
+               "  --hidden N         MLP hidden units (default 256)\n");
+}
+
+static int parse_dims(const char *text, lam_shape *shape) {
+    int64_t dims[LAM_MAX_DIMS];
+    uint32_t n = 0;
+    const char *p = text;
+    while (p && *p && n < LAM_MAX_DIMS) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || v < 1 || (*end != ',' && *end != '\0')) {
+            return -1;
+        }
+        dims[n++] = v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n == 0 || (p && *p) || lam_shape_init(shape, n, dims) != LAM_OK ? -1 : 0;
+}
+
+static int inspect_model(int argc, char **argv) {
+    const char *model = NULL, *file = NULL, *dims = NULL;
+    long long classes = 10, hidden = 256;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        char *end = NULL;
+        if (strcmp(a, "--model") == 0 && v) {
+            model = v;
+        } else if (strcmp(a, "--input-shape") == 0 && v) {
+            dims = v;
+        } else if ((strcmp(a, "--classes") == 0 || strcmp(a, "--hidden") == 0) && v) {
+            long long x = strtoll(v, &end, 10);
+            if (*end || x < 1) {
+                fprintf(stderr, "lamina inspect: %s needs an integer >= 1, got '%s'\n", a, v);
+                return 2;
+            }
+            *(strcmp(a, "--classes") == 0 ? &classes : &hidden) = x;
+        } else if (a[0] != '-' && file == NULL) {
+            file = a;
+            continue;
+        } else {
+            fprintf(stderr, "lamina inspect: unknown option or missing value '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    int cnn = model && strcmp(model, "cnn") == 0;
+    if (!cnn && !(model && strcmp(model, "mlp") == 0)) {
+        fprintf(stderr, "lamina inspect: --model must be mlp or cnn, got '%s'\n",
+                model ? model : "");
+        return 2;
+    }
+    lam_shape in;
+    if (parse_dims(dims  ? dims
+                   : cnn ? "1,1,8,8"
+                         : "1,20",
+                   &in) != 0 ||
+        (cnn && (in.ndim != 4 || in.dims[2] < 4 || in.dims[3] < 4)) || (!cnn && in.ndim != 2)) {
+        fprintf(stderr, "lamina inspect: --input-shape needs %s, got '%s'\n",
+                cnn ? "N,C,H,W with H and W at least 4" : "N,FEATURES", dims);
+        return 2;
+    }
+    lam_block *net = NULL;
+    lam_initializer *init = NULL;
+    char *table = NULL;
+    lam_status st =
+        cnn ? model_cnn(in.dims + 1, classes, &net) : model_mlp(hidden, 0, classes, &net);
+    if (st == LAM_OK && file) {
+        lam_load_options lo = LAM_LOAD_OPTIONS_INIT;
+        st = lam_block_load_parameters(net, file, &lo);
+    } else if (st == LAM_OK) {
+        lam_seed(0);
+        st = lam_init_xavier(LAM_XAVIER_UNIFORM, LAM_XAVIER_AVG, 3.0f, &init);
+        if (st == LAM_OK) {
+            st = lam_block_initialize(net, init, NULL, 0);
+        }
+    }
+    if (st == LAM_OK) {
+        st = lam_block_summary_table(net, 1, &in, &table);
+    }
+    if (st == LAM_OK) {
+        printf("%s model of lamina train%s%s\n%s", cnn ? "cnn" : "mlp",
+               file ? ", parameters from " : " (freshly initialized)", file ? file : "", table);
+    } else {
+        fprintf(stderr, "lamina inspect: %s\n", lam_last_error());
+    }
+    free(table);
+    lam_initializer_release(init);
+    lam_block_release(net);
+    lam_shutdown();
+    return st == LAM_OK ? 0 : 1;
+}
+
 int cmd_inspect(int argc, char **argv) {
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--model") == 0) {
+            return inspect_model(argc, argv);
+        }
+    }
     if (argc != 3 || strcmp(argv[2], "--help") == 0) {
-        fprintf(
-            argc == 3 ? stdout : stderr,
-            "usage: lamina inspect FILE\n\n"
-            "Lists every tensor of a safetensors file (name, dtype, shape, bytes, min, max,\n"
-            "mean; F16, BF16, F64 and integer tensors are read as float32) and its metadata.\n");
+        usage(argc == 3 ? stdout : stderr);
         return argc == 3 ? 0 : 2;
     }
     const char *path = argv[2];

@@ -150,7 +150,8 @@ static void usage(FILE *f) {
                "  abi        print the plugin ABI version and layout fingerprint\n"
                "  conform    check that a plugin keeps the contract (lamina conform --help)\n"
                "  inspect    lamina inspect FILE: each tensor of a safetensors file\n"
-               "             (name, dtype, shape, bytes, min/max/mean) and its metadata\n"
+               "             (name, dtype, shape, bytes, min/max/mean) and its metadata;\n"
+               "             lamina inspect --model mlp|cnn [FILE]: the model's layer table\n"
                "  help       this text\n\n"
                "environment: LAMINA_BACKEND (cpu | <name>[:<device>] | auto), LAMINA_PLUGIN_PATH,\n"
                "             LAMINA_LOG (error | warn | info | debug), LAMINA_NUM_THREADS\n");

@@ -290,3 +290,66 @@ Test(cnn, few_steps_lower_the_loss_and_vulkan_matches_the_cpu) {
     cr_log_info("losses %.5g -> %.5g; largest CPU-Vulkan difference %.3g", cpu[0], cpu[STEPS - 1],
                 worst);
 }
+
+/* `lamina inspect --model cnn`: the summary table of the CNN (counts by hand: conv 1->16 3x3
+ * 16*9+16 = 160, BatchNorm(16) 4*16 = 64, conv 16->32 32*16*9+32 = 4640, BatchNorm(32) 128,
+ * dense 128->10 1290; running statistics 2*16 + 2*32 = 96 not trained), freshly initialized
+ * and with a saved model's parameters. */
+Test(cnn, inspect_model_prints_the_summary_table) {
+    int status;
+    char *out = run(LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --model cnn 2>&1", &status);
+    cr_assert_eq(status, 0, "%s", out);
+    const char *want[] = {"cnn model of lamina train (freshly initialized)\n",
+                          "Layer (type)",
+                          "Output Shape     Param #\n",
+                          "(1, 1, 8, 8)           0\n",
+                          "(1, 16, 8, 8)         160\n",
+                          "(1, 16, 8, 8)          64\n",
+                          "(1, 32, 4, 4)        4640\n",
+                          "(1, 32, 4, 4)         128\n",
+                          "(1, 32, 2, 2)           0\n",
+                          "(1, 128)           0\n",
+                          "(1, 10)        1290\n",
+                          "   Total params: 6282\n   Trainable params: 6186\n   Non-trainable "
+                          "params: 96\nShared params in forward computation graph: 0\nUnique "
+                          "parameters in model: 6282\n"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        cr_expect(strstr(out, want[i]) != NULL, "'%s' missing from:\n%s", want[i], out);
+    }
+    free(out);
+    char dir[] = "/tmp/lamina-inspect-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[600], cmd[1400];
+    snprintf(path, sizeof path, "%s/cnn.safetensors", dir);
+    snprintf(cmd, sizeof cmd,
+             LAMINA_TEST_BINARY_DIR "/bin/lamina train --model cnn --backend cpu --epochs 1 "
+                                    "--save %s >/dev/null 2>&1 && " LAMINA_TEST_BINARY_DIR
+                                    "/bin/lamina inspect --model cnn --input-shape 5,1,8,8 %s 2>&1",
+             path, path);
+    out = run(cmd, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    char head[700];
+    snprintf(head, sizeof head, "cnn model of lamina train, parameters from %s\n", path);
+    cr_expect(strstr(out, head) != NULL, "%s", out);
+    cr_expect(strstr(out, "(5, 16, 8, 8)         160\n") != NULL, "%s", out);
+    cr_expect(strstr(out, "Total params: 6282\n") != NULL, "%s", out);
+    free(out);
+    /* 28x28 images need a dense layer of 32*7*7 inputs: the file's does not fit. */
+    snprintf(cmd, sizeof cmd,
+             LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --model cnn --input-shape 1,1,28,28 %s "
+                                    "2>&1",
+             path);
+    out = run(cmd, &status);
+    cr_expect_neq(status, 0);
+    cr_expect(strstr(out, "lamina inspect: ") != NULL && strstr(out, "(10, 1568)") != NULL &&
+                  strstr(out, "(10, 128)") != NULL,
+              "%s", out);
+    free(out);
+    remove(path);
+    rmdir(dir);
+    out = run(LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --model rnn 2>&1", &status);
+    cr_expect_neq(status, 0);
+    cr_expect(strstr(out, "lamina inspect: --model must be mlp or cnn, got 'rnn'") != NULL, "%s",
+              out);
+    free(out);
+}

@@ -1475,6 +1475,42 @@ LAM_EXPORT lam_status lam_block_call(lam_block *b, lam_tensor *input, lam_tensor
  */
 LAM_EXPORT char *lam_block_summary(const lam_block *b);
 
+/*
+ * A table of the blocks that one forward of b runs, as Gluon's summary(): each block's display
+ * name and type (nested blocks indented), its output shape and the element count of its own
+ * parameters, then the totals, for inputs of the given shapes (batch axis included), e.g.
+ *   --------------------------------------------------
+ *   Layer (type)            Output Shape     Param #
+ *   ==================================================
+ *   Input                   (1, 20)                0
+ *   dense0 (Dense)          (1, 256)            5376
+ *   dense1 (Dense)          (1, 10)             2570
+ *   ==================================================
+ *   Parameters in forward computation graph, duplicate included
+ *      Total params: 7946
+ *      Trainable params: 7946
+ *      Non-trainable params: 0
+ *   Shared params in forward computation graph: 0
+ *   Unique parameters in model: 7946
+ *   --------------------------------------------------
+ * The rows are the forwards in the order they begin; the root's own row is left out when it
+ * has children. Parameters that are constants or have grad_req null (BatchNorm's running
+ * statistics) count as non-trainable; "duplicate included" counts a shared parameter at every
+ * block that owns it and every call; "Shared params" is what that adds over counting each
+ * parameter once. The forward runs on zeros, on the context of b's first initialized parameter
+ * (else the default one), not recording and in predict mode (BatchNorm uses its running
+ * statistics and keeps them, Dropout is the identity); it completes deferred initialization as
+ * any first forward does.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for NULL arguments or n_inputs 0; LAM_ERR_SHAPE for a
+ * shape with an unknown dim; whatever the forward returns (LAM_ERR_STATE for a model not
+ * initialized, LAM_ERR_SHAPE for inputs it does not take); LAM_ERR_OUT_OF_MEMORY.
+ * Ownership: *out is a malloc'ed string the caller frees (NULL on failure).
+ * Thread safety: as lam_block_forward with recording off; only the calling thread's forwards
+ * are observed.
+ */
+LAM_EXPORT lam_status lam_block_summary_table(lam_block *b, uint32_t n_inputs,
+                                              const lam_shape *input_shapes, char **out);
+
 /* Names of the loaded layer types; borrowed until lam_shutdown(). */
 LAM_EXPORT size_t lam_layer_type_count(void);
 LAM_EXPORT const char *lam_layer_type_name(size_t index);
