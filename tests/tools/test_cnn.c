@@ -353,3 +353,46 @@ Test(cnn, inspect_model_prints_the_summary_table) {
               out);
     free(out);
 }
+
+/* The key map (README): tests/tools/data/lenet_digits.safetensors was saved by `lamina train
+ * --model cnn --epochs 2 --seed 0`; tests/tools/lenet_torch.py loaded it into a PyTorch LeNet
+ * through the key map and wrote, in lenet_digits_io.safetensors, 16 test digits and the logits
+ * PyTorch computed for them in eval mode. Lamina's model with the same file gives the same
+ * logits (predict mode: BatchNorm's running statistics, no dropout). */
+Test(cnn, lenet_logits_match_pytorch) {
+    lam_tensor_dict *io = NULL;
+    cr_assert_eq(
+        lam_load(LAMINA_TEST_SOURCE_DIR "/tests/tools/data/lenet_digits_io.safetensors", NULL, &io),
+        LAM_OK, "%s", lam_last_error());
+    lam_tensor *x = lam_tensor_dict_find(io, "input"), *want = lam_tensor_dict_find(io, "logits");
+    cr_assert(x && want);
+    cr_assert_eq(lam_tensor_shape(x)->ndim, 4);
+    cr_assert_eq(lam_tensor_shape(want)->dims[0], 16);
+    cr_assert_eq(lam_tensor_shape(want)->dims[1], 10);
+    const int64_t image[3] = {1, 8, 8};
+    lam_block *net = NULL;
+    cr_assert_eq(model_cnn(image, 10, &net), LAM_OK, "%s", lam_last_error());
+    lam_load_options lo = LAM_LOAD_OPTIONS_INIT;
+    cr_assert_eq(lam_block_load_parameters(
+                     net, LAMINA_TEST_SOURCE_DIR "/tests/tools/data/lenet_digits.safetensors", &lo),
+                 LAM_OK, "%s", lam_last_error());
+    lam_ctx *ctx = NULL;
+    cr_assert_eq(lam_ctx_default(&ctx), LAM_OK);
+    lam_tensor *xd = NULL, *out = NULL;
+    cr_assert_eq(lam_tensor_copyto(x, ctx, &xd), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_block_call(net, xd, &out), LAM_OK, "%s", lam_last_error());
+    float got[160], ref[160];
+    cr_assert_eq(lam_tensor_read(out, got, 160), LAM_OK);
+    cr_assert_eq(lam_tensor_read(want, ref, 160), LAM_OK);
+    float worst = 0;
+    for (int i = 0; i < 160; i++) {
+        cr_expect(fabsf(got[i] - ref[i]) <= 1e-4f + 1e-4f * fabsf(ref[i]),
+                  "sample %d, class %d: Lamina %.7g, PyTorch %.7g", i / 10, i % 10, got[i], ref[i]);
+        worst = fmaxf(worst, fabsf(got[i] - ref[i]));
+    }
+    cr_log_info("largest difference from PyTorch's logits: %.3g", worst);
+    lam_tensor_release(xd);
+    lam_tensor_release(out);
+    lam_block_release(net);
+    lam_tensor_dict_destroy(io);
+}
