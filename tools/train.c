@@ -16,7 +16,7 @@
 
 typedef struct options {
     const char *backend, *data, *data_file, *save, *optimizer, *schedule, *model;
-    int64_t epochs, batch, hidden, n_train, n_test;
+    int64_t epochs, batch, hidden, n_train, n_test, warmup;
     double lr, momentum;
     uint64_t seed;
     int shared;
@@ -35,6 +35,8 @@ static void usage(FILE *f) {
         "  --lr X             peak learning rate (default 0.1; cnn 0.005)\n"
         "  --schedule NAME    learning rate schedule: cosine (decays from --lr to 0 over\n"
         "                     the run, step by step) or constant (default cosine)\n"
+        "  --warmup N         linear warm-up over the first N steps, from a third of --lr\n"
+        "                     (default 0)\n"
         "  --momentum X       SGD momentum (default 0.9)\n"
         "  --optimizer NAME   sgd or adam (default sgd; cnn adam)\n"
         "  --hidden N         MLP hidden units (default 256)\n"
@@ -111,6 +113,8 @@ static int parse(int argc, char **argv, options *o) {
             rc = parse_int(a, v, 1, &o->epochs);
         } else if (strcmp(a, "--batch-size") == 0) {
             rc = parse_int(a, v, 1, &o->batch);
+        } else if (strcmp(a, "--warmup") == 0) {
+            rc = parse_int(a, v, 0, &o->warmup);
         } else if (strcmp(a, "--hidden") == 0) {
             rc = parse_int(a, v, 1, &o->hidden);
         } else if (strcmp(a, "--train-size") == 0) {
@@ -188,14 +192,17 @@ static lam_status build(const options *o, const dataset *d, lam_block **out) {
                                         : model_mlp(o->hidden, o->shared, d->classes, out);
 }
 
-/* The learning rate of step `step` (0-based) of `total`: the cosine schedule decays it from
- * o->lr to 0 so that the last epochs settle instead of ending on a loss spike, which a constant
- * rate with momentum 0.9 hits for some seeds and float rounding orders. */
-static double scheduled_lr(const options *o, int64_t step, int64_t total) {
-    if (strcmp(o->schedule, "constant") == 0 || total <= 0) {
-        return o->lr;
+/* The trainer's schedule: cosine decays the rate from o->lr to 0 over the run, step by step,
+ * so that the last epochs settle instead of ending on a loss spike, which a constant rate with
+ * momentum 0.9 hits for some seeds and float rounding orders; --warmup steps ramp up first. */
+static lam_status set_schedule(lam_trainer *t, const options *o, int64_t total_steps) {
+    lam_lr_schedule s = LAM_LR_SCHEDULE_INIT;
+    if (strcmp(o->schedule, "cosine") == 0) {
+        s.kind = LAM_LR_COSINE;
+        s.t_max = total_steps - o->warmup > 1 ? total_steps - o->warmup : 1;
     }
-    return o->lr * 0.5 * (1.0 + cos(M_PI * (double)step / (double)total));
+    s.warmup_steps = o->warmup;
+    return lam_trainer_set_schedule(t, &s);
 }
 
 /* The shortest decimal text of v that reads back as v (buf: 32 bytes). */
@@ -389,8 +396,8 @@ int cmd_train(int argc, char **argv) {
     int tty = isatty(STDOUT_FILENO);
     uint64_t shuffle = o.seed * 6364136223846793005ULL + 1442695040888963407ULL;
     double t_start = now();
-    int64_t steps_per_epoch = (train.n + o.batch - 1) / o.batch, step = 0;
-    int64_t total_steps = steps_per_epoch * o.epochs;
+    int64_t steps_per_epoch = (train.n + o.batch - 1) / o.batch;
+    TRY(set_schedule(trainer, &o, steps_per_epoch * o.epochs));
     for (int64_t epoch = 1; epoch <= o.epochs; epoch++) {
         for (int64_t i = 0; i < train.n; i++) {
             order[i] = i;
@@ -421,7 +428,6 @@ int cmd_train(int argc, char **argv) {
                 st = lam_autograd_backward(loss, NULL);
             }
             if (st == LAM_OK) {
-                lam_trainer_set_learning_rate(trainer, scheduled_lr(&o, step++, total_steps));
                 st = lam_trainer_step(trainer, n);
             }
             if (st == LAM_OK) {
