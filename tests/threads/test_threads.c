@@ -685,11 +685,93 @@ static void shutdown_refused_while_another_thread_runs_an_op(void) {
     lam_tensor_release(x);
 }
 
+/* ---- large ops from several threads at once share the CPU backend's pool --------------------- */
+
+#define POOL_N 200003 /* above the size from which the CPU backend splits an op across threads */
+
+typedef struct pool_arg {
+    int k;
+    float sum; /* of exp(x * k / 8) - x, computed by this thread */
+} pool_arg;
+
+static lam_status pool_compute(lam_ctx *ctx, int k, float *out) {
+    float *x = malloc(POOL_N * sizeof *x);
+    if (x == NULL) {
+        return LAM_ERR_OUT_OF_MEMORY;
+    }
+    for (int i = 0; i < POOL_N; i++) {
+        x[i] = (float)((i * 37 + k * 11) % 1000) / 1000.0f - 0.5f;
+    }
+    const int64_t n = POOL_N;
+    lam_shape shape;
+    lam_shape_init(&shape, 1, &n);
+    lam_tensor *t = NULL, *s = NULL, *e = NULL, *d = NULL, *r = NULL;
+    lam_status st = lam_tensor_from_data(ctx, &shape, x, POOL_N, &t);
+    free(x);
+    if (st == LAM_OK) {
+        st = lam_op_mul_scalar(t, (float)k / 8.0f, &s);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_exp(s, &e);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_sub(e, t, &d);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_sum(d, NULL, 0, 0, &r);
+    }
+    if (st == LAM_OK) {
+        st = lam_tensor_read(r, out, 1);
+    }
+    lam_tensor *all[] = {t, s, e, d, r};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        lam_tensor_release(all[i]);
+    }
+    return st;
+}
+
+static void *pool_worker(void *arg) {
+    pool_arg *a = arg;
+    lam_ctx *ctx = NULL;
+    T_OK(lam_ctx_get("cpu", &ctx), NULL);
+    for (int rep = 0; rep < 20; rep++) {
+        float v = 0.0f;
+        T_OK(pool_compute(ctx, a->k, &v), NULL);
+        if (rep > 0 && v != a->sum) {
+            fail("pool_compute gave a different result on a repeat", LAM_ERR_INTERNAL);
+            return NULL;
+        }
+        a->sum = v;
+    }
+    return NULL;
+}
+
+/* 4 user threads run large elementwise ops and a reduction at once, with the backend's pool
+ * at 2 threads: each result equals the same computation done alone (bit for bit). */
+static void large_ops_from_threads_share_the_pool(void) {
+    setenv("LAMINA_NUM_THREADS", "2", 1); /* before the backend first reads it */
+    lam_ctx *ctx = NULL;
+    CHECK(lam_ctx_get("cpu", &ctx) == LAM_OK);
+    pool_arg args[4];
+    float alone[4];
+    for (int k = 0; k < 4; k++) {
+        args[k].k = k + 1;
+        args[k].sum = 0.0f;
+        CHECK(pool_compute(ctx, k + 1, &alone[k]) == LAM_OK);
+    }
+    run_threads(4, pool_worker, args, sizeof args[0]);
+    assert_no_failure();
+    for (int k = 0; k < 4; k++) {
+        REQUIRE(args[k].sum == alone[k], "thread %d: %.9g, alone %.9g", k, args[k].sum, alone[k]);
+    }
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
 } cases[] = {
     {"own_models_train_concurrently_bit_identical", own_models_train_concurrently_bit_identical},
+    {"large_ops_from_threads_share_the_pool", large_ops_from_threads_share_the_pool},
     {"shared_model_inference_matches_single_thread", shared_model_inference_matches_single_thread},
     {"shared_model_first_forward_concurrent", shared_model_first_forward_concurrent},
     {"sixteen_first_calls_at_once_all_succeed", sixteen_first_calls_at_once_all_succeed},
