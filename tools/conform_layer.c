@@ -269,7 +269,9 @@ static void check_attr_defaults(cf_ctx *c) {
     int n_opt = 0;
     for (uint32_t i = 0; i < c->layer->n_attrs; i++) {
         const cf_attr *a = &c->layer->attrs[i];
-        if (a->required || user_sets(c, a->name)) {
+        /* Set by the user or by the descriptor's example_attrs (both are in attr_text):
+         * spelling the default out as well would repeat the attribute. */
+        if (a->required || user_sets(c, a->name) || text_sets(c->layer->attr_text, a->name)) {
             continue;
         }
         /* A STRING default with a comma outside parentheses cannot be spelled in the text. */
