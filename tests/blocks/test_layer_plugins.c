@@ -71,13 +71,13 @@ Test(layer, type_list_has_the_chapter_layers) {
 }
 
 Test(layer, unknown_type_lists_loaded_types) {
-    char expected[1024] = "Conv2D: Unknown layer type, loaded types: ";
+    char expected[1024] = "NoSuchConv2D: Unknown layer type, loaded types: ";
     size_t n = lam_layer_type_count();
     for (size_t k = 0; k < n; k++) {
         strcat(expected, k ? ", " : "");
         strcat(expected, lam_layer_type_name(k));
     }
-    assert_create_error("Conv2D", "channels=3", LAM_ERR_NOT_FOUND, expected);
+    assert_create_error("NoSuchConv2D", "channels=3", LAM_ERR_NOT_FOUND, expected);
     const char *m = lam_last_error();
     cr_assert(strstr(m, "Dense") && strstr(m, "MyDense") && strstr(m, "Centered") &&
                   strstr(m, "Activation"),

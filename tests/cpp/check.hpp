@@ -49,17 +49,13 @@ static int g_failures = 0;
         }                                                                                          \
     } while (0)
 
-/* The loaded layer types as the unknown-type message lists them: sorted, comma-separated (the
- * set grows with every in-tree layer plugin, so tests build it instead of spelling it). */
+/* The loaded layer types as the unknown-type message lists them: in registry order (plugin
+ * files by name, then each plugin's registration order), comma-separated (the set grows with
+ * every in-tree layer plugin, so tests build it instead of spelling it). */
 static inline std::string loaded_layer_types() {
-    std::vector<std::string> names;
-    for (size_t i = 0; i < lam_layer_type_count(); i++) {
-        names.push_back(lam_layer_type_name(i));
-    }
-    std::sort(names.begin(), names.end());
     std::string out;
-    for (const std::string &n : names) {
-        out += (out.empty() ? "" : ", ") + n;
+    for (size_t i = 0; i < lam_layer_type_count(); i++) {
+        out += (out.empty() ? "" : ", ") + std::string(lam_layer_type_name(i));
     }
     return out;
 }
