@@ -362,6 +362,18 @@ Test(convlayers, bad_inputs_are_named) {
     lam_tensor_release(x);
     lam_block_release(d);
 
+    lam_block *i = layer("Conv2D", "channels=2, kernel_size=1");
+    cr_assert_eq(lam_block_initialize(i, NULL, NULL, 0), LAM_OK, "%s", lam_last_error());
+    lam_shape si = {.ndim = 4, .dims = {1, 1, 2, 2}};
+    cr_assert_eq(lam_tensor_create_dtype(NULL, LAM_DTYPE_I32, &si, &x), LAM_OK, "%s",
+                 lam_last_error());
+    y = NULL;
+    cr_expect_eq(lam_block_forward(i, 1, &x, &y), LAM_ERR_DTYPE);
+    cr_expect_str_eq(lam_last_error(),
+                     "conv3: Unsupported dtype, the input must be float32, got int32");
+    lam_tensor_release(x);
+    lam_block_release(i);
+
     lam_block *p = layer("MaxPool2D", "pool_size=3");
     forward_fails(p, (lam_shape){.ndim = 4, .dims = {1, 1, 2, 5}}, LAM_ERR_SHAPE,
                   "pool0: Shape mismatch, pool_size (3, 3) is larger than the 2x5 input padded "

@@ -193,7 +193,8 @@ static lam_status pool_geometry(const pool_state *s, const lam_layer *layer, lam
     }
     if (dtype != LAM_DTYPE_F32) {
         return lam_plugin_error(g_host, LAM_ERR_DTYPE,
-                                "%s: Unsupported dtype, the input must be float32", name);
+                                "%s: Unsupported dtype, the input must be float32, got %s", name,
+                                lam_p_dtype_name(dtype));
     }
     for (uint32_t i = 0; i < 4; i++) {
         if (dims[i] < 0) {
