@@ -1,7 +1,6 @@
 /* The models of `lamina train` and `lamina inspect --model`: the chapter's MLP and a
  * LeNet-style CNN, built from the layer plugins. */
 #include "cli.h"
-#include "cnn_core_layers.h"
 
 #include <stdio.h>
 
@@ -44,34 +43,15 @@ fail:
     return st;
 }
 
-/* Appends the layer plugin `type` with `attrs`, or, when no plugin provides the type, the
- * equivalent block over core ops that `fallback` makes. */
-static lam_status add_layer(lam_block *net, const char *type, const char *attrs,
-                            lam_status (*fallback)(const int64_t *args, lam_block **out),
-                            const int64_t *args) {
+/* Appends the layer plugin `type` made with `attrs`. */
+static lam_status add_layer(lam_block *net, const char *type, const char *attrs) {
     lam_block *l = NULL;
     lam_status st = lam_layer_create(type, attrs, &l);
-    if (st == LAM_ERR_NOT_FOUND && fallback != NULL) {
-        lam_clear_error();
-        st = fallback(args, &l);
-    }
     if (st == LAM_OK) {
         st = lam_sequential_add(net, l);
     }
     lam_block_release(l);
     return st;
-}
-
-static lam_status fb_conv(const int64_t *a, lam_block **out) {
-    return cl_conv(a[0], a[1], 3, 1, out);
-}
-static lam_status fb_pool(const int64_t *a, lam_block **out) {
-    (void)a;
-    return cl_maxpool(out);
-}
-static lam_status fb_flatten(const int64_t *a, lam_block **out) {
-    (void)a;
-    return cl_flatten(out);
 }
 
 /* LeNet-style: (conv 3x3 - BatchNorm - relu - max pool 2x2) x 2, flatten, dropout, dense. The
@@ -85,22 +65,22 @@ lam_status model_cnn(const int64_t image[3], int64_t classes, lam_block **out) {
     TRY(lam_sequential_create(&net));
     int64_t in_c = image[0];
     for (int i = 0; i < 2; i++) {
-        int64_t ch = i == 0 ? CNN_C1 : CNN_C2, conv_args[2] = {in_c, ch};
+        int64_t ch = i == 0 ? CNN_C1 : CNN_C2;
         snprintf(attrs, sizeof attrs, "channels=%lld, kernel_size=3, padding=1, in_channels=%lld",
                  (long long)ch, (long long)in_c);
-        TRY(add_layer(net, "Conv2D", attrs, fb_conv, conv_args));
+        TRY(add_layer(net, "Conv2D", attrs));
         snprintf(attrs, sizeof attrs, "in_channels=%lld", (long long)ch);
-        TRY(add_layer(net, "BatchNorm", attrs, NULL, NULL));
-        TRY(add_layer(net, "Activation", "act_type=relu", NULL, NULL));
-        TRY(add_layer(net, "MaxPool2D", "pool_size=2, strides=2", fb_pool, NULL));
+        TRY(add_layer(net, "BatchNorm", attrs));
+        TRY(add_layer(net, "Activation", "act_type=relu"));
+        TRY(add_layer(net, "MaxPool2D", "pool_size=2, strides=2"));
         in_c = ch;
     }
-    TRY(add_layer(net, "Flatten", NULL, fb_flatten, NULL));
+    TRY(add_layer(net, "Flatten", NULL));
     snprintf(attrs, sizeof attrs, "rate=%g", CNN_DROPOUT);
-    TRY(add_layer(net, "Dropout", attrs, NULL, NULL));
+    TRY(add_layer(net, "Dropout", attrs));
     snprintf(attrs, sizeof attrs, "units=%lld, in_units=%lld", (long long)classes,
              (long long)(CNN_C2 * (image[1] / 4) * (image[2] / 4)));
-    TRY(add_layer(net, "Dense", attrs, NULL, NULL));
+    TRY(add_layer(net, "Dense", attrs));
     *out = net;
     return LAM_OK;
 fail:
