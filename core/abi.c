@@ -323,6 +323,33 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_host_api, layer_name);
     FIELD(lam_host_api, layer_input_needs_grad);
     FIELD(lam_host_api, layer_rng);
+
+    /* since 2.1 */
+    ENUM("lam_comm_reduce", LAM_COMM_REDUCE_COUNT);
+    FIELD(lam_host_api, register_comm);
+    STRUCT(lam_comm_desc);
+    FIELD(lam_comm_desc, struct_size);
+    FIELD(lam_comm_desc, abi_version);
+    FIELD(lam_comm_desc, abi_fingerprint);
+    FIELD(lam_comm_desc, name);
+    FIELD(lam_comm_desc, version);
+    FIELD(lam_comm_desc, doc);
+    FIELD(lam_comm_desc, user);
+    FIELD(lam_comm_desc, detect);
+    FIELD(lam_comm_desc, open);
+    FIELD(lam_comm_desc, close);
+    FIELD(lam_comm_desc, rank);
+    FIELD(lam_comm_desc, size);
+    FIELD(lam_comm_desc, barrier);
+    FIELD(lam_comm_desc, broadcast);
+    FIELD(lam_comm_desc, allreduce);
+    FIELD(lam_comm_desc, allgather);
+    FIELD(lam_comm_desc, allreduce_start);
+    FIELD(lam_comm_desc, wait);
+    FIELD(lam_comm_desc, test);
+    FIELD(lam_comm_desc, shutdown);
+    FIELD(lam_comm_desc, supports_backend);
+    FIELD(lam_comm_desc, allreduce_device);
     return s.h;
 }
 
@@ -341,10 +368,12 @@ typedef struct minor_layout {
     uint32_t layer_desc_size;
     uint32_t kernel_desc_size;
     uint64_t fingerprint;
+    uint32_t comm_desc_size; /* 0: the minor has no communicators (before 2.1) */
 } minor_layout;
 
 static const minor_layout layouts[] = {
-    /* 2.0 */ {192, 152, 88, 0x60a1c6a0d8bb9eefULL},
+    /* 2.0 */ {192, 152, 88, 0x60a1c6a0d8bb9eefULL, 0},
+    /* 2.1 */ {192, 152, 88, 0x527afc359ad79e8cULL, 168},
 };
 
 #define N_LAYOUTS (sizeof layouts / sizeof layouts[0])
@@ -359,6 +388,10 @@ uint32_t lam__layer_desc_size(uint32_t minor) {
 
 uint32_t lam__kernel_desc_size(uint32_t minor) {
     return minor < N_LAYOUTS ? layouts[minor].kernel_desc_size : 0;
+}
+
+uint32_t lam__comm_desc_size(uint32_t minor) {
+    return minor < N_LAYOUTS ? layouts[minor].comm_desc_size : 0;
 }
 
 uint64_t lam__abi_fingerprint_for_minor(uint32_t minor) {

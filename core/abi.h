@@ -12,6 +12,8 @@ uint64_t lam__abi_fingerprint(void);
 uint32_t lam__backend_desc_size(uint32_t minor);
 uint32_t lam__layer_desc_size(uint32_t minor);
 uint32_t lam__kernel_desc_size(uint32_t minor);
+/* Communicator descriptors exist since 2.1: 0 for 2.0. */
+uint32_t lam__comm_desc_size(uint32_t minor);
 /* Fingerprint of the layout of a given minor of the current major; 0 when unknown. */
 uint64_t lam__abi_fingerprint_for_minor(uint32_t minor);
 /* Number of minors of the current major this host has a layout row for. */

@@ -8,6 +8,7 @@
 #include "ops.h"
 #include "views.h"
 #include "registry.h"
+#include "registry_comm.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,6 +107,7 @@ static const lam_host_api host_table = {
     .layer_name = lam__host_layer_name,
     .layer_input_needs_grad = lam__host_input_needs_grad,
     .layer_rng = lam__host_layer_rng,
+    .register_comm = lam__host_register_comm,
 };
 
 typedef void (*proc)(void);
@@ -158,6 +160,7 @@ static void (*host_get_proc_address(const char *name))(void) {
         ENTRY(layer_name),
         ENTRY(layer_input_needs_grad),
         ENTRY(layer_rng),
+        ENTRY(register_comm),
     };
     for (size_t i = 0; name != NULL && i < sizeof entries / sizeof entries[0]; i++) {
         if (strcmp(entries[i].name, name) == 0) {

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "log.h"
 #include "name_index.h"
+#include "registry_comm.h"
 #include "registry_desc.h"
 #include "start.h"
 #include "util.h"
@@ -545,6 +546,7 @@ static void rollback(lam_plugin *p) {
         }
     }
     reg.n_kernels = w;
+    lam__comm_types_rollback(p);
     w = reg.n_layers;
     for (size_t i = 0; i < w; i++) {
         (void)lam__index_add(&layer_index, reg.layers[i]->desc.name, reg.layers[i]);
@@ -586,7 +588,9 @@ static void describe_registrations(lam_plugin *p, lam__record *rec) {
             has_k = true;
         }
     }
-    set_str(&rec->kind, has_b && has_l   ? "backend+layer"
+    bool has_c = lam__comm_types_describe(p, &names);
+    set_str(&rec->kind, has_c            ? (has_b || has_l || has_k ? "comm+other" : "comm")
+                        : has_b && has_l ? "backend+layer"
                         : has_b          ? "backend"
                         : has_l && has_k ? "layer+kernel"
                         : has_l          ? "layer"
@@ -745,6 +749,7 @@ void lam__backends_probe_all(void) {
 }
 
 void lam__registry_unload(void) {
+    lam__comm_types_unload(); /* their shutdown (MPI_Finalize) while the plugins are loaded */
     for (size_t i = 0; i < reg.n_backends; i++) {
         lam__backend *b = reg.backends[i];
         if (b->desc.struct_size > offsetof(lam_backend_desc, shutdown) && b->desc.shutdown) {

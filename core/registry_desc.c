@@ -193,6 +193,36 @@ lam_status lam__backend_copy_strings(lam_plugin *p, lam__backend *b) {
     return LAM_OK;
 }
 
+lam_status lam__comm_copy_strings(lam_plugin *p, lam__comm_type *c) {
+    lam_comm_desc *d = &c->desc;
+    size_t total = strlen(d->name) + 1; /* checked by valid_name */
+    lam_status st = text_measure(p, "communicator", d->name, "version", d->version, &total);
+    if (st == LAM_OK) {
+        st = text_measure(p, "communicator", d->name, "doc", d->doc, &total);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    char *pos = malloc(total);
+    if (pos == NULL) {
+        return lam__plugin_refuse(p, LAM_ERR_OUT_OF_MEMORY, LAM_REASON_ENTRY_FAILED,
+                                  "out of memory");
+    }
+    c->strings = pos;
+    char *end = pos + total;
+    d->name = text_put(&pos, end, d->name);
+    d->version = text_put(&pos, end, d->version);
+    d->doc = text_put(&pos, end, d->doc);
+    return LAM_OK;
+}
+
+void lam__comm_type_free(lam__comm_type *c) {
+    if (c != NULL) {
+        free(c->strings);
+        free(c);
+    }
+}
+
 /* Replaces the strings and the attribute array of l's descriptor by one block owned by l: the
  * plugin's attribute structs copied at full host size (fields past a plugin's struct_size zero)
  * and an array of pointers to them. */

@@ -32,5 +32,8 @@ void lam__layer_type_free(lam__layer_type *l);
 /* Replaces the strings of k's descriptor by copies owned by k. */
 lam_status lam__kernel_copy_strings(lam_plugin *p, lam__kernel *k);
 void lam__kernel_free(lam__kernel *k);
+/* Replaces the strings of c's descriptor by copies owned by c. */
+lam_status lam__comm_copy_strings(lam_plugin *p, lam__comm_type *c);
+void lam__comm_type_free(lam__comm_type *c);
 
 #endif

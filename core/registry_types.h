@@ -36,6 +36,13 @@ typedef struct lam__kernel {
     void *owned;
 } lam__kernel;
 
+typedef struct lam__comm_type {
+    lam_comm_desc desc; /* copied; fields past the plugin's struct_size are zero; its strings
+                           point into `strings`, the host's own copy */
+    char *strings;
+    struct lam_plugin *plugin;
+} lam__comm_type;
+
 /* One row of the plugin report. */
 typedef struct lam__record {
     char *path;

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE /* secure_getenv */
 #include "block.h"
+#include "comm.h"
 #include "context.h"
 #include "error.h"
 #include "host.h"
@@ -37,7 +38,9 @@ static void shutdown_locked(void) {
     if (!started) {
         return;
     }
-    /* Plugin state first (a layer may hold tensors), while the plugins are loaded. */
+    /* Plugin state first (a layer may hold tensors), while the plugins are loaded; open
+     * communicators before anything their outstanding requests hold. */
+    lam__comms_close_all();
     lam__blocks_detach_all();
     lam__tensors_reclaim_all();
     lam__contexts_close_all();

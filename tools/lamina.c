@@ -115,6 +115,14 @@ static int cmd_plugins(void) {
     } else {
         printf("\nDefault context: unavailable: %s\n", lam_last_error());
     }
+    char comm[64], why[2048];
+    const char *asked =
+        getenv("LAMINA_COMM") && getenv("LAMINA_COMM")[0] ? getenv("LAMINA_COMM") : "auto";
+    if (lam_comm_choose(NULL, comm, sizeof comm, why, sizeof why) == LAM_OK) {
+        printf("Communicator (LAMINA_COMM=%s): %s: %s\n", asked, comm, why);
+    } else {
+        printf("Communicator (LAMINA_COMM=%s): unavailable: %s\n", asked, why);
+    }
     lam_shutdown();
     return refused ? 1 : 0;
 }

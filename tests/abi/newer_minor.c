@@ -1,4 +1,5 @@
-/* A plugin from a newer minor (2.1) with a larger descriptor: this 2.0 host refuses it. */
+/* A plugin from a newer minor (one above the host's) with a larger descriptor: the host refuses it.
+ */
 #include "fixture.h"
 
 typedef struct layer_desc_2_1 {

@@ -235,7 +235,7 @@ typedef struct lam_plugin_record {
     uint32_t struct_size;
     uint32_t abi_version;
     const char *path;    /* as found */
-    const char *kind;    /* "backend", "layer", "backend+layer" or "-" when unknown */
+    const char *kind;    /* "backend", "layer", "backend+layer", "comm" or "-" when unknown */
     const char *names;   /* registered names, comma-separated ("" when refused) */
     const char *version; /* the plugin's own version ("" when unknown) */
     uint32_t plugin_abi; /* ABI version the plugin was built for, 0 when unknown */
@@ -306,6 +306,131 @@ LAM_EXPORT lam_status lam_ctx_synchronize(lam_ctx *ctx);
 
 /* Waits for all work on every open context (Gluon's nd.waitall). */
 LAM_EXPORT lam_status lam_waitall(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Communicators: collectives among the processes of a job (data-parallel training)          */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A communicator joins the processes of one job (ranks 0 .. size-1) for collective operations
+ * on tensors: the transport a data-parallel trainer reduces gradients over. Communicators are
+ * plugins (lamina_comm_<name>.so; lamina_comm_mpi.so on Open MPI, built when MPI is found);
+ * liblamina itself never links MPI. One is built in: "self", a communicator of size 1 whose
+ * operations leave tensors as they are (allgather copies), so a program written for N
+ * processes runs unchanged in one.
+ *
+ * Which one lam_comm_open(NULL, ...) opens: $LAMINA_COMM when set ("mpi", "self", or "auto");
+ * otherwise (or for "auto") the first loaded communicator whose plugin detects its launcher
+ * (mpirun or srun: OMPI_COMM_WORLD_SIZE, PMI_SIZE/PMIX_RANK, or SLURM_NTASKS within an srun
+ * step); otherwise "self". A process started by a launcher while no communicator plugin can
+ * serve it is an error, never a silent "self" (N copies training alone); so is a named
+ * communicator that is not loaded: the message says what to install (Debian: openmpi-bin
+ * libopenmpi-dev, then rebuild Lamina). `lamina plugins` prints the decision and its reason.
+ *
+ * Every collective is called by every rank, in the same order, with tensors of the same dtype
+ * and element count (shapes may differ as long as the counts agree); a mismatch is undefined
+ * (as in MPI). Tensors are changed in place and outside autograd (nothing is recorded). A
+ * tensor on a backend whose buffers are host memory (the CPU) is passed to the communicator
+ * without a copy; others (Vulkan) are staged through host memory, unless the communicator
+ * reduces that backend's buffers itself (a future NCCL one).
+ * dtypes: broadcast and allgather move any dtype; allreduce takes F32, F64, I32, I64 and U8 on MPI
+ * (every dtype on "self").
+ * Faults: a rank that exits with an error or is killed ends the whole job (mpirun or srun
+ * kill the other ranks and exit non-zero naming the rank); a collective never waits for ever
+ * on a dead rank under those launchers.
+ * Thread safety: the communicators of one process are used by one thread at a time (the
+ * caller serializes, as with MPI_THREAD_SERIALIZED); the tensors they work on must not be
+ * used by another thread meanwhile.
+ */
+typedef struct lam_comm lam_comm;
+/* An outstanding non-blocking operation (lam_comm_allreduce_start), ended by lam_comm_wait. */
+typedef struct lam_comm_request lam_comm_request;
+
+/*
+ * Opens a communicator: `name` ("mpi", "self"), or NULL for the automatic choice above. The
+ * first open of an MPI communicator starts MPI (MPI_Init_thread) unless the application did;
+ * MPI is finalized at lam_shutdown() or at exit, whichever comes first.
+ * Errors: LAM_ERR_NOT_FOUND for a communicator that is not loaded (the message lists those
+ * that are, the reason a plugin of that name was refused, and what to install);
+ * LAM_ERR_DEVICE_UNAVAILABLE when the process was started by a launcher that no loaded
+ * communicator serves; the plugin's error when joining the job fails.
+ * Ownership: the caller closes *out with lam_comm_close; *out is NULL on failure.
+ */
+LAM_EXPORT lam_status lam_comm_open(const char *name, lam_comm **out);
+
+/*
+ * Which communicator lam_comm_open(name, ...) would open, and why, without opening it: the
+ * name into chosen[0..chosen_cap) and the reason into why[0..why_cap) (either may be NULL).
+ * Errors: as lam_comm_open, with the same message (why gets it too).
+ */
+LAM_EXPORT lam_status lam_comm_choose(const char *name, char *chosen, size_t chosen_cap, char *why,
+                                      size_t why_cap);
+
+/* This process's rank (0 .. size-1), and the number of ranks; -1 for NULL. */
+LAM_EXPORT int lam_comm_rank(const lam_comm *c);
+LAM_EXPORT int lam_comm_size(const lam_comm *c);
+
+/* The communicator's name ("mpi", "self"); borrowed while c is open. NULL for NULL. */
+LAM_EXPORT const char *lam_comm_name(const lam_comm *c);
+
+/* Returns once every rank has called it. */
+LAM_EXPORT lam_status lam_comm_barrier(lam_comm *c);
+
+/*
+ * Root's values of t to every rank's t (in place).
+ * Errors: LAM_ERR_INVALID_ARGUMENT for a NULL argument or a root outside 0 .. size-1; the
+ * communicator's error (prefixed "lam_comm_broadcast on mpi: ").
+ */
+LAM_EXPORT lam_status lam_comm_broadcast(lam_comm *c, lam_tensor *t, int root);
+
+/*
+ * Every rank's t becomes the elementwise sum of t over all ranks (in place).
+ * Errors: LAM_ERR_INVALID_ARGUMENT for NULL; LAM_ERR_DTYPE for a dtype the communicator does
+ * not reduce; LAM_ERR_STATE when t is in an outstanding non-blocking allreduce.
+ */
+LAM_EXPORT lam_status lam_comm_allreduce(lam_comm *c, lam_tensor *t);
+
+/* The same with another reduction (LAM_COMM_SUM, LAM_COMM_MAX, LAM_COMM_MIN). */
+LAM_EXPORT lam_status lam_comm_allreduce_op(lam_comm *c, lam_tensor *t, lam_comm_reduce op);
+
+/*
+ * Starts the sum allreduce of t and returns at once with a request: the reduction proceeds
+ * while the caller computes (a trainer starts one per gradient bucket during backward). t must
+ * not be read or written until lam_comm_wait returns; several requests may be outstanding, and
+ * every rank starts them in the same order. A staged tensor (Vulkan) is read now and written
+ * back by lam_comm_wait.
+ * Errors: as lam_comm_allreduce; on failure *out is NULL and nothing is outstanding.
+ * Ownership: t is retained until the request ends; the request is freed by lam_comm_wait.
+ */
+LAM_EXPORT lam_status lam_comm_allreduce_start(lam_comm *c, lam_tensor *t, lam_comm_request **out);
+
+/*
+ * Drives an outstanding request without blocking: *done becomes nonzero once it has completed
+ * (it still has to be waited for). Optional: lam_comm_wait alone completes it; calling this
+ * now and then between computations lets MPI progress the reduction meanwhile.
+ */
+LAM_EXPORT lam_status lam_comm_test(lam_comm_request *r, int *done);
+
+/*
+ * Waits for the request to complete (the tensor then holds the result) and frees it, on
+ * failure too. lam_comm_wait(NULL) returns LAM_OK. Requests may be waited for in any order.
+ */
+LAM_EXPORT lam_status lam_comm_wait(lam_comm_request *r);
+
+/*
+ * out gets every rank's `in`, in rank order: rank 0's elements, then rank 1's, and so on.
+ * out has in's dtype and size times in's element count (any shape: (size, n) or (size*n,)).
+ * Errors: LAM_ERR_INVALID_ARGUMENT (NULL, out is in); LAM_ERR_DTYPE / LAM_ERR_SHAPE when out's
+ * dtype or element count do not fit.
+ */
+LAM_EXPORT lam_status lam_comm_allgather(lam_comm *c, const lam_tensor *in, lam_tensor *out);
+
+/*
+ * Closes a communicator; NULL is a no-op. lam_shutdown() closes those still open (their
+ * handles then only accept lam_comm_close).
+ * Errors: LAM_ERR_STATE while a request of c is outstanding (c stays open: wait, then close).
+ */
+LAM_EXPORT lam_status lam_comm_close(lam_comm *c);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Shapes                                                                                     */

@@ -1,5 +1,6 @@
 /*
- * lamina/plugin.h - the plugin ABI 2.0: what a layer, kernel or backend plugin sees of the host.
+ * lamina/plugin.h - the plugin ABI 2.1: what a layer, kernel, backend or communicator plugin sees
+ * of the host (2.1 appended communicators to the frozen 2.0; see "since ABI 2.1" below).
  *
  * A plugin is a shared object that exports exactly one symbol, lamina_plugin_entry. The host
  * dlopen()s it, calls the entry with a table of host functions (lam_host_api), and the plugin
@@ -56,7 +57,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x60a1c6a0d8bb9eefULL
+#define LAM_ABI_FINGERPRINT 0x527afc359ad79e8cULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -934,6 +935,8 @@ typedef struct lam_rng_key {
  * Tensors returned through `**out` are new references the caller releases; on failure *out is
  * NULL. Every fallible entry returns a lam_status and sets the thread's message.
  */
+struct lam_comm_desc; /* since ABI 2.1; defined at the end */
+
 typedef struct lam_host_api {
     uint32_t struct_size;
     uint32_t abi_version; /* the host's LAM_ABI_VERSION */
@@ -1034,6 +1037,12 @@ typedef struct lam_host_api {
      * instance's name, and an offset advanced by `count` elements per call, so consecutive
      * calls draw fresh numbers and a re-seeded run repeats them. */
     lam_status (*layer_rng)(lam_layer *layer, uint64_t count, lam_rng_key *key);
+
+    /* ---- since ABI 2.1 (a 2.0 plugin's table ends above; check struct_size or use
+     * get_proc_address before calling these) ---- */
+
+    /* Registers a communicator (see lam_comm_desc below); valid only during the entry. */
+    lam_status (*register_comm)(lam_plugin *plugin, const struct lam_comm_desc *desc);
 } lam_host_api;
 
 /* printf-style helpers over the host's text-only entries (formatted into a stack buffer). */
@@ -1113,6 +1122,107 @@ static inline lam_status lam_plugin_check_host(const lam_host_api *host) {
 #define LAM_KERNEL_IMPL_HEADER                                                                     \
     .struct_size = (uint32_t)sizeof(lam_kernel_impl), .abi_version = LAM_ABI_VERSION
 #define LAM_ATTR_DESC_HEADER .struct_size = (uint32_t)sizeof(lam_attr_desc)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Communicators (since ABI 2.1)                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * The reduction of an allreduce (since 2.1). lam_comm_allreduce (lamina.h) sums; the others
+ * serve checks such as "do all ranks hold the same value" (MAX and MIN of a checksum).
+ */
+typedef enum lam_comm_reduce {
+    LAM_COMM_REDUCE_INVALID = 0,
+    LAM_COMM_SUM = 1,
+    LAM_COMM_MAX = 2,
+    LAM_COMM_MIN = 3,
+    LAM_COMM_REDUCE_MAX_ENUM = 0x7FFFFFFF
+} lam_comm_reduce;
+
+/* Number of lam_comm_reduce values including INVALID; part of the ABI fingerprint. */
+#define LAM_COMM_REDUCE_COUNT 4
+
+/*
+ * A communicator (since 2.1): collective operations among the processes of one job, the third
+ * plugin kind (`lamina_comm_<name>.so`, e.g. lamina_comm_mpi.so on Open MPI), registered with
+ * host->register_comm during lamina_plugin_entry and checked as layers and backends are
+ * (header, name, required callbacks; a refusal is in `lamina plugins`). The host opens one
+ * (lam_comm_open in lamina.h) when the application asks for it or, automatically, when detect
+ * says this process was started by the communicator's launcher.
+ *
+ * Data: the host passes host memory (`data`, `send`, `recv`: count elements of dtype,
+ * contiguous). For a tensor on a backend the communicator does not name in supports_backend,
+ * the host stages through host memory (reads the tensor, runs the operation, writes it back);
+ * on a backend whose buffers are host memory (the CPU) it passes the buffer's own address, no
+ * copy. A communicator that reduces device buffers itself (NCCL) implements supports_backend
+ * and allreduce_device. dtypes: every dtype for broadcast and allgather (bytes move
+ * unchanged); the allreduce entries may answer LAM_ERR_DTYPE for a dtype they cannot reduce
+ * (F32 must work).
+ *
+ * Every collective must be called by every rank of the communicator in the same order with
+ * the same count, dtype and root (as MPI requires); a rank that dies makes the job end, never
+ * hang for ever (the launcher's business: mpirun and srun kill the job; see README).
+ * Thread safety: the host serializes nothing; the application calls the communicators of one
+ * process from one thread at a time (lamina.h). `user` is passed to detect, open and
+ * shutdown; `comm` is what open returned.
+ */
+typedef struct lam_comm_desc {
+    uint32_t struct_size; /* sizeof(lam_comm_desc) */
+    uint32_t abi_version; /* LAM_ABI_VERSION the plugin was built for (2.1 or later) */
+    uint64_t abi_fingerprint;
+    const char *name;    /* e.g. "mpi"; [a-z0-9_]+, unique among communicators, not "self" */
+    const char *version; /* the plugin's own version */
+    const char *doc;     /* one line */
+    void *user;
+    /* Optional. Nonzero when this process was started by this communicator's launcher (for
+     * MPI: mpirun, srun), with the evidence in `why` ("OMPI_COMM_WORLD_SIZE=2"); 0 with why
+     * not. Looks at the environment only: must not start the transport. NULL: never chosen
+     * automatically, only by name. */
+    int32_t (*detect)(void *user, char *why, size_t why_cap);
+    /* Required. Joins the job: a communicator over all its processes (*comm). */
+    lam_status (*open)(void *user, void **comm);
+    /* Required. Frees a communicator (no request of it is outstanding). */
+    lam_status (*close)(void *comm);
+    /* Required. This process's rank (0 .. size-1) and the number of ranks. */
+    int32_t (*rank)(const void *comm);
+    int32_t (*size)(const void *comm);
+    /* Required. Returns once every rank has entered it. */
+    lam_status (*barrier)(void *comm);
+    /* Required. Root's `count` elements at `data` to every rank's `data`. */
+    lam_status (*broadcast)(void *comm, void *data, size_t count, lam_dtype dtype, int32_t root);
+    /* Required. In place: every rank's `data` becomes the reduction over all ranks. */
+    lam_status (*allreduce)(void *comm, void *data, size_t count, lam_dtype dtype,
+                            lam_comm_reduce op);
+    /* Required. `recv` (size * count elements) gets every rank's `send`, in rank order. */
+    lam_status (*allgather)(void *comm, const void *send, void *recv, size_t count,
+                            lam_dtype dtype);
+    /* Required. Starts allreduce on `data` and returns at once with a request (*request);
+     * `data` is the communicator's until wait returns. Several requests may be outstanding;
+     * every rank starts them in the same order. */
+    lam_status (*allreduce_start)(void *comm, void *data, size_t count, lam_dtype dtype,
+                                  lam_comm_reduce op, void **request);
+    /* Required. Waits for a request and frees it (on failure too). */
+    lam_status (*wait)(void *comm, void *request);
+    /* Optional. Drives progress: *done nonzero when the request has completed (it stays to be
+     * waited for). NULL: the host answers "not done" until wait. */
+    lam_status (*test)(void *comm, void *request, int32_t *done);
+    /* Optional. Called once at host shutdown after every communicator is closed (MPI_Finalize
+     * when the plugin started MPI). */
+    void (*shutdown)(void *user);
+    /* Optional. Nonzero when allreduce_device reduces buffers of backend `backend` ("cuda")
+     * in place without staging. */
+    int32_t (*supports_backend)(void *comm, const char *backend);
+    /* Optional (with supports_backend). Starts an in-place allreduce of a contiguous view of a
+     * buffer of that backend; `dev` is the backend's device (what its device_open returned).
+     * Completed by wait. */
+    lam_status (*allreduce_device)(void *comm, const char *backend, void *dev,
+                                   const lam_tensor_view *view, lam_comm_reduce op, void **request);
+} lam_comm_desc;
+
+/* The header fields of a communicator descriptor built against this SDK (since 2.1). */
+#define LAM_COMM_DESC_HEADER                                                                       \
+    .struct_size = (uint32_t)sizeof(lam_comm_desc), .abi_version = LAM_ABI_VERSION,                \
+    .abi_fingerprint = LAM_ABI_FINGERPRINT
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
  * on main before the 2.0 break), built against the ABI 1.0 headers copied in this directory: a
  * real 1.0 plugin. Its entry calls the 1.0 lam_plugin_check_host, which reads the frozen first
  * fields of the 2.0 host table and refuses through the frozen set_error slot with "plugin: ABI
- * mismatch, plugin built for 1.0, host provides 2.0".
+ * mismatch, plugin built for 1.0, host provides 2.x".
  */
 #include "lamina/plugin.h"
 
