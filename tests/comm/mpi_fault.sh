@@ -20,14 +20,13 @@ if [ "$rc" = 124 ] || [ "$elapsed" -ge 30 ]; then
   echo "FAIL: the job hung (killed by the test's timeout or took ${elapsed}s)"; exit 1
 fi
 case "$mode" in
-  kill) want="rank 1 with PID" ;;          # mpirun: "process rank 1 with PID ... exited on signal 9"
-  *) want="MPI_ABORT was invoked on rank 1" ;; # the plugin's exit handler: MPI_Abort(status)
+  # mpirun: "process rank 1 with PID ... exited on signal 9 (Killed)"
+  kill) want="rank 1 with PID .* signal 9" ;;
+  # the plugin's exit handler, before MPI_Abort(status) (whose own message Open MPI 4.1
+  # sometimes loses, so it is not required here)
+  *) want="lamina_comm_mpi: rank 1 of $np exits with status 3, aborting the MPI job" ;;
 esac
 if ! grep -q "$want" "$out"; then
   echo "FAIL: no message naming the rank ('$want')"; exit 1
 fi
-case "$mode" in
-  kill) grep -q "signal 9" "$out" || { echo "FAIL: the signal is not named"; exit 1; } ;;
-  *) grep -q "errorcode 3" "$out" || { echo "FAIL: the exit status 3 is not named"; exit 1; } ;;
-esac
 echo "ok"

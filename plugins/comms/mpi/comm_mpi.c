@@ -7,8 +7,9 @@
  * started it; then this plugin also ends it, at process exit, because how MPI must end depends
  * on how the process ends:
  *  - exit status 0: MPI_Finalize (every rank does the same);
- *  - any other status: MPI_Abort(MPI_COMM_WORLD, status), which makes mpirun kill every rank
- *    at once and report "MPI_ABORT was invoked on rank N ... errorcode S". Finalizing instead
+ *  - any other status: one line on stderr naming the rank and the status, then
+ *    MPI_Abort(MPI_COMM_WORLD, status), which makes mpirun kill every rank at once (and
+ *    report "MPI_ABORT was invoked on rank N ... errorcode S"). Finalizing instead
  *    would hang: MPI_Finalize waits for every rank, while the others wait in a collective for
  *    the rank that failed.
  * Not at lam_shutdown(): a rank that cleans up after an error and then exits non-zero would
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const lam_host_api *api; /* the host table, kept at load */
 
@@ -99,6 +101,21 @@ static void end_mpi(int status, void *arg) {
         return;
     }
     if (status != 0) {
+        /* The process's last words, on stderr: MPI_Abort's own message ("MPI_ABORT was invoked
+         * on rank N") is sometimes lost by Open MPI 4.1 (an ORTE show_help unpack error when
+         * the process dies at once), and the job's log must name the rank that failed. */
+        int rank = -1, size = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        char line[160];
+        int n = snprintf(line, sizeof line,
+                         "lamina_comm_mpi: rank %d of %d exits with status %d, aborting the MPI "
+                         "job\n",
+                         rank, size, status);
+        if (n > 0) {
+            fflush(stdout);
+            (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        }
         MPI_Abort(MPI_COMM_WORLD, status);
     }
     MPI_Finalize();
