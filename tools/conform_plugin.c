@@ -216,6 +216,13 @@ static lam_status neg_register_kernel(lam_plugin *plugin, const lam_kernel_desc 
     return LAM_OK;
 }
 
+static lam_status neg_register_comm(lam_plugin *plugin, const struct lam_comm_desc *d) {
+    (void)plugin;
+    (void)d;
+    neg_registered++;
+    return LAM_OK;
+}
+
 static void (*neg_get_proc_address(const char *name))(void) {
     (void)name;
     return NULL;
@@ -246,6 +253,7 @@ static lam_status offer(cf_ctx *c, lam_plugin_entry_fn entry, uint32_t abi, size
     h.register_layer = neg_register_layer;
     h.register_backend = neg_register_backend;
     h.register_kernel = neg_register_kernel;
+    h.register_comm = neg_register_comm;
     h.get_proc_address = neg_get_proc_address;
     h.alloc = neg_alloc;
     h.free = neg_free;

@@ -270,6 +270,20 @@ static lam_status cap_register_kernel(lam_plugin *plugin, const lam_kernel_desc 
     return LAM_OK;
 }
 
+static lam_status cap_register_comm(lam_plugin *plugin, const struct lam_comm_desc *d) {
+    (void)plugin;
+    if (d == NULL || d->struct_size < offsetof(lam_comm_desc, name) + sizeof d->name ||
+        d->name == NULL) {
+        return LAM_OK;
+    }
+    char owner[96];
+    snprintf(owner, sizeof owner, "communicator '%.63s'", d->name);
+    snap_text(d->name, owner, "name");
+    snap_text(d->version, owner, "version");
+    snap_text(d->doc, owner, "doc");
+    return LAM_OK;
+}
+
 /* Entries a plugin may call during its entry besides registration. */
 static void (*cap_get_proc_address(const char *name))(void) {
     (void)name;
@@ -317,6 +331,7 @@ static void discover_child(const cf_options *opt) {
             host.register_layer = cap_register_layer;
             host.register_backend = cap_register_backend;
             host.register_kernel = cap_register_kernel;
+            host.register_comm = cap_register_comm;
             host.get_proc_address = cap_get_proc_address;
             host.alloc = cap_alloc;
             host.free = cap_free;
