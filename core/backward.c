@@ -184,15 +184,24 @@ lam_status lam_autograd_backward(lam_tensor *head, const lam_tensor *head_grad) 
     if (st == LAM_OK) {
         lam__tape_info_of(head)->bw_grad = g0;
     }
-    /* Every tensor in the order needs a gradient, so it has the tape's info. */
+    /* Every tensor in the order needs a gradient, so it has the tape's info. Tensors made from
+     * a leaf come after it in the order, so when the reverse walk reaches a leaf its gradient
+     * is complete: a leaf with a hook gets it there (the distributed trainer overlaps its
+     * reduction with the rest of the pass), the others at the end. */
     for (size_t i = o.n; st == LAM_OK && i-- > 0;) {
         const lam__tape_info *ti = lam__tape_info_of(o.items[i]);
         if (ti->node != NULL && ti->bw_grad != NULL) {
             st = apply(ti->node, ti->bw_grad);
+        } else if (ti->node == NULL && ti->leaf_done != NULL && ti->bw_grad != NULL) {
+            st = deliver(o.items[i]);
+            if (st == LAM_OK) {
+                st = ti->leaf_done(ti->leaf_done_ctx);
+            }
         }
     }
     for (size_t i = 0; st == LAM_OK && i < o.n; i++) {
-        if (lam__tape_info_of(o.items[i])->node == NULL) {
+        const lam__tape_info *ti = lam__tape_info_of(o.items[i]);
+        if (ti->node == NULL && ti->leaf_done == NULL) {
             st = deliver(o.items[i]);
         }
     }

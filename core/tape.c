@@ -118,6 +118,19 @@ lam_status lam__tape_leaf_set(lam_tensor *t, bool wants, lam_tensor *sink, bool 
     return LAM_OK;
 }
 
+lam_status lam__tape_leaf_hook(lam_tensor *t, lam__leaf_hook fn, void *ctx) {
+    lam__tape_info *i = lam__tape_info_of(t);
+    if (i == NULL && fn == NULL) {
+        return LAM_OK;
+    }
+    if (i == NULL && (i = lam__tape_info_get(t)) == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "autograd: Out of memory");
+    }
+    i->leaf_done = fn;
+    i->leaf_done_ctx = fn ? ctx : NULL;
+    return LAM_OK;
+}
+
 lam_status lam__tape_reserve(lam_tensor *t) {
     if (t != NULL && lam__tape_info_get(t) == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "autograd: Out of memory");

@@ -69,6 +69,13 @@ lam_status lam__record_closure(lam_tensor *const *inputs, uint32_t n, lam_tensor
  * gradient buffer; the tape never knows parameters. Errors: out of memory (never when the
  * tensor went through lam__tape_reserve, or when clearing). */
 lam_status lam__tape_leaf_set(lam_tensor *t, bool wants, lam_tensor *sink, bool add);
+/* Called by a backward pass right after it delivered the leaf's complete gradient to its
+ * sink (every use of the leaf in the graph has contributed): the distributed trainer starts a
+ * gradient bucket's reduction there while the pass goes on. An error fails the pass. */
+typedef lam_status (*lam__leaf_hook)(void *ctx);
+/* Sets (fn non-NULL) or clears t's leaf hook; the caller keeps ctx alive while it is set.
+ * Errors: out of memory (never when t went through lam__tape_reserve, or when clearing). */
+lam_status lam__tape_leaf_hook(lam_tensor *t, lam__leaf_hook fn, void *ctx);
 /* Allocates the tape's data on t ahead of time, so a later lam__tape_leaf_set cannot fail. */
 lam_status lam__tape_reserve(lam_tensor *t);
 /* Fills in the extra fields of the node just recorded on t (reductions, softmax). */
@@ -81,13 +88,15 @@ void lam__node_free(lam__node *n);
  * parameter gives its data (lam__tape_leaf_set), and the state of a backward pass.
  */
 typedef struct lam__tape_info {
-    lam__node *node;       /* the recorded op that made this tensor, owned */
-    lam_tensor *attached;  /* gradient buffer of a lam_tensor_attach_grad leaf */
-    bool leaf_wants;       /* a parameter's data that needs a gradient */
-    bool leaf_add;         /* its gradient is added to the sink (grad_req add), not written */
-    lam_tensor *leaf_sink; /* where its gradient goes (the parameter's gradient buffer) */
-    lam_tensor *bw_grad;   /* gradient accumulated during a backward pass */
-    uint64_t bw_mark;      /* visit mark of the backward pass */
+    lam__node *node;          /* the recorded op that made this tensor, owned */
+    lam_tensor *attached;     /* gradient buffer of a lam_tensor_attach_grad leaf */
+    bool leaf_wants;          /* a parameter's data that needs a gradient */
+    bool leaf_add;            /* its gradient is added to the sink (grad_req add), not written */
+    lam_tensor *leaf_sink;    /* where its gradient goes (the parameter's gradient buffer) */
+    lam_tensor *bw_grad;      /* gradient accumulated during a backward pass */
+    uint64_t bw_mark;         /* visit mark of the backward pass */
+    lam__leaf_hook leaf_done; /* called once the leaf's gradient is delivered (NULL: none) */
+    void *leaf_done_ctx;
 } lam__tape_info;
 
 /* The tape's state on t; NULL when it has none (t never needed a gradient). */

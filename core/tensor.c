@@ -537,6 +537,42 @@ lam_status lam_tensor_as_in_context(lam_tensor *t, lam_ctx *ctx, lam_tensor **ou
     return lam_tensor_copyto(t, ctx, out);
 }
 
+lam_status lam__tensor_slice_view(lam_tensor *t, size_t first, const lam_shape *shape,
+                                  lam_tensor **out) {
+    *out = NULL;
+    lam_status st = check_tensor("slice view", t);
+    if (st != LAM_OK) {
+        return st;
+    }
+    int64_t n = lam_shape_numel(shape);
+    if (n < 0 || shape->ndim > LAM_MAX_DIMS || first > (size_t)t->numel ||
+        (size_t)n > (size_t)t->numel - first) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "slice view: Out of range, %lld elements from %zu of %lld", (long long)n,
+                          first, (long long)t->numel);
+    }
+    lam__heap *h = lam__heap_mine();
+    lam_tensor *r = h != NULL ? lam__heap_tensor_get(h) : NULL;
+    if (r == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "slice view: Out of memory");
+    }
+    r->magic = LAM__TENSOR_LIVE;
+    atomic_store_explicit(&r->refcount, 1, memory_order_relaxed);
+    r->storage = t->storage;
+    atomic_fetch_add_explicit(&r->storage->refcount, 1, memory_order_relaxed);
+    r->offset = t->offset + first;
+    r->shape = *shape;
+    r->shape.reserved = 0;
+    for (uint32_t i = r->shape.ndim; i < LAM_MAX_DIMS; i++) {
+        r->shape.dims[i] = 0;
+    }
+    r->numel = n;
+    r->dtype = t->dtype;
+    lam__heap_link(r);
+    *out = r;
+    return LAM_OK;
+}
+
 lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_tensor **out) {
     if (out == NULL || t == NULL || shape == NULL) {
         if (out) {

@@ -17,7 +17,7 @@
  * it. destroy(data) runs when the tensor is freed (also for a tensor orphaned by lam_shutdown,
  * when its last holder releases it).
  */
-#define LAM__TENSOR_EXT_INLINE 48
+#define LAM__TENSOR_EXT_INLINE 64
 typedef struct lam__tensor_ext {
     void *data;
     void (*destroy)(void *data); /* NULL: empty */
@@ -69,6 +69,11 @@ lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shap
 /* A tensor sharing t's storage with another shape of the same size (one -1 dim is inferred);
  * not recorded (lam_tensor_reshape, the ops level, records it). */
 lam_status lam__tensor_reshape_view(lam_tensor *t, const lam_shape *shape, lam_tensor **out);
+/* A contiguous tensor of `shape` sharing t's storage from element `first` of t (a float32 t);
+ * not recorded. The distributed trainer's gradient buckets hand such views to parameters as
+ * their gradient buffers. Errors: LAM_ERR_INVALID_ARGUMENT (a range beyond t). */
+lam_status lam__tensor_slice_view(lam_tensor *t, size_t first, const lam_shape *shape,
+                                  lam_tensor **out);
 /* Reads or writes count elements of t starting at element `first`, for a save or a load
  * streaming a tensor in pieces. Errors: LAM_ERR_INVALID_ARGUMENT (a released tensor, a range
  * beyond numel), the backend's (prefixed with the function and the context). */
