@@ -10,6 +10,7 @@
  *   3. the update computed in full (new state tensors, one update tensor per parameter), then
  *      committed: w = a w + b u in place (the fused op), the new state swapped in. */
 #define _POSIX_C_SOURCE 200809L
+#include "distributed.h"
 #include "error.h"
 #include "kv.h"
 #include "ops.h"
@@ -62,6 +63,7 @@ struct lam_trainer {
     lam_tensor *last_norm;
     slot *slots;
     size_t n;
+    lam__dist *dist; /* data-parallel over a communicator (distributed.c), NULL: local */
 };
 
 /* ---- options ---- */
@@ -358,6 +360,7 @@ void lam_trainer_destroy(lam_trainer *t) {
     if (t == NULL) {
         return;
     }
+    lam__dist_destroy(t->dist);
     for (size_t i = 0; i < t->n; i++) {
         lam__param_release(t->slots[i].param);
         free(t->slots[i].key);
@@ -696,6 +699,12 @@ lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size) {
             return lam_param_data(p, &unused);
         }
     }
+    if (t->dist != NULL) { /* the gradients summed over the ranks, the global batch */
+        lam_status st = lam__dist_reduce(t->dist, batch_size, &batch_size);
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
     pending *pd = calloc(t->n ? t->n : 1, sizeof *pd);
     if (pd == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "trainer step: Out of memory");
@@ -767,6 +776,28 @@ lam_status lam_trainer_step(lam_trainer *t, int64_t batch_size) {
     }
     free(pd);
     lam_autograd_record_end(was);
+    return st;
+}
+
+lam_status lam_trainer_set_comm(lam_trainer *t, lam_comm *comm, size_t bucket_bytes) {
+    if (t == NULL) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_trainer_set_comm: Invalid argument, "
+                                                    "NULL trainer");
+    }
+    lam__dist_destroy(t->dist);
+    t->dist = NULL;
+    if (comm == NULL) {
+        return LAM_OK;
+    }
+    lam_param **ps = malloc((t->n ? t->n : 1) * sizeof *ps);
+    if (ps == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "lam_trainer_set_comm: Out of memory");
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        ps[i] = t->slots[i].param;
+    }
+    lam_status st = lam__dist_create(comm, ps, t->n, bucket_bytes, &t->dist);
+    free(ps);
     return st;
 }
 

@@ -19,7 +19,7 @@ typedef struct options {
     int64_t epochs, batch, hidden, n_train, n_test, warmup;
     double lr, momentum;
     uint64_t seed;
-    int shared;
+    int shared, distributed;
 } options;
 
 static void usage(FILE *f) {
@@ -42,6 +42,11 @@ static void usage(FILE *f) {
         "  --hidden N         MLP hidden units (default 256)\n"
         "  --shared           add the chapter's shared layer: hidden -> Dense(hidden) used twice\n"
         "  --seed N           initialization, shuffling and dropout seed (default 0)\n"
+        "  --distributed      data-parallel over the ranks of mpirun/srun (lamina_comm_mpi.so):\n"
+        "                     --batch-size is the global batch, each of N ranks takes its\n"
+        "                     1/N share (rounded up) of a shuffled epoch; every rank gets\n"
+        "                     the same number of samples (the epoch's last train-size %% N\n"
+        "                     are dropped); rank 0 prints and saves\n"
         "  --data digits|PATH digits: the UCI handwritten digits (1,797 8x8 images from\n"
         "                     Debian's python3-sklearn, split 1,437 train / 360 test by a\n"
         "                     fixed shuffle); PATH: a directory of MNIST IDX files\n"
@@ -128,6 +133,9 @@ static int parse(int argc, char **argv, options *o) {
             rc = parse_double(a, v, &o->momentum);
         } else if (strcmp(a, "--shared") == 0) {
             o->shared = 1;
+            takes = 0;
+        } else if (strcmp(a, "--distributed") == 0) {
+            o->distributed = 1;
             takes = 0;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
@@ -298,6 +306,26 @@ static lam_status evaluate(lam_block *net, lam_ctx *ctx, const dataset *d, int i
     return st;
 }
 
+/* Sums an epoch's loss, correct count and sample count over the ranks. */
+static lam_status reduce_sums(lam_comm *comm, double *loss, int64_t *correct, int64_t *seen) {
+    float v[3] = {(float)*loss, (float)*correct, (float)*seen};
+    int64_t three = 3;
+    lam_shape s;
+    lam_shape_init(&s, 1, &three);
+    lam_tensor *t;
+    lam_status st = lam_tensor_from_data(NULL, &s, v, 3, &t);
+    if (st == LAM_OK && (st = lam_comm_allreduce(comm, t)) == LAM_OK) {
+        st = lam_tensor_read(t, v, 3);
+    }
+    lam_tensor_release(t);
+    if (st == LAM_OK) {
+        *loss = v[0];
+        *correct = (int64_t)v[1];
+        *seen = (int64_t)v[2];
+    }
+    return st;
+}
+
 int cmd_train(int argc, char **argv) {
     options o;
     int prc = parse(argc, argv, &o);
@@ -345,8 +373,26 @@ int cmd_train(int argc, char **argv) {
     lam_trainer *trainer = NULL;
     int64_t *order = NULL;
     float *xb = NULL, *yb = NULL;
+    lam_comm *comm = NULL;
+    int rank = 0, size = 1;
     lam_seed(o.seed);
     TRY(lam_ctx_get(o.backend, &ctx));
+    if (o.distributed) {
+        if ((st = lam_comm_open(NULL, &comm)) != LAM_OK) {
+            fprintf(stderr,
+                    "lamina train: --distributed needs a communicator: %s\n"
+                    "  Install Open MPI (Debian: apt-get install libopenmpi-dev openmpi-bin), "
+                    "rebuild Lamina so that it builds lamina_comm_mpi.so, and start the ranks "
+                    "with mpirun -np N lamina train --distributed\n",
+                    lam_last_error());
+            lam_shutdown();
+            dataset_free(&train);
+            dataset_free(&test);
+            return 1;
+        }
+        rank = lam_comm_rank(comm);
+        size = lam_comm_size(comm);
+    }
     TRY(build(&o, &train, &net));
     if (cnn) { /* Xavier (Gluon's LeNet recipe); the default Uniform(0.07) trains slowly */
         TRY(lam_init_xavier(LAM_XAVIER_UNIFORM, LAM_XAVIER_AVG, 3.0f, &init));
@@ -371,38 +417,53 @@ int cmd_train(int argc, char **argv) {
         snprintf(topts, sizeof topts, "learning_rate=%s",
                  exact(lam_trainer_learning_rate(trainer), lr));
     }
-    if (cnn) {
-        printf(
-            "lamina train: CNN %lldx%lldx%lld -> (conv %d - bn - relu - pool) -> (conv %d - bn - "
-            "relu - pool) -> dropout %g -> %lld on %s; ",
-            (long long)train.image[0], (long long)train.image[1], (long long)train.image[2], CNN_C1,
-            CNN_C2, CNN_DROPOUT, (long long)train.classes, lam_ctx_name(ctx));
-    } else {
-        printf("lamina train: MLP %lld -> %lld (relu)%s -> %lld on %s; ", (long long)train.dim,
-               (long long)o.hidden, o.shared ? " -> shared x2" : "", (long long)train.classes,
-               lam_ctx_name(ctx));
+    if (comm != NULL) {
+        TRY(lam_trainer_set_comm(trainer, comm, 0));
     }
-    printf("%s (%lld train, %lld test); %s %s, %s schedule, batch %lld, seed %llu\n", what,
-           (long long)train.n, (long long)test.n, o.optimizer, topts, o.schedule,
-           (long long)o.batch, (unsigned long long)o.seed);
+    /* Each rank's share of an epoch and of a batch (all of them without --distributed). */
+    int64_t n_mine = comm ? lam_sampler_count(train.n, size, 0) : train.n;
+    int64_t batch = (o.batch + size - 1) / size;
+    if (rank == 0 && comm != NULL) {
+        printf("lamina train: %d ranks, %lld samples and batches of %lld per rank\n", size,
+               (long long)n_mine, (long long)batch);
+    }
+    if (rank == 0) {
+        if (cnn) {
+            printf("lamina train: CNN %lldx%lldx%lld -> (conv %d - bn - relu - pool) -> (conv %d - "
+                   "bn - relu - pool) -> dropout %g -> %lld on %s; ",
+                   (long long)train.image[0], (long long)train.image[1], (long long)train.image[2],
+                   CNN_C1, CNN_C2, CNN_DROPOUT, (long long)train.classes, lam_ctx_name(ctx));
+        } else {
+            printf("lamina train: MLP %lld -> %lld (relu)%s -> %lld on %s; ", (long long)train.dim,
+                   (long long)o.hidden, o.shared ? " -> shared x2" : "", (long long)train.classes,
+                   lam_ctx_name(ctx));
+        }
+        printf("%s (%lld train, %lld test); %s %s, %s schedule, batch %lld, seed %llu\n", what,
+               (long long)train.n, (long long)test.n, o.optimizer, topts, o.schedule,
+               (long long)o.batch, (unsigned long long)o.seed);
+    }
     fflush(stdout);
     order = malloc((size_t)train.n * sizeof *order);
-    xb = malloc((size_t)(o.batch * train.dim) * sizeof *xb);
-    yb = malloc((size_t)o.batch * sizeof *yb);
+    xb = malloc((size_t)(batch * train.dim) * sizeof *xb);
+    yb = malloc((size_t)batch * sizeof *yb);
     if (!order || !xb || !yb) {
         st = lam_set_error(LAM_ERR_OUT_OF_MEMORY, "lamina train: Out of memory");
         goto fail;
     }
-    int tty = isatty(STDOUT_FILENO);
+    int tty = comm == NULL && isatty(STDOUT_FILENO);
     uint64_t shuffle = o.seed * 6364136223846793005ULL + 1442695040888963407ULL;
     double t_start = now();
-    int64_t steps_per_epoch = (train.n + o.batch - 1) / o.batch;
+    int64_t steps_per_epoch = (n_mine + batch - 1) / batch;
     TRY(set_schedule(trainer, &o, steps_per_epoch * o.epochs));
     for (int64_t epoch = 1; epoch <= o.epochs; epoch++) {
-        for (int64_t i = 0; i < train.n; i++) {
+        if (comm != NULL) {
+            TRY(lam_sampler_indices(train.n, rank, size, o.seed, epoch, LAM_SAMPLER_SHUFFLE, order,
+                                    (size_t)train.n));
+        }
+        for (int64_t i = 0; comm == NULL && i < train.n; i++) {
             order[i] = i;
         }
-        for (int64_t i = train.n - 1; i > 0; i--) { /* Fisher-Yates with an LCG */
+        for (int64_t i = comm ? 0 : train.n - 1; i > 0; i--) { /* Fisher-Yates with an LCG */
             shuffle = shuffle * 6364136223846793005ULL + 1442695040888963407ULL;
             int64_t j = (int64_t)((shuffle >> 33) % (uint64_t)(i + 1));
             int64_t t = order[i];
@@ -411,8 +472,8 @@ int cmd_train(int argc, char **argv) {
         }
         double loss_sum = 0, t0 = now(), last_draw = 0;
         int64_t seen = 0, correct = 0;
-        for (int64_t s = 0; s < train.n; s += o.batch) {
-            int64_t n = train.n - s < o.batch ? train.n - s : o.batch;
+        for (int64_t s = 0; s < n_mine; s += batch) {
+            int64_t n = n_mine - s < batch ? n_mine - s : batch;
             lam_tensor *x = NULL, *y = NULL, *out = NULL, *loss = NULL, *sum = NULL;
             float ls = 0;
             st = batch_tensors(ctx, &train, cnn, order + s, n, xb, yb, &x, &y);
@@ -461,17 +522,29 @@ int cmd_train(int argc, char **argv) {
             }
         }
         double dt = now() - t0;
-        printf("%sepoch %3lld/%lld  loss %.4f  train acc %6.2f%%  lr %.4g  %8.0f samples/s\n",
-               tty ? "\r\033[K" : "", (long long)epoch, (long long)o.epochs,
-               loss_sum / (double)seen, 100.0 * (double)correct / (double)seen,
-               lam_trainer_learning_rate(trainer), (double)seen / dt);
+        if (comm != NULL) { /* the epoch's figures over every rank */
+            TRY(reduce_sums(comm, &loss_sum, &correct, &seen));
+        }
+        if (rank == 0) {
+            printf("%sepoch %3lld/%lld  loss %.4f  train acc %6.2f%%  lr %.4g  %8.0f samples/s\n",
+                   tty ? "\r\033[K" : "", (long long)epoch, (long long)o.epochs,
+                   loss_sum / (double)seen, 100.0 * (double)correct / (double)seen,
+                   lam_trainer_learning_rate(trainer), (double)seen / dt);
+        }
         fflush(stdout);
     }
     double acc;
-    TRY(evaluate(net, ctx, &test, cnn, 256, &acc));
-    printf("trained in %.1f s; test accuracy %.2f%% (%lld samples)\n", now() - t_start, 100.0 * acc,
-           (long long)test.n);
-    /* Save, reload into a fresh model of the same architecture, and evaluate that one. */
+    if (rank == 0) {
+        TRY(evaluate(net, ctx, &test, cnn, 256, &acc));
+        printf("trained in %.1f s; test accuracy %.2f%% (%lld samples)\n", now() - t_start,
+               100.0 * acc, (long long)test.n);
+    }
+    /* Save, reload into a fresh model of the same architecture, and evaluate that one.
+     * Distributed: rank 0 saves; every rank loads --save FILE (a shared file system on a
+     * cluster), rank 0 alone a temporary file. */
+    if (rank != 0 && o.save == NULL) {
+        goto fail;
+    }
     path = o.save;
     if (path == NULL) {
         int fd = mkstemps(tmp, 12);
@@ -483,16 +556,23 @@ int cmd_train(int argc, char **argv) {
         close(fd);
         path = tmp;
     }
-    TRY(lam_block_save_parameters(net, path));
+    if (rank == 0) {
+        TRY(lam_block_save_parameters(net, path));
+    }
+    if (comm != NULL && o.save != NULL) {
+        TRY(lam_comm_barrier(comm));
+    }
     TRY(build(&o, &train, &fresh));
     lam_load_options lo = LAM_LOAD_OPTIONS_INIT;
     lo.ctx = ctx;
     TRY(lam_block_load_parameters(fresh, path, &lo));
     TRY(evaluate(fresh, ctx, &test, cnn, 256, &acc));
-    printf("saved to %s; reloaded into a fresh model: test accuracy %.2f%%\n",
-           o.save ? o.save : "a temporary file", 100.0 * acc);
+    if (rank == 0) {
+        printf("saved to %s; reloaded into a fresh model: test accuracy %.2f%%\n",
+               o.save ? o.save : "a temporary file", 100.0 * acc);
+    }
 fail:
-    if (o.save == NULL && path != NULL) {
+    if (o.save == NULL && path != NULL && rank == 0) {
         remove(path);
     }
     if (st != LAM_OK) {
@@ -508,6 +588,9 @@ fail:
     lam_block_release(fresh);
     dataset_free(&train);
     dataset_free(&test);
+    if (comm != NULL) {
+        (void)lam_comm_close(comm);
+    }
     lam_shutdown();
     return st == LAM_OK ? 0 : 1;
 }

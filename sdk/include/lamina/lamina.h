@@ -1242,6 +1242,80 @@ LAM_EXPORT lam_status lam_trainer_save(const lam_trainer *t, const char *path);
  */
 LAM_EXPORT lam_status lam_trainer_load(lam_trainer *t, const char *path);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Data-parallel training                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The default gradient bucket of lam_trainer_set_comm: 25 MiB, as PyTorch's DDP. */
+#define LAM_TRAINER_BUCKET_BYTES ((size_t)25 << 20)
+
+/*
+ * Makes t data-parallel over comm (PyTorch's DistributedDataParallel, Gluon's dist_sync
+ * kvstore): every rank of comm runs the same model on its own share of each batch, and each
+ * lam_trainer_step sums the gradients over the ranks and divides by the global batch (the sum
+ * of the ranks' batch_size), so every rank makes the same update as one process would on the
+ * whole batch. lam_trainer_step becomes collective: every rank calls it once per step.
+ *
+ * First step: the ranks compare their models (parameter count, keys, shapes, which train)
+ * and the checksums of their values. A different model fails the step on every rank with
+ * LAM_ERR_SHAPE naming the first parameter that differs and both shapes (no gradient is
+ * reduced); different values (another seed, a load on some ranks only) are replaced by rank
+ * 0's, broadcast, with a LAM_LOG_WARN message; identical values say so in a LAM_LOG_INFO
+ * message. After a load in the middle of training, call lam_trainer_set_comm again on every
+ * rank so that the next step checks again (a load on every rank of the same file keeps the
+ * values identical).
+ *
+ * Buckets: the parameters that train are grouped, last registered first, into buckets of
+ * about bucket_bytes (0: LAM_TRAINER_BUCKET_BYTES), and their gradient buffers become views
+ * into one tensor per bucket. From the second step on, each bucket's non-blocking allreduce
+ * starts during lam_autograd_backward as soon as all its gradients are complete (grad_req
+ * write; grad_req add gradients are reduced at the step), and lam_trainer_step waits for them
+ * before the update. After a step each gradient buffer holds the sum over the ranks. A
+ * parameter used twice is one parameter (its gradient is complete once both uses are);
+ * constants and grad_req null parameters are neither reduced nor changed, but are checked at
+ * the first step. Take one backward pass per step (a second one before the step is
+ * LAM_ERR_STATE, from lam_autograd_backward).
+ *
+ * Batches: every rank must take the same number of steps; lam_sampler_indices gives each rank
+ * the same number of samples per epoch (dropping or padding the rest), and a smaller last
+ * batch is fine as long as every rank takes it.
+ *
+ * Progress: MPI moves a non-blocking reduction on only inside MPI calls, so from the second
+ * step on the trainer keeps a thread that drives the reductions in flight while backward
+ * computes; between lam_autograd_backward and lam_trainer_step the caller must not use comm
+ * itself (reduce its metrics after the step).
+ *
+ * comm NULL makes t local again. Errors: LAM_ERR_INVALID_ARGUMENT for a NULL trainer;
+ * LAM_ERR_OUT_OF_MEMORY. Ownership: comm is borrowed and must outlive t or the next call.
+ * Thread safety: as the trainer; the backward pass of its model runs on one thread at a time.
+ */
+LAM_EXPORT lam_status lam_trainer_set_comm(lam_trainer *t, lam_comm *comm, size_t bucket_bytes);
+
+/* Flags of lam_sampler_indices. */
+typedef enum lam_sampler_flag {
+    LAM_SAMPLER_SHUFFLE = 1, /* a new permutation of the data set every epoch */
+    LAM_SAMPLER_PAD = 2,     /* pad (repeat the first indices) instead of dropping the rest */
+    LAM_SAMPLER_FLAG_MAX_ENUM = 0x7FFFFFFF
+} lam_sampler_flag;
+
+/* How many indices lam_sampler_indices gives each of `size` ranks per epoch of n samples:
+ * n / size rounded down (the last n % size samples of the epoch's order are dropped), or up
+ * with LAM_SAMPLER_PAD. 0 for n < 0 or size <= 0. */
+LAM_EXPORT int64_t lam_sampler_count(int64_t n, int size, uint32_t flags);
+
+/*
+ * The indices of the n samples that rank `rank` of `size` takes in `epoch`, in the order to
+ * take them (PyTorch's DistributedSampler): the epoch's order is 0..n-1, or with
+ * LAM_SAMPLER_SHUFFLE a permutation drawn from (seed, epoch) that is the same on every rank
+ * and machine; rank r takes its positions r, r+size, r+2*size, ... The ranks' shares are
+ * disjoint, of equal length (lam_sampler_count), and without padding cover all but n % size
+ * samples; with it the first positions are used again to fill the last round.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for n < 0, size <= 0, rank outside [0, size), unknown
+ * flags, or cap below lam_sampler_count. Thread safety: a pure function.
+ */
+LAM_EXPORT lam_status lam_sampler_indices(int64_t n, int rank, int size, uint64_t seed,
+                                          int64_t epoch, uint32_t flags, int64_t *out, size_t cap);
+
 /* Sets every gradient in the list to zero (needed between steps with grad_req add). */
 LAM_EXPORT lam_status lam_param_list_zero_grad(const lam_param_list *list);
 
