@@ -239,6 +239,76 @@ Test(cpu_blas, narrow_product_in_baseline_loops) {
     narrow_product("base");
 }
 
+/*
+ * The Dense layer's product on a small batch, x (m x k) . W^T with W (n x k): the backend's dot
+ * loops take eight columns of C at once and read the k tail with masked loads (cpu_gemm.c,
+ * dots8_*). Shapes cover k below, at and past a register's width with a tail, and n with and
+ * without a remainder below eight. Integer values make every sum exact whatever its order, so
+ * the result must equal the product computed here by a plain triple loop.
+ */
+static void dots_products(const char *isa) {
+    setenv("LAMINA_CPU_ISA", isa, 1);
+    lam_ctx *ctx = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
+    static const int64_t ms[] = {1, 2, 3}, ks[] = {3, 8, 16, 20, 37}, ns[] = {8, 13, 24, 256};
+    static float x[3 * 37], w[256 * 37], out[3 * 256];
+    for (size_t mi = 0; mi < 3; mi++) {
+        for (size_t ki = 0; ki < 5; ki++) {
+            for (size_t ni = 0; ni < 4; ni++) {
+                const int64_t m = ms[mi], k = ks[ki], n = ns[ni];
+                for (int64_t i = 0; i < m * k; i++) {
+                    x[i] = (float)((i * 7 + 3) % 7 - 3);
+                }
+                for (int64_t i = 0; i < n * k; i++) {
+                    w[i] = (float)((i * 5 + 1) % 9 - 4);
+                }
+                const int64_t dx[2] = {m, k}, dw[2] = {n, k};
+                lam_shape sx, sw;
+                lam_shape_init(&sx, 2, dx);
+                lam_shape_init(&sw, 2, dw);
+                lam_tensor *a = NULL, *b = NULL, *c = NULL;
+                cr_assert_eq(lam_tensor_from_data(ctx, &sx, x, (size_t)(m * k), &a), LAM_OK);
+                cr_assert_eq(lam_tensor_from_data(ctx, &sw, w, (size_t)(n * k), &b), LAM_OK);
+                cr_assert_eq(lam_op_matmul(a, b, 0, 1, &c), LAM_OK, "%s", lam_last_error());
+                cr_assert_eq(lam_tensor_read(c, out, (size_t)(m * n)), LAM_OK);
+                for (int64_t i = 0; i < m; i++) {
+                    for (int64_t j = 0; j < n; j++) {
+                        float want = 0.0f;
+                        for (int64_t kk = 0; kk < k; kk++) {
+                            want += x[i * k + kk] * w[j * k + kk];
+                        }
+                        cr_assert_eq(out[i * n + j], want,
+                                     "%s: m %lld k %lld n %lld: out[%lld][%lld] = %g, want %g", isa,
+                                     (long long)m, (long long)k, (long long)n, (long long)i,
+                                     (long long)j, (double)out[i * n + j], (double)want);
+                    }
+                }
+                lam_tensor_release(a);
+                lam_tensor_release(b);
+                lam_tensor_release(c);
+            }
+        }
+    }
+}
+
+Test(cpu_blas, dots_products_in_avx512_loops) {
+    if (!has("avx512f")) {
+        cr_skip("this CPU has no AVX-512");
+    }
+    dots_products("avx512");
+}
+
+Test(cpu_blas, dots_products_in_avx2_loops) {
+    if (!has("avx2")) {
+        cr_skip("this CPU has no AVX2 and FMA");
+    }
+    dots_products("avx2");
+}
+
+Test(cpu_blas, dots_products_in_baseline_loops) {
+    dots_products("base");
+}
+
 #if !defined(__SANITIZE_ADDRESS__)
 /*
  * Under an address-space limit, a GEMM that needs a new OpenBLAS buffer (128 MiB) when there is

@@ -16,6 +16,9 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 /*
@@ -357,6 +360,126 @@ DEFINE_SMALL_KERNELS(avx2, ATTR_AVX2, v8sf, 8, v8, hsum4_v8)
 DEFINE_SMALL_KERNELS(avx512, ATTR_AVX512, v16sf, 16, v16, hsum4_v16)
 #endif
 
+#ifdef HAVE_X86_KERNELS
+/*
+ * dots8_*: the dot-product layout (A rows and B^T rows dense along k) eight columns of C at a
+ * time, with no horizontal sum per element: eight accumulators (one per column) are reduced
+ * together by a transposing tree (six hadds, two lane swaps, one add) into one register that
+ * holds the eight results, stored as a vector. The k tail (k not a multiple of the register
+ * width) is read with masked loads, so no scalar loop runs. Columns past the last full group of
+ * eight go to dots_* (their count is below eight).
+ */
+static const int32_t g_tail_mask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+ATTR_AVX2 static inline __m256 reduce8_avx2(const __m256 *t) {
+    const __m256 s01 = _mm256_hadd_ps(t[0], t[1]);
+    const __m256 s23 = _mm256_hadd_ps(t[2], t[3]);
+    const __m256 s45 = _mm256_hadd_ps(t[4], t[5]);
+    const __m256 s67 = _mm256_hadd_ps(t[6], t[7]);
+    /* lanes: sums of the low halves of t0..t3, then of their high halves (s4567: t4..t7) */
+    const __m256 s0123 = _mm256_hadd_ps(s01, s23);
+    const __m256 s4567 = _mm256_hadd_ps(s45, s67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20),
+                         _mm256_permute2f128_ps(s0123, s4567, 0x31));
+}
+
+/* C[0..8) = alpha * r + beta * C (C not read when beta == 0), C with column stride ccs. */
+ATTR_AVX2 static inline void store8_avx2(float *c, int64_t ccs, __m256 r, float alpha, float beta) {
+    r = _mm256_mul_ps(r, _mm256_set1_ps(alpha));
+    if (ccs == 1) {
+        if (beta != 0.0f) {
+            r = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(c), r);
+        }
+        _mm256_storeu_ps(c, r);
+        return;
+    }
+    float v[8];
+    _mm256_storeu_ps(v, r);
+    for (int q = 0; q < 8; q++) {
+        c[q * ccs] = v[q] + (beta != 0.0f ? beta * c[q * ccs] : 0.0f);
+    }
+}
+
+ATTR_AVX2 static void dots8_avx2(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                                 int64_t lda, mat b, float beta, float *c, int64_t crs,
+                                 int64_t ccs) {
+    const int64_t kv = k & ~(int64_t)7;
+    const int64_t rem = k - kv;
+    const __m256i mask = _mm256_loadu_si256((const __m256i *)(const void *)(g_tail_mask + 8 - rem));
+    const int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < m; i++) {
+        const float *ar = a + i * lda;
+        float *cr = c + i * crs;
+        for (int64_t j = 0; j < n8; j += 8) {
+            const float *bj = b.p + j * b.cs;
+            __m256 t[8];
+            for (int q = 0; q < 8; q++) {
+                t[q] = _mm256_setzero_ps();
+            }
+            for (int64_t kk = 0; kk < kv; kk += 8) {
+                const __m256 av = _mm256_loadu_ps(ar + kk);
+                for (int q = 0; q < 8; q++) {
+                    t[q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bj + q * b.cs + kk), t[q]);
+                }
+            }
+            if (rem > 0) {
+                const __m256 av = _mm256_maskload_ps(ar + kv, mask);
+                for (int q = 0; q < 8; q++) {
+                    t[q] = _mm256_fmadd_ps(av, _mm256_maskload_ps(bj + q * b.cs + kv, mask), t[q]);
+                }
+            }
+            store8_avx2(cr + j * ccs, ccs, reduce8_avx2(t), alpha, beta);
+        }
+    }
+    if (n8 < n) {
+        const mat rest = {b.p + n8 * b.cs, b.rs, b.cs};
+        dots_avx2(m, n - n8, k, alpha, a, lda, rest, beta, c + n8 * ccs, crs, ccs);
+    }
+}
+
+ATTR_AVX512 static void dots8_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                                     int64_t lda, mat b, float beta, float *c, int64_t crs,
+                                     int64_t ccs) {
+    const int64_t kv = k & ~(int64_t)15;
+    const int64_t rem = k - kv;
+    const __mmask16 mask = (__mmask16)((1u << rem) - 1u);
+    const int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < m; i++) {
+        const float *ar = a + i * lda;
+        float *cr = c + i * crs;
+        for (int64_t j = 0; j < n8; j += 8) {
+            const float *bj = b.p + j * b.cs;
+            __m512 t[8];
+            for (int q = 0; q < 8; q++) {
+                t[q] = _mm512_setzero_ps();
+            }
+            for (int64_t kk = 0; kk < kv; kk += 16) {
+                const __m512 av = _mm512_loadu_ps(ar + kk);
+                for (int q = 0; q < 8; q++) {
+                    t[q] = _mm512_fmadd_ps(av, _mm512_loadu_ps(bj + q * b.cs + kk), t[q]);
+                }
+            }
+            if (rem > 0) {
+                const __m512 av = _mm512_maskz_loadu_ps(mask, ar + kv);
+                for (int q = 0; q < 8; q++) {
+                    t[q] =
+                        _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(mask, bj + q * b.cs + kv), t[q]);
+                }
+            }
+            __m256 h[8];
+            for (int q = 0; q < 8; q++) {
+                h[q] = _mm256_add_ps(_mm512_castps512_ps256(t[q]), _mm512_extractf32x8_ps(t[q], 1));
+            }
+            store8_avx2(cr + j * ccs, ccs, reduce8_avx2(h), alpha, beta);
+        }
+    }
+    if (n8 < n) {
+        const mat rest = {b.p + n8 * b.cs, b.rs, b.cs};
+        dots_avx512(m, n - n8, k, alpha, a, lda, rest, beta, c + n8 * ccs, crs, ccs);
+    }
+}
+#endif
+
 cpu_isa cpu_gemm_pick_isa(void) {
     cpu_isa best = CPU_ISA_BASE;
 #ifdef HAVE_X86_KERNELS
@@ -421,10 +544,10 @@ static void small_dots(cpu_isa isa, int64_t m, int64_t n, int64_t k, float alpha
     switch (isa) {
 #ifdef HAVE_X86_KERNELS
     case CPU_ISA_AVX512:
-        dots_avx512(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
+        dots8_avx512(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
         return;
     case CPU_ISA_AVX2:
-        dots_avx2(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
+        dots8_avx2(m, n, k, alpha, a, lda, b, beta, c, crs, ccs);
         return;
 #endif
     default:
