@@ -387,6 +387,13 @@ lam_status lam__call_enter(const char *fn) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", fn);
     }
     unsigned busy = atomic_load_explicit(&h->busy, memory_order_relaxed);
+    if (busy > 0) {
+        /* Nested in a call of this thread that passed the check below: a lam_shutdown on
+         * another thread sees that call busy and refuses until it ends, so this one needs
+         * neither the full fence (tens of cycles, on every op a layer runs) nor the check. */
+        atomic_store_explicit(&h->busy, busy + 1, memory_order_relaxed);
+        return LAM_OK;
+    }
     atomic_store_explicit(&h->busy, busy + 1, memory_order_seq_cst);
     if (atomic_load_explicit(&stopping, memory_order_seq_cst) &&
         atomic_load_explicit(&stopper, memory_order_relaxed) != h) {

@@ -71,15 +71,88 @@ static const char *const out_names[CPU_MAX_OUT] = {"output 0", "output 1"};
  * the element size, and (with memory) a live buffer holding every element, writable for an
  * output. In a dry call a view without a buffer is checked for everything but memory.
  */
-static lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const char *opname,
-                            const char *what, int dry, int output) {
+static lam_status make_view_checked(const lam_tensor_view *lv, cpu_view *v, const char *opname,
+                                    const char *what, int dry, int output);
+
+/*
+ * The same checks for the common case, in one pass without branches per check: a view with
+ * memory, no empty axis, every check passed. Anything else (an error, a dry call without a
+ * buffer, an empty view) goes to make_view_checked, which finds and names the problem. Every
+ * operand of every op passes here, so it is kept small (no stack frame for messages).
+ */
+/* Zeroes every axis of v (the kernels read only ndim of them; the rest stays defined) with
+ * fixed 16-byte stores: a loop or a memset of this size becomes a `rep stos`, whose start-up
+ * costs more than the stores, for every operand of every op. */
+static inline void zero_axes(cpu_view *v) {
+    static const int64_t zero[2] = {0, 0};
+    _Static_assert(LAM_MAX_DIMS == 8, "zero_axes writes 8 axes");
+    char *d = (char *)v->dims;
+    char *s = (char *)v->st;
+    memcpy(d, zero, 16);
+    memcpy(d + 16, zero, 16);
+    memcpy(d + 32, zero, 16);
+    memcpy(d + 48, zero, 16);
+    memcpy(s, zero, 16);
+    memcpy(s + 16, zero, 16);
+    memcpy(s + 32, zero, 16);
+    memcpy(s + 48, zero, 16);
+}
+
+static inline lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const char *opname,
+                                   const char *what, int dry, int output) {
+    if (__builtin_expect(lv == NULL || lv->struct_size < sizeof(lam_tensor_view) ||
+                             lv->ndim > LAM_MAX_DIMS,
+                         0)) {
+        return make_view_checked(lv, v, opname, what, dry, output);
+    }
+    const size_t esize = lam_dtype_size(lv->dtype);
+    const cpu_buffer *b = lv->buffer;
+    if (__builtin_expect(esize == 0 || b == NULL || b->magic != CPU_BUFFER_MAGIC ||
+                             (output && b->read_only),
+                         0)) {
+        return make_view_checked(lv, v, opname, what, dry, output);
+    }
+    const uint64_t emask = (uint64_t)esize - 1;
+    const int eshift = __builtin_ctzll((unsigned long long)esize);
+    const uint32_t nd = lv->ndim;
+    zero_axes(v);
+    uint64_t end = lv->offset;
+    int64_t count = 1;
+    int bad = (end & emask) != 0 || end > (uint64_t)INT64_MAX;
+    for (uint32_t d = 0; d < nd; d++) {
+        const int64_t n = lv->dims[d];
+        const int64_t s = lv->strides[d];
+        int64_t span;
+        bad |= (n <= 0) | (s < 0) | (((uint64_t)s & emask) != 0);
+        bad |= __builtin_mul_overflow(count, n, &count);
+        bad |= __builtin_mul_overflow(n - 1, s, &span);
+        bad |= __builtin_add_overflow(end, (uint64_t)span, &end);
+        v->dims[d] = n;
+        v->st[d] = s >> eshift;
+    }
+    bad |= __builtin_add_overflow(end, (uint64_t)esize, &end);
+    if (__builtin_expect(bad || end > b->bytes, 0)) {
+        return make_view_checked(lv, v, opname, what, dry, output);
+    }
+    v->dtype = lv->dtype;
+    v->ndim = nd;
+    v->esize = esize;
+    v->data = b->data + lv->offset;
+    return LAM_OK;
+}
+
+__attribute__((noinline, cold)) static lam_status make_view_checked(const lam_tensor_view *lv,
+                                                                    cpu_view *v, const char *opname,
+                                                                    const char *what, int dry,
+                                                                    int output) {
     if (lv == NULL || lv->struct_size < sizeof(lam_tensor_view)) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT,
                          "cpu: Invalid argument, %s %s is NULL or has struct_size %u < %zu", opname,
                          what, lv != NULL ? (unsigned)lv->struct_size : 0u,
                          sizeof(lam_tensor_view));
     }
-    memset(v, 0, sizeof *v);
+    v->data = NULL;
+    zero_axes(v);
     v->dtype = lv->dtype;
     v->esize = lam_dtype_size(lv->dtype);
     if (v->esize == 0) {
@@ -537,6 +610,7 @@ static lam_status kernel_operands(const char *impl_name, const lam_kernel_operan
                              output ? "output" : "input", (unsigned)i);
         }
         cpu_view v;
+        v.data = NULL;
         char what[32];
         snprintf(what, sizeof what, "%s %u", output ? "output" : "input", (unsigned)i);
         lam_status st = make_view(src[i]->view, &v, "kernel", what, 0, output);
