@@ -20,6 +20,41 @@ size_t lam_backend_count(void) {
     return lam__backend_count();
 }
 
+size_t lam_plugin_report_peek_count(void) {
+    return lam__report_count(false);
+}
+
+lam_status lam_plugin_report_peek(size_t index, lam_plugin_record *record) {
+    return lam__report_get(index, record, false);
+}
+
+lam_status lam_backend_peek(size_t index, const char **name, int *probed, uint32_t *n_devices,
+                            const char **why) {
+    lam_status st = lam__ensure_started();
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (index >= lam__backend_count()) {
+        return lam__error(LAM_ERR_NOT_FOUND, "lam_backend_peek: Not found, index %zu, %zu backends",
+                          index, lam__backend_count());
+    }
+    const lam__backend *b = lam__backend_at(index);
+    const bool done = atomic_load_explicit(&b->probed, memory_order_acquire);
+    if (name) {
+        *name = b->desc.name;
+    }
+    if (probed) {
+        *probed = done ? 1 : 0;
+    }
+    if (n_devices) {
+        *n_devices = done ? b->n_devices : 0;
+    }
+    if (why) {
+        *why = done ? b->why : "";
+    }
+    return LAM_OK;
+}
+
 lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices, const char **why) {
     lam_status st = lam__ensure_started();
     if (st != LAM_OK) {

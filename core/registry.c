@@ -127,15 +127,25 @@ const char *lam_plugin_reason_string(lam_plugin_reason reason) {
     }
 }
 
-size_t lam_plugin_report_count(void) {
+size_t lam__report_count(bool probe) {
     if (lam__ensure_started() != LAM_OK) {
         return 0;
     }
-    lam__backends_probe_all(); /* the report says which backends have no device */
+    if (probe) {
+        lam__backends_probe_all(); /* the report says which backends have no device */
+    }
     return reg.n_records;
 }
 
+size_t lam_plugin_report_count(void) {
+    return lam__report_count(true);
+}
+
 lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record) {
+    return lam__report_get(index, record, true);
+}
+
+lam_status lam__report_get(size_t index, lam_plugin_record *record, bool probe) {
     lam_status st = lam__ensure_started();
     if (st != LAM_OK) {
         return st;
@@ -146,7 +156,9 @@ lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record) {
                           "lam_plugin_report_get: Invalid argument, record is NULL or its "
                           "struct_size is too small (use LAM_PLUGIN_RECORD_INIT)");
     }
-    lam__backends_probe_all();
+    if (probe) {
+        lam__backends_probe_all();
+    }
     if (index >= reg.n_records) {
         return lam__error(LAM_ERR_NOT_FOUND,
                           "lam_plugin_report_get: Not found, index %zu, the report has %zu records",

@@ -47,5 +47,9 @@ lam_status lam__backend_status(lam_status st, uint64_t mark, const lam__backend 
 /* Probes a backend once (devices, or why there are none); later calls do nothing. */
 void lam__backend_probe(lam__backend *b);
 void lam__backends_probe_all(void);
+/* The plugin report (lam_plugin_report_count / _get), probing every backend first or not
+ * (lam_plugin_report_peek_*: a backend not probed yet reads as loaded without remark). */
+size_t lam__report_count(bool probe);
+lam_status lam__report_get(size_t index, lam_plugin_record *record, bool probe);
 
 #endif

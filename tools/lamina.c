@@ -40,8 +40,61 @@ static const char *decision_name(lam_plugin_decision d) {
     }
 }
 
-static int cmd_plugins(void) {
-    size_t n = lam_plugin_report_count();
+/* Prints the devices of backend i (probed). */
+static void print_devices(size_t i, const char *name, uint32_t nd, const char *why) {
+    if (nd == 0) {
+        printf("  %s: no device: %s\n", name, why);
+        return;
+    }
+    for (uint32_t d = 0; d < nd; d++) {
+        lam_device_info info = LAM_DEVICE_INFO_INIT;
+        if (lam_backend_device_info(i, d, &info) != LAM_OK) {
+            printf("  %s(%u): %s\n", name, d, lam_last_error());
+            continue;
+        }
+        /* Bounded reads: a device_info that left a field without its NUL must not make
+         * us read past it (the library terminates them too). */
+        printf("  %s(%u): %.*s", name, d, (int)strnlen(info.name, sizeof info.name), info.name);
+        if (info.compute_units) {
+            printf(", %u compute units", info.compute_units);
+        }
+        if (info.memory_bytes) {
+            printf(", %.1f GiB", (double)info.memory_bytes / (1024.0 * 1024.0 * 1024.0));
+        }
+        printf("\n      driver: %.*s\n", (int)strnlen(info.driver, sizeof info.driver),
+               info.driver);
+        if (info.details[0]) {
+            printf("      %.*s\n", (int)strnlen(info.details, sizeof info.details), info.details);
+        }
+    }
+}
+
+/*
+ * `lamina plugins [--devices]`. By default no backend is probed beyond the default context's
+ * (what any program using it pays): the others are listed as not probed, since probing, e.g.,
+ * Vulkan loads the Vulkan loader and every installed driver. --devices probes every backend.
+ */
+static int cmd_plugins(int argc, char **argv) {
+    int devices = 0;
+    for (int a = 2; a < argc; a++) {
+        if (strcmp(argv[a], "--devices") == 0) {
+            devices = 1;
+        } else {
+            fprintf(stderr,
+                    "lamina plugins: unknown option '%s' (usage: lamina plugins "
+                    "[--devices])\n",
+                    argv[a]);
+            return 2;
+        }
+    }
+    /* The default context first: its backend is probed as in any program that uses it. */
+    lam_ctx *ctx = NULL;
+    const lam_status ctx_st = lam_ctx_default(&ctx);
+    char ctx_error[512] = "";
+    if (ctx_st != LAM_OK) {
+        snprintf(ctx_error, sizeof ctx_error, "%s", lam_last_error());
+    }
+    size_t n = devices ? lam_plugin_report_count() : lam_plugin_report_peek_count();
     printf("Plugins (search path: %s%s%s)\n",
            getenv("LAMINA_PLUGIN_PATH") ? getenv("LAMINA_PLUGIN_PATH") : "",
            getenv("LAMINA_PLUGIN_PATH") ? ":" : "", lam_builtin_plugin_dir());
@@ -50,7 +103,7 @@ static int cmd_plugins(void) {
     int refused = 0;
     for (size_t i = 0; i < n; i++) {
         lam_plugin_record r = LAM_PLUGIN_RECORD_INIT;
-        if (lam_plugin_report_get(i, &r) != LAM_OK) {
+        if ((devices ? lam_plugin_report_get(i, &r) : lam_plugin_report_peek(i, &r)) != LAM_OK) {
             continue;
         }
         const char *base = strrchr(r.path, '/');
@@ -72,48 +125,34 @@ static int cmd_plugins(void) {
     }
     printf("\nBackends\n");
     size_t nb = lam_backend_count();
+    int unprobed = 0;
     for (size_t i = 0; i < nb; i++) {
         const char *name, *why;
         uint32_t nd;
-        if (lam_backend_get(i, &name, &nd, &why) != LAM_OK) {
+        int probed = 1;
+        lam_status st = devices ? lam_backend_get(i, &name, &nd, &why)
+                                : lam_backend_peek(i, &name, &probed, &nd, &why);
+        if (st != LAM_OK) {
             continue;
         }
-        if (nd == 0) {
-            printf("  %s: no device: %s\n", name, why);
+        if (!probed) {
+            printf("  %s: not probed\n", name);
+            unprobed++;
             continue;
         }
-        for (uint32_t d = 0; d < nd; d++) {
-            lam_device_info info = LAM_DEVICE_INFO_INIT;
-            if (lam_backend_device_info(i, d, &info) != LAM_OK) {
-                printf("  %s(%u): %s\n", name, d, lam_last_error());
-                continue;
-            }
-            /* Bounded reads: a device_info that left a field without its NUL must not make
-             * us read past it (the library terminates them too). */
-            printf("  %s(%u): %.*s", name, d, (int)strnlen(info.name, sizeof info.name), info.name);
-            if (info.compute_units) {
-                printf(", %u compute units", info.compute_units);
-            }
-            if (info.memory_bytes) {
-                printf(", %.1f GiB", (double)info.memory_bytes / (1024.0 * 1024.0 * 1024.0));
-            }
-            printf("\n      driver: %.*s\n", (int)strnlen(info.driver, sizeof info.driver),
-                   info.driver);
-            if (info.details[0]) {
-                printf("      %.*s\n", (int)strnlen(info.details, sizeof info.details),
-                       info.details);
-            }
-        }
+        print_devices(i, name, nd, why);
     }
     if (nb == 0) {
         printf("  (none)\n");
     }
-    lam_ctx *ctx;
-    if (lam_ctx_default(&ctx) == LAM_OK) {
+    if (unprobed > 0) {
+        printf("  (`lamina plugins --devices` probes every backend and lists its devices)\n");
+    }
+    if (ctx_st == LAM_OK) {
         printf("\nDefault context (LAMINA_BACKEND=%s): %s\n",
                getenv("LAMINA_BACKEND") ? getenv("LAMINA_BACKEND") : "cpu", lam_ctx_name(ctx));
     } else {
-        printf("\nDefault context: unavailable: %s\n", lam_last_error());
+        printf("\nDefault context: unavailable: %s\n", ctx_error);
     }
     char comm[64], why[2048];
     const char *asked =
@@ -152,7 +191,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: lamina <command>\n\n"
                "commands:\n"
                "  plugins    list every plugin file found, what was loaded or refused and why,\n"
-               "             and each backend's devices (exit status 1 if any was refused)\n"
+               "             and the default backend's devices (exit status 1 if any was\n"
+               "             refused); --devices probes every backend and lists its devices\n"
                "  train      train the chapter's MLP and report its test accuracy\n"
                "             (lamina train --help for its options)\n"
                "  abi        print the plugin ABI version and layout fingerprint\n"
@@ -172,7 +212,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (strcmp(argv[1], "plugins") == 0) {
-        return cmd_plugins();
+        return cmd_plugins(argc, argv);
     }
     if (strcmp(argv[1], "train") == 0) {
         return cmd_train(argc, argv);

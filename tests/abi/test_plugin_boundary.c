@@ -289,7 +289,7 @@ Test(boundary, device_strings_without_nul_are_terminated_by_the_host) {
  * struct: a stack overflow under ASan). */
 Test(boundary, cli_prints_an_unterminated_device_name_bounded) {
     cr_assert_eq(setenv("LAMINA_PLUGIN_PATH", P("liar_backend"), 1), 0);
-    FILE *f = popen("'" LAMINA_CLI "' plugins 2>&1", "r");
+    FILE *f = popen("'" LAMINA_CLI "' plugins --devices 2>&1", "r");
     cr_assert_not_null(f);
     char line[4096], want[256];
     memset(want, 0, sizeof want);
@@ -306,6 +306,41 @@ Test(boundary, cli_prints_an_unterminated_device_name_bounded) {
     int st = pclose(f);
     cr_expect(found, "no line for liar(0)");
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) <= 1, "lamina plugins ended with status %d", st);
+}
+
+/* `lamina plugins` probes only the default context's backend (cpu): another backend is listed
+ * as not probed, with the flag that probes it; `--devices` probes and lists it. */
+Test(boundary, cli_lists_other_backends_unprobed_unless_asked) {
+    cr_assert_eq(setenv("LAMINA_PLUGIN_PATH", P("liar_backend"), 1), 0);
+    cr_assert_eq(unsetenv("LAMINA_BACKEND"), 0);
+    for (int devices = 0; devices < 2; devices++) {
+        FILE *f = popen(devices ? "'" LAMINA_CLI "' plugins --devices 2>&1"
+                                : "'" LAMINA_CLI "' plugins 2>&1",
+                        "r");
+        cr_assert_not_null(f);
+        char line[4096];
+        int unprobed = 0, hint = 0, listed = 0, cpu = 0;
+        while (fgets(line, sizeof line, f) != NULL) {
+            unprobed += strcmp(line, "  liar: not probed\n") == 0;
+            hint += strstr(line, "`lamina plugins --devices` probes every backend") != NULL;
+            listed += strncmp(line, "  liar(0): ", 11) == 0;
+            cpu += strncmp(line, "  cpu(0): ", 10) == 0;
+        }
+        int st = pclose(f);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) <= 1, "status %d", st);
+        cr_expect_eq(unprobed, devices ? 0 : 1, "devices=%d: 'liar: not probed' lines", devices);
+        cr_expect_eq(hint, devices ? 0 : 1, "devices=%d: hint lines", devices);
+        cr_expect_eq(listed, devices ? 1 : 0, "devices=%d: liar(0) lines", devices);
+        cr_expect_eq(cpu, 1, "devices=%d: the default context's backend is listed", devices);
+    }
+    FILE *f = popen("'" LAMINA_CLI "' plugins --bogus 2>&1", "r");
+    cr_assert_not_null(f);
+    char line[512] = "";
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    cr_expect_str_eq(line, "lamina plugins: unknown option '--bogus' (usage: lamina plugins "
+                           "[--devices])\n");
+    int st = pclose(f);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %d", st);
 }
 
 /* ---- scale ---- */

@@ -115,3 +115,47 @@ Test(lazy_probe, lamina_backend_cpu_leaves_the_vulkan_loader_unmapped) {
     skip_without_vulkan_plugin();
     check_then_probe(mapped("libvulkan.so"));
 }
+
+/* The plugin report and the backend list read without probing (lam_plugin_report_peek*,
+ * lam_backend_peek, what `lamina plugins` uses by default) leave the loader unmapped and say
+ * the Vulkan backend was not probed; after a probe, peek gives what lam_backend_get gives. */
+Test(lazy_probe, peeking_at_the_report_and_backends_probes_nothing) {
+    unsetenv("LAMINA_BACKEND");
+    size_t n = lam_plugin_report_peek_count();
+    cr_assert_gt(n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lam_plugin_record r = LAM_PLUGIN_RECORD_INIT;
+        cr_assert_eq(lam_plugin_report_peek(i, &r), LAM_OK, "%s", lam_last_error());
+        cr_expect_neq(r.reason, LAM_REASON_NO_DEVICE, "%s: no-device before any probe", r.path);
+    }
+    lam_plugin_record r = LAM_PLUGIN_RECORD_INIT;
+    cr_expect_eq(lam_plugin_report_peek(n, &r), LAM_ERR_NOT_FOUND);
+    cr_expect_eq(lam_backend_peek(lam_backend_count(), NULL, NULL, NULL, NULL), LAM_ERR_NOT_FOUND);
+    cr_expect(strstr(lam_last_error(), "lam_backend_peek: Not found") != NULL, "%s",
+              lam_last_error());
+    skip_without_vulkan_plugin();
+    size_t vk = lam_backend_count();
+    for (size_t i = 0; i < lam_backend_count(); i++) {
+        const char *name = NULL, *why = NULL;
+        int probed = -1;
+        uint32_t nd = 7;
+        cr_assert_eq(lam_backend_peek(i, &name, &probed, &nd, &why), LAM_OK, "%s",
+                     lam_last_error());
+        cr_expect_eq(probed, 0, "%s was probed by a peek", name);
+        cr_expect_eq(nd, 0);
+        cr_expect_str_eq(why, "");
+        if (strcmp(name, "vulkan") == 0) {
+            vk = i;
+        }
+    }
+    cr_assert_lt(vk, lam_backend_count(), "no 'vulkan' backend");
+    check_then_probe(mapped("libvulkan.so"));
+    const char *why = NULL, *peek_why = NULL;
+    uint32_t nd = 0, peek_nd = 99;
+    int probed = 0;
+    cr_assert_eq(lam_backend_get(vk, NULL, &nd, &why), LAM_OK);
+    cr_assert_eq(lam_backend_peek(vk, NULL, &probed, &peek_nd, &peek_why), LAM_OK);
+    cr_expect_eq(probed, 1);
+    cr_expect_eq(peek_nd, nd);
+    cr_expect_str_eq(peek_why, why);
+}

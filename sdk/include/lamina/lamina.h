@@ -261,6 +261,13 @@ LAM_EXPORT size_t lam_plugin_report_count(void);
  * Errors: LAM_ERR_NOT_FOUND when index is out of range. */
 LAM_EXPORT lam_status lam_plugin_report_get(size_t index, lam_plugin_record *record);
 
+/* The same report without probing any backend: a backend nothing has used yet reads as loaded
+ * without remark (its record says "no device" only once it was probed and has none). What
+ * `lamina plugins` lists by default, so that listing plugins never loads, e.g., the Vulkan
+ * loader and every installed Vulkan driver. Errors (peek): LAM_ERR_NOT_FOUND. */
+LAM_EXPORT size_t lam_plugin_report_peek_count(void);
+LAM_EXPORT lam_status lam_plugin_report_peek(size_t index, lam_plugin_record *record);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Backends and contexts                                                                      */
 /* ------------------------------------------------------------------------------------------ */
@@ -273,6 +280,12 @@ LAM_EXPORT size_t lam_backend_count(void);
  * Strings are borrowed until lam_shutdown(). Errors: LAM_ERR_NOT_FOUND. */
 LAM_EXPORT lam_status lam_backend_get(size_t index, const char **name, uint32_t *n_devices,
                                       const char **why);
+
+/* Like lam_backend_get but never probes: *probed is 1 when the backend was probed (then
+ * *n_devices and *why are what lam_backend_get gives), else 0 (*n_devices 0, *why ""). Any
+ * output may be NULL. Strings are borrowed until lam_shutdown(). Errors: LAM_ERR_NOT_FOUND. */
+LAM_EXPORT lam_status lam_backend_peek(size_t index, const char **name, int *probed,
+                                       uint32_t *n_devices, const char **why);
 
 /* Describes device `device` of backend `index` (probing that backend if needed).
  * Errors: LAM_ERR_NOT_FOUND. */
