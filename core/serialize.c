@@ -5,6 +5,7 @@
 #include "block.h"
 #include "error.h"
 #include "log.h"
+#include "map_load.h"
 #include "param.h"
 #include "tensor.h"
 #include "util.h"
@@ -166,9 +167,12 @@ static lam_status load_values(void *user, size_t i, size_t first, const float *v
     return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "tensor '%s'", lc->f->entries[i].name);
 }
 
-lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
+/* lam_load, and lam_load_mapped when `mapped`: the float32 tensors over a mapping of the
+ * file (map_load.c), the others read as lam_load reads them. */
+static lam_status load_dict(const char *path, lam_ctx *ctx, bool mapped, lam_tensor_dict **out) {
     if (out == NULL) {
-        return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_load: Invalid argument, out is NULL");
+        return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, out is NULL",
+                          mapped ? "lam_load_mapped" : "lam_load");
     }
     *out = NULL;
     int fd;
@@ -197,14 +201,40 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
     if (st == LAM_OK && ctx == NULL) {
         st = lam_ctx_default(&ctx);
     }
-    if (st == LAM_OK) {
-        load_ctx lc = {ctx, d, &f};
-        lam__st_sink sink = {load_begin, load_values, &lc};
-        st = lam__st_read_tensors(&f, NULL, &sink);
+    bool *copy = NULL;
+    bool read_rest = true;
+    if (st == LAM_OK && mapped) {
+        lam_tensor **mt = calloc(f.n ? f.n : 1, sizeof *mt);
+        copy = calloc(f.n ? f.n : 1, sizeof *copy);
+        st = mt != NULL && copy != NULL ? lam__map_tensors(&f, fd, ctx, mt, copy)
+                                        : lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
+        bool any = false;
+        for (size_t i = 0; st == LAM_OK && i < f.n; i++) {
+            any = any || copy[i];
+            if (mt[i] != NULL) {
+                d->entries[i].tensor = mt[i];
+                d->entries[i].name = lam__strdup(f.entries[i].name);
+                mt[i] = NULL;
+                if (d->entries[i].name == NULL) {
+                    st = lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
+                }
+            }
+        }
+        free(mt);
+        read_rest = any; /* the tensors that could not be mapped */
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s'", path);
         }
     }
+    if (st == LAM_OK && read_rest) {
+        load_ctx lc = {ctx, d, &f};
+        lam__st_sink sink = {load_begin, load_values, &lc};
+        st = lam__st_read_tensors(&f, copy, &sink);
+        if (st != LAM_OK) {
+            st = lam__error_prefix(st, "loading '%s'", path);
+        }
+    }
+    free(copy);
     if (d != NULL) {
         d->is_list = f.is_list;
     }
@@ -215,6 +245,14 @@ lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
     }
     *out = d;
     return LAM_OK;
+}
+
+lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
+    return load_dict(path, ctx, false, out);
+}
+
+lam_status lam_load_mapped(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
+    return load_dict(path, ctx, true, out);
 }
 
 /* ---- saving tensors ---- */

@@ -58,15 +58,77 @@ static void storage_release(lam__storage *s) {
             free(s);
             return;
         }
+        if (s->release != NULL) { /* host memory: its buffer is not for reuse */
+            s->ctx->backend->desc.buffer_free(s->ctx->dev, s->buf);
+            s->release(s->release_arg);
+            s->buf = NULL;
+            s->release = NULL;
+            s->release_arg = NULL;
+        }
         lam__heap *h = lam__heap_mine();
         if (h == NULL) {
-            lam__ctx_cache_give(s->ctx, s->buf, s->bytes);
+            if (s->buf != NULL) {
+                lam__ctx_cache_give(s->ctx, s->buf, s->bytes);
+            }
             free(s);
             return;
         }
-        lam__heap_buffer_give(h, s->ctx, s->buf, s->bytes);
+        if (s->buf != NULL) {
+            lam__heap_buffer_give(h, s->ctx, s->buf, s->bytes);
+        }
         lam__heap_storage_put(h, s);
     }
+}
+
+lam_status lam__tensor_wrap_host(lam_ctx *ctx, const lam_shape *shape, void *ptr, size_t bytes,
+                                 void (*release)(void *arg), void *arg, lam_tensor **out) {
+    *out = NULL;
+    int64_t numel;
+    lam_status st = lam__shape_numel("loading", shape, &numel);
+    if (st == LAM_OK && (ctx == NULL || ctx->backend->desc.buffer_from_host_ptr == NULL ||
+                         (uint64_t)numel * sizeof(float) != bytes || bytes == 0)) {
+        st = LAM_ERR_UNSUPPORTED; /* the caller copies: no message needed */
+    }
+    lam__heap *h = st == LAM_OK ? lam__heap_mine() : NULL;
+    lam_tensor *t = h != NULL ? lam__heap_tensor_get(h) : NULL;
+    lam__storage *s = h != NULL ? lam__heap_storage_get(h) : NULL;
+    if (st == LAM_OK && (t == NULL || s == NULL)) {
+        st = lam__error(LAM_ERR_OUT_OF_MEMORY, "loading: Out of memory");
+    }
+    if (st == LAM_OK && (st = lam__call_enter("loading")) == LAM_OK) {
+        uint64_t mark = lam__error_mark();
+        st = ctx->backend->desc.buffer_from_host_ptr(ctx->dev, ptr, bytes, 0, &s->buf);
+        lam__call_leave();
+        if (st != LAM_OK && st != LAM_ERR_UNSUPPORTED) { /* unsupported: the caller copies */
+            st = lam__error_prefix(
+                lam__backend_status(st, mark, ctx->backend, "buffer_from_host_ptr"), "%s",
+                ctx->name);
+        }
+    }
+    if (st != LAM_OK) {
+        free(t);
+        free(s);
+        release(arg);
+        return st;
+    }
+    atomic_store_explicit(&s->refcount, 1, memory_order_relaxed);
+    s->ctx = ctx;
+    s->bytes = bytes;
+    s->release = release;
+    s->release_arg = arg;
+    atomic_store_explicit(&t->refcount, 1, memory_order_relaxed);
+    t->storage = s;
+    t->shape = *shape;
+    t->shape.reserved = 0;
+    for (uint32_t i = shape->ndim; i < LAM_MAX_DIMS; i++) {
+        t->shape.dims[i] = 0;
+    }
+    t->numel = numel;
+    t->dtype = LAM_DTYPE_F32;
+    t->magic = LAM__TENSOR_LIVE;
+    lam__heap_link(t);
+    *out = t;
+    return LAM_OK;
 }
 
 lam_status lam__tensor_alloc(lam_ctx *ctx, const lam_shape *shape, lam_tensor **out) {

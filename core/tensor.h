@@ -28,6 +28,10 @@ typedef struct lam__storage {
     lam_ctx *ctx;
     void *buf;
     size_t bytes;
+    /* A buffer over host memory the storage does not own (lam__tensor_wrap_host): freed, never
+     * cached, and then release(release_arg) runs (NULL for buffers of buffer_alloc). */
+    void (*release)(void *arg);
+    void *release_arg;
 } lam__storage;
 
 /*
@@ -79,6 +83,13 @@ lam_status lam__tensor_slice_view(lam_tensor *t, size_t first, const lam_shape *
  * beyond numel), the backend's (prefixed with the function and the context). */
 lam_status lam__tensor_read_at(const lam_tensor *t, size_t first, float *dst, size_t count);
 lam_status lam__tensor_write_at(lam_tensor *t, size_t first, const float *src, size_t count);
+/* A new contiguous float32 tensor on ctx over `bytes` bytes of host memory at ptr, without a
+ * copy (the backend's buffer_from_host_ptr): writes go to that memory. When its storage goes,
+ * the buffer is freed and release(arg) runs (also when this fails: the caller hands its
+ * reference over). LAM_ERR_UNSUPPORTED when the backend cannot wrap this memory (no
+ * LAM_BACKEND_HOST_PTR, alignment): copy instead. */
+lam_status lam__tensor_wrap_host(lam_ctx *ctx, const lam_shape *shape, void *ptr, size_t bytes,
+                                 void (*release)(void *arg), void *arg, lam_tensor **out);
 /* Contiguous view of the whole tensor. */
 void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
 /* Checks that both tensors live on one context; error names both. */

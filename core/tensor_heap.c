@@ -451,6 +451,11 @@ static size_t heap_reclaim(heap *h) {
         lam__storage *s = t->storage;
         if (s->ctx != NULL) {
             s->ctx->backend->desc.buffer_free(s->ctx->dev, s->buf);
+            if (s->release != NULL) { /* host memory under the buffer (a mapped file) */
+                s->release(s->release_arg);
+                s->release = NULL;
+                s->release_arg = NULL;
+            }
             s->ctx = NULL;
             s->buf = NULL;
         }

@@ -1746,7 +1746,8 @@ LAM_EXPORT const char *lam_layer_type_name(size_t index);
  * and the link kept. An existing file without write permission (mode 0444, even for root) is
  * refused with LAM_ERR_IO "Permission denied"; otherwise the new file keeps the old one's mode.
  *
- * Loading reads the file with pread (never mmap): a file truncated or rewritten by another
+ * lam_load reads the file with pread (never mmap; lam_load_mapped maps it on request, see
+ * there): a file truncated or rewritten by another
  * process during a load is LAM_ERR_IO "File changed while reading" (or a checksum mismatch),
  * never a signal, and a successful load is one consistent version of the file. The float32
  * size of the tensors to load is checked against the machine's memory before any data is read
@@ -1770,6 +1771,26 @@ LAM_EXPORT lam_status lam_save_dict(const char *path, const char *const *names,
  * other dtypes are refused naming the tensor and dtype.
  */
 LAM_EXPORT lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out);
+
+/*
+ * Zero-copy loading: like lam_load, but each float32 tensor whose data lies at a multiple of
+ * 8 bytes in the file (Lamina, NumPy and PyTorch align them so) is a view of a private,
+ * copy-on-write mapping of the file instead of a copy, on a context whose backend wraps host
+ * memory (the CPU backend; LAM_BACKEND_HOST_PTR). Pages are read when first used, so loading
+ * costs the header and a mapping, not the data. Other tensors (other dtypes, other backends)
+ * are read as lam_load reads them.
+ * Writing such a tensor (lam_tensor_write, an in-place op, an optimizer step) copies the
+ * touched pages: the file never changes. Replacing the file the way Lamina saves (a new file
+ * renamed over the old one, as lam_save_* and lam_block_save_parameters do, and most tools)
+ * leaves the mapped tensors with the values they were loaded with. Changing the file IN PLACE
+ * while mapped tensors live is not detected: pages not read yet may show the new bytes, and a
+ * file truncated in place makes reading the lost pages raise SIGBUS, as with every mapped
+ * loader (numpy's mmap_mode, safetensors); use lam_load for files that may be rewritten in
+ * place. The checksum in the metadata is not verified (that would read every byte); lam_load
+ * verifies it. The mapping is released with the last tensor over it.
+ * Errors: those of lam_load, and LAM_ERR_IO when the file cannot be mapped.
+ */
+LAM_EXPORT lam_status lam_load_mapped(const char *path, lam_ctx *ctx, lam_tensor_dict **out);
 
 /* Nonzero when the file was saved as a list. */
 LAM_EXPORT int lam_tensor_dict_is_list(const lam_tensor_dict *d);

@@ -1,0 +1,84 @@
+/* Zero-copy loading: float32 tensors over a private (copy-on-write) mapping of the file. */
+#define _POSIX_C_SOURCE 200809L
+#include "map_load.h"
+#include "error.h"
+#include "tensor.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* One mapping shared by the tensors over it: unmapped when the last goes. */
+typedef struct file_map {
+    atomic_long refs;
+    void *base;
+    size_t len;
+} file_map;
+
+static void map_release(void *arg) {
+    file_map *m = arg;
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        munmap(m->base, m->len);
+        free(m);
+    }
+}
+
+lam_status lam__map_tensors(const lam__st_file *f, int fd, lam_ctx *ctx, lam_tensor **tensors,
+                            bool *copy) {
+    for (size_t i = 0; i < f->n; i++) {
+        tensors[i] = NULL;
+        copy[i] = true;
+    }
+    if (f->src.size > (uint64_t)SIZE_MAX) {
+        return LAM_OK; /* cannot be mapped whole: everything is copied */
+    }
+    file_map *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
+    }
+    m->len = (size_t)f->src.size;
+    /* Private and writable: a tensor written later gets its own copy of the page (the file
+     * never changes); pages nobody writes stay the page cache's, shared, never copied. */
+    m->base = mmap(NULL, m->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m->base == MAP_FAILED) {
+        int e = errno;
+        free(m);
+        return lam__error(LAM_ERR_IO, "Cannot map the file, %s", strerror(e));
+    }
+    atomic_store_explicit(&m->refs, 1, memory_order_relaxed);
+    lam_status st = LAM_OK;
+    for (size_t i = 0; st == LAM_OK && i < f->n; i++) {
+        const lam__st_entry *e = &f->entries[i];
+        const uint64_t at = f->data_at + e->begin;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        const bool le = true;
+#else
+        const bool le = false;
+#endif
+        if (!le || e->dtype != LAM__ST_F32 || e->numel == 0 || at % 8 != 0) {
+            continue;
+        }
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+        lam_shape shape = e->shape;
+        st = lam__tensor_wrap_host(ctx, &shape, (char *)m->base + at, (size_t)(e->end - e->begin),
+                                   map_release, m, &tensors[i]);
+        if (st == LAM_OK) {
+            copy[i] = false;
+        } else if (st == LAM_ERR_UNSUPPORTED) {
+            st = LAM_OK; /* this backend cannot wrap it: copied */
+        } else {
+            st = lam__error_prefix(st, "tensor '%s'", e->name);
+        }
+    }
+    if (st != LAM_OK) {
+        for (size_t i = 0; i < f->n; i++) {
+            lam_tensor_release(tensors[i]);
+            tensors[i] = NULL;
+        }
+    }
+    map_release(m); /* ours; the tensors hold theirs */
+    return st;
+}
