@@ -365,6 +365,186 @@ static lam_status build_shared(int64_t hidden, int64_t out, lam_block **net) {
     return st;
 }
 
+static float *alloc_random(size_t n, uint64_t seed);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The floor under the MLP forward: the same math by hand, in intrinsics                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * y = relu(x W1^T + b1) W2^T + b2 for x (B, I), W1 (H, I), W2 (O, H), written as a person
+ * would by hand for this one shape: the weights stored transposed ahead of time (W1^T (I, H),
+ * W2^T (H, O) padded to a register's width), each row of x broadcast one element at a time
+ * against rows of W^T, accumulators in registers, no horizontal sums, no checks, no
+ * allocation. Widest instruction set of this CPU (lowered by LAMINA_CPU_ISA, as the backend's
+ * loops are). What `mlp_forward` is measured against (issue 17: <= 1.5x this floor).
+ */
+typedef struct floor_state {
+    int64_t b, in, hid, out, out_pad;
+    float *x, *w1t, *b1, *h, *w2t, *b2, *y;
+    int isa; /* 2: AVX-512, 1: AVX2+FMA, 0: plain C */
+} floor_state;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,fma"))) static void floor_avx512(floor_state *s) {
+    for (int64_t i = 0; i < s->b; i++) {
+        const float *xr = s->x + i * s->in;
+        float *hr = s->h + i * s->hid;
+        for (int64_t j = 0; j < s->hid; j += 64) {
+            __m512 a0 = _mm512_loadu_ps(s->b1 + j), a1 = _mm512_loadu_ps(s->b1 + j + 16);
+            __m512 a2 = _mm512_loadu_ps(s->b1 + j + 32), a3 = _mm512_loadu_ps(s->b1 + j + 48);
+            for (int64_t k = 0; k < s->in; k++) {
+                const __m512 xv = _mm512_set1_ps(xr[k]);
+                const float *w = s->w1t + k * s->hid + j;
+                a0 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w), a0);
+                a1 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + 16), a1);
+                a2 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + 32), a2);
+                a3 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + 48), a3);
+            }
+            const __m512 z = _mm512_setzero_ps();
+            _mm512_storeu_ps(hr + j, _mm512_max_ps(a0, z));
+            _mm512_storeu_ps(hr + j + 16, _mm512_max_ps(a1, z));
+            _mm512_storeu_ps(hr + j + 32, _mm512_max_ps(a2, z));
+            _mm512_storeu_ps(hr + j + 48, _mm512_max_ps(a3, z));
+        }
+        __m512 acc = _mm512_loadu_ps(s->b2);
+        for (int64_t k = 0; k < s->hid; k++) {
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(hr[k]), _mm512_loadu_ps(s->w2t + k * s->out_pad),
+                                  acc);
+        }
+        _mm512_mask_storeu_ps(s->y + i * s->out, (__mmask16)((1u << s->out) - 1u), acc);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void floor_avx2(floor_state *s) {
+    for (int64_t i = 0; i < s->b; i++) {
+        const float *xr = s->x + i * s->in;
+        float *hr = s->h + i * s->hid;
+        for (int64_t j = 0; j < s->hid; j += 64) {
+            __m256 a[8];
+            for (int v = 0; v < 8; v++) {
+                a[v] = _mm256_loadu_ps(s->b1 + j + 8 * v);
+            }
+            for (int64_t k = 0; k < s->in; k++) {
+                const __m256 xv = _mm256_set1_ps(xr[k]);
+                const float *w = s->w1t + k * s->hid + j;
+                for (int v = 0; v < 8; v++) {
+                    a[v] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w + 8 * v), a[v]);
+                }
+            }
+            for (int v = 0; v < 8; v++) {
+                _mm256_storeu_ps(hr + j + 8 * v, _mm256_max_ps(a[v], _mm256_setzero_ps()));
+            }
+        }
+        __m256 lo = _mm256_loadu_ps(s->b2), hi = _mm256_loadu_ps(s->b2 + 8);
+        for (int64_t k = 0; k < s->hid; k++) {
+            const __m256 hv = _mm256_set1_ps(hr[k]);
+            lo = _mm256_fmadd_ps(hv, _mm256_loadu_ps(s->w2t + k * s->out_pad), lo);
+            hi = _mm256_fmadd_ps(hv, _mm256_loadu_ps(s->w2t + k * s->out_pad + 8), hi);
+        }
+        float yv[16];
+        _mm256_storeu_ps(yv, lo);
+        _mm256_storeu_ps(yv + 8, hi);
+        memcpy(s->y + i * s->out, yv, (size_t)s->out * sizeof(float));
+    }
+}
+#endif
+
+static void floor_plain(floor_state *s) {
+    for (int64_t i = 0; i < s->b; i++) {
+        float *hr = s->h + i * s->hid;
+        for (int64_t j = 0; j < s->hid; j++) {
+            hr[j] = s->b1[j];
+        }
+        for (int64_t k = 0; k < s->in; k++) {
+            const float xv = s->x[i * s->in + k];
+            for (int64_t j = 0; j < s->hid; j++) {
+                hr[j] += xv * s->w1t[k * s->hid + j];
+            }
+        }
+        for (int64_t j = 0; j < s->hid; j++) {
+            hr[j] = hr[j] > 0.0f ? hr[j] : 0.0f;
+        }
+        for (int64_t o = 0; o < s->out; o++) {
+            float acc = s->b2[o];
+            for (int64_t k = 0; k < s->hid; k++) {
+                acc += hr[k] * s->w2t[k * s->out_pad + o];
+            }
+            s->y[i * s->out + o] = acc;
+        }
+    }
+}
+
+static lam_status floor_run(void *p, int64_t iters) {
+    floor_state *s = p;
+    for (int64_t it = 0; it < iters; it++) {
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (s->isa == 2) {
+            floor_avx512(s);
+        } else if (s->isa == 1) {
+            floor_avx2(s);
+        } else
+#endif
+        {
+            floor_plain(s);
+        }
+        __asm__ volatile("" : : "r"(s->y) : "memory"); /* the result is used */
+    }
+    return LAM_OK;
+}
+
+/* Times the floor for (b, in) -> hid relu -> out; 0 seconds (and no metric) when the shape is
+ * not the one the loops are written for (hid a multiple of 64, out <= 16). */
+static lam_status measure_floor(int64_t b, int64_t in, int64_t hid, int64_t out, double min_time,
+                                int64_t fixed, double *sec, const char **isa_name) {
+    *sec = 0;
+    if (hid % 64 != 0 || out > 16 || b <= 0 || in <= 0) {
+        return LAM_OK;
+    }
+    floor_state s = {b, in, hid, out, 16, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0};
+    const char *cap = getenv("LAMINA_CPU_ISA");
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") &&
+        (cap == NULL || *cap == '\0' || strcmp(cap, "avx512") == 0)) {
+        s.isa = 2;
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               (cap == NULL || *cap == '\0' || strcmp(cap, "base") != 0)) {
+        s.isa = 1;
+    }
+#else
+    (void)cap;
+#endif
+    *isa_name = s.isa == 2 ? "AVX-512" : s.isa == 1 ? "AVX2+FMA" : "plain C";
+    s.x = alloc_random((size_t)(b * in), 11);
+    s.w1t = alloc_random((size_t)(in * hid), 12);
+    s.b1 = alloc_random((size_t)hid, 13);
+    s.h = calloc((size_t)(b * hid), sizeof(float));
+    s.w2t = calloc((size_t)(hid * 16), sizeof(float));
+    s.b2 = calloc(16, sizeof(float));
+    s.y = calloc((size_t)(b * out), sizeof(float));
+    lam_status st = LAM_ERR_OUT_OF_MEMORY;
+    if (s.x && s.w1t && s.b1 && s.h && s.w2t && s.b2 && s.y) {
+        fill_random(s.w2t, (size_t)(hid * 16), -1.0f, 1.0f, 14);
+        for (int64_t k = 0; k < hid; k++) {
+            for (int64_t o = out; o < 16; o++) {
+                s.w2t[k * 16 + o] = 0.0f; /* padding */
+            }
+        }
+        fill_random(s.b2, (size_t)out, -1.0f, 1.0f, 15);
+        int64_t iters = 0;
+        st = measure(floor_run, &s, min_time, fixed, sec, &iters);
+    }
+    free(s.x);
+    free(s.w1t);
+    free(s.b1);
+    free(s.h);
+    free(s.w2t);
+    free(s.b2);
+    free(s.y);
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Case: forward of the chapter's MLP                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -401,7 +581,19 @@ static void case_mlp_forward(const request *rq, result *res) {
     TRY(measure(forward_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
                 &res->iters));
     add_metric(res, "forward", sec);
-    add_info(res, "\"ctx\":\"%s\"", lam_ctx_name(ctx));
+    /* the same math by hand, in the same run (floor=0 skips it) */
+    const char *floor_isa = NULL;
+    double floor_sec = 0;
+    if (req_int(rq, "floor", 1) != 0) {
+        TRY(measure_floor(batch, in, hidden, out, req_double(rq, "min_time", 0.05),
+                          req_int(rq, "iters", 0), &floor_sec, &floor_isa));
+    }
+    if (floor_sec > 0) {
+        add_metric(res, "floor", floor_sec);
+        add_info(res, "\"ctx\":\"%s\",\"floor_isa\":\"%s\"", lam_ctx_name(ctx), floor_isa);
+    } else {
+        add_info(res, "\"ctx\":\"%s\"", lam_ctx_name(ctx));
+    }
 done:
     lam_tensor_release(s.x);
     lam_block_release(s.net);
@@ -1617,7 +1809,9 @@ typedef struct bench_case {
 } bench_case;
 
 static const bench_case g_cases[] = {
-    {"mlp_forward", case_mlp_forward, "forward of Dense(256, relu) -> Dense(10), input (2, 20)"},
+    {"mlp_forward", case_mlp_forward,
+     "forward of Dense(256, relu) -> Dense(10), input (2, 20); metric floor: the same math "
+     "hand-written in intrinsics (floor=0 skips it)"},
     {"shared_step", case_shared_step, "SGD step of the shared-parameter MLP, batch 2"},
     {"layer2", case_layer2,
      "forward+backward of an ABI 2.0 test layer (key kind=layernorm|conv|"
