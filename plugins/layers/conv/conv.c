@@ -293,7 +293,7 @@ static lam_status conv_infer_shape(void *state, lam_layer *layer, uint32_t n_inp
     const conv_state *s = state;
     (void)n_inputs; /* the host checks the arity of the descriptor: one input, one output */
     (void)n_outputs;
-    conv_geo g;
+    conv_geo g = {0};
     lam_status st = conv_geometry(s, layer, inputs[0]->dtype, inputs[0]->ndim, inputs[0]->dims, &g);
     if (st != LAM_OK) {
         return st;
@@ -350,7 +350,7 @@ static lam_status conv_forward(void *state, lam_layer *layer, uint32_t n_inputs,
         return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
                                 "%s: Invalid argument, input is NULL", g_host->layer_name(layer));
     }
-    conv_geo g;
+    conv_geo g = {0};
     lam_status st = conv_geometry(s, layer, g_host->tensor_dtype(x), xs->ndim, xs->dims, &g);
     lam_tensor *weight = NULL; /* borrowed */
     lam_tensor *bias = NULL;   /* borrowed */
