@@ -91,32 +91,6 @@ typedef struct conv_state {
     int32_t use_bias;
 } conv_state;
 
-/* An INTS attribute of two elements (one given stands for both) that must be >= `min`. */
-static lam_status read_pair(const lam_attrs *attrs, const char *layer, const char *name,
-                            int64_t min, int64_t out[2]) {
-    uint32_t n = 0;
-    int64_t v[2] = {0, 0};
-    lam_status st = g_host->attr_ints(attrs, name, v, 2, &n);
-    if (st != LAM_OK) {
-        return st;
-    }
-    if (n != 2) { /* the host enforces the count; kept for a host that would not */
-        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
-                                "%s: Invalid argument, %s needs 2 values, got %u", layer, name,
-                                (unsigned)n);
-    }
-    for (int i = 0; i < 2; i++) {
-        if (v[i] < min || v[i] > ((int64_t)1 << 30)) {
-            return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
-                                    "%s: Invalid argument, %s must be %s, got (%lld, %lld)", layer,
-                                    name, min > 0 ? "positive" : "0 or more", (long long)v[0],
-                                    (long long)v[1]);
-        }
-        out[i] = v[i];
-    }
-    return LAM_OK;
-}
-
 static lam_status conv_create(void *user, lam_layer *layer, const lam_attrs *attrs, void **state) {
     (void)user;
     *state = NULL;
@@ -153,15 +127,15 @@ static lam_status conv_create(void *user, lam_layer *layer, const lam_attrs *att
                                 "%s: Invalid argument, channels must be positive, got %lld", name,
                                 (long long)s.channels);
     }
-    st = read_pair(attrs, name, "kernel_size", 1, s.kernel);
+    st = lam_p_attr_pair(g_host, attrs, name, "kernel_size", 1, s.kernel);
     if (st == LAM_OK) {
-        st = read_pair(attrs, name, "strides", 1, s.stride);
+        st = lam_p_attr_pair(g_host, attrs, name, "strides", 1, s.stride);
     }
     if (st == LAM_OK) {
-        st = read_pair(attrs, name, "padding", 0, s.pad);
+        st = lam_p_attr_pair(g_host, attrs, name, "padding", 0, s.pad);
     }
     if (st == LAM_OK) {
-        st = read_pair(attrs, name, "dilation", 1, s.dilation);
+        st = lam_p_attr_pair(g_host, attrs, name, "dilation", 1, s.dilation);
     }
     if (st != LAM_OK) {
         return st;

@@ -65,32 +65,6 @@ typedef struct pool_state {
     int32_t count_include_pad;
 } pool_state;
 
-/* An INTS attribute of two elements (one given stands for both) that must be >= `min`. */
-static lam_status read_pair(const lam_attrs *attrs, const char *layer, const char *name,
-                            int64_t min, int64_t out[2]) {
-    uint32_t n = 0;
-    int64_t v[2] = {0, 0};
-    lam_status st = g_host->attr_ints(attrs, name, v, 2, &n);
-    if (st != LAM_OK) {
-        return st;
-    }
-    if (n != 2) { /* the host enforces the count; kept for a host that would not */
-        return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
-                                "%s: Invalid argument, %s needs 2 values, got %u", layer, name,
-                                (unsigned)n);
-    }
-    for (int i = 0; i < 2; i++) {
-        if (v[i] < min || v[i] > ((int64_t)1 << 30)) {
-            return lam_plugin_error(g_host, LAM_ERR_INVALID_ARGUMENT,
-                                    "%s: Invalid argument, %s must be %s, got (%lld, %lld)", layer,
-                                    name, min > 0 ? "positive" : "0 or more", (long long)v[0],
-                                    (long long)v[1]);
-        }
-        out[i] = v[i];
-    }
-    return LAM_OK;
-}
-
 static lam_status pool_create(pool_kind kind, lam_layer *layer, const lam_attrs *attrs,
                               void **state) {
     *state = NULL;
@@ -100,12 +74,12 @@ static lam_status pool_create(pool_kind kind, lam_layer *layer, const lam_attrs 
     s.kind = kind;
     lam_status st = LAM_OK;
     if (s.kind != POOL_GLOBAL_AVG) {
-        st = read_pair(attrs, name, "pool_size", 1, s.kernel);
+        st = lam_p_attr_pair(g_host, attrs, name, "pool_size", 1, s.kernel);
         if (st == LAM_OK) {
-            st = read_pair(attrs, name, "strides", 0, s.stride);
+            st = lam_p_attr_pair(g_host, attrs, name, "strides", 0, s.stride);
         }
         if (st == LAM_OK) {
-            st = read_pair(attrs, name, "padding", 0, s.pad);
+            st = lam_p_attr_pair(g_host, attrs, name, "padding", 0, s.pad);
         }
         if (st == LAM_OK) {
             st = g_host->attr_bool(attrs, "ceil_mode", &s.ceil_mode);

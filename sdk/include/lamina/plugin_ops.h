@@ -57,6 +57,35 @@ static inline const char *lam_p_dtype_name(lam_dtype dtype) {
     }
 }
 
+/* Reads the INTS attribute `name` of two elements (the host expands one given value to both),
+ * each of which must lie in [min, 2^30], into out[2]; `layer` names the layer in errors, e.g.
+ * "conv0: Invalid argument, strides must be positive, got (0, 1)". */
+static inline lam_status lam_p_attr_pair(const lam_host_api *h, const lam_attrs *attrs,
+                                         const char *layer, const char *name, int64_t min,
+                                         int64_t out[2]) {
+    uint32_t n = 0;
+    int64_t v[2] = {0, 0};
+    lam_status st = h->attr_ints(attrs, name, v, 2, &n);
+    if (st != LAM_OK) {
+        return st;
+    }
+    if (n != 2) { /* the host enforces the count; kept for a host that would not */
+        return lam_plugin_error(h, LAM_ERR_INVALID_ARGUMENT,
+                                "%s: Invalid argument, %s needs 2 values, got %u", layer, name,
+                                (unsigned)n);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (v[i] < min || v[i] > ((int64_t)1 << 30)) {
+            return lam_plugin_error(h, LAM_ERR_INVALID_ARGUMENT,
+                                    "%s: Invalid argument, %s must be %s, got (%lld, %lld)", layer,
+                                    name, min > 0 ? "positive" : "0 or more", (long long)v[0],
+                                    (long long)v[1]);
+        }
+        out[i] = v[i];
+    }
+    return LAM_OK;
+}
+
 /* A borrowed input handed to host->op, which takes `lam_tensor *const *` (it only reads them). */
 static inline lam_tensor *lam_p__in(const lam_tensor *t) {
     return (lam_tensor *)(uintptr_t)t;
