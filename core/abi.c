@@ -350,6 +350,12 @@ uint64_t lam__abi_fingerprint(void) {
     FIELD(lam_comm_desc, shutdown);
     FIELD(lam_comm_desc, supports_backend);
     FIELD(lam_comm_desc, allreduce_device);
+
+    /* since 2.2 (LAM_OP_COUNT above grew from 55 to 60) */
+    STRUCT(lam_conv_params);
+    FIELD(lam_conv_params, struct_size);
+    FIELD(lam_conv_params, groups);
+    FIELD(lam_conv_params, window);
     return s.h;
 }
 
@@ -374,6 +380,7 @@ typedef struct minor_layout {
 static const minor_layout layouts[] = {
     /* 2.0 */ {192, 152, 88, 0x60a1c6a0d8bb9eefULL, 0},
     /* 2.1 */ {192, 152, 88, 0x527afc359ad79e8cULL, 168},
+    /* 2.2 */ {192, 152, 88, 0x8c3995a7c705b3adULL, 168},
 };
 
 #define N_LAYOUTS (sizeof layouts / sizeof layouts[0])

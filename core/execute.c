@@ -152,6 +152,9 @@ bool lam__supports_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, u
         n_outputs == 0) {
         return false;
     }
+    if (op >= LAM_OP_CONV && LAM_VERSION_MINOR(ctx->backend->desc.abi_version) < 2) {
+        return false; /* a backend built before 2.2 does not know the op's number */
+    }
     abi_call c;
     build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags);
     return ctx->backend->desc.supports(ctx->dev, &c.call) != 0;

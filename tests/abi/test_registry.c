@@ -72,14 +72,14 @@ Test(registry, missing_entry_symbol_is_refused) {
 Test(registry, wrong_major_is_refused_naming_both_versions) {
     start(P("wrong_major"), 0);
     expect_refused("lamina_test_wrong_major.so", LAM_REASON_ABI_MAJOR,
-                   "ABI major mismatch, plugin built for 3.0, host provides 2.1");
+                   "ABI major mismatch, plugin built for 3.0, host provides 2.2");
     cr_expect_eq(find("lamina_test_wrong_major.so").plugin_abi, LAM_MAKE_VERSION(3, 0));
 }
 
 Test(registry, abi_version_zero_is_refused) {
     start(P("abi_zero"), 0);
     expect_refused("lamina_test_abi_zero.so", LAM_REASON_ABI_MAJOR,
-                   "ABI major mismatch, plugin built for 0.0, host provides 2.1");
+                   "ABI major mismatch, plugin built for 0.0, host provides 2.2");
 }
 
 Test(registry, zero_struct_size_is_refused) {
@@ -91,13 +91,13 @@ Test(registry, zero_struct_size_is_refused) {
 Test(registry, newer_minor_with_larger_struct_is_refused) {
     start(P("newer_minor"), 0);
     expect_refused("lamina_test_newer_minor.so", LAM_REASON_ABI_MINOR_NEWER,
-                   "ABI too new, plugin built for 2.2, host provides 2.1");
+                   "ABI too new, plugin built for 2.3, host provides 2.2");
 }
 
 Test(registry, unknown_struct_size_is_refused) {
     start(P("unknown_size"), 0);
     char text[160];
-    snprintf(text, sizeof text, "layer descriptor has unknown struct_size %zu, ABI 2.1 defines %zu",
+    snprintf(text, sizeof text, "layer descriptor has unknown struct_size %zu, ABI 2.2 defines %zu",
              sizeof(lam_layer_desc) + 8, sizeof(lam_layer_desc));
     expect_refused("lamina_test_unknown_size.so", LAM_REASON_STRUCT_SIZE, text);
 }
@@ -148,7 +148,7 @@ Test(registry, abi_1_0_plugin_checking_the_host_is_refused_naming_both_versions)
     cr_expect_eq(r.reason, LAM_REASON_ENTRY_FAILED, "reason %s (%s)",
                  lam_plugin_reason_string(r.reason), r.message);
     cr_expect_str_eq(r.message, "entry returned ABI error: plugin: ABI mismatch, plugin built "
-                                "for 1.0, host provides 2.1");
+                                "for 1.0, host provides 2.2");
     cr_expect_str_empty(r.names, "a refused plugin registers nothing");
 }
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define VK_OP_END ((int64_t)LAM_OP_MOMENTS + 1)
+#define VK_OP_END ((int64_t)LAM_OP_COUNT)
 
 static int64_t op_number(lam_op op) {
     return (int64_t)(int32_t)op;

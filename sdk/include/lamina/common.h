@@ -16,10 +16,10 @@
 extern "C" {
 #endif
 
-/* ABI version: major rises only on a breaking change; a minor only appends (2.1: communicators,
- * see plugin.h). */
+/* ABI version: major rises only on a breaking change; a minor only appends (2.1: communicators;
+ * 2.2: convolution and layer-normalization ops; see plugin.h). */
 #define LAM_ABI_VERSION_MAJOR 2
-#define LAM_ABI_VERSION_MINOR 1
+#define LAM_ABI_VERSION_MINOR 2
 /* Packs a major and minor version into one 32-bit number (major in the high 16 bits). */
 #define LAM_MAKE_VERSION(major, minor) ((((uint32_t)(major)) << 16) | ((uint32_t)(minor)&0xFFFFu))
 #define LAM_VERSION_MAJOR(v)           ((uint32_t)(v) >> 16)

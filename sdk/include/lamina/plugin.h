@@ -1,6 +1,7 @@
 /*
- * lamina/plugin.h - the plugin ABI 2.1: what a layer, kernel, backend or communicator plugin sees
- * of the host (2.1 appended communicators to the frozen 2.0; see "since ABI 2.1" below).
+ * lamina/plugin.h - the plugin ABI 2.2: what a layer, kernel, backend or communicator plugin sees
+ * of the host (2.1 appended communicators to the frozen 2.0; see "since ABI 2.1" below; 2.2
+ * appended the convolution and layer-normalization ops 55-59 and lam_conv_params).
  *
  * A plugin is a shared object that exports exactly one symbol, lamina_plugin_entry. The host
  * dlopen()s it, calls the entry with a table of host functions (lam_host_api), and the plugin
@@ -57,7 +58,7 @@ extern "C" {
  * Generated: `build/bin/lamina abi` prints the value the current headers produce, and a test
  * fails when this constant and the layout disagree.
  */
-#define LAM_ABI_FINGERPRINT 0x527afc359ad79e8cULL
+#define LAM_ABI_FINGERPRINT 0x8c3995a7c705b3adULL
 
 /* Opaque host objects a plugin handles only through the host table. */
 typedef struct lam_tensor lam_tensor;
@@ -101,7 +102,8 @@ static inline size_t lam_dtype_size(lam_dtype dtype) {
  * inputs[1], "out" outputs[0]; parameters come from the op's parameter struct (call->params),
  * named in brackets. Ops from 37 on are new in 2.0; for each, the host has a fallback (composed
  * of older ops, or the CPU backend's implementation with staging) used when a backend says no,
- * so a backend can start with the 1.0 set.
+ * so a backend can start with the 1.0 set. Ops from 55 on are new in 2.2: the host asks only a
+ * backend built for 2.2 or later about them, and falls back likewise.
  */
 typedef enum lam_op {
     LAM_OP_INVALID = 0,
@@ -255,11 +257,48 @@ typedef enum lam_op {
      * n == 0 gives NaN.
      */
     LAM_OP_MOMENTS = 54,
+    /* ---- new in 2.2 (a backend built for 2.0/2.1 never sees them: the host falls back) ---- */
+    /*
+     * Convolution (cross-correlation, as PyTorch's conv2d) [lam_conv_params, 2 spatial dims]:
+     * x = inputs[0] (N, C, H, W), w = inputs[1] (O, C/G, KH, KW), optional bias = inputs[2] (O)
+     * (n_inputs 2 or 3), out (N, O, OH, OW) with G = groups, OH and OW as IM2COL's:
+     *   out[n, o, oh, ow] = bias[o] + sum over c < C/G, i < KH, j < KW of
+     *       w[o, c, i, j] * x[n, (o / (O/G)) * (C/G) + c, oh*SH - PH + i*DH, ow*SW - PW + j*DW],
+     * a tap in the padding reading 0. The order of the sum is the backend's (float32
+     * accuracy); samples never mix. The host's fallback is IM2COL and GEMM_BATCHED.
+     */
+    LAM_OP_CONV = 55,
+    /* CONV's gradient for its input [lam_conv_params]: x = grad of the output (N, O, OH, OW),
+     * y = w (O, C/G, KH, KW), out = grad of the input (N, C, H, W) (out's dims give C, H, W):
+     * every element the sum of the w * grad products of the output taps that read it. */
+    LAM_OP_CONV_BACKWARD_DATA = 56,
+    /* CONV's gradient for its weight and bias [lam_conv_params]: x = the input (N, C, H, W),
+     * y = grad of the output (N, O, OH, OW); outputs[0] = grad of w (O, C/G, KH, KW) and, with
+     * n_outputs 2, outputs[1] = grad of the bias (O), the sum of y over N, OH and OW. Both are
+     * written, not accumulated. */
+    LAM_OP_CONV_BACKWARD_WEIGHT = 57,
+    /*
+     * Layer normalization over the last axis of a 2-D view [lam_scalar_params: a = eps]:
+     * x = inputs[0] (M, N), gamma = inputs[1] (N), beta = inputs[2] (N);
+     * outputs[0] = y (M, N) = (x - mean) * rstd * gamma + beta per row, and with n_outputs 3
+     * outputs[1] = mean (M) and outputs[2] = rstd (M) = 1 / sqrtf(var + eps), var the biased
+     * variance of the row, both in at least float32 accuracy (two passes or Welford). A NaN
+     * stays in its row; N == 0 gives NaN statistics and an empty y.
+     */
+    LAM_OP_LAYER_NORM = 58,
+    /*
+     * LAYER_NORM's gradient [lam_scalar_params, unused]: inputs dy (M, N), x (M, N), mean (M),
+     * rstd (M) as LAYER_NORM wrote them, gamma (N); with xhat = (x - mean) * rstd and
+     * g = dy * gamma, outputs[0] = dx (M, N) = rstd * (g - mean_N(g) - xhat * mean_N(g * xhat))
+     * per row, and with n_outputs 3 outputs[1] = dgamma (N) = sum over rows of dy * xhat and
+     * outputs[2] = dbeta (N) = sum over rows of dy (written, not accumulated).
+     */
+    LAM_OP_LAYER_NORM_BACKWARD = 59,
     LAM_OP_MAX_ENUM = 0x7FFFFFFF
 } lam_op;
 
 /* Number of lam_op values including INVALID; part of the ABI fingerprint. */
-#define LAM_OP_COUNT 55
+#define LAM_OP_COUNT 60
 
 /* Flags of an op call (lam_op_call.flags, lam_host_op.flags). */
 #define LAM_CALL_IN_PLACE                                                                          \
@@ -330,6 +369,16 @@ typedef struct lam_window_params {
             {1, 1, 1}, 0, 0                                                                        \
     }
 
+/* CONV, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHT (since 2.2). window.kernel equals w's spatial
+ * dims; window.flags is 0 (no ceil mode); groups divides C and O. */
+typedef struct lam_conv_params {
+    uint32_t struct_size;
+    uint32_t groups;
+    lam_window_params window;
+} lam_conv_params;
+#define LAM_CONV_PARAMS_INIT                                                                       \
+    { (uint32_t)sizeof(lam_conv_params), 1, LAM_WINDOW_PARAMS_INIT }
+
 /* PAD: constant padding per axis. */
 typedef struct lam_pad_params {
     uint32_t struct_size;
@@ -396,34 +445,66 @@ typedef struct lam_cast_params {
  * ops (a newer host's), so it is safe to call with any value. */
 static inline const char *lam_op_name(lam_op op) {
     static const char *const names[LAM_OP_COUNT] = {
-        "invalid",       "fill",
-        "copy",          "add",
-        "sub",           "mul",
-        "div",           "add_scalar",
-        "mul_scalar",    "rsub_scalar",
-        "div_scalar",    "rdiv_scalar",
-        "pow_scalar",    "neg",
-        "abs",           "square",
-        "sqrt",          "exp",
-        "log",           "relu",
-        "sigmoid",       "tanh",
-        "softrelu",      "gemm",
-        "reduce_sum",    "reduce_mean",
-        "reduce_max",    "reduce_min",
-        "argmax",        "softmax",
-        "log_softmax",   "maximum",
-        "minimum",       "step",
-        "greater_equal", "axpby",
-        "linear",        "gemm_batched",
-        "im2col",        "col2im",
-        "max_pool",      "max_pool_backward",
-        "avg_pool",      "avg_pool_backward",
-        "gather_rows",   "scatter_add_rows",
-        "random",        "where",
-        "greater",       "less",
-        "equal",         "pad",
-        "clamp",         "cast",
+        "invalid",
+        "fill",
+        "copy",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "add_scalar",
+        "mul_scalar",
+        "rsub_scalar",
+        "div_scalar",
+        "rdiv_scalar",
+        "pow_scalar",
+        "neg",
+        "abs",
+        "square",
+        "sqrt",
+        "exp",
+        "log",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softrelu",
+        "gemm",
+        "reduce_sum",
+        "reduce_mean",
+        "reduce_max",
+        "reduce_min",
+        "argmax",
+        "softmax",
+        "log_softmax",
+        "maximum",
+        "minimum",
+        "step",
+        "greater_equal",
+        "axpby",
+        "linear",
+        "gemm_batched",
+        "im2col",
+        "col2im",
+        "max_pool",
+        "max_pool_backward",
+        "avg_pool",
+        "avg_pool_backward",
+        "gather_rows",
+        "scatter_add_rows",
+        "random",
+        "where",
+        "greater",
+        "less",
+        "equal",
+        "pad",
+        "clamp",
+        "cast",
         "moments",
+        "conv",
+        "conv_backward_data",
+        "conv_backward_weight",
+        "layer_norm",
+        "layer_norm_backward",
     };
     int64_t n = (int64_t)(int32_t)op;
     return (n >= 0 && n < LAM_OP_COUNT && names[n] != NULL) ? names[n] : "unknown";
@@ -507,6 +588,11 @@ static inline lam_op_form lam_op_form_of(lam_op op) {
     case LAM_OP_PAD:
     case LAM_OP_CAST:
     case LAM_OP_MOMENTS:
+    case LAM_OP_CONV:
+    case LAM_OP_CONV_BACKWARD_DATA:
+    case LAM_OP_CONV_BACKWARD_WEIGHT:
+    case LAM_OP_LAYER_NORM:
+    case LAM_OP_LAYER_NORM_BACKWARD:
         return LAM_OP_FORM_OWN;
     default:
         return LAM_OP_FORM_INVALID;
