@@ -5,7 +5,8 @@
  *   dist_bench allreduce bytes=N bucket=B reps=R
  *       Summing N bytes of float32 over the ranks: raw MPI_Allreduce on one buffer (in place)
  *       against Lamina's way, lam_comm_allreduce_start on buckets of B bytes, then
- *       lam_comm_wait on each; the two alternate, R samples each.
+ *       lam_comm_wait on each; the two alternate (which goes first alternates too), R samples
+ *       each.
  *   dist_bench sweep reps=R max=BYTES
  *       Raw MPI_Allreduce from 4 bytes to max by factors of 4: medians for the latency and
  *       bandwidth fit of bench/SCALING.md.
@@ -80,23 +81,29 @@ static int allreduce_case(lam_comm *comm, int argc, char **argv) {
         CHECK(lam_tensor_from_data(NULL, &s, raw + k * per, (size_t)len, &b[k]));
     }
     double *tr = malloc((size_t)reps * sizeof *tr), *tb = malloc((size_t)reps * sizeof *tb);
-    for (int r = -2; r < reps; r++) { /* two warm-up rounds */
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = now();
-        MPI_Allreduce(MPI_IN_PLACE, raw, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        double t1 = now();
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t2 = now();
-        for (size_t k = 0; k < nb; k++) {
-            CHECK(lam_comm_allreduce_start(comm, b[k], &rq[k]));
+    /* Two warm-up rounds; the order of the two alternates from round to round, so neither
+     * always runs on the caches the other left. */
+    for (int r = -2; r < reps; r++) {
+        double traw = 0, tbuck = 0;
+        for (int half = 0; half < 2; half++) {
+            MPI_Barrier(MPI_COMM_WORLD);
+            double t0 = now();
+            if ((half ^ (r & 1)) == 0) {
+                MPI_Allreduce(MPI_IN_PLACE, raw, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+                traw = now() - t0;
+            } else {
+                for (size_t k = 0; k < nb; k++) {
+                    CHECK(lam_comm_allreduce_start(comm, b[k], &rq[k]));
+                }
+                for (size_t k = 0; k < nb; k++) {
+                    CHECK(lam_comm_wait(rq[k]));
+                }
+                tbuck = now() - t0;
+            }
         }
-        for (size_t k = 0; k < nb; k++) {
-            CHECK(lam_comm_wait(rq[k]));
-        }
-        double t3 = now();
         if (r >= 0) {
-            tr[r] = t1 - t0;
-            tb[r] = t3 - t2;
+            tr[r] = traw;
+            tb[r] = tbuck;
         }
     }
     /* The slowest rank's time counts: a collective is done when every rank is. */
