@@ -34,6 +34,12 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -199,13 +205,15 @@ static int step_case(lam_comm *comm, int argc, char **argv) {
     lam_tensor *x, *y;
     CHECK(lam_tensor_from_data(NULL, &xs, xb, (size_t)(batch * w[0]), &x));
     CHECK(lam_tensor_from_data(NULL, &ys, yb, (size_t)batch, &y));
-    double *ts = malloc((size_t)steps * 4 * sizeof *ts);
+    /* Wall times of the step and its phases, then CPU times: this thread's over the step, and
+     * the process's minus this thread's (the trainer's progress thread, MPI's own threads). */
+    double *ts = malloc((size_t)steps * 6 * sizeof *ts);
     for (int s = -3; s < steps; s++) {
         if (comm) {
             CHECK(lam_comm_barrier(comm));
         }
         lam_tensor *out, *loss;
-        double t0 = now();
+        double t0 = now(), c0 = cpu(CLOCK_THREAD_CPUTIME_ID), p0 = cpu(CLOCK_PROCESS_CPUTIME_ID);
         lam_autograd_set_recording(1);
         CHECK(lam_block_call(net, x, &out));
         CHECK(lam_loss_softmax_cross_entropy(out, y, &loss));
@@ -214,7 +222,7 @@ static int step_case(lam_comm *comm, int argc, char **argv) {
         CHECK(lam_autograd_backward(loss, NULL));
         double t2 = now();
         CHECK(lam_trainer_step(t, batch));
-        double t3 = now();
+        double t3 = now(), c3 = cpu(CLOCK_THREAD_CPUTIME_ID), p3 = cpu(CLOCK_PROCESS_CPUTIME_ID);
         lam_tensor_release(out);
         lam_tensor_release(loss);
         if (s >= 0) {
@@ -222,21 +230,23 @@ static int step_case(lam_comm *comm, int argc, char **argv) {
             ts[steps + s] = t1 - t0;
             ts[2 * steps + s] = t2 - t1;
             ts[3 * steps + s] = t3 - t2;
+            ts[4 * steps + s] = c3 - c0;
+            ts[5 * steps + s] = (p3 - p0) - (c3 - c0);
         }
     }
-    double m[4];
-    for (int k = 0; k < 4; k++) {
+    double m[6];
+    for (int k = 0; k < 6; k++) {
         m[k] = median(ts + k * steps, steps);
     }
     if (comm) { /* the slowest rank */
-        MPI_Allreduce(MPI_IN_PLACE, m, 4, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, m, 6, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     }
     if (rank == 0) {
         printf("{\"case\":\"step\",\"ranks\":%d,\"batch\":%lld,\"bucket\":%zu,\"step_s\":%.6g,"
                "\"forward_s\":%.6g,\"backward_s\":%.6g,\"trainer_step_s\":%.6g,"
-               "\"samples_per_s\":%.6g}\n",
+               "\"cpu_main_s\":%.6g,\"cpu_other_s\":%.6g,\"samples_per_s\":%.6g}\n",
                size, (long long)batch, comm ? (bucket ? bucket : LAM_TRAINER_BUCKET_BYTES) : 0,
-               m[0], m[1], m[2], m[3], (double)(batch * size) / m[0]);
+               m[0], m[1], m[2], m[3], m[4], m[5], (double)(batch * size) / m[0]);
     }
     lam_tensor_release(x);
     lam_tensor_release(y);
