@@ -1,5 +1,6 @@
 /*
- * Everyday ops made of the basic ones (lamina.h): the L2 norm (square, sum, sqrt), take (a
+ * Everyday ops made of the basic ones (lamina.h): the L2 norm (square, sum, sqrt, guarded by
+ * where when recorded so that its gradient at 0 is 0), take (a
  * reshape and gather_rows), and the index-free constructors one_hot and arange (computed on the
  * host, uploaded). Every backend runs them as it runs their parts, and the differentiable ones
  * get their gradients from their parts' rules.
@@ -7,6 +8,7 @@
 #include "error.h"
 #include "ops.h"
 #include "shape.h"
+#include "tape.h"
 #include "tensor.h"
 
 #include <math.h>
@@ -21,6 +23,39 @@ static lam_status null_out(const char *fn, lam_tensor **out) {
     return LAM_OK;
 }
 
+/*
+ * sqrt(s) for a recorded norm, with gradient 0 where s is 0 (PyTorch's norm gradient there)
+ * instead of sqrt's 1 / (2 sqrt(0)) times square's 2x = 0, which is NaN:
+ * where(s > 0, sqrt(where(s > 0, s, 1)), 0). The inner where gives sqrt a finite operand, the
+ * outer one passes no gradient to it where s is 0.
+ */
+static lam_status sqrt_zero_grad_at_zero(lam_tensor *s, lam_tensor **out) {
+    lam_ctx *ctx = lam_tensor_ctx(s);
+    const lam_shape *shape = lam_tensor_shape(s);
+    lam_tensor *zero = NULL, *one = NULL, *pos = NULL, *safe = NULL, *root = NULL;
+    lam_status st = lam_tensor_full(ctx, shape, 0.0f, &zero);
+    if (st == LAM_OK) {
+        st = lam_tensor_full(ctx, shape, 1.0f, &one);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_greater(s, zero, &pos);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_where(pos, s, one, &safe);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_sqrt(safe, &root);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_where(pos, root, zero, out);
+    }
+    lam_tensor *all[] = {zero, one, pos, safe, root};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        lam_tensor_release(all[i]);
+    }
+    return st;
+}
+
 lam_status lam_op_norm(const lam_tensor *x, const int32_t *axes, uint32_t n_axes, int32_t keepdims,
                        lam_tensor **out) {
     lam_status st = null_out("norm", out);
@@ -32,7 +67,10 @@ lam_status lam_op_norm(const lam_tensor *x, const int32_t *axes, uint32_t n_axes
     if (st == LAM_OK) {
         st = lam_op_sum(sq, axes, n_axes, keepdims, &sum);
     }
-    if (st == LAM_OK) {
+    /* The guarded square root only when a gradient will flow; the value is the same. */
+    if (st == LAM_OK && lam__recording() && lam__needs_grad(sum)) {
+        st = sqrt_zero_grad_at_zero(sum, out);
+    } else if (st == LAM_OK) {
         st = lam_op_sqrt(sum, out);
     }
     lam_tensor_release(sq);

@@ -62,6 +62,15 @@ Test(everyday, norm_values_and_gradients_match_pytorch) {
                (const ref_array *[]){&er_norm_ax0k_g0});
 }
 
+/* At a zero norm the gradient is 0, as PyTorch's (x / norm would be 0 / 0 = NaN there): an
+ * all-zero tensor, and one zero row of a norm over axis 1 beside rows that are not zero. */
+Test(everyday, norm_gradient_is_zero_where_the_norm_is_zero_as_pytorch) {
+    check_grad("norm of zeros", norm_all, 1, (const ref_array *[]){&er_norm0_zeros},
+               &er_norm0_all_y, &er_norm0_all_w, (const ref_array *[]){&er_norm0_all_g0});
+    check_grad("norm axis 1, a zero row", norm_ax1, 1, (const ref_array *[]){&er_norm0_x},
+               &er_norm0_ax1_y, &er_norm0_ax1_w, (const ref_array *[]){&er_norm0_ax1_g0});
+}
+
 static lam_status clamp(lam_tensor *const *x, lam_tensor **y) {
     return lam_op_clamp(x[0], -0.5f, 0.7f, y);
 }

@@ -635,8 +635,8 @@ LAM_EXPORT lam_status lam_op_cast(const lam_tensor *x, lam_dtype dtype, lam_tens
 /*
  * The L2 norm over `axes` (n_axes 0: every element, the Frobenius norm of a matrix; negative
  * axes count from the end), sqrt(sum(x^2)) (Gluon's x.norm(), torch.linalg.norm). keepdims
- * keeps the reduced axes as 1. Differentiable: the gradient is x / norm, NaN where the norm is
- * 0 (PyTorch gives 0 there). Errors as lam_op_sum.
+ * keeps the reduced axes as 1. Differentiable: the gradient is x / norm, and 0 where the norm
+ * is 0 (as PyTorch's, on every backend). Errors as lam_op_sum.
  */
 LAM_EXPORT lam_status lam_op_norm(const lam_tensor *x, const int32_t *axes, uint32_t n_axes,
                                   int32_t keepdims, lam_tensor **out);

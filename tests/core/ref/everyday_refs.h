@@ -142,6 +142,38 @@ static const ref_array er_arange_a REF_UNUSED = {1, {4}, 4, er_arange_a_data};
 static const float er_arange_b_data[3] REF_UNUSED = {3.0f, 2.0f, 1.0f};
 static const ref_array er_arange_b REF_UNUSED = {1, {3}, 3, er_arange_b_data};
 
+/* input (2, 3), all zero */
+static const float er_norm0_zeros_data[6] REF_UNUSED = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const ref_array er_norm0_zeros REF_UNUSED = {2, {2, 3}, 6, er_norm0_zeros_data};
+
+/* forward */
+static const float er_norm0_all_y_data[1] REF_UNUSED = {0.0f};
+static const ref_array er_norm0_all_y REF_UNUSED = {0, {0}, 1, er_norm0_all_y_data};
+
+/* head weight */
+static const float er_norm0_all_w_data[1] REF_UNUSED = {0.870000005f};
+static const ref_array er_norm0_all_w REF_UNUSED = {0, {0}, 1, er_norm0_all_w_data};
+
+/* gradient of input 0 */
+static const float er_norm0_all_g0_data[6] REF_UNUSED = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+static const ref_array er_norm0_all_g0 REF_UNUSED = {2, {2, 3}, 6, er_norm0_all_g0_data};
+
+/* input (3, 4), row 1 zero */
+static const float er_norm0_x_data[12] REF_UNUSED = {-1.21000004f, -0.769999981f, -1.92999995f, -1.13999999f, 0.0f, 0.0f, 0.0f, 0.0f, 1.99000001f, 1.5f, 0.0900000036f, 1.12f};
+static const ref_array er_norm0_x REF_UNUSED = {2, {3, 4}, 12, er_norm0_x_data};
+
+/* forward */
+static const float er_norm0_ax1_y_data[3] REF_UNUSED = {2.66110873f, 0.0f, 2.73360562f};
+static const ref_array er_norm0_ax1_y REF_UNUSED = {1, {3}, 3, er_norm0_ax1_y_data};
+
+/* head weight */
+static const float er_norm0_ax1_w_data[3] REF_UNUSED = {1.40999997f, 1.08000004f, 0.660000026f};
+static const ref_array er_norm0_ax1_w REF_UNUSED = {1, {3}, 3, er_norm0_ax1_w_data};
+
+/* gradient of input 0 */
+static const float er_norm0_ax1_g0_data[12] REF_UNUSED = {-0.641123772f, -0.407987803f, -1.02261877f, -0.604033887f, 0.0f, 0.0f, 0.0f, 0.0f, 0.480464339f, 0.362159044f, 0.0217295438f, 0.270412087f};
+static const ref_array er_norm0_ax1_g0 REF_UNUSED = {2, {3, 4}, 12, er_norm0_ax1_g0_data};
+
 /* clang-format on */
 
 #endif

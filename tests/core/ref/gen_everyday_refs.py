@@ -94,6 +94,17 @@ emit("onehot_y", torch.nn.functional.one_hot(torch.tensor(oh), 5).double().numpy
 emit("arange_a", torch.arange(0.5, 3, 0.75, dtype=torch.float64).numpy(), "arange(0.5, 3, 0.75)")
 emit("arange_b", torch.arange(3, 0, -1, dtype=torch.float64).numpy(), "arange(3, 0, -1)")
 
+# norm where it is 0: all elements of a zero (2, 3), and over axis 1 of a (3, 4) whose row 1 is
+# zero (PyTorch's gradient there is 0, the other rows' x / norm). Drawn after everything above,
+# so the earlier references keep their values.
+z = np.zeros((2, 3), dtype=np.float32)
+emit("norm0_zeros", z, "input (2, 3), all zero")
+grad_of(lambda a: torch.linalg.norm(a), z, name="norm0_all")
+nz = rand((3, 4))
+nz[1] = 0
+emit("norm0_x", nz, "input (3, 4), row 1 zero")
+grad_of(lambda a: torch.linalg.norm(a, dim=1), nz, name="norm0_ax1")
+
 
 def lit(v):
     s = "%.9g" % v
