@@ -398,7 +398,7 @@ class Tensor {
         return reduce(lam_op_min, axes, keepdims);
     }
     /* The L2 norm over `axes` (empty: all elements, shape (); Gluon's norm()), lam_op_norm:
-     * differentiable (its gradient is NaN where the norm is 0). */
+     * differentiable (its gradient is 0 where the norm is 0, as PyTorch's). */
     Tensor norm(const std::vector<int32_t> &axes = {}, bool keepdims = false) const {
         return reduce(lam_op_norm, axes, keepdims);
     }
