@@ -1,9 +1,9 @@
 /*
- * Everyday ops made of the basic ones (lamina.h): the L2 norm (square, sum, sqrt, guarded by
- * where when recorded so that its gradient at 0 is 0), take (a
- * reshape and gather_rows), and the index-free constructors one_hot and arange (computed on the
- * host, uploaded). Every backend runs them as it runs their parts, and the differentiable ones
- * get their gradients from their parts' rules.
+ * Everyday ops made of the basic ones (lamina.h): the L2 norm (square, sum, sqrt; when recorded
+ * the square root is guarded by where so that its gradient at 0 is 0), take (a reshape and
+ * gather_rows), one_hot (a gather and a comparison on the indices' device) and arange
+ * (computed on the host, uploaded). Every backend runs them as it runs their parts, and the
+ * differentiable ones get their gradients from their parts' rules.
  */
 #include "error.h"
 #include "ops.h"
@@ -120,40 +120,50 @@ lam_status lam_op_take(const lam_tensor *x, const lam_tensor *indices, lam_tenso
     return st;
 }
 
-/* The indices as int64 on the host (*out: a new array of numel entries). */
-static lam_status host_indices(const char *fn, const lam_tensor *indices, int64_t **out) {
-    int64_t n = lam_tensor_numel(indices);
-    lam_dtype d = lam_tensor_dtype(indices);
-    size_t es = d == LAM_DTYPE_I64 ? 8 : 4;
-    int64_t *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+/*
+ * The gather refused an index (a synchronous backend): only on this error path are the indices
+ * read, to name the first one outside [0, depth) as "one_hot: Invalid index, element i is v,
+ * outside [0, depth)". Another error, or one the read cannot explain, is returned prefixed.
+ */
+static lam_status index_error(lam_status st, const lam_tensor *idx, int64_t depth) {
+    if (st != LAM_ERR_INVALID_ARGUMENT) {
+        return lam__error_prefix(st, "one_hot");
+    }
+    int64_t n = lam_tensor_numel(idx);
+    bool wide = lam_tensor_dtype(idx) == LAM_DTYPE_I64;
+    size_t es = wide ? sizeof(int64_t) : sizeof(int32_t);
     void *raw = malloc((size_t)(n > 0 ? n : 1) * es);
-    lam_status st = v == NULL || raw == NULL
-                        ? lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", fn)
-                        : lam_tensor_read_bytes(indices, raw, (size_t)n * es);
-    for (int64_t i = 0; st == LAM_OK && i < n; i++) {
-        if (d == LAM_DTYPE_I64) {
-            v[i] = ((const int64_t *)raw)[i];
-        } else if (d == LAM_DTYPE_I32) {
-            v[i] = ((const int32_t *)raw)[i];
-        } else {
-            float f = ((const float *)raw)[i];
-            if (!(f == floorf(f) && fabsf(f) < 9.0e15f)) {
-                st = lam__error(LAM_ERR_INVALID_ARGUMENT,
-                                "%s: Invalid index, element %lld is %g, not an integer", fn,
-                                (long long)i, (double)f);
-            }
-            v[i] = (int64_t)f;
-        }
+    int64_t *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    lam_status rs = raw == NULL || v == NULL ? LAM_ERR_OUT_OF_MEMORY
+                                             : lam_tensor_read_bytes(idx, raw, (size_t)n * es);
+    for (int64_t i = 0; rs == LAM_OK && i < n; i++) {
+        v[i] = wide ? ((const int64_t *)raw)[i] : ((const int32_t *)raw)[i];
     }
     free(raw);
-    if (st != LAM_OK) {
-        free(v);
-        return st;
+    for (int64_t i = 0; rs == LAM_OK && i < n; i++) {
+        if (v[i] < 0 || v[i] >= depth) {
+            long long bad = (long long)v[i];
+            free(v);
+            return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                              "one_hot: Invalid index, element %lld is %lld, outside [0, %lld)",
+                              (long long)i, bad, (long long)depth);
+        }
     }
-    *out = v;
-    return LAM_OK;
+    free(v);
+    return lam__error_prefix(st, "one_hot");
 }
 
+/* The largest depth whose classes 0..depth-1 float32 holds exactly (they are compared as
+ * floats). */
+#define ONE_HOT_MAX_DEPTH (1LL << 24)
+
+/*
+ * On the indices' device, nothing read back: a gather of the (integer) indices from the column
+ * 0..depth-1 gives each index as a float, shape S + (1,), and checks that it is in [0, depth)
+ * (the gather names the position and the value; an asynchronous backend reports it when a
+ * result is read). That column minus the row 0..depth-1, broadcast to S + (depth,), is 0
+ * exactly at the index: equal to zeros is the one-hot row.
+ */
 lam_status lam_op_one_hot(const lam_tensor *indices, int64_t depth, lam_tensor **out) {
     lam_status st = null_out("one_hot", out);
     if (st != LAM_OK) {
@@ -175,40 +185,54 @@ lam_status lam_op_one_hot(const lam_tensor *indices, int64_t depth, lam_tensor *
                           "one_hot: Invalid %s, depth %lld with %u index dims",
                           depth <= 0 ? "depth" : "shape", (long long)depth, (unsigned)is->ndim);
     }
-    lam_shape os = *is;
+    if (depth > ONE_HOT_MAX_DEPTH) {
+        return lam__error(
+            LAM_ERR_INVALID_ARGUMENT,
+            "one_hot: Invalid depth, depth %lld is above %lld (2^24, the most classes "
+            "float32 counts exactly)",
+            (long long)depth, ONE_HOT_MAX_DEPTH);
+    }
+    lam_shape os = *is, col_shape = {.ndim = 2, .dims = {depth, 1}};
     os.dims[os.ndim++] = depth;
     int64_t total;
     st = lam__shape_numel("one_hot", &os, &total);
     if (st != LAM_OK) {
         return st;
     }
-    int64_t n = lam_tensor_numel(indices);
-    int64_t *idx = NULL;
-    st = host_indices("one_hot", indices, &idx);
-    if (st != LAM_OK) {
-        return st;
-    }
-    float *h = calloc((size_t)(total > 0 ? total : 1), sizeof *h);
-    if (h == NULL) {
-        free(idx);
-        return lam__error(LAM_ERR_OUT_OF_MEMORY, "one_hot: Out of memory, %lld elements",
-                          (long long)total);
-    }
-    for (int64_t i = 0; st == LAM_OK && i < n; i++) {
-        if (idx[i] < 0 || idx[i] >= depth) {
-            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
-                            "one_hot: Invalid index, element %lld is %lld, outside [0, %lld)",
-                            (long long)i, (long long)idx[i], (long long)depth);
-        } else {
-            h[i * depth + idx[i]] = 1.0f;
-        }
+    lam_ctx *ctx = lam_tensor_ctx(indices);
+    lam_tensor *idx = NULL, *row = NULL, *col = NULL, *picked = NULL, *diff = NULL, *zero = NULL;
+    int was = lam_autograd_record_begin(0); /* not differentiable */
+    if (d == LAM_DTYPE_F32) {               /* truncated toward zero, as Gluon's cast to int */
+        st = lam_op_cast(indices, LAM_DTYPE_I32, &idx);
+    } else {
+        idx = lam_tensor_retain((lam_tensor *)indices);
     }
     if (st == LAM_OK) {
-        st = lam_tensor_from_data(lam_tensor_ctx(indices), &os, h, (size_t)total, out);
+        st = lam_op_arange(ctx, 0, (double)depth, 1, &row);
     }
-    free(h);
-    free(idx);
-    return st;
+    if (st == LAM_OK) {
+        st = lam_tensor_reshape(row, &col_shape, &col);
+    }
+    if (st == LAM_OK && (st = lam_op_gather_rows(col, idx, &picked)) != LAM_OK) {
+        st = index_error(st, idx, depth);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_sub(picked, row, &diff);
+    }
+    if (st == LAM_OK) {
+        st = lam_tensor_full(ctx, &os, 0.0f, &zero);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_equal(diff, zero, out);
+    }
+    lam_autograd_record_end(was);
+    lam_tensor *all[] = {idx, row, col, picked, diff, zero};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        lam_tensor_release(all[i]);
+    }
+    return st == LAM_OK || strncmp(lam_last_error(), "one_hot", 7) == 0
+               ? st
+               : lam__error_prefix(st, "one_hot");
 }
 
 lam_status lam_op_arange(lam_ctx *ctx, double start, double stop, double step, lam_tensor **out) {

@@ -121,6 +121,24 @@ Test(everyday, slice_values_and_gradients_match_pytorch) {
                (const ref_array *[]){&er_slice_g0});
 }
 
+/* lam_op_one_hot's status for an index outside [0, depth), with an asynchronous backend's
+ * report when the result is read folded in (y is read then and released on an error). */
+static lam_status one_hot_status(const lam_tensor *idx, int64_t depth, lam_tensor **y) {
+    lam_status st = lam_op_one_hot(idx, depth, y);
+    if (strcmp(lam_ctx_backend(tu_ctx()), "cpu") != 0) {
+        /* Nothing is read back at the call (reading the indices would have reported it): an
+         * asynchronous backend reports the index when a result is read. */
+        cr_assert_eq(st, LAM_OK, "one_hot read its indices back: %s", lam_last_error());
+        float v[30];
+        st = lam_tensor_read(*y, v, (size_t)lam_tensor_numel(*y));
+        if (st != LAM_OK) {
+            lam_tensor_release(*y);
+            *y = NULL;
+        }
+    }
+    return st;
+}
+
 Test(everyday, one_hot_matches_pytorch_for_int32_and_float_indices) {
     lam_tensor *idx = NULL, *y = NULL, *fidx = NULL;
     lam_shape s = TU_SHAPE(2, 3);
@@ -128,6 +146,7 @@ Test(everyday, one_hot_matches_pytorch_for_int32_and_float_indices) {
     cr_assert_eq(lam_tensor_write_bytes(idx, er_onehot_idx, sizeof er_onehot_idx), LAM_OK);
     lam_status st = lam_op_one_hot(idx, 5, &y);
     tu_assert_result(st, y, &er_onehot_y, 0, 0, "one_hot int32");
+    cr_assert_eq(lam_tensor_ctx(y), tu_ctx(), "on the indices' context");
     lam_tensor_release(y);
     float f[6];
     for (int i = 0; i < 6; i++) {
@@ -138,17 +157,64 @@ Test(everyday, one_hot_matches_pytorch_for_int32_and_float_indices) {
     tu_assert_result(st, y, &er_onehot_y, 0, 0, "one_hot float");
     lam_tensor_release(y);
     y = TU_POISON;
-    tu_assert_status(lam_op_one_hot(idx, 4, &y), LAM_ERR_INVALID_ARGUMENT, "depth 4");
-    tu_assert_msg("one_hot: Invalid index, element 1 is 4, outside [0, 4)", "message");
+    tu_assert_status(one_hot_status(idx, 4, &y), LAM_ERR_INVALID_ARGUMENT, "depth 4");
+    tu_assert_msg("is 4, outside [0, 4)", "the position's value and the range are named");
     cr_assert_null(y);
-    f[2] = 1.5f;
-    cr_assert_eq(lam_tensor_write(fidx, f, 6), LAM_OK);
-    tu_assert_status(lam_op_one_hot(fidx, 5, &y), LAM_ERR_INVALID_ARGUMENT, "1.5");
-    tu_assert_msg("element 2 is 1.5, not an integer", "message");
     tu_assert_status(lam_op_one_hot(idx, 0, &y), LAM_ERR_INVALID_ARGUMENT, "depth 0");
     tu_assert_msg("one_hot: Invalid depth", "message");
+    tu_assert_status(lam_op_one_hot(idx, (1 << 24) + 1, &y), LAM_ERR_INVALID_ARGUMENT,
+                     "a depth float32 cannot count exactly");
+    tu_assert_msg("one_hot: Invalid depth, depth 16777217", "message");
     lam_tensor_release(idx);
     lam_tensor_release(fidx);
+    tu_assert_released();
+}
+
+/*
+ * Float indices are truncated toward zero, as Gluon's nd.one_hot (its kernel takes
+ * static_cast<int>(index)): 1.5 -> 1, -0.5 -> 0, 4.9 -> 4 with depth 5 (by hand); a negative
+ * index after truncation (-1.5 -> -1) is refused as an integer one is. The CPU message names
+ * the element as the indices hold it after truncation.
+ */
+Test(everyday, one_hot_truncates_float_indices_as_gluon) {
+    lam_tensor *y = NULL;
+    lam_shape s = TU_SHAPE(3);
+    float f[3] = {1.5f, -0.5f, 4.9f};
+    const float want[15] = {0, 1, 0, 0, 0, /* 1.5 */ 1, 0, 0, 0, 0, /* -0.5 */
+                            0, 0, 0, 0, 1 /* 4.9 */};
+    lam_tensor *fidx = tu_tensor(s, f, 3);
+    const ref_array r = {2, {3, 5}, 15, want};
+    lam_status st = lam_op_one_hot(fidx, 5, &y);
+    tu_assert_result(st, y, &r, 0, 0, "one_hot of 1.5, -0.5, 4.9");
+    lam_tensor_release(y);
+    f[1] = -1.5f;
+    cr_assert_eq(lam_tensor_write(fidx, f, 3), LAM_OK);
+    y = TU_POISON;
+    tu_assert_status(one_hot_status(fidx, 5, &y), LAM_ERR_INVALID_ARGUMENT, "-1.5");
+    tu_assert_msg("is -1, outside [0, 5)", "message");
+    cr_assert_null(y);
+    lam_tensor_release(fidx);
+    tu_assert_released();
+}
+
+/* A 0-d index gives one row (depth,); empty indices an empty S + (depth,) (by hand). */
+Test(everyday, one_hot_of_a_scalar_and_of_no_indices) {
+    lam_tensor *idx = NULL, *y = NULL;
+    lam_shape s0 = TU_SCALAR_SHAPE(), se = TU_SHAPE(0, 2);
+    int64_t three = 3;
+    cr_assert_eq(lam_tensor_create_dtype(tu_ctx(), LAM_DTYPE_I64, &s0, &idx), LAM_OK);
+    cr_assert_eq(lam_tensor_write_bytes(idx, &three, sizeof three), LAM_OK);
+    const float want[4] = {0, 0, 0, 1};
+    const ref_array r = {1, {4}, 4, want};
+    lam_status st = lam_op_one_hot(idx, 4, &y);
+    tu_assert_result(st, y, &r, 0, 0, "one_hot(3, 4)");
+    lam_tensor_release(y);
+    lam_tensor_release(idx);
+    cr_assert_eq(lam_tensor_create_dtype(tu_ctx(), LAM_DTYPE_I32, &se, &idx), LAM_OK);
+    cr_assert_eq(lam_op_one_hot(idx, 4, &y), LAM_OK, "%s", lam_last_error());
+    tu_assert_shape(y, 3, (const int64_t[]){0, 2, 4}, "shape (0, 2, 4)");
+    lam_tensor_release(y);
+    lam_tensor_release(idx);
     tu_assert_released();
 }
 

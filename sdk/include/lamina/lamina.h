@@ -650,12 +650,16 @@ LAM_EXPORT lam_status lam_op_norm(const lam_tensor *x, const int32_t *axes, uint
  */
 LAM_EXPORT lam_status lam_op_take(const lam_tensor *x, const lam_tensor *indices, lam_tensor **out);
 /*
- * One-hot rows (Gluon's nd.one_hot): indices of shape S (int32, int64, or float32 holding
- * integers) give float32 *out of shape S + (depth,), 1 at out[s, indices[s]] and 0 elsewhere,
- * on the indices' context. Not differentiable. Reads the indices (synchronizes).
- * Errors: LAM_ERR_INVALID_ARGUMENT for depth <= 0 or an index outside [0, depth) or not an
- * integer, naming its position and value; LAM_ERR_DTYPE for another dtype; LAM_ERR_SHAPE when S
- * has LAM_MAX_DIMS dims.
+ * One-hot rows (Gluon's nd.one_hot, torch.nn.functional.one_hot): indices of shape S (int32,
+ * int64 or float32) give float32 *out of shape S + (depth,), 1 at out[s, indices[s]] and 0
+ * elsewhere, computed on the indices' context without reading them back (a gather and a
+ * comparison). Float indices are truncated toward zero first, as Gluon's (1.5 is 1, -0.5 is 0).
+ * An index outside [0, depth) is an error, as in PyTorch (Gluon leaves its row all zero
+ * instead): the error names its position and value, and an asynchronous backend (Vulkan)
+ * reports it when a result is read, as lam_op_gather_rows does. Not differentiable.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for depth <= 0 or above 2^24 (the largest count float32
+ * holds exactly), an index outside [0, depth), or a float index that is NaN or outside int32;
+ * LAM_ERR_DTYPE for another dtype; LAM_ERR_SHAPE when S has LAM_MAX_DIMS dims.
  */
 LAM_EXPORT lam_status lam_op_one_hot(const lam_tensor *indices, int64_t depth, lam_tensor **out);
 /*

@@ -410,7 +410,8 @@ class Tensor {
     }
     /* x[indices] along the first axis (int32/int64 indices; lam_op_take), differentiable. */
     Tensor take(const Tensor &indices) const { return op1(lam_op_take, t_, indices.t_); }
-    /* One-hot rows of this tensor's indices (lam_op_one_hot): shape + (depth,). */
+    /* One-hot rows of this tensor's indices (lam_op_one_hot: on the tensor's device, float
+     * indices truncated as Gluon's, an index outside [0, depth) an error): shape + (depth,). */
     Tensor one_hot(int64_t depth) const { return op1(lam_op_one_hot, t_, depth); }
     Tensor argmax(int32_t axis) const { return op1(lam_op_argmax, t_, axis); }
     Tensor softmax(int32_t axis = -1) const { return op1(lam_op_softmax, t_, axis); }
