@@ -664,8 +664,9 @@ LAM_EXPORT lam_status lam_op_take(const lam_tensor *x, const lam_tensor *indices
 LAM_EXPORT lam_status lam_op_one_hot(const lam_tensor *indices, int64_t depth, lam_tensor **out);
 /*
  * start, start + step, ... up to but not including stop, as a 1-D float32 tensor on ctx (NULL:
- * the default context) (NumPy's arange; each value computed in double, then rounded). Empty
- * when the range holds no value. Not differentiable.
+ * the default context) (NumPy's arange; each value computed in double, then rounded). The
+ * values are computed on the host and written to ctx (a transfer to the device, nothing read
+ * back). Empty when the range holds no value. Not differentiable.
  * Errors: LAM_ERR_INVALID_ARGUMENT for step 0, a value that is not finite, or more than 1e9
  * elements.
  */
