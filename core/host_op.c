@@ -301,6 +301,26 @@ static lam_status moments(const lam_host_op *c, lam_tensor **out) {
                         &out[1]);
 }
 
+/* LAYER_NORM (x, gamma, beta; y, or y, mean, rstd) and LAYER_NORM_BACKWARD (dy, x, mean,
+ * rstd, gamma; dx, or dx, dgamma, dbeta), ABI 2.2. */
+static lam_status layer_norm(const lam_host_op *c, lam_tensor **out) {
+    const bool fwd = c->op == LAM_OP_LAYER_NORM;
+    const uint32_t n_in = fwd ? 3 : 5;
+    lam_status st = arity(c, n_in, n_in, c->n_outputs == 3 ? 3 : 1);
+    const lam_scalar_params *p = st == LAM_OK ? PARAMS(c, lam_scalar_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam_tensor *const *in = c->inputs;
+    const bool all = c->n_outputs == 3;
+    if (fwd) {
+        return lam__layer_norm("op layer_norm", in[0], in[1], in[2], p->a, &out[0],
+                               all ? &out[1] : NULL, all ? &out[2] : NULL);
+    }
+    return lam__layer_norm_backward("op layer_norm_backward", in[0], in[1], in[2], in[3], in[4],
+                                    &out[0], all ? &out[1] : NULL, all ? &out[2] : NULL);
+}
+
 /* The 2.0 NN ops: false for any other op. */
 static bool dispatch_nn(const lam_host_op *c, lam_tensor **out, lam_status *st) {
     switch (c->op) {
@@ -320,6 +340,10 @@ static bool dispatch_nn(const lam_host_op *c, lam_tensor **out, lam_status *st) 
         return true;
     case LAM_OP_MOMENTS:
         *st = moments(c, out);
+        return true;
+    case LAM_OP_LAYER_NORM:
+    case LAM_OP_LAYER_NORM_BACKWARD:
+        *st = layer_norm(c, out);
         return true;
     default:
         return false;

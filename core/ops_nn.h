@@ -44,5 +44,20 @@ lam_status lam__op_pad(const lam_tensor *x, const lam_pad_params *p, lam_tensor 
 /* MOMENTS over `axes` (lam_op_moments), with `fn` as the subject of messages. */
 lam_status lam__moments(const char *fn, const lam_tensor *x, const int32_t *axes, uint32_t n_axes,
                         int32_t keepdims, lam_tensor **mean_out, lam_tensor **var_out);
+/*
+ * LAYER_NORM over x's last axis (n): y (x's shape) differentiated as one node through
+ * LAYER_NORM_BACKWARD; gamma and beta float32 (n) on x's context, eps finite and >= 0. With
+ * mean and rstd non-NULL (both), also the statistics, shape (rows) (not differentiated). Runs
+ * the fused op where x's backend supports it, else its composition of basic ops.
+ */
+lam_status lam__layer_norm(const char *fn, const lam_tensor *x, const lam_tensor *gamma,
+                           const lam_tensor *beta, double eps, lam_tensor **y, lam_tensor **mean,
+                           lam_tensor **rstd);
+/* LAYER_NORM_BACKWARD: dx and, with dgamma and dbeta non-NULL (both), their gradients. Not
+ * differentiable: LAM_ERR_UNSUPPORTED when recording and an operand needs a gradient. */
+lam_status lam__layer_norm_backward(const char *fn, const lam_tensor *dy, const lam_tensor *x,
+                                    const lam_tensor *mean, const lam_tensor *rstd,
+                                    const lam_tensor *gamma, lam_tensor **dx, lam_tensor **dgamma,
+                                    lam_tensor **dbeta);
 
 #endif

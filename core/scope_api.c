@@ -118,6 +118,8 @@ HIDDEN lam_status lam__op_pad_unscoped(const lam_tensor *x, const int64_t *befor
 HIDDEN lam_status lam__op_moments_unscoped(const lam_tensor *x, const int32_t *axes,
                                            uint32_t n_axes, int32_t keepdims, lam_tensor **mean_out,
                                            lam_tensor **var_out);
+HIDDEN lam_status lam__op_layer_norm_unscoped(const lam_tensor *x, const lam_tensor *gamma,
+                                              const lam_tensor *beta, float eps, lam_tensor **out);
 HIDDEN lam_status lam__tensor_grad_unscoped(const lam_tensor *t, lam_tensor **out);
 HIDDEN lam_status lam__tensor_detach_unscoped(lam_tensor *t, lam_tensor **out);
 HIDDEN lam_status lam__loss_softmax_cross_entropy_unscoped(const lam_tensor *logits,
@@ -858,6 +860,17 @@ lam_status lam_op_moments(const lam_tensor *x, const int32_t *axes, uint32_t n_a
     }
     if (st == LAM_OK && var_out != NULL) {
         lam__scope_hold(*var_out);
+    }
+    return st;
+}
+
+lam_status lam_op_layer_norm(const lam_tensor *x, const lam_tensor *gamma, const lam_tensor *beta,
+                             float eps, lam_tensor **out) {
+    lam__scope_enter();
+    lam_status st = lam__op_layer_norm_unscoped(x, gamma, beta, eps, out);
+    lam__scope_leave();
+    if (st == LAM_OK && out != NULL) {
+        lam__scope_hold(*out);
     }
     return st;
 }

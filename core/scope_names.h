@@ -74,6 +74,7 @@
 #define lam_op_avg_pool2d              lam__op_avg_pool2d_unscoped
 #define lam_op_pad                     lam__op_pad_unscoped
 #define lam_op_moments                 lam__op_moments_unscoped
+#define lam_op_layer_norm              lam__op_layer_norm_unscoped
 #define lam_tensor_grad                lam__tensor_grad_unscoped
 #define lam_tensor_detach              lam__tensor_detach_unscoped
 #define lam_loss_softmax_cross_entropy lam__loss_softmax_cross_entropy_unscoped

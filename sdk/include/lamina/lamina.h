@@ -965,6 +965,21 @@ LAM_EXPORT lam_status lam_op_pad(const lam_tensor *x, const int64_t *before, con
 LAM_EXPORT lam_status lam_op_moments(const lam_tensor *x, const int32_t *axes, uint32_t n_axes,
                                      int32_t keepdims, lam_tensor **mean_out, lam_tensor **var_out);
 
+/*
+ * Layer normalization over the last axis of x (PyTorch's layer_norm(x, (n,), gamma, beta, eps)):
+ * each row of n elements becomes (x - mean) * rstd * gamma + beta, with mean and the biased
+ * variance of the row and rstd = 1 / sqrtf(var + eps). gamma and beta are float32 (n) on x's
+ * context; NULL means none (ones, zeros). One node for autograd (x, gamma and beta all get
+ * gradients); rows never mix, so a NaN stays in its row. Runs as one backend op each way where
+ * the backend has it (LAM_OP_LAYER_NORM, ABI 2.2), else composed of the basic ops.
+ * Errors: LAM_ERR_INVALID_ARGUMENT for NULL x or out, or eps negative or not finite;
+ * LAM_ERR_DTYPE unless every tensor is float32; LAM_ERR_SHAPE for a 0-D x or gamma/beta not
+ * (n); LAM_ERR_INVALID_ARGUMENT for tensors on different contexts.
+ * Ownership: *out is a new reference (NULL on failure).
+ */
+LAM_EXPORT lam_status lam_op_layer_norm(const lam_tensor *x, const lam_tensor *gamma,
+                                        const lam_tensor *beta, float eps, lam_tensor **out);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Autograd                                                                                   */
 /* ------------------------------------------------------------------------------------------ */

@@ -319,6 +319,56 @@ static inline lam_status lam_p_fill(const lam_host_api *h, lam_ctx *ctx, lam_dty
 }
 
 /*
+ * Layer normalization over x's last axis (LAYER_NORM, ABI 2.2): y = (x - mean) * rstd * gamma +
+ * beta per row, rstd = 1 / sqrtf(var + eps), one autograd node (gradients for x, gamma and
+ * beta). gamma and beta are float32 (n) tensors, n = x's last dim, or NULL for none (ones,
+ * zeros: made here on x's context). The host runs the backend's fused op, or its composition
+ * of basic ops on a backend without it. A host older than 2.2 answers LAM_ERR_UNSUPPORTED.
+ */
+static inline lam_status lam_p_layer_norm(const lam_host_api *h, const lam_tensor *x,
+                                          const lam_tensor *gamma, const lam_tensor *beta,
+                                          double eps, lam_tensor **out) {
+    lam_host_op call = LAM_HOST_OP_INIT(LAM_OP_LAYER_NORM);
+    lam_scalar_params p = LAM_SCALAR_PARAMS_INIT;
+    lam_tensor *in[3];
+    lam_tensor *made[2] = {NULL, NULL};
+    lam_status st = LAM_OK;
+    *out = NULL;
+    if (x == NULL) {
+        return lam_plugin_error(h, LAM_ERR_INVALID_ARGUMENT,
+                                "lam_p_layer_norm: Invalid argument, x is NULL");
+    }
+    if (gamma == NULL || beta == NULL) {
+        const lam_shape *xs = h->tensor_shape(x);
+        lam_shape s;
+        memset(&s, 0, sizeof s);
+        s.ndim = 1;
+        s.dims[0] = xs != NULL && xs->ndim > 0 ? xs->dims[xs->ndim - 1] : 0;
+        if (gamma == NULL) {
+            st = lam_p_fill(h, h->tensor_ctx(x), LAM_DTYPE_F32, &s, 1.0, &made[0]);
+        }
+        if (st == LAM_OK && beta == NULL) {
+            st = lam_p_fill(h, h->tensor_ctx(x), LAM_DTYPE_F32, &s, 0.0, &made[1]);
+        }
+    }
+    if (st == LAM_OK) {
+        in[0] = lam_p__in(x);
+        in[1] = gamma != NULL ? lam_p__in(gamma) : made[0];
+        in[2] = beta != NULL ? lam_p__in(beta) : made[1];
+        p.a = eps;
+        call.n_inputs = 3;
+        call.inputs = in;
+        call.n_outputs = 1;
+        call.outputs = out;
+        call.params = &p;
+        st = h->op(&call);
+    }
+    h->tensor_release(made[0]);
+    h->tensor_release(made[1]);
+    return st;
+}
+
+/*
  * Random numbers of `shape` on ctx (RANDOM): kind UNIFORM in [a, b), NORMAL with mean a and
  * standard deviation b, BERNOULLI 1 with probability a. The stream is `key` (from
  * host->layer_rng, which reserved the elements; pass count = the element count there).
