@@ -15,7 +15,7 @@
 #include <string.h>
 
 /* One past the last op this plugin implements; newer ops (a newer host's) are unsupported. */
-#define CPU_OP_END ((int64_t)LAM_OP_MOMENTS + 1)
+#define CPU_OP_END ((int64_t)LAM_OP_LAYER_NORM_BACKWARD + 1)
 
 /* The op as a signed number: the enum is 32 bits wide, and a negative op must read negative. */
 static int64_t op_number(lam_op op) {
@@ -33,6 +33,10 @@ typedef struct arity {
 
 static arity op_arity(lam_op op) {
     switch (op) {
+    case LAM_OP_LAYER_NORM:
+        return (arity){3, 3, 1, 3}; /* y, or y, mean, rstd */
+    case LAM_OP_LAYER_NORM_BACKWARD:
+        return (arity){5, 5, 1, 3}; /* dx, or dx, dgamma, dbeta */
     case LAM_OP_FILL:
     case LAM_OP_RANDOM:
         return (arity){0, 0, 1, 1};
@@ -63,8 +67,9 @@ static arity op_arity(lam_op op) {
     }
 }
 
-static const char *const in_names[CPU_MAX_IN] = {"input 0", "input 1", "input 2"};
-static const char *const out_names[CPU_MAX_OUT] = {"output 0", "output 1"};
+static const char *const in_names[CPU_MAX_IN] = {"input 0", "input 1", "input 2", "input 3",
+                                                 "input 4"};
+static const char *const out_names[CPU_MAX_OUT] = {"output 0", "output 1", "output 2"};
 
 /*
  * Checks one view and fills v: known dtype, rank, dims, byte offset and strides multiples of
@@ -556,6 +561,9 @@ static lam_status run_call(const cpu_device *dev, const lam_op_call *call, int d
         return st;
     }
     switch (call->op) {
+    case LAM_OP_LAYER_NORM:
+    case LAM_OP_LAYER_NORM_BACKWARD:
+        return cpu_layer_norm(&c);
     case LAM_OP_GEMM:
     case LAM_OP_LINEAR:
     case LAM_OP_GEMM_BATCHED:

@@ -55,8 +55,8 @@ typedef struct cpu_view {
     int64_t st[LAM_MAX_DIMS];
 } cpu_view;
 
-#define CPU_MAX_IN  3
-#define CPU_MAX_OUT 2
+#define CPU_MAX_IN  5 /* LAYER_NORM_BACKWARD */
+#define CPU_MAX_OUT 3 /* LAYER_NORM with its statistics */
 
 /* One op call with its operands checked against their buffers. */
 typedef struct cpu_call {
@@ -262,11 +262,26 @@ typedef void (*cpu_ew_row)(ptrdiff_t n, float *o, ptrdiff_t os, const float *x, 
 /* Inner positions a blocked reduction task covers. */
 #define CPU_RED_BLOCK 512
 
+/* The operands of LAYER_NORM (x, gamma, beta -> y, mean, rstd) and LAYER_NORM_BACKWARD (dy, x,
+ * mean_in, rstd_in, gamma -> y = dx) with element strides: x (m, n) has xs0, xs1, and so on. */
+typedef struct cpu_ln_args {
+    int64_t m, n;
+    float eps;
+    const float *x, *dy, *gamma, *beta, *mean_in, *rstd_in;
+    float *y, *mean, *rstd; /* mean and rstd NULL: not wanted */
+    int64_t xs0, xs1, dys0, dys1, ys0, ys1, gs, bs, ms, rs;
+} cpu_ln_args;
+
 typedef struct cpu_kern {
     /* The row kernel of an elementwise float op, NULL for another op. */
     cpu_ew_row (*ew_row)(lam_op op);
     /* Tasks [t0, t1) of a reduction (cpu_reduce.c says what a task is). */
     void (*reduce_tasks)(const cpu_call *call, int blocked, int64_t t0, int64_t t1);
+    /* LAYER_NORM rows [r0, r1) (cpu_ln_impl.h). */
+    void (*ln_forward)(const cpu_ln_args *a, int64_t r0, int64_t r1);
+    /* LAYER_NORM_BACKWARD rows [r0, r1): dx, and with pg non-NULL the rows' dgamma and dbeta
+     * terms added into pg and pb (n each, dense). */
+    void (*ln_backward)(const cpu_ln_args *a, int64_t r0, int64_t r1, float *pg, float *pb);
 } cpu_kern;
 
 extern const cpu_kern cpu_kern_base;
@@ -296,6 +311,9 @@ lam_status cpu_window(const cpu_call *call);
 
 /* cpu_index.c: GATHER_ROWS, SCATTER_ADD_ROWS, WHERE, PAD, CAST. */
 lam_status cpu_index(const cpu_call *call);
+
+/* cpu_layernorm.c: LAYER_NORM, LAYER_NORM_BACKWARD (arity checked). */
+lam_status cpu_layer_norm(const cpu_call *call);
 
 /* cpu_random.c: RANDOM. */
 lam_status cpu_random(const cpu_call *call);

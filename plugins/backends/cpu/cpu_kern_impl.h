@@ -687,7 +687,11 @@ static void KERN_NAME(reduce_tasks)(const cpu_call *call, int blocked, int64_t t
     }
 }
 
+#include "cpu_ln_impl.h"
+
 const cpu_kern KERN_NAME(cpu_kern) = {
     .ew_row = KERN_NAME(ew_row),
     .reduce_tasks = KERN_NAME(reduce_tasks),
+    .ln_forward = KERN_NAME(ln_forward),
+    .ln_backward = KERN_NAME(ln_backward),
 };
