@@ -103,41 +103,14 @@ static lam_status ln_forward(void *st_, lam_layer *l, uint32_t ni, lam_tensor *c
     (void)ni;
     (void)no;
     const state *s = st_;
-    lam_tensor *x = in[0], *g = NULL, *b = NULL, *mean = NULL, *var = NULL, *xc = NULL, *sd = NULL,
-               *xh = NULL, *t = NULL;
-    int32_t axis = -1;
-    lam_status st = H->layer_param_data(l, "gamma", x, &g);
+    lam_tensor *g = NULL, *b = NULL; /* borrowed */
+    lam_status st = H->layer_param_data(l, "gamma", in[0], &g);
     if (st == LAM_OK) {
-        st = H->layer_param_data(l, "beta", x, &b);
+        st = H->layer_param_data(l, "beta", in[0], &b);
     }
-    if (st == LAM_OK) {
-        st = lam_p_moments(H, x, &axis, 1, 1, &mean, &var);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_sub(H, x, mean, &xc);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_scalar(H, LAM_OP_ADD_SCALAR, var, s->epsilon, &t);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_unary(H, LAM_OP_SQRT, t, &sd);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_div(H, xc, sd, &xh);
-    }
-    REL(t);
-    t = NULL;
-    if (st == LAM_OK) {
-        st = lam_p_mul(H, xh, g, &t);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_add(H, t, b, out);
-    }
-    lam_tensor *all[] = {mean, var, xc, sd, xh, t};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        REL(all[i]);
-    }
-    return st;
+    /* One host op (LAYER_NORM, ABI 2.2): the backend's fused kernel each way where it has one,
+     * the host's composition of basic ops elsewhere; one autograd node either way. */
+    return st != LAM_OK ? st : lam_p_layer_norm(H, in[0], g, b, s->epsilon, out);
 }
 
 /* ---- TConv3x3: NCHW, 3x3, stride 1, padding 1: im2col + one batched GEMM ---- */

@@ -5,9 +5,11 @@
  * inference (no running statistics).
  *
  * PyTorch's nn.LayerNorm(C) is the default axis=-1. center=false / scale=false: no beta /
- * gamma parameter (PyTorch's elementwise_affine=False; Gluon keeps a fixed one). The forward
- * is host ops only (MOMENTS and broadcast elementwise ops), so autograd differentiates it and
- * every backend runs it.
+ * gamma parameter (PyTorch's elementwise_affine=False; Gluon keeps a fixed one). Over the last
+ * axis the forward is one host op, LAYER_NORM (the backend's fused kernel each way, or the
+ * host's composition where the backend has none); over another axis it is composed of host ops
+ * (MOMENTS and broadcast elementwise ops). Either way autograd differentiates it and every
+ * backend runs it.
  */
 #include "lamina/plugin_ops.h"
 
@@ -172,7 +174,18 @@ static lam_status ln_forward(void *state, lam_layer *layer, uint32_t n_inputs,
     if (st != LAM_OK) {
         return st;
     }
-    /* gamma and beta broadcast along the normalized axis: (1, ..., C, ..., 1) */
+    if (a + 1 == xs->ndim) { /* the last axis: one host op (LAYER_NORM), fused where it can be */
+        lam_tensor *g = NULL, *b = NULL; /* borrowed; NULL: no scale or no offset */
+        if (s->scale) {
+            st = g_host->layer_param_data(layer, "gamma", x, &g);
+        }
+        if (st == LAM_OK && s->center) {
+            st = g_host->layer_param_data(layer, "beta", x, &b);
+        }
+        return st != LAM_OK ? st : lam_p_layer_norm(g_host, x, g, b, s->epsilon, &outputs[0]);
+    }
+    /* Another axis: composed of host ops. gamma and beta broadcast along the normalized axis:
+     * (1, ..., C, ..., 1) */
     lam_shape pshape = {.ndim = xs->ndim};
     for (uint32_t i = 0; i < xs->ndim; i++) {
         pshape.dims[i] = i == a ? xs->dims[i] : 1;
