@@ -122,19 +122,19 @@ LN_INLINE void ln_bwd_row(const float *dy, int64_t dys, const float *x, int64_t 
             for (int l = 0; l < LN_LANES; l++) {
                 const float g = dy[(k + l) * dys] * gm[(k + l) * gs];
                 lg[l] += g;
-                lgx[l] += g * (x[(k + l) * xs] - mean);
+                lgx[l] += g * ((x[(k + l) * xs] - mean) * rstd);
             }
         }
         for (int l = 0; k < c1; k++, l++) {
             const float g = dy[k * dys] * gm[k * gs];
             lg[l] += g;
-            lgx[l] += g * (x[k * xs] - mean);
+            lgx[l] += g * ((x[k * xs] - mean) * rstd);
         }
         sg += (double)ln_tree(lg);
         sgx += (double)ln_tree(lgx);
     }
     const float ma = (float)(sg / (double)n);
-    const float mb = (float)(sgx * (double)rstd / (double)n);
+    const float mb = (float)(sgx / (double)n);
     if (pg != NULL) {
         for (int64_t k = 0; k < n; k++) {
             const float d = dy[k * dys];
