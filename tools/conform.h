@@ -253,7 +253,8 @@ typedef enum cf_op_kind {
     CF_K_WHERE,
     CF_K_PAD,
     CF_K_CAST,
-    CF_K_MOMENTS
+    CF_K_MOMENTS,
+    CF_K_LAYER_NORM /* LAYER_NORM and LAYER_NORM_BACKWARD (2.2) */
 } cf_op_kind;
 
 /* One op of the reviewed tolerance table (see conform_backend_cases.c). */
@@ -270,8 +271,8 @@ typedef struct cf_oprow {
 
 #define CF_AXPBY_S1   (-1.5) /* AXPBY's b */
 #define CF_CLAMP_HIGH 0.75   /* CLAMP's b (a is the row's scalar) */
-#define CF_OP_MAX_IN  3
-#define CF_OP_MAX_OUT 2
+#define CF_OP_MAX_IN  5      /* LAYER_NORM_BACKWARD */
+#define CF_OP_MAX_OUT 3      /* LAYER_NORM with its statistics */
 
 /* One op call on host data: views (buffers set when run; inputs at offset 0), the inputs'
  * bytes, initial output contents (NULL: poisoned with the guard pattern), parameters. */

@@ -79,6 +79,13 @@ static const cf_oprow op_table[] = {
     {LAM_OP_CLAMP, "clamp", CF_K_SCALAR, -2, 2, 0, 0, -0.5, 0, 0},
     {LAM_OP_CAST, "cast", CF_K_CAST, -1000, 1000, 0, 0, 0, 0, 0},
     {LAM_OP_MOMENTS, "moments", CF_K_MOMENTS, -2, 2, 0, 0, 0, 1e-10, 1e-5},
+    /* ---- new in 2.2 ---- */
+    /* scalar = eps; inputs: x in [xlo, xhi], gamma and beta in [ylo, yhi] (the backward: dy
+     * and x in [xlo, xhi], mean in [-1, 1], rstd in [0.5, 2], gamma in [ylo, yhi]). The
+     * backward's dx cancels terms of a row's sums: a looser bound. */
+    {LAM_OP_LAYER_NORM, "layer_norm", CF_K_LAYER_NORM, -2, 2, -1.5, 1.5, 1e-5, 1e-10, 1e-5},
+    {LAM_OP_LAYER_NORM_BACKWARD, "layer_norm_backward", CF_K_LAYER_NORM, -2, 2, -1.5, 1.5, 0, 1e-9,
+     1e-4},
 };
 #define N_OPS (sizeof op_table / sizeof op_table[0])
 
@@ -340,6 +347,68 @@ static int make_window_case(const cf_oprow *row, int variant, cf_rng *r, cf_opca
     return 1;
 }
 
+/*
+ * LAYER_NORM and its backward on (m, n) rows: 0 = (5, 37), every output; 1 = (3, 40) read
+ * through row stride 85 and element stride 2 (the output dense), the first output only;
+ * 2 = (1, 1) forward (a zero variance: rstd = 1/sqrt(eps)) or (70, 9) backward (more rows than
+ * one partial-sum block); 3 = (2, 2100), rows longer than the CPU's summation chunks.
+ */
+static int make_layer_norm_case(const cf_oprow *row, int variant, cf_rng *r, cf_opcase *t) {
+    static const int64_t ms[4] = {5, 3, 1, 2}, ns[4] = {37, 40, 1, 2100};
+    const int fwd = row->op == LAM_OP_LAYER_NORM;
+    if (variant > 3) {
+        return 0;
+    }
+    const int64_t m = !fwd && variant == 2 ? 70 : ms[variant];
+    const int64_t n = !fwd && variant == 2 ? 9 : ns[variant];
+    const int strided = variant == 1;
+    const int64_t md[2] = {m, n}, rd[1] = {m}, nd[1] = {n};
+    /* The (m, n) inputs: x for the forward; dy and x for the backward. */
+    const uint32_t n_mat = fwd ? 1 : 2;
+    t->n_in = fwd ? 3 : 5;
+    t->n_out = strided ? 1 : 3;
+    t->params = &t->p.s;
+    for (uint32_t i = 0; i < n_mat; i++) {
+        contiguous(&t->in[i], LAM_DTYPE_F32, 2, md);
+        size_t count = (size_t)(m * n);
+        if (strided) {
+            t->in[i].strides[0] = 85 * 4;
+            t->in[i].strides[1] = 2 * 4;
+            count = (size_t)((m - 1) * 85 + (n - 1) * 2 + 1);
+        }
+        if (fill_input(t, i, count, r, row->xlo, row->xhi, 0) != 0) {
+            return -1;
+        }
+    }
+    if (fwd) {
+        contiguous(&t->in[1], LAM_DTYPE_F32, 1, nd);
+        contiguous(&t->in[2], LAM_DTYPE_F32, 1, nd);
+        if (fill_input(t, 1, (size_t)n, r, row->ylo, row->yhi, 0) != 0 ||
+            fill_input(t, 2, (size_t)n, r, row->ylo, row->yhi, 0) != 0) {
+            return -1;
+        }
+        contiguous(&t->out[0], LAM_DTYPE_F32, 2, md);
+        contiguous(&t->out[1], LAM_DTYPE_F32, 1, rd);
+        contiguous(&t->out[2], LAM_DTYPE_F32, 1, rd);
+    } else {
+        contiguous(&t->in[2], LAM_DTYPE_F32, 1, rd);
+        contiguous(&t->in[3], LAM_DTYPE_F32, 1, rd);
+        contiguous(&t->in[4], LAM_DTYPE_F32, 1, nd);
+        if (fill_input(t, 2, (size_t)m, r, -1, 1, 0) != 0 ||
+            fill_input(t, 3, (size_t)m, r, 0.5f, 2, 0) != 0 ||
+            fill_input(t, 4, (size_t)n, r, row->ylo, row->yhi, 0) != 0) {
+            return -1;
+        }
+        contiguous(&t->out[0], LAM_DTYPE_F32, 2, md);
+        contiguous(&t->out[1], LAM_DTYPE_F32, 1, nd);
+        contiguous(&t->out[2], LAM_DTYPE_F32, 1, nd);
+    }
+    snprintf(t->label, sizeof t->label, "%s (%lld, %lld)%s%s", row->name, (long long)m,
+             (long long)n, strided ? " read through strides (85, 2)" : "",
+             t->n_out == 1 ? ", first output only" : ", every output");
+    return 1;
+}
+
 int cf_op_case(const cf_oprow *row, int variant, int special, uint64_t seed, cf_opcase *t) {
     memset(t, 0, sizeof *t);
     t->op = row->op;
@@ -586,6 +655,9 @@ int cf_op_case(const cf_oprow *row, int variant, int special, uint64_t seed, cf_
         snprintf(t->label, sizeof t->label, "pad (3, 4, 5) by (1, 0, 2) before, (0, 3, 1) after");
         break;
     }
+    case CF_K_LAYER_NORM:
+        rc = make_layer_norm_case(row, variant, &r, t);
+        break;
     case CF_K_CAST: {
         if (variant > 1) {
             return 0;
@@ -1058,6 +1130,61 @@ static void ref_random(const cf_opcase *t, double *out) {
     }
 }
 
+/* LAYER_NORM and LAYER_NORM_BACKWARD in double, as plugin.h states them (two passes). */
+static int ref_layer_norm(const cf_opcase *t, double **outs) {
+    const int fwd = t->op == LAM_OP_LAYER_NORM;
+    const lam_tensor_view *x = &t->in[fwd ? 0 : 1];
+    const int64_t m = x->dims[0], n = x->dims[1];
+    if (!fwd) {
+        for (int64_t k = 0; t->n_out == 3 && k < n; k++) {
+            outs[1][k] = 0.0;
+            outs[2][k] = 0.0;
+        }
+    }
+    for (int64_t i = 0; i < m; i++) {
+        if (fwd) {
+            double sum = 0.0, ss = 0.0;
+            for (int64_t k = 0; k < n; k++) {
+                sum += at_in(t, 0, (int64_t[2]){i, k});
+            }
+            const double mean = sum / (double)n;
+            for (int64_t k = 0; k < n; k++) {
+                const double d = at_in(t, 0, (int64_t[2]){i, k}) - mean;
+                ss += d * d;
+            }
+            const double rstd = 1.0 / sqrt(ss / (double)n + t->p.s.a);
+            for (int64_t k = 0; k < n; k++) {
+                const double xh = (at_in(t, 0, (int64_t[2]){i, k}) - mean) * rstd;
+                outs[0][i * n + k] =
+                    xh * cf_op_in_value(t, 1, (size_t)k) + cf_op_in_value(t, 2, (size_t)k);
+            }
+            if (t->n_out == 3) {
+                outs[1][i] = mean;
+                outs[2][i] = rstd;
+            }
+            continue;
+        }
+        const double mean = cf_op_in_value(t, 2, (size_t)i), rstd = cf_op_in_value(t, 3, (size_t)i);
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t k = 0; k < n; k++) {
+            const double g = at_in(t, 0, (int64_t[2]){i, k}) * cf_op_in_value(t, 4, (size_t)k);
+            sg += g;
+            sgx += g * ((at_in(t, 1, (int64_t[2]){i, k}) - mean) * rstd);
+        }
+        const double a = sg / (double)n, b = sgx / (double)n;
+        for (int64_t k = 0; k < n; k++) {
+            const double dy = at_in(t, 0, (int64_t[2]){i, k});
+            const double xh = (at_in(t, 1, (int64_t[2]){i, k}) - mean) * rstd;
+            outs[0][i * n + k] = rstd * ((dy * cf_op_in_value(t, 4, (size_t)k) - a) - xh * b);
+            if (t->n_out == 3) {
+                outs[1][k] += dy * xh;
+                outs[2][k] += dy;
+            }
+        }
+    }
+    return 0;
+}
+
 int cf_op_reference(const cf_opcase *t, double **outs) {
     const lam_tensor_view *o = &t->out[0];
     switch (t->op) {
@@ -1085,6 +1212,9 @@ int cf_op_reference(const cf_opcase *t, double **outs) {
     case LAM_OP_RANDOM:
         ref_random(t, outs[0]);
         return 0;
+    case LAM_OP_LAYER_NORM:
+    case LAM_OP_LAYER_NORM_BACKWARD:
+        return ref_layer_norm(t, outs);
     case LAM_OP_GATHER_ROWS:
     case LAM_OP_SCATTER_ADD_ROWS: {
         int64_t m = t->in[1].dims[0], d = t->in[0].dims[1],
