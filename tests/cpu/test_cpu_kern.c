@@ -622,3 +622,148 @@ Test(cpu_kern, gemm_panels_avx2_match_double_reference) {
 Test(cpu_kern, gemm_base_matches_double_reference) {
     gemm_all("base");
 }
+
+/* ---- LAYER_NORM and its backward: bit-identical to the reference at any ISA and thread count */
+
+static lam_status run_ln(lam_op op, uint32_t n_in, const tens *const *in, uint32_t n_out,
+                         const tens *const *out) {
+    const lam_tensor_view *iv[5], *ov[3];
+    for (uint32_t i = 0; i < n_in; i++) {
+        iv[i] = &in[i]->v;
+    }
+    for (uint32_t i = 0; i < n_out; i++) {
+        ov[i] = &out[i]->v;
+    }
+    lam_scalar_params sp = LAM_SCALAR_PARAMS_INIT;
+    sp.a = 1e-5;
+    lam_op_call c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = (uint32_t)sizeof c;
+    c.abi_version = LAM_ABI_VERSION;
+    c.op = op;
+    c.n_inputs = n_in;
+    c.n_outputs = n_out;
+    c.inputs = iv;
+    c.outputs = ov;
+    c.params = &sp;
+    g_msg[0] = '\0';
+    return g_desc.execute(g_dev, &c);
+}
+
+static void ln_values(float *v, size_t n, uint32_t seed) {
+    fill_inputs(v, n, seed);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = isfinite(v[i]) ? fmodf(v[i], 20.0f) : 0.75f;
+    }
+}
+
+/*
+ * (m, n) rows, x dense or transposed in memory (the strided loops), through the backend and
+ * through the reference table row by row; the backward's dgamma and dbeta as the driver sums
+ * them (blocks of 32 rows in float, the blocks in double, in order).
+ */
+static void check_layer_norm(int64_t m, int64_t n, int transposed) {
+    const size_t count = (size_t)(m * n);
+    float *xd = malloc(count * 4), *dyd = malloc(count * 4), *gd = malloc((size_t)n * 4),
+          *bd = malloc((size_t)n * 4);
+    ln_values(xd, count, 11u);
+    ln_values(dyd, count, 12u);
+    ln_values(gd, (size_t)n, 13u);
+    ln_values(bd, (size_t)n, 14u);
+    const int64_t md[2] = {m, n}, rd[1] = {m}, nd[1] = {n};
+    const int64_t xst[2] = {transposed ? 1 : n, transposed ? m : 1};
+    tens x = mk_strided(2, md, xst, count, xd), dy = mk_dense(2, md, dyd);
+    tens g = mk_dense(1, nd, gd), b = mk_dense(1, nd, bd);
+    tens y = mk_dense(2, md, NULL), mean = mk_dense(1, rd, NULL), rstd = mk_dense(1, rd, NULL);
+    tens dx = mk_dense(2, md, NULL), dg = mk_dense(1, nd, NULL), db = mk_dense(1, nd, NULL);
+    const tens *fin[3] = {&x, &g, &b}, *fout[3] = {&y, &mean, &rstd};
+    cr_assert_eq(run_ln(LAM_OP_LAYER_NORM, 3, fin, 3, fout), LAM_OK, "%s", g_msg);
+    const tens *bin[5] = {&dy, &x, &mean, &rstd, &g}, *bout[3] = {&dx, &dg, &db};
+    cr_assert_eq(run_ln(LAM_OP_LAYER_NORM_BACKWARD, 5, bin, 3, bout), LAM_OK, "%s", g_msg);
+    /* the reference, one row at a time */
+    float *ry = malloc(count * 4), *rm_ = malloc((size_t)m * 4), *rr = malloc((size_t)m * 4);
+    float *rdx = malloc(count * 4), *part = calloc((size_t)(2 * n), 4);
+    double *acc = calloc((size_t)(2 * n), sizeof(double));
+    cpu_ln_args a;
+    memset(&a, 0, sizeof a);
+    a.m = m;
+    a.n = n;
+    a.eps = 1e-5f;
+    a.x = xd;
+    a.xs0 = xst[0];
+    a.xs1 = xst[1];
+    a.gamma = gd;
+    a.gs = 1;
+    a.beta = bd;
+    a.bs = 1;
+    a.y = ry;
+    a.ys0 = n;
+    a.ys1 = 1;
+    a.mean = rm_;
+    a.ms = 1;
+    a.rstd = rr;
+    a.rs = 1;
+    for (int64_t r = 0; r < m; r++) {
+        cpu_kern_ref.ln_forward(&a, r, r + 1);
+    }
+    a.dy = dyd;
+    a.dys0 = n;
+    a.dys1 = 1;
+    a.mean_in = rm_;
+    a.rstd_in = rr;
+    a.y = rdx;
+    for (int64_t b0 = 0; b0 < m; b0 += 32) {
+        memset(part, 0, (size_t)(2 * n) * 4);
+        for (int64_t r = b0; r < m && r < b0 + 32; r++) {
+            cpu_kern_ref.ln_backward(&a, r, r + 1, part, part + n);
+        }
+        for (int64_t k = 0; k < 2 * n; k++) {
+            acc[k] += (double)part[k];
+        }
+    }
+    const float *gy = host_of(&y), *gm = host_of(&mean), *gr = host_of(&rstd);
+    const float *gdx = host_of(&dx), *gdg = host_of(&dg), *gdb = host_of(&db);
+    for (size_t i = 0; i < count; i++) {
+        cr_assert(same_float(gy[i], ry[i]) && same_float(gdx[i], rdx[i]),
+                  "(%lld, %lld)%s element %zu: y %.9g want %.9g, dx %.9g want %.9g", (long long)m,
+                  (long long)n, transposed ? " transposed" : "", i, gy[i], ry[i], gdx[i], rdx[i]);
+    }
+    for (int64_t r = 0; r < m; r++) {
+        cr_assert(same_float(gm[r], rm_[r]) && same_float(gr[r], rr[r]), "row %lld statistics",
+                  (long long)r);
+    }
+    for (int64_t k = 0; k < n; k++) {
+        cr_assert(same_float(gdg[k], (float)acc[k]) && same_float(gdb[k], (float)acc[n + k]),
+                  "column %lld: dgamma %.9g want %.9g, dbeta %.9g want %.9g", (long long)k, gdg[k],
+                  (float)acc[k], gdb[k], (float)acc[n + k]);
+    }
+    /* and the reference itself is right: row 0's mean against a double sum */
+    double s = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        s += xd[k * xst[1]];
+    }
+    cr_assert_float_eq(rm_[0], (float)(s / (double)n), 1e-5f * (1.0f + fabsf(rm_[0])));
+    tens *all[] = {&x, &dy, &g, &b, &y, &mean, &rstd, &dx, &dg, &db};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        rm(all[i]);
+    }
+    free(xd), free(dyd), free(gd), free(bd), free(ry), free(rm_), free(rr), free(rdx);
+    free(part), free(acc);
+}
+
+static void layer_norm_all(const char *isa, const char *threads) {
+    open_with(isa, threads);
+    check_layer_norm(300, 701, 0); /* dense rows, shared by the pool's threads */
+    check_layer_norm(300, 701, 1); /* strided rows */
+    check_layer_norm(45, 2500, 0); /* rows longer than the summation chunk */
+}
+
+Test(cpu_kern, layer_norm_base_1_thread_matches_reference) {
+    layer_norm_all("base", "1");
+}
+Test(cpu_kern, layer_norm_avx2_2_threads_matches_reference) {
+    layer_norm_all("avx2", "2");
+}
+Test(cpu_kern, layer_norm_avx512_2_threads_matches_reference) {
+    layer_norm_all("avx512", "2");
+}
