@@ -184,6 +184,14 @@ Test(cpu_layernorm, first_output_alone) {
     cr_assert_eq(run(LAM_OP_LAYER_NORM_BACKWARD, 5, bin, 1, &bout), LAM_OK, "%s", g_msg);
     rd(&bout, y1);
     expect_near(y1, ln_dx, LN_M * LN_N, 1e-5, "dx alone");
+    for (int i = 0; i < 5; i++) {
+        drop(&bin[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        drop(&in[i]);
+    }
+    drop(&out);
+    drop(&bout);
 }
 
 /* A NaN in row 1 of x: rows 0, 2 and 3 of y and dx are bit-identical to the run without it. */
@@ -243,6 +251,14 @@ Test(cpu_layernorm, empty_rows_and_no_rows) {
         cr_expect(dg[j] == 0.0f && db[j] == 0.0f, "dgamma[%d] %g, dbeta %g: not 0", j,
                   (double)dg[j], (double)db[j]);
     }
+    for (int i = 0; i < 5; i++) {
+        drop(&bin[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        drop(&in[i]);
+        drop(&out[i]);
+        drop(&bout[i]);
+    }
 }
 
 Test(cpu_layernorm, shape_errors_named) {
@@ -264,4 +280,11 @@ Test(cpu_layernorm, shape_errors_named) {
     cr_assert_eq(run(LAM_OP_LAYER_NORM_BACKWARD, 5, bin, 1, out), LAM_ERR_SHAPE);
     cr_expect_str_eq(g_msg, "cpu: Shape mismatch, layer_norm_backward input 2 (mean) has dims "
                             "(5,), expected (4,)");
+    for (int i = 0; i < 5; i++) {
+        drop(&bin[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        drop(&in[i]);
+        drop(&out[i]);
+    }
 }
