@@ -306,7 +306,13 @@ static lam_status moments(const lam_host_op *c, lam_tensor **out) {
 static lam_status layer_norm(const lam_host_op *c, lam_tensor **out) {
     const bool fwd = c->op == LAM_OP_LAYER_NORM;
     const uint32_t n_in = fwd ? 3 : 5;
-    lam_status st = arity(c, n_in, n_in, c->n_outputs == 3 ? 3 : 1);
+    if (c->n_outputs != 1 && c->n_outputs != 3) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op %s: Invalid argument, %u outputs given, it writes 1 (%s) or 3 (%s)",
+                          lam_op_name(c->op), (unsigned)c->n_outputs, fwd ? "y" : "dx",
+                          fwd ? "y, mean, rstd" : "dx, dgamma, dbeta");
+    }
+    lam_status st = arity(c, n_in, n_in, c->n_outputs);
     const lam_scalar_params *p = st == LAM_OK ? PARAMS(c, lam_scalar_params, &st) : NULL;
     if (st != LAM_OK) {
         return st;

@@ -4,7 +4,9 @@
  * layer_norm_refs.h (NumPy, float64, gradients checked by central differences in
  * gen_layer_norm_refs.py); the host's composition on a backend without the fused op (Vulkan)
  * against the CPU's fused op; NaN isolation between rows; the errors. Runs on the default
- * context (CPU, or Vulkan with LAMINA_BACKEND=vulkan, where the composition runs).
+ * context (CPU, or Vulkan with LAMINA_BACKEND=vulkan, where the composition runs). The
+ * LNHostOp test layer (lnhost.c) makes the calls a plugin makes through host->op: LAYER_NORM
+ * with its statistics and LAYER_NORM_BACKWARD with 1 and 3 outputs.
  */
 #include <criterion/criterion.h>
 
@@ -220,5 +222,65 @@ Test(layer_norm, errors_named) {
     lam_tensor_release(x);
     lam_tensor_release(g6);
     lam_tensor_release(sc);
+    cr_expect_eq(lam_tensor_live_count(), 0);
+}
+
+/* ---- through the generic host op entry (LNHostOp) ---- */
+
+/* LNHostOp case `which` on three (4, 7)-or-(7) inputs: (x, gamma, beta) or (dy, x, gamma). */
+static lam_status host_case(int which, int recording, lam_tensor **out) {
+    make_inputs();
+    lam_ctx *c = default_ctx();
+    const lam_shape s2 = {.ndim = 2, .dims = {LN_M, LN_N}}, sn = {.ndim = 1, .dims = {LN_N}};
+    const int bwd = which >= 3;
+    lam_tensor *in[3] = {bwd ? tensor(c, &s2, dy_ref, 0) : tensor(c, &s2, x_ref, recording),
+                         bwd ? tensor(c, &s2, x_ref, recording) : tensor(c, &sn, gamma_ref, 0),
+                         bwd ? tensor(c, &sn, gamma_ref, 0) : tensor(c, &sn, beta_ref, 0)};
+    char attrs[32];
+    snprintf(attrs, sizeof attrs, "case=%d", which);
+    lam_block *blk = NULL;
+    OK(lam_layer_create("LNHostOp", attrs, &blk));
+    int was = lam_autograd_record_begin(recording);
+    lam_status st = lam_block_forward(blk, 3, in, out);
+    lam_autograd_record_end(was);
+    for (int i = 0; i < 3; i++) {
+        lam_tensor_release(in[i]);
+    }
+    lam_block_release(blk);
+    return st;
+}
+
+static void expect_host_case(int which, const double *want, int64_t n, const char *what) {
+    lam_tensor *y = NULL;
+    OK(host_case(which, 0, &y));
+    cr_assert_eq(lam_tensor_numel(y), n, "%s: %lld elements", what, (long long)lam_tensor_numel(y));
+    float got[NX];
+    OK(lam_tensor_read(y, got, (size_t)n));
+    expect_near(got, want, (size_t)n, 1e-4, what);
+    lam_tensor_release(y);
+}
+
+/* dx, dgamma and dbeta with beta 0: the same as the reference's (beta does not enter them). */
+Test(layer_norm, host_op_entry_every_output_count) {
+    expect_host_case(0, ln_y, NX, "host op y");
+    expect_host_case(1, ln_mean, LN_M, "host op mean");
+    expect_host_case(2, ln_rstd, LN_M, "host op rstd");
+    expect_host_case(3, ln_dx, NX, "host op dx");
+    expect_host_case(4, ln_dgamma, LN_N, "host op dgamma");
+    expect_host_case(5, ln_dbeta, LN_N, "host op dbeta");
+    expect_host_case(6, ln_dx, NX, "host op dx alone");
+    cr_expect_eq(lam_tensor_live_count(), 0);
+}
+
+Test(layer_norm, host_op_entry_errors) {
+    lam_tensor *y = (lam_tensor *)&y;
+    expect_error(host_case(7, 0, &y), LAM_ERR_INVALID_ARGUMENT,
+                 "op layer_norm: Invalid argument, 2 outputs given, it writes 1 (y) or 3 (y, mean, "
+                 "rstd)");
+    cr_expect_null(y);
+    /* The backward op is not differentiable: refused while x needs a gradient. */
+    expect_error(host_case(3, 1, &y), LAM_ERR_UNSUPPORTED,
+                 "op layer_norm_backward: Unsupported, the gradient of layer_norm_backward is not "
+                 "differentiable (record layer_norm instead)");
     cr_expect_eq(lam_tensor_live_count(), 0);
 }
