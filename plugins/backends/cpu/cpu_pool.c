@@ -2,8 +2,9 @@
  * cpu_pool.c - a small persistent thread pool for the CPU backend's own loops (elementwise,
  * reductions, softmax, im2col/col2im, pooling; GEMM has OpenBLAS's threads).
  *
- * LAMINA_NUM_THREADS threads work on one op (default: the online cores), the calling thread
- * being one of them, so the pool holds LAMINA_NUM_THREADS - 1 workers, started on the first op
+ * LAMINA_NUM_THREADS threads work on one op (default: the cores the process may run on, its
+ * affinity mask: one per rank under mpirun's binding), the calling thread being one of them,
+ * so the pool holds LAMINA_NUM_THREADS - 1 workers, started on the first op
  * large enough to share and joined at the backend's shutdown. One op at a time uses the pool:
  * when another thread's op holds it (several user threads calling the backend at once), the
  * op runs on its caller alone, so there are never more busy threads than cores and no thread
@@ -12,12 +13,13 @@
  *
  * OpenBLAS's threads and the pool's are never busy at once: an op is either a GEMM or a loop.
  */
-#define _GNU_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN) */
+#define _GNU_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN), sched_getaffinity, CPU_COUNT */
 
 #include "cpu_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -53,8 +55,23 @@ static atomic_uint g_done; /* chunks finished in this job */
 /* 1 while an op uses the pool (taken without waiting; a second op runs alone). */
 static atomic_int g_busy;
 
+/* The cores this process may run on: its affinity mask (mpirun and srun bind each rank to
+ * its share of the cores, taskset and cgroups' cpusets restrict it too), else the online
+ * cores. OpenBLAS counts its default threads the same way. */
+static long usable_cores(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n >= 1) {
+            return n;
+        }
+    }
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 static void count_threads(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = usable_cores();
     const char *s = getenv("LAMINA_NUM_THREADS");
     if (s != NULL && *s != '\0') {
         char *end = NULL;
