@@ -2,13 +2,14 @@
  * cpu_ln_impl.h - the row loops of LAYER_NORM and LAYER_NORM_BACKWARD, included by
  * cpu_kern_impl.h and so compiled once per instruction set (cpu_layernorm.c is the driver).
  *
- * A row is read from memory once each way: the forward's mean, variance and output passes run
- * over a row that stays in the cache, as do the backward's sums pass and its dx pass (PyTorch's
- * fused kernels make the same two passes). Sums run in LN_LANES float lanes over chunks of
- * LN_CHUNK elements, added in a fixed tree and then in double across chunks: the vector loops
- * do exactly the scalar loop's operations in the same order, so every instruction set gives the
- * same bits (as the rest of cpu_kern_impl.h), and the result is within a few float ulps of the
- * exact sum for any row length.
+ * A row is read from memory once each way when it fits in the cache (up to some 10^5 floats):
+ * the forward's mean, variance and output passes run over a row that stays there, as do the
+ * backward's sums pass and its dx pass (PyTorch's fused kernels make the same two passes). Sums run
+ * in LN_LANES float lanes over chunks of LN_CHUNK elements, added in a fixed tree and then in
+ * double across chunks: the vector loops do exactly the scalar loop's operations in the same order,
+ * so every instruction set gives the same bits (as the rest of cpu_kern_impl.h). A chunk's float
+ * sum is off by at most ~37 roundings (32 per lane, 5 in the tree) of its sum of magnitudes, and
+ * that bound does not grow with the row's length (the chunks add in double).
  */
 #ifndef CPU_KERN_SFX
 #error "cpu_ln_impl.h is included by cpu_kern_impl.h"
