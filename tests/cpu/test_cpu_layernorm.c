@@ -222,6 +222,54 @@ Test(cpu_layernorm, nan_stays_in_its_row) {
     cr_expect(isnan(m1[1]) && isnan(r1[1]) && !isnan(m1[0]) && !isnan(r1[2]));
 }
 
+/*
+ * Rows far from zero with a small spread (2999.87654 r + 0.002 sin): the variance keeps float
+ * accuracy (E[x^2] - E[x]^2 in float would lose every digit, and deviations from the float mean
+ * alone would be off by its rounding squared, up to ~10% here). Reference: two passes in double,
+ * computed here; y against the op's definition with the mean it wrote (float).
+ */
+Test(cpu_layernorm, large_mean_small_spread) {
+    enum { M = 3, N = 1537 };
+    static float x[M * N], g[N], b[N], y[M * N], mean[M], rstd[M];
+    for (int i = 0; i < M * N; i++) {
+        x[i] = (float)(2999.87654 * (1 + i / N) + 0.002 * sin(0.37 * i));
+    }
+    for (int j = 0; j < N; j++) {
+        g[j] = 1.0f;
+        b[j] = 0.0f;
+    }
+    tens in[3] = {mk(2, M, N, x), mk(1, N, 0, g), mk(1, N, 0, b)};
+    tens out[3] = {mk(2, M, N, NULL), mk(1, M, 0, NULL), mk(1, M, 0, NULL)};
+    cr_assert_eq(run(LAM_OP_LAYER_NORM, 3, in, 3, out), LAM_OK, "%s", g_msg);
+    rd(&out[0], y);
+    rd(&out[1], mean);
+    rd(&out[2], rstd);
+    for (int r = 0; r < M; r++) {
+        double s = 0.0, ss = 0.0;
+        for (int k = 0; k < N; k++) {
+            s += x[r * N + k];
+        }
+        const double m = s / N;
+        for (int k = 0; k < N; k++) {
+            ss += (x[r * N + k] - m) * (x[r * N + k] - m);
+        }
+        const double want = 1.0 / sqrt(ss / N + 1e-5);
+        cr_expect(fabs(rstd[r] - want) <= 1e-5 * want, "row %d: rstd %.9g, expected %.9g", r,
+                  (double)rstd[r], want);
+        cr_expect(fabs(mean[r] - m) <= 1e-6 * fabs(m), "row %d: mean %.9g, expected %.9g", r,
+                  (double)mean[r], m);
+        for (int k = 0; k < N; k += 97) {
+            const double yk = ((double)x[r * N + k] - (double)mean[r]) * want;
+            cr_expect(fabs(y[r * N + k] - yk) <= 1e-4 * fmax(1.0, fabs(yk)),
+                      "y[%d, %d] %.9g, expected %.9g", r, k, (double)y[r * N + k], yk);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        drop(&in[i]);
+        drop(&out[i]);
+    }
+}
+
 /* N == 0: NaN statistics, an empty y; M == 0 backward: dgamma and dbeta written as zeros. */
 Test(cpu_layernorm, empty_rows_and_no_rows) {
     tens in[3] = {mk(2, 3, 0, NULL), mk(1, 0, 0, NULL), mk(1, 0, 0, NULL)};

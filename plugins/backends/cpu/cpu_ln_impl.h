@@ -50,26 +50,35 @@ LN_INLINE double ln_sum(const float *x, int64_t s, int64_t n) {
     return total;
 }
 
-/* Sum of (x - m)^2 over the row. */
-LN_INLINE double ln_sqdev(const float *x, int64_t s, int64_t n, float m) {
-    double total = 0.0;
+/*
+ * The biased variance of the row about its float mean m: the corrected two-pass formula
+ * (sum(d^2) - sum(d)^2 / n) / n with d = x - m, whose second term removes the error of m's
+ * rounding (it matters for rows far from 0 with a small spread). d is exact where x is within a
+ * factor 2 of m (Sterbenz).
+ */
+LN_INLINE double ln_var(const float *x, int64_t s, int64_t n, float m) {
+    double total = 0.0, dsum = 0.0;
     for (int64_t c0 = 0; c0 < n; c0 += LN_CHUNK) {
         const int64_t c1 = n - c0 < LN_CHUNK ? n : c0 + LN_CHUNK;
         float lane[LN_LANES] = {0};
+        float lane_d[LN_LANES] = {0};
         int64_t k = c0;
         for (; k + LN_LANES <= c1; k += LN_LANES) {
             for (int l = 0; l < LN_LANES; l++) {
                 const float d = x[(k + l) * s] - m;
                 lane[l] += d * d;
+                lane_d[l] += d;
             }
         }
         for (int l = 0; k < c1; k++, l++) {
             const float d = x[k * s] - m;
             lane[l] += d * d;
+            lane_d[l] += d;
         }
         total += (double)ln_tree(lane);
+        dsum += (double)ln_tree(lane_d);
     }
-    return total;
+    return (total - dsum * dsum / (double)n) / (double)n;
 }
 
 /* One row forward: y = ((x - mean) * rstd) * gamma + beta; n == 0 gives NaN statistics. No
@@ -79,7 +88,7 @@ LN_INLINE void ln_fwd_row(const float *restrict x, int64_t xs, const float *rest
                           const float *restrict b, int64_t bs, float *restrict y, int64_t ys,
                           int64_t n, float eps, float *mean_out, float *rstd_out) {
     const float mean = (float)(ln_sum(x, xs, n) / (double)n);
-    const float var = (float)(ln_sqdev(x, xs, n, mean) / (double)n);
+    const float var = (float)ln_var(x, xs, n, mean);
     const float rstd = 1.0f / sqrtf(var + eps);
     for (int64_t k = 0; k < n; k++) {
         y[k * ys] = ((x[k * xs] - mean) * rstd) * g[k * gs] + b[k * bs];
