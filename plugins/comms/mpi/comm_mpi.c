@@ -172,7 +172,8 @@ static lam_status start_mpi(void) {
  * (64 KiB and up, libnbc's own threshold) this plugin asks for it, through the MPI tool
  * interface's control variable, for the duration of its own call only: the variable is read
  * when the call builds its schedule, and is put back right after, so the application's own
- * MPI_Iallreduce calls keep Open MPI's choice. A value the user set (mpirun --mca
+ * MPI_Iallreduce calls keep Open MPI's choice (except one started by another thread at that
+ * very moment, possible under MPI_THREAD_MULTIPLE only). A value the user set (mpirun --mca
  * coll_libnbc_iallreduce_algorithm N, or OMPI_MCA_...) is respected: the plugin only replaces
  * 0 ("ignore": libnbc decides). Other MPI implementations lack the variable and keep theirs. */
 
