@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "ops_index.h"
 #include "ops_nn.h"
+#include "op_run.h"
 #include "shape.h"
 
 #include <stdbool.h>
@@ -327,6 +328,80 @@ static lam_status layer_norm(const lam_host_op *c, lam_tensor **out) {
                                     &out[0], all ? &out[1] : NULL, all ? &out[2] : NULL);
 }
 
+/* ---- the convolution ops of 2.2 ---- */
+
+/* CONV: lam_op_conv2d (differentiated), whose direct path or fallback the host chooses. */
+static lam_status conv_op(const lam_host_op *c, lam_tensor **out) {
+    lam_status st = arity(c, 2, 3, 1);
+    const lam_conv_params *p = st == LAM_OK ? PARAMS(c, lam_conv_params, &st) : NULL;
+    if (st != LAM_OK) {
+        return st;
+    }
+    const lam_window_params *w = &p->window;
+    const lam_shape *ws = lam_tensor_shape(c->inputs[1]);
+    if (w->n_spatial != 2 || w->flags != 0 || w->pad_before[0] != w->pad_after[0] ||
+        w->pad_before[1] != w->pad_after[1] || ws == NULL || ws->ndim != 4 ||
+        w->kernel[0] != ws->dims[2] || w->kernel[1] != ws->dims[3]) {
+        return lam__error(LAM_ERR_INVALID_ARGUMENT,
+                          "op conv: Invalid argument, the host takes 2 spatial dims, no window "
+                          "flags, equal padding before and after, and a kernel equal to the "
+                          "weight's (O, C/groups, KH, KW) last two dims");
+    }
+    lam_conv2d_params q = LAM_CONV2D_PARAMS_INIT;
+    q.groups = p->groups;
+    for (int a = 0; a < 2; a++) {
+        q.stride[a] = w->stride[a];
+        q.pad[a] = w->pad_before[a];
+        q.dilation[a] = w->dilation[a];
+    }
+    return lam_op_conv2d(c->inputs[0], c->inputs[1], c->n_inputs > 2 ? c->inputs[2] : NULL, &q,
+                         out);
+}
+
+/* CONV_BACKWARD_DATA (out_shape: the image's) and CONV_BACKWARD_WEIGHT (1 or 2 outputs): the
+ * backend's ops, staged on the CPU backend where the tensors' one says no; not recorded. */
+static lam_status conv_grad_op(const lam_host_op *c, lam_tensor **out) {
+    const bool data = c->op == LAM_OP_CONV_BACKWARD_DATA;
+    const uint32_t n_out = !data && c->n_outputs == 2 ? 2 : 1;
+    lam_status st = arity(c, 2, 2, n_out);
+    const lam_conv_params *p = st == LAM_OK ? PARAMS(c, lam_conv_params, &st) : NULL;
+    if (st == LAM_OK && data) {
+        st = image_shape(c);
+    }
+    if (st != LAM_OK) {
+        return st;
+    }
+    const lam_shape *xs = lam_tensor_shape(c->inputs[0]), *ys = lam_tensor_shape(c->inputs[1]);
+    if (!data && (xs->ndim != 4 || ys->ndim != 4 || p->groups == 0)) {
+        return lam__error(LAM_ERR_SHAPE,
+                          "op conv_backward_weight: Shape mismatch, the input and the output's "
+                          "gradient must be 4-D and groups at least 1");
+    }
+    lam_shape s[2];
+    if (data) {
+        s[0] = *c->out_shape;
+    } else {
+        s[0] = (lam_shape){.ndim = 4,
+                           .dims = {ys->dims[1], xs->dims[1] / p->groups, p->window.kernel[0],
+                                    p->window.kernel[1]}};
+        s[1] = (lam_shape){.ndim = 1, .dims = {ys->dims[1]}};
+    }
+    lam_ctx *ctx = lam_tensor_ctx(c->inputs[0]);
+    for (uint32_t i = 0; i < n_out && st == LAM_OK; i++) {
+        st = lam_tensor_create(ctx, &s[i], &out[i]);
+    }
+    if (st == LAM_OK) {
+        st = lam__run_op(c->op, ctx, c->inputs, 2, out, n_out, p);
+    }
+    if (st != LAM_OK) {
+        for (uint32_t i = 0; i < n_out; i++) {
+            lam_tensor_release(out[i]);
+            out[i] = NULL;
+        }
+    }
+    return st;
+}
+
 /* The 2.0 NN ops: false for any other op. */
 static bool dispatch_nn(const lam_host_op *c, lam_tensor **out, lam_status *st) {
     switch (c->op) {
@@ -350,6 +425,13 @@ static bool dispatch_nn(const lam_host_op *c, lam_tensor **out, lam_status *st) 
     case LAM_OP_LAYER_NORM:
     case LAM_OP_LAYER_NORM_BACKWARD:
         *st = layer_norm(c, out);
+        return true;
+    case LAM_OP_CONV:
+        *st = conv_op(c, out);
+        return true;
+    case LAM_OP_CONV_BACKWARD_DATA:
+    case LAM_OP_CONV_BACKWARD_WEIGHT:
+        *st = conv_grad_op(c, out);
         return true;
     default:
         return false;

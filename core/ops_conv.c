@@ -1,14 +1,16 @@
 /*
  * Batched matrix products and 2-D convolution. A batched product is one GEMM_BATCHED op whose
- * shared operand (a batch of 1) is read with a zero batch stride; a convolution is IM2COL and
- * one batched product (groups through the batch), so its gradient comes from theirs: COL2IM and
- * batched products.
+ * shared operand (a batch of 1) is read with a zero batch stride. A convolution is one CONV op
+ * (ABI 2.2) where the backend takes it and, when a gradient will be needed, its two gradient
+ * ops (one tape node whose backward runs them); elsewhere it is IM2COL and one batched product
+ * (groups through the batch), so its gradient comes from theirs: COL2IM and batched products.
  */
 #include "ops_nn.h"
 #include "backward.h"
 #include "context.h"
 #include "error.h"
 #include "execute.h"
+#include "op_run.h"
 #include "shape.h"
 #include "tape.h"
 #include "tensor.h"
@@ -278,6 +280,131 @@ static lam_status conv_check(const char *fn, const lam_tensor *x, const lam_tens
     return LAM_OK;
 }
 
+/* ---- direct convolution: CONV and its gradient ops on a backend that has them ---- */
+
+typedef struct conv_ctx {
+    lam_conv_params p;
+} conv_ctx;
+
+/* True when v (element strides, as lam__tensor_view writes them) is dense row-major, as the
+ * backends' direct convolutions want. */
+static bool dense_view(const lam_tensor_view *v) {
+    int64_t s = 1;
+    for (int d = (int)v->ndim - 1; d >= 0; d--) {
+        if (v->dims[d] != 1 && v->strides[d] != s) {
+            return false;
+        }
+        s *= v->dims[d];
+    }
+    return true;
+}
+
+/* CONV's backward: the input's gradient by CONV_BACKWARD_DATA, the weight's and bias's by one
+ * CONV_BACKWARD_WEIGHT (each only when needed), on the backend or staged on the CPU. */
+static lam_status conv_backward(void *arg, const lam__node *n, lam_tensor *g) {
+    const conv_ctx *c = arg;
+    lam_tensor *x = n->in[0], *w = n->in[1], *b = n->n_in > 2 ? n->in[2] : NULL;
+    lam_ctx *ctx = lam_tensor_ctx(x);
+    lam_tensor *gd = NULL, *dx = NULL, *dw = NULL, *db = NULL;
+    lam_tensor_view v;
+    lam__tensor_view(g, &v);
+    lam_status st = LAM_OK;
+    if (dense_view(&v)) {
+        gd = lam_tensor_retain(g);
+    } else {
+        st = lam_op_copy(g, &gd);
+    }
+    if (st == LAM_OK && lam__needs_grad(x)) {
+        st = lam__tensor_alloc(ctx, &x->shape, &dx);
+        if (st == LAM_OK) {
+            lam_tensor *in[2] = {gd, w};
+            st = lam__run_op(LAM_OP_CONV_BACKWARD_DATA, ctx, in, 2, &dx, 1, &c->p);
+        }
+        if (st == LAM_OK) {
+            st = lam__grad_accumulate(x, dx);
+        }
+    }
+    const bool gw = lam__needs_grad(w), gb = b != NULL && lam__needs_grad(b);
+    if (st == LAM_OK && (gw || gb)) {
+        st = lam__tensor_alloc(ctx, &w->shape, &dw);
+        if (st == LAM_OK && gb) {
+            st = lam__tensor_alloc(ctx, &b->shape, &db);
+        }
+        if (st == LAM_OK) {
+            lam_tensor *in[2] = {x, gd}, *o[2] = {dw, db};
+            st = lam__run_op(LAM_OP_CONV_BACKWARD_WEIGHT, ctx, in, 2, o, gb ? 2 : 1, &c->p);
+        }
+        if (st == LAM_OK && gw) {
+            st = lam__grad_accumulate(w, dw);
+        }
+        if (st == LAM_OK && gb) {
+            st = lam__grad_accumulate(b, db);
+        }
+    }
+    lam_tensor_release(gd);
+    lam_tensor_release(dx);
+    lam_tensor_release(dw);
+    lam_tensor_release(db);
+    return st;
+}
+
+/*
+ * y = CONV(x, w, bias) on x's backend when it takes the call and, if a gradient will be
+ * needed, its gradient ops for dense operands of these shapes (asked now with the forward's
+ * own views standing in: supports() never touches memory). *done false: the caller composes.
+ */
+static lam_status conv_direct(const char *fn, const lam_tensor *x, const lam_tensor *w,
+                              const lam_tensor *bias, const lam_conv_params *cp,
+                              const lam_shape *ys, lam_tensor **out, bool *done) {
+    *done = false;
+    lam_ctx *ctx = lam_tensor_ctx(x);
+    lam_tensor_view vi[3], vo[2];
+    const uint32_t n_in = bias != NULL ? 3 : 2;
+    lam__tensor_view(x, &vi[0]);
+    lam__tensor_view(w, &vi[1]);
+    if (bias != NULL) {
+        lam__tensor_view(bias, &vi[2]);
+    }
+    if (!dense_view(&vi[0]) || !dense_view(&vi[1]) || (bias != NULL && !dense_view(&vi[2]))) {
+        return LAM_OK;
+    }
+    lam_tensor *y = NULL;
+    lam_status st = lam__tensor_alloc(ctx, ys, &y);
+    if (st != LAM_OK) {
+        return st;
+    }
+    lam__tensor_view(y, &vo[0]);
+    bool ok = lam__supports_ops(ctx, LAM_OP_CONV, vi, n_in, vo, 1, cp, 0);
+    const bool gb = bias != NULL && lam__needs_grad(bias);
+    if (ok && lam__recording() && (lam__needs_grad(x) || lam__needs_grad(w) || gb)) {
+        lam_tensor_view bd[2] = {vo[0], vi[1]}, bw[2] = {vi[0], vo[0]}, bwo[2] = {vi[1], vi[2]};
+        ok = lam__supports_ops(ctx, LAM_OP_CONV_BACKWARD_DATA, bd, 2, &vi[0], 1, cp, 0) &&
+             lam__supports_ops(ctx, LAM_OP_CONV_BACKWARD_WEIGHT, bw, 2, bwo, gb ? 2 : 1, cp, 0);
+    }
+    if (!ok) {
+        lam_tensor_release(y);
+        return LAM_OK;
+    }
+    *done = true;
+    st = lam__execute_ops(ctx, LAM_OP_CONV, vi, n_in, vo, 1, cp, 0);
+    if (st == LAM_OK && lam__recording()) {
+        conv_ctx *c = malloc(sizeof *c);
+        if (c == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory", fn);
+        } else {
+            c->p = *cp;
+            lam_tensor *in[3] = {(lam_tensor *)x, (lam_tensor *)w, (lam_tensor *)bias};
+            st = lam__record_closure(in, n_in, &y, (lam__closure){conv_backward, c, free});
+        }
+    }
+    if (st != LAM_OK) {
+        lam_tensor_release(y);
+        return st;
+    }
+    *out = y;
+    return LAM_OK;
+}
+
 lam_status lam_op_conv2d(const lam_tensor *x, const lam_tensor *w, const lam_tensor *bias,
                          const lam_conv2d_params *p, lam_tensor **out) {
     const char *fn = "lam_op_conv2d";
@@ -305,6 +432,15 @@ lam_status lam_op_conv2d(const lam_tensor *x, const lam_tensor *w, const lam_ten
         return st;
     }
     const int64_t n = x->shape.dims[0], o = w->shape.dims[0], g = p->groups;
+    lam_conv_params cp = LAM_CONV_PARAMS_INIT;
+    cp.groups = p->groups;
+    cp.window = win;
+    bool done = false;
+    lam_shape ys = {.ndim = 4, .dims = {n, o, oh, ow}};
+    st = conv_direct(fn, x, w, bias, &cp, &ys, out, &done);
+    if (st != LAM_OK || done) {
+        return st != LAM_OK ? lam__error_prefix(st, "%s", fn) : LAM_OK;
+    }
     const int64_t l = oh * ow, ckk = w->shape.dims[1] * win.kernel[0] * win.kernel[1];
     lam_tensor *cols = NULL, *wm = NULL, *y = NULL, *t = NULL;
     st = lam__op_im2col(x, &win, &cols); /* (N, C*KH*KW, L) */

@@ -184,6 +184,11 @@ void cf_failalloc_reexec(cf_ctx *c) {
         close(fds[1]);
         setenv("LD_PRELOAD", preload, 1);
         setenv(CF_FAILALLOC_CHILD_ENV, "1", 1);
+        /* The CPU backend's oneDNN convolution does not survive its own allocations failing
+         * (dnnl_memory_create dereferences an unchecked malloc, and dnnl_primitive_execute ends
+         * the process on std::bad_alloc), as lavapipe does not: the sweep judges Lamina's code,
+         * so there the host's convolution fallback runs instead. */
+        setenv("LAMINA_CPU_DNNL", "0", 1);
         execv("/proc/self/exe", argv);
         _exit(127);
     }

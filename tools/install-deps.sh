@@ -5,7 +5,7 @@ set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev libcriterion-dev libjansson-dev
       libisal-dev zlib1g-dev clang clang-format binutils python3 python3-numpy python3-sklearn
       mesa-vulkan-drivers libvulkan-dev glslc spirv-tools vulkan-validationlayers
-      openmpi-bin libopenmpi-dev"
+      openmpi-bin libopenmpi-dev libdnnl-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

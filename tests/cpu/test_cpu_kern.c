@@ -767,3 +767,195 @@ Test(cpu_kern, layer_norm_avx2_2_threads_matches_reference) {
 Test(cpu_kern, layer_norm_avx512_2_threads_matches_reference) {
     layer_norm_all("avx512", "2");
 }
+
+/* ---- CONV and its gradients (ABI 2.2, oneDNN) against plain double loops ---- */
+
+typedef struct conv_case {
+    int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    int bias;
+} conv_case;
+
+static int64_t conv_len(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+/* The input element a tap reads, or -1 in the padding (plugin.h's CONV). */
+static int64_t conv_tap(const conv_case *k, int64_t n, int64_t ci, int64_t oh, int64_t ow,
+                        int64_t i, int64_t j) {
+    const int64_t ih = oh * k->sh - k->ph + i * k->dh, iw = ow * k->sw - k->pw + j * k->dw;
+    if (ih < 0 || ih >= k->h || iw < 0 || iw >= k->w) {
+        return -1;
+    }
+    return ((n * k->c + ci) * k->h + ih) * k->w + iw;
+}
+
+/* |got - want| within float32 accumulation error of a sum whose terms' magnitudes add to mag.
+ */
+static void expect_close(const char *what, size_t i, float got, double want, double mag) {
+    cr_expect(fabs((double)got - want) <= 1e-5 * mag + 1e-6, "%s[%zu]: %.9g, want %.9g", what, i,
+              (double)got, want);
+}
+
+static void check_conv(const conv_case *k) {
+    const int64_t oh = conv_len(k->h, k->kh, k->sh, k->ph, k->dh);
+    const int64_t ow = conv_len(k->w, k->kw, k->sw, k->pw, k->dw);
+    const int64_t cg = k->c / k->groups, og = k->o / k->groups;
+    const int64_t xd[4] = {k->n, k->c, k->h, k->w}, wd[4] = {k->o, cg, k->kh, k->kw};
+    const int64_t yd[4] = {k->n, k->o, oh, ow}, bd[1] = {k->o};
+    const size_t nx = (size_t)(k->n * k->c * k->h * k->w), nw = (size_t)(k->o * cg * k->kh * k->kw);
+    const size_t ny = (size_t)(k->n * k->o * oh * ow);
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)k->o * 4),
+          *g = malloc(ny * 4);
+    uint32_t s = 12345u;
+    float *all[4] = {x, w, b, g};
+    const size_t cnt[4] = {nx, nw, (size_t)k->o, ny};
+    for (int a = 0; a < 4; a++) {
+        for (size_t i = 0; i < cnt[a]; i++) {
+            s = s * 1664525u + 1013904223u;
+            all[a][i] = (float)(s >> 8) / 8388608.0f - 1.0f; /* [-1, 1) */
+        }
+    }
+    lam_conv_params p = LAM_CONV_PARAMS_INIT;
+    p.groups = (uint32_t)k->groups;
+    p.window.kernel[0] = k->kh;
+    p.window.kernel[1] = k->kw;
+    p.window.stride[0] = k->sh;
+    p.window.stride[1] = k->sw;
+    p.window.pad_before[0] = p.window.pad_after[0] = k->ph;
+    p.window.pad_before[1] = p.window.pad_after[1] = k->pw;
+    p.window.dilation[0] = k->dh;
+    p.window.dilation[1] = k->dw;
+    tens tx = mk_dense(4, xd, x), tw = mk_dense(4, wd, w), tb = mk_dense(1, bd, b);
+    tens tg = mk_dense(4, yd, g), ty = mk_dense(4, yd, NULL), tdx = mk_dense(4, xd, NULL);
+    tens tdw = mk_dense(4, wd, NULL), tdb = mk_dense(1, bd, NULL);
+    const tens *fin[3] = {&tx, &tw, &tb}, *fout[1] = {&ty};
+    cr_assert_eq(run(LAM_OP_CONV, &p, k->bias ? 3 : 2, fin, 1, fout), LAM_OK, "%s", g_msg);
+    const tens *din[2] = {&tg, &tw}, *dout[1] = {&tdx};
+    cr_assert_eq(run(LAM_OP_CONV_BACKWARD_DATA, &p, 2, din, 1, dout), LAM_OK, "%s", g_msg);
+    const tens *win[2] = {&tx, &tg}, *wout[2] = {&tdw, &tdb};
+    cr_assert_eq(run(LAM_OP_CONV_BACKWARD_WEIGHT, &p, 2, win, k->bias ? 2 : 1, wout), LAM_OK, "%s",
+                 g_msg);
+    double *dx = calloc(nx, sizeof *dx), *dxm = calloc(nx, sizeof *dxm);
+    double *dw = calloc(nw, sizeof *dw), *dwm = calloc(nw, sizeof *dwm);
+    const float *y = host_of(&ty);
+    for (int64_t n = 0; n < k->n; n++) {
+        for (int64_t o = 0; o < k->o; o++) {
+            for (int64_t r = 0; r < oh; r++) {
+                for (int64_t q = 0; q < ow; q++) {
+                    const size_t yi = (size_t)(((n * k->o + o) * oh + r) * ow + q);
+                    double acc = k->bias ? b[o] : 0.0, mag = k->bias ? fabs(b[o]) : 0.0;
+                    for (int64_t ci = 0; ci < cg; ci++) {
+                        for (int64_t i = 0; i < k->kh; i++) {
+                            for (int64_t j = 0; j < k->kw; j++) {
+                                const int64_t t = conv_tap(k, n, (o / og) * cg + ci, r, q, i, j);
+                                if (t < 0) {
+                                    continue;
+                                }
+                                const size_t wi = (size_t)(((o * cg + ci) * k->kh + i) * k->kw + j);
+                                acc += (double)w[wi] * x[t];
+                                mag += fabs((double)w[wi] * x[t]);
+                                dx[t] += (double)w[wi] * g[yi];
+                                dxm[t] += fabs((double)w[wi] * g[yi]);
+                                dw[wi] += (double)x[t] * g[yi];
+                                dwm[wi] += fabs((double)x[t] * g[yi]);
+                            }
+                        }
+                    }
+                    expect_close("conv", yi, y[yi], acc, mag);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < nx; i++) {
+        expect_close("conv_backward_data", i, host_of(&tdx)[i], dx[i], dxm[i]);
+    }
+    for (size_t i = 0; i < nw; i++) {
+        expect_close("conv_backward_weight", i, host_of(&tdw)[i], dw[i], dwm[i]);
+    }
+    for (int64_t o = 0; k->bias && o < k->o; o++) {
+        double db = 0.0, m = 0.0;
+        for (int64_t n = 0; n < k->n; n++) {
+            for (int64_t i = 0; i < oh * ow; i++) {
+                db += g[(n * k->o + o) * oh * ow + i];
+                m += fabs(g[(n * k->o + o) * oh * ow + i]);
+            }
+        }
+        expect_close("conv_backward_weight bias", (size_t)o, host_of(&tdb)[o], db, m);
+    }
+    tens *ts[8] = {&tx, &tw, &tb, &tg, &ty, &tdx, &tdw, &tdb};
+    for (int i = 0; i < 8; i++) {
+        rm(ts[i]);
+    }
+    free(x), free(w), free(b), free(g), free(dx), free(dxm), free(dw), free(dwm);
+}
+
+static const conv_case k_convs[] = {
+    /* n  c  h  w  o kh kw sh sw ph pw dh dw groups bias */
+    {2, 4, 7, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},     /* "same" 3x3 with bias */
+    {3, 4, 9, 8, 6, 3, 2, 2, 1, 0, 2, 2, 1, 2, 0},     /* strided, dilated, grouped, padded W */
+    {2, 4, 8, 8, 4, 3, 3, 2, 2, 1, 1, 1, 1, 4, 1},     /* depthwise, stride 2 */
+    {4, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1, 1},   /* LeNet's first convolution */
+    {2, 16, 10, 10, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* channels that fill SIMD blocks */
+};
+
+static void conv_all(const char *threads) {
+    open_with("base",
+              threads); /* (the ISA knob is the backend's own loops; oneDNN picks its own) */
+    long lib = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        lib += strstr(line, "libdnnl") != NULL;
+    }
+    for (size_t i = 0; i < sizeof k_convs / sizeof k_convs[0]; i++) {
+        check_conv(&k_convs[i]);
+    }
+    if (f != NULL) {
+        rewind(f);
+        while (fgets(line, sizeof line, f) != NULL) {
+            lib += strstr(line, "libdnnl") != NULL;
+        }
+        fclose(f);
+    }
+    cr_expect_gt(lib, 0, "the convolutions did not run on oneDNN (libdnnl.so.2 is not mapped)");
+}
+
+Test(cpu_kern, conv_ops_1_thread_match_double_loops) {
+    conv_all("1");
+}
+Test(cpu_kern, conv_ops_2_threads_match_double_loops) {
+    conv_all("2");
+}
+
+/* What the backend does not take goes back to the host: oneDNN switched off, a strided view. */
+Test(cpu_kern, conv_says_no_without_onednn_or_for_strided_views) {
+    setenv("LAMINA_CPU_DNNL", "0", 1);
+    open_with("base", "1");
+    const conv_case k = {1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
+    const int64_t xd[4] = {1, 2, 5, 5}, wd[4] = {2, 2, 3, 3};
+    tens tx = mk_dense(4, xd, NULL), tw = mk_dense(4, wd, NULL), ty = mk_dense(4, xd, NULL);
+    lam_conv_params p = LAM_CONV_PARAMS_INIT;
+    p.window.kernel[0] = p.window.kernel[1] = 3;
+    p.window.pad_before[0] = p.window.pad_after[0] = p.window.pad_before[1] =
+        p.window.pad_after[1] = k.ph;
+    const tens *in[2] = {&tx, &tw}, *out[1] = {&ty};
+    cr_assert_eq(run(LAM_OP_CONV, &p, 2, in, 1, out), LAM_ERR_UNSUPPORTED);
+    cr_expect(strstr(g_msg, "oneDNN is not available") != NULL, "%s", g_msg);
+    p.groups = 3; /* a bad call is still an error naming the problem, not "unsupported" */
+    cr_assert_eq(run(LAM_OP_CONV, &p, 2, in, 1, out), LAM_ERR_SHAPE);
+    cr_expect(strstr(g_msg, "cpu: Shape mismatch, conv operands") != NULL, "%s", g_msg);
+    rm(&tx), rm(&tw), rm(&ty);
+}
+
+Test(cpu_kern, conv_says_no_for_a_strided_view) {
+    open_with("base", "1");
+    const int64_t xd[4] = {1, 2, 5, 5}, xs[4] = {100, 50, 10, 1}, wd[4] = {2, 2, 3, 3};
+    tens tx = mk_strided(4, xd, xs, 100, NULL), tw = mk_dense(4, wd, NULL);
+    tens ty = mk_dense(4, (const int64_t[4]){1, 2, 3, 3}, NULL);
+    lam_conv_params p = LAM_CONV_PARAMS_INIT;
+    p.window.kernel[0] = p.window.kernel[1] = 3;
+    const tens *in[2] = {&tx, &tw}, *out[1] = {&ty};
+    cr_assert_eq(run(LAM_OP_CONV, &p, 2, in, 1, out), LAM_ERR_UNSUPPORTED);
+    cr_expect(strstr(g_msg, "not dense") != NULL, "%s", g_msg);
+    rm(&tx), rm(&tw), rm(&ty);
+}

@@ -221,6 +221,7 @@ static lam_status backend_synchronize(void *dev) {
 
 static void backend_shutdown(void *user) {
     (void)user;
+    cpu_dnnl_fini();
     cpu_pool_fini();
     cpu_blas_unload();
     cpu_diag_fini();

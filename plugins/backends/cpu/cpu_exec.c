@@ -46,6 +46,12 @@ static arity op_arity(lam_op op) {
         return (arity){1, 1, 1, 2}; /* the indices are optional (inference) */
     case LAM_OP_MOMENTS:
         return (arity){1, 1, 2, 2};
+    case LAM_OP_CONV:
+        return (arity){2, 3, 1, 1};
+    case LAM_OP_CONV_BACKWARD_DATA:
+        return (arity){2, 2, 1, 1};
+    case LAM_OP_CONV_BACKWARD_WEIGHT:
+        return (arity){2, 2, 1, 2};
     case LAM_OP_WHERE:
         return (arity){3, 3, 1, 1};
     case LAM_OP_GEMM_BATCHED:
@@ -585,6 +591,10 @@ static lam_status run_call(const cpu_device *dev, const lam_op_call *call, int d
         return cpu_random(&c);
     case LAM_OP_MOMENTS:
         return moments_family(&c);
+    case LAM_OP_CONV:
+    case LAM_OP_CONV_BACKWARD_DATA:
+    case LAM_OP_CONV_BACKWARD_WEIGHT:
+        return cpu_conv(&c);
     default:
         return form_family(&c, lam_op_form_of(call->op));
     }

@@ -309,6 +309,17 @@ lam_status cpu_reduce(const cpu_call *call);
 /* cpu_nn.c: IM2COL, COL2IM, MAX_POOL(_BACKWARD), AVG_POOL(_BACKWARD). */
 lam_status cpu_window(const cpu_call *call);
 
+/* CONV and its gradients on oneDNN (cpu_dnnl.c); LAM_ERR_UNSUPPORTED where oneDNN cannot run
+ * the call (missing, LAMINA_CPU_DNNL=0, non-dense views), so the host falls back. */
+lam_status cpu_conv(const cpu_call *call);
+/* 1 when libdnnl.so.2 is loaded and usable (loads it on the first call). */
+int cpu_dnnl_available(void);
+/* Frees the kept convolution primitives (backend shutdown). */
+void cpu_dnnl_fini(void);
+/* fn(arg), or -1 when it throws a C++ exception (cpu_dnnl_try.cpp; oneDNN throws on failed
+ * allocations). */
+int cpu_dnnl_try(int (*fn)(void *), void *arg);
+
 /* cpu_index.c: GATHER_ROWS, SCATTER_ADD_ROWS, WHERE, PAD, CAST. */
 lam_status cpu_index(const cpu_call *call);
 

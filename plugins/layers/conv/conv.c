@@ -299,18 +299,6 @@ static lam_status step(lam_status st, lam_tensor **cur, lam_tensor **next) {
     return st;
 }
 
-static lam_status reshape(lam_tensor *t, uint32_t ndim, int64_t d0, int64_t d1, int64_t d2,
-                          int64_t d3, lam_tensor **out) {
-    const lam_shape s = {.ndim = ndim, .dims = {d0, d1, d2, d3}};
-    return g_host->tensor_reshape(t, &s, out);
-}
-
-static lam_status permute(lam_tensor *t, uint32_t p0, uint32_t p1, uint32_t p2, uint32_t p3,
-                          lam_tensor **out) {
-    const uint32_t perm[4] = {p0, p1, p2, p3};
-    return g_host->tensor_permute(t, perm, 4, out);
-}
-
 static lam_status conv_forward(void *state, lam_layer *layer, uint32_t n_inputs,
                                lam_tensor *const *inputs, uint32_t n_outputs,
                                lam_tensor **outputs) {
@@ -337,60 +325,18 @@ static lam_status conv_forward(void *state, lam_layer *layer, uint32_t n_inputs,
     if (st != LAM_OK) {
         return st;
     }
-    const int64_t o = s->channels, grp = s->groups, l = g.oh * g.ow;
-    const int64_t ckk = g.c / grp * s->kernel[0] * s->kernel[1]; /* per group */
     lam_window_params win;
     lam_p_window_2d(&win, s->kernel[0], s->kernel[1], s->stride[0], s->stride[1], s->pad[0],
                     s->pad[1]);
     win.dilation[0] = s->dilation[0];
     win.dilation[1] = s->dilation[1];
 
-    lam_tensor *cols = NULL, *wm = NULL, *y = NULL, *next = NULL;
-    st = lam_p_im2col(g_host, x, &win, &cols); /* (N, C*KH*KW, L) */
-    if (st == LAM_OK && grp == 1) {
-        /* The (O, CKK) weight as a batch of 1, shared by every sample's columns: (N, O, L). */
-        st = reshape(weight, 3, 1, o, ckk, 0, &wm);
-        if (st == LAM_OK) {
-            st = lam_p_matmul_batched(g_host, wm, cols, 0, &y);
-        }
-    } else if (st == LAM_OK) {
-        /* Groups through the batch: columns (G, CKK, N*L) by weights (G, O/G, CKK). */
-        st = step(reshape(cols, 4, g.n, grp, ckk, l, &next), &cols, &next);
-        if (st == LAM_OK) {
-            st = step(permute(cols, 1, 2, 0, 3, &next), &cols, &next);
-        }
-        if (st == LAM_OK) {
-            st = step(reshape(cols, 3, grp, ckk, g.n * l, 0, &next), &cols, &next);
-        }
-        if (st == LAM_OK) {
-            st = reshape(weight, 3, grp, o / grp, ckk, 0, &wm);
-        }
-        if (st == LAM_OK) {
-            st = lam_p_matmul_batched(g_host, wm, cols, 0, &y); /* (G, O/G, N*L) */
-        }
-        if (st == LAM_OK) {
-            st = step(reshape(y, 4, grp, o / grp, g.n, l, &next), &y, &next);
-        }
-        if (st == LAM_OK) { /* (N, G, O/G, L) */
-            st = step(permute(y, 2, 0, 1, 3, &next), &y, &next);
-        }
-    }
-    if (st == LAM_OK) {
-        st = step(reshape(y, 4, g.n, o, g.oh, g.ow, &next), &y, &next);
-    }
-    if (st == LAM_OK && bias != NULL) {
-        lam_tensor *b4 = NULL;
-        st = reshape(bias, 4, 1, o, 1, 1, &b4);
-        if (st == LAM_OK) {
-            st = step(lam_p_add(g_host, y, b4, &next), &y, &next);
-        }
-        REL(b4);
-    }
+    /* One CONV: the host runs the backend's direct convolution, or im2col and a product. */
+    lam_tensor *y = NULL, *next = NULL;
+    st = lam_p_conv(g_host, x, weight, bias, &win, (uint32_t)s->groups, &y);
     if (st == LAM_OK && s->act->op != LAM_OP_INVALID) {
         st = step(lam_p_unary(g_host, s->act->op, y, &next), &y, &next);
     }
-    REL(cols);
-    REL(wm);
     if (st != LAM_OK) {
         REL(y);
         return st;

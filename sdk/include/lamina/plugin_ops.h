@@ -478,6 +478,26 @@ static inline void lam_p_window_2d(lam_window_params *w, int64_t kh, int64_t kw,
     w->dilation[1] = 1;
 }
 
+/*
+ * Convolution (CONV, since ABI 2.2): x (N, C, H, W), w (O, C/groups, KH, KW), bias (O) or NULL,
+ * window `win` (kernel equal to w's KH, KW; equal padding before and after) -> (N, O, OH, OW),
+ * differentiated by the host. The host runs the backend's direct convolution where it has one
+ * (the CPU backend's is oneDNN) and otherwise im2col and a batched product. Needs a 2.2 host.
+ */
+static inline lam_status lam_p_conv(const lam_host_api *h, const lam_tensor *x,
+                                    const lam_tensor *w, const lam_tensor *bias,
+                                    const lam_window_params *win, uint32_t groups,
+                                    lam_tensor **out) {
+    lam_conv_params p = LAM_CONV_PARAMS_INIT;
+    lam_tensor *in[3];
+    p.groups = groups;
+    p.window = *win;
+    in[0] = lam_p__in(x);
+    in[1] = lam_p__in(w);
+    in[2] = lam_p__in(bias);
+    return lam_p_op(h, LAM_OP_CONV, bias != NULL ? 3 : 2, in, &p, out);
+}
+
 /* x (N, C, H, W) unfolded to (N, C*KH*KW, OH*OW) (IM2COL). */
 static inline lam_status lam_p_im2col(const lam_host_api *h, const lam_tensor *x,
                                       const lam_window_params *w, lam_tensor **out) {
