@@ -1,6 +1,7 @@
 /*
  * t2layers.c - the layers ABI 1.0 could not express, written as a plugin author would against
- * the ABI 2.0 SDK only (plugin.h, plugin_ops.h): TLayerNorm, TConv3x3, TMaxPool (odd sizes),
+ * the SDK only (plugin.h, plugin_ops.h; TLayerNorm and TConv3x3 use 2.2's fused LAYER_NORM and
+ * CONV ops, the rest 2.0's): TLayerNorm, TConv3x3, TMaxPool (odd sizes),
  * TEmbedding (I32 indices), TDropout (device RNG, training flag). With the GELU example plugin
  * (a custom kernel) they are issue 14's proof set: each passes `lamina conform --backend all`
  * and a NaN in one sample never reaches another sample's output (tests/plugins2). They are test
@@ -113,7 +114,7 @@ static lam_status ln_forward(void *st_, lam_layer *l, uint32_t ni, lam_tensor *c
     return st != LAM_OK ? st : lam_p_layer_norm(H, in[0], g, b, s->epsilon, out);
 }
 
-/* ---- TConv3x3: NCHW, 3x3, stride 1, padding 1: im2col + one batched GEMM ---- */
+/* ---- TConv3x3: NCHW, 3x3, stride 1, padding 1: one CONV host op ---- */
 
 static const lam_attr_desc cv_ch = {LAM_ATTR_DESC_HEADER, .name = "channels", .type = LAM_ATTR_INT,
                                     .default_value = NULL, .doc = "output channels"};
@@ -163,39 +164,17 @@ static lam_status cv_forward(void *st_, lam_layer *l, uint32_t ni, lam_tensor *c
                              uint32_t no, lam_tensor **out) {
     (void)ni;
     (void)no;
-    const state *s = st_;
-    const lam_shape *xs = H->tensor_shape(in[0]);
-    int64_t n = xs->dims[0], c = xs->dims[1], hh = xs->dims[2], ww = xs->dims[3];
+    (void)st_;
     lam_window_params win;
     lam_p_window_2d(&win, 3, 3, 1, 1, 1, 1);
-    lam_tensor *w = NULL, *b = NULL, *cols = NULL, *w2 = NULL, *y = NULL, *y4 = NULL, *b4 = NULL;
+    lam_tensor *w = NULL, *b = NULL; /* borrowed */
     lam_status st = H->layer_param_data(l, "weight", in[0], &w);
     if (st == LAM_OK) {
         st = H->layer_param_data(l, "bias", in[0], &b);
     }
-    if (st == LAM_OK) { /* (N, C*9, H*W) */
-        st = lam_p_im2col(H, in[0], &win, &cols);
-    }
-    lam_shape ws = shape_of(3, 1, s->units, c * 9, 0), ys = shape_of(4, n, s->units, hh, ww),
-              bs = shape_of(4, 1, s->units, 1, 1);
-    if (st == LAM_OK) { /* one weight matrix shared by every sample: batch 1 */
-        st = H->tensor_reshape(w, &ws, &w2);
-    }
-    if (st == LAM_OK) { /* (N, O, H*W) */
-        st = lam_p_matmul_batched(H, w2, cols, 0, &y);
-    }
-    if (st == LAM_OK) {
-        st = H->tensor_reshape(y, &ys, &y4);
-    }
-    if (st == LAM_OK) {
-        st = H->tensor_reshape(b, &bs, &b4);
-    }
-    if (st == LAM_OK) {
-        st = lam_p_add(H, y4, b4, out);
-    }
-    lam_tensor *all[] = {cols, w2, y, y4, b4};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        REL(all[i]);
+    if (st == LAM_OK) { /* one CONV (ABI 2.2): the backend's direct convolution, or the host's
+                         * im2col and batched product where it has none */
+        st = lam_p_conv(H, in[0], w, b, &win, 1, out);
     }
     return st;
 }
