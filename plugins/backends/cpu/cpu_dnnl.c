@@ -89,6 +89,9 @@ static dnnl_primitive_attr_t g_attr; /* user scratchpad */
 static pthread_key_t g_tl_key;       /* each thread's tl_objs list (run_prim) */
 static int g_tl_key_ok;
 static void tl_list_free(void *head);
+static pthread_key_t g_ws_key; /* each thread's workspace (ws_get) */
+static int g_ws_key_ok;
+static void ws_free(void *w);
 
 /* The engine and the attribute every primitive is made with (oneDNN may throw: build_state). */
 static int load_objects(void *arg) {
@@ -150,6 +153,7 @@ static void load(void) {
     }
     g_api = a;
     g_tl_key_ok = pthread_key_create(&g_tl_key, tl_list_free) == 0;
+    g_ws_key_ok = pthread_key_create(&g_ws_key, ws_free) == 0;
     g_ready = g_tl_key_ok && cpu_dnnl_try(load_objects, NULL) == 1;
 }
 
@@ -454,7 +458,7 @@ static void tl_list_free(void *head) {
 }
 
 /* A run: its thread objects (kept, or for a primitive not kept made for this run only) and its
- * buffers, freed by run_prim whether run_body finished or threw. */
+ * buffers (in the thread's workspace). */
 typedef struct run_state {
     const conv_prim *p;
     float *const *ptr;
@@ -462,8 +466,52 @@ typedef struct run_state {
     void *tmp[CONV_ARGS], *scratch;
 } run_state;
 
-static void *alloc_aligned(size_t bytes) {
-    return aligned_alloc(CPU_ALIGN, (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN);
+static size_t round_up(size_t bytes) {
+    return (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
+}
+
+/*
+ * The thread's workspace: the reordered operands and the scratchpad of its runs, one block
+ * that only grows (a run needs its buffers only while it runs, and a thread runs one at a
+ * time). Allocated per run instead, every buffer of a large convolution was a fresh mapping
+ * from glibc (megabytes are mmap()ed, or trimmed off the heap's top when freed), and the page
+ * faults of touching it again cost a quarter of the convolution's time.
+ */
+typedef struct workspace {
+    void *data;
+    size_t bytes;
+} workspace;
+
+static void ws_free(void *w) {
+    if (w != NULL) {
+        free(((workspace *)w)->data);
+        free(w);
+    }
+}
+
+/* The calling thread's workspace of at least `bytes` bytes, or NULL (out of memory). */
+static char *ws_get(size_t bytes) {
+    if (!g_ws_key_ok) {
+        return NULL;
+    }
+    workspace *w = pthread_getspecific(g_ws_key);
+    if (w == NULL) {
+        w = calloc(1, sizeof *w);
+        if (w == NULL || pthread_setspecific(g_ws_key, w) != 0) {
+            free(w);
+            return NULL;
+        }
+    }
+    if (w->bytes < bytes) {
+        void *d = aligned_alloc(CPU_ALIGN, bytes);
+        if (d == NULL) {
+            return NULL;
+        }
+        free(w->data);
+        w->data = d;
+        w->bytes = bytes;
+    }
+    return w->data;
 }
 
 /* Makes o's stream and memory objects for p (the handles are set per run). */
@@ -568,22 +616,25 @@ static lam_status run_prim(const conv_prim *p, int kept, float *const *ptr, cons
             r.o->id = p->id;
         }
     }
+    size_t need = round_up(p->scratch);
+    for (int i = 0; i < p->n_args; i++) {
+        need += p->args[i].reorder != NULL ? round_up(p->args[i].bytes) : 0;
+    }
+    char *ws = ok && need > 0 ? ws_get(need) : NULL;
+    ok = ok && (need == 0 || ws != NULL);
     for (int i = 0; ok && i < p->n_args; i++) {
         if (p->args[i].reorder != NULL) {
-            ok = (r.tmp[i] = alloc_aligned(p->args[i].bytes)) != NULL;
+            r.tmp[i] = ws;
+            ws += round_up(p->args[i].bytes);
         }
     }
     if (ok && p->scratch > 0) {
-        ok = (r.scratch = alloc_aligned(p->scratch)) != NULL;
+        r.scratch = ws;
     }
     ok = ok && cpu_dnnl_try(run_body, &r) == 1;
     if (r.o != NULL && r.o->stream != NULL) {
         g_api.stream_wait(r.o->stream); /* nothing may still use the buffers freed below */
     }
-    for (int i = 0; i < CONV_ARGS; i++) {
-        free(r.tmp[i]);
-    }
-    free(r.scratch);
     if (fresh && r.o != NULL) {
         if (kept && r.o->id != 0 && g_tl_key_ok && pthread_setspecific(g_tl_key, r.o) == 0) {
             r.o->next = head; /* setspecific took it: the list's new head */
@@ -616,6 +667,12 @@ void cpu_dnnl_fini(void) {
         pthread_setspecific(g_tl_key, NULL);
         pthread_key_delete(g_tl_key);
         g_tl_key_ok = 0;
+    }
+    if (g_ws_key_ok) {
+        ws_free(pthread_getspecific(g_ws_key));
+        pthread_setspecific(g_ws_key, NULL);
+        pthread_key_delete(g_ws_key);
+        g_ws_key_ok = 0;
     }
 }
 
