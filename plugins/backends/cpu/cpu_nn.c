@@ -223,9 +223,13 @@ static void im2col(const win *w, const cpu_view *x, const cpu_view *col, int64_t
 /* Zeroes planes [p0, p1) of n * C + c. */
 static void zero_planes(const cpu_view *v, int64_t p0, int64_t p1) {
     float *b = cpu_f32(v);
+    const int dense_plane = v->st[3] == 1 && v->st[2] == v->dims[3];
     for (int64_t pl = p0; pl < p1; pl++) {
         const int64_t n = pl / v->dims[1], c = pl % v->dims[1];
-        {
+        if (dense_plane) {
+            memset(b + n * v->st[0] + c * v->st[1], 0,
+                   (size_t)(v->dims[2] * v->dims[3]) * sizeof *b);
+        } else {
             for (int64_t h = 0; h < v->dims[2]; h++) {
                 for (int64_t x = 0; x < v->dims[3]; x++) {
                     b[n * v->st[0] + c * v->st[1] + h * v->st[2] + x * v->st[3]] = 0.0f;
@@ -285,35 +289,43 @@ static void col2im(const win *w, const cpu_view *col, const cpu_view *out, int64
 static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const cpu_view *idx,
                      int64_t p0, int64_t p1) {
     const float *xb = cpu_f32(x);
+    float *ob = cpu_f32(o);
+    int32_t *ib = idx != NULL ? (int32_t *)(void *)idx->data : NULL;
+    const int64_t sh = x->st[2], sw = x->st[3], k1 = w->k[1], d1 = w->d[1];
     for (int64_t pl = p0; pl < p1; pl++) {
         const int64_t n = pl / x->dims[1], c = pl % x->dims[1];
-        {
-            const float *xp = xb + n * x->st[0] + c * x->st[1];
-            for (int64_t oh = 0; oh < w->out[0]; oh++) {
-                for (int64_t ow = 0; ow < w->out[1]; ow++) {
-                    float best = 0.0f;
-                    int64_t at = -1;
-                    int64_t i0, i1, j0, j1;
-                    inside(start(w, 0, oh), w->d[0], w->in[0], w->k[0], &i0, &i1);
-                    inside(start(w, 1, ow), w->d[1], w->in[1], w->k[1], &j0, &j1);
-                    for (int64_t i = i0; i < i1; i++) {
-                        const int64_t h = start(w, 0, oh) + i * w->d[0];
-                        for (int64_t j = j0; j < j1; j++) {
-                            const int64_t wi = start(w, 1, ow) + j * w->d[1];
-                            const float v = xp[h * x->st[2] + wi * x->st[3]];
-                            if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
-                                best = v;
-                                at = h * w->in[1] + wi;
-                            }
+        const float *xp = xb + n * x->st[0] + c * x->st[1];
+        for (int64_t oh = 0; oh < w->out[0]; oh++) {
+            int64_t i0, i1; /* the window's rows inside the input, once per output row */
+            const int64_t h0 = start(w, 0, oh);
+            inside(h0, w->d[0], w->in[0], w->k[0], &i0, &i1);
+            float *orow = ob + n * o->st[0] + c * o->st[1] + oh * o->st[2];
+            int32_t *irow =
+                ib != NULL ? ib + n * idx->st[0] + c * idx->st[1] + oh * idx->st[2] : NULL;
+            for (int64_t ow = 0; ow < w->out[1]; ow++) {
+                const int64_t w0 = start(w, 1, ow);
+                int64_t j0 = 0, j1 = k1;
+                if (w0 < 0 || w0 + (k1 - 1) * d1 >= w->in[1]) {
+                    inside(w0, d1, w->in[1], k1, &j0, &j1); /* the row's ends: padding */
+                }
+                /* Row-major window order; the first maximum wins, and the first NaN. */
+                float best = 0.0f;
+                int64_t at = -1;
+                for (int64_t i = i0; i < i1; i++) {
+                    const int64_t h = h0 + i * w->d[0];
+                    const float *r = xp + h * sh;
+                    for (int64_t j = j0; j < j1; j++) {
+                        const int64_t wi = w0 + j * d1;
+                        const float v = r[wi * sw];
+                        if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
+                            best = v;
+                            at = h * w->in[1] + wi;
                         }
                     }
-                    const int64_t oo = n * o->st[0] + c * o->st[1] + oh * o->st[2] + ow * o->st[3];
-                    cpu_f32(o)[oo] = best;
-                    if (idx != NULL) {
-                        ((int32_t *)(void *)idx->data)[n * idx->st[0] + c * idx->st[1] +
-                                                       oh * idx->st[2] + ow * idx->st[3]] =
-                            (int32_t)at;
-                    }
+                }
+                orow[ow * o->st[3]] = best;
+                if (irow != NULL) {
+                    irow[ow * idx->st[3]] = (int32_t)at;
                 }
             }
         }
@@ -327,6 +339,7 @@ static lam_status max_pool_backward(const cpu_call *c, const cpu_view *g, const 
     const float *gb = cpu_f32(g);
     const int32_t *ib = (const int32_t *)(const void *)idx->data;
     float *ob = cpu_f32(out);
+    const int dense_plane = out->st[3] == 1 && out->st[2] == out->dims[3];
     zero_planes(out, 0, out->dims[0] * out->dims[1]);
     for (int64_t n = 0; n < g->dims[0]; n++) {
         for (int64_t ch = 0; ch < g->dims[1]; ch++) {
@@ -341,9 +354,15 @@ static lam_status max_pool_backward(const cpu_call *c, const cpu_view *g, const 
                                          c->name, (long long)n, (long long)ch, (long long)oh,
                                          (long long)ow, (long long)at, (long long)plane);
                     }
-                    const int64_t h = at / out->dims[3], wi = at % out->dims[3];
-                    ob[n * out->st[0] + ch * out->st[1] + h * out->st[2] + wi * out->st[3]] +=
+                    const float gv =
                         gb[n * g->st[0] + ch * g->st[1] + oh * g->st[2] + ow * g->st[3]];
+                    if (dense_plane) { /* the index is the offset: no division */
+                        ob[n * out->st[0] + ch * out->st[1] + at] += gv;
+                    } else {
+                        const int64_t h = at / out->dims[3], wi = at % out->dims[3];
+                        ob[n * out->st[0] + ch * out->st[1] + h * out->st[2] + wi * out->st[3]] +=
+                            gv;
+                    }
                 }
             }
         }
