@@ -603,8 +603,8 @@ static void check_gemm(int64_t m, int64_t n, int64_t k, int trans_a, double alph
     free(c0);
 }
 
-static void gemm_all(const char *isa) {
-    open_with(isa, "1");
+static void gemm_all(const char *isa, const char *threads) {
+    open_with(isa, threads);
     check_gemm(32, 784, 144, 0, 1.0, 0.0);  /* a conv's forward: W x columns */
     check_gemm(144, 784, 32, 1, 1.0, 0.0);  /* its backward-data: W^T x G */
     check_gemm(6, 100, 25, 0, 1.0, 0.0);    /* rows < 8, a column tail */
@@ -614,13 +614,20 @@ static void gemm_all(const char *isa) {
 }
 
 Test(cpu_kern, gemm_panels_avx512_match_double_reference) {
-    gemm_all("avx512");
+    gemm_all("avx512", "1");
+}
+/* The panels' columns shared by two threads: the same bits as one (each element is one task's). */
+Test(cpu_kern, gemm_panels_avx512_2_threads_match_double_reference) {
+    gemm_all("avx512", "2");
+}
+Test(cpu_kern, gemm_panels_avx2_2_threads_match_double_reference) {
+    gemm_all("avx2", "2");
 }
 Test(cpu_kern, gemm_panels_avx2_match_double_reference) {
-    gemm_all("avx2");
+    gemm_all("avx2", "1");
 }
 Test(cpu_kern, gemm_base_matches_double_reference) {
-    gemm_all("base");
+    gemm_all("base", "1");
 }
 
 /* ---- LAYER_NORM and its backward: bit-identical to the reference at any ISA and thread count */

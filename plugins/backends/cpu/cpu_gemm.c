@@ -643,6 +643,18 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t crs, int
     if (q < rows) {                                                                                \
         put(c + q * ldc, x##q, y##q, alpha, beta, cols);                                           \
     }
+/* What panel_* hands the pool's tasks. */
+typedef struct panel_job {
+    int64_t m, n, k, full;
+    float alpha, beta;
+    mat a;
+    const float *b;
+    int64_t ldb;
+    float *c;
+    int64_t ldc;
+    const float *tail;
+} panel_job;
+
 #define DEFINE_PANEL(sfx, ATTR, VT, VI, VL)                                                        \
     /* C row (2 registers; the first `cols` floats when cols < 2 VL) = alpha acc + beta C */       \
     ATTR static inline void put_##sfx(float *c, VT x, VT y, float alpha, float beta,               \
@@ -701,7 +713,23 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t crs, int
         PANEL_PUT(6)                                                                               \
         PANEL_PUT(7)                                                                               \
     }                                                                                              \
-    /* Returns 0 when the padded tail panel could not be allocated (the caller falls back). */     \
+    /* Column panels [p0, p1) of a panel_job: every C element is one task's, summed in the same    \
+     * order at any thread count. */                                                               \
+    ATTR static void panels_##sfx(void *arg, int64_t p0, int64_t p1) {                             \
+        const panel_job *J = arg;                                                                  \
+        for (int64_t j = p0 * 2 * VL; j < p1 * 2 * VL && j < J->n; j += 2 * VL) {                  \
+            const int is_tail = j == J->full;                                                      \
+            for (int64_t i = 0; i < J->m; i += 8) {                                                \
+                tile_##sfx(J->a.p + i * J->a.rs, J->a.rs, J->a.cs, J->m - i < 8 ? J->m - i : 8,    \
+                           J->k, is_tail ? J->tail : J->b + j, is_tail ? 2 * VL : J->ldb,          \
+                           J->alpha, J->beta, J->c + i * J->ldc + j, J->ldc,                       \
+                           is_tail ? J->n - j : 2 * VL);                                           \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* Returns 0 when the padded tail panel could not be allocated (the caller falls back). The    \
+     * column panels are shared by the pool's threads (a convolution's W x columns has m <= 64 and \
+     * thousands of columns). */                                                                   \
     ATTR static int panel_##sfx(int64_t m, int64_t n, int64_t k, float alpha, mat a,               \
                                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {  \
         const int64_t full = n / (2 * VL) * (2 * VL);                                              \
@@ -717,14 +745,8 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t crs, int
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        for (int64_t j = 0; j < n; j += 2 * VL) {                                                  \
-            const int is_tail = j == full;                                                         \
-            for (int64_t i = 0; i < m; i += 8) {                                                   \
-                tile_##sfx(a.p + i * a.rs, a.rs, a.cs, m - i < 8 ? m - i : 8, k,                   \
-                           is_tail ? tail : b + j, is_tail ? 2 * VL : ldb, alpha, beta,            \
-                           c + i * ldc + j, ldc, is_tail ? n - j : 2 * VL);                        \
-            }                                                                                      \
-        }                                                                                          \
+        const panel_job job = {m, n, k, full, alpha, beta, a, b, ldb, c, ldc, tail};               \
+        cpu_parallel_for((n + 2 * VL - 1) / (2 * VL), m * n * k, panels_##sfx, (void *)&job);      \
         free(tail);                                                                                \
         return 1;                                                                                  \
     }
