@@ -127,6 +127,31 @@ static lam_status topo(lam_tensor *head, uint64_t epoch, order *out) {
     return LAM_OK;
 }
 
+/*
+ * Hands g's storage to dst and dst's to g instead of copying g into dst, where nothing else can
+ * tell: g is held by the tape alone, each tensor is the only user of its storage (no view, no
+ * bucket, no wrapped host memory), both start at element 0 on the same context with the same
+ * dtype and shape. dst (an attach_grad buffer or a parameter's gradient) keeps its identity and
+ * now holds g's values; its old buffer goes with g. The copy was a tenth of a BatchNorm's or a
+ * max pooling's forward and backward.
+ */
+static bool hand_over(lam_tensor *dst, lam_tensor *g) {
+    lam__storage *a = dst->storage, *b = g->storage;
+    if (atomic_load(&g->refcount) != 1 || a == NULL || b == NULL || a == b ||
+        atomic_load(&a->refcount) != 1 || atomic_load(&b->refcount) != 1 || a->ctx != b->ctx ||
+        a->release != NULL || b->release != NULL || dst->offset != 0 || g->offset != 0 ||
+        dst->dtype != g->dtype || !lam_shape_equal(&dst->shape, &g->shape)) {
+        return false;
+    }
+    const size_t need = (size_t)dst->numel * lam_dtype_size(dst->dtype);
+    if (a->bytes < need || b->bytes < need) {
+        return false;
+    }
+    dst->storage = b;
+    g->storage = a;
+    return true;
+}
+
 /* Delivers a leaf's accumulated gradient to where the user reads it. */
 static lam_status deliver(lam_tensor *t) {
     const lam__tape_info *i = lam__tape_info_of(t);
@@ -145,7 +170,7 @@ static lam_status deliver(lam_tensor *t) {
         return LAM_OK;
     }
     if (!add) {
-        return lam_op_assign(dst, i->bw_grad);
+        return hand_over(dst, i->bw_grad) ? LAM_OK : lam_op_assign(dst, i->bw_grad);
     }
     lam_tensor *sum;
     lam_status st = lam_op_add(dst, i->bw_grad, &sum);

@@ -919,3 +919,71 @@ Test(autograd_error, l2_loss_rejects_other_shapes) {
     lam_tensor_release(l);
     ag_assert_released();
 }
+
+/*
+ * Backward hands a fresh gradient's buffer to the attached gradient instead of copying it, but
+ * only where nothing else sees the old buffer: a view of the gradient taken by the user must
+ * see every new gradient (worked by hand: d(sum(c * x))/dx = c).
+ */
+Test(grad_delivery, a_view_of_the_gradient_sees_every_backward) {
+    lam_ctx *cpu = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &cpu), LAM_OK, "%s", lam_last_error());
+    const lam_shape s = {.ndim = 2, .dims = {2, 3}}, flat = {.ndim = 1, .dims = {6}};
+    const float xv[6] = {1, 2, 3, 4, 5, 6};
+    lam_tensor *x = NULL, *g = NULL, *gv = NULL;
+    cr_assert_eq(lam_tensor_from_data(cpu, &s, xv, 6, &x), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_attach_grad(x), LAM_OK);
+    cr_assert_eq(lam_tensor_grad(x, &g), LAM_OK);
+    cr_assert_eq(lam_tensor_reshape(g, &flat, &gv), LAM_OK, "%s", lam_last_error());
+    for (int round = 1; round <= 3; round++) {
+        lam_tensor *y = NULL, *l = NULL;
+        int was = lam_autograd_record_begin(1);
+        cr_assert_eq(lam_op_mul_scalar(x, (float)round, &y), LAM_OK, "%s", lam_last_error());
+        cr_assert_eq(lam_op_sum(y, NULL, 0, 0, &l), LAM_OK, "%s", lam_last_error());
+        lam_autograd_record_end(was);
+        cr_assert_eq(lam_autograd_backward(l, NULL), LAM_OK, "%s", lam_last_error());
+        float got[6], via_view[6];
+        cr_assert_eq(lam_tensor_read(g, got, 6), LAM_OK);
+        cr_assert_eq(lam_tensor_read(gv, via_view, 6), LAM_OK);
+        for (int i = 0; i < 6; i++) {
+            cr_expect_eq(got[i], (float)round, "round %d, grad[%d] = %g", round, i, got[i]);
+            cr_expect_eq(via_view[i], (float)round, "round %d, view[%d] = %g", round, i,
+                         via_view[i]);
+        }
+        lam_tensor_release(y);
+        lam_tensor_release(l);
+    }
+    lam_tensor_release(gv);
+    lam_tensor_release(g);
+    lam_tensor_release(x);
+}
+
+/* Without a view the buffer is handed over, and the gradient object the user holds still
+ * reads each backward's values. */
+Test(grad_delivery, the_gradient_held_by_the_user_reads_every_backward) {
+    lam_ctx *cpu = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &cpu), LAM_OK, "%s", lam_last_error());
+    const lam_shape s = {.ndim = 1, .dims = {4}};
+    const float xv[4] = {1, -2, 3, -4};
+    lam_tensor *x = NULL, *g = NULL;
+    cr_assert_eq(lam_tensor_from_data(cpu, &s, xv, 4, &x), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_attach_grad(x), LAM_OK);
+    cr_assert_eq(lam_tensor_grad(x, &g), LAM_OK);
+    for (int round = 1; round <= 3; round++) {
+        lam_tensor *y = NULL, *l = NULL;
+        int was = lam_autograd_record_begin(1);
+        cr_assert_eq(lam_op_square(x, &y), LAM_OK, "%s", lam_last_error());
+        cr_assert_eq(lam_op_sum(y, NULL, 0, 0, &l), LAM_OK, "%s", lam_last_error());
+        lam_autograd_record_end(was);
+        cr_assert_eq(lam_autograd_backward(l, NULL), LAM_OK, "%s", lam_last_error());
+        float got[4];
+        cr_assert_eq(lam_tensor_read(g, got, 4), LAM_OK);
+        for (int i = 0; i < 4; i++) { /* d(sum x^2)/dx = 2x */
+            cr_expect_eq(got[i], 2.0f * xv[i], "round %d, grad[%d] = %g", round, i, got[i]);
+        }
+        lam_tensor_release(y);
+        lam_tensor_release(l);
+    }
+    lam_tensor_release(g);
+    lam_tensor_release(x);
+}
