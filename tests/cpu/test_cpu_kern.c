@@ -611,6 +611,7 @@ static void gemm_all(const char *isa, const char *threads) {
     check_gemm(37, 70, 150, 0, -0.5, 0.25); /* row and column tails, alpha, beta */
     check_gemm(200, 33, 10, 1, 2.0, 1.0);   /* narrow k, tall m, one panel and a tail */
     check_gemm(64, 4096, 9, 0, 1.0, 0.0);   /* long rows */
+    check_gemm(64, 3136, 64, 0, 1.0, 0.0);  /* big enough for the pool's threads to share */
 }
 
 Test(cpu_kern, gemm_panels_avx512_match_double_reference) {

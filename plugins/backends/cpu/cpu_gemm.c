@@ -643,6 +643,10 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t crs, int
     if (q < rows) {                                                                                \
         put(c + q * ldc, x##q, y##q, alpha, beta, cols);                                           \
     }
+/* Products below this many multiply-adds stay on one thread: waking the pool costs more than
+ * it saves on them (a LeNet convolution's per-sample products, 2x slower on two threads). */
+#define CPU_PANEL_PAR_MACS (INT64_C(1) << 22)
+
 /* What panel_* hands the pool's tasks. */
 typedef struct panel_job {
     int64_t m, n, k, full;
@@ -746,7 +750,12 @@ typedef struct panel_job {
             }                                                                                      \
         }                                                                                          \
         const panel_job job = {m, n, k, full, alpha, beta, a, b, ldb, c, ldc, tail};               \
-        cpu_parallel_for((n + 2 * VL - 1) / (2 * VL), m * n * k, panels_##sfx, (void *)&job);      \
+        const int64_t np = (n + 2 * VL - 1) / (2 * VL);                                            \
+        if (m * n * k >= CPU_PANEL_PAR_MACS) {                                                     \
+            cpu_parallel_for(np, m *n *k, panels_##sfx, (void *)&job);                             \
+        } else {                                                                                   \
+            panels_##sfx((void *)&job, 0, np);                                                     \
+        }                                                                                          \
         free(tail);                                                                                \
         return 1;                                                                                  \
     }
