@@ -484,10 +484,9 @@ static inline void lam_p_window_2d(lam_window_params *w, int64_t kh, int64_t kw,
  * differentiated by the host. The host runs the backend's direct convolution where it has one
  * (the CPU backend's is oneDNN) and otherwise im2col and a batched product. Needs a 2.2 host.
  */
-static inline lam_status lam_p_conv(const lam_host_api *h, const lam_tensor *x,
-                                    const lam_tensor *w, const lam_tensor *bias,
-                                    const lam_window_params *win, uint32_t groups,
-                                    lam_tensor **out) {
+static inline lam_status lam_p_conv(const lam_host_api *h, const lam_tensor *x, const lam_tensor *w,
+                                    const lam_tensor *bias, const lam_window_params *win,
+                                    uint32_t groups, lam_tensor **out) {
     lam_conv_params p = LAM_CONV_PARAMS_INIT;
     lam_tensor *in[3];
     p.groups = groups;
