@@ -286,35 +286,15 @@ typedef struct conv_ctx {
     lam_conv_params p;
 } conv_ctx;
 
-/* True when v (element strides, as lam__tensor_view writes them) is dense row-major, as the
- * backends' direct convolutions want. */
-static bool dense_view(const lam_tensor_view *v) {
-    int64_t s = 1;
-    for (int d = (int)v->ndim - 1; d >= 0; d--) {
-        if (v->dims[d] != 1 && v->strides[d] != s) {
-            return false;
-        }
-        s *= v->dims[d];
-    }
-    return true;
-}
-
 /* CONV's backward: the input's gradient by CONV_BACKWARD_DATA, the weight's and bias's by one
  * CONV_BACKWARD_WEIGHT (each only when needed), on the backend or staged on the CPU. */
 static lam_status conv_backward(void *arg, const lam__node *n, lam_tensor *g) {
     const conv_ctx *c = arg;
     lam_tensor *x = n->in[0], *w = n->in[1], *b = n->n_in > 2 ? n->in[2] : NULL;
     lam_ctx *ctx = lam_tensor_ctx(x);
-    lam_tensor *gd = NULL, *dx = NULL, *dw = NULL, *db = NULL;
-    lam_tensor_view v;
-    lam__tensor_view(g, &v);
+    lam_tensor *gd = g, *dx = NULL, *dw = NULL, *db = NULL; /* tensors are dense row-major */
     lam_status st = LAM_OK;
-    if (dense_view(&v)) {
-        gd = lam_tensor_retain(g);
-    } else {
-        st = lam_op_copy(g, &gd);
-    }
-    if (st == LAM_OK && lam__needs_grad(x)) {
+    if (lam__needs_grad(x)) {
         st = lam__tensor_alloc(ctx, &x->shape, &dx);
         if (st == LAM_OK) {
             lam_tensor *in[2] = {gd, w};
@@ -341,7 +321,6 @@ static lam_status conv_backward(void *arg, const lam__node *n, lam_tensor *g) {
             st = lam__grad_accumulate(b, db);
         }
     }
-    lam_tensor_release(gd);
     lam_tensor_release(dx);
     lam_tensor_release(dw);
     lam_tensor_release(db);
@@ -364,9 +343,6 @@ static lam_status conv_direct(const char *fn, const lam_tensor *x, const lam_ten
     lam__tensor_view(w, &vi[1]);
     if (bias != NULL) {
         lam__tensor_view(bias, &vi[2]);
-    }
-    if (!dense_view(&vi[0]) || !dense_view(&vi[1]) || (bias != NULL && !dense_view(&vi[2]))) {
-        return LAM_OK;
     }
     lam_tensor *y = NULL;
     lam_status st = lam__tensor_alloc(ctx, ys, &y);

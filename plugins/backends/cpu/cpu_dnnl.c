@@ -282,97 +282,90 @@ static int add_arg(build_state *bs, const_dnnl_primitive_desc_t pd, dnnl_query_t
     return ok;
 }
 
-/* The forward descriptor (format "any" everywhere), made for training as the backward ops'
- * hint, or with the bias for the forward op itself. */
-static int fwd_desc(const conv_key *k, int with_bias, dnnl_convolution_desc_t *cd) {
+/* A key's dims in oneDNN's terms (the weight 5-D, groups first, when grouped), the window, and
+ * the operands' descriptors in format "any" (the primitive chooses their layouts). */
+typedef struct conv_dims {
+    dnnl_dims_t x, y, b, w, stride, dil, pad_l, pad_r;
+    int wn;
+    dnnl_format_tag_t wtag; /* the user's weight layout */
     dnnl_memory_desc_t src, wei, bias, dst;
-    const dnnl_dims_t xs = {k->x[0], k->x[1], k->x[2], k->x[3]};
-    const dnnl_dims_t ys = {k->y[0], k->y[1], k->y[2], k->y[3]};
-    const dnnl_dims_t bs = {k->w[0]};
-    dnnl_dims_t ws;
-    int wn = 4;
-    if (k->groups > 1) {
-        const dnnl_dims_t g5 = {k->groups, k->w[0] / k->groups, k->w[1], k->w[2], k->w[3]};
-        memcpy(ws, g5, sizeof g5);
-        wn = 5;
-    } else {
-        const dnnl_dims_t g4 = {k->w[0], k->w[1], k->w[2], k->w[3]};
-        memcpy(ws, g4, sizeof g4);
+} conv_dims;
+
+static int conv_dims_of(const conv_key *k, conv_dims *d) {
+    memset(d, 0, sizeof *d);
+    d->wn = k->groups > 1 ? 5 : 4;
+    d->wtag = d->wn == 5 ? dnnl_goihw : dnnl_oihw;
+    for (int i = 0; i < 4; i++) {
+        d->x[i] = k->x[i];
+        d->y[i] = k->y[i];
     }
-    const dnnl_dims_t st = {k->stride[0], k->stride[1]}, dl = {k->dil[0] - 1, k->dil[1] - 1};
-    const dnnl_dims_t pl = {k->pad_l[0], k->pad_l[1]}, pr = {k->pad_r[0], k->pad_r[1]};
-    return g_api.md_init(&src, 4, xs, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-           g_api.md_init(&wei, wn, ws, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-           g_api.md_init(&bias, 1, bs, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-           g_api.md_init(&dst, 4, ys, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-           g_api.fwd_init(cd, dnnl_forward_training, dnnl_convolution_direct, &src, &wei,
-                          with_bias ? &bias : NULL, &dst, st, dl, pl, pr) == dnnl_success;
+    d->b[0] = k->w[0];
+    if (d->wn == 5) {
+        d->w[0] = k->groups;
+        d->w[1] = k->w[0] / k->groups;
+        memcpy(&d->w[2], &k->w[1], 3 * sizeof k->w[0]);
+    } else {
+        memcpy(d->w, k->w, 4 * sizeof k->w[0]);
+    }
+    for (int a = 0; a < 2; a++) {
+        d->stride[a] = k->stride[a];
+        d->dil[a] = k->dil[a] - 1; /* oneDNN counts the gaps: 0 is a dense kernel */
+        d->pad_l[a] = k->pad_l[a];
+        d->pad_r[a] = k->pad_r[a];
+    }
+    return g_api.md_init(&d->src, 4, d->x, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+           g_api.md_init(&d->wei, d->wn, d->w, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+           g_api.md_init(&d->bias, 1, d->b, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+           g_api.md_init(&d->dst, 4, d->y, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
 }
 
-/* Makes bs->p's primitive and reorders; 0 when oneDNN has none for the key. */
+/* Makes bs->p's primitive and reorders; 0 when oneDNN has none for the key. The forward
+ * descriptor (for training) is the op itself for CONV, the hint of the backward ops else. */
 static int build_body(void *arg) {
     build_state *bs = arg;
     const conv_key *k = bs->k;
     conv_prim *p = bs->p;
-    const dnnl_dims_t xs = {k->x[0], k->x[1], k->x[2], k->x[3]};
-    const dnnl_dims_t ys = {k->y[0], k->y[1], k->y[2], k->y[3]};
-    const dnnl_dims_t bdim = {k->w[0]};
-    const int wn = k->groups > 1 ? 5 : 4;
-    dnnl_dims_t ws;
-    if (wn == 5) {
-        const dnnl_dims_t g5 = {k->groups, k->w[0] / k->groups, k->w[1], k->w[2], k->w[3]};
-        memcpy(ws, g5, sizeof g5);
-    } else {
-        const dnnl_dims_t g4 = {k->w[0], k->w[1], k->w[2], k->w[3]};
-        memcpy(ws, g4, sizeof g4);
-    }
-    const dnnl_format_tag_t wtag = wn == 5 ? dnnl_goihw : dnnl_oihw;
-    dnnl_convolution_desc_t fd;
-    int ok = fwd_desc(k, k->op == LAM_OP_CONV && k->bias, &fd) &&
+    conv_dims d;
+    dnnl_convolution_desc_t fd, bd;
+    int ok = conv_dims_of(k, &d) &&
+             g_api.fwd_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &d.src, &d.wei,
+                            k->op == LAM_OP_CONV && k->bias ? &d.bias : NULL, &d.dst, d.stride,
+                            d.dil, d.pad_l, d.pad_r) == dnnl_success &&
              g_api.pd_create(&bs->fpd, &fd, g_attr, g_engine, NULL) == dnnl_success;
     const_dnnl_primitive_desc_t fpd = bs->fpd;
     if (ok && k->op == LAM_OP_CONV) {
-        ok = make_prim(p, fpd) &&
-             add_arg(bs, fpd, dnnl_query_src_md, 0, DNNL_ARG_SRC, 0, 4, xs, dnnl_nchw) &&
-             add_arg(bs, fpd, dnnl_query_weights_md, 0, DNNL_ARG_WEIGHTS, 1, wn, ws, wtag) &&
-             (!k->bias ||
-              add_arg(bs, fpd, dnnl_query_weights_md, 1, DNNL_ARG_BIAS, 2, 1, bdim, dnnl_x)) &&
-             add_arg(bs, fpd, dnnl_query_dst_md, 0, DNNL_ARG_DST, CONV_OUT0, 4, ys, dnnl_nchw);
-    } else if (ok) {
-        dnnl_convolution_desc_t bd;
-        dnnl_memory_desc_t a0, a1, a2, a3;
-        const dnnl_dims_t st = {k->stride[0], k->stride[1]}, dl = {k->dil[0] - 1, k->dil[1] - 1};
-        const dnnl_dims_t pl = {k->pad_l[0], k->pad_l[1]}, pr = {k->pad_r[0], k->pad_r[1]};
-        ok = g_api.md_init(&a0, 4, xs, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-             g_api.md_init(&a1, wn, ws, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-             g_api.md_init(&a2, 1, bdim, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-             g_api.md_init(&a3, 4, ys, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
-        if (ok && k->op == LAM_OP_CONV_BACKWARD_DATA) {
-            ok = g_api.bwd_data_init(&bd, dnnl_convolution_direct, &a0, &a1, &a3, st, dl, pl, pr) ==
-                     dnnl_success &&
-                 g_api.pd_create(&bs->pd, &bd, g_attr, g_engine, fpd) == dnnl_success &&
-                 make_prim(p, bs->pd) &&
-                 add_arg(bs, bs->pd, dnnl_query_diff_dst_md, 0, DNNL_ARG_DIFF_DST, 0, 4, ys,
-                         dnnl_nchw) &&
-                 add_arg(bs, bs->pd, dnnl_query_weights_md, 0, DNNL_ARG_WEIGHTS, 1, wn, ws, wtag) &&
-                 add_arg(bs, bs->pd, dnnl_query_diff_src_md, 0, DNNL_ARG_DIFF_SRC, CONV_OUT0, 4, xs,
-                         dnnl_nchw);
-        } else if (ok) {
-            ok =
-                g_api.bwd_weights_init(&bd, dnnl_convolution_direct, &a0, &a1, k->bias ? &a2 : NULL,
-                                       &a3, st, dl, pl, pr) == dnnl_success &&
-                g_api.pd_create(&bs->pd, &bd, g_attr, g_engine, fpd) == dnnl_success &&
-                make_prim(p, bs->pd) &&
-                add_arg(bs, bs->pd, dnnl_query_src_md, 0, DNNL_ARG_SRC, 0, 4, xs, dnnl_nchw) &&
-                add_arg(bs, bs->pd, dnnl_query_diff_dst_md, 0, DNNL_ARG_DIFF_DST, 1, 4, ys,
-                        dnnl_nchw) &&
-                add_arg(bs, bs->pd, dnnl_query_diff_weights_md, 0, DNNL_ARG_DIFF_WEIGHTS, CONV_OUT0,
-                        wn, ws, wtag) &&
-                (!k->bias || add_arg(bs, bs->pd, dnnl_query_diff_weights_md, 1, DNNL_ARG_DIFF_BIAS,
-                                     CONV_OUT0 + 1, 1, bdim, dnnl_x));
-        }
+        return make_prim(p, fpd) &&
+               add_arg(bs, fpd, dnnl_query_src_md, 0, DNNL_ARG_SRC, 0, 4, d.x, dnnl_nchw) &&
+               add_arg(bs, fpd, dnnl_query_weights_md, 0, DNNL_ARG_WEIGHTS, 1, d.wn, d.w, d.wtag) &&
+               (!k->bias ||
+                add_arg(bs, fpd, dnnl_query_weights_md, 1, DNNL_ARG_BIAS, 2, 1, d.b, dnnl_x)) &&
+               add_arg(bs, fpd, dnnl_query_dst_md, 0, DNNL_ARG_DST, CONV_OUT0, 4, d.y, dnnl_nchw);
     }
-    return ok;
+    if (ok && k->op == LAM_OP_CONV_BACKWARD_DATA) {
+        return g_api.bwd_data_init(&bd, dnnl_convolution_direct, &d.src, &d.wei, &d.dst, d.stride,
+                                   d.dil, d.pad_l, d.pad_r) == dnnl_success &&
+               g_api.pd_create(&bs->pd, &bd, g_attr, g_engine, fpd) == dnnl_success &&
+               make_prim(p, bs->pd) &&
+               add_arg(bs, bs->pd, dnnl_query_diff_dst_md, 0, DNNL_ARG_DIFF_DST, 0, 4, d.y,
+                       dnnl_nchw) &&
+               add_arg(bs, bs->pd, dnnl_query_weights_md, 0, DNNL_ARG_WEIGHTS, 1, d.wn, d.w,
+                       d.wtag) &&
+               add_arg(bs, bs->pd, dnnl_query_diff_src_md, 0, DNNL_ARG_DIFF_SRC, CONV_OUT0, 4, d.x,
+                       dnnl_nchw);
+    }
+    return ok &&
+           g_api.bwd_weights_init(&bd, dnnl_convolution_direct, &d.src, &d.wei,
+                                  k->bias ? &d.bias : NULL, &d.dst, d.stride, d.dil, d.pad_l,
+                                  d.pad_r) == dnnl_success &&
+           g_api.pd_create(&bs->pd, &bd, g_attr, g_engine, fpd) == dnnl_success &&
+           make_prim(p, bs->pd) &&
+           add_arg(bs, bs->pd, dnnl_query_src_md, 0, DNNL_ARG_SRC, 0, 4, d.x, dnnl_nchw) &&
+           add_arg(bs, bs->pd, dnnl_query_diff_dst_md, 0, DNNL_ARG_DIFF_DST, 1, 4, d.y,
+                   dnnl_nchw) &&
+           add_arg(bs, bs->pd, dnnl_query_diff_weights_md, 0, DNNL_ARG_DIFF_WEIGHTS, CONV_OUT0,
+                   d.wn, d.w, d.wtag) &&
+           (!k->bias || add_arg(bs, bs->pd, dnnl_query_diff_weights_md, 1, DNNL_ARG_DIFF_BIAS,
+                                CONV_OUT0 + 1, 1, d.b, dnnl_x));
 }
 
 /* Makes the primitive and its reorders for key k; NULL when oneDNN has none for it (or threw). */
