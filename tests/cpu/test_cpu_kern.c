@@ -605,19 +605,21 @@ static void check_gemm(int64_t m, int64_t n, int64_t k, int trans_a, double alph
 
 static void gemm_all(const char *isa, const char *threads) {
     open_with(isa, threads);
-    check_gemm(32, 784, 144, 0, 1.0, 0.0);  /* a conv's forward: W x columns */
-    check_gemm(144, 784, 32, 1, 1.0, 0.0);  /* its backward-data: W^T x G */
-    check_gemm(6, 100, 25, 0, 1.0, 0.0);    /* rows < 8, a column tail */
-    check_gemm(37, 70, 150, 0, -0.5, 0.25); /* row and column tails, alpha, beta */
-    check_gemm(200, 33, 10, 1, 2.0, 1.0);   /* narrow k, tall m, one panel and a tail */
-    check_gemm(64, 4096, 9, 0, 1.0, 0.0);   /* long rows */
-    check_gemm(64, 3136, 64, 0, 1.0, 0.0);  /* big enough for the pool's threads to share */
+    check_gemm(32, 784, 144, 0, 1.0, 0.0); /* a conv's forward: W x columns */
+    check_gemm(144, 784, 32, 1, 1.0, 0.0); /* its backward-data: W^T x G */
+    /* The panels take products above 10^6 multiply-adds (smaller ones go to OpenBLAS). */
+    check_gemm(6, 1000, 200, 0, 1.0, 0.0);   /* rows < 8, a column tail */
+    check_gemm(37, 270, 150, 0, -0.5, 0.25); /* row and column tails, alpha, beta */
+    check_gemm(200, 530, 10, 1, 2.0, 1.0);   /* narrow k, tall m, a column tail */
+    check_gemm(6, 100, 25, 0, 1.0, 0.0);     /* a LeNet conv2 product: OpenBLAS */
+    check_gemm(64, 4096, 9, 0, 1.0, 0.0);    /* long rows */
+    check_gemm(64, 3136, 64, 0, 1.0, 0.0);   /* from 2^22 MACs: OpenBLAS's threads at 2 threads */
 }
 
 Test(cpu_kern, gemm_panels_avx512_match_double_reference) {
     gemm_all("avx512", "1");
 }
-/* The panels' columns shared by two threads: the same bits as one (each element is one task's). */
+/* At two threads the products from 2^22 multiply-adds go to OpenBLAS's threads instead. */
 Test(cpu_kern, gemm_panels_avx512_2_threads_match_double_reference) {
     gemm_all("avx512", "2");
 }

@@ -22,7 +22,7 @@
  * (fewer OpenBLAS threads, or no device, when the buffers do not fit) and before a GEMM that
  * needs a new buffer (a clean "Out of memory" instead of a hang).
  */
-#define _GNU_SOURCE /* RTLD_NOLOAD, setenv */
+#define _GNU_SOURCE /* RTLD_NOLOAD */
 
 #include "cpu_internal.h"
 
@@ -182,46 +182,26 @@ static atomic_int g_pool_buffers;                  /* pool: caller buffers it ho
         memcpy(&(var), &sym_, sizeof(var));                                                        \
     } while (0)
 
-/* Sets (value != NULL) an environment variable for the duration of a dlopen. */
-typedef struct env_patch {
-    const char *name;
-    int set;
-    int had_prev;
-    char prev[96];
-} env_patch;
-
-static void env_patch_apply(env_patch *p, const char *name, const char *value) {
-    p->name = name;
-    p->set = 0;
-    const char *prev = getenv(name);
-    p->had_prev = prev != NULL;
-    if (prev != NULL) {
-        snprintf(p->prev, sizeof p->prev, "%s", prev);
-    }
-    if (value != NULL) {
-        p->set = setenv(name, value, 1) == 0;
-    }
-}
-
-static void env_patch_restore(const env_patch *p) {
-    if (!p->set) {
-        return;
-    }
-    if (p->had_prev) {
-        setenv(p->name, p->prev, 1);
-    } else {
-        unsetenv(p->name);
-    }
-}
+/*
+ * How long OpenBLAS's idle threads spin (2^22 cycles, about 1.5 ms) before they sleep, unless
+ * the user set OPENBLAS_THREAD_TIMEOUT. OpenBLAS 0.3.21's default, 2^28 cycles (about 0.1 s,
+ * yielding the core in a loop), kept its threads busy through the pool's and oneDNN's work
+ * after every GEMM: a LeNet step at 2 threads took 3.4 ms in some runs and 8-10 ms in others
+ * (perf: sched_yield and libgomp's spin next to each other); 2^22 keeps the GEMMs of a step
+ * back to back without waking the threads again.
+ */
+#define OPENBLAS_IDLE_SPIN "22"
 
 /* dlopen()s OpenBLAS with OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS set when not NULL. */
 static void *open_with(const char *core, const char *threads) {
-    env_patch pc, pt;
-    env_patch_apply(&pc, "OPENBLAS_CORETYPE", core);
-    env_patch_apply(&pt, "OPENBLAS_NUM_THREADS", threads);
+    cpu_env_patch pc, pt, ps;
+    cpu_env_set(&pc, "OPENBLAS_CORETYPE", core);
+    cpu_env_set(&pt, "OPENBLAS_NUM_THREADS", threads);
+    cpu_env_default(&ps, "OPENBLAS_THREAD_TIMEOUT", OPENBLAS_IDLE_SPIN, NULL);
     void *lib = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
-    env_patch_restore(&pt);
-    env_patch_restore(&pc);
+    cpu_env_restore(&ps);
+    cpu_env_restore(&pt);
+    cpu_env_restore(&pc);
     return lib;
 }
 
@@ -582,6 +562,7 @@ lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float a
                           int ldc) {
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    cpu_pool_quiet(); /* the cores are for OpenBLAS's threads now */
     if (!g_as_limited) {
         g_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return LAM_OK;

@@ -105,12 +105,27 @@ static int load_objects(void *arg) {
            g_api.attr_scratchpad(g_attr, dnnl_scratchpad_mode_user) == dnnl_success;
 }
 
+/*
+ * How many times oneDNN's idle OpenMP threads poll for the next parallel region before they
+ * sleep, unless the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY: 10^4 (well under a
+ * millisecond) instead of libgomp's 3 x 10^5, whose spinning took the cores from the pool's
+ * and OpenBLAS's threads between convolutions (a quarter of a 2-thread LeNet step's samples in
+ * libgomp's wait loop). A convolution's reorders and primitive still follow one another
+ * within the spin.
+ */
+#define OMP_IDLE_SPIN "10000"
+
 static void load(void) {
     const char *env = getenv("LAMINA_CPU_DNNL");
     if (env != NULL && strcmp(env, "0") == 0) {
         return;
     }
+    /* libgomp reads GOMP_SPINCOUNT once, when it is loaded (here, as libdnnl's dependency,
+     * unless something loaded it before): see OMP_IDLE_SPIN. */
+    cpu_env_patch spin;
+    cpu_env_default(&spin, "GOMP_SPINCOUNT", OMP_IDLE_SPIN, "OMP_WAIT_POLICY");
     void *h = dlopen(DNNL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    cpu_env_restore(&spin);
     if (h == NULL) {
         return;
     }
@@ -553,6 +568,7 @@ static int run_body(void *arg) {
     }
     const int n_reorder = o->scratch_mem != NULL ? 3 : 2;
     set_threads();
+    cpu_pool_quiet(); /* the cores are for oneDNN's OpenMP threads now */
     for (int i = 0; i < p->n_args; i++) {
         const conv_arg *a = &p->args[i];
         if (g_api.memory_set_handle(o->user[i], r->ptr[a->operand]) != dnnl_success ||

@@ -643,11 +643,26 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t crs, int
     if (q < rows) {                                                                                \
         put(c + q * ldc, x##q, y##q, alpha, beta, cols);                                           \
     }
-/* Products below this many multiply-adds stay on one thread: waking the pool costs more than
- * it saves on them (a LeNet convolution's per-sample products, 2x slower on two threads). */
+/*
+ * With more than one thread, products from this many multiply-adds go to OpenBLAS (its threads
+ * share them) and the panel loops run on the calling thread only. Sharing the panels among the
+ * pool's threads lost to OpenBLAS's idle workers, which spin (sched_yield) for about 2^28
+ * cycles after each of its calls: a convolution alternates the two (forward and backward-data
+ * on panels, backward-weight on OpenBLAS), and its GEMMs at 2 threads took 1.28-1.34x raw
+ * sgemm in the runs where a spinning worker shared a core with the pool's. Below this size
+ * waking other threads costs more than it saves (a LeNet convolution's per-sample products).
+ */
 #define CPU_PANEL_PAR_MACS (INT64_C(1) << 22)
+/*
+ * Products up to 100^3 multiply-adds go to OpenBLAS, whose small-matrix kernels (0.3.21,
+ * below 100^3) skip its packing too: the LeNet convolutions' per-sample products ran
+ * 1.07-1.47x the time of raw sgemm on the panels (conv2's n = 100 pads a fourth 32-column
+ * panel for 4 columns) and 0.98-1.06x on OpenBLAS (AVX-512, 1 thread, conv_gemm kind=lenet1,
+ * lenet2); the 784-256-10 step's narrow products measured the same either way.
+ */
+#define CPU_PANEL_MIN_MACS 1e6
 
-/* What panel_* hands the pool's tasks. */
+/* What panel_* hands its column-panel loop. */
 typedef struct panel_job {
     int64_t m, n, k, full;
     float alpha, beta;
@@ -731,9 +746,7 @@ typedef struct panel_job {
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    /* Returns 0 when the padded tail panel could not be allocated (the caller falls back). The    \
-     * column panels are shared by the pool's threads (a convolution's W x columns has m <= 64 and \
-     * thousands of columns). */                                                                   \
+    /* Returns 0 when the padded tail panel could not be allocated (the caller falls back). */     \
     ATTR static int panel_##sfx(int64_t m, int64_t n, int64_t k, float alpha, mat a,               \
                                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {  \
         const int64_t full = n / (2 * VL) * (2 * VL);                                              \
@@ -751,11 +764,7 @@ typedef struct panel_job {
         }                                                                                          \
         const panel_job job = {m, n, k, full, alpha, beta, a, b, ldb, c, ldc, tail};               \
         const int64_t np = (n + 2 * VL - 1) / (2 * VL);                                            \
-        if (m * n * k >= CPU_PANEL_PAR_MACS) {                                                     \
-            cpu_parallel_for(np, m *n *k, panels_##sfx, (void *)&job);                             \
-        } else {                                                                                   \
-            panels_##sfx((void *)&job, 0, np);                                                     \
-        }                                                                                          \
+        panels_##sfx((void *)&job, 0, np);                                                         \
         free(tail);                                                                                \
         return 1;                                                                                  \
     }
@@ -817,15 +826,18 @@ lam_status cpu_gemm(const cpu_device *dev, int trans_a, int trans_b, float alpha
     const int ldc = blas_ld(m, n, cv->st);
     const int fits_int = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX;
     const int small = macs <= CPU_SMALL_GEMM_MACS && n >= g_small_min_n[dev->isa];
+    const int blas_takes = lda > 0 && ldb > 0 && ldc > 0 && fits_int;
 #if HAVE_X86_KERNELS
-    if (!small && panel_fits(dev, m, n, k, b, ccs)) {
+    const int blas_threads = blas_takes && macs >= (double)CPU_PANEL_PAR_MACS && cpu_threads() > 1;
+    if (!small && !blas_threads && (macs > CPU_PANEL_MIN_MACS || !blas_takes) &&
+        panel_fits(dev, m, n, k, b, ccs)) {
         if (dev->isa == CPU_ISA_AVX512 ? panel_v16(m, n, k, alpha, a, b.p, b.rs, beta, c, crs)
                                        : panel_v8(m, n, k, alpha, a, b.p, b.rs, beta, c, crs)) {
             return LAM_OK;
         }
     }
 #endif
-    if (!small && lda > 0 && ldb > 0 && ldc > 0 && fits_int) {
+    if (!small && blas_takes) {
         return cpu_blas_sgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a.p, lda, b.p, ldb, beta, c,
                               ldc);
     } else {

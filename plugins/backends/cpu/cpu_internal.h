@@ -252,6 +252,25 @@ int cpu_threads(void);
 
 /* Joins the workers (backend shutdown); a later parallel loop starts them again. */
 void cpu_pool_fini(void);
+/* ---- cpu_env.c: variables set for the length of a dlopen() ---- */
+
+typedef struct cpu_env_patch {
+    const char *name;
+    int set; /* the variable was set here: cpu_env_restore undoes it */
+    int had_prev;
+    char prev[96];
+} cpu_env_patch;
+
+/* Sets `name` to `value` (nothing when value is NULL), remembering what it was. */
+void cpu_env_set(cpu_env_patch *p, const char *name, const char *value);
+/* The same, unless the user set `name` or `unless` (may be NULL) to a non-empty value. */
+void cpu_env_default(cpu_env_patch *p, const char *name, const char *value, const char *unless);
+/* Restores what cpu_env_set or cpu_env_default changed. */
+void cpu_env_restore(const cpu_env_patch *p);
+
+/* Before work that other threads share (OpenBLAS's, oneDNN's): the pool's workers stop
+ * spinning for the next op and sleep, leaving the cores to those threads. */
+void cpu_pool_quiet(void);
 
 /* ---- cpu_kern_*.c: the loops compiled per instruction set (cpu_kern_impl.h) ---- */
 
