@@ -316,6 +316,15 @@ static lam_status reduce_steps(lam_op op, const lam_tensor *a, const bool mask[L
     lam_tensor *cur = lam_tensor_retain((lam_tensor *)a);
     lam_shape cs = a->shape;
     int32_t nd = (int32_t)cs.ndim;
+    /* Without keepdims, the last run's output is allocated in the final shape (the same
+     * elements in the same order) instead of reshaped after: one tensor fewer per reduction. */
+    lam_shape fs = {0};
+    for (int32_t i = 0; i < nd; i++) {
+        if (!mask[i]) {
+            fs.dims[fs.ndim++] = cs.dims[i];
+        }
+    }
+    int final_shape = 0;
     for (int32_t end = nd - 1; end >= 0;) {
         if (!mask[end]) {
             end--;
@@ -339,8 +348,13 @@ static lam_status reduce_steps(lam_op op, const lam_tensor *a, const bool mask[L
         for (int32_t i = start; i <= end; i++) {
             ns.dims[i] = 1;
         }
+        int last = 1;
+        for (int32_t i = 0; i < start; i++) {
+            last = last && !mask[i];
+        }
+        final_shape = last && !keepdims;
         lam_tensor *next;
-        st = lam__tensor_alloc(ctx, &ns, &next);
+        st = lam__tensor_alloc(ctx, final_shape ? &fs : &ns, &next);
         if (st != LAM_OK) {
             lam_tensor_release(cur);
             return st;
@@ -370,13 +384,7 @@ static lam_status reduce_steps(lam_op op, const lam_tensor *a, const bool mask[L
         }
         cur = r;
     }
-    if (!keepdims) {
-        lam_shape fs = {0};
-        for (int32_t i = 0; i < nd; i++) {
-            if (!mask[i]) {
-                fs.dims[fs.ndim++] = cs.dims[i];
-            }
-        }
+    if (!keepdims && !final_shape) {
         lam_tensor *r;
         st = lam_tensor_reshape(cur, &fs, &r);
         lam_tensor_release(cur);

@@ -374,6 +374,23 @@ static lam_status act_grad(const dense_state *s, const lam_tensor *a, lam_tensor
     return st;
 }
 
+/* t as `shape`: a new reference to t itself when it has that shape already (the 2-D case of
+ * every backward), else the host's reshape. */
+static lam_status as_shape(lam_tensor *t, const lam_shape *shape, lam_tensor **out) {
+    const lam_shape *have = g_host->tensor_shape(t);
+    if (have != NULL && have->ndim == shape->ndim) {
+        int same = 1;
+        for (uint32_t d = 0; d < shape->ndim; d++) {
+            same = same && have->dims[d] == shape->dims[d];
+        }
+        if (same) {
+            *out = g_host->tensor_retain(t);
+            return LAM_OK;
+        }
+    }
+    return g_host->tensor_reshape(t, shape, out);
+}
+
 static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_inputs,
                                  lam_tensor *const *inputs, uint32_t n_outputs,
                                  lam_tensor *const *outputs, const lam_tensor *const *grad_outputs,
@@ -423,16 +440,16 @@ static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_input
         g_host->tensor_release(x2r);
         g_host->tensor_release(yl);
     } else {
-        st = g_host->tensor_reshape(output, &s2, &a2);
+        st = as_shape(output, &s2, &a2);
     }
     if (st == LAM_OK) {
-        st = g_host->tensor_reshape((lam_tensor *)grad_output, &s2, &g2);
+        st = as_shape((lam_tensor *)grad_output, &s2, &g2);
     }
     if (st == LAM_OK) {
         st = act_grad(s, a2, g2, &dy);
     }
     if (st == LAM_OK) {
-        st = g_host->tensor_reshape(x, &x2s, &x2);
+        st = as_shape(x, &x2s, &x2);
     }
     if (st == LAM_OK) {
         st = lam_p_matmul(g_host, dy, x2, LAM_GEMM_TRANS_A, &dw); /* (units, in) */
@@ -450,7 +467,7 @@ static lam_status dense_backward(void *state, lam_layer *layer, uint32_t n_input
     if (st == LAM_OK && g_host->layer_input_needs_grad(layer, 0)) {
         st = lam_p_matmul(g_host, dy, weight, 0, &dx2); /* (rows, in) */
         if (st == LAM_OK) {
-            st = g_host->tensor_reshape(dx2, x_shape, &grad_inputs[0]);
+            st = as_shape(dx2, x_shape, &grad_inputs[0]);
         }
     }
     g_host->tensor_release(a2);
