@@ -13,6 +13,7 @@
 #include "name_index.h"
 #include "registry_comm.h"
 #include "registry_desc.h"
+#include "registry_report.h"
 #include "start.h"
 #include "util.h"
 
@@ -25,8 +26,6 @@
 
 /* Everything the registry holds between lam__registry_load and lam__registry_unload. */
 static struct {
-    lam__record *records; /* the plugin report, one row per candidate */
-    size_t n_records;
     lam_plugin **plugins; /* loaded plugins */
     size_t n_plugins;
     lam__backend **backends;
@@ -43,90 +42,6 @@ static lam_plugin *current_plugin;
 
 /* ---- report ---- */
 
-static lam_status add_record(const char *path, lam__record **out) {
-    lam__record *r = realloc(reg.records, (reg.n_records + 1) * sizeof *r);
-    if (r == NULL) {
-        return lam__error(LAM_ERR_OUT_OF_MEMORY, "plugin registry: Out of memory");
-    }
-    reg.records = r;
-    lam__record *rec = &r[reg.n_records];
-    memset(rec, 0, sizeof *rec);
-    rec->path = lam__strdup(path);
-    rec->kind = lam__strdup("-");
-    rec->names = lam__strdup("");
-    rec->version = lam__strdup("");
-    rec->message = lam__strdup("");
-    if (!rec->path || !rec->kind || !rec->names || !rec->version || !rec->message) {
-        free(rec->path);
-        free(rec->kind);
-        free(rec->names);
-        free(rec->version);
-        free(rec->message);
-        return lam__error(LAM_ERR_OUT_OF_MEMORY, "plugin registry: Out of memory");
-    }
-    reg.n_records++;
-    *out = rec;
-    return LAM_OK;
-}
-
-static void set_str(char **field, const char *value) {
-    char *d = lam__strdup(value);
-    if (d != NULL) {
-        free(*field);
-        *field = d;
-    }
-}
-
-static void decide(lam__record *rec, lam_plugin_decision d, lam_plugin_reason r, const char *msg) {
-    rec->decision = d;
-    rec->reason = r;
-    set_str(&rec->message, msg);
-    const char *base = strrchr(rec->path, '/');
-    base = base ? base + 1 : rec->path;
-    lam__log(d == LAM_PLUGIN_REFUSED ? LAM_LOG_WARN : LAM_LOG_DEBUG, "%s: %s%s%s", base,
-             d == LAM_PLUGIN_LOADED    ? "Loaded"
-             : d == LAM_PLUGIN_SKIPPED ? "Skipped"
-                                       : "Refused",
-             msg[0] ? ", " : "", msg);
-}
-
-const char *lam_plugin_reason_string(lam_plugin_reason reason) {
-    switch (reason) {
-    case LAM_REASON_OK:
-        return "ok";
-    case LAM_REASON_DLOPEN_FAILED:
-        return "dlopen-failed";
-    case LAM_REASON_NO_ENTRY:
-        return "no-entry";
-    case LAM_REASON_ABI_MAJOR:
-        return "abi-major";
-    case LAM_REASON_ABI_MINOR_NEWER:
-        return "abi-minor-newer";
-    case LAM_REASON_ABI_FINGERPRINT:
-        return "abi-fingerprint";
-    case LAM_REASON_STRUCT_SIZE:
-        return "struct-size";
-    case LAM_REASON_NULL_CALLBACK:
-        return "null-callback";
-    case LAM_REASON_BAD_DESCRIPTOR:
-        return "bad-descriptor";
-    case LAM_REASON_DUPLICATE_NAME:
-        return "duplicate-name";
-    case LAM_REASON_ENTRY_FAILED:
-        return "entry-failed";
-    case LAM_REASON_NOTHING_REGISTERED:
-        return "nothing-registered";
-    case LAM_REASON_NO_DEVICE:
-        return "no-device";
-    case LAM_REASON_SHADOWED:
-        return "shadowed";
-    case LAM_REASON_NOT_A_FILE:
-        return "not-a-file";
-    default:
-        return "invalid";
-    }
-}
-
 size_t lam__report_count(bool probe) {
     if (lam__ensure_started() != LAM_OK) {
         return 0;
@@ -134,7 +49,7 @@ size_t lam__report_count(bool probe) {
     if (probe) {
         lam__backends_probe_all(); /* the report says which backends have no device */
     }
-    return reg.n_records;
+    return lam__report_rows();
 }
 
 size_t lam_plugin_report_count(void) {
@@ -159,12 +74,12 @@ lam_status lam__report_get(size_t index, lam_plugin_record *record, bool probe) 
     if (probe) {
         lam__backends_probe_all();
     }
-    if (index >= reg.n_records) {
+    if (index >= lam__report_rows()) {
         return lam__error(LAM_ERR_NOT_FOUND,
                           "lam_plugin_report_get: Not found, index %zu, the report has %zu records",
-                          index, reg.n_records);
+                          index, lam__report_rows());
     }
-    const lam__record *r = &reg.records[index];
+    const lam__record *r = lam__report_row(index);
     record->path = r->path;
     record->kind = r->kind;
     record->names = r->names;
@@ -517,8 +432,8 @@ lam_status lam__host_register_kernel(lam_plugin *p, const lam_kernel_desc *desc)
 
 void lam__registry_skip(const char *path, lam_plugin_reason reason, const char *message) {
     lam__record *rec;
-    if (add_record(path, &rec) == LAM_OK) {
-        decide(rec, LAM_PLUGIN_SKIPPED, reason, message);
+    if (lam__report_add(path, &rec) == LAM_OK) {
+        lam__report_decide(rec, LAM_PLUGIN_SKIPPED, reason, message);
     }
 }
 
@@ -601,27 +516,27 @@ static void describe_registrations(lam_plugin *p, lam__record *rec) {
         }
     }
     bool has_c = lam__comm_types_describe(p, &names);
-    set_str(&rec->kind, has_c            ? (has_b || has_l || has_k ? "comm+other" : "comm")
-                        : has_b && has_l ? "backend+layer"
-                        : has_b          ? "backend"
-                        : has_l && has_k ? "layer+kernel"
-                        : has_l          ? "layer"
-                        : has_k          ? "kernel"
-                                         : "-");
-    set_str(&rec->names, names.data ? names.data : "");
+    lam__report_set(&rec->kind, has_c            ? (has_b || has_l || has_k ? "comm+other" : "comm")
+                                : has_b && has_l ? "backend+layer"
+                                : has_b          ? "backend"
+                                : has_l && has_k ? "layer+kernel"
+                                : has_l          ? "layer"
+                                : has_k          ? "kernel"
+                                                 : "-");
+    lam__report_set(&rec->names, names.data ? names.data : "");
     lam__strbuf_fini(&names);
 }
 
 void lam__registry_load_one(const lam_host_api *host, const char *path) {
     lam__record *rec;
-    if (add_record(path, &rec) != LAM_OK) {
+    if (lam__report_add(path, &rec) != LAM_OK) {
         return;
     }
-    size_t rec_index = reg.n_records - 1;
+    size_t rec_index = lam__report_rows() - 1;
     lam_plugin *p = calloc(1, sizeof *p);
     if (p == NULL || (p->path = lam__strdup(path)) == NULL) {
         free(p);
-        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, "out of memory");
+        lam__report_decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, "out of memory");
         return;
     }
     p->record = rec_index;
@@ -629,13 +544,14 @@ void lam__registry_load_one(const lam_host_api *host, const char *path) {
     p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (p->handle == NULL) {
         const char *err = dlerror();
-        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_DLOPEN_FAILED, err ? err : "dlopen failed");
+        lam__report_decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_DLOPEN_FAILED,
+                           err ? err : "dlopen failed");
         plugin_free(p);
         return;
     }
     void *sym = dlsym(p->handle, LAM_PLUGIN_ENTRY_NAME);
     if (sym == NULL) {
-        decide(
+        lam__report_decide(
             rec, LAM_PLUGIN_REFUSED, LAM_REASON_NO_ENTRY,
             "missing entry symbol 'lamina_plugin_entry' (is it exported with LAM_PLUGIN_ENTRY?)");
         plugin_free(p);
@@ -649,15 +565,15 @@ void lam__registry_load_one(const lam_host_api *host, const char *path) {
     lam_status st = entry(host, p);
     current_plugin = NULL;
     p->loading = false;
-    rec = &reg.records[rec_index];
+    rec = lam__report_row(rec_index);
     rec->plugin_abi = p->abi_seen;
     if (p->version_seen != NULL) {
-        set_str(&rec->version, p->version_seen);
+        lam__report_set(&rec->version, p->version_seen);
     }
     if (p->refuse_reason != LAM_REASON_INVALID) {
         rollback(p);
-        decide(rec, LAM_PLUGIN_REFUSED, p->refuse_reason,
-               p->refuse_message ? p->refuse_message : "");
+        lam__report_decide(rec, LAM_PLUGIN_REFUSED, p->refuse_reason,
+                           p->refuse_message ? p->refuse_message : "");
         plugin_free(p);
         return;
     }
@@ -667,21 +583,21 @@ void lam__registry_load_one(const lam_host_api *host, const char *path) {
         snprintf(msg, sizeof msg, "entry returned %s%s%s", lam_status_string(st),
                  err[0] ? ": " : "", err);
         rollback(p);
-        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, msg);
+        lam__report_decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, msg);
         plugin_free(p);
         return;
     }
     describe_registrations(p, rec);
     if (strcmp(rec->kind, "-") == 0) {
-        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_NOTHING_REGISTERED,
-               "the entry registered no layer and no backend");
+        lam__report_decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_NOTHING_REGISTERED,
+                           "the entry registered no layer and no backend");
         plugin_free(p);
         return;
     }
     lam_plugin **arr = realloc(reg.plugins, (reg.n_plugins + 1) * sizeof *arr);
     if (arr == NULL) {
         rollback(p);
-        decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, "out of memory");
+        lam__report_decide(rec, LAM_PLUGIN_REFUSED, LAM_REASON_ENTRY_FAILED, "out of memory");
         plugin_free(p);
         return;
     }
@@ -690,7 +606,7 @@ void lam__registry_load_one(const lam_host_api *host, const char *path) {
 
     /* Backends are probed on first use (lam__backend_probe), so a process that only uses the
      * CPU never pays for starting, say, a Vulkan instance. */
-    decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_OK, "");
+    lam__report_decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_OK, "");
 }
 
 lam_status lam__backend_status(lam_status st, uint64_t mark, const lam__backend *b,
@@ -745,11 +661,11 @@ static void probe_locked(lam__backend *b) {
     }
     if (b->n_devices == 0) {
         /* A backend without devices stays listed, with why, in its plugin's record. */
-        lam__record *rec = &reg.records[b->plugin->record];
+        lam__record *rec = lam__report_row(b->plugin->record);
         lam__strbuf msg = {0};
         lam__strbuf_printf(&msg, "%s%s%s: %s", rec->message, rec->message[0] ? "; " : "",
                            b->desc.name, b->why);
-        decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_NO_DEVICE, msg.data ? msg.data : "");
+        lam__report_decide(rec, LAM_PLUGIN_LOADED, LAM_REASON_NO_DEVICE, msg.data ? msg.data : "");
         lam__strbuf_fini(&msg);
     }
 }
@@ -793,15 +709,5 @@ void lam__registry_unload(void) {
     free(reg.plugins);
     reg.plugins = NULL;
     reg.n_plugins = 0;
-    for (size_t i = 0; i < reg.n_records; i++) {
-        lam__record *r = &reg.records[i];
-        free(r->path);
-        free(r->kind);
-        free(r->names);
-        free(r->version);
-        free(r->message);
-    }
-    free(reg.records);
-    reg.records = NULL;
-    reg.n_records = 0;
+    lam__report_clear();
 }
