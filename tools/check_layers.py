@@ -2,11 +2,18 @@
 """Checks that a directory of C files is layered: no file includes a header of a higher level,
 and no two files call each other, directly or through others.
 
-usage: check_layers.py [--source DIR] [--build DIR] [--nm NM]
+usage: check_layers.py [--source DIR] [--build DIR] [--nm NM] [--max-lines N]
+                       [--max-function-lines N]
                        [--target NAME=SRC:OBJ[:GLOB]]... [--levels NAME]... [--cycles NAME]...
+                       [--size NAME]...
 
   --levels NAME   include check of target NAME against its level table, SRC/LEVELS
   --cycles NAME   call-cycle check of target NAME's object files (read with nm)
+  --size NAME     size check of target NAME: no .c or .h file over --max-lines lines, no
+                  function over --max-function-lines lines without a reason in its comment
+  --max-lines N   the file size limit (default 850)
+  --max-function-lines N
+                  the function size limit (default 120)
   --source DIR    the source tree (default: the directory above this script)
   --build DIR     the CMake build tree holding the object files (default: SOURCE/build)
   --nm NM         the nm program (default: nm)
@@ -29,6 +36,14 @@ A target without a LEVELS file fails the include check: write the table first, t
 check on. ctest's `check_layers` (tests/layers/CMakeLists.txt) runs the targets that are clean
 so far; core (whose core/LEVELS comes with the core refactor), cpu and conform are switched on
 there, one `--levels NAME --cycles NAME` pair each, once they pass.
+
+The size check fails for each .c or .h file of the target with more than --max-lines lines
+(core/README.md states the limit for core/: a file that grows past it is split along a seam),
+and for each function of a .c file longer than --max-function-lines lines (from the first line
+of its definition to its closing brace) whose comment, the block comment right above the
+definition, does not say why it is long: the comment must mention its `lines` ("Over 100 lines
+on purpose: one line per ABI struct ..."). Functions are found as formatted by clang-format: a
+definition starts in column 0 and ends at the next line that is `}`.
 
 The cycle check reads every object file under OBJ (whose source name matches GLOB) with
 `nm -P`, draws an edge from A to B when A uses a symbol that B defines, and fails on any
@@ -161,6 +176,80 @@ def check_levels(t):
             f"{t.name}: modules of level {levels[comp[0]]} include each other: "
             + "; ".join(describe_cycle(comp, edges))
         )
+    return problems
+
+
+# ---- file sizes ----
+
+
+def check_size(t, max_lines):
+    """Returns a problem for each .c or .h file of target t longer than max_lines lines."""
+    files = source_files(t.src, t.glob)
+    if not files:
+        return [f"{t.name}: no .c or .h files matching {t.glob} in {t.src}"]
+    problems = []
+    for f in files:
+        with open(os.path.join(t.src, f), encoding="utf-8", errors="replace") as fh:
+            n = sum(1 for _ in fh)
+        if n > max_lines:
+            problems.append(
+                f"{t.name}: {f} has {n} lines, over the limit of {max_lines} "
+                f"(split it along a seam)"
+            )
+    return problems
+
+
+FUNC_START_RE = re.compile(r"[A-Za-z_][\w \t*]*\b(\w+)\s*\(")
+
+
+def long_functions(path, max_lines):
+    """(name, first line, length) of each function in path longer than max_lines lines whose
+    comment does not mention its lines."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    out = []
+    i = 0
+    while i < len(lines):
+        m = FUNC_START_RE.match(lines[i])
+        if m is None or lines[i].startswith(("typedef", "struct", "enum", "union")):
+            i += 1
+            continue
+        j = i  # the signature may span lines; it ends with `{` (a definition) or `;`
+        sig = lines[i].rstrip()
+        while not sig.endswith(("{", ";")) and j + 1 < len(lines) and j - i < 10:
+            j += 1
+            sig += " " + lines[j].strip()
+        if not sig.endswith("{") or "=" in sig.split("(", 1)[0]:
+            i += 1
+            continue
+        k = j + 1
+        while k < len(lines) and lines[k] != "}":
+            k += 1
+        length = k - i + 1
+        if length > max_lines:
+            comment = ""
+            c = i - 1
+            if c >= 0 and lines[c].rstrip().endswith("*/"):
+                while c >= 0 and "/*" not in lines[c]:
+                    c -= 1
+                comment = " ".join(lines[max(c, 0) : i])
+            if not re.search(r"\blines\b", comment):
+                out.append((m.group(1), i + 1, length))
+        i = k + 1
+    return out
+
+
+def check_function_sizes(t, max_lines):
+    problems = []
+    for f in source_files(t.src, t.glob):
+        if not f.endswith(".c"):
+            continue
+        for name, line, length in long_functions(os.path.join(t.src, f), max_lines):
+            problems.append(
+                f"{t.name}: {f}:{line}: {name} has {length} lines, over the limit of "
+                f"{max_lines}, and its comment does not say why (split it, or say why in "
+                f"its comment, mentioning its lines)"
+            )
     return problems
 
 
@@ -350,6 +439,9 @@ def main(argv):
     ap.add_argument("--target", action="append", default=[])
     ap.add_argument("--levels", action="append", default=[])
     ap.add_argument("--cycles", action="append", default=[])
+    ap.add_argument("--size", action="append", default=[])
+    ap.add_argument("--max-lines", type=int, default=850)
+    ap.add_argument("--max-function-lines", type=int, default=120)
     args = ap.parse_args(argv)
     build = args.build or os.path.join(args.source, "build")
     specs = dict(KNOWN_TARGETS)
@@ -358,10 +450,12 @@ def main(argv):
         if not m:
             ap.error(f"--target {t}: expected NAME=SRC:OBJ[:GLOB]")
         specs[m.group(1)] = (m.group(2), m.group(3), m.group(4) or "*")
-    if not args.levels and not args.cycles:
-        ap.error("nothing to check: give --levels NAME and/or --cycles NAME")
+    if not args.levels and not args.cycles and not args.size:
+        ap.error("nothing to check: give --levels NAME, --cycles NAME and/or --size NAME")
+    if args.max_lines < 1 or args.max_function_lines < 1:
+        ap.error("--max-lines and --max-function-lines: expected a positive number of lines")
     targets = {}
-    for name in args.levels + args.cycles:
+    for name in args.levels + args.cycles + args.size:
         if name not in specs:
             ap.error(f"unknown target {name} (known: {', '.join(sorted(specs))})")
         src, obj, glob = specs[name]
@@ -374,6 +468,15 @@ def main(argv):
         problems += found
         if not found:
             print(f"{name}: includes follow the levels of {targets[name].src}/LEVELS")
+    for name in args.size:
+        found = check_size(targets[name], args.max_lines)
+        found += check_function_sizes(targets[name], args.max_function_lines)
+        problems += found
+        if not found:
+            print(
+                f"{name}: no file of {targets[name].src} over {args.max_lines} lines, no "
+                f"function over {args.max_function_lines} lines without a reason"
+            )
     for name in args.cycles:
         try:
             found = check_cycles(targets[name], args.nm)

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Self-test of tools/check_layers.py: it must fail, naming each fault, on fixture_bad (an
 upward include, a file missing from the level table, two same-level headers including each
-other, two object files calling each other), and pass on fixture_good.
+other, two object files calling each other), and pass on fixture_good; its size check must
+fail on a file one line over the limit and pass at the limit, and fail on a function one line
+over its limit unless its comment says why (fixture_size).
 
 usage: selftest.py --script tools/check_layers.py --nm NM --src tests/layers --obj OBJDIR
 where OBJDIR holds the object directories of layers_fixture_bad and layers_fixture_good
@@ -80,6 +82,42 @@ def main():
         1,
         run(a.script, a.nm, a.src, "--target", f"notable=.:{good_obj}", "--levels", "notable"),
         ["FAIL notable: no level table"],
+    )
+    expect(
+        "a file over the size limit",
+        1,
+        run(a.script, a.nm, a.src, "--target", good, "--size", "good", "--max-lines", "6"),
+        ["FAIL good: high.c has 7 lines, over the limit of 6"],
+    )
+    rc, out = run(a.script, a.nm, a.src, "--target", good, "--size", "good", "--max-lines", "6")
+    if "low.c" in out:
+        failures.append(f"size check: low.c (5 lines) reported over 6; output:\n{out}")
+    expect(
+        "files within the size limit",
+        0,
+        run(a.script, a.nm, a.src, "--target", good, "--size", "good", "--max-lines", "7"),
+        ["good: no file of", "over 7 lines"],
+    )
+    sizes = "sizes=fixture_size:/nonexistent/sizes.dir"
+    expect(
+        "a long function without a reason",
+        1,
+        run(a.script, a.nm, a.src, "--target", sizes, "--size", "sizes",
+            "--max-function-lines", "6"),
+        ["FAIL sizes: sizes.c:6: unexplained has 7 lines, over the limit of 6, and its comment "
+         "does not say why"],
+    )
+    rc, out = run(a.script, a.nm, a.src, "--target", sizes, "--size", "sizes",
+                  "--max-function-lines", "6")
+    for name in ("explained has", "short_one"):
+        if f" {name}" in out:
+            failures.append(f"function size check: reported `{name}`; output:\n{out}")
+    expect(
+        "functions within the limit",
+        0,
+        run(a.script, a.nm, a.src, "--target", sizes, "--size", "sizes",
+            "--max-function-lines", "7"),
+        ["no function over 7 lines without a reason"],
     )
     expect("no check asked for", 2, run(a.script, a.nm, a.src), ["nothing to check"])
     for f in failures:
