@@ -32,9 +32,11 @@ static bool is_plugin_file_name(const char *name) {
     return strncmp(name, "lamina_", 7) == 0 && n > 10 && strcmp(name + n - 3, ".so") == 0;
 }
 
-/* Candidate file list, in search order, for shadowing by base name. */
+/* Candidate file list, in search order, for shadowing by base name; with each candidate's
+ * resolved path (NULL when realpath failed), resolved once. */
 typedef struct cand_list {
     char **paths;
+    char **reals;
     size_t n;
 } cand_list;
 
@@ -95,10 +97,10 @@ static void consider(const lam_host_api *host, cand_list *seen, const char *path
     /* The same file reached twice (a directory listed twice, or a link to it) is one
      * candidate, not a shadowed one. */
     char real[PATH_MAX];
-    if (realpath(path, real) != NULL) {
+    const bool resolved = realpath(path, real) != NULL;
+    if (resolved) {
         for (size_t i = 0; i < seen->n; i++) {
-            char other[PATH_MAX];
-            if (realpath(seen->paths[i], other) != NULL && strcmp(other, real) == 0) {
+            if (seen->reals[i] != NULL && strcmp(seen->reals[i], real) == 0) {
                 return;
             }
         }
@@ -120,10 +122,16 @@ static void consider(const lam_host_api *host, cand_list *seen, const char *path
         return;
     }
     seen->paths = arr;
+    char **reals = realloc(seen->reals, (seen->n + 1) * sizeof *reals);
+    if (reals == NULL) {
+        return;
+    }
+    seen->reals = reals;
     arr[seen->n] = lam__strdup(path);
     if (arr[seen->n] == NULL) {
         return;
     }
+    reals[seen->n] = resolved ? lam__strdup(real) : NULL; /* NULL: compared with nothing */
     seen->n++;
     lam__registry_load_one(host, path);
 }
@@ -233,7 +241,9 @@ lam_status lam__registry_load(const lam_host_api *host, const char *plugin_path,
     }
     for (size_t i = 0; i < seen.n; i++) {
         free(seen.paths[i]);
+        free(seen.reals[i]);
     }
     free(seen.paths);
+    free(seen.reals);
     return LAM_OK;
 }

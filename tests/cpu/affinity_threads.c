@@ -8,8 +8,8 @@
  *   cpu_affinity_threads all   keeps its mask of n cores: n - 1 workers (skipped when n = 1)
  *
  * Workers are counted as the process's threads (/proc/self/task) before and after the first
- * op large enough to be shared (a 1 Mi-element add: the pool starts its workers then); the
- * threads OpenBLAS starts when the backend loads are there before, so they do not count. The
+ * op large enough to be shared (a 1 Mi-element add: the pool starts its workers then); threads
+ * started before it (OpenBLAS's, had a GEMM loaded it) do not count. The
  * sum is checked too: a + b with a[i] = i % 1000 and b[i] = 0.5, exact in float32.
  * Exit status 0: passed, 1: failed, 77: skipped.
  */
@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
     if (lam_ctx_get("cpu", &ctx) != LAM_OK) {
         FAIL("lam_ctx_get(cpu)");
     }
-    /* A small op first: the backend is loaded (OpenBLAS's threads started), the pool not. */
+    /* A small op first: the backend is loaded, the pool not. */
     lam_tensor *a = filled(ctx, 8, 0), *b = filled(ctx, 8, 1), *c = NULL;
     if (a == NULL || b == NULL || lam_op_add(a, b, &c) != LAM_OK) {
         FAIL("small add");

@@ -119,6 +119,65 @@ static void expect_gemm_runs(void) {
     lam_tensor_release(c);
 }
 
+/* Whether a mapping of this process names a file whose path contains `needle`. */
+static int mapped(const char *needle) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(f, "cannot read /proc/self/maps");
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        found = strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+/*
+ * OpenBLAS is loaded by the first GEMM that needs it, not with the cpu context: loading it was
+ * most of a CPU-only program's start (issue 17). A context, tensors and an elementwise op leave
+ * libopenblas unmapped; a 64x64 product then maps it and gives the right values, and the
+ * device's details name its kernel. (Under an address-space limit the probe loads it, to check
+ * the room for its buffers: cpu_blas.c.)
+ */
+Test(cpu_blas, openblas_is_loaded_by_the_first_gemm_not_by_the_context) {
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &rl), 0);
+    if (rl.rlim_cur != RLIM_INFINITY) {
+        cr_skip("an address-space limit is set: the probe loads OpenBLAS to check its room");
+    }
+    if (mapped("libopenblas")) {
+        cr_skip("libopenblas was in the process before Lamina started (LD_PRELOAD?)");
+    }
+    lam_ctx *ctx = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
+    const float a[4] = {1, 2, 3, 4}, b[4] = {0.5f, -2, 8, 1};
+    lam_shape s;
+    const int64_t dims[1] = {4};
+    lam_shape_init(&s, 1, dims);
+    lam_tensor *ta = NULL, *tb = NULL, *sum = NULL;
+    cr_assert_eq(lam_tensor_from_data(ctx, &s, a, 4, &ta), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_tensor_from_data(ctx, &s, b, 4, &tb), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_op_add(ta, tb, &sum), LAM_OK, "%s", lam_last_error());
+    float got[4];
+    cr_assert_eq(lam_tensor_read(sum, got, 4), LAM_OK, "%s", lam_last_error());
+    const float want[4] = {1.5f, 0, 11, 5}; /* by hand */
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(got[i], want[i], "element %d is %g, want %g", i, (double)got[i],
+                     (double)want[i]);
+    }
+    lam_tensor_release(ta);
+    lam_tensor_release(tb);
+    lam_tensor_release(sum);
+    cr_assert_not(mapped("libopenblas"),
+                  "a cpu context, tensors and an add loaded OpenBLAS; no GEMM needed it");
+    expect_gemm_runs();
+    cr_assert(mapped("libopenblas"), "a 64x64 product ran without loading OpenBLAS");
+    char details[512];
+    cpu_details(details, sizeof details);
+    cr_assert(strncmp(details, "OpenBLAS ", 9) == 0 && strstr(details, ", kernel ") != NULL, "%s",
+              details);
+}
+
 Test(cpu_blas, coretype_this_cpu_cannot_run_is_refused) {
     /* Bulldozer's kernels use FMA4, which no Intel CPU and no Zen has; SkylakeX for the rest. */
     const char *core = !has("fma4") ? "Bulldozer" : "SkylakeX";

@@ -2,8 +2,9 @@
  * cpu_backend.c - the CPU backend plugin: entry point, probe, device description and buffers.
  *
  * Buffers are plain host memory (cpu_buffer.c), execution is synchronous, and the one device
- * is the whole machine. GEMM goes to OpenBLAS, which the plugin loads itself at probe time
- * (cpu_blas.c); every other op is a loop (cpu_ops.c, cpu_reduce.c, cpu_nn.c, cpu_index.c,
+ * is the whole machine. GEMM goes to OpenBLAS, which the plugin loads itself on the first GEMM
+ * that needs it, or when its device is described (cpu_blas.c: the probe checks what it can
+ * without loading it); every other op is a loop (cpu_ops.c, cpu_reduce.c, cpu_nn.c, cpu_index.c,
  * cpu_random.c). native_handle answers LAM_ERR_NOT_FOUND for every name: the CPU has no
  * native objects beyond host memory, which buffer_host_ptr gives.
  */
@@ -84,7 +85,7 @@ static lam_status backend_probe(void *user, uint32_t *n_devices, char *why, size
         return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, n_devices is NULL");
     }
     char reason[512];
-    if (cpu_blas_load(reason, sizeof reason) != LAM_OK) {
+    if (cpu_blas_check(reason, sizeof reason) != LAM_OK) {
         *n_devices = 0;
         if (why != NULL) {
             copy_str(why, why_cap, reason);
@@ -98,13 +99,15 @@ static lam_status backend_probe(void *user, uint32_t *n_devices, char *why, size
     return LAM_OK;
 }
 
-static lam_status check_index(uint32_t index) {
+/* The device index is 0 and OpenBLAS is usable: loaded when `load`, else checked (probe). */
+static lam_status check_index(uint32_t index, int load) {
     if (index != 0) {
         return cpu_error(LAM_ERR_NOT_FOUND, "cpu: Device not found, index %u (there is 1 device)",
                          (unsigned)index);
     }
     char reason[512];
-    if (cpu_blas_load(reason, sizeof reason) != LAM_OK) {
+    if ((load ? cpu_blas_load(reason, sizeof reason) : cpu_blas_check(reason, sizeof reason)) !=
+        LAM_OK) {
         return cpu_error(LAM_ERR_DEVICE_UNAVAILABLE, "cpu: Device unavailable, %s", reason);
     }
     return LAM_OK;
@@ -117,7 +120,7 @@ static lam_status backend_device_info(void *user, uint32_t index, lam_device_inf
                          "cpu: Invalid argument, device_info needs a lam_device_info with "
                          "struct_size set");
     }
-    lam_status st = check_index(index);
+    lam_status st = check_index(index, 1); /* the details name OpenBLAS's kernel */
     if (st != LAM_OK) {
         return st;
     }
@@ -155,7 +158,7 @@ static lam_status backend_device_open(void *user, uint32_t index, void **dev) {
         return cpu_error(LAM_ERR_INVALID_ARGUMENT, "cpu: Invalid argument, dev is NULL");
     }
     *dev = NULL;
-    lam_status st = check_index(index);
+    lam_status st = check_index(index, 0); /* OpenBLAS waits for the first GEMM */
     if (st != LAM_OK) {
         return st;
     }

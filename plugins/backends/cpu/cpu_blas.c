@@ -5,7 +5,8 @@
  * its library constructor, from the CPU model or the OPENBLAS_CORETYPE variable, and it runs
  * whatever kernel that variable names, even one this CPU cannot execute (SkylakeX on an AMD Zen
  * dies with SIGILL on the first GEMM). Linked as a dependency, the constructor would run before
- * the plugin could check anything. So the plugin dlopen()s libopenblas.so.0 itself on first use:
+ * the plugin could check anything. So the plugin dlopen()s libopenblas.so.0 itself, on the first
+ * GEMM that needs it (or when asked to describe its kernel, as `lamina plugins` does):
  *
  * - OPENBLAS_CORETYPE set by the user: checked against the CPU's features (table below) first;
  *   a core type this CPU cannot run, or one Lamina does not know, is refused with the reason.
@@ -15,6 +16,15 @@
  *   model it lacks, about five times slower) is it closed and opened again with OPENBLAS_CORETYPE
  *   set to the best tier's kernel; the environment is restored right after.
  * - already loaded by someone else in the process: too late to choose; its kernel is checked.
+ *
+ * Loading it takes longer than the rest of a CPU-only program's start (a DYNAMIC_ARCH library:
+ * about 12 million instructions of symbol lookups, and a worker thread that spins until it is
+ * told to stop), so the device probe does not load it: it checks what it can without loading
+ * (a user's OPENBLAS_CORETYPE against the CPU; that libopenblas.so.0 is where dlopen will look
+ * for it) and loads it only when it cannot decide without: under an address-space limit (the
+ * room for its buffers is checked at load), when OpenBLAS is already in the process (its kernel
+ * is checked), or when the library is not found where it looked (dlopen then gives the reason).
+ * A library found there that still fails to load is reported by the first GEMM.
  *
  * OpenBLAS also allocates one GEMM buffer (BUFFER_SIZE, 128 MiB on x86-64) per thread that runs
  * a GEMM, and when that allocation fails it retries for ever. Under an address-space limit
@@ -28,6 +38,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +47,8 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #ifdef LAMINA_CPU_HAVE_CBLAS_H
 #include <cblas.h>
@@ -151,7 +164,9 @@ static const core_type *best_core(uint32_t have) {
 #define MALLOC_ARENA_BYTES    ((size_t)64u << 20)
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_state; /* 0: not tried, 1: loaded, -1: failed (g_why says why) */
+static int g_state;         /* 0: not tried, 1: loaded, -1: failed (g_why says why) */
+static int g_checked;       /* with g_state 0: the probe's checks passed without loading */
+static atomic_int g_loaded; /* g_state is 1 (release after the fields below are set) */
 static char g_why[512];
 static void *g_lib;
 static sgemm_fn g_sgemm;
@@ -329,6 +344,34 @@ static void fail_locked(void *lib) {
     g_state = -1;
 }
 
+/*
+ * Nonzero (with g_why set) when the user's OPENBLAS_CORETYPE `user` is one this CPU cannot run
+ * or one Lamina does not know.
+ */
+static int user_core_refused(const char *user) {
+    const uint32_t have = cpu_features();
+    const core_type *best = best_core(have);
+    const core_type *ct = find_core(user);
+    if (ct == NULL) {
+        snprintf(g_why, sizeof g_why,
+                 "OPENBLAS_CORETYPE=%.40s is not an x86-64 core type Lamina knows (Prescott, "
+                 "Sandybridge, Haswell, Zen, SkylakeX, ...), so it cannot check that this CPU "
+                 "runs it; unset it or set it to %s",
+                 user, best != NULL ? best->name : "Prescott");
+        return 1;
+    }
+    if ((ct->needs & ~have) != 0) {
+        char missing[224];
+        describe_missing(ct->needs & ~have, missing, sizeof missing);
+        snprintf(g_why, sizeof g_why,
+                 "OPENBLAS_CORETYPE=%s names kernels this CPU cannot run: they need %s; unset "
+                 "OPENBLAS_CORETYPE to let OpenBLAS choose, or set it to %s",
+                 ct->name, missing, best != NULL ? best->name : "Prescott");
+        return 1;
+    }
+    return 0;
+}
+
 /* Opens OpenBLAS as the file comment says; the library, or NULL with g_why set. */
 static void *open_checked(const char *threads) {
     const uint32_t have = cpu_features();
@@ -354,21 +397,7 @@ static void *open_checked(const char *threads) {
     const char *user = getenv("OPENBLAS_CORETYPE");
     if (user != NULL && *user != '\0') {
         snprintf(g_choice_arg, sizeof g_choice_arg, "%s", user);
-        const core_type *ct = find_core(user);
-        if (ct == NULL) {
-            snprintf(g_why, sizeof g_why,
-                     "OPENBLAS_CORETYPE=%.40s is not an x86-64 core type Lamina knows (Prescott, "
-                     "Sandybridge, Haswell, Zen, SkylakeX, ...), so it cannot check that this CPU "
-                     "runs it; unset it or set it to %s",
-                     user, best != NULL ? best->name : "Prescott");
-            return NULL;
-        }
-        if ((ct->needs & ~have) != 0) {
-            describe_missing(ct->needs & ~have, missing, sizeof missing);
-            snprintf(g_why, sizeof g_why,
-                     "OPENBLAS_CORETYPE=%s names kernels this CPU cannot run: they need %s; unset "
-                     "OPENBLAS_CORETYPE to let OpenBLAS choose, or set it to %s",
-                     ct->name, missing, best != NULL ? best->name : "Prescott");
+        if (user_core_refused(user)) {
             return NULL;
         }
         g_choice = CHOICE_USER;
@@ -455,6 +484,28 @@ static void load_locked(void) {
     }
     g_lib = lib;
     g_state = 1;
+    atomic_store_explicit(&g_loaded, 1, memory_order_release);
+}
+
+/*
+ * The end of cpu_blas_load and cpu_blas_check, outside the lock (the host's log callback may
+ * take its own locks): copies the reason of a failure into why, and logs a fresh outcome.
+ */
+static lam_status outcome(int fresh, int state, const char *reason, char *why, size_t why_cap) {
+    if (state < 0 && why != NULL && why_cap > 0) {
+        snprintf(why, why_cap, "%s", reason);
+    }
+    if (fresh && state > 0) {
+        char driver[128];
+        char details[512];
+        cpu_blas_describe(driver, sizeof driver, details, sizeof details);
+        cpu_log(LAM_LOG_INFO, "cpu: loaded %s", details);
+    } else if (fresh && state < 0) {
+        /* No OpenBLAS installed is a fact of the machine; a refused kernel is worth a warning. */
+        cpu_log(strncmp(reason, "no OpenBLAS", 11) == 0 ? LAM_LOG_INFO : LAM_LOG_WARN,
+                "cpu: Device unavailable, %s", reason);
+    }
+    return state >= 0 ? LAM_OK : LAM_ERR_DEVICE_UNAVAILABLE;
 }
 
 lam_status cpu_blas_load(char *why, size_t why_cap) {
@@ -467,21 +518,121 @@ lam_status cpu_blas_load(char *why, size_t why_cap) {
     int state = g_state;
     snprintf(reason, sizeof reason, "%s", state < 0 ? g_why : "");
     pthread_mutex_unlock(&g_lock);
-    if (state < 0 && why != NULL && why_cap > 0) {
-        snprintf(why, why_cap, "%s", reason);
+    return outcome(fresh, state, reason, why, why_cap);
+}
+
+/* Nonzero when `dir`/libopenblas.so.0 exists (`len` bytes of dir; 0 means the current one). */
+static int in_dir(const char *dir, size_t len) {
+    char path[4096];
+    if (len == 0) {
+        dir = ".";
+        len = 1;
     }
-    /* Logged outside the lock: the host's log callback may take its own locks. */
-    if (fresh && state > 0) {
-        char driver[128];
-        char details[512];
-        cpu_blas_describe(driver, sizeof driver, details, sizeof details);
-        cpu_log(LAM_LOG_INFO, "cpu: loaded %s", details);
-    } else if (fresh) {
-        /* No OpenBLAS installed is a fact of the machine; a refused kernel is worth a warning. */
-        cpu_log(strncmp(reason, "no OpenBLAS", 11) == 0 ? LAM_LOG_INFO : LAM_LOG_WARN,
-                "cpu: Device unavailable, %s", reason);
+    if (len + sizeof "/" OPENBLAS_SONAME > sizeof path) {
+        return 0;
     }
-    return state > 0 ? LAM_OK : LAM_ERR_DEVICE_UNAVAILABLE;
+    snprintf(path, sizeof path, "%.*s/%s", (int)len, dir, OPENBLAS_SONAME);
+    return access(path, F_OK) == 0;
+}
+
+/*
+ * Nonzero when dlopen(OPENBLAS_SONAME) will find a file: in a directory of LD_LIBRARY_PATH
+ * (which dlopen ignores in set-user-ID programs, as secure_getenv does), or under a path the
+ * loader's cache (/etc/ld.so.cache, made by ldconfig) lists, which names every library of the
+ * system directories. The cache's string table holds each library's full path, NUL-ended; the
+ * file the entry names must still exist. Zero means "not seen": the caller then loads.
+ */
+static int blas_findable(void) {
+    const char *llp = secure_getenv("LD_LIBRARY_PATH");
+    for (const char *p = llp; p != NULL && *p != '\0';) {
+        size_t len = strcspn(p, ":;");
+        if (in_dir(p, len)) {
+            return 1;
+        }
+        p += len;
+        p += *p != '\0';
+    }
+    int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    struct stat st;
+    int found = 0;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < ((uint64_t)64 << 20)) {
+        const size_t size = (size_t)st.st_size;
+        const char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map != MAP_FAILED) {
+            static const char tail[] = "/" OPENBLAS_SONAME; /* with its NUL */
+            const char *at = map;
+            const char *end = map + size;
+            while (!found && (at = memmem(at, (size_t)(end - at), tail, sizeof tail)) != NULL) {
+                const char *start = at;
+                while (start > map && start[-1] != '\0' && at - start < 4000) {
+                    start--;
+                }
+                found = *start == '/' && in_dir(start, (size_t)(at - start));
+                at += sizeof tail;
+            }
+            munmap((void *)(uintptr_t)map, size);
+        }
+    }
+    close(fd);
+    return found;
+}
+
+/* What the probe can decide without loading OpenBLAS (see the file comment). */
+typedef enum check_result { CHECK_LAZY, CHECK_REFUSED, CHECK_LOAD } check_result;
+
+/* Runs with g_lock held and g_state 0. */
+static check_result check_locked(void) {
+    if (as_limit_kib() != 0) {
+        return CHECK_LOAD; /* the room for its buffers is checked at load */
+    }
+    void *lib = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_NOLOAD);
+    if (lib != NULL) {
+        dlclose(lib); /* already in the process: loading it is cheap, and checks its kernel */
+        return CHECK_LOAD;
+    }
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    if (user != NULL && *user != '\0' && user_core_refused(user)) {
+        return CHECK_REFUSED;
+    }
+    return blas_findable() ? CHECK_LAZY : CHECK_LOAD;
+}
+
+lam_status cpu_blas_check(char *why, size_t why_cap) {
+    char reason[sizeof g_why];
+    pthread_mutex_lock(&g_lock);
+    int fresh = 0;
+    if (g_state == 0 && !g_checked) {
+        g_why[0] = '\0';
+        switch (check_locked()) {
+        case CHECK_LAZY:
+            g_checked = 1;
+            break;
+        case CHECK_REFUSED:
+            fail_locked(NULL);
+            fresh = 1;
+            break;
+        case CHECK_LOAD:
+            load_locked();
+            fresh = 1;
+            break;
+        }
+    }
+    int state = g_state;
+    snprintf(reason, sizeof reason, "%s", state < 0 ? g_why : "");
+    pthread_mutex_unlock(&g_lock);
+    return outcome(fresh, state, reason, why, why_cap);
+}
+
+/* Loads OpenBLAS for a GEMM when the probe did not; the error names the device's problem. */
+static lam_status ensure_loaded(void) {
+    char reason[sizeof g_why];
+    if (cpu_blas_load(reason, sizeof reason) != LAM_OK) {
+        return cpu_error(LAM_ERR_DEVICE_UNAVAILABLE, "cpu: Device unavailable, %s", reason);
+    }
+    return LAM_OK;
 }
 
 void cpu_blas_unload(void) {
@@ -497,6 +648,8 @@ void cpu_blas_unload(void) {
     g_set_threads = NULL;
     g_get_procs = NULL;
     g_state = 0;
+    g_checked = 0;
+    atomic_store_explicit(&g_loaded, 0, memory_order_release);
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -562,6 +715,12 @@ lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float a
                           int ldc) {
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (!atomic_load_explicit(&g_loaded, memory_order_acquire)) {
+        lam_status st = ensure_loaded(); /* the first GEMM of the process that needs OpenBLAS */
+        if (st != LAM_OK) {
+            return st;
+        }
+    }
     cpu_pool_quiet(); /* the cores are for OpenBLAS's threads now */
     if (!g_as_limited) {
         g_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -176,6 +176,15 @@ void cpu_features_describe(uint32_t mask, char *buf, size_t cap);
  */
 lam_status cpu_blas_load(char *why, size_t why_cap);
 
+/*
+ * The device probe's check: decides without loading OpenBLAS where it can (a user's
+ * OPENBLAS_CORETYPE this CPU cannot run is refused; a libopenblas.so.0 where dlopen will find it
+ * is left to the first GEMM) and loads it where it cannot (see cpu_blas.c). Returns LAM_OK, or
+ * LAM_ERR_DEVICE_UNAVAILABLE with the reason copied into why, as cpu_blas_load.
+ * Thread safety: as cpu_blas_load.
+ */
+lam_status cpu_blas_check(char *why, size_t why_cap);
+
 /* Unloads OpenBLAS; a later cpu_blas_load loads it again. Only when no device is in use. */
 void cpu_blas_unload(void);
 
@@ -185,7 +194,9 @@ void cpu_blas_describe(char *driver, size_t driver_cap, char *details, size_t de
 /*
  * Row-major C = alpha * op(A) * op(B) + beta * C through cblas_sgemm. lda/ldb/ldc are leading
  * dimensions in elements and must satisfy BLAS's rules; the caller checked them.
- * Errors: LAM_ERR_OUT_OF_MEMORY when an address-space limit leaves no room for a buffer
+ * Loads OpenBLAS first when the probe left that to the first GEMM (cpu_blas_check).
+ * Errors: LAM_ERR_DEVICE_UNAVAILABLE ("cpu: Device unavailable, <why>") when OpenBLAS cannot be
+ * loaded; LAM_ERR_OUT_OF_MEMORY when an address-space limit leaves no room for a buffer
  * OpenBLAS would have to allocate for this call (it would wait for it for ever; cpu_blas.c).
  */
 lam_status cpu_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
