@@ -4,12 +4,14 @@
  * hands tensors to a communicator (directly on the CPU, staged elsewhere). The collectives
  * across processes are checked under mpirun by mpi_ops.c.
  */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+#define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp, symlink */
 #include "lamina/lamina.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FX(name) COMM_PLUGIN_DIR "/lamina_test_comm_" name ".so"
 
@@ -271,3 +273,58 @@ Test(comm, shutdown_ends_open_communicators_and_their_requests, .init = no_launc
     expect_error(lam_comm_barrier(c), LAM_ERR_STATE, "closed by lam_shutdown");
     cr_expect_eq(lam_comm_close(c), LAM_OK);
 }
+
+#ifdef MPI_PLUGIN
+/* Whether a mapping of this process names a file whose path contains `needle`. */
+static int mapped(const char *needle) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(f, "cannot read /proc/self/maps");
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        found = strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+/*
+ * lamina_comm_mpi.so links no MPI: it is loaded at start with every plugin, and the part that
+ * links Open MPI (liblamina_comm_mpi_impl.so, next to it) waits for the first open (loading Open
+ * MPI was half of the start of a program that never opens a communicator). Here the plugin is
+ * reached through a link in a directory of its own, without that part: a CPU program and the
+ * choice of the communicator leave Open MPI unmapped, and the open says what it could not load.
+ * (Opening it for real is mpirun's: mpi_ops.c.)
+ */
+Test(comm, mpi_plugin_loads_open_mpi_only_when_opened, .init = no_launcher, .fini = stop) {
+    char dir[] = "/tmp/lamina_comm_mpi_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char link[sizeof dir + 32], path[2 * sizeof dir + 512];
+    snprintf(link, sizeof link, "%s/lamina_comm_mpi.so", dir);
+    cr_assert_eq(symlink(MPI_PLUGIN, link), 0, "symlink to %s", MPI_PLUGIN);
+    snprintf(path, sizeof path, "%s:%s", CPU_PLUGIN, link);
+    start(path, 0);
+    lam_ctx *ctx = NULL;
+    cr_assert_eq(lam_ctx_get("cpu", &ctx), LAM_OK, "%s", lam_last_error());
+    const float v[2] = {1, 2};
+    lam_tensor *t = vec(ctx, v, 2);
+    char name[32] = "", why[512] = "";
+    cr_assert_eq(lam_comm_choose("mpi", name, sizeof name, why, sizeof why), LAM_OK, "%s",
+                 lam_last_error());
+    cr_assert_str_eq(name, "mpi");
+    cr_assert(mapped("lamina_comm_mpi.so"), "the MPI plugin was not loaded at start");
+    cr_assert_not(mapped("libmpi.so"), "a CPU program that opened no communicator loaded Open MPI");
+    lam_comm *c = (lam_comm *)1;
+    char want[sizeof dir + 200];
+    snprintf(want, sizeof want,
+             "the part of lamina_comm_mpi.so that links MPI cannot be loaded: %s/"
+             "liblamina_comm_mpi_impl.so: cannot open shared object file",
+             dir);
+    expect_error(lam_comm_open("mpi", &c), LAM_ERR_DEVICE_UNAVAILABLE, want);
+    cr_expect_null(c);
+    cr_expect_not(mapped("libmpi.so"));
+    lam_tensor_release(t);
+    cr_expect_eq(unlink(link), 0);
+    cr_expect_eq(rmdir(dir), 0);
+}
+#endif
