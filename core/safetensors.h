@@ -107,21 +107,31 @@ lam_status lam__st_read_at(const lam__st_source *src, uint64_t at, void *dst, si
  * data order, before any data is read (the place for allocating its destination); then
  * values(user, i, first, values, count) receives its values as float32 in consecutive pieces
  * (elements [first, first + count), borrowed for the call; a tensor with no element gets none).
+ * place (optional, NULL: none) runs right after begin(user, i), on the same thread: it returns
+ * host memory for the tensor's numel float32 values, which nobody else touches until
+ * lam__st_read_tensors returns, or NULL. A tensor placed so is read straight into that memory
+ * (float32 data; other dtypes are converted into it), each piece checksummed right after it
+ * lands, while it is still in the cache, and values() is never called for it: one copy of the
+ * data instead of two. What that memory holds after a failure is unspecified.
  */
 typedef struct lam__st_sink {
     lam_status (*begin)(void *user, size_t i);
     lam_status (*values)(void *user, size_t i, size_t first, const float *values, size_t count);
     void *user;
+    float *(*place)(void *user, size_t i);
 } lam__st_sink;
 
 /*
- * Reads the data area front to back once, in pieces of at most 1 MiB that stay in the cache:
+ * Reads the data area front to back once, in pieces of at most 256 KiB that stay in the cache:
  * tensor i, when want[i] (want NULL: every tensor), is converted to float32 and handed to the
- * sink; the others are read only to verify the checksum. The checksum covers the whole area
- * and is compared at the end, so a caller must not commit what the sink received before this
+ * sink (or read into the memory its place() gave); the others are read only to verify the
+ * checksum. An area of 4 MiB or more is split into up to 4 consecutive parts, one thread each
+ * (one per CPU this process may use), their checksums combined; the sink is then called from
+ * those threads at once, for disjoint ranges. The checksum covers the whole area and is
+ * compared at the end, so a caller must not commit what the sink received before this
  * returns LAM_OK. Before anything is allocated or read, the float32 size of the wanted tensors
- * is checked against the machine's memory. Memory used: two 1 MiB buffers, never a copy of a
- * tensor or of the file.
+ * is checked against the machine's memory. Memory used: two 256 KiB buffers per part, never a
+ * copy of a tensor or of the file.
  * Errors: LAM_ERR_DTYPE (a wanted tensor does not convert), LAM_ERR_FORMAT (checksum
  * mismatch), LAM_ERR_IO (the file shrank or changed while it was read),
  * LAM_ERR_OUT_OF_MEMORY, or the sink's error; no file prefix.

@@ -167,6 +167,12 @@ static lam_status load_values(void *user, size_t i, size_t first, const float *v
     return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "tensor '%s'", lc->f->entries[i].name);
 }
 
+/* Entry i's tensor in host memory (the CPU backend): the file is read straight into it. */
+static float *load_place(void *user, size_t i) {
+    load_ctx *lc = user;
+    return lam__tensor_host_f32(lc->d->entries[i].tensor);
+}
+
 /* lam_load, and lam_load_mapped when `mapped`: the float32 tensors over a mapping of the
  * file (map_load.c), the others read as lam_load reads them. */
 static lam_status load_dict(const char *path, lam_ctx *ctx, bool mapped, lam_tensor_dict **out) {
@@ -228,7 +234,7 @@ static lam_status load_dict(const char *path, lam_ctx *ctx, bool mapped, lam_ten
     }
     if (st == LAM_OK && read_rest) {
         load_ctx lc = {ctx, d, &f};
-        lam__st_sink sink = {load_begin, load_values, &lc};
+        lam__st_sink sink = {load_begin, load_values, &lc, load_place};
         st = lam__st_read_tensors(&f, copy, &sink);
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s'", path);
@@ -676,6 +682,18 @@ static lam_status stage_values(void *user, size_t i, size_t first, const float *
     return LAM_OK;
 }
 
+/* The staged tensor of the one parameter entry i fills, when its memory is host memory: the
+ * file is read straight into it. An entry filling several parameters (shared in the model,
+ * separate in the file) or a constant's values go through stage_values. */
+static float *stage_place(void *user, size_t i) {
+    stage_ctx *sc = user;
+    long k = sc->first[i];
+    if (k < 0 || sc->slots[k].next >= 0 || sc->slots[k].staged.const_values != NULL) {
+        return NULL;
+    }
+    return lam__tensor_host_f32(sc->slots[k].staged.data);
+}
+
 lam_status lam_block_load_parameters(lam_block *b, const char *path,
                                      const lam_load_options *options) {
     if (b == NULL || path == NULL) {
@@ -739,7 +757,7 @@ lam_status lam_block_load_parameters(lam_block *b, const char *path,
             }
         }
         stage_ctx sc = {path, &f, slots, first, &o};
-        lam__st_sink sink = {stage_begin, stage_values, &sc};
+        lam__st_sink sink = {stage_begin, stage_values, &sc, stage_place};
         st = lam__st_read_tensors(&f, used, &sink);
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s'", path);

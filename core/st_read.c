@@ -149,14 +149,16 @@ static lam_status check_unchanged(const lam__st_source *src) {
  * One part of the data area, [lo, hi) bytes from its start, read by one thread: its own
  * buffers (raw bytes as read, float32 values of a converted dtype; a piece fills at most CHUNK
  * bytes of either, small enough to stay in the cache between the read, the checksum and the
- * sink's copy) and the CRC32C of its bytes.
+ * sink's copy) and the CRC32C of its bytes. A tensor with a place (dest[i]) skips the buffers
+ * it can: float32 data is read straight into it and checksummed there, still in the cache.
  */
 typedef struct part {
     const lam__st_file *f;
     const bool *want;
     const lam__st_sink *sink;
     const size_t *order;
-    bool check; /* the metadata has a checksum: every byte is read */
+    float *const *dest; /* per entry: where the sink placed it (NULL: none), or no array */
+    bool check;         /* the metadata has a checksum: every byte is read */
     uint64_t lo, hi;
     uint8_t *raw;
     float *conv;
@@ -173,23 +175,35 @@ static size_t piece_elems(const lam__st_entry *e) {
 }
 
 /* Reads elements [first, last) of tensor i piece by piece: each piece checksummed, and handed
- * to the sink converted to float32 when the tensor is wanted. */
+ * to the sink converted to float32 when the tensor is wanted (or read or converted into its
+ * place). */
 static lam_status read_range(part *pt, size_t i, uint64_t first, uint64_t last, bool wanted) {
     const lam__st_entry *e = &pt->f->entries[i];
     size_t isz = lam__st_dtype_size(e->dtype), step = piece_elems(e);
+    float *dest = wanted && pt->dest != NULL ? pt->dest[i] : NULL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const bool in_place = dest != NULL && e->dtype == LAM__ST_F32; /* the bytes are the values */
+#else
+    const bool in_place = false;
+#endif
     lam_status st = LAM_OK;
     for (; st == LAM_OK && first < last; first += step) {
         if (atomic_load_explicit(pt->stop, memory_order_relaxed)) {
             return LAM_OK; /* another part failed: its error is the one reported */
         }
         size_t count = last - first < step ? (size_t)(last - first) : step;
-        st = lam__st_read_at(&pt->f->src, pt->f->data_at + e->begin + first * isz, pt->raw,
+        uint8_t *into = in_place ? (uint8_t *)(void *)(dest + first) : pt->raw;
+        st = lam__st_read_at(&pt->f->src, pt->f->data_at + e->begin + first * isz, into,
                              count * isz);
         if (st != LAM_OK) {
             break;
         }
-        pt->crc = lam__crc32c(pt->crc, pt->raw, count * isz);
-        if (!wanted) {
+        pt->crc = lam__crc32c(pt->crc, into, count * isz);
+        if (!wanted || in_place) {
+            continue;
+        }
+        if (dest != NULL) {
+            convert(e->dtype, pt->raw, dest + first, count);
             continue;
         }
         const float *values = pt->conv;
@@ -335,16 +349,18 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const l
     size_t raw_cap = largest < CHUNK ? (size_t)largest : CHUNK;
     size_t n_parts = read_threads(bytes);
     size_t *order = data_order(f);
+    float **dest = sink->place != NULL ? calloc(f->n ? f->n : 1, sizeof *dest) : NULL;
     atomic_bool stop = false;
     part parts[MAX_PARTS];
     memset(parts, 0, sizeof parts);
-    st = order != NULL ? LAM_OK : LAM_ERR_OUT_OF_MEMORY;
+    st = order != NULL && (sink->place == NULL || dest != NULL) ? LAM_OK : LAM_ERR_OUT_OF_MEMORY;
     for (size_t p = 0; st == LAM_OK && p < n_parts; p++) {
         part *pt = &parts[p];
         *pt = (part){.f = f,
                      .want = want,
                      .sink = sink,
                      .order = order,
+                     .dest = dest,
                      .check = crc_text != NULL,
                      .stop = &stop};
         pt->lo = p == 0 ? 0 : parts[p - 1].hi;
@@ -363,6 +379,9 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const l
     for (size_t k = 0; st == LAM_OK && k < f->n; k++) {
         if (want == NULL || want[order[k]]) {
             st = sink->begin(sink->user, order[k]);
+            if (st == LAM_OK && dest != NULL) {
+                dest[order[k]] = sink->place(sink->user, order[k]);
+            }
         }
     }
     if (st == LAM_OK) {
@@ -402,6 +421,7 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const l
         free(parts[p].conv);
     }
     free(order);
+    free(dest);
     return st;
 }
 

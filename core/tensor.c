@@ -507,6 +507,20 @@ lam_status lam__tensor_write_at(lam_tensor *t, size_t first, const float *src, s
     return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "lam_tensor_write on %s", c->name);
 }
 
+float *lam__tensor_host_f32(lam_tensor *t) {
+    if (t == NULL || t->magic != LAM__TENSOR_LIVE || t->dtype != LAM_DTYPE_F32 ||
+        t->storage->ctx == NULL) {
+        return NULL;
+    }
+    lam_ctx *c = t->storage->ctx;
+    const lam_backend_desc *b = &c->backend->desc;
+    if (b->buffer_host_ptr == NULL || lam_ctx_synchronize(c) != LAM_OK) {
+        return NULL;
+    }
+    char *p = b->buffer_host_ptr(c->dev, t->storage->buf);
+    return p != NULL ? (float *)(void *)(p + t->offset * sizeof(float)) : NULL;
+}
+
 lam_status lam_tensor_scalar(const lam_tensor *t, float *value) {
     if (t == NULL || value == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "lam_tensor_scalar: Invalid argument, NULL %s",

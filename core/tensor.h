@@ -83,6 +83,13 @@ lam_status lam__tensor_slice_view(lam_tensor *t, size_t first, const lam_shape *
  * beyond numel), the backend's (prefixed with the function and the context). */
 lam_status lam__tensor_read_at(const lam_tensor *t, size_t first, float *dst, size_t count);
 lam_status lam__tensor_write_at(lam_tensor *t, size_t first, const float *src, size_t count);
+/* The host address of float32 tensor t's elements when its backend's buffers are host memory
+ * (the backend has buffer_host_ptr, e.g. the CPU backend), after t's context finished its
+ * work; NULL when they are not (Vulkan), for another dtype, or when synchronizing fails (the
+ * caller then goes through lam__tensor_write_at, which reports it). For filling a new tensor
+ * in place (a load reading a file straight into it): the memory is t's storage, so only a
+ * tensor nobody else holds may be written through it. */
+float *lam__tensor_host_f32(lam_tensor *t);
 /* A new contiguous float32 tensor on ctx over `bytes` bytes of host memory at ptr, without a
  * copy (the backend's buffer_from_host_ptr): writes go to that memory. When its storage goes,
  * the buffer is freed and release(arg) runs (also when this fails: the caller hands its

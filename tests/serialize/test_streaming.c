@@ -228,3 +228,113 @@ Test(streaming, a_file_of_the_previous_version_loads) {
     lam_tensor_dict_destroy(d);
     su_cleanup();
 }
+
+/* ---- parameters read straight into a CPU model ---- */
+
+/* Dense(1000, in 1500) -> Dense(1500, in 1000) on the CPU backend: 12 MB of parameters, so a
+ * load splits the file between threads, and each piece is read straight into the new
+ * parameter memory (the CPU backend's buffers are host memory). Parameter i, element j holds
+ * base + i + (j % 1024) / 1024, exact in float32. */
+static lam_ctx *cpu_ctx(void) {
+    lam_ctx *ctx = NULL;
+    SU_OK(lam_ctx_get("cpu", &ctx));
+    return ctx;
+}
+
+static float big_value(float base, size_t i, size_t j) {
+    return base + (float)i + (float)(j % 1024) / 1024.0f;
+}
+
+static lam_block *big_net(float base) {
+    lam_block *net = NULL;
+    SU_OK(lam_sequential_create(&net));
+    const char *attrs[2] = {"units=1000, in_units=1500", "units=1500, in_units=1000"};
+    for (int k = 0; k < 2; k++) {
+        lam_block *l = NULL;
+        SU_OK(lam_layer_create("Dense", attrs[k], &l));
+        SU_OK(lam_sequential_add(net, l));
+        lam_block_release(l);
+    }
+    SU_OK(lam_block_initialize(net, NULL, cpu_ctx(), 0));
+    lam_param_list *l = NULL;
+    SU_OK(lam_block_collect_params(net, NULL, &l));
+    cr_assert_eq(lam_param_list_count(l), 4);
+    for (size_t i = 0; i < 4; i++) {
+        lam_tensor *t = NULL;
+        SU_OK(lam_param_data(lam_param_list_get(l, i), &t));
+        size_t n = (size_t)lam_tensor_numel(t);
+        float *v = malloc(n * sizeof *v);
+        cr_assert_not_null(v);
+        for (size_t j = 0; j < n; j++) {
+            v[j] = big_value(base, i, j);
+        }
+        SU_OK(lam_tensor_write(t, v, n));
+        free(v);
+        lam_tensor_release(t);
+    }
+    lam_param_list_destroy(l);
+    return net;
+}
+
+/* Every parameter of net holds big_value(base, ...) and lives on the CPU backend. */
+static void assert_big(lam_block *net, float base, const char *what) {
+    static const size_t counts[4] = {1500000, 1000, 1500000, 1500};
+    lam_param_list *l = NULL;
+    SU_OK(lam_block_collect_params(net, NULL, &l));
+    cr_assert_eq(lam_param_list_count(l), 4);
+    for (size_t i = 0; i < 4; i++) {
+        lam_tensor *t = NULL;
+        SU_OK(lam_param_data(lam_param_list_get(l, i), &t));
+        cr_assert_eq(lam_tensor_ctx(t), cpu_ctx(), "%s: parameter %zu left the CPU", what, i);
+        cr_assert_eq((size_t)lam_tensor_numel(t), counts[i]);
+        float *v = su_values(t);
+        for (size_t j = 0; j < counts[i]; j++) {
+            if (su_bits(v[j]) != su_bits(big_value(base, i, j))) {
+                cr_assert_fail("%s: parameter %zu [%zu] is %g, expected %g", what, i, j,
+                               (double)v[j], (double)big_value(base, i, j));
+            }
+        }
+        free(v);
+        lam_tensor_release(t);
+    }
+    lam_param_list_destroy(l);
+}
+
+Test(streaming, parameters_load_straight_into_a_cpu_model_and_a_corrupt_file_changes_nothing) {
+    const char *path = su_path("big.safetensors");
+    lam_block *saved = big_net(1.0f);
+    SU_OK(lam_block_save_parameters(saved, path));
+    lam_block_release(saved);
+
+    lam_block *net = big_net(5.0f);
+    SU_OK(lam_block_load_parameters(net, path, NULL));
+    assert_big(net, 1.0f, "loaded");
+    /* Loaded again into the model that holds the file's values already: the same values. */
+    SU_OK(lam_block_load_parameters(net, path, NULL));
+    assert_big(net, 1.0f, "loaded twice");
+    lam_block_release(net);
+
+    /* One byte changed in the middle of the data area (where two threads split it), inside
+     * the first weight: the load fails on the checksum and the model keeps its values. */
+    size_t n;
+    uint8_t *file = su_read_file(path, &n);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) {
+        hlen = (hlen << 8) | file[i];
+    }
+    size_t data_at = 8 + (size_t)hlen;
+    uint32_t good = ref_crc32c(file + data_at, n - data_at);
+    file[data_at + (n - data_at) / 2] ^= 0x04;
+    uint32_t bad = ref_crc32c(file + data_at, n - data_at);
+    su_write_file(path, file, n);
+    free(file);
+    net = big_net(5.0f);
+    su_assert_error(lam_block_load_parameters(net, path, NULL), LAM_ERR_FORMAT,
+                    su_fmt("loading '%s': Checksum mismatch, the data has CRC32C %08x but the "
+                           "metadata says %08x (the file is corrupt)",
+                           path, (unsigned)bad, (unsigned)good),
+                    "corrupt file");
+    assert_big(net, 5.0f, "after the failed load");
+    lam_block_release(net);
+    su_cleanup();
+}
