@@ -425,6 +425,53 @@ static void sixteen_first_calls_at_once_all_succeed(void) {
     }
 }
 
+/* ---- first products at once ------------------------------------------------------------------ */
+
+/* The CPU backend loads OpenBLAS on the first product that needs it (cpu_blas.c), so 4 threads
+ * whose first products start together all reach that load at once: one loads, the others wait
+ * for it, and every 64x64 product of ones by twos is 128 everywhere (64 * 1 * 2). */
+typedef struct gemm_job {
+    pthread_barrier_t *start;
+    int wrong; /* elements that are not 128 */
+} gemm_job;
+
+static void *first_product(void *arg) {
+    gemm_job *job = arg;
+    lam_ctx *ctx = NULL;
+    T_OK(lam_ctx_get("cpu", &ctx), NULL);
+    lam_shape s;
+    lam_shape_init(&s, 2, (const int64_t[]){64, 64});
+    lam_tensor *a = NULL, *b = NULL, *c = NULL;
+    T_OK(lam_tensor_full(ctx, &s, 1.0f, &a), NULL);
+    T_OK(lam_tensor_full(ctx, &s, 2.0f, &b), NULL);
+    pthread_barrier_wait(job->start);
+    T_OK(lam_op_matmul(a, b, 0, 0, &c), NULL);
+    static _Thread_local float v[64 * 64];
+    T_OK(lam_tensor_read(c, v, 64 * 64), NULL);
+    for (int i = 0; i < 64 * 64; i++) {
+        job->wrong += v[i] != 128.0f;
+    }
+    lam_tensor_release(a);
+    lam_tensor_release(b);
+    lam_tensor_release(c);
+    return NULL;
+}
+
+static void first_products_at_once_share_one_openblas_load(void) {
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 4);
+    gemm_job jobs[4];
+    for (int t = 0; t < 4; t++) {
+        jobs[t] = (gemm_job){.start = &start};
+    }
+    run_threads(4, first_product, jobs, sizeof jobs[0]);
+    pthread_barrier_destroy(&start);
+    assert_no_failure();
+    for (int t = 0; t < 4; t++) {
+        REQUIRE(jobs[t].wrong == 0, "thread %d: %d elements are not 128", t, jobs[t].wrong);
+    }
+}
+
 /* ---- recording is per thread ---------------------------------------------------------------- */
 
 typedef struct rec_job {
@@ -772,6 +819,8 @@ static const struct {
 } cases[] = {
     {"own_models_train_concurrently_bit_identical", own_models_train_concurrently_bit_identical},
     {"large_ops_from_threads_share_the_pool", large_ops_from_threads_share_the_pool},
+    {"first_products_at_once_share_one_openblas_load",
+     first_products_at_once_share_one_openblas_load},
     {"shared_model_inference_matches_single_thread", shared_model_inference_matches_single_thread},
     {"shared_model_first_forward_concurrent", shared_model_first_forward_concurrent},
     {"sixteen_first_calls_at_once_all_succeed", sixteen_first_calls_at_once_all_succeed},
