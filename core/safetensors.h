@@ -125,12 +125,13 @@ typedef struct lam__st_sink {
  * Reads the data area front to back once, in pieces of at most 256 KiB that stay in the cache:
  * tensor i, when want[i] (want NULL: every tensor), is converted to float32 and handed to the
  * sink (or read into the memory its place() gave); the others are read only to verify the
- * checksum. An area of 4 MiB or more is split into up to 4 consecutive parts, one thread each
- * (one per CPU this process may use), their checksums combined; the sink is then called from
- * those threads at once, for disjoint ranges. The checksum covers the whole area and is
+ * checksum. An area of 4 MiB or more is cut into slices of about 8 MiB (at least one per
+ * thread) that up to 4 threads, one per CPU this process may use, take in turn; their
+ * checksums are combined in order, and the sink is then called from those threads at once, for
+ * disjoint ranges. The checksum covers the whole area and is
  * compared at the end, so a caller must not commit what the sink received before this
  * returns LAM_OK. Before anything is allocated or read, the float32 size of the wanted tensors
- * is checked against the machine's memory. Memory used: two 256 KiB buffers per part, never a
+ * is checked against the machine's memory. Memory used: two 256 KiB buffers per thread, never a
  * copy of a tensor or of the file.
  * Errors: LAM_ERR_DTYPE (a wanted tensor does not convert), LAM_ERR_FORMAT (checksum
  * mismatch), LAM_ERR_IO (the file shrank or changed while it was read),

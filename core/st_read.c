@@ -84,6 +84,11 @@ static void convert(lam__st_dtype dt, const uint8_t *p, float *dst, size_t count
 
 #define CHUNK     ((size_t)1 << 18)
 #define MAX_PARTS 4
+/* A data area read by several threads is cut into slices of about SLICE bytes (at most
+ * MAX_SLICES) that the threads take in turn: a thread that gets less of the CPU (another
+ * process on its core) takes fewer, instead of the others waiting for its fixed share. */
+#define SLICE      ((uint64_t)8 << 20)
+#define MAX_SLICES 64
 
 /* Memory the machine has, in bytes (0 when unknown). */
 static uint64_t physical_memory(void) {
@@ -145,12 +150,22 @@ static lam_status check_unchanged(const lam__st_source *src) {
     return LAM_OK;
 }
 
+/* The slices of the data area: slice s is [lo[s], lo[s + 1]) bytes from its start, its
+ * CRC32C crc[s]; `next` is the next slice no thread took yet. */
+typedef struct slices {
+    uint64_t lo[MAX_SLICES + 1];
+    uint32_t crc[MAX_SLICES];
+    size_t n;
+    atomic_size_t next;
+} slices;
+
 /*
- * One part of the data area, [lo, hi) bytes from its start, read by one thread: its own
- * buffers (raw bytes as read, float32 values of a converted dtype; a piece fills at most CHUNK
- * bytes of either, small enough to stay in the cache between the read, the checksum and the
- * sink's copy) and the CRC32C of its bytes. A tensor with a place (dest[i]) skips the buffers
- * it can: float32 data is read straight into it and checksummed there, still in the cache.
+ * One reading thread: the slices it takes (the current one [lo, hi) bytes from the data area's
+ * start), its own buffers (raw bytes as read, float32 values of a converted dtype; a piece
+ * fills at most CHUNK bytes of either, small enough to stay in the cache between the read, the
+ * checksum and the sink's copy) and the CRC32C of the current slice. A tensor with a place
+ * (dest[i]) skips the buffers it can: float32 data is read straight into it and checksummed
+ * there, still in the cache.
  */
 typedef struct part {
     const lam__st_file *f;
@@ -162,6 +177,7 @@ typedef struct part {
     uint64_t lo, hi;
     uint8_t *raw;
     float *conv;
+    slices *sl;
     atomic_bool *stop; /* set by a part that failed: the others stop early */
     uint32_t crc;
     lam_status st;
@@ -220,22 +236,39 @@ static lam_status read_range(part *pt, size_t i, uint64_t first, uint64_t last, 
     return st;
 }
 
-/* Reads the part's bytes, tensor by tensor in data order. */
-static void *part_run(void *arg) {
-    part *pt = arg;
-    pt->st = LAM_OK;
+/* Reads the slice [pt->lo, pt->hi), tensor by tensor in data order, into pt->crc. */
+static lam_status read_slice(part *pt) {
     pt->crc = 0;
-    for (size_t k = 0; pt->st == LAM_OK && k < pt->f->n; k++) {
+    lam_status st = LAM_OK;
+    for (size_t k = 0; st == LAM_OK && k < pt->f->n; k++) {
         size_t i = pt->order[k];
         const lam__st_entry *e = &pt->f->entries[i];
         bool wanted = pt->want == NULL || pt->want[i];
         uint64_t lo = e->begin > pt->lo ? e->begin : pt->lo;
         uint64_t hi = e->end < pt->hi ? e->end : pt->hi;
         if (lo >= hi || !(wanted || pt->check)) {
-            continue; /* outside the part, or nothing to check and nothing to read */
+            continue; /* outside the slice, or nothing to check and nothing to read */
         }
         uint64_t isz = lam__st_dtype_size(e->dtype);
-        pt->st = read_range(pt, i, (lo - e->begin) / isz, (hi - e->begin) / isz, wanted);
+        st = read_range(pt, i, (lo - e->begin) / isz, (hi - e->begin) / isz, wanted);
+    }
+    return st;
+}
+
+/* Takes slices until none is left or a part failed. */
+static void *part_run(void *arg) {
+    part *pt = arg;
+    slices *sl = pt->sl;
+    pt->st = LAM_OK;
+    while (pt->st == LAM_OK && !atomic_load_explicit(pt->stop, memory_order_relaxed)) {
+        size_t s = atomic_fetch_add_explicit(&sl->next, 1, memory_order_relaxed);
+        if (s >= sl->n) {
+            break;
+        }
+        pt->lo = sl->lo[s];
+        pt->hi = sl->lo[s + 1];
+        pt->st = read_slice(pt);
+        sl->crc[s] = pt->crc;
     }
     if (pt->st != LAM_OK) {
         atomic_store(pt->stop, true);
@@ -273,7 +306,7 @@ static size_t read_threads(uint64_t bytes) {
     return cpus < 1 ? 1 : cpus > MAX_PARTS ? MAX_PARTS : cpus;
 }
 
-/* Where part p of n ends: an equal share of the data area, moved down to an element boundary
+/* Where slice p of n ends: an equal share of the data area, moved down to an element boundary
  * of the tensor it falls in. */
 static uint64_t part_end(const lam__st_file *f, const size_t *order, size_t p, size_t n) {
     if (p + 1 == n) {
@@ -288,6 +321,48 @@ static uint64_t part_end(const lam__st_file *f, const size_t *order, size_t p, s
         }
     }
     return at;
+}
+
+/* Cuts the data area into the slices n_parts threads take: one for one thread, else about
+ * SLICE bytes each, at least one per thread and at most MAX_SLICES. */
+static void make_slices(const lam__st_file *f, const size_t *order, size_t n_parts, slices *sl) {
+    sl->n = 1;
+    if (n_parts > 1) {
+        uint64_t n = f->data_size / SLICE;
+        sl->n = n < n_parts ? n_parts : n > MAX_SLICES ? MAX_SLICES : (size_t)n;
+    }
+    atomic_init(&sl->next, 0);
+    sl->lo[0] = 0;
+    for (size_t s = 0; s < sl->n; s++) {
+        sl->lo[s + 1] = part_end(f, order, s, sl->n);
+        sl->crc[s] = 0;
+    }
+}
+
+/* Runs parts 1.. in threads of their own and part 0 here (the slices a thread that cannot
+ * start would have taken are taken by the others); *crc is then the CRC32C of the whole area.
+ * Returns the first part's error, in part order. */
+static lam_status run_parts(part *parts, size_t n_parts, slices *sl, uint32_t *crc) {
+    pthread_t threads[MAX_PARTS];
+    bool started[MAX_PARTS] = {false};
+    for (size_t p = 1; p < n_parts; p++) {
+        started[p] = pthread_create(&threads[p], NULL, part_thread, &parts[p]) == 0;
+    }
+    part_run(&parts[0]);
+    lam_status st = parts[0].st;
+    for (size_t p = 1; p < n_parts; p++) {
+        if (started[p]) {
+            pthread_join(threads[p], NULL);
+            if (st == LAM_OK && parts[p].st != LAM_OK) {
+                st = lam__error(parts[p].st, "%s", parts[p].msg);
+            }
+        }
+    }
+    *crc = sl->crc[0];
+    for (size_t s = 1; s < sl->n; s++) {
+        *crc = lam__crc32c_combine(*crc, sl->crc[s], sl->lo[s + 1] - sl->lo[s]);
+    }
+    return st;
 }
 
 /* Checks that the wanted tensors convert to float32 and fit in the machine's memory. */
@@ -349,6 +424,10 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const l
     size_t raw_cap = largest < CHUNK ? (size_t)largest : CHUNK;
     size_t n_parts = read_threads(bytes);
     size_t *order = data_order(f);
+    slices sl;
+    if (order != NULL) {
+        make_slices(f, order, n_parts, &sl);
+    }
     float **dest = sink->place != NULL ? calloc(f->n ? f->n : 1, sizeof *dest) : NULL;
     atomic_bool stop = false;
     part parts[MAX_PARTS];
@@ -362,9 +441,8 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const l
                      .order = order,
                      .dest = dest,
                      .check = crc_text != NULL,
+                     .sl = &sl,
                      .stop = &stop};
-        pt->lo = p == 0 ? 0 : parts[p - 1].hi;
-        pt->hi = part_end(f, order, p, n_parts);
         pt->raw = malloc(raw_cap);
         pt->conv = convert_any ? malloc(CHUNK) : NULL;
         if (pt->raw == NULL || (convert_any && pt->conv == NULL)) {
@@ -385,27 +463,8 @@ lam_status lam__st_read_tensors(const lam__st_file *f, const bool *want, const l
         }
     }
     if (st == LAM_OK) {
-        /* Parts 1.. in threads of their own, part 0 here; a thread that cannot start leaves
-         * its part to this one, after part 0. */
-        pthread_t threads[MAX_PARTS];
-        bool started[MAX_PARTS] = {false};
-        for (size_t p = 1; p < n_parts; p++) {
-            started[p] = pthread_create(&threads[p], NULL, part_thread, &parts[p]) == 0;
-        }
-        part_run(&parts[0]);
-        st = parts[0].st;
-        uint32_t crc = parts[0].crc;
-        for (size_t p = 1; p < n_parts; p++) {
-            if (started[p]) {
-                pthread_join(threads[p], NULL);
-            } else if (st == LAM_OK) {
-                part_thread(&parts[p]);
-            }
-            if (st == LAM_OK && parts[p].st != LAM_OK) {
-                st = lam__error(parts[p].st, "%s", parts[p].msg);
-            }
-            crc = lam__crc32c_combine(crc, parts[p].crc, parts[p].hi - parts[p].lo);
-        }
+        uint32_t crc;
+        st = run_parts(parts, n_parts, &sl, &crc);
         if (st == LAM_OK) {
             st = check_unchanged(&f->src);
         }

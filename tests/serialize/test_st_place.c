@@ -355,3 +355,41 @@ Test(st_place, a_file_truncated_while_it_is_read_in_place_gives_an_error) {
     unlink(path);
     free(fl.bytes);
 }
+
+/* 44 MB: more slices of the area than threads (about 8 MiB each), taken in turn by the
+ * threads; the checksums of the slices combine in order, and a byte changed in a late slice
+ * still fails the whole file. */
+static const spec huge[MAX_T] = {
+    {"u", "U8", 5}, {"f", "F32", 10000000}, {"h", "F16", 2000001}, {"g", "F32", 3}};
+
+Test(st_place, an_area_of_many_slices_lands_in_place_and_checks_as_one) {
+    bool wanted[MAX_T] = {true, true, true, true}, placeable[MAX_T] = {false, true, true, true};
+    file fl = make_file(huge, 4, SIZE_MAX);
+    rec r;
+    lam__st_file f;
+    lam_status st = read_file(&fl, huge, wanted, placeable, &r, &f);
+    cr_assert_eq(st, LAM_OK, "read: %s", lam_last_error());
+    assert_values(r.got[0], 0, huge[0].n, "u (values)");
+    for (int t = 1; t < 4; t++) {
+        assert_values(r.mem[t], t, huge[t].n, huge[t].name);
+        cr_assert_eq(atomic_load(&r.calls[t]), 0, "values() called for the placed %s",
+                     huge[t].name);
+    }
+    rec_fini(&r);
+    lam__st_file_fini(&f);
+    uint32_t want = ref_crc32c(fl.bytes + fl.data_at, fl.data_size);
+    size_t at = 5 + 4 * (size_t)9000000; /* the sixth 8 MiB slice, inside f */
+    fl.bytes[fl.data_at + at] ^= 0x01;
+    uint32_t got = ref_crc32c(fl.bytes + fl.data_at, fl.data_size);
+    st = read_file(&fl, huge, wanted, placeable, &r, &f);
+    cr_assert_eq(st, LAM_ERR_FORMAT, "status %d (%s)", (int)st, lam_last_error());
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "Checksum mismatch, the data has CRC32C %08x but the metadata says %08x (the file "
+             "is corrupt)",
+             (unsigned)got, (unsigned)want);
+    cr_assert_str_eq(lam_last_error(), msg);
+    rec_fini(&r);
+    lam__st_file_fini(&f);
+    free(fl.bytes);
+}
