@@ -422,18 +422,6 @@ lam_status lam_trainer_set_schedule(lam_trainer *t, const lam_lr_schedule *s) {
 
 /* ---- one step ---- */
 
-/* Replaces *x with the result of `call` (which writes next_): releases the old tensor. */
-#define LAM__UPDATE(x, call)                                                                       \
-    do {                                                                                           \
-        lam_tensor *next_ = NULL;                                                                  \
-        if (st == LAM_OK && (st = (call)) == LAM_OK) {                                             \
-            lam_tensor_release(x);                                                                 \
-            x = next_;                                                                             \
-        }                                                                                          \
-    } while (0)
-
-/* ---- one step ---- */
-
 static void pending_fini(lam__pending *p) {
     lam_tensor_release(p->g);
     lam_tensor_release(p->u);
