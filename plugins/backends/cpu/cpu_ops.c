@@ -196,8 +196,15 @@ static void ew_tasks(void *arg, int64_t t0, int64_t t1) {
  * else by pieces of CPU_PAR_MIN_WORK / 4 elements or more (multiples of 64). */
 static void run_plan(const ew_plan *p, cpu_ew_row kernel, char *const base[EW_OPERANDS], size_t es,
                      float s, float t, int64_t work_per_elem) {
-    ew_job j = {p, kernel, {base[0], base[1], base[2]}, es, s, t, 1, 0};
     const int64_t n = p->dims[p->nd - 1];
+    if (p->nd == 1 && kernel != NULL && n * work_per_elem < CPU_PAR_MIN_WORK) {
+        /* One row below the pool's threshold (most ops of a small model): the kernel at once,
+         * exactly the call the task below would make. */
+        kernel(n, (float *)(void *)base[0], p->st[0][0], (const float *)(const void *)base[1],
+               p->st[1][0], (const float *)(const void *)base[2], p->st[2][0], s, t);
+        return;
+    }
+    ew_job j = {p, kernel, {base[0], base[1], base[2]}, es, s, t, 1, 0};
     int64_t rows = 1;
     for (int d = 0; d < p->nd - 1; d++) {
         rows *= p->dims[d];
