@@ -6,25 +6,9 @@
  * test.
  */
 #include "ser_util.h"
+#include "ref_crc32c.h"
 
 TestSuite(streaming, .fini = su_fini, .timeout = 300);
-
-/* CRC32C (Castagnoli, reflected 0x82F63B78), one byte at a time from a table. */
-static uint32_t ref_crc32c(const uint8_t *p, size_t n) {
-    uint32_t table[256];
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) {
-            c = (c & 1u) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        }
-        table[i] = c;
-    }
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        crc = table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
-    }
-    return ~crc;
-}
 
 Test(streaming, crc32c_reference_matches_the_published_check_value) {
     /* The check value of CRC-32C (RFC 3720, and every CRC catalogue): "123456789". */
