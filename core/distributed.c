@@ -5,14 +5,20 @@
  *
  * Buckets: the parameters that train are grouped, in reverse registration order (roughly the
  * order in which backward completes their gradients), into buckets of about bucket_bytes.
- * Each bucket is one tensor, and each of its parameters' gradient buffers becomes a view into
- * it, so the backward pass writes gradients straight into the buffer that is reduced. A hook
- * on each parameter's data tensor (tape.h) tells when its gradient is complete; when a
- * bucket's last one is, its non-blocking allreduce starts while the pass goes on. Buckets are
+ * A hook on each parameter's data tensor (tape.h) tells when its gradient is complete; when a
+ * bucket's last one is, its non-blocking reductions start while the pass goes on. Buckets are
  * started strictly in index order on every rank (a collective's order must agree across
  * ranks), so one that completes early waits for those before it.
+ *
+ * What a bucket reduces: a large gradient (OWN_MIN_BYTES and more) is reduced in its own
+ * buffer, where the backward pass leaves it (the tape hands the computed gradient's storage to
+ * the parameter's gradient, tape.h: no copy); the small ones are gathered into one flat tensor
+ * per bucket, each small parameter's gradient buffer a view into it, so they make one message.
+ * Copying every gradient into one flat bucket instead cost a pass over all of them each step
+ * (1.2 ms of the 784-1024-1024-10 MLP's 21.5 ms step), and the copy left them to be reduced
+ * from a cold cache.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "distributed.h"
 #include "error.h"
 #include "lamina/plugin.h"
@@ -23,18 +29,25 @@
 #include "tensor.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 typedef struct dbucket dbucket;
 
+/* A gradient this large is reduced in its own buffer, not copied into a flat bucket: a
+ * message costs about as much as copying 64 KiB (bench/SCALING.md's alpha and beta). */
+#define OWN_MIN_BYTES ((size_t)256 * 1024)
+
 typedef struct dslot {
     lam_param *param;   /* retained */
     lam_tensor *hooked; /* the data tensor carrying the hook (retained), NULL: none */
-    lam_tensor *view;   /* the gradient buffer: a view into its bucket (retained) */
+    lam_tensor *view;   /* a small gradient's buffer: a view into its bucket (retained) */
+    bool own;           /* a large one: reduced in p->grad itself (view NULL) */
     dbucket *bucket;
     size_t offset; /* elements into the bucket */
     struct lam__dist *d;
@@ -42,11 +55,16 @@ typedef struct dslot {
 } dslot;
 
 struct dbucket {
-    lam_tensor *flat;
+    lam_tensor *flat;   /* the small gradients (NULL: the bucket has none) */
+    size_t first, last; /* its parameters: order[first..last) */
     atomic_int pending; /* parameters whose gradient is not complete yet */
     atomic_int ready;
-    lam_comm_request *req; /* the reduction in flight */
-    int done;              /* lam_comm_test saw it complete (it still needs its wait) */
+    /* The reductions in flight: the flat tensor's and each large gradient's, n_req of them
+     * (room for last - first + 1); done[i]: lam_comm_test saw req[i] complete (it still
+     * needs its wait). */
+    lam_comm_request **req;
+    int *done;
+    size_t n_req;
 };
 
 struct lam__dist {
@@ -62,14 +80,20 @@ struct lam__dist {
     size_t next_launch; /* buckets before it were started */
     bool checked, built;
     /* MPI moves a non-blocking reduction on only inside MPI calls (no progress thread of its
-     * own), so a thread of ours tests the reductions in flight while backward computes. The
-     * communicator is used by one thread at a time (MPI_THREAD_SERIALIZED): every call on it
-     * from here holds mu. */
+     * own). Where a CPU is free for it (progress_mode), a thread of ours tests the reductions
+     * in flight while backward computes; where every CPU computes, that thread would only
+     * take turns with the compute on the same cores (measured: 1.1-2.2 ms of a 21.5 ms step
+     * on 2 ranks of 1 core each), so the caller's thread tests them at each gradient hook and
+     * completes them at the step. The communicator is used by one thread at a time
+     * (MPI_THREAD_SERIALIZED): every call on it from here holds mu. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
     bool thread_on, stop;
+    int progress; /* 0: not decided yet, PROGRESS_THREAD or PROGRESS_CALLER */
 };
+
+enum { PROGRESS_THREAD = 1, PROGRESS_CALLER = 2 };
 
 static bool trains(const lam_param *p) {
     return p->grad_req != LAM_GRAD_NULL && !(p->flags & LAM_PARAM_CONSTANT);
@@ -113,13 +137,22 @@ lam_status lam__dist_create(lam_comm *comm, lam_param *const *params, size_t n, 
     return LAM_OK;
 }
 
+/* Waits for a bucket's reductions in flight: the first error, or LAM_OK. */
+static lam_status wait_bucket(dbucket *b) {
+    lam_status st = LAM_OK;
+    for (size_t i = 0; i < b->n_req; i++) {
+        lam_status w = lam_comm_wait(b->req[i]);
+        b->req[i] = NULL;
+        st = st == LAM_OK ? w : st;
+    }
+    b->n_req = 0;
+    return st;
+}
+
 /* Waits for every reduction in flight (their errors are lost: this is a teardown). */
 static void drain(lam__dist *d) {
     for (size_t b = 0; b < d->n_buckets; b++) {
-        if (d->buckets[b].req != NULL) {
-            (void)lam_comm_wait(d->buckets[b].req);
-            d->buckets[b].req = NULL;
-        }
+        (void)wait_bucket(&d->buckets[b]);
     }
 }
 
@@ -139,9 +172,12 @@ static void unbuild(lam__dist *d) {
         lam_tensor_release(d->slots[i].view);
         d->slots[i].view = NULL;
         d->slots[i].bucket = NULL;
+        d->slots[i].own = false;
     }
     for (size_t b = 0; b < d->n_buckets; b++) {
         lam_tensor_release(d->buckets[b].flat);
+        free(d->buckets[b].req);
+        free(d->buckets[b].done);
     }
     free(d->buckets);
     d->buckets = NULL;
@@ -336,18 +372,32 @@ static lam_status check(lam__dist *d) {
 
 /* ---- buckets ---------------------------------------------------------------------------- */
 
+/* Starts one reduction of bucket b: t in place. */
+static lam_status start_one(lam__dist *d, dbucket *b, lam_tensor *t) {
+    lam_status st = lam_comm_allreduce_start(d->comm, t, &b->req[b->n_req]);
+    if (st == LAM_OK) {
+        b->done[b->n_req++] = 0;
+    }
+    return st;
+}
+
 static lam_status launch_ready(lam__dist *d) {
     while (d->next_launch < d->n_buckets &&
            atomic_load_explicit(&d->buckets[d->next_launch].ready, memory_order_acquire)) {
         dbucket *b = &d->buckets[d->next_launch];
-        lam_status st = lam_comm_allreduce_start(d->comm, b->flat, &b->req);
-        if (st != LAM_OK) {
-            b->req = NULL;
-            return lam__error_prefix(st, "distributed: bucket %zu", d->next_launch);
+        /* The same reductions in the same order on every rank: the layout is every rank's. */
+        lam_status st = b->flat != NULL ? start_one(d, b, b->flat) : LAM_OK;
+        for (size_t k = b->first; st == LAM_OK && k < b->last; k++) {
+            dslot *s = &d->slots[d->order[k]];
+            if (s->own) {
+                st = start_one(d, b, s->param->grad);
+            }
         }
-        b->done = 0;
         d->next_launch++;
         pthread_cond_signal(&d->cv);
+        if (st != LAM_OK) {
+            return lam__error_prefix(st, "distributed: bucket %zu", d->next_launch - 1);
+        }
     }
     return LAM_OK;
 }
@@ -356,10 +406,10 @@ static lam_status launch_ready(lam__dist *d) {
 static bool progress(lam__dist *d) {
     for (size_t i = 0; i < d->next_launch; i++) {
         dbucket *b = &d->buckets[i];
-        if (b->req != NULL && !b->done) {
+        for (size_t r = 0; r < b->n_req; r++) {
             /* An error here is lam_comm_wait's to report, at the step. */
-            if (lam_comm_test(b->req, &b->done) != LAM_OK || !b->done) {
-                return b->req != NULL && !b->done;
+            if (!b->done[r] && (lam_comm_test(b->req[r], &b->done[r]) != LAM_OK || !b->done[r])) {
+                return true;
             }
         }
     }
@@ -383,6 +433,45 @@ static void *progress_thread(void *arg) {
     return NULL;
 }
 
+/* A count from 1 to 4096 in an environment variable, else 0. */
+static long env_count(const char *name) {
+    const char *v = getenv(name);
+    char *end = NULL;
+    long n = v != NULL ? strtol(v, &end, 10) : 0;
+    return v != NULL && end != v && *end == '\0' && n >= 1 && n <= 4096 ? n : 0;
+}
+
+/* Who moves the reductions on (mu held, at the first reduce): LAMINA_COMM_PROGRESS=thread or
+ * caller, else a thread when a CPU is free for it: the parameters live on a device (the CPU
+ * mostly waits for it), or the process may run on more CPUs than the CPU backend computes on
+ * (LAMINA_NUM_THREADS, whose default is every CPU of the affinity mask, as the backend's). */
+static int progress_mode(lam__dist *d, char *why, size_t cap) {
+    const char *v = getenv("LAMINA_COMM_PROGRESS");
+    if (v != NULL && (strcmp(v, "thread") == 0 || strcmp(v, "caller") == 0)) {
+        snprintf(why, cap, "LAMINA_COMM_PROGRESS=%s", v);
+        return v[0] == 't' ? PROGRESS_THREAD : PROGRESS_CALLER;
+    }
+    for (size_t b = 0; b < d->n_buckets; b++) {
+        const lam_tensor *t = d->buckets[b].flat;
+        for (size_t k = d->buckets[b].first; t == NULL && k < d->buckets[b].last; k++) {
+            t = d->slots[d->order[k]].param->data;
+        }
+        if (t != NULL && lam_tensor_ctx(t) != d->host) {
+            snprintf(why, cap, "the gradients live on a device");
+            return PROGRESS_THREAD;
+        }
+    }
+    long cpus = 1, threads = env_count("LAMINA_NUM_THREADS");
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        cpus = CPU_COUNT(&set);
+    }
+    threads = threads ? threads : cpus;
+    snprintf(why, cap, "%ld CPU%s for %ld compute thread%s", cpus, cpus == 1 ? "" : "s", threads,
+             threads == 1 ? "" : "s");
+    return cpus > threads ? PROGRESS_THREAD : PROGRESS_CALLER;
+}
+
 /* The tape calls this when the parameter's gradient is complete (backward.c). */
 static lam_status on_grad(void *ctx) {
     dslot *s = ctx;
@@ -394,12 +483,48 @@ static lam_status on_grad(void *ctx) {
     }
     dbucket *b = s->bucket;
     lam_status st = LAM_OK;
-    if (atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1) {
+    bool last = atomic_fetch_sub_explicit(&b->pending, 1, memory_order_acq_rel) == 1;
+    if (last) {
         atomic_store_explicit(&b->ready, 1, memory_order_release);
+    }
+    if (last || s->d->progress == PROGRESS_CALLER) {
         pthread_mutex_lock(&s->d->mu);
-        st = launch_ready(s->d);
+        st = last ? launch_ready(s->d) : LAM_OK;
+        if (s->d->progress == PROGRESS_CALLER) {
+            (void)progress(s->d); /* errors are lam_comm_wait's to report, at the step */
+        }
         pthread_mutex_unlock(&s->d->mu);
     }
+    return st;
+}
+
+/* Whether t is a tensor of its own: the only user of its storage, from element 0. */
+static bool standalone(const lam_tensor *t) {
+    return t->offset == 0 && t->storage != NULL && atomic_load(&t->storage->refcount) == 1;
+}
+
+/* Gives a large parameter a gradient buffer of its own (it had none, or a view into an old
+ * bucket), with the values it held. */
+static lam_status adopt_own(dslot *s) {
+    lam_param *p = s->param;
+    if (p->grad != NULL && standalone(p->grad) &&
+        lam_shape_equal(&p->grad->shape, &p->data->shape) &&
+        lam_tensor_ctx(p->grad) == lam_tensor_ctx(p->data)) {
+        return LAM_OK;
+    }
+    lam_tensor *g = NULL;
+    lam_status st = p->grad != NULL
+                        ? lam_op_copy(p->grad, &g)
+                        : lam_tensor_full(lam_tensor_ctx(p->data), &p->data->shape, 0.0f, &g);
+    if (st == LAM_OK) {
+        st = lam__tape_leaf_set(p->data, true, g, p->grad_req == LAM_GRAD_ADD);
+    }
+    if (st == LAM_OK) {
+        lam_tensor_release(p->grad);
+        p->grad = g;
+        g = NULL;
+    }
+    lam_tensor_release(g);
     return st;
 }
 
@@ -407,6 +532,9 @@ static lam_status on_grad(void *ctx) {
  * buffer (param.h: the tape's sink follows the gradient). */
 static lam_status adopt(dslot *s) {
     lam_param *p = s->param;
+    if (s->own) {
+        return adopt_own(s);
+    }
     if (p->grad == s->view) {
         return LAM_OK;
     }
@@ -450,23 +578,39 @@ static lam_status build(lam__dist *d) {
     size_t k = 0;
     while (st == LAM_OK && k < d->n_order) {
         lam_ctx *ctx = lam_tensor_ctx(d->slots[d->order[k]].param->data);
-        size_t first = k, total = 0;
+        size_t first = k, total = 0, flat = 0;
         while (k < d->n_order && (k == first || total * sizeof(float) < d->bucket_bytes) &&
                lam_tensor_ctx(d->slots[d->order[k]].param->data) == ctx) {
             dslot *s = &d->slots[d->order[k]];
-            s->offset = total;
-            total += (size_t)s->param->data->numel;
+            size_t numel = (size_t)s->param->data->numel;
+            s->own = numel * sizeof(float) >= OWN_MIN_BYTES;
+            if (!s->own) {
+                s->offset = flat;
+                flat += numel;
+            }
+            total += numel;
             k++;
         }
         dbucket *b = &d->buckets[d->n_buckets++];
-        int64_t len = (int64_t)total;
-        lam_shape shape;
-        lam_shape_init(&shape, 1, &len);
-        st = lam_tensor_create(ctx, &shape, &b->flat);
+        b->first = first;
+        b->last = k;
+        b->req = calloc(k - first + 1, sizeof *b->req);
+        b->done = calloc(k - first + 1, sizeof *b->done);
+        if (b->req == NULL || b->done == NULL) {
+            st = lam__error(LAM_ERR_OUT_OF_MEMORY, "distributed: Out of memory");
+        }
+        if (st == LAM_OK && flat > 0) {
+            int64_t len = (int64_t)flat;
+            lam_shape shape;
+            lam_shape_init(&shape, 1, &len);
+            st = lam_tensor_create(ctx, &shape, &b->flat);
+        }
         for (size_t j = first; st == LAM_OK && j < k; j++) {
             dslot *s = &d->slots[d->order[j]];
             s->bucket = b;
-            st = lam__tensor_slice_view(b->flat, s->offset, &s->param->data->shape, &s->view);
+            if (!s->own) {
+                st = lam__tensor_slice_view(b->flat, s->offset, &s->param->data->shape, &s->view);
+            }
             if (st == LAM_OK) {
                 st = adopt(s);
             }
@@ -484,8 +628,9 @@ static bool fits(const lam__dist *d) {
         const lam_param *p = d->slots[i].param;
         if (trains(p) && p->data != NULL) {
             const dslot *s = &d->slots[i];
-            if (s->view == NULL || !lam_shape_equal(&s->view->shape, &p->data->shape) ||
-                lam_tensor_ctx(p->data) != lam_tensor_ctx(s->view)) {
+            const lam_tensor *g = s->own ? p->grad : s->view;
+            if (s->bucket == NULL || g == NULL || !lam_shape_equal(&g->shape, &p->data->shape) ||
+                lam_tensor_ctx(p->data) != lam_tensor_ctx(g)) {
                 return false;
             }
             n++;
@@ -529,9 +674,18 @@ static lam_status reduce_locked(lam__dist *d, int64_t batch, int64_t *global_bat
 lam_status lam__dist_reduce(lam__dist *d, int64_t batch, int64_t *global_batch) {
     pthread_mutex_lock(&d->mu);
     lam_status st = reduce_locked(d, batch, global_batch);
-    /* From the second step on, reductions start during backward: the thread that drives
-     * them on (none if it cannot start: lam_comm_wait still completes them, later). */
-    if (st == LAM_OK && !d->thread_on && lam_comm_size(d->comm) > 1) {
+    /* From the second step on, reductions start during backward: who drives them on (if the
+     * thread cannot start, lam_comm_wait still completes them, later). */
+    if (st == LAM_OK && d->progress == 0 && lam_comm_size(d->comm) > 1) {
+        char why[96];
+        d->progress = progress_mode(d, why, sizeof why);
+        lam__log(lam_comm_rank(d->comm) == 0 ? LAM_LOG_INFO : LAM_LOG_DEBUG,
+                 "distributed: Reductions during backward progress on %s (%s)",
+                 d->progress == PROGRESS_THREAD ? "a thread of their own"
+                                                : "the training thread, at each gradient",
+                 why);
+    }
+    if (st == LAM_OK && d->progress == PROGRESS_THREAD && !d->thread_on) {
         d->thread_on = pthread_create(&d->thread, NULL, progress_thread, d) == 0;
     }
     pthread_mutex_unlock(&d->mu);
@@ -581,12 +735,9 @@ static lam_status reduce_locked(lam__dist *d, int64_t batch, int64_t *global_bat
     }
     lam_tensor_release(bt);
     for (size_t b = 0; b < d->n_buckets; b++) {
-        if (d->buckets[b].req != NULL) {
-            lam_status w = lam_comm_wait(d->buckets[b].req);
-            d->buckets[b].req = NULL;
-            if (st == LAM_OK && w != LAM_OK) {
-                st = lam__error_prefix(w, "distributed: bucket %zu", b);
-            }
+        lam_status w = wait_bucket(&d->buckets[b]);
+        if (st == LAM_OK && w != LAM_OK) {
+            st = lam__error_prefix(w, "distributed: bucket %zu", b);
         }
     }
     if (st == LAM_OK) {

@@ -6,6 +6,11 @@
  *                                process x batch N*B (MODEL mlp or cnn, OPT sgd or adam)
  *   dist_equiv unequal           the same with batches of B - rank samples on each rank (the
  *                                trainer divides by the sum of the ranks' batches)
+ *   dist_equiv wide PROGRESS     equal mlp sgd with 256 hidden units: the shared 256x256
+ *                                weight (256 KiB) is reduced in its own gradient buffer, the
+ *                                small ones through buckets; PROGRESS is what the trainer's log
+ *                                must say moves reductions on ("thread": LAMINA_COMM_PROGRESS=
+ *                                thread is set, "any": its own choice)
  *   dist_equiv mismatch          rank 1 builds a wider hidden layer: the first step fails on
  *                                every rank, naming the parameter and both shapes
  *   dist_equiv count             rank 1 has one layer more: the first step fails, naming counts
@@ -296,13 +301,15 @@ static int64_t batch_of(int r, int unequal) {
     return unequal ? B - r : B;
 }
 
-static int equal_run(lam_comm *comm, int is_cnn, const char *opt, int unequal) {
+#define WIDE 256 /* hidden units of `wide`: a 256 KiB weight */
+
+static int equal_run(lam_comm *comm, int is_cnn, const char *opt, int unequal, int64_t hidden) {
     /* Distributed: rank r takes samples [k*N*B + r*B, +B) at step k. Small buckets (256
      * bytes) so that the MLP's gradients go into several buckets, reduced during backward. */
-    model d = make(is_cnn, opt, 32, 0, 42);
+    model d = make(is_cnn, opt, hidden, 0, 42);
     CHECK(lam_trainer_set_comm(d.t, comm, 256));
     /* One process on the whole batch [k*N*B, (k+1)*N*B). */
-    model r = make(is_cnn, opt, 32, 0, 42);
+    model r = make(is_cnn, opt, hidden, 0, 42);
     size_t n0;
     float *before = values(r.ps, &n0);
     for (int k = 0; k < K; k++) {
@@ -349,12 +356,12 @@ static int equal_run(lam_comm *comm, int is_cnn, const char *opt, int unequal) {
         lam_tensor_release(c);
         bad |= cv[0] != 1.0f || cv[1] != 0.5f || cv[2] != 2.0f || cv[3] != 1.5f;
         lam_tensor *b0;
-        float bv[32];
+        float bv[WIDE];
         CHECK(lam_param_data(lam_param_list_get(d.ps, 1), &b0));
-        CHECK(lam_tensor_read(b0, bv, 32));
+        CHECK(lam_tensor_read(b0, bv, (size_t)hidden));
         lam_tensor_release(b0);
-        for (int i = 0; i < 32; i++) {
-            bad |= bv[i] != before[IN * 32 + (size_t)i];
+        for (int64_t i = 0; i < hidden; i++) {
+            bad |= bv[i] != before[IN * hidden + i];
         }
     }
     printf("rank %d/%d: %s%s %s, %zu values, largest error %.3f of the bound, largest change "
@@ -415,13 +422,22 @@ int main(int argc, char **argv) {
     size_ = lam_comm_size(comm);
     int bad = 0;
     if (strcmp(mode, "equal") == 0 && argc == 4) {
-        bad = equal_run(comm, strcmp(argv[2], "cnn") == 0, argv[3], 0);
+        bad = equal_run(comm, strcmp(argv[2], "cnn") == 0, argv[3], 0, 32);
         if (rank_ == 0 && strstr(logged, "identical parameters") == NULL) {
             fprintf(stderr, "rank 0: no log line about identical parameters: %s\n", logged);
             bad = 1;
         }
     } else if (strcmp(mode, "unequal") == 0) {
-        bad = equal_run(comm, 0, "sgd", 1);
+        bad = equal_run(comm, 0, "sgd", 1, 32);
+    } else if (strcmp(mode, "wide") == 0 && argc == 3) {
+        bad = equal_run(comm, 0, "sgd", 0, WIDE);
+        const char *want = strcmp(argv[2], "thread") == 0
+                               ? "progress on a thread of their own (LAMINA_COMM_PROGRESS=thread)"
+                               : "distributed: Reductions during backward progress on ";
+        if (rank_ == 0 && strstr(logged, want) == NULL) {
+            fprintf(stderr, "rank 0: no log line '%s' in: %s\n", want, logged);
+            bad = 1;
+        }
     } else if (strcmp(mode, "mismatch") == 0 || strcmp(mode, "count") == 0) {
         int count = strcmp(mode, "count") == 0;
         model m = make(0, "sgd", !count && rank_ == 1 ? 24 : 32, count && rank_ == 1, 42);

@@ -1299,11 +1299,12 @@ LAM_EXPORT lam_status lam_trainer_load(lam_trainer *t, const char *path);
  * values identical).
  *
  * Buckets: the parameters that train are grouped, last registered first, into buckets of
- * about bucket_bytes (0: LAM_TRAINER_BUCKET_BYTES), and their gradient buffers become views
- * into one tensor per bucket. From the second step on, each bucket's non-blocking allreduce
- * starts during lam_autograd_backward as soon as all its gradients are complete (grad_req
- * write; grad_req add gradients are reduced at the step), and lam_trainer_step waits for them
- * before the update. After a step each gradient buffer holds the sum over the ranks. A
+ * about bucket_bytes (0: LAM_TRAINER_BUCKET_BYTES). A gradient of 256 KiB or more is reduced
+ * in its own buffer, where backward leaves it; the smaller ones' gradient buffers become
+ * views into one tensor per bucket, reduced as one message. From the second step on, each
+ * bucket's non-blocking reductions start during lam_autograd_backward as soon as all its
+ * gradients are complete (grad_req write; grad_req add gradients are reduced at the step),
+ * and lam_trainer_step waits for them before the update. After a step each gradient buffer holds the sum over the ranks. A
  * parameter used twice is one parameter (its gradient is complete once both uses are);
  * constants and grad_req null parameters are neither reduced nor changed, but are checked at
  * the first step. Take one backward pass per step (a second one before the step is
@@ -1313,10 +1314,15 @@ LAM_EXPORT lam_status lam_trainer_load(lam_trainer *t, const char *path);
  * the same number of samples per epoch (dropping or padding the rest), and a smaller last
  * batch is fine as long as every rank takes it.
  *
- * Progress: MPI moves a non-blocking reduction on only inside MPI calls, so from the second
- * step on the trainer keeps a thread that drives the reductions in flight while backward
- * computes; between lam_autograd_backward and lam_trainer_step the caller must not use comm
- * itself (reduce its metrics after the step).
+ * Progress: MPI moves a non-blocking reduction on only inside MPI calls. Where a CPU is free
+ * for it (the parameters live on a device, or the process may run on more CPUs than
+ * LAMINA_NUM_THREADS), the trainer keeps a thread that drives the reductions in flight while
+ * backward computes; where every CPU computes, such a thread would take turns with the
+ * compute on the same cores, so the training thread tests them as each gradient completes
+ * and lam_trainer_step completes them. LAMINA_COMM_PROGRESS=thread or caller overrides the
+ * choice; a LAM_LOG_INFO message at the first step says which was taken and why. Between
+ * lam_autograd_backward and lam_trainer_step the caller must not use comm itself (reduce its
+ * metrics after the step).
  *
  * comm NULL makes t local again. Errors: LAM_ERR_INVALID_ARGUMENT for a NULL trainer;
  * LAM_ERR_OUT_OF_MEMORY. Ownership: comm is borrowed and must outlive t or the next call.
