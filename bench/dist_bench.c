@@ -2,11 +2,11 @@
  * dist_bench.c - data-parallel training figures (issue 16), driven by bench/run_dist under
  * mpirun. Every rank runs the same case; rank 0 prints one JSON line of medians.
  *
- *   dist_bench allreduce bytes=N bucket=B reps=R
+ *   dist_bench allreduce bytes=N bucket=B reps=R [cold=1]
  *       Summing N bytes of float32 over the ranks: raw MPI_Allreduce on one buffer (in place)
  *       against Lamina's way, lam_comm_allreduce_start on buckets of B bytes, then
  *       lam_comm_wait on each; the two alternate (which goes first alternates too), R samples
- *       each.
+ *       each. cold=1 writes 64 MiB of other memory before each (the caches a step leaves).
  *   dist_bench sweep reps=R max=BYTES
  *       Raw MPI_Allreduce from 4 bytes to max by factors of 4: medians for the latency and
  *       bandwidth fit of bench/SCALING.md.
@@ -72,8 +72,14 @@ static int allreduce_case(lam_comm *comm, int argc, char **argv) {
     size_t bytes = (size_t)atoll(arg(argc, argv, "bytes", "7454760"));
     size_t bucket = (size_t)atoll(arg(argc, argv, "bucket", "26214400"));
     int reps = atoi(arg(argc, argv, "reps", "15"));
+    /* cold=1: 64 MiB of other memory written before each timed reduction, so that it starts
+     * from the caches a training step leaves (its products stream through far more than the
+     * gradients), not from the gradients the previous repetition left in cache. */
+    int cold = atoi(arg(argc, argv, "cold", "0"));
     size_t n = bytes / sizeof(float), per = bucket / sizeof(float);
     size_t nb = (n + per - 1) / per;
+    size_t flush_bytes = cold ? (size_t)64 << 20 : 0;
+    char *flush = cold ? malloc(flush_bytes) : NULL;
     float *raw = malloc(n * sizeof *raw);
     lam_tensor **b = calloc(nb, sizeof *b);
     lam_comm_request **rq = calloc(nb, sizeof *rq);
@@ -92,6 +98,9 @@ static int allreduce_case(lam_comm *comm, int argc, char **argv) {
     for (int r = -2; r < reps; r++) {
         double traw = 0, tbuck = 0;
         for (int half = 0; half < 2; half++) {
+            if (flush != NULL) {
+                memset(flush, r + half, flush_bytes);
+            }
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = now();
             if ((half ^ (r & 1)) == 0) {
@@ -126,6 +135,7 @@ static int allreduce_case(lam_comm *comm, int argc, char **argv) {
         lam_tensor_release(b[k]);
     }
     free(raw);
+    free(flush);
     free(b);
     free(rq);
     free(tr);
