@@ -332,14 +332,19 @@ static lam_status seq_add(lam_block *seq, const char *attrs, lam_block *share, l
 }
 
 /* The chapter's MLP: Dense(hidden, relu) -> Dense(out). */
-static lam_status build_mlp(int64_t hidden, int64_t out, lam_block **net) {
+/* Dense(hidden, relu) [-> Dense(hidden2, relu) when hidden2 > 0] -> Dense(out). */
+static lam_status build_mlp(int64_t hidden, int64_t hidden2, int64_t out, lam_block **net) {
     char attrs[96];
     lam_status st = lam_sequential_create(net);
     if (st != LAM_OK) {
         return st;
     }
     snprintf(attrs, sizeof attrs, "units=%lld, activation=relu", (long long)hidden);
-    if ((st = seq_add(*net, attrs, NULL, NULL)) == LAM_OK) {
+    if ((st = seq_add(*net, attrs, NULL, NULL)) == LAM_OK && hidden2 > 0) {
+        snprintf(attrs, sizeof attrs, "units=%lld, activation=relu", (long long)hidden2);
+        st = seq_add(*net, attrs, NULL, NULL);
+    }
+    if (st == LAM_OK) {
         snprintf(attrs, sizeof attrs, "units=%lld", (long long)out);
         st = seq_add(*net, attrs, NULL, NULL);
     }
@@ -546,6 +551,247 @@ static lam_status measure_floor(int64_t b, int64_t in, int64_t hid, int64_t out,
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* The floor under the shared-parameter step: forward, backward and update by hand            */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * One SGD step of the chapter's shared-parameter MLP, x (B, I) -> Dense(8, relu) -> shared
+ * Dense(8, relu) -> the same shared layer -> Dense(O <= 16), softmax cross-entropy summed over
+ * the batch, w -= lr / B * grad: written as a person would by hand for hidden = 8, one AVX2
+ * register per hidden row. Forward weights are stored transposed (W^T: a row of x or h is
+ * broadcast one element at a time against rows of W^T, no horizontal sums); the backward
+ * pass's dh = dz W uses the same weights in their own layout (rows of W), so the shared and
+ * the last layer keep both copies and the update writes both. Gradients accumulate in
+ * registers' width arrays zeroed per step; exp from libm (ten per sample). What `shared_step`
+ * is measured against (issue 17: the step <= 2x this floor).
+ */
+#define SF_H 8
+#define SF_O 16 /* the last layer padded to two registers */
+typedef struct step_floor {
+    int64_t b, in, out;
+    float lr;
+    const float *x;
+    const int *label;
+    float *w1t, *b1;      /* (I, 8), (8) */
+    float *wst, *ws, *bs; /* shared: W^T (8, 8), W (8, 8), (8) */
+    float *w4t, *w4, *b4; /* last: W^T (8, 16), W (16, 8) (rows >= O zero), (16) */
+    float *g1t, *gb1, *gst, *gbs, *g4t, *gb4; /* gradients, the layouts of w1t, b1, wst, ... */
+    float *h;                                 /* per sample: h1, h2, h3 (3 x 8) */
+} step_floor;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static void step_floor_avx2(step_floor *s) {
+    const __m256 z = _mm256_setzero_ps();
+    memset(s->g1t, 0, (size_t)s->in * SF_H * sizeof(float));
+    memset(s->gb1, 0, SF_H * sizeof(float));
+    memset(s->gst, 0, SF_H * SF_H * sizeof(float));
+    memset(s->gbs, 0, SF_H * sizeof(float));
+    memset(s->g4t, 0, SF_H * SF_O * sizeof(float));
+    memset(s->gb4, 0, SF_O * sizeof(float));
+    for (int64_t i = 0; i < s->b; i++) {
+        const float *xr = s->x + i * s->in;
+        float *h1 = s->h, *h2 = s->h + SF_H, *h3 = s->h + 2 * SF_H;
+        /* forward */
+        __m256 a = _mm256_loadu_ps(s->b1);
+        for (int64_t k = 0; k < s->in; k++) {
+            a = _mm256_fmadd_ps(_mm256_set1_ps(xr[k]), _mm256_loadu_ps(s->w1t + k * SF_H), a);
+        }
+        _mm256_storeu_ps(h1, _mm256_max_ps(a, z));
+        a = _mm256_loadu_ps(s->bs);
+        for (int k = 0; k < SF_H; k++) {
+            a = _mm256_fmadd_ps(_mm256_set1_ps(h1[k]), _mm256_loadu_ps(s->wst + k * SF_H), a);
+        }
+        _mm256_storeu_ps(h2, _mm256_max_ps(a, z));
+        a = _mm256_loadu_ps(s->bs);
+        for (int k = 0; k < SF_H; k++) {
+            a = _mm256_fmadd_ps(_mm256_set1_ps(h2[k]), _mm256_loadu_ps(s->wst + k * SF_H), a);
+        }
+        _mm256_storeu_ps(h3, _mm256_max_ps(a, z));
+        __m256 lo = _mm256_loadu_ps(s->b4), hi = _mm256_loadu_ps(s->b4 + 8);
+        for (int k = 0; k < SF_H; k++) {
+            const __m256 hv = _mm256_set1_ps(h3[k]);
+            lo = _mm256_fmadd_ps(hv, _mm256_loadu_ps(s->w4t + k * SF_O), lo);
+            hi = _mm256_fmadd_ps(hv, _mm256_loadu_ps(s->w4t + k * SF_O + 8), hi);
+        }
+        /* softmax cross-entropy: dy = softmax(y) - onehot(label) */
+        float y[SF_O], dy[SF_O] = {0};
+        _mm256_storeu_ps(y, lo);
+        _mm256_storeu_ps(y + 8, hi);
+        float m = y[0], sum = 0;
+        for (int64_t o = 1; o < s->out; o++) {
+            m = y[o] > m ? y[o] : m;
+        }
+        for (int64_t o = 0; o < s->out; o++) {
+            dy[o] = expf(y[o] - m);
+            sum += dy[o];
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t o = 0; o < s->out; o++) {
+            dy[o] *= inv;
+        }
+        dy[s->label[i]] -= 1.0f;
+        /* backward: last layer */
+        const __m256 dlo = _mm256_loadu_ps(dy), dhi = _mm256_loadu_ps(dy + 8);
+        _mm256_storeu_ps(s->gb4, _mm256_add_ps(_mm256_loadu_ps(s->gb4), dlo));
+        _mm256_storeu_ps(s->gb4 + 8, _mm256_add_ps(_mm256_loadu_ps(s->gb4 + 8), dhi));
+        __m256 dh = z;
+        for (int k = 0; k < SF_H; k++) {
+            const __m256 hv = _mm256_set1_ps(h3[k]);
+            float *g = s->g4t + k * SF_O;
+            _mm256_storeu_ps(g, _mm256_fmadd_ps(hv, dlo, _mm256_loadu_ps(g)));
+            _mm256_storeu_ps(g + 8, _mm256_fmadd_ps(hv, dhi, _mm256_loadu_ps(g + 8)));
+        }
+        for (int64_t o = 0; o < s->out; o++) {
+            dh = _mm256_fmadd_ps(_mm256_set1_ps(dy[o]), _mm256_loadu_ps(s->w4 + o * SF_H), dh);
+        }
+        /* the shared layer, twice: dz = dh * (h > 0) */
+        const float *hin[2] = {h2, h1}, *hout[2] = {h3, h2};
+        for (int u = 0; u < 2; u++) {
+            const __m256 mask = _mm256_cmp_ps(_mm256_loadu_ps(hout[u]), z, _CMP_GT_OQ);
+            const __m256 dz = _mm256_and_ps(dh, mask);
+            _mm256_storeu_ps(s->gbs, _mm256_add_ps(_mm256_loadu_ps(s->gbs), dz));
+            float dzv[SF_H];
+            _mm256_storeu_ps(dzv, dz);
+            dh = z;
+            for (int k = 0; k < SF_H; k++) {
+                float *g = s->gst + k * SF_H;
+                _mm256_storeu_ps(
+                    g, _mm256_fmadd_ps(_mm256_set1_ps(hin[u][k]), dz, _mm256_loadu_ps(g)));
+                dh = _mm256_fmadd_ps(_mm256_set1_ps(dzv[k]), _mm256_loadu_ps(s->ws + k * SF_H), dh);
+            }
+        }
+        /* the first layer (x needs no gradient) */
+        const __m256 dz1 = _mm256_and_ps(dh, _mm256_cmp_ps(_mm256_loadu_ps(h1), z, _CMP_GT_OQ));
+        _mm256_storeu_ps(s->gb1, _mm256_add_ps(_mm256_loadu_ps(s->gb1), dz1));
+        for (int64_t k = 0; k < s->in; k++) {
+            float *g = s->g1t + k * SF_H;
+            _mm256_storeu_ps(g, _mm256_fmadd_ps(_mm256_set1_ps(xr[k]), dz1, _mm256_loadu_ps(g)));
+        }
+    }
+    /* update: w -= lr / B * grad, both copies of the shared and the last layer */
+    const __m256 sc = _mm256_set1_ps(-s->lr / (float)s->b);
+    for (int64_t k = 0; k < s->in; k++) {
+        float *w = s->w1t + k * SF_H;
+        _mm256_storeu_ps(
+            w, _mm256_fmadd_ps(sc, _mm256_loadu_ps(s->g1t + k * SF_H), _mm256_loadu_ps(w)));
+    }
+    _mm256_storeu_ps(s->b1, _mm256_fmadd_ps(sc, _mm256_loadu_ps(s->gb1), _mm256_loadu_ps(s->b1)));
+    _mm256_storeu_ps(s->bs, _mm256_fmadd_ps(sc, _mm256_loadu_ps(s->gbs), _mm256_loadu_ps(s->bs)));
+    for (int k = 0; k < SF_H; k++) {
+        float *w = s->wst + k * SF_H;
+        _mm256_storeu_ps(
+            w, _mm256_fmadd_ps(sc, _mm256_loadu_ps(s->gst + k * SF_H), _mm256_loadu_ps(w)));
+        for (int j = 0; j < SF_H; j++) {
+            s->ws[j * SF_H + k] = w[j];
+        }
+        float *w4 = s->w4t + k * SF_O;
+        _mm256_storeu_ps(
+            w4, _mm256_fmadd_ps(sc, _mm256_loadu_ps(s->g4t + k * SF_O), _mm256_loadu_ps(w4)));
+        _mm256_storeu_ps(w4 + 8, _mm256_fmadd_ps(sc, _mm256_loadu_ps(s->g4t + k * SF_O + 8),
+                                                 _mm256_loadu_ps(w4 + 8)));
+        for (int64_t o = 0; o < s->out; o++) {
+            s->w4[o * SF_H + k] = w4[o];
+        }
+    }
+    for (int o = 0; o < SF_O; o += 8) {
+        _mm256_storeu_ps(s->b4 + o, _mm256_fmadd_ps(sc, _mm256_loadu_ps(s->gb4 + o),
+                                                    _mm256_loadu_ps(s->b4 + o)));
+    }
+}
+#endif
+
+static lam_status step_floor_run(void *p, int64_t iters) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    step_floor *s = p;
+    for (int64_t it = 0; it < iters; it++) {
+        step_floor_avx2(s);
+        __asm__ volatile("" : : "r"(s->w1t) : "memory"); /* the result is used */
+    }
+    return LAM_OK;
+#else
+    (void)p;
+    (void)iters;
+    return LAM_ERR_UNSUPPORTED;
+#endif
+}
+
+/* Times the step floor for batch b, (b, in) -> 8 -> 8 -> 8 -> out; 0 seconds (no metric) where
+ * the loops do not apply (another hidden width, out > 16, no AVX2+FMA, LAMINA_CPU_ISA=base). */
+static lam_status measure_step_floor(int64_t b, int64_t in, int64_t hidden, int64_t out,
+                                     double min_time, int64_t fixed, double *sec) {
+    *sec = 0;
+    const char *cap = getenv("LAMINA_CPU_ISA");
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (hidden != SF_H || out > SF_O || out < 1 || b < 1 || in < 1 ||
+        !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
+        (cap != NULL && strcmp(cap, "base") == 0)) {
+        return LAM_OK;
+    }
+#else
+    (void)cap;
+    (void)b;
+    (void)in;
+    (void)hidden;
+    (void)out;
+    (void)min_time;
+    (void)fixed;
+    return LAM_OK;
+#endif
+    step_floor s = {b,    in,   out,  0.01f, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                    NULL, NULL, NULL, NULL,  NULL, NULL, NULL, NULL, NULL, NULL};
+    size_t n1 = (size_t)(in * SF_H), nw = 2 * n1 + 2 * SF_H + 3 * SF_H * SF_H + 3 * SF_H * SF_O +
+                                          2 * SF_O + 2 * SF_H + 3 * SF_H;
+    float *mem = calloc(nw, sizeof(float)), *x = alloc_random((size_t)(b * in), 21);
+    int *label = malloc((size_t)b * sizeof *label);
+    lam_status st = LAM_ERR_OUT_OF_MEMORY;
+    if (mem != NULL && x != NULL && label != NULL) {
+        float *p = mem;
+        s.w1t = p, p += n1;
+        s.g1t = p, p += n1;
+        s.b1 = p, p += SF_H;
+        s.gb1 = p, p += SF_H;
+        s.wst = p, p += SF_H * SF_H;
+        s.ws = p, p += SF_H * SF_H;
+        s.gst = p, p += SF_H * SF_H;
+        s.bs = p, p += SF_H;
+        s.gbs = p, p += SF_H;
+        s.w4t = p, p += SF_H * SF_O;
+        s.w4 = p, p += SF_H * SF_O;
+        s.g4t = p, p += SF_H * SF_O;
+        s.b4 = p, p += SF_O;
+        s.gb4 = p, p += SF_O;
+        s.h = p;
+        fill_random(s.w1t, n1, -0.3f, 0.3f, 22);
+        fill_random(s.wst, SF_H * SF_H, -0.5f, 0.5f, 23);
+        fill_random(s.w4t, SF_H * SF_O, -0.5f, 0.5f, 24);
+        for (int k = 0; k < SF_H; k++) {
+            for (int j = 0; j < SF_H; j++) {
+                s.ws[j * SF_H + k] = s.wst[k * SF_H + j];
+            }
+            for (int o = 0; o < SF_O; o++) {
+                if (o >= out) {
+                    s.w4t[k * SF_O + o] = 0.0f; /* padding */
+                } else {
+                    s.w4[o * SF_H + k] = s.w4t[k * SF_O + o];
+                }
+            }
+        }
+        for (int64_t i = 0; i < b; i++) {
+            label[i] = (int)((i * 7 + 3) % out); /* label_tensor's labels */
+        }
+        s.x = x;
+        s.label = label;
+        int64_t iters = 0;
+        st = measure(step_floor_run, &s, min_time, fixed, sec, &iters);
+    }
+    free(mem);
+    free(x);
+    free(label);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Case: forward of the chapter's MLP                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -574,7 +820,7 @@ static void case_mlp_forward(const request *rq, result *res) {
     lam_ctx *ctx = NULL;
     double sec = 0;
     TRY(lam_ctx_default(&ctx));
-    TRY(build_mlp(hidden, out, &s.net));
+    TRY(build_mlp(hidden, 0, out, &s.net));
     TRY(lam_block_initialize(s.net, NULL, ctx, 0));
     TRY(random_tensor(ctx, batch, in, 2, &s.x));
     TRY(forward_run(&s, 1)); /* completes deferred initialization */
@@ -751,7 +997,8 @@ static void run_step_case(const request *rq, result *res, int shared, int64_t de
     lam_ctx *ctx = NULL;
     double sec = 0;
     TRY(lam_ctx_default(&ctx));
-    TRY(shared ? build_shared(hidden, out, &s.net) : build_mlp(hidden, out, &s.net));
+    TRY(shared ? build_shared(hidden, out, &s.net)
+               : build_mlp(hidden, req_int(rq, "hidden2", 0), out, &s.net));
     TRY(lam_block_initialize(s.net, NULL, ctx, 0));
     TRY(random_tensor(ctx, s.batch, in, 3, &s.x));
     TRY(label_tensor(ctx, s.batch, out, &s.y));
@@ -775,6 +1022,19 @@ done:
 
 static void case_shared_step(const request *rq, result *res) {
     run_step_case(rq, res, 1, 2, 20, 8);
+    /* forward, backward and update by hand, in the same run (floor=0 skips it) */
+    double floor_sec = 0;
+    if (res->error[0] == '\0' && req_int(rq, "floor", 1) != 0) {
+        TRY(measure_step_floor(req_int(rq, "batch", 2), req_int(rq, "in", 20),
+                               req_int(rq, "hidden", 8), req_int(rq, "out", 10),
+                               req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0),
+                               &floor_sec));
+    }
+    if (floor_sec > 0) {
+        add_metric(res, "floor", floor_sec);
+    }
+done:
+    return;
 }
 
 static void case_mlp_step(const request *rq, result *res) {
@@ -788,21 +1048,39 @@ static void case_mlp_step(const request *rq, result *res) {
 /*
  * Forward Z = X W1^T (B x H, k = I) and Y = A W2^T (B x O, k = H); backward dW2 = dY^T A
  * (O x H, k = B), dA = dY W2 (B x H, k = O) and dW1 = dZ^T X (H x I, k = B). The gradient of
- * the input is not needed, so a step needs these five products and nothing more.
+ * the input is not needed, so a step needs these five products and nothing more. With a
+ * second hidden layer (H2 > 0: X -> H -> H2 -> O) the same per layer: 3 forward products,
+ * 3 weight gradients and the 2 hidden gradients, eight.
  */
 typedef struct gemms_state {
-    int b, i, h, o;
+    int b, i, h, h2, o;
     float *x, *w1, *z, *w2, *y, *dw2, *da, *dw1;
+    float *w3, *z2, *dw3, *da2; /* the second hidden layer's (H2 > 0) */
 } gemms_state;
 
 static lam_status gemms_run(void *p, int64_t iters) {
     gemms_state *s = p;
-    int b = s->b, i = s->i, h = s->h, o = s->o;
+    int b = s->b, i = s->i, h = s->h, h2 = s->h2, o = s->o;
     for (int64_t it = 0; it < iters; it++) {
         g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, h, i, 1.0f, s->x, i, s->w1, i, 0.0f, s->z, h);
-        g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, o, h, 1.0f, s->z, h, s->w2, h, 0.0f, s->y, o);
-        g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, o, h, b, 1.0f, s->y, o, s->z, h, 0.0f, s->dw2, h);
-        g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, b, h, o, 1.0f, s->y, o, s->w2, h, 0.0f, s->da, h);
+        if (h2 > 0) {
+            g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, h2, h, 1.0f, s->z, h, s->w3, h, 0.0f, s->z2, h2);
+            g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, o, h2, 1.0f, s->z2, h2, s->w2, h2, 0.0f, s->y,
+                    o);
+            g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, o, h2, b, 1.0f, s->y, o, s->z2, h2, 0.0f, s->dw2,
+                    h2);
+            g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, b, h2, o, 1.0f, s->y, o, s->w2, h2, 0.0f, s->da2,
+                    h2);
+            g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, h2, h, b, 1.0f, s->da2, h2, s->z, h, 0.0f, s->dw3,
+                    h);
+            g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, b, h, h2, 1.0f, s->da2, h2, s->w3, h, 0.0f,
+                    s->da, h);
+        } else {
+            g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, o, h, 1.0f, s->z, h, s->w2, h, 0.0f, s->y, o);
+            g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, o, h, b, 1.0f, s->y, o, s->z, h, 0.0f, s->dw2, h);
+            g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, b, h, o, 1.0f, s->y, o, s->w2, h, 0.0f, s->da,
+                    h);
+        }
         g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, h, i, b, 1.0f, s->da, h, s->x, i, 0.0f, s->dw1, i);
     }
     return LAM_OK;
@@ -823,7 +1101,9 @@ static void case_step_gemms(const request *rq, result *res) {
     s.i = (int)req_int(rq, "in", 784);
     s.h = (int)req_int(rq, "hidden", 256);
     s.o = (int)req_int(rq, "out", 10);
+    s.h2 = (int)req_int(rq, "hidden2", 0);
     size_t b = (size_t)s.b, i = (size_t)s.i, h = (size_t)s.h, o = (size_t)s.o;
+    size_t h2 = s.h2 > 0 ? (size_t)s.h2 : 0, last = h2 ? h2 : h; /* what the output layer takes */
     lam_ctx *cpu = NULL;
     double sec = 0;
     TRY(lam_ctx_get("cpu", &cpu));
@@ -831,12 +1111,19 @@ static void case_step_gemms(const request *rq, result *res) {
     s.x = alloc_random(b * i, 1);
     s.w1 = alloc_random(h * i, 2);
     s.z = alloc_random(b * h, 3);
-    s.w2 = alloc_random(o * h, 4);
+    s.w2 = alloc_random(o * last, 4);
     s.y = alloc_random(b * o, 5);
-    s.dw2 = alloc_random(o * h, 6);
+    s.dw2 = alloc_random(o * last, 6);
     s.da = alloc_random(b * h, 7);
     s.dw1 = alloc_random(h * i, 8);
-    if (!s.x || !s.w1 || !s.z || !s.w2 || !s.y || !s.dw2 || !s.da || !s.dw1) {
+    if (h2) {
+        s.w3 = alloc_random(h2 * h, 9);
+        s.z2 = alloc_random(b * h2, 10);
+        s.dw3 = alloc_random(h2 * h, 11);
+        s.da2 = alloc_random(b * h2, 12);
+    }
+    if (!s.x || !s.w1 || !s.z || !s.w2 || !s.y || !s.dw2 || !s.da || !s.dw1 ||
+        (h2 && (!s.w3 || !s.z2 || !s.dw3 || !s.da2))) {
         TRY(lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory"));
     }
     TRY(measure(gemms_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
@@ -852,6 +1139,10 @@ done:
     free(s.dw2);
     free(s.da);
     free(s.dw1);
+    free(s.w3);
+    free(s.z2);
+    free(s.dw3);
+    free(s.da2);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1824,8 +2115,11 @@ static const bench_case g_cases[] = {
      "the three batched products of a conv's fwd+bwd: Lamina, then raw sgemm (key kind=)"},
     {"batchnorm", case_batchnorm, "BatchNorm layer, training, (32, 16, 28, 28), fwd+bwd"},
     {"lenet_step", case_lenet_step, "LeNet SGD step from core ops, batch 64, 28x28"},
-    {"mlp_step", case_mlp_step, "SGD step 784 -> 256 (relu) -> 10, batch 256, softmax CE"},
-    {"step_gemms", case_step_gemms, "the five GEMMs of mlp_step through raw cblas_sgemm"},
+    {"mlp_step", case_mlp_step,
+     "SGD step 784 -> 256 (relu) -> 10, batch 256, softmax CE (hidden2=N: a second hidden "
+     "layer)"},
+    {"step_gemms", case_step_gemms,
+     "the five GEMMs of mlp_step through raw cblas_sgemm (hidden2=N: the eight of 3 layers)"},
     {"gemm", case_gemm, "n x n GEMM: lam_op_matmul, then raw cblas_sgemm (key n=)"},
     {"saveload", case_saveload, "save/load 4 x 2500 x 2500 float parameters (100 MB)"},
     {"fma_peak", case_fma_peak, "measured clock and FMA throughput (widest ISA) of one core"},
