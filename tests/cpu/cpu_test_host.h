@@ -3,6 +3,10 @@
  * (register_backend, set_error, set_error_fmt, log, alloc, free): cpu_test_open_backend()
  * registers the plugin and opens its device 0 (skipping when it has none),
  * cpu_test_close_backend() undoes it. Included by one test file each; everything is static.
+ *
+ * g_dev is the validating device (opened with LAMINA_VALIDATION=1, as the conformance kit
+ * opens it): these tests drive the backend's whole contract, every error execute can answer
+ * included. cpu_test_open_device() opens one under any setting of the variable.
  */
 #ifndef LAMINA_TESTS_CPU_TEST_HOST_H
 #define LAMINA_TESTS_CPU_TEST_HOST_H
@@ -59,6 +63,28 @@ static lam_host_api g_host;
 static void *g_lib;
 static void *g_dev;
 
+/* Opens device 0 with LAMINA_VALIDATION set to `validation` (NULL: unset) for the open, then
+ * puts the variable back as it was. */
+static void cpu_test_open_device(const char *validation, void **dev) {
+    const char *prev = getenv("LAMINA_VALIDATION");
+    char saved[64] = "";
+    if (prev != NULL) {
+        snprintf(saved, sizeof saved, "%s", prev);
+    }
+    if (validation != NULL) {
+        setenv("LAMINA_VALIDATION", validation, 1);
+    } else {
+        unsetenv("LAMINA_VALIDATION");
+    }
+    lam_status st = g_desc.device_open(g_desc.user, 0, dev);
+    if (prev != NULL) {
+        setenv("LAMINA_VALIDATION", saved, 1);
+    } else {
+        unsetenv("LAMINA_VALIDATION");
+    }
+    cr_assert_eq(st, LAM_OK, "%s", g_msg);
+}
+
 static void cpu_test_open_backend(void) {
     memset(&g_host, 0, sizeof g_host);
     g_host.struct_size = (uint32_t)sizeof g_host;
@@ -82,7 +108,7 @@ static void cpu_test_open_backend(void) {
     if (n == 0) {
         cr_skip("the cpu backend has no device here: %s", why);
     }
-    cr_assert_eq(g_desc.device_open(g_desc.user, 0, &g_dev), LAM_OK, "%s", g_msg);
+    cpu_test_open_device("1", &g_dev);
 }
 
 static void cpu_test_close_backend(void) {

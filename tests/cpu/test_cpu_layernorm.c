@@ -4,6 +4,8 @@
  * ref/layer_norm_refs.h (NumPy, float64, from ref/gen_layer_norm_refs.py), NaN isolation between
  * rows, the empty cases the header defines, and the shape errors.
  */
+#define _GNU_SOURCE /* setenv, unsetenv (cpu_test_host.h) */
+
 #include <criterion/criterion.h>
 
 #include <math.h>

@@ -292,6 +292,90 @@ Test(cpu_ops2, byte_strides_must_be_element_multiples) {
     rm(&o);
 }
 
+/* Runs NEG x -> out on dev; returns the status (g_msg has the message). */
+static lam_status neg_on(void *dev, const lam_tensor_view *x, const lam_tensor_view *out,
+                         int32_t *supported) {
+    lam_op_call c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = (uint32_t)sizeof c;
+    c.abi_version = LAM_ABI_VERSION;
+    c.op = LAM_OP_NEG;
+    c.n_inputs = 1;
+    c.n_outputs = 1;
+    const lam_tensor_view *in[1] = {x}, *o[1] = {out};
+    c.inputs = in;
+    c.outputs = o;
+    g_msg[0] = '\0';
+    *supported = g_desc.supports(dev, &c);
+    g_msg[0] = '\0';
+    return g_desc.execute(dev, &c);
+}
+
+/*
+ * LAMINA_VALIDATION at device_open picks the validation layer: the validating device checks
+ * every axis of every view (here a byte stride that is no multiple of the element size); the
+ * default one leaves the per-axis checks to validation but keeps the cheap ones (a live cpu
+ * buffer, a writable output, rank, dtype, the op's shapes), and supports() checks in full on
+ * both.
+ */
+Test(cpu_ops2, lamina_validation_switches_the_per_axis_checks) {
+    void *fast = NULL, *off = NULL, *checked = NULL;
+    cpu_test_open_device(NULL, &fast);
+    cpu_test_open_device("0", &off);
+    cpu_test_open_device("1", &checked);
+    const int64_t d[2] = {2, 3};
+    const float x[6] = {1, 2, 3, 4, 5, 6};
+    tens a = mkf(2, d, x);
+    tens o = mkf(2, d, NULL);
+    a.v.strides[1] = 6; /* 6 bytes: element stride 6 >> 2 = 1 where it is not checked */
+    int32_t sup = 1;
+    cr_assert_eq(neg_on(checked, &a.v, &o.v, &sup), LAM_ERR_INVALID_ARGUMENT);
+    expect_msg("cpu: Invalid stride, neg input 0 has byte stride 6 on axis 1");
+    cr_assert_eq(sup, 0);
+    void *defaults[2] = {fast, off};
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(neg_on(defaults[k], &a.v, &o.v, &sup), LAM_OK, "%s", g_msg);
+        cr_assert_eq(sup, 0, "supports() validates in full on every device");
+        float got[6];
+        rd(&o, got);
+        const float want[6] = {-1, -2, -3, -4, -5, -6};
+        expect_f(got, want, 6, 0);
+    }
+    a.v.strides[1] = 4;
+    /* the cheap checks stay on: a foreign buffer handle, a read-only output, rank, dtype,
+     * the op's own shape check */
+    uint64_t foreign[8] = {0};
+    lam_tensor_view bad = a.v;
+    bad.buffer = foreign;
+    cr_assert_eq(neg_on(fast, &bad, &o.v, &sup), LAM_ERR_INVALID_ARGUMENT);
+    expect_msg("cpu: Invalid argument, neg input 0 does not point to a live cpu buffer");
+    _Alignas(8) float mem[6] = {0};
+    void *ro = NULL;
+    cr_assert_eq(g_desc.buffer_from_host_ptr(fast, mem, sizeof mem, 1, &ro), LAM_OK);
+    lam_tensor_view rov = o.v;
+    rov.buffer = ro;
+    cr_assert_eq(neg_on(fast, &a.v, &rov, &sup), LAM_ERR_INVALID_ARGUMENT);
+    expect_msg("cpu: Read-only buffer, neg output 0");
+    bad = a.v;
+    bad.ndim = LAM_MAX_DIMS + 1;
+    cr_assert_eq(neg_on(fast, &bad, &o.v, &sup), LAM_ERR_INVALID_ARGUMENT);
+    expect_msg("cpu: Invalid argument, neg input 0 has ndim 9 > 8");
+    bad = a.v;
+    bad.dtype = (lam_dtype)99;
+    cr_assert_eq(neg_on(fast, &bad, &o.v, &sup), LAM_ERR_DTYPE);
+    expect_msg("cpu: Unsupported dtype, neg input 0 has dtype 99");
+    bad = a.v;
+    bad.dims[1] = 2;
+    cr_assert_eq(neg_on(fast, &bad, &o.v, &sup), LAM_ERR_SHAPE);
+    expect_msg("cpu: Shape mismatch, neg input 0 has dims (2, 2), output has (2, 3)");
+    g_desc.buffer_free(fast, ro);
+    rm(&a);
+    rm(&o);
+    g_desc.device_close(fast);
+    g_desc.device_close(off);
+    g_desc.device_close(checked);
+}
+
 Test(cpu_ops2, supports_answers_per_call) {
     const int64_t d[1] = {3};
     lam_tensor_view f, i32;

@@ -20,11 +20,20 @@
 
 #define CPU_PLUGIN_VERSION "2.0.0"
 
-static cpu_device g_device = {CPU_DEVICE_MAGIC, CPU_ISA_BASE};
+/* Both instances are constant but for isa, which pick_isa sets once for both. */
+static cpu_device g_device = {CPU_DEVICE_MAGIC, CPU_ISA_BASE, 0};
+static cpu_device g_device_validated = {CPU_DEVICE_MAGIC, CPU_ISA_BASE, 1};
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 
 static void pick_isa(void) {
     g_device.isa = cpu_gemm_pick_isa();
+    g_device_validated.isa = g_device.isa;
+}
+
+/* LAMINA_VALIDATION set and not "0": the device opened now validates every call in full. */
+static int validation_wanted(void) {
+    const char *v = getenv("LAMINA_VALIDATION");
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
 }
 
 static void copy_str(char *dst, size_t cap, const char *src) {
@@ -163,7 +172,7 @@ static lam_status backend_device_open(void *user, uint32_t index, void **dev) {
         return st;
     }
     pthread_once(&g_isa_once, pick_isa);
-    *dev = &g_device;
+    *dev = validation_wanted() ? &g_device_validated : &g_device;
     return LAM_OK;
 }
 

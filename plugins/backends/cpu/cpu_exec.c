@@ -1,13 +1,20 @@
 /*
  * cpu_exec.c - supports, execute and run_kernel: every op call is checked before any kernel
- * touches memory.
+ * touches memory, in full or cheaply (a validation layer, switched by LAMINA_VALIDATION).
  *
- * The host is expected to hand over well-formed calls, but a backend is also what the
- * conformance kit throws bad input at, so every view is checked against the buffer it points
- * into (byte offset and strides multiples of the element size, every element inside, outputs
- * not read-only) and turned into a cpu_view with element strides; a wrong call is answered
- * with an error, never with an out-of-bounds access. supports() runs the same checks without
- * memory and without messages, so it answers for the whole call (dtypes, shapes, parameters).
+ * The host hands over well-formed calls: it builds every view from a tensor it owns. A backend
+ * is also what the conformance kit throws bad input at, so on the validating device (opened
+ * with LAMINA_VALIDATION=1, as conform, the sanitizer suite and the tests of this backend do)
+ * every view is checked against the buffer it points into (byte offset and strides multiples
+ * of the element size, every element inside, outputs not read-only) and turned into a cpu_view
+ * with element strides; a wrong call is answered with an error, never with an out-of-bounds
+ * access. On the default device execute keeps the checks that cost no loop over axes: the
+ * call's struct, op, arity and operand pointers, each view's struct_size, rank and dtype, a
+ * live buffer of this backend, a writable output, and every op's dtype, shape and parameter
+ * checks; the per-axis checks (dims, strides, offset, bounds) are left to validation, as
+ * Vulkan leaves them to its validation layer. supports() and run_kernel (plugin kernels' views
+ * come from plugin code) always check in full; supports() runs without memory and without
+ * messages, so it answers for the whole call (dtypes, shapes, parameters).
  */
 #include "cpu_internal.h"
 
@@ -110,7 +117,7 @@ static inline void zero_axes(cpu_view *v) {
 }
 
 static inline lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const char *opname,
-                                   const char *what, int dry, int output) {
+                                   const char *what, int dry, int output, int full) {
     if (__builtin_expect(lv == NULL || lv->struct_size < sizeof(lam_tensor_view) ||
                              lv->ndim > LAM_MAX_DIMS,
                          0)) {
@@ -123,10 +130,21 @@ static inline lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const
                          0)) {
         return make_view_checked(lv, v, opname, what, dry, output);
     }
-    const uint64_t emask = (uint64_t)esize - 1;
     const int eshift = __builtin_ctzll((unsigned long long)esize);
     const uint32_t nd = lv->ndim;
     zero_axes(v);
+    v->dtype = lv->dtype;
+    v->ndim = nd;
+    v->esize = esize;
+    if (!full) { /* the cheap checks above; dims, strides and bounds are validation's */
+        for (uint32_t d = 0; d < nd; d++) {
+            v->dims[d] = lv->dims[d];
+            v->st[d] = lv->strides[d] >> eshift;
+        }
+        v->data = b->data + lv->offset;
+        return LAM_OK;
+    }
+    const uint64_t emask = (uint64_t)esize - 1;
     uint64_t end = lv->offset;
     int64_t count = 1;
     int bad = (end & emask) != 0 || end > (uint64_t)INT64_MAX;
@@ -145,9 +163,6 @@ static inline lam_status make_view(const lam_tensor_view *lv, cpu_view *v, const
     if (__builtin_expect(bad || end > b->bytes, 0)) {
         return make_view_checked(lv, v, opname, what, dry, output);
     }
-    v->dtype = lv->dtype;
-    v->ndim = nd;
-    v->esize = esize;
     v->data = b->data + lv->offset;
     return LAM_OK;
 }
@@ -557,11 +572,12 @@ static lam_status run_call(const cpu_device *dev, const lam_op_call *call, int d
     c.n_in = call->n_inputs;
     c.n_out = call->n_outputs;
     lam_status st = LAM_OK;
+    const int full = dry || dev->validate;
     for (uint32_t i = 0; i < c.n_out && st == LAM_OK; i++) {
-        st = make_view(call->outputs[i], &c.out[i], c.name, out_names[i], dry, 1);
+        st = make_view(call->outputs[i], &c.out[i], c.name, out_names[i], dry, 1, full);
     }
     for (uint32_t i = 0; i < c.n_in && st == LAM_OK; i++) {
-        st = make_view(call->inputs[i], &c.in[i], c.name, in_names[i], dry, 0);
+        st = make_view(call->inputs[i], &c.in[i], c.name, in_names[i], dry, 0, full);
     }
     if (st != LAM_OK) {
         return st;
@@ -631,7 +647,7 @@ static lam_status kernel_operands(const char *impl_name, const lam_kernel_operan
         v.data = NULL;
         char what[32];
         snprintf(what, sizeof what, "%s %u", output ? "output" : "input", (unsigned)i);
-        lam_status st = make_view(src[i]->view, &v, "kernel", what, 0, output);
+        lam_status st = make_view(src[i]->view, &v, "kernel", what, 0, output, 1);
         if (st != LAM_OK) {
             return st;
         }

@@ -36,10 +36,15 @@ typedef struct cpu_buffer {
 /* Instruction sets the small-GEMM loops are compiled for (cpu_gemm.c). */
 typedef enum cpu_isa { CPU_ISA_BASE = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 } cpu_isa;
 
-/* The one device (index 0). device_open hands out the address of a static instance. */
+/*
+ * The one device (index 0). device_open hands out the address of one of two static instances:
+ * the default one, or, when LAMINA_VALIDATION is set (not "0") at the time of the open, the
+ * validating one, on which execute checks every view completely (cpu_exec.c).
+ */
 typedef struct cpu_device {
     uint64_t magic;
-    cpu_isa isa; /* set once, before device_open first returns */
+    cpu_isa isa;      /* set once, before device_open first returns */
+    int32_t validate; /* fixed per instance: full checks of every call's views */
 } cpu_device;
 
 /*

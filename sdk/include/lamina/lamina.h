@@ -300,6 +300,14 @@ LAM_EXPORT lam_status lam_backend_device_info(size_t index, uint32_t device, lam
  * Errors: LAM_ERR_INVALID_ARGUMENT for a malformed spec; LAM_ERR_NOT_FOUND when no backend of
  * that name is loaded; LAM_ERR_DEVICE_UNAVAILABLE when it has no such device. The message
  * says why and lists the backends that are available. Only "auto" falls back.
+ * Validation: $LAMINA_VALIDATION=1 when the device is opened (its first use) makes the CPU
+ * backend check every op call in full, as a validation layer does: every view's dims,
+ * strides and byte offset, and that each element lies inside its buffer. By default it skips
+ * those per-axis checks on execute (the library builds every view from a tensor it owns) and
+ * keeps the cheap ones (a live buffer of that backend, a writable output, rank, dtype, each
+ * op's shape and parameter checks); a plugin that hands the backend views of its own (a
+ * plugin kernel's operands) is always checked in full. `lamina conform` and the sanitizer
+ * suite run with it set.
  * Ownership: borrowed; contexts live until lam_shutdown().
  */
 LAM_EXPORT lam_status lam_ctx_get(const char *spec, lam_ctx **out);
