@@ -1,6 +1,7 @@
 /*
- * One op to a backend (execute.c): core builds views in element units; the backend sees ABI
- * 2.0's call (byte offsets and strides, views behind pointer arrays, the op's parameter struct).
+ * One op to a backend (execute.c): core builds its views as the ABI has them (byte offsets and
+ * strides, struct_size set: lam__tensor_view and the ops' own view builders), so the call the
+ * backend sees points at the caller's views as they are: no copy, no conversion per operand.
  */
 #include "execute.h"
 #include "context.h"
@@ -14,37 +15,6 @@
 static lam_status shut_down(const char *fn) {
     return lam__error(LAM_ERR_STATE,
                       "%s: Runtime shut down, the tensor's data was freed by lam_shutdown()", fn);
-}
-
-/* Element units (how core builds views) to the ABI's byte units, with struct_size set. */
-void lam__abi_view(const lam_tensor_view *in, lam_tensor_view *out) {
-    /* Copied in 16-byte pieces: a plain struct assignment becomes a `rep movs`, whose start-up
-     * costs more than the copy, on every operand of every op. */
-    _Static_assert(sizeof *out % 16 == 0, "lam_tensor_view is a whole number of 16-byte pieces");
-    unsigned char *d = (unsigned char *)out;
-    const unsigned char *s = (const unsigned char *)in;
-#define COPY16(k) memcpy(d + 16 * (k), s + 16 * (k), 16)
-    COPY16(0);
-    COPY16(1);
-    COPY16(2);
-    COPY16(3);
-    COPY16(4);
-    COPY16(5);
-    COPY16(6);
-    COPY16(7);
-    COPY16(8);
-    COPY16(9);
-#undef COPY16
-    out->struct_size = (uint32_t)sizeof *out;
-    int64_t es =
-        (int64_t)lam_dtype_size(in->dtype != LAM_DTYPE_INVALID ? in->dtype : LAM_DTYPE_F32);
-    if (in->dtype == LAM_DTYPE_INVALID) {
-        out->dtype = LAM_DTYPE_F32;
-    }
-    out->offset = in->offset * (uint64_t)es;
-    for (uint32_t i = 0; i < in->ndim && i < LAM_MAX_DIMS; i++) {
-        out->strides[i] = in->strides[i] * es;
-    }
 }
 
 /* The 2.0 parameter struct of a core op from the (scalars, ints) the front ends pass. */
@@ -87,16 +57,30 @@ static const void *legacy_params(lam_op op, const double *sc, const int64_t *in,
 
 #define EXEC_MAX_OPERANDS 8
 
-/* The backend's view of one call: operands in byte units behind pointer arrays. */
+/* The backend's view of one call: the caller's views behind pointer arrays. */
 typedef struct abi_call {
     lam_op_call call;
-    lam_tensor_view in[EXEC_MAX_OPERANDS], out[EXEC_MAX_OPERANDS];
     const lam_tensor_view *inp[EXEC_MAX_OPERANDS], *outp[EXEC_MAX_OPERANDS];
 } abi_call;
 
-static void build_call(abi_call *c, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
-                       const lam_tensor_view *outputs, uint32_t n_outputs, const void *params,
-                       uint32_t flags) {
+/* Every view in the ABI's form (struct_size set by the builders; a view left in any other form
+ * would be read wrongly, so it is refused here, cheaply, before the backend sees it). */
+static lam_status build_call(abi_call *c, lam_op op, const lam_tensor_view *inputs,
+                             uint32_t n_inputs, const lam_tensor_view *outputs, uint32_t n_outputs,
+                             const void *params, uint32_t flags) {
+    uint32_t bad = 0;
+    for (uint32_t i = 0; i < n_inputs; i++) {
+        bad |= inputs[i].struct_size ^ (uint32_t)sizeof(lam_tensor_view);
+        c->inp[i] = &inputs[i];
+    }
+    for (uint32_t i = 0; i < n_outputs; i++) {
+        bad |= outputs[i].struct_size ^ (uint32_t)sizeof(lam_tensor_view);
+        c->outp[i] = &outputs[i];
+    }
+    if (bad != 0) {
+        return lam__error(LAM_ERR_INTERNAL, "%s: Internal error, a view not in the ABI's form",
+                          lam__op_name(op));
+    }
     memset(&c->call, 0, sizeof c->call);
     c->call.struct_size = (uint32_t)sizeof c->call;
     c->call.abi_version = LAM_ABI_VERSION;
@@ -104,17 +88,10 @@ static void build_call(abi_call *c, lam_op op, const lam_tensor_view *inputs, ui
     c->call.flags = flags;
     c->call.n_inputs = n_inputs;
     c->call.n_outputs = n_outputs;
-    for (uint32_t i = 0; i < n_inputs; i++) {
-        lam__abi_view(&inputs[i], &c->in[i]);
-        c->inp[i] = &c->in[i];
-    }
-    for (uint32_t i = 0; i < n_outputs; i++) {
-        lam__abi_view(&outputs[i], &c->out[i]);
-        c->outp[i] = &c->out[i];
-    }
     c->call.inputs = n_inputs ? c->inp : NULL;
     c->call.outputs = c->outp;
     c->call.params = params;
+    return LAM_OK;
 }
 
 lam_status lam__execute_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs,
@@ -129,12 +106,14 @@ lam_status lam__execute_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inpu
                           "inputs)",
                           lam__op_name(op), (unsigned)n_inputs, (unsigned)n_outputs);
     }
-    lam_status st = lam__call_enter(lam__op_name(op));
+    abi_call c;
+    lam_status st = build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags);
+    if (st == LAM_OK) {
+        st = lam__call_enter(lam__op_name(op));
+    }
     if (st != LAM_OK) {
         return st;
     }
-    abi_call c;
-    build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags);
     uint64_t mark = lam__error_mark();
     st = ctx->backend->desc.execute(ctx->dev, &c.call);
     lam__call_leave();
@@ -156,7 +135,9 @@ bool lam__supports_ops(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, u
         return false; /* a backend built before 2.2 does not know the op's number */
     }
     abi_call c;
-    build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags);
+    if (build_call(&c, op, inputs, n_inputs, outputs, n_outputs, params, flags) != LAM_OK) {
+        return false;
+    }
     return ctx->backend->desc.supports(ctx->dev, &c.call) != 0;
 }
 

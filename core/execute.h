@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 /*
- * Runs one op on the backend of ctx. Views are in ELEMENT units here (offset and strides count
- * elements of the view's dtype); the call the backend sees has them in bytes (ABI 2.0).
+ * Runs one op on the backend of ctx. Views are as the ABI has them (byte offset and strides,
+ * struct_size set, as lam__tensor_view makes them); the backend sees them as they are.
  * lam__execute takes the 1.0-style (scalars, ints) of core's front ends and builds the op's
  * parameter struct; lam__execute_ops takes any number of outputs and the parameter struct.
  */
@@ -25,8 +25,5 @@ bool lam__supports(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint3
                    const lam_tensor_view *output, const double *scalars, const int64_t *ints);
 lam_status lam__execute(lam_ctx *ctx, lam_op op, const lam_tensor_view *inputs, uint32_t n_inputs,
                         lam_tensor_view *output, const double *scalars, const int64_t *ints);
-/* A view in core's element units as the ABI hands it to plugins: byte offset and strides,
- * struct_size set (an INVALID dtype is taken as F32). */
-void lam__abi_view(const lam_tensor_view *in, lam_tensor_view *out);
 
 #endif

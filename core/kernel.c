@@ -40,9 +40,7 @@ static void operands_init(operands *o, uint32_t n_in, uint32_t n_out) {
 }
 
 static void operand_set(operands *o, uint32_t i, const lam_tensor *t) {
-    lam_tensor_view v;
-    lam__tensor_view(t, &v);
-    lam__abi_view(&v, &o->view[i]);
+    lam__tensor_view(t, &o->view[i]);
     o->op[i].struct_size = (uint32_t)sizeof o->op[i];
     o->op[i].view = &o->view[i];
     o->ptr[i] = &o->op[i];

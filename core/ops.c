@@ -50,11 +50,13 @@ static lam_status broadcast(const char *fn, const lam_tensor *a, const lam_tenso
         const lam_shape *s = &ops[k]->shape;
         lam_tensor_view *v = views[k];
         memset(v, 0, sizeof *v);
+        const int64_t es = (int64_t)lam_dtype_size(ops[k]->dtype);
+        v->struct_size = (uint32_t)sizeof *v;
         v->buffer = ops[k]->storage->buf;
-        v->offset = ops[k]->offset;
+        v->offset = ops[k]->offset * (uint64_t)es;
         v->dtype = ops[k]->dtype;
         v->ndim = nd;
-        int64_t stride = 1;
+        int64_t stride = es; /* bytes, as the ABI has them */
         for (uint32_t i = nd; i-- > 0;) {
             v->dims[i] = out->dims[i];
             if (i < nd - s->ndim) {

@@ -36,16 +36,17 @@ static lam_status check_f32(const char *fn, const lam_tensor *t, const char *wha
     return LAM_OK;
 }
 
-/* A 3-D element view of t; a batch of 1 shared across `batch` reads with stride 0. */
+/* A 3-D view of t (byte strides); a batch of 1 shared across `batch` reads with stride 0. */
 static void view3(const lam_tensor *t, int64_t batch, lam_tensor_view *v) {
     lam__tensor_view(t, v);
+    const int64_t es = (int64_t)lam_dtype_size(t->dtype);
     v->ndim = 3;
     for (int i = 0; i < 3; i++) {
         v->dims[i] = t->shape.dims[i];
     }
-    v->strides[2] = 1;
-    v->strides[1] = v->dims[2];
-    v->strides[0] = v->dims[0] == 1 && batch != 1 ? 0 : v->dims[1] * v->dims[2];
+    v->strides[2] = es;
+    v->strides[1] = v->dims[2] * es;
+    v->strides[0] = v->dims[0] == 1 && batch != 1 ? 0 : v->dims[1] * v->dims[2] * es;
     v->dims[0] = batch;
 }
 

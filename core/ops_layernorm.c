@@ -29,11 +29,12 @@ static void view_2d(const lam_tensor *t, int64_t m, int64_t n, lam_tensor_view *
     lam__tensor_view(t, v);
     memset(v->dims, 0, sizeof v->dims);
     memset(v->strides, 0, sizeof v->strides);
+    const int64_t es = (int64_t)lam_dtype_size(t->dtype);
     v->ndim = 2;
     v->dims[0] = m;
     v->dims[1] = n;
-    v->strides[0] = n;
-    v->strides[1] = 1;
+    v->strides[0] = n * es;
+    v->strides[1] = es;
 }
 
 static void view_1d(const lam_tensor *t, int64_t n, lam_tensor_view *v) {
@@ -42,7 +43,7 @@ static void view_1d(const lam_tensor *t, int64_t n, lam_tensor_view *v) {
     memset(v->strides, 0, sizeof v->strides);
     v->ndim = 1;
     v->dims[0] = n;
-    v->strides[0] = 1;
+    v->strides[0] = (int64_t)lam_dtype_size(t->dtype);
 }
 
 static lam_status vec_check(const char *fn, const char *what, const lam_tensor *x,

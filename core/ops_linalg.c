@@ -25,17 +25,19 @@ lam_status lam_tensor_reshape(lam_tensor *t, const lam_shape *shape, lam_tensor 
     return lam__record_op(LAM__G_RESHAPE, LAM_OP_COPY, &t, 1, out, 0.0f, 0, 0);
 }
 
-/* A 2-D row-major view of t with its rows of `cols` elements. */
+/* A 2-D row-major view of t with its rows of `cols` elements (byte units, as the ABI). */
 static void view2d(const lam_tensor *t, int64_t rows, int64_t cols, lam_tensor_view *v) {
     memset(v, 0, sizeof *v);
+    const int64_t es = (int64_t)lam_dtype_size(t->dtype);
+    v->struct_size = (uint32_t)sizeof *v;
     v->buffer = t->storage->buf;
-    v->offset = t->offset;
+    v->offset = t->offset * (uint64_t)es;
     v->dtype = t->dtype;
     v->ndim = 2;
     v->dims[0] = rows;
     v->dims[1] = cols;
-    v->strides[0] = cols;
-    v->strides[1] = 1;
+    v->strides[0] = cols * es;
+    v->strides[1] = es;
 }
 
 /* out(m, n) = op(a) op(b) with a viewed as (ar, ac) and b as (br, bc). */
@@ -211,8 +213,8 @@ lam_status lam_op_transpose(const lam_tensor *a, lam_tensor **out) {
         /* Read a through swapped strides: element (i, j) of the output is a(j, i). */
         vi.dims[0] = c;
         vi.dims[1] = r;
-        vi.strides[0] = 1;
-        vi.strides[1] = c;
+        vi.strides[0] = vi.strides[1]; /* one element */
+        vi.strides[1] = c * vi.strides[0];
         view2d(o, c, r, &vo);
         st = lam__execute(a->storage->ctx, LAM_OP_COPY, &vi, 1, &vo, NULL, NULL);
         if (st != LAM_OK) {
@@ -257,16 +259,18 @@ static lam_status axes_mask(const char *fn, const lam_tensor *a, const int32_t *
 static void view3d(const lam_tensor *t, int64_t outer, int64_t n, int64_t inner,
                    lam_tensor_view *v) {
     memset(v, 0, sizeof *v);
+    const int64_t es = (int64_t)lam_dtype_size(t->dtype);
+    v->struct_size = (uint32_t)sizeof *v;
     v->buffer = t->storage->buf;
-    v->offset = t->offset;
+    v->offset = t->offset * (uint64_t)es;
     v->dtype = t->dtype;
     v->ndim = 3;
     v->dims[0] = outer;
     v->dims[1] = n;
     v->dims[2] = inner;
-    v->strides[0] = n * inner;
-    v->strides[1] = inner;
-    v->strides[2] = 1;
+    v->strides[0] = n * inner * es;
+    v->strides[1] = inner * es;
+    v->strides[2] = es;
 }
 
 static lam_status reduce_steps(lam_op op, const lam_tensor *a, const bool mask[LAM_MAX_DIMS],

@@ -42,10 +42,13 @@ static lam_status strided_copy(const lam_tensor *src, uint64_t offset, const int
     lam_tensor_view vs, vd;
     lam__tensor_view(src, &vs);
     lam__tensor_view(dst, &vd);
-    vs.offset += offset;
+    const int64_t es = (int64_t)lam_dtype_size(lam_tensor_dtype(src)); /* views are in bytes */
+    vs.offset += offset * (uint64_t)es;
     vs.ndim = vd.ndim;
     memcpy(vs.dims, vd.dims, sizeof vs.dims);
-    memcpy(vs.strides, strides, sizeof vs.strides);
+    for (uint32_t i = 0; i < LAM_MAX_DIMS; i++) {
+        vs.strides[i] = strides[i] * es;
+    }
     return lam__execute(lam_tensor_ctx(dst), LAM_OP_COPY, &vs, 1, &vd, NULL, NULL);
 }
 

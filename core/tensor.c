@@ -206,18 +206,20 @@ lam_status lam__tensor_alloc_dtype(lam_ctx *ctx, lam_dtype dtype, const lam_shap
 
 void lam__tensor_view(const lam_tensor *t, lam_tensor_view *v) {
     memset(v, 0, sizeof *v);
+    const int64_t es = (int64_t)lam_dtype_size(t->dtype);
+    v->struct_size = (uint32_t)sizeof *v;
     v->buffer = t->storage->buf;
-    v->offset = t->offset;
+    v->offset = t->offset * (uint64_t)es;
     v->dtype = t->dtype;
     v->ndim = t->shape.ndim;
     if (v->ndim == 0) {
         /* A scalar is handed to backends as one element of a 1-D view. */
         v->ndim = 1;
         v->dims[0] = 1;
-        v->strides[0] = 1;
+        v->strides[0] = es;
         return;
     }
-    int64_t stride = 1;
+    int64_t stride = es;
     for (uint32_t i = t->shape.ndim; i-- > 0;) {
         v->dims[i] = t->shape.dims[i];
         v->strides[i] = stride;

@@ -97,7 +97,9 @@ float *lam__tensor_host_f32(lam_tensor *t);
  * LAM_BACKEND_HOST_PTR, alignment): copy instead. */
 lam_status lam__tensor_wrap_host(lam_ctx *ctx, const lam_shape *shape, void *ptr, size_t bytes,
                                  void (*release)(void *arg), void *arg, lam_tensor **out);
-/* Contiguous view of the whole tensor. */
+/* Contiguous view of the whole tensor, as the ABI hands it to backends: byte offset and byte
+ * strides, struct_size set (every view core builds is in these units; lam__execute passes it
+ * on as it is). A 0-D tensor is one element of a 1-D view. */
 void lam__tensor_view(const lam_tensor *t, lam_tensor_view *view);
 /* Checks that both tensors live on one context; error names both. */
 lam_status lam__same_ctx(const char *op, const lam_tensor *a, const lam_tensor *b);

@@ -31,14 +31,17 @@ typedef struct strided {
     int64_t strides[LAM_MAX_DIMS];
 } strided;
 
+/* The view (byte units, as the ABI) through which the result reads t. */
 static void view_of(const lam_tensor *t, const strided *s, lam_tensor_view *v) {
-    memset(v, 0, sizeof *v);
     lam__tensor_view(t, v); /* buffer, dtype, offset of t */
-    v->offset += s->offset;
+    const int64_t es = (int64_t)lam_dtype_size(lam_tensor_dtype(t));
+    memset(v->dims, 0, sizeof v->dims);
+    memset(v->strides, 0, sizeof v->strides);
+    v->offset += s->offset * (uint64_t)es;
     v->ndim = s->shape.ndim;
     for (uint32_t i = 0; i < s->shape.ndim; i++) {
         v->dims[i] = s->shape.dims[i];
-        v->strides[i] = s->strides[i];
+        v->strides[i] = s->strides[i] * es;
     }
 }
 
@@ -53,6 +56,10 @@ static lam_status strided_backward(void *ctx, const lam__node *n, lam_tensor *g)
         src.ndim = dst.ndim;
         memcpy(src.dims, dst.dims, sizeof src.dims);
         dense_strides(&s->shape, src.strides);
+        const int64_t es = (int64_t)lam_dtype_size(lam_tensor_dtype(g));
+        for (uint32_t i = 0; i < src.ndim; i++) {
+            src.strides[i] *= es; /* views are in bytes */
+        }
         st = lam__execute(lam_tensor_ctx(g), LAM_OP_COPY, &src, 1, &dst, NULL, NULL);
     }
     if (st == LAM_OK) {

@@ -48,10 +48,11 @@ static void ask_all(uint32_t minor) {
     ctx.backend = &b;
     lam_tensor_view v;
     memset(&v, 0, sizeof v);
+    v.struct_size = (uint32_t)sizeof v; /* core's views are in the ABI's form (byte strides) */
     v.dtype = LAM_DTYPE_F32;
     v.ndim = 1;
     v.dims[0] = 1;
-    v.strides[0] = 1;
+    v.strides[0] = (int64_t)sizeof(float);
     const lam_tensor_view in[3] = {v, v, v};
     for (int op = 1; op < LAM_OP_COUNT; op++) {
         bool yes = lam__supports_ops(&ctx, (lam_op)op, in, 3, &v, 1, NULL, 0);
