@@ -1,7 +1,13 @@
-/* Losses, written with front-end ops so autograd differentiates them on every backend. */
+/*
+ * Losses, written with front-end ops so that they run on every backend. Softmax cross-entropy
+ * records one node with its fused gradient (softmax minus targets); the others are
+ * differentiated op by op.
+ */
+#include "backward.h"
 #include "error.h"
 #include "ops.h"
 #include "shape.h"
+#include "tape.h"
 #include "tensor.h"
 
 #include <math.h>
@@ -26,9 +32,10 @@ static lam_status ce_targets(const lam_tensor *targets, lam_tensor *logp, lam_te
     return st;
 }
 
-/* -sum(logp * onehot, last axis): the host-built one-hot of float32 class numbers. */
+/* -sum(logp * onehot, last axis): the host-built one-hot of float32 class numbers, handed back
+ * in *hot_out. */
 static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *labels,
-                                 lam_tensor *logp, lam_tensor **out);
+                                 lam_tensor *logp, lam_tensor **out, lam_tensor **hot_out);
 
 /* The gather refused a label: only on this error path are the labels read, to name the
  * first one out of range as the float path does. */
@@ -67,7 +74,7 @@ static lam_status label_error(lam_status st, const lam_tensor *labels, int64_t b
  * is why its zeros are added to the loss).
  */
 static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *labels,
-                                   lam_tensor *logp, lam_tensor **out) {
+                                   lam_tensor *logp, lam_tensor **out, lam_tensor **hot_out) {
     const lam_shape *ls = lam_tensor_shape(logits);
     int64_t batch = ls->dims[0], classes = ls->dims[1];
     lam_ctx *ctx = lam_tensor_ctx(logits);
@@ -78,7 +85,6 @@ static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *l
     for (int64_t c = 0; iota != NULL && c < classes; c++) {
         iota[c] = (float)c;
     }
-    int was = lam_autograd_record_begin(0);
     lam_shape col = {.ndim = 2, .dims = {classes, 1}}, yb = {.ndim = 2, .dims = {batch, 1}};
     lam_shape rs = {.ndim = 2, .dims = {1, classes}}, flat = {.ndim = 1, .dims = {batch}};
     if (st == LAM_OK) {
@@ -114,7 +120,6 @@ static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *l
         hot = NULL;
         st = lam_op_rsub_scalar(tmp, 1.0f, &hot);
     }
-    lam_autograd_record_end(was);
     const int32_t last = -1;
     if (st == LAM_OK) {
         st = lam_op_mul(logp, hot, &picked);
@@ -132,12 +137,88 @@ static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *l
     if (st == LAM_OK) {
         st = lam_op_add(neg, check_flat, out);
     }
+    if (st == LAM_OK) {
+        *hot_out = hot;
+        hot = NULL;
+    }
     free(iota);
     lam_tensor *all[] = {zeros, check, y, row, hot, tmp, picked, sum, neg, check_flat};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         lam_tensor_release(all[i]);
     }
     return st;
+}
+
+/*
+ * The fused gradient. With loss_i = -sum_c T_ic logp_ic and logp = log_softmax(z), the
+ * gradient w.r.t. the logits is g_i (S_i softmax(z)_ic - T_ic), S_i = sum_c T_ic: three ops
+ * (four for dense targets, whose rows need not sum to 1) where the recorded chain of
+ * log_softmax, mul, sum and neg took about ten. One-hot rows (labels) have S_i = 1 exactly.
+ */
+typedef struct ce_grad {
+    lam_tensor *logp;    /* log_softmax(logits), retained */
+    lam_tensor *targets; /* T (batch, classes), retained */
+    bool onehot;         /* rows of T sum to 1 exactly */
+} ce_grad;
+
+static void ce_grad_free(void *p) {
+    ce_grad *c = p;
+    if (c != NULL) {
+        lam_tensor_release(c->logp);
+        lam_tensor_release(c->targets);
+        free(c);
+    }
+}
+
+static lam_status ce_backward(void *p, const lam__node *n, lam_tensor *g) {
+    const ce_grad *c = p;
+    const int32_t last = -1;
+    lam_tensor *sm = NULL, *rows = NULL, *scaled = NULL, *d = NULL, *gcol = NULL, *grad = NULL;
+    const lam_shape *ls = lam_tensor_shape(c->logp);
+    const lam_shape col = {.ndim = 2, .dims = {ls->dims[0], 1}};
+    lam_status st = lam_op_exp(c->logp, &sm); /* softmax */
+    if (st == LAM_OK && !c->onehot) {
+        st = lam_op_sum(c->targets, &last, 1, 1, &rows);
+        if (st == LAM_OK) {
+            st = lam_op_mul(sm, rows, &scaled);
+        }
+    }
+    if (st == LAM_OK) {
+        st = lam_op_sub(c->onehot ? sm : scaled, c->targets, &d);
+    }
+    if (st == LAM_OK) {
+        st = lam__tensor_reshape_view(g, &col, &gcol);
+    }
+    if (st == LAM_OK) {
+        st = lam_op_mul(d, gcol, &grad);
+    }
+    if (st == LAM_OK) {
+        st = lam__grad_accumulate(n->in[0], grad);
+    }
+    lam_tensor *all[] = {sm, rows, scaled, d, gcol, grad};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        lam_tensor_release(all[i]);
+    }
+    return st;
+}
+
+/* Records *out = loss(logits) with the fused gradient when the logits need one. */
+static lam_status ce_record(const lam_tensor *logits, lam_tensor *logp, lam_tensor *targets,
+                            bool onehot, lam_tensor **out) {
+    if (!lam__recording() || !lam__needs_grad(logits)) {
+        return LAM_OK;
+    }
+    ce_grad *c = malloc(sizeof *c);
+    if (c == NULL) {
+        lam_tensor_release(*out);
+        *out = NULL;
+        return lam__error(LAM_ERR_OUT_OF_MEMORY, "softmax_cross_entropy: Out of memory");
+    }
+    c->logp = lam_tensor_retain(logp);
+    c->targets = lam_tensor_retain(targets);
+    c->onehot = onehot;
+    lam_tensor *in[1] = {(lam_tensor *)logits};
+    return lam__record_closure(in, 1, out, (lam__closure){ce_backward, c, ce_grad_free});
 }
 
 lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_tensor *labels,
@@ -173,14 +254,26 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
                           "expected (batch, classes) and (batch,) or (batch, classes)",
                           lam_shape_format(ls, b1, sizeof b1), lam_shape_format(ys, b2, sizeof b2));
     }
-    lam_tensor *logp = NULL;
+    lam_tensor *logp = NULL, *targets = NULL;
+    /* The forward's ops are not recorded: one node with the fused gradient stands for them. */
+    int was = lam_autograd_record_begin(0);
     st = lam_op_log_softmax(logits, -1, &logp);
     if (st == LAM_OK) {
-        st = dense                 ? ce_targets(labels, logp, out)
-             : dt == LAM_DTYPE_F32 ? ce_host_labels(logits, labels, logp, out)
-                                   : ce_device_labels(logits, labels, logp, out);
+        if (dense) {
+            st = ce_targets(labels, logp, out);
+            targets = st == LAM_OK ? lam_tensor_retain((lam_tensor *)labels) : NULL;
+        } else if (dt == LAM_DTYPE_F32) {
+            st = ce_host_labels(logits, labels, logp, out, &targets);
+        } else {
+            st = ce_device_labels(logits, labels, logp, out, &targets);
+        }
+    }
+    lam_autograd_record_end(was);
+    if (st == LAM_OK) {
+        st = ce_record(logits, logp, targets, !dense, out);
     }
     lam_tensor_release(logp);
+    lam_tensor_release(targets);
     if (st != LAM_OK && strncmp(lam_last_error(), "softmax_cross_entropy", 21) != 0) {
         st = lam__error_prefix(st, "softmax_cross_entropy");
     }
@@ -188,7 +281,7 @@ lam_status lam_loss_softmax_cross_entropy(const lam_tensor *logits, const lam_te
 }
 
 static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *labels,
-                                 lam_tensor *logp, lam_tensor **out) {
+                                 lam_tensor *logp, lam_tensor **out, lam_tensor **hot_out) {
     const lam_shape *ls = lam_tensor_shape(logits);
     int64_t batch = ls->dims[0], classes = ls->dims[1];
     size_t nb = (size_t)batch, total = nb * (size_t)classes;
@@ -223,6 +316,10 @@ static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *lab
     }
     if (st == LAM_OK) {
         st = lam_op_neg(sum, out);
+    }
+    if (st == LAM_OK) {
+        *hot_out = onehot;
+        onehot = NULL;
     }
     lam_tensor_release(onehot);
     lam_tensor_release(picked);
