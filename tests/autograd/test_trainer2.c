@@ -401,6 +401,38 @@ Test(trainer2, cross_entropy_probability_targets_match_pytorch) {
     ag_assert_released();
 }
 
+/*
+ * Dense targets whose rows do not sum to 1 (S = 3 and S = 0.5): the gradient is
+ * g_i (S_i softmax(z)_i - T_i), worked by hand. Row 0: z = (0, 0), softmax (1/2, 1/2),
+ * T = (2, 1): loss 3 ln 2, gradient (3/2 - 2, 3/2 - 1) = (-1/2, 1/2). Row 1: z = (ln 3, 0),
+ * softmax (3/4, 1/4), T = (0, 1/2): loss -(1/2) ln(1/4) = ln 2, gradient (3/8, 1/8 - 1/2) =
+ * (3/8, -3/8), times the head's 2.
+ */
+Test(trainer2, cross_entropy_unnormalized_targets_by_hand) {
+    const float z[4] = {0.0f, 0.0f, logf(3.0f), 0.0f}, t[4] = {2.0f, 1.0f, 0.0f, 0.5f};
+    const float h[2] = {1.0f, 2.0f};
+    lam_tensor *logits = ag_tensor(AG_SHAPE(2, 2), z, 4),
+               *targets = ag_tensor(AG_SHAPE(2, 2), t, 4);
+    lam_tensor *head = ag_tensor(AG_SHAPE(2), h, 2), *loss = NULL, *g = NULL;
+    AG_OK(lam_tensor_attach_grad(logits));
+    lam_autograd_set_recording(1);
+    AG_OK(lam_loss_softmax_cross_entropy(logits, targets, &loss));
+    lam_autograd_set_recording(0);
+    const float want_loss[2] = {3.0f * logf(2.0f), logf(2.0f)};
+    ag_assert_values(loss, &(lam_shape){.ndim = 1, .dims = {2}}, want_loss, 2, 1e-5, 1e-6,
+                     "cross-entropy with unnormalized targets");
+    AG_OK(lam_autograd_backward(loss, head));
+    AG_OK(lam_tensor_grad(logits, &g));
+    const float want_grad[4] = {-0.5f, 0.5f, 0.75f, -0.75f};
+    ag_assert_values(g, lam_tensor_shape(logits), want_grad, 4, 1e-5, 1e-6,
+                     "d loss / d logits (unnormalized targets)");
+    lam_tensor *all[] = {logits, targets, head, loss, g};
+    for (int i = 0; i < 5; i++) {
+        lam_tensor_release(all[i]);
+    }
+    ag_assert_released();
+}
+
 Test(trainer2, cross_entropy_out_of_range_label_is_named) {
     lam_tensor *logits = ag_tensor(AG_SHAPE(5, 7), t2_ce_logits.data, t2_ce_logits.count);
     const float bad[5] = {1, 2, 7, 0, 3};
