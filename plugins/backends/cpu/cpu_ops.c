@@ -204,6 +204,18 @@ static void run_plan(const ew_plan *p, cpu_ew_row kernel, char *const base[EW_OP
                p->st[1][0], (const float *)(const void *)base[2], p->st[2][0], s, t);
         return;
     }
+    if (p->nd == 2 && kernel != NULL && p->dims[0] * n * work_per_elem < CPU_PAR_MIN_WORK) {
+        /* Rows of a broadcast below the threshold (a bias added to a small batch): the kernel
+         * on each row at once, the calls ew_tasks would make, in the same order. */
+        float *o = (float *)(void *)base[0];
+        const float *a = (const float *)(const void *)base[1];
+        const float *b = (const float *)(const void *)base[2];
+        for (int64_t r = 0; r < p->dims[0]; r++) {
+            kernel(n, o + r * p->st[0][0], p->st[0][1], a + r * p->st[1][0], p->st[1][1],
+                   b + r * p->st[2][0], p->st[2][1], s, t);
+        }
+        return;
+    }
     ew_job j = {p, kernel, {base[0], base[1], base[2]}, es, s, t, 1, 0};
     int64_t rows = 1;
     for (int d = 0; d < p->nd - 1; d++) {
