@@ -774,13 +774,35 @@ DEFINE_PANEL(v8, ATTR_AVX2, v8sf, v8si, 8)
 DEFINE_PANEL(v16, ATTR_AVX512, v16sf, v16si, 16)
 #endif
 
-/* Whether the panel loops take this product (see DEFINE_PANEL): B rows and C rows contiguous,
+/*
+ * Whether the panel loops take this product (see DEFINE_PANEL): B rows and C rows contiguous,
  * one of m and k at most 64, B's panel of k rows small enough to stay in L2, and wide enough
- * for the two-register panel. */
+ * for the two-register panel. The panels read A and B where they lie (OpenBLAS packs them
+ * first), which wins on a convolution's products and loses where B is a layer's weight:
+ * lam_op_matmul against raw sgemm, AVX-512, 1 thread (m x n x k, B's row stride):
+ *  - B's rows a multiple of 4 KiB apart, k > 64: the k rows of a panel fall on the same L1
+ *    sets; 64x1024x512 took 1.56x OpenBLAS's time, 64x1024x1024 1.31x, 64x4096x512 1.50x
+ *    (the backward of a Dense layer of 1024 or 4096 units, batch 64);
+ *  - m <= 64 with k beyond ~640: 64x1000x1000 1.14x, 64x1000x768 1.15x, while 64x3136x576
+ *    (a convolution, n wide) ran 0.83x and 64x784x784 1.0x;
+ *  - k <= 64 with m beyond 256 (a weight's gradient at batch 64): 768x1024x64 1.14x,
+ *    1000x1000x64 1.14x, 1024x1024x64 1.20x, while 128x1024x64 ran 0.88x and 576x3136x64
+ *    (n wide) 0.95x.
+ * So the panels keep their cases (small m or k, wide n) and leave the rest to OpenBLAS: the
+ * 784-1024-1024-10 step at batch 64 went from 1.28-1.31x the time of its raw GEMMs to 1.14-1.17x.
+ */
 static int panel_fits(const cpu_device *dev, int64_t m, int64_t n, int64_t k, mat b, int64_t ccs) {
     const int64_t vl = dev->isa == CPU_ISA_AVX512 ? 16 : 8;
-    return dev->isa != CPU_ISA_BASE && b.cs == 1 && ccs == 1 && (m <= 64 || k <= 64) && k <= 4096 &&
-           n >= 2 * vl && m >= 1;
+    if (dev->isa == CPU_ISA_BASE || b.cs != 1 || ccs != 1 || m < 1 || n < 2 * vl || k > 4096 ||
+        (m > 64 && k > 64)) {
+        return 0;
+    }
+    const int wide = n >= 2048;
+    if (k > 64) { /* m <= 64 */
+        const int aliased = ((uint64_t)b.rs * sizeof(float)) % 4096 == 0;
+        return !aliased && (k <= 640 || wide);
+    }
+    return m <= 256 || wide; /* k <= 64 */
 }
 
 /*
