@@ -493,6 +493,72 @@ Test(cpu_ops2, gemm_and_linear_take_gemm_params) {
     rm(&tbias);
 }
 
+/* LINEAR with a bias and each activation gives the bits of GEMM, ADD of the bias (broadcast
+ * along rows) and the activation run one after the other (its epilogue is one fused pass);
+ * a NaN in A stays NaN through every activation. */
+Test(cpu_ops2, linear_bias_and_activation_match_the_ops_one_after_another) {
+    const int64_t da[2] = {3, 4}, db[2] = {5, 4}, dc[2] = {3, 5}, dbias[1] = {5};
+    const float a[12] = {0.5f,  -1.25f, 2.0f, 0.75f, -3.0f, 1.5f,
+                         0.25f, -0.5f,  1.0f, NAN,   -2.0f, 4.0f};
+    const float b[20] = {0.1f, -0.2f, 0.3f,  0.4f,  -1.0f, 0.5f, 2.0f, -0.3f, 0.7f, 0.7f,
+                         0.7f, 0.7f,  -0.9f, 0.05f, 1.1f,  0.0f, 3.0f, -2.0f, 1.0f, -1.0f};
+    const float bias[5] = {0.3f, -25.0f, 1.0f, -0.125f, 40.0f};
+    tens ta = mkf(2, da, a), tb = mkf(2, db, b), tbias = mkf(1, dbias, bias);
+    tens ty = mkf(2, dc, NULL), tg = mkf(2, dc, NULL), ts = mkf(2, dc, NULL), tr = mkf(2, dc, NULL);
+    lam_tensor_view brow = tbias.v; /* the bias as a (3, 5) view with row stride 0 */
+    brow.ndim = 2;
+    brow.dims[0] = 3;
+    brow.dims[1] = 5;
+    brow.strides[0] = 0;
+    brow.strides[1] = 4;
+    const lam_op acts[5] = {LAM_OP_INVALID, LAM_OP_RELU, LAM_OP_SIGMOID, LAM_OP_TANH,
+                            LAM_OP_SOFTRELU};
+    for (int k = 0; k < 5; k++) {
+        lam_gemm_params p = LAM_GEMM_PARAMS_INIT;
+        p.flags = LAM_GEMM_TRANS_B;
+        p.act = acts[k];
+        const lam_tensor_view *in[3] = {&ta.v, &tb.v, &tbias.v};
+        const lam_tensor_view *out[1] = {&ty.v};
+        cr_assert_eq(run(LAM_OP_LINEAR, &p, 0, 3, in, 1, out), LAM_OK, "%s", g_msg);
+        p.act = LAM_OP_INVALID;
+        cr_assert_eq(run2(LAM_OP_GEMM, &p, &ta, &tb, &tg), LAM_OK, "%s", g_msg);
+        const lam_tensor_view *add_in[2] = {&tg.v, &brow}, *add_out[1] = {&ts.v};
+        cr_assert_eq(run(LAM_OP_ADD, NULL, 0, 2, add_in, 1, add_out), LAM_OK, "%s", g_msg);
+        const tens *want_t = &ts;
+        if (acts[k] != LAM_OP_INVALID) {
+            cr_assert_eq(run1(acts[k], NULL, &ts, &tr), LAM_OK, "%s", g_msg);
+            want_t = &tr;
+        }
+        float got[15], want[15];
+        rd(&ty, got);
+        rd(want_t, want);
+        for (int i = 0; i < 15; i++) {
+            cr_assert(memcmp(&got[i], &want[i], sizeof got[i]) == 0,
+                      "act %d element %d: linear %.9g, the ops one after another %.9g",
+                      (int)acts[k], i, got[i], want[i]);
+        }
+        /* row 2 reads the NaN of A: NaN through every activation */
+        for (int j = 0; j < 5; j++) {
+            cr_assert(isnan(got[10 + j]), "act %d: element (2, %d) is %.9g, not NaN", (int)acts[k],
+                      j, got[10 + j]);
+        }
+    }
+    /* by hand, no activation: (0.5, -1.25, 2, 0.75) . (0.1, -0.2, 0.3, 0.4) + 0.3 = 0.05 + 0.25 +
+     * 0.6 + 0.3 + 0.3 = 1.5 */
+    lam_gemm_params p = LAM_GEMM_PARAMS_INIT;
+    p.flags = LAM_GEMM_TRANS_B;
+    const lam_tensor_view *in[3] = {&ta.v, &tb.v, &tbias.v};
+    const lam_tensor_view *out[1] = {&ty.v};
+    cr_assert_eq(run(LAM_OP_LINEAR, &p, 0, 3, in, 1, out), LAM_OK, "%s", g_msg);
+    float got[15];
+    rd(&ty, got);
+    cr_assert(fabsf(got[0] - 1.5f) <= 1e-6f, "y(0, 0) = %.9g, expected 1.5", got[0]);
+    tens *all[] = {&ta, &tb, &tbias, &ty, &tg, &ts, &tr};
+    for (int i = 0; i < 7; i++) {
+        rm(all[i]);
+    }
+}
+
 Test(cpu_ops2, axpby_in_place) {
     const int64_t d[1] = {4};
     const float x[4] = {1, 2, 3, NAN};

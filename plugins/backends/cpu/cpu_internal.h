@@ -310,6 +310,9 @@ typedef struct cpu_ln_args {
 typedef struct cpu_kern {
     /* The row kernel of an elementwise float op, NULL for another op. */
     cpu_ew_row (*ew_row)(lam_op op);
+    /* The row kernel of out = act(x + y) (act LAM_OP_INVALID: none; RELU, SIGMOID, TANH,
+     * SOFTRELU), the bits of the add and the activation one after the other; NULL else. */
+    cpu_ew_row (*bias_act)(lam_op act);
     /* Tasks [t0, t1) of a reduction (cpu_reduce.c says what a task is). */
     void (*reduce_tasks)(const cpu_call *call, int blocked, int64_t t0, int64_t t1);
     /* LAYER_NORM rows [r0, r1) (cpu_ln_impl.h). */

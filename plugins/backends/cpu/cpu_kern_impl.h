@@ -267,6 +267,29 @@ DEFINE_BINARY(k_greater, a > b ? 1.0f : 0.0f)
 DEFINE_BINARY(k_less, a < b ? 1.0f : 0.0f)
 DEFINE_BINARY(k_equal, a == b ? 1.0f : 0.0f)
 DEFINE_UNARY(k_clamp, clamp1(a, s, t))
+/* LINEAR's epilogue in one pass: the bias add, then the activation, on the rounded sum (the
+ * bits of the two passes it replaces). */
+DEFINE_BINARY(k_add_relu, relu1(a + b))
+DEFINE_BINARY(k_add_sigmoid, sigmoid_poly(a + b))
+DEFINE_BINARY(k_add_tanh, tanh_poly(a + b))
+DEFINE_BINARY(k_add_softrelu, softrelu1(a + b))
+
+static cpu_ew_row KERN_NAME(bias_act)(lam_op act) {
+    switch (act) {
+    case LAM_OP_INVALID:
+        return k_add;
+    case LAM_OP_RELU:
+        return k_add_relu;
+    case LAM_OP_SIGMOID:
+        return k_add_sigmoid;
+    case LAM_OP_TANH:
+        return k_add_tanh;
+    case LAM_OP_SOFTRELU:
+        return k_add_softrelu;
+    default:
+        return NULL;
+    }
+}
 
 static cpu_ew_row KERN_NAME(ew_row)(lam_op op) {
     switch (op) {
@@ -691,6 +714,7 @@ static void KERN_NAME(reduce_tasks)(const cpu_call *call, int blocked, int64_t t
 
 const cpu_kern KERN_NAME(cpu_kern) = {
     .ew_row = KERN_NAME(ew_row),
+    .bias_act = KERN_NAME(bias_act),
     .reduce_tasks = KERN_NAME(reduce_tasks),
     .ln_forward = KERN_NAME(ln_forward),
     .ln_backward = KERN_NAME(ln_backward),

@@ -285,16 +285,19 @@ lam_status cpu_linear_epilogue(const cpu_call *call, lam_op act) {
     ew_plan p;
     static const int64_t zero_strides[LAM_MAX_DIMS];
     static const uint64_t dummy;
-    if (call->n_in == 3) { /* out = out + bias (broadcast along rows) */
+    const int has_act =
+        act == LAM_OP_RELU || act == LAM_OP_SIGMOID || act == LAM_OP_TANH || act == LAM_OP_SOFTRELU;
+    if (call->n_in == 3) { /* out = act(out + bias) (bias broadcast along rows), one pass */
         const int64_t bias_st[2] = {0, call->in[2].st[0]};
         char *base[EW_OPERANDS] = {out->data, out->data, call->in[2].data};
         const int64_t *st[EW_OPERANDS] = {out->st, out->st, bias_st};
         if (plan_make(&p, 2, out->dims, st)) {
-            run_plan(&p, kern->ew_row(LAM_OP_ADD), base, sizeof(float), 0.0f, 0.0f, 1);
+            run_plan(&p, kern->bias_act(has_act ? act : LAM_OP_INVALID), base, sizeof(float), 0.0f,
+                     0.0f, has_act ? op_cost(act) : 1);
         }
+        return LAM_OK;
     }
-    if (act == LAM_OP_RELU || act == LAM_OP_SIGMOID || act == LAM_OP_TANH ||
-        act == LAM_OP_SOFTRELU) {
+    if (has_act) {
         char *base[EW_OPERANDS] = {out->data, out->data, (char *)(uintptr_t)&dummy};
         const int64_t *st[EW_OPERANDS] = {out->st, out->st, zero_strides};
         if (plan_make(&p, 2, out->dims, st)) {
