@@ -17,6 +17,17 @@
  * (other models) never mistake each other's marks. */
 static atomic_uint_fast64_t epoch_counter;
 
+/* True when acc += g may be done in acc's own buffer, where nothing else can tell: the pass
+ * holds acc's only reference and acc its storage's only one (no view, no wrapped host memory),
+ * both float32 of one shape on one context. */
+static bool add_in_place(const lam_tensor *acc, const lam_tensor *g) {
+    const lam__storage *s = acc->storage;
+    return atomic_load(&acc->refcount) == 1 && s != NULL && g->storage != NULL &&
+           atomic_load(&s->refcount) == 1 && s->release == NULL && s != g->storage &&
+           s->ctx == g->storage->ctx && acc->dtype == LAM_DTYPE_F32 && g->dtype == LAM_DTYPE_F32 &&
+           lam_shape_equal(&acc->shape, &g->shape);
+}
+
 /* Adds g into t's bw_grad (taking a reference to g). */
 static lam_status accumulate(lam_tensor *t, lam_tensor *g) {
     lam__tape_info *i = lam__tape_info_get(t);
@@ -26,6 +37,9 @@ static lam_status accumulate(lam_tensor *t, lam_tensor *g) {
     if (i->bw_grad == NULL) {
         i->bw_grad = lam_tensor_retain(g);
         return LAM_OK;
+    }
+    if (add_in_place(i->bw_grad, g)) { /* 1 * a + 1 * b: the bits of a + b, no new tensor */
+        return lam__axpby_inplace(i->bw_grad, 1.0f, g, 1.0f);
     }
     lam_tensor *sum;
     lam_status st = lam_op_add(i->bw_grad, g, &sum);

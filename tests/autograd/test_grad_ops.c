@@ -158,6 +158,48 @@ Test(grad_op, same_tensor_twice_gets_both_contributions) {
     ag_assert_released();
 }
 
+/* Contributions are summed in the first one's buffer only where nothing else can see it: a
+ * head gradient the caller still holds is handed to both uses of x (x + x) and stays as it
+ * was; three fresh contributions (x * a + x * b + x * c) sum exactly to a + b + c. */
+Test(grad_op, accumulation_never_writes_a_gradient_someone_holds) {
+    const float xv[4] = {0.5f, -1.25f, 2.0f, 0.75f}, hv[4] = {1.0f, -2.0f, 0.25f, 3.0f};
+    const float av[4] = {1, 2, 3, 4}, bv[4] = {10, 20, 30, 40}, cv[4] = {100, 200, 300, 400};
+    lam_tensor *x = ag_tensor(AG_SHAPE(4), xv, 4), *h = ag_tensor(AG_SHAPE(4), hv, 4);
+    lam_tensor *y = NULL, *g = NULL;
+    AG_OK(lam_tensor_attach_grad(x));
+    lam_autograd_set_recording(1);
+    AG_OK(lam_op_add(x, x, &y));
+    lam_autograd_set_recording(0);
+    AG_OK(lam_autograd_backward(y, h));
+    AG_OK(lam_tensor_grad(x, &g));
+    const float twice[4] = {2.0f, -4.0f, 0.5f, 6.0f};
+    lam_shape s = AG_SHAPE(4);
+    ag_assert_values(g, &s, twice, 4, 0.0, 0.0, "d(x+x)/dx . h");
+    ag_assert_values(h, &s, hv, 4, 0.0, 0.0, "the head gradient, unchanged");
+    lam_tensor_release(g);
+    lam_tensor_release(y);
+    lam_tensor *a = ag_tensor(AG_SHAPE(4), av, 4), *b = ag_tensor(AG_SHAPE(4), bv, 4);
+    lam_tensor *c = ag_tensor(AG_SHAPE(4), cv, 4), *p[3] = {NULL, NULL, NULL}, *s1 = NULL;
+    lam_tensor *s2 = NULL;
+    lam_autograd_set_recording(1);
+    AG_OK(lam_op_mul(x, a, &p[0]));
+    AG_OK(lam_op_mul(x, b, &p[1]));
+    AG_OK(lam_op_mul(x, c, &p[2]));
+    AG_OK(lam_op_add(p[0], p[1], &s1));
+    AG_OK(lam_op_add(s1, p[2], &s2));
+    lam_autograd_set_recording(0);
+    AG_OK(lam_autograd_backward(s2, NULL));
+    AG_OK(lam_tensor_grad(x, &g));
+    const float sum[4] = {111, 222, 333, 444};
+    ag_assert_values(g, &s, sum, 4, 0.0, 0.0, "d(xa+xb+xc)/dx");
+    ag_assert_values(a, &s, av, 4, 0.0, 0.0, "a, unchanged");
+    lam_tensor *all[] = {g, s2, s1, p[0], p[1], p[2], a, b, c, h, x};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        lam_tensor_release(all[i]);
+    }
+    ag_assert_released();
+}
+
 /* ---- scalar ops ----------------------------------------------------------------------------- */
 
 typedef struct scalar_case {
