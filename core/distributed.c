@@ -617,6 +617,9 @@ static lam_status build(lam__dist *d) {
         }
     }
     d->built = st == LAM_OK;
+    if (st != LAM_OK) {
+        unbuild(d); /* what was laid out so far: the next step lays it out again */
+    }
     return st;
 }
 
