@@ -245,6 +245,70 @@ static void sweep_step(make_fn make, const char *what) {
     cr_assert_gt(failed, 0, "%s: no injected failure reached the caller", what);
 }
 
+/*
+ * The first step of a data-parallel trainer (lam_trainer_set_comm over the built-in `self`
+ * communicator, 1 rank): its checks, the bucket layout and the reductions each fail in turn.
+ * A failed first step changes nothing and leaks nothing (a layout that failed part way was
+ * once left behind and laid out again, its tensors lost), and the step after it gives what
+ * an unfailed run gives.
+ */
+static void sweep_dist_first_step(void) {
+    need_injector();
+    lam_comm *comm = NULL;
+    OK(lam_comm_open("self", &comm));
+    lam_block *net;
+    lam_param_list *params;
+    lam_trainer *t;
+    float want[N_VALUES], before[N_VALUES], got[N_VALUES];
+    net = model(&params);
+    OK(make_sgd(params, &t));
+    OK(lam_trainer_set_comm(t, comm, 64)); /* 64-byte buckets: several of them */
+    OK(forward_backward(net));
+    call c = {do_step, t, LAM_OK};
+    unsigned long n = lam_failalloc_calibrate(&fa, run_call, &c);
+    OK(c.st);
+    read_all(params, want, 0);
+    teardown(net, params, t);
+    cr_assert_gt(n, 0);
+    unsigned long failed = 0;
+    for (unsigned long k = 1; k <= n; k++) {
+        net = model(&params);
+        OK(make_sgd(params, &t));
+        OK(lam_trainer_set_comm(t, comm, 64));
+        OK(forward_backward(net));
+        read_all(params, before, 0);
+        lam_clear_error();
+        fa.arm(k);
+        lam_status st = lam_trainer_step(t, 2);
+        int hit = fa.injected();
+        fa.arm(0);
+        read_all(params, got, 0);
+        if (st != LAM_OK) {
+            failed++;
+            cr_assert(hit, "distributed, allocation %lu: status %d without an injected failure: %s",
+                      k, (int)st, lam_last_error());
+            cr_assert(lam_last_error()[0] != '\0', "distributed, allocation %lu: no message", k);
+            cr_assert(memcmp(got, before, sizeof got) == 0,
+                      "distributed, allocation %lu: a failed step changed the parameters (%s)", k,
+                      lam_last_error());
+            OK(lam_trainer_step(t, 2)); /* the same gradients: the step it failed to take */
+            read_all(params, got, 0);
+        }
+        cr_assert(memcmp(got, want, sizeof got) == 0, "distributed, allocation %lu: step values",
+                  k);
+        teardown(net, params, t);
+        cr_assert_eq(lam_tensor_live_count(), 0, "distributed, allocation %lu: %zu tensors leaked",
+                     k, lam_tensor_live_count());
+    }
+    OK(lam_comm_close(comm));
+    cr_log_info("distributed: %lu allocations, %lu failures reached the caller", n, failed);
+    cr_assert_gt(failed, 0, "distributed: no injected failure reached the caller");
+}
+
+Test(trainer_failalloc, sgd_distributed_first_step) {
+    sweep_dist_first_step();
+}
+
 Test(trainer_failalloc, adamw_step_with_clip_and_schedule) {
     sweep_step(make_adam, "adamw");
 }
