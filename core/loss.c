@@ -32,8 +32,9 @@ static lam_status ce_targets(const lam_tensor *targets, lam_tensor *logp, lam_te
     return st;
 }
 
-/* -sum(logp * onehot, last axis): the host-built one-hot of float32 class numbers, handed back
- * in *hot_out. */
+/* sum(logp * -onehot, last axis): the host-built negated one-hot of float32 class numbers,
+ * handed back in *hot_out (the negation is exact, so the loss has the bits of -sum(logp * onehot)
+ * without an op for the sign). */
 static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *labels,
                                  lam_tensor *logp, lam_tensor **out, lam_tensor **hot_out);
 
@@ -67,8 +68,10 @@ static lam_status label_error(lam_status st, const lam_tensor *labels, int64_t b
 }
 
 /*
- * Integer labels on the device, nothing read back: the one-hot row of label y is
- * 1 - step(|y - c|) over the classes c (a broadcast against a row 0..C-1), and a gather of the
+ * Integer labels on the device, nothing read back: the negated one-hot row of label y is
+ * step(|y - c|) - 1 over the classes c (a broadcast against a row 0..C-1; the loss is then
+ * sum(logp * -onehot), the exact bits of -sum(logp * onehot), handed back in *hot_out as the
+ * ce_host_labels' is), and a gather of the
  * labels from a (C, 1) column of zeros checks that every label is in [0, C) (the gather names
  * the position and the value; an asynchronous backend reports it when the result is read, which
  * is why its zeros are added to the loss).
@@ -79,7 +82,7 @@ static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *l
     int64_t batch = ls->dims[0], classes = ls->dims[1];
     lam_ctx *ctx = lam_tensor_ctx(logits);
     lam_tensor *zeros = NULL, *check = NULL, *y = NULL, *row = NULL, *hot = NULL, *tmp = NULL;
-    lam_tensor *picked = NULL, *sum = NULL, *neg = NULL;
+    lam_tensor *picked = NULL, *neg = NULL;
     float *iota = malloc((size_t)(classes ? classes : 1) * sizeof *iota);
     lam_status st = iota ? LAM_OK : lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
     for (int64_t c = 0; iota != NULL && c < classes; c++) {
@@ -118,17 +121,14 @@ static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *l
     if (st == LAM_OK) {
         lam_tensor_release(hot);
         hot = NULL;
-        st = lam_op_rsub_scalar(tmp, 1.0f, &hot);
+        st = lam_op_add_scalar(tmp, -1.0f, &hot); /* the negated one-hot: step - 1 */
     }
     const int32_t last = -1;
     if (st == LAM_OK) {
         st = lam_op_mul(logp, hot, &picked);
     }
     if (st == LAM_OK) {
-        st = lam_op_sum(picked, &last, 1, 0, &sum);
-    }
-    if (st == LAM_OK) {
-        st = lam_op_neg(sum, &neg);
+        st = lam_op_sum(picked, &last, 1, 0, &neg); /* -sum(logp * onehot), exactly */
     }
     lam_tensor *check_flat = NULL;
     if (st == LAM_OK) {
@@ -142,7 +142,7 @@ static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *l
         hot = NULL;
     }
     free(iota);
-    lam_tensor *all[] = {zeros, check, y, row, hot, tmp, picked, sum, neg, check_flat};
+    lam_tensor *all[] = {zeros, check, y, row, hot, tmp, picked, neg, check_flat};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         lam_tensor_release(all[i]);
     }
@@ -157,8 +157,8 @@ static lam_status ce_device_labels(const lam_tensor *logits, const lam_tensor *l
  */
 typedef struct ce_grad {
     lam_tensor *logp;    /* log_softmax(logits), retained */
-    lam_tensor *targets; /* T (batch, classes), retained */
-    bool onehot;         /* rows of T sum to 1 exactly */
+    lam_tensor *targets; /* T (batch, classes), or -T for labels, retained */
+    bool onehot;         /* labels: rows of T sum to 1 exactly, and targets holds -T */
 } ce_grad;
 
 static void ce_grad_free(void *p) {
@@ -184,7 +184,8 @@ static lam_status ce_backward(void *p, const lam__node *n, lam_tensor *g) {
         }
     }
     if (st == LAM_OK) {
-        st = lam_op_sub(c->onehot ? sm : scaled, c->targets, &d);
+        /* softmax - T: for labels softmax + (-T), the same bits */
+        st = c->onehot ? lam_op_add(sm, c->targets, &d) : lam_op_sub(scaled, c->targets, &d);
     }
     if (st == LAM_OK) {
         st = lam__tensor_reshape_view(g, &col, &gcol);
@@ -298,10 +299,10 @@ static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *lab
                             "integer in [0, %lld)",
                             i, v, (long long)classes);
         } else {
-            hot[i * (size_t)classes + (size_t)v] = 1.0f;
+            hot[i * (size_t)classes + (size_t)v] = -1.0f;
         }
     }
-    lam_tensor *onehot = NULL, *picked = NULL, *sum = NULL;
+    lam_tensor *onehot = NULL, *picked = NULL;
     if (st == LAM_OK) {
         st = lam_tensor_from_data(lam_tensor_ctx(logits), ls, hot, total, &onehot);
     }
@@ -312,10 +313,7 @@ static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *lab
     }
     const int32_t last = -1;
     if (st == LAM_OK) {
-        st = lam_op_sum(picked, &last, 1, 0, &sum);
-    }
-    if (st == LAM_OK) {
-        st = lam_op_neg(sum, out);
+        st = lam_op_sum(picked, &last, 1, 0, out);
     }
     if (st == LAM_OK) {
         *hot_out = onehot;
@@ -323,7 +321,6 @@ static lam_status ce_host_labels(const lam_tensor *logits, const lam_tensor *lab
     }
     lam_tensor_release(onehot);
     lam_tensor_release(picked);
-    lam_tensor_release(sum);
     return st;
 }
 
