@@ -145,8 +145,7 @@ void lam__node_free(lam__node *n) {
     for (uint32_t i = 0; i < n->n_in; i++) {
         lam_tensor_release(n->in[i]);
     }
-    free(n->in);
-    if (n->closure.free) {
+    if (n->closure.free) { /* n->in lies in n's own block (lam__record_op) */
         n->closure.free(n->closure.ctx);
     }
     free(n);
@@ -169,12 +168,14 @@ lam_status lam__record_op(lam__grad_kind kind, lam_op op, lam_tensor *const *inp
     if (!any) {
         return LAM_OK;
     }
-    lam__node *node = calloc(1, sizeof *node);
-    lam_tensor **in = calloc(n ? n : 1, sizeof *in);
+    /* One block: the node, then its inputs (pointers, so the array after the struct is
+     * aligned). */
+    _Static_assert(sizeof(lam__node) % sizeof(lam_tensor *) == 0, "inputs after the node");
+    lam__node *node = calloc(1, sizeof *node + (size_t)(n ? n : 1) * sizeof(lam_tensor *));
+    lam_tensor **in = node != NULL ? (lam_tensor **)(void *)(node + 1) : NULL;
     lam__tape_info *oi = lam__tape_info_get(*out);
-    if (node == NULL || in == NULL || oi == NULL) {
+    if (node == NULL || oi == NULL) {
         free(node);
-        free(in);
         lam_tensor_release(*out);
         *out = NULL;
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "%s: Out of memory recording the op",
