@@ -1312,10 +1312,10 @@ LAM_EXPORT lam_status lam_trainer_load(lam_trainer *t, const char *path);
  * views into one tensor per bucket, reduced as one message. From the second step on, each
  * bucket's non-blocking reductions start during lam_autograd_backward as soon as all its
  * gradients are complete (grad_req write; grad_req add gradients are reduced at the step),
- * and lam_trainer_step waits for them before the update. After a step each gradient buffer holds the sum over the ranks. A
- * parameter used twice is one parameter (its gradient is complete once both uses are);
- * constants and grad_req null parameters are neither reduced nor changed, but are checked at
- * the first step. Take one backward pass per step (a second one before the step is
+ * and lam_trainer_step waits for them before the update. After a step each gradient buffer holds
+ * the sum over the ranks. A parameter used twice is one parameter (its gradient is complete once
+ * both uses are); constants and grad_req null parameters are neither reduced nor changed, but are
+ * checked at the first step. Take one backward pass per step (a second one before the step is
  * LAM_ERR_STATE, from lam_autograd_backward).
  *
  * Batches: every rank must take the same number of steps; lam_sampler_indices gives each rank
