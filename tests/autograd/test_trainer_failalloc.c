@@ -188,13 +188,36 @@ static void teardown(lam_block *net, lam_param_list *params, lam_trainer *t) {
     lam_block_release(net);
 }
 
+/* One lam_trainer_step(t, 2) with allocation k failing. A failed step must have been an injected
+ * failure, say why, and leave the parameters as they were. */
+static lam_status armed_step(lam_trainer *t, lam_param_list *params, unsigned long k,
+                             const char *what) {
+    float before[N_VALUES], got[N_VALUES];
+    read_all(params, before, 0);
+    lam_clear_error();
+    fa.arm(k);
+    lam_status st = lam_trainer_step(t, 2);
+    int hit = fa.injected();
+    fa.arm(0);
+    if (st != LAM_OK) {
+        read_all(params, got, 0);
+        cr_assert(hit, "%s, allocation %lu: status %d without an injected failure: %s", what, k,
+                  (int)st, lam_last_error());
+        cr_assert(lam_last_error()[0] != '\0', "%s, allocation %lu: no message", what, k);
+        cr_assert(memcmp(got, before, sizeof got) == 0,
+                  "%s, allocation %lu: a failed step changed the parameters (%s)", what, k,
+                  lam_last_error());
+    }
+    return st;
+}
+
 static void sweep_step(make_fn make, const char *what) {
     need_injector();
     lam_block *net;
     lam_param_list *params;
     lam_trainer *t;
     /* the reference: two more successful steps */
-    float want1[N_VALUES], want2[N_VALUES], before[N_VALUES], got[N_VALUES];
+    float want1[N_VALUES], want2[N_VALUES], got[N_VALUES];
     setup(make, &net, &params, &t);
     call c = {do_step, t, LAM_OK};
     unsigned long n = lam_failalloc_calibrate(&fa, run_call, &c);
@@ -208,21 +231,10 @@ static void sweep_step(make_fn make, const char *what) {
     unsigned long failed = 0;
     for (unsigned long k = 1; k <= n; k++) {
         setup(make, &net, &params, &t);
-        read_all(params, before, 0);
-        lam_clear_error();
-        fa.arm(k);
-        lam_status st = lam_trainer_step(t, 2);
-        int hit = fa.injected();
-        fa.arm(0);
+        lam_status st = armed_step(t, params, k, what);
         read_all(params, got, 0);
         if (st != LAM_OK) {
             failed++;
-            cr_assert(hit, "%s, allocation %lu: status %d without an injected failure: %s", what, k,
-                      (int)st, lam_last_error());
-            cr_assert(lam_last_error()[0] != '\0', "%s, allocation %lu: no message", what, k);
-            cr_assert(memcmp(got, before, sizeof got) == 0,
-                      "%s, allocation %lu: a failed step changed the parameters (%s)", what, k,
-                      lam_last_error());
             cr_assert_eq(lam_trainer_step_count(t), 1, "%s, allocation %lu: step count", what, k);
             OK(lam_trainer_step(t, 2)); /* the same gradients: the step it failed to take */
             read_all(params, got, 0);
@@ -259,7 +271,7 @@ static void sweep_dist_first_step(void) {
     lam_block *net;
     lam_param_list *params;
     lam_trainer *t;
-    float want[N_VALUES], before[N_VALUES], got[N_VALUES];
+    float want[N_VALUES], got[N_VALUES];
     net = model(&params);
     OK(make_sgd(params, &t));
     OK(lam_trainer_set_comm(t, comm, 64)); /* 64-byte buckets: several of them */
@@ -276,24 +288,11 @@ static void sweep_dist_first_step(void) {
         OK(make_sgd(params, &t));
         OK(lam_trainer_set_comm(t, comm, 64));
         OK(forward_backward(net));
-        read_all(params, before, 0);
-        lam_clear_error();
-        fa.arm(k);
-        lam_status st = lam_trainer_step(t, 2);
-        int hit = fa.injected();
-        fa.arm(0);
-        read_all(params, got, 0);
-        if (st != LAM_OK) {
+        if (armed_step(t, params, k, "distributed") != LAM_OK) {
             failed++;
-            cr_assert(hit, "distributed, allocation %lu: status %d without an injected failure: %s",
-                      k, (int)st, lam_last_error());
-            cr_assert(lam_last_error()[0] != '\0', "distributed, allocation %lu: no message", k);
-            cr_assert(memcmp(got, before, sizeof got) == 0,
-                      "distributed, allocation %lu: a failed step changed the parameters (%s)", k,
-                      lam_last_error());
             OK(lam_trainer_step(t, 2)); /* the same gradients: the step it failed to take */
-            read_all(params, got, 0);
         }
+        read_all(params, got, 0);
         cr_assert(memcmp(got, want, sizeof got) == 0, "distributed, allocation %lu: step values",
                   k);
         teardown(net, params, t);
