@@ -2093,6 +2093,187 @@ done:
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Case: the GEMMs of the LeNet step alone, through raw cblas_sgemm                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * The products lenet_step needs in the im2col formulation, with its shapes (batch B = 64,
+ * 1 x 28 x 28 images), and nothing else: no im2col/col2im, no bias, activation, pooling, loss
+ * or update. A convolution of C -> O channels with a K x K kernel over an H x W input (padding
+ * P, stride 1) has OH = H + 2P - K + 1 output rows (OW likewise), L = OH * OW output pixels and
+ * a column matrix of CKK = C * K * K rows by L columns per image; per image it needs
+ *   forward          Y (O x L)   = W (O x CKK) cols (CKK x L)               k = CKK
+ *   data gradient    dcols (CKK x L) = W^T (CKK x O) dY (O x L)             k = O
+ *   weight gradient  dW (O x CKK) += dY (O x L) cols^T (L x CKK)            k = L
+ * (the weight gradient accumulates over the batch: beta = 0 for the first image, 1 after).
+ *   conv1: C = 1, O = 6, K = 5, P = 2, 28 x 28: OH = 28, L = 784, CKK = 25; its input is the
+ *          data, so no data gradient: forward and weight gradient only.
+ *   pool 2: 28 -> 14.
+ *   conv2: C = 6, O = 16, K = 5, P = 0, 14 x 14: OH = 10, L = 100, CKK = 150; all three.
+ *   pool 2: 10 -> 5; flattened 16 * 5 * 5 = 400.
+ * A dense layer I -> O (weights O x I) over the batch: forward Y (B x O) = X (B x I) W^T,
+ * k = I; data gradient dX (B x I) = dY (B x O) W, k = O; weight gradient dW (O x I) =
+ * dY^T (O x B) X (B x I), k = B. Dense 400 -> 120, 120 -> 84 and 84 -> 10 each need all
+ * three (the first one's data gradient feeds the pooling and conv2's backward).
+ * conv=batched (default): each convolution product is B calls of the per-image shape above,
+ * the way the host's IM2COL + batched GEMM fallback runs it (and conv_gemm times it).
+ * conv=merged: one call per product over the whole batch with the columns laid out
+ * CKK x (B * L) (a channel-major layout): O x (B L) x CKK forward, CKK x (B L) x O data
+ * gradient, O x CKK x (B L) weight gradient.
+ */
+typedef struct lenet_conv_dims {
+    int o, ckk, l;
+    int data_grad;
+} lenet_conv_dims;
+
+#define LENET_DENSE 3
+typedef struct lgemms_state {
+    int b, merged;
+    lenet_conv_dims cv[2];
+    int dn[LENET_DENSE + 1]; /* dense widths: 400, 120, 84, 10 */
+    /* per convolution: weights, columns, output (also its gradient), and their gradients */
+    float *cw[2], *ccols[2], *cy[2], *cdw[2], *cdcols[2];
+    /* per dense layer: input activations (the previous layer's output), weights, gradients */
+    float *dx[LENET_DENSE + 1], *dw[LENET_DENSE], *ddw[LENET_DENSE], *ddx[LENET_DENSE + 1];
+} lgemms_state;
+
+static void lgemms_conv(const lgemms_state *s, int c, int pass) {
+    const lenet_conv_dims *d = &s->cv[c];
+    const int o = d->o, k = d->ckk, l = d->l;
+    if (s->merged) {
+        const int bl = s->b * l;
+        if (pass == 0) {
+            g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, o, bl, k, 1.0f, s->cw[c], k, s->ccols[c], bl,
+                    0.0f, s->cy[c], bl);
+        } else {
+            g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, o, k, bl, 1.0f, s->cy[c], bl, s->ccols[c], bl, 0.0f,
+                    s->cdw[c], k);
+            if (d->data_grad) {
+                g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, k, bl, o, 1.0f, s->cw[c], k, s->cy[c], bl, 0.0f,
+                        s->cdcols[c], bl);
+            }
+        }
+        return;
+    }
+    for (int n = 0; n < s->b; n++) {
+        const float *cols = s->ccols[c] + (size_t)n * (size_t)k * (size_t)l;
+        float *y = s->cy[c] + (size_t)n * (size_t)o * (size_t)l;
+        if (pass == 0) {
+            g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, o, l, k, 1.0f, s->cw[c], k, cols, l, 0.0f, y, l);
+            continue;
+        }
+        g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, o, k, l, 1.0f, y, l, cols, l, n > 0 ? 1.0f : 0.0f,
+                s->cdw[c], k);
+        if (d->data_grad) {
+            g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, k, l, o, 1.0f, s->cw[c], k, y, l, 0.0f,
+                    s->cdcols[c] + (size_t)n * (size_t)k * (size_t)l, l);
+        }
+    }
+}
+
+static lam_status lgemms_run(void *p, int64_t iters) {
+    const lgemms_state *s = p;
+    const int b = s->b;
+    for (int64_t it = 0; it < iters; it++) {
+        lgemms_conv(s, 0, 0);
+        lgemms_conv(s, 1, 0);
+        for (int d = 0; d < LENET_DENSE; d++) { /* X (B x I) W^T (I x O) */
+            const int in = s->dn[d], out = s->dn[d + 1];
+            g_sgemm(ROW_MAJOR, NO_TRANS, TRANS, b, out, in, 1.0f, s->dx[d], in, s->dw[d], in, 0.0f,
+                    s->dx[d + 1], out);
+        }
+        for (int d = LENET_DENSE - 1; d >= 0; d--) { /* dY^T X, then dY W */
+            const int in = s->dn[d], out = s->dn[d + 1];
+            g_sgemm(ROW_MAJOR, TRANS, NO_TRANS, out, in, b, 1.0f, s->ddx[d + 1], out, s->dx[d], in,
+                    0.0f, s->ddw[d], in);
+            g_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, b, in, out, 1.0f, s->ddx[d + 1], out, s->dw[d],
+                    in, 0.0f, s->ddx[d], in);
+        }
+        lgemms_conv(s, 1, 1);
+        lgemms_conv(s, 0, 1);
+    }
+    return LAM_OK;
+}
+
+static void case_lenet_gemms(const request *rq, result *res) {
+    lgemms_state s;
+    memset(&s, 0, sizeof s);
+    s.b = (int)req_int(rq, "batch", 64);
+    const char *conv = req_get(rq, "conv", "batched");
+    s.merged = strcmp(conv, "merged") == 0;
+    lam_ctx *cpu = NULL;
+    double sec = 0;
+    if (!s.merged && strcmp(conv, "batched") != 0) {
+        snprintf(res->error, sizeof res->error, "lenet_gemms: unknown conv '%s' (batched, merged)",
+                 conv);
+        return;
+    }
+    /* the layer sizes of lenet_step, and what follows from them (see above) */
+    const int img = 28, k = 5, c1 = 1, o1 = 6, pad1 = 2, c2 = 6, o2 = 16, pool = 2;
+    const int oh1 = img + 2 * pad1 - k + 1, in2 = oh1 / pool, oh2 = in2 - k + 1, p2 = oh2 / pool;
+    s.cv[0] = (lenet_conv_dims){o1, c1 * k * k, oh1 * oh1, 0};
+    s.cv[1] = (lenet_conv_dims){o2, c2 * k * k, oh2 * oh2, 1};
+    s.dn[0] = o2 * p2 * p2;
+    s.dn[1] = 120;
+    s.dn[2] = 84;
+    s.dn[3] = 10;
+    const size_t b = (size_t)s.b;
+    TRY(lam_ctx_get("cpu", &cpu));
+    TRY(load_raw_blas(cpu));
+    int nomem = 0;
+    for (int c = 0; c < 2; c++) {
+        const size_t o = (size_t)s.cv[c].o, kk = (size_t)s.cv[c].ckk, l = (size_t)s.cv[c].l;
+        s.cw[c] = alloc_random(o * kk, 70 + (uint64_t)c);
+        s.cdw[c] = alloc_random(o * kk, 72 + (uint64_t)c);
+        s.ccols[c] = alloc_random(b * kk * l, 74 + (uint64_t)c);
+        s.cy[c] = alloc_random(b * o * l, 76 + (uint64_t)c);
+        s.cdcols[c] = s.cv[c].data_grad ? alloc_random(b * kk * l, 78 + (uint64_t)c) : NULL;
+        nomem |=
+            !s.cw[c] || !s.cdw[c] || !s.ccols[c] || !s.cy[c] || (s.cv[c].data_grad && !s.cdcols[c]);
+    }
+    for (int d = 0; d <= LENET_DENSE; d++) {
+        const size_t w = (size_t)s.dn[d];
+        s.dx[d] = alloc_random(b * w, 80 + (uint64_t)d);
+        s.ddx[d] = alloc_random(b * w, 84 + (uint64_t)d);
+        nomem |= !s.dx[d] || !s.ddx[d];
+        if (d < LENET_DENSE) {
+            s.dw[d] = alloc_random((size_t)s.dn[d + 1] * w, 88 + (uint64_t)d);
+            s.ddw[d] = alloc_random((size_t)s.dn[d + 1] * w, 92 + (uint64_t)d);
+            nomem |= !s.dw[d] || !s.ddw[d];
+        }
+    }
+    if (nomem) {
+        TRY(lam_set_error(LAM_ERR_OUT_OF_MEMORY, "bench: Out of memory"));
+    }
+    TRY(measure(lgemms_run, &s, req_double(rq, "min_time", 0.05), req_int(rq, "iters", 0), &sec,
+                &res->iters));
+    add_metric(res, "gemms", sec);
+    raw_blas_info(res);
+    add_info(res,
+             "\"batch\":%d,\"conv\":\"%s\",\"conv1_o_l_ckk\":\"%d x %d x "
+             "%d\",\"conv2_o_l_ckk\":\"%d x %d x "
+             "%d\",\"dense\":\"%d-%d-%d-%d\"",
+             s.b, conv, s.cv[0].o, s.cv[0].l, s.cv[0].ckk, s.cv[1].o, s.cv[1].l, s.cv[1].ckk,
+             s.dn[0], s.dn[1], s.dn[2], s.dn[3]);
+done:
+    for (int c = 0; c < 2; c++) {
+        free(s.cw[c]);
+        free(s.cdw[c]);
+        free(s.ccols[c]);
+        free(s.cy[c]);
+        free(s.cdcols[c]);
+    }
+    for (int d = 0; d <= LENET_DENSE; d++) {
+        free(s.dx[d]);
+        free(s.ddx[d]);
+        if (d < LENET_DENSE) {
+            free(s.dw[d]);
+            free(s.ddw[d]);
+        }
+    }
+}
+
 typedef struct bench_case {
     const char *name;
     void (*fn)(const request *rq, result *res);
@@ -2115,6 +2296,8 @@ static const bench_case g_cases[] = {
      "the three batched products of a conv's fwd+bwd: Lamina, then raw sgemm (key kind=)"},
     {"batchnorm", case_batchnorm, "BatchNorm layer, training, (32, 16, 28, 28), fwd+bwd"},
     {"lenet_step", case_lenet_step, "LeNet SGD step from core ops, batch 64, 28x28"},
+    {"lenet_gemms", case_lenet_gemms,
+     "the GEMMs of lenet_step (im2col form) through raw cblas_sgemm (conv=batched|merged)"},
     {"mlp_step", case_mlp_step,
      "SGD step 784 -> 256 (relu) -> 10, batch 256, softmax CE (hidden2=N: a second hidden "
      "layer)"},
