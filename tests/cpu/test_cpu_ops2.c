@@ -696,6 +696,90 @@ Test(cpu_ops2, max_pool_ceil_mode_and_dilation) {
     max_pool_case(window(2, 2, 1, 1, 0, 0, 2, 2, 0), 3, mp_dil_vals, mp_dil_idx);
 }
 
+/* Runs MAX_POOL on x (2, 1, 2, 20) with and without the indices output; vals/idx: 2 * ow. */
+static void wide_pool_run(lam_window_params w, int64_t ow, const float *x, const float *vals,
+                          const int32_t *idx) {
+    const int64_t dx[4] = {2, 1, 2, 20}, dout[4] = {2, 1, 1, ow};
+    const size_t n = (size_t)(2 * ow);
+    tens t = mkf(4, dx, x);
+    for (uint32_t n_out = 1; n_out <= 2; n_out++) {
+        tens v = mkf(4, dout, NULL);
+        tens i = mk(LAM_DTYPE_I32, 4, dout, NULL);
+        const lam_tensor_view *in[1] = {&t.v};
+        const lam_tensor_view *out[2] = {&v.v, &i.v};
+        cr_assert_eq(run(LAM_OP_MAX_POOL, &w, 0, 1, in, n_out, out), LAM_OK, "%s", g_msg);
+        float gv[32];
+        int32_t gi[32];
+        rd(&v, gv);
+        for (size_t k = 0; k < n; k++) { /* bit-exact: the maxima are elements of x */
+            cr_assert(isnan(vals[k]) ? isnan(gv[k]) : gv[k] == vals[k],
+                      "%u output(s), element %zu: got %.9g, want %.9g", n_out, k, (double)gv[k],
+                      (double)vals[k]);
+        }
+        if (n_out == 2) {
+            rd(&i, gi);
+            for (size_t k = 0; k < n; k++) {
+                cr_assert_eq(gi[k], idx[k], "index %zu: got %d, want %d", k, gi[k], idx[k]);
+            }
+        }
+        rm(&v);
+        rm(&i);
+    }
+    rm(&t);
+}
+
+/*
+ * Rows of 20 pooled 2 x 2 by 2: the backend takes rows whose windows all lie inside the input
+ * tap by tap over the whole row (vectorized), and must keep the per-window rules there. Worked
+ * by hand: x[h][w] = 20 h + w, so each window's maximum is its bottom-right tap (index 21 + 2 ow),
+ * except in sample 0 where window 1 holds a NaN (index 3), window 2 two NaNs (the first in
+ * row-major window order: (0, 5), before (1, 4)), window 5 a NaN at its last tap (index 31),
+ * window 6 four equal 7s (the first: 12), window 8 a maximum at its first tap (100 at 16) and
+ * window 9 two equal maxima (50 at 18 and 39: the first, 18). Sample 1 (x + 100) must get no NaN.
+ * Then padding 1 along the rows: 11 windows over columns 2 ow - 1 and 2 ow, the two end ones
+ * half in the padding (which never wins), the nine between inside: maximum at (1, 2 ow)
+ * (index 20 + 2 ow), (1, 19) for the last.
+ */
+Test(cpu_ops2, max_pool_wide_rows_nan_ties_first_and_padding) {
+    float x[80];
+    for (int k = 0; k < 80; k++) {
+        x[k] = (float)(k % 40) + (k >= 40 ? 100.0f : 0.0f);
+    }
+    x[3] = x[5] = x[24] = x[31] = NAN;
+    x[12] = x[13] = x[32] = x[33] = 7.0f;
+    x[16] = 100.0f;
+    x[18] = x[39] = 50.0f;
+    float vals[22];
+    int32_t idx[22];
+    for (int k = 0; k < 10; k++) {
+        vals[k] = (float)(21 + 2 * k);
+        vals[10 + k] = (float)(121 + 2 * k);
+        idx[k] = idx[10 + k] = 21 + 2 * k;
+    }
+    vals[1] = vals[2] = vals[5] = NAN;
+    idx[1] = 3;
+    idx[2] = 5;
+    idx[5] = 31;
+    vals[6] = 7.0f;
+    idx[6] = 12;
+    vals[8] = 100.0f;
+    idx[8] = 16;
+    vals[9] = 50.0f;
+    idx[9] = 18;
+    wide_pool_run(window(2, 2, 2, 2, 0, 0, 1, 1, 0), 10, x, vals, idx);
+
+    for (int k = 0; k < 80; k++) {
+        x[k] = (float)(k % 40) + (k >= 40 ? 100.0f : 0.0f);
+    }
+    for (int k = 0; k < 11; k++) {
+        const int col = 2 * k < 19 ? 2 * k : 19;
+        vals[k] = (float)(20 + col);
+        vals[11 + k] = (float)(120 + col);
+        idx[k] = idx[11 + k] = 20 + col;
+    }
+    wide_pool_run(window(2, 2, 2, 2, 0, 1, 1, 1, 0), 11, x, vals, idx);
+}
+
 Test(cpu_ops2, max_pool_rejects_a_window_wholly_in_padding) {
     const int64_t dx[4] = {1, 1, 2, 2}, dout[4] = {1, 1, 2, 2};
     const float x[4] = {1, 2, 3, 4};

@@ -456,6 +456,24 @@ Test(nn, max_pool_ties_send_the_gradient_to_the_first) {
              &ref_maxp_ties_dx, pool_params(2, 3, 1, 2, 0, 1, 1, 1, 0));
 }
 
+/* Rows wide enough for the CPU backend's row-at-a-time path (several vector widths, a
+ * remainder, padded windows at the ends): LeNet's 2x2/2, 3x3/2 with ties and padding, and a
+ * dilated 2x3 window with stride 3 in ceil mode. */
+Test(nn, max_pool_wide_rows_lenet_2x2) {
+    max_case(&ref_maxp_lenet_x, &ref_maxp_lenet_out, &ref_maxp_lenet_idx, &ref_maxp_lenet_g,
+             &ref_maxp_lenet_dx, pool_params(2, 2, 2, 2, 0, 0, 1, 1, 0));
+}
+
+Test(nn, max_pool_wide_rows_ties_and_padding) {
+    max_case(&ref_maxp_wide_ties_x, &ref_maxp_wide_ties_out, &ref_maxp_wide_ties_idx,
+             &ref_maxp_wide_ties_g, &ref_maxp_wide_ties_dx, pool_params(3, 3, 2, 2, 1, 1, 1, 1, 0));
+}
+
+Test(nn, max_pool_wide_rows_stride3_dilation2_ceil) {
+    max_case(&ref_maxp_wide_s3_x, &ref_maxp_wide_s3_out, &ref_maxp_wide_s3_idx, &ref_maxp_wide_s3_g,
+             &ref_maxp_wide_s3_dx, pool_params(2, 3, 2, 3, 0, 1, 1, 2, LAM_POOL_CEIL_MODE));
+}
+
 Test(nn, max_pool_all_equal_window_picks_its_first_element) {
     /* by hand: a 2x2 plane of equal values, one 2x2 window: index 0 gets everything */
     const float x[4] = {1, 1, 1, 1};

@@ -370,6 +370,33 @@ for name, sx, axes, keep in MOM_CASES:
     defines.append((name.upper() + "_KEEP", str(keep)))
 
 
+# ---- max pooling over wide rows ----------------------------------------------------------------
+# Rows wide enough that the CPU backend's row-at-a-time path (windows wholly inside the row) runs
+# several vector widths plus a remainder, with padded windows at the ends. Appended after the
+# cases above so that their random inputs stay as they were.
+WIDE_MAX_CASES = [
+    # name, x shape, kernel, stride, pad, dilation, ceil, tie-heavy input
+    ("maxp_lenet", (2, 3, 12, 28), (2, 2), (2, 2), (0, 0), (1, 1), False, False),
+    ("maxp_wide_ties", (1, 2, 9, 45), (3, 3), (2, 2), (1, 1), (1, 1), False, True),
+    ("maxp_wide_s3", (1, 2, 8, 61), (2, 3), (2, 3), (0, 1), (1, 2), True, False),
+]
+for name, sx, k, s, p, dil, ceil_mode, ties in WIDE_MAX_CASES:
+    if ties:
+        x = rng.integers(0, 3, size=sx).astype(np.float32)
+    else:
+        x = (rng.permutation(int(np.prod(sx))).reshape(sx) * 0.25 - 300.0).astype(np.float32)
+    y, idx = max_pool(x, k, s, p, dil, ceil_mode)
+    g = rand(y.shape)
+    emit(name + "_x", x)
+    emit(name + "_out", y)
+    emit(name + "_idx", idx)
+    emit(name + "_g", g)
+    dx = max_pool_grad(sx, idx, d(g))
+    if not ties:
+        fd_check(name, lambda x_: max_pool(x_, k, s, p, dil, ceil_mode)[0], [x], [dx], g)
+    emit(name + "_dx", dx)
+
+
 # ---- write ----------------------------------------------------------------------------------
 def fmt(v):
     s = repr(float(v))
