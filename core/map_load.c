@@ -11,37 +11,42 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* One mapping shared by the tensors over it: unmapped when the last goes. */
-typedef struct file_map {
+/* One mapping shared by the tensors over it (and the loader while it reads): unmapped when the
+ * last reference goes. */
+struct lam__file_map {
     atomic_long refs;
     void *base;
     size_t len;
-} file_map;
+};
 
-static void map_release(void *arg) {
-    file_map *m = arg;
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+void lam__map_release(lam__file_map *m) {
+    if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
         munmap(m->base, m->len);
         free(m);
     }
 }
 
-lam_status lam__map_tensors(const lam__st_file *f, int fd, lam_ctx *ctx, lam_tensor **tensors,
-                            bool *copy) {
-    for (size_t i = 0; i < f->n; i++) {
-        tensors[i] = NULL;
-        copy[i] = true;
-    }
-    if (f->src.size > (uint64_t)SIZE_MAX) {
+static void map_release(void *arg) {
+    lam__map_release(arg);
+}
+
+const uint8_t *lam__map_base(const lam__file_map *m) {
+    return m->base;
+}
+
+lam_status lam__map_file(const lam__st_file *f, int fd, lam__file_map **out) {
+    *out = NULL;
+    if (f->src.size > (uint64_t)SIZE_MAX || f->src.size == 0) {
         return LAM_OK; /* cannot be mapped whole: everything is copied */
     }
-    file_map *m = calloc(1, sizeof *m);
+    lam__file_map *m = calloc(1, sizeof *m);
     if (m == NULL) {
         return lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
     }
     m->len = (size_t)f->src.size;
     /* Private and writable: a tensor written later gets its own copy of the page (the file
-     * never changes); pages nobody writes stay the page cache's, shared, never copied. */
+     * never changes); pages nobody writes stay the page cache's, shared, never copied. No
+     * MAP_POPULATE: on a writable private mapping it would copy every page. */
     m->base = mmap(NULL, m->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (m->base == MAP_FAILED) {
         int e = errno;
@@ -49,6 +54,19 @@ lam_status lam__map_tensors(const lam__st_file *f, int fd, lam_ctx *ctx, lam_ten
         return lam__error(LAM_ERR_IO, "Cannot map the file, %s", strerror(e));
     }
     atomic_store_explicit(&m->refs, 1, memory_order_relaxed);
+    *out = m;
+    return LAM_OK;
+}
+
+lam_status lam__map_tensors(const lam__st_file *f, lam__file_map *m, lam_ctx *ctx,
+                            lam_tensor **tensors, bool *copy) {
+    for (size_t i = 0; i < f->n; i++) {
+        tensors[i] = NULL;
+        copy[i] = true;
+    }
+    if (m == NULL) {
+        return LAM_OK;
+    }
     lam_status st = LAM_OK;
     for (size_t i = 0; st == LAM_OK && i < f->n; i++) {
         const lam__st_entry *e = &f->entries[i];
@@ -79,6 +97,5 @@ lam_status lam__map_tensors(const lam__st_file *f, int fd, lam_ctx *ctx, lam_ten
             tensors[i] = NULL;
         }
     }
-    map_release(m); /* ours; the tensors hold theirs */
     return st;
 }

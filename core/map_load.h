@@ -10,15 +10,30 @@
 
 #include <stdbool.h>
 
+/* A private (copy-on-write) mapping of a whole file, shared by the tensors over it. */
+typedef struct lam__file_map lam__file_map;
+
 /*
- * Maps the file behind fd (f's header already validated) copy-on-write and makes tensors[i]
- * a tensor over the bytes of every entry that can be wrapped without a copy (float32,
- * little-endian host, not empty, its data at a multiple of 8 bytes, a backend that wraps host
- * memory); every other entry gets copy[i] = true and tensors[i] NULL, for the caller to read.
- * The mapping goes when the last of its tensors does. On failure every tensor made here is
- * released and the error is set.
+ * Maps the file behind fd (f's header already validated) whole, readable and writable,
+ * MAP_PRIVATE, without populating it (pages are read when first touched; populating a writable
+ * private mapping would copy every page). *out is NULL (and LAM_OK returned) for a file larger
+ * than the address space: its tensors are then all copied. Release with lam__map_release.
+ * Errors: LAM_ERR_IO (mmap failed), LAM_ERR_OUT_OF_MEMORY.
  */
-lam_status lam__map_tensors(const lam__st_file *f, int fd, lam_ctx *ctx, lam_tensor **tensors,
-                            bool *copy);
+lam_status lam__map_file(const lam__st_file *f, int fd, lam__file_map **out);
+/* The first byte of the file in the mapping (m not NULL). */
+const uint8_t *lam__map_base(const lam__file_map *m);
+/* Drops the caller's reference (m NULL: nothing): the mapping goes with the last reference. */
+void lam__map_release(lam__file_map *m);
+
+/*
+ * Makes tensors[i] a tensor over the bytes of every entry of f that can be wrapped without a
+ * copy (float32, little-endian host, not empty, its data at a multiple of 8 bytes, a backend
+ * that wraps host memory), each holding a reference to m; every other entry (all of them when
+ * m is NULL) gets copy[i] = true and tensors[i] NULL, for the caller to read. On failure every
+ * tensor made here is released and the error is set.
+ */
+lam_status lam__map_tensors(const lam__st_file *f, lam__file_map *m, lam_ctx *ctx,
+                            lam_tensor **tensors, bool *copy);
 
 #endif

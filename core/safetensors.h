@@ -58,14 +58,15 @@ typedef struct lam__st_entry {
  * Where a file's bytes come from: a buffer in memory (the fuzzer, tests) or an open file read
  * with pread. Every read copies into the caller's buffer, and a file that shrinks while it is
  * read (another process truncating or rewriting it) gives a short read, which is an error,
- * never a signal. A zero-copy path (mapping the file and handing the pages to a backend) can
- * come back as a third kind of source; it must then turn a page beyond the end of a shrunk
- * file into an error instead of SIGBUS (a lease, or a private copy of the file), which is why
- * reads go through lam__st_read_at instead of touching a mapping.
+ * never a signal. The zero-copy loads (map_load.c) are the exception: lam_load_mapped_verified
+ * reads a mapping of the file as a buffer (mem, with the file's fd), and a file truncated in
+ * place while it is read raises SIGBUS there, as its documentation says.
  */
 typedef struct lam__st_source {
-    const uint8_t *mem; /* non-NULL: the whole file in memory */
-    int fd;             /* else: an open regular file */
+    const uint8_t *mem; /* non-NULL: the whole file in memory, read (and checksummed) there */
+    int fd;             /* mem NULL: an open regular file, read with pread; with mem: -1, or
+                         * the file mem maps (lam_load_mapped_verified), whose identity is
+                         * still checked after reading */
     uint64_t size;      /* the file's size when it was opened */
     /* Identity of the fd's file when opened: a change seen after reading is an error. */
     uint64_t dev, ino;
@@ -132,7 +133,8 @@ typedef struct lam__st_sink {
  * compared at the end, so a caller must not commit what the sink received before this
  * returns LAM_OK. Before anything is allocated or read, the float32 size of the wanted tensors
  * is checked against the machine's memory. Memory used: two 256 KiB buffers per thread, never a
- * copy of a tensor or of the file.
+ * copy of a tensor or of the file. A source in memory is checksummed (and converted into a
+ * place) where it lies, without the buffers.
  * Errors: LAM_ERR_DTYPE (a wanted tensor does not convert), LAM_ERR_FORMAT (checksum
  * mismatch), LAM_ERR_IO (the file shrank or changed while it was read),
  * LAM_ERR_OUT_OF_MEMORY, or the sink's error; no file prefix.

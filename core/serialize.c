@@ -173,12 +173,22 @@ static float *load_place(void *user, size_t i) {
     return lam__tensor_host_f32(lc->d->entries[i].tensor);
 }
 
-/* lam_load, and lam_load_mapped when `mapped`: the float32 tensors over a mapping of the
- * file (map_load.c), the others read as lam_load reads them. */
-static lam_status load_dict(const char *path, lam_ctx *ctx, bool mapped, lam_tensor_dict **out) {
+/* How load_dict reads a file. */
+typedef enum load_mode {
+    LOAD_COPY,           /* lam_load */
+    LOAD_MAPPED,         /* lam_load_mapped */
+    LOAD_MAPPED_VERIFIED /* lam_load_mapped_verified */
+} load_mode;
+
+static const char *const load_names[] = {"lam_load", "lam_load_mapped", "lam_load_mapped_verified"};
+
+/* lam_load, and lam_load_mapped(_verified): the float32 tensors over a mapping of the file
+ * (map_load.c), the others read as lam_load reads them; verified, every byte of the data area
+ * is checksummed where it lies in the mapping and the others are read from it too. */
+static lam_status load_dict(const char *path, lam_ctx *ctx, load_mode mode, lam_tensor_dict **out) {
     if (out == NULL) {
         return lam__error(LAM_ERR_INVALID_ARGUMENT, "%s: Invalid argument, out is NULL",
-                          mapped ? "lam_load_mapped" : "lam_load");
+                          load_names[mode]);
     }
     *out = NULL;
     int fd;
@@ -209,11 +219,15 @@ static lam_status load_dict(const char *path, lam_ctx *ctx, bool mapped, lam_ten
     }
     bool *copy = NULL;
     bool read_rest = true;
-    if (st == LAM_OK && mapped) {
+    lam__file_map *map = NULL;
+    if (st == LAM_OK && mode != LOAD_COPY) {
         lam_tensor **mt = calloc(f.n ? f.n : 1, sizeof *mt);
         copy = calloc(f.n ? f.n : 1, sizeof *copy);
-        st = mt != NULL && copy != NULL ? lam__map_tensors(&f, fd, ctx, mt, copy)
+        st = mt != NULL && copy != NULL ? lam__map_file(&f, fd, &map)
                                         : lam__error(LAM_ERR_OUT_OF_MEMORY, "Out of memory");
+        if (st == LAM_OK) {
+            st = lam__map_tensors(&f, map, ctx, mt, copy);
+        }
         bool any = false;
         for (size_t i = 0; st == LAM_OK && i < f.n; i++) {
             any = any || copy[i];
@@ -226,20 +240,33 @@ static lam_status load_dict(const char *path, lam_ctx *ctx, bool mapped, lam_ten
                 }
             }
         }
+        for (size_t i = 0; mt != NULL && i < f.n; i++) {
+            lam_tensor_release(mt[i]); /* those after a failure, not handed to d */
+        }
         free(mt);
-        read_rest = any; /* the tensors that could not be mapped */
+        /* The tensors that could not be mapped; verified, the checksum too (a file without
+         * one is loaded unverified, as lam_load loads it). */
+        read_rest =
+            any || (mode == LOAD_MAPPED_VERIFIED && lam__st_metadata(&f, LAM__ST_META_CRC) != NULL);
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s'", path);
         }
     }
     if (st == LAM_OK && read_rest) {
-        load_ctx lc = {ctx, d, &f};
+        /* The same header; verified, its data read from the mapping the tensors are over (the
+         * bytes checked are the bytes they hold), the file's identity still checked after. */
+        lam__st_file rf = f;
+        if (mode == LOAD_MAPPED_VERIFIED && map != NULL) {
+            rf.src.mem = lam__map_base(map);
+        }
+        load_ctx lc = {ctx, d, &rf};
         lam__st_sink sink = {load_begin, load_values, &lc, load_place};
-        st = lam__st_read_tensors(&f, copy, &sink);
+        st = lam__st_read_tensors(&rf, copy, &sink);
         if (st != LAM_OK) {
             st = lam__error_prefix(st, "loading '%s'", path);
         }
     }
+    lam__map_release(map); /* ours; the tensors hold theirs */
     free(copy);
     if (d != NULL) {
         d->is_list = f.is_list;
@@ -254,11 +281,15 @@ static lam_status load_dict(const char *path, lam_ctx *ctx, bool mapped, lam_ten
 }
 
 lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
-    return load_dict(path, ctx, false, out);
+    return load_dict(path, ctx, LOAD_COPY, out);
 }
 
 lam_status lam_load_mapped(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
-    return load_dict(path, ctx, true, out);
+    return load_dict(path, ctx, LOAD_MAPPED, out);
+}
+
+lam_status lam_load_mapped_verified(const char *path, lam_ctx *ctx, lam_tensor_dict **out) {
+    return load_dict(path, ctx, LOAD_MAPPED_VERIFIED, out);
 }
 
 /* ---- saving tensors ---- */

@@ -132,8 +132,8 @@ static size_t *data_order(const lam__st_file *f) {
 
 /* The file behind fd is still the one that was opened, unchanged; else an error. */
 static lam_status check_unchanged(const lam__st_source *src) {
-    if (src->mem != NULL) {
-        return LAM_OK;
+    if (src->fd < 0) {
+        return LAM_OK; /* a buffer, no file behind it */
     }
     struct stat sb;
     if (fstat(src->fd, &sb) != 0) {
@@ -202,24 +202,34 @@ static lam_status read_range(part *pt, size_t i, uint64_t first, uint64_t last, 
 #else
     const bool in_place = false;
 #endif
+    /* A file in memory (a mapping of it) is checksummed, and converted into a place, where it
+     * lies: no copy into the buffer first. */
+    const lam__st_source *src = &pt->f->src;
+    const bool direct = src->mem != NULL && (!wanted || (dest != NULL && !in_place));
     lam_status st = LAM_OK;
     for (; st == LAM_OK && first < last; first += step) {
         if (atomic_load_explicit(pt->stop, memory_order_relaxed)) {
             return LAM_OK; /* another part failed: its error is the one reported */
         }
         size_t count = last - first < step ? (size_t)(last - first) : step;
-        uint8_t *into = in_place ? (uint8_t *)(void *)(dest + first) : pt->raw;
-        st = lam__st_read_at(&pt->f->src, pt->f->data_at + e->begin + first * isz, into,
-                             count * isz);
-        if (st != LAM_OK) {
-            break;
+        uint64_t at = pt->f->data_at + e->begin + first * isz;
+        const uint8_t *bytes;
+        if (direct && at <= src->size && count * isz <= src->size - at) {
+            bytes = src->mem + at;
+        } else {
+            uint8_t *into = in_place ? (uint8_t *)(void *)(dest + first) : pt->raw;
+            st = lam__st_read_at(src, at, into, count * isz);
+            if (st != LAM_OK) {
+                break;
+            }
+            bytes = into;
         }
-        pt->crc = lam__crc32c(pt->crc, into, count * isz);
+        pt->crc = lam__crc32c(pt->crc, bytes, count * isz);
         if (!wanted || in_place) {
             continue;
         }
         if (dest != NULL) {
-            convert(e->dtype, pt->raw, dest + first, count);
+            convert(e->dtype, bytes, dest + first, count);
             continue;
         }
         const float *values = pt->conv;

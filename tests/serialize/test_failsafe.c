@@ -370,20 +370,24 @@ Test(failsafe, load_parameters_into_a_deferred_model_succeeds_or_changes_nothing
     sweep_load_parameters(true);
 }
 
+typedef lam_status (*loader_fn)(const char *path, lam_ctx *ctx, lam_tensor_dict **out);
+
 typedef struct nd_args {
     const char *path;
     lam_ctx *ctx;
+    loader_fn load;
     lam_status st;
 } nd_args;
 
 static void load_nd(void *arg) {
     nd_args *a = arg;
     lam_tensor_dict *d = NULL;
-    a->st = lam_load(a->path, a->ctx, &d);
+    a->st = a->load(a->path, a->ctx, &d);
     lam_tensor_dict_destroy(d);
 }
 
-Test(failsafe, load_returns_the_whole_file_or_nothing) {
+/* The k-th allocation of a load fails, for every k: the whole file or nothing, no leak. */
+static void sweep_load(loader_fn load) {
     need_injector();
     float w[6] = {1, -2, 3.5f, 0, 1e-3f, -1e3f}, s[1] = {7};
     int64_t sw[2] = {2, 3};
@@ -392,7 +396,7 @@ Test(failsafe, load_returns_the_whole_file_or_nothing) {
     SU_OK(lam_save_list(path, t, 2));
     lam_tensor_release(t[0]);
     lam_tensor_release(t[1]);
-    nd_args a = {path, cpu(), LAM_OK};
+    nd_args a = {path, cpu(), load, LAM_OK};
     unsigned long calls = lam_failalloc_calibrate(&fa, load_nd, &a);
     SU_OK(a.st);
     cr_assert_gt(calls, 0, "the injector counted no allocation");
@@ -401,7 +405,7 @@ Test(failsafe, load_returns_the_whole_file_or_nothing) {
     for (k = 1; k < MAX_K; k++) {
         lam_tensor_dict *d = (lam_tensor_dict *)&a; /* must be reset */
         fa.arm(k);
-        lam_status st = lam_load(path, a.ctx, &d);
+        lam_status st = load(path, a.ctx, &d);
         int hit = fa.injected();
         fa.arm(0);
         const char *what = su_fmt("allocation %lu of %lu failed", k, calls);
@@ -423,4 +427,16 @@ Test(failsafe, load_returns_the_whole_file_or_nothing) {
     }
     cr_assert_geq(k, calls, "the sweep stopped at %lu of %lu allocations", k, calls);
     su_cleanup();
+}
+
+Test(failsafe, load_returns_the_whole_file_or_nothing) {
+    sweep_load(lam_load);
+}
+
+Test(failsafe, verified_mapped_load_returns_the_whole_file_or_nothing) {
+    sweep_load(lam_load_mapped_verified);
+}
+
+Test(failsafe, mapped_load_returns_the_whole_file_or_nothing) {
+    sweep_load(lam_load_mapped);
 }

@@ -1,9 +1,11 @@
 /*
  * `lamina inspect FILE`: one line per tensor (name, dtype as stored, shape, bytes, min, max,
- * mean) and the metadata; a file Lamina refuses is an error message and exit status 1.
+ * mean) and the metadata; a file Lamina refuses is an error message and exit status 1;
+ * `lamina inspect --verify FILE`: the checksum checked, one line of verdict.
  * Expected figures are worked out by hand from the values write_numpy.py stores.
  */
 #include "ser_util.h"
+#include "ref_crc32c.h"
 
 #include <math.h>
 #include <sys/wait.h>
@@ -109,4 +111,62 @@ Test(inspect, a_refused_file_is_an_error_with_exit_status_1) {
     cr_assert_eq(status, 2, "%s", out);
     cr_assert(strncmp(out, "usage: lamina inspect FILE", 26) == 0, "%s", out);
     free(out);
+}
+
+/* --verify: OK (0) for a file Lamina saved, CORRUPT with lam_load's checksum message (1) after
+ * one data byte is flipped, NOT VERIFIED (3) for a file without a checksum; the checksums in
+ * the expected lines come from the tests' own CRC (ref_crc32c.h). */
+Test(inspect, verify_checks_every_byte_against_the_checksum) {
+    const char *path = su_path("verify.safetensors");
+    float v[3000];
+    for (int i = 0; i < 3000; i++) {
+        v[i] = (float)i * 0.25f - 100.0f;
+    }
+    int64_t dims[2] = {30, 100}, bd[1] = {1};
+    float one = 1.0f;
+    lam_tensor *t[2] = {su_tensor(2, dims, v), su_tensor(1, bd, &one)};
+    const char *names[2] = {"w", "b"};
+    SU_OK(lam_save_dict(path, names, t, 2));
+    lam_tensor_release(t[0]);
+    lam_tensor_release(t[1]);
+    size_t n = 0;
+    uint8_t *bytes = su_read_file(path, &n);
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--) {
+        h = (h << 8) | bytes[i];
+    }
+    size_t d0 = (size_t)(8 + h);
+    uint32_t crc = ref_crc32c(bytes + d0, n - d0);
+    const char *cmd = su_fmt(LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --verify %s 2>&1", path);
+    int status;
+    char *out = run(cmd, &status);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_assert_str_eq(
+        out,
+        su_fmt("%s: OK, every byte of the data (2 tensors) matches its CRC32C %08x\n", path, crc));
+    free(out);
+    /* one byte in the middle of w's data flipped */
+    bytes[d0 + 6001] ^= 0xFFu;
+    uint32_t now = ref_crc32c(bytes + d0, n - d0);
+    su_write_file(path, bytes, n);
+    out = run(cmd, &status);
+    cr_assert_eq(status, 1, "%s", out);
+    cr_assert_str_eq(out, su_fmt("%s: CORRUPT, loading '%s': Checksum mismatch, the data has "
+                                 "CRC32C %08x but the metadata says %08x (the file is corrupt)\n",
+                                 path, path, now, crc));
+    free(out);
+    free(bytes);
+    const char *other = SU_DATA_DIR "/numpy_dtypes.safetensors";
+    out =
+        run(su_fmt(LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --verify %s 2>&1", other), &status);
+    cr_assert_eq(status, 3, "%s", out);
+    cr_assert_str_eq(out, su_fmt("%s: NOT VERIFIED, the metadata has no lamina.crc32c checksum (a "
+                                 "file Lamina did not write?)\n",
+                                 other));
+    free(out);
+    out = run(LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --verify 2>&1", &status);
+    cr_assert_eq(status, 2, "%s", out);
+    cr_assert(strncmp(out, "lamina inspect: --verify takes one FILE\n", 40) == 0, "%s", out);
+    free(out);
+    su_cleanup();
 }

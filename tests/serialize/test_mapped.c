@@ -4,8 +4,14 @@
  * a tensor never changes the file (copy-on-write); a file replaced by a save keeps the mapped
  * tensors' values; dtypes that need a conversion are read as lam_load reads them; a failed load
  * leaves nothing behind.
+ * Verified (lam_load_mapped_verified): the same tensors, after the data area's CRC32C over the
+ * mapping matched the metadata; a byte flipped anywhere in the data (a mapped tensor, a
+ * converted one, an unaligned float32 one that is copied) is lam_load's checksum mismatch, with
+ * nothing left behind; a file without a checksum loads unverified, as lam_load loads it.
+ * Expected checksums come from the tests' own table CRC (ref_crc32c.h).
  */
 #include "ser_util.h"
+#include "ref_crc32c.h"
 
 #include <stdbool.h>
 
@@ -175,5 +181,250 @@ Test(mapped, a_failed_load_leaves_nothing_behind) {
     cr_assert_eq(lam_tensor_live_count(), 0);
     su_assert_error(lam_load_mapped(bad, NULL, NULL), LAM_ERR_INVALID_ARGUMENT,
                     "lam_load_mapped: Invalid argument, out is NULL", "out NULL");
+    su_cleanup();
+}
+
+/* ---- lam_load_mapped_verified ---- */
+
+static bool cpu_backend(void) {
+    return getenv("LAMINA_BACKEND") == NULL || strcmp(getenv("LAMINA_BACKEND"), "cpu") == 0;
+}
+
+/* Where the data area of the file's bytes begins (8 + the header length). */
+static size_t data_start(const uint8_t *bytes, size_t n) {
+    cr_assert_geq(n, 8);
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--) {
+        h = (h << 8) | bytes[i];
+    }
+    cr_assert_leq(8 + h, n);
+    return (size_t)(8 + h);
+}
+
+/* Flips every bit of the data byte `at` (from the data area's start) of the file at path and
+ * returns the message a verified load gives: the CRC32C of the data as it is now and of the data
+ * as it was (what the metadata says), both from the tests' own CRC. */
+static const char *flip_data_byte(const char *path, size_t at) {
+    size_t n = 0;
+    uint8_t *bytes = su_read_file(path, &n);
+    size_t d0 = data_start(bytes, n);
+    cr_assert_lt(d0 + at, n, "byte %zu beyond the data of %s", at, path);
+    uint32_t was = ref_crc32c(bytes + d0, n - d0);
+    bytes[d0 + at] ^= 0xFFu;
+    uint32_t now = ref_crc32c(bytes + d0, n - d0);
+    su_write_file(path, bytes, n);
+    free(bytes);
+    return su_fmt("loading '%s': Checksum mismatch, the data has CRC32C %08x but the metadata "
+                  "says %08x (the file is corrupt)",
+                  path, now, was);
+}
+
+/* A verified load of path fails with the checksum mismatch `msg`, leaving nothing behind. */
+static void assert_mismatch(const char *path, const char *msg, const char *what) {
+    lam_tensor_dict *d = (lam_tensor_dict *)(uintptr_t)1;
+    su_assert_error(lam_load_mapped_verified(path, NULL, &d), LAM_ERR_FORMAT, msg, what);
+    cr_assert_null(d, "%s: *out not NULL after a failure", what);
+    cr_assert_not(file_mapped(path), "%s: a failed load left the file mapped", what);
+    cr_assert_eq(lam_tensor_live_count(), 0, "%s: tensors left alive", what);
+}
+
+Test(mapped, verified_values_equal_the_saved_ones_over_the_mapping) {
+    const char *path = su_path("verified.safetensors");
+    float w[1000], b[7];
+    save_two(path, 1.0f, w, b);
+    size_t n = 0;
+    uint8_t *bytes = su_read_file(path, &n);
+    size_t d0 = data_start(bytes, n);
+    const char *crc = su_fmt("%08x", ref_crc32c(bytes + d0, n - d0));
+    free(bytes);
+    lam_tensor_dict *d = NULL;
+    SU_OK(lam_load_mapped_verified(path, NULL, &d));
+    cr_assert_eq(lam_tensor_dict_count(d), 2);
+    su_assert_shape(lam_tensor_dict_find(d, "w"), 2, big_dims, "w");
+    su_assert_bits(lam_tensor_dict_find(d, "w"), w, 1000, "w");
+    su_assert_bits(lam_tensor_dict_find(d, "b"), b, 7, "b");
+    cr_assert_str_eq(lam_tensor_dict_metadata(d, "lamina.crc32c"), crc, "the checksum verified");
+    if (cpu_backend()) {
+        cr_assert(file_mapped(path), "lam_load_mapped_verified did not map %s", path);
+    }
+    lam_tensor_dict_destroy(d);
+    cr_assert_not(file_mapped(path), "the mapping outlived its tensors");
+    cr_assert_eq(lam_tensor_live_count(), 0);
+    su_cleanup();
+}
+
+Test(mapped, verified_a_flipped_byte_in_a_mapped_tensor_is_a_checksum_mismatch) {
+    const char *path = su_path("flipped.safetensors");
+    float w[1000], b[7];
+    save_two(path, 1.0f, w, b);
+    /* data order is b (28 bytes) then w? whichever: byte 2000 is inside w's 4000 bytes */
+    const char *msg = flip_data_byte(path, 2000);
+    assert_mismatch(path, msg, "a byte of w flipped");
+    /* lam_load gives the same status and message; the unverified mapped load does not look
+     * (on the CPU backend: where nothing is mapped it reads, and so checks, every byte) */
+    lam_tensor_dict *d = NULL;
+    su_assert_error(lam_load(path, NULL, &d), LAM_ERR_FORMAT, msg, "lam_load");
+    if (cpu_backend()) {
+        SU_OK(lam_load_mapped(path, NULL, &d));
+        lam_tensor_dict_destroy(d);
+    }
+    /* flipped back: verified again */
+    flip_data_byte(path, 2000);
+    SU_OK(lam_load_mapped_verified(path, NULL, &d));
+    su_assert_bits(lam_tensor_dict_find(d, "w"), w, 1000, "w");
+    lam_tensor_dict_destroy(d);
+    /* the very last byte of the data area */
+    size_t n = 0;
+    uint8_t *bytes = su_read_file(path, &n);
+    size_t last = n - data_start(bytes, n) - 1;
+    free(bytes);
+    assert_mismatch(path, flip_data_byte(path, last), "the last data byte flipped");
+    su_assert_error(lam_load_mapped_verified(path, NULL, NULL), LAM_ERR_INVALID_ARGUMENT,
+                    "lam_load_mapped_verified: Invalid argument, out is NULL", "out NULL");
+    su_cleanup();
+}
+
+/* A float32 tensor "a" [4] at data bytes 0..16 (aligned: mapped), a float16 "h" [3] at 16..22
+ * (converted) and a float32 "u" [2] at 22..30 (not at a multiple of 8: copied), with the
+ * checksum in the metadata when `with_crc`. The header is padded so the data starts at a
+ * multiple of 8. */
+static const float mixed_a[4] = {1.5f, -2.0f, 3.25f, 4.0f};
+static const float mixed_h[3] = {1.0f, -2.0f, 0.5f}; /* F16 0x3C00, 0xC000, 0x3800 */
+static const float mixed_u[2] = {7.0f, -0.125f};
+
+static void write_mixed(const char *path, bool with_crc) {
+    uint8_t data[30];
+    memcpy(data, mixed_a, 16);
+    const uint16_t h[3] = {0x3C00u, 0xC000u, 0x3800u};
+    for (int i = 0; i < 3; i++) {
+        data[16 + 2 * i] = (uint8_t)(h[i] & 0xFFu);
+        data[17 + 2 * i] = (uint8_t)(h[i] >> 8);
+    }
+    memcpy(data + 22, mixed_u, 8);
+    char meta[80] = "";
+    if (with_crc) {
+        snprintf(meta, sizeof meta, "\"__metadata__\":{\"lamina.crc32c\":\"%08x\"},",
+                 ref_crc32c(data, sizeof data));
+    }
+    char json[512];
+    int len = snprintf(json, sizeof json,
+                       "{%s\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                       "\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[16,22]},"
+                       "\"u\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[22,30]}}",
+                       meta);
+    while ((8 + len) % 8 != 0) {
+        json[len++] = ' ';
+    }
+    json[len] = '\0';
+    su_write_st(path, json, data, sizeof data);
+}
+
+static void assert_mixed(lam_tensor_dict *d) {
+    cr_assert_eq(lam_tensor_dict_count(d), 3);
+    su_assert_bits(lam_tensor_dict_find(d, "a"), mixed_a, 4, "a");
+    su_assert_bits(lam_tensor_dict_find(d, "h"), mixed_h, 3, "h");
+    su_assert_bits(lam_tensor_dict_find(d, "u"), mixed_u, 2, "u");
+}
+
+Test(mapped, verified_converted_and_copied_tensors_are_covered_by_the_checksum) {
+    const char *path = su_path("mixed.safetensors");
+    write_mixed(path, true);
+    lam_tensor_dict *d = NULL;
+    SU_OK(lam_load_mapped_verified(path, NULL, &d));
+    assert_mixed(d);
+    if (cpu_backend()) {
+        cr_assert(file_mapped(path), "'a' is not over a mapping of %s", path);
+    }
+    lam_tensor_dict_destroy(d);
+    cr_assert_eq(lam_tensor_live_count(), 0);
+    /* a byte of the float16 tensor (converted), then of the unaligned float32 one (copied) */
+    const char *msg = flip_data_byte(path, 18);
+    assert_mismatch(path, msg, "a byte of h flipped");
+    flip_data_byte(path, 18);
+    msg = flip_data_byte(path, 25);
+    assert_mismatch(path, msg, "a byte of u flipped");
+    su_cleanup();
+}
+
+Test(mapped, verified_a_file_without_a_checksum_loads_unverified_as_lam_load_does) {
+    const char *path = su_path("nocrc.safetensors");
+    write_mixed(path, false);
+    lam_tensor_dict *d = NULL, *c = NULL;
+    SU_OK(lam_load_mapped_verified(path, NULL, &d));
+    assert_mixed(d);
+    cr_assert_null(lam_tensor_dict_metadata(d, "lamina.crc32c"));
+    lam_tensor_dict_destroy(d);
+    /* nothing to check against: a flipped byte of 'a' (bits of 1.5f's low byte) loads, as
+     * lam_load loads it */
+    flip_data_byte(path, 0);
+    SU_OK(lam_load_mapped_verified(path, NULL, &d));
+    SU_OK(lam_load(path, NULL, &c));
+    float a[4];
+    memcpy(a, mixed_a, sizeof a);
+    uint32_t bits = su_bits(a[0]) ^ 0xFFu;
+    a[0] = su_from_bits(bits);
+    su_assert_bits(lam_tensor_dict_find(d, "a"), a, 4, "a, flipped, verified load");
+    su_assert_bits(lam_tensor_dict_find(c, "a"), a, 4, "a, flipped, lam_load");
+    lam_tensor_dict_destroy(d);
+    lam_tensor_dict_destroy(c);
+    cr_assert_eq(lam_tensor_live_count(), 0);
+    su_cleanup();
+}
+
+Test(mapped, verified_writing_a_tensor_leaves_the_file_unchanged) {
+    const char *path = su_path("vcow.safetensors");
+    float w[1000], b[7];
+    save_two(path, 1.0f, w, b);
+    size_t n0 = 0;
+    uint8_t *before = su_read_file(path, &n0);
+    lam_tensor_dict *d = NULL;
+    SU_OK(lam_load_mapped_verified(path, NULL, &d));
+    lam_tensor *tw = lam_tensor_dict_find(d, "w");
+    float neww[1000];
+    for (int i = 0; i < 1000; i++) {
+        neww[i] = 0.25f * (float)i;
+    }
+    SU_OK(lam_tensor_write(tw, neww, 1000));
+    su_assert_bits(tw, neww, 1000, "w written");
+    size_t n1 = 0;
+    uint8_t *after = su_read_file(path, &n1);
+    cr_assert_eq(n1, n0);
+    cr_assert(memcmp(before, after, n0) == 0, "writing a verified mapped tensor changed the file");
+    lam_tensor_dict *again = NULL;
+    SU_OK(lam_load_mapped_verified(path, NULL, &again));
+    su_assert_bits(lam_tensor_dict_find(again, "w"), w, 1000, "w in the file");
+    lam_tensor_dict_destroy(again);
+    lam_tensor_dict_destroy(d);
+    free(before);
+    free(after);
+    cr_assert_eq(lam_tensor_live_count(), 0);
+    su_cleanup();
+}
+
+/* 12 MiB of data: checksummed in slices by several threads (one per CPU, when there are
+ * several), combined in order; a flipped byte in any slice is found. */
+Test(mapped, verified_a_large_file_is_checked_in_slices) {
+    const char *path = su_path("large.safetensors");
+    const int64_t dims[1] = {3 << 20};
+    float *v = malloc((size_t)dims[0] * sizeof *v);
+    cr_assert_not_null(v);
+    for (int64_t i = 0; i < dims[0]; i++) {
+        v[i] = (float)(i % 4099) * 0.5f - 7.0f;
+    }
+    lam_tensor *t = su_tensor(1, dims, v);
+    const char *name = "big";
+    SU_OK(lam_save_dict(path, &name, &t, 1));
+    lam_tensor_release(t);
+    lam_tensor_dict *d = NULL;
+    SU_OK(lam_load_mapped_verified(path, NULL, &d));
+    su_assert_bits(lam_tensor_dict_find(d, "big"), v, (size_t)dims[0], "big");
+    lam_tensor_dict_destroy(d);
+    const size_t at[3] = {5, ((size_t)6 << 20) + 3, ((size_t)12 << 20) - 2};
+    for (int k = 0; k < 3; k++) {
+        const char *msg = flip_data_byte(path, at[k]);
+        assert_mismatch(path, msg, su_fmt("byte %zu flipped", at[k]));
+        flip_data_byte(path, at[k]);
+    }
+    free(v);
     su_cleanup();
 }

@@ -1826,6 +1826,35 @@ LAM_EXPORT lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict *
  */
 LAM_EXPORT lam_status lam_load_mapped(const char *path, lam_ctx *ctx, lam_tensor_dict **out);
 
+/*
+ * Verified zero-copy loading: lam_load_mapped, and before anything is returned the CRC32C of
+ * the file's whole data area is computed over the mapping and compared with the metadata's
+ * "lamina.crc32c", the check lam_load makes. Every byte is read once, where it lies in the
+ * mapping (no copy of the float32 tensors; the pages read stay the page cache's, shared), by
+ * the threads lam_load uses (one per CPU this process may run on, at most 4, for 4 MiB of data
+ * or more); the tensors that are copied instead of mapped (other dtypes, data not at a multiple
+ * of 8 bytes, a backend that does not wrap host memory) are read from the same mapping and
+ * covered by the same checksum. Cost: about one pass of CRC32C over the file (a hardware CRC
+ * runs at several GB/s per core) plus the faults that bring the pages in; no copy. A file whose
+ * metadata has no "lamina.crc32c" (written by another tool) loads as lam_load loads such a
+ * file: without verification (lam_tensor_dict_metadata(d, "lamina.crc32c") is then NULL).
+ * What is verified is the bytes as the mapping showed them during the call: the caveats of
+ * lam_load_mapped still hold afterwards (a file changed IN PLACE while mapped tensors live may
+ * show new bytes in pages not read since, and truncating it in place raises SIGBUS, during
+ * the verification too); a file replaced by a rename, as Lamina saves, is safe. `lamina
+ * inspect --verify FILE` runs the same check without keeping the tensors.
+ * Errors: those of lam_load_mapped; LAM_ERR_FORMAT "loading '<path>': Checksum mismatch, the
+ * data has CRC32C <x> but the metadata says <y> (the file is corrupt)" (lam_load's message);
+ * LAM_ERR_IO "File changed while reading" when the file's size or modification time changed
+ * during the call.
+ * Ownership: on success *out is a new dict the caller destroys with lam_tensor_dict_destroy;
+ * on any failure *out is NULL, no tensor is left alive and the mapping is released.
+ * Thread safety: as lam_load; the verification threads are the library's own and have ended
+ * when the call returns.
+ */
+LAM_EXPORT lam_status lam_load_mapped_verified(const char *path, lam_ctx *ctx,
+                                               lam_tensor_dict **out);
+
 /* Nonzero when the file was saved as a list. */
 LAM_EXPORT int lam_tensor_dict_is_list(const lam_tensor_dict *d);
 LAM_EXPORT size_t lam_tensor_dict_count(const lam_tensor_dict *d);
