@@ -814,6 +814,46 @@ Test(cpu_ops2, max_pool_backward_adds_at_indices) {
     rm(&o);
 }
 
+/*
+ * The gradient overwrites its output: every plane of a dirty buffer (99 everywhere) comes back
+ * zero except at the indices. Worked by hand: 2 samples x 2 channels, 2 x 2 gradients into 4 x 4
+ * planes; plane p's gradient is 10 (p + 1) + k for k = 0..3 at indices 0, 5, 5, 15, so its
+ * output holds g0 at 0, g1 + g2 at 5, g3 at 15.
+ */
+Test(cpu_ops2, max_pool_backward_overwrites_every_plane) {
+    const int64_t dg[4] = {2, 2, 2, 2}, dout[4] = {2, 2, 4, 4};
+    float gv[16], dirty[64], want[64], got[64];
+    int32_t iv[16];
+    for (int p = 0; p < 4; p++) {
+        const int32_t at[4] = {0, 5, 5, 15};
+        for (int k = 0; k < 4; k++) {
+            gv[4 * p + k] = (float)(10 * (p + 1) + k);
+            iv[4 * p + k] = at[k];
+        }
+        for (int e = 0; e < 16; e++) {
+            want[16 * p + e] = 0.0f;
+        }
+        want[16 * p] = gv[4 * p];
+        want[16 * p + 5] = gv[4 * p + 1] + gv[4 * p + 2];
+        want[16 * p + 15] = gv[4 * p + 3];
+    }
+    for (int e = 0; e < 64; e++) {
+        dirty[e] = 99.0f;
+    }
+    tens g = mkf(4, dg, gv);
+    tens i = mk(LAM_DTYPE_I32, 4, dg, iv);
+    tens o = mkf(4, dout, dirty);
+    cr_assert_eq(run2(LAM_OP_MAX_POOL_BACKWARD, NULL, &g, &i, &o), LAM_OK, "%s", g_msg);
+    rd(&o, got);
+    for (int e = 0; e < 64; e++) {
+        cr_assert(got[e] == want[e], "element %d: got %g, want %g", e, (double)got[e],
+                  (double)want[e]);
+    }
+    rm(&g);
+    rm(&i);
+    rm(&o);
+}
+
 static void avg_case(uint32_t flags, int64_t oh, const float *fwd, const float *g,
                      const float *gin) {
     const int64_t dx[4] = {2, 1, 6, 6}, dout[4] = {2, 1, oh, oh};

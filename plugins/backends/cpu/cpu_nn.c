@@ -315,6 +315,9 @@ static void max_window(const win *w, const float *xp, int64_t sh, int64_t sw, in
     }
 }
 
+/* Whether v takes the window's maximum from b: larger, or the first NaN. */
+#define MAX_TAKES(v, b) (((v) > (b)) | (((v) != (v)) & ((b) == (b))))
+
 /*
  * Windows [lo, hi) of output row oh, every tap inside the input, unit strides along the row:
  * tap by tap over the whole row instead of window by window, the same comparison made without
@@ -347,7 +350,7 @@ static inline void max_row_inside(const win *w, const float *xp, int64_t sh, int
             if (ib == NULL) {
                 for (int64_t q = 0; q < n; q++) {
                     const float v = t[q * s1], b = ob[q];
-                    const int take = (v > b) | ((v != v) & (b == b));
+                    const int take = MAX_TAKES(v, b);
                     ob[q] = take ? v : b;
                 }
                 continue;
@@ -355,7 +358,7 @@ static inline void max_row_inside(const win *w, const float *xp, int64_t sh, int
             const uint32_t p = (uint32_t)(h * in1 + col);
             for (int64_t q = 0; q < n; q++) {
                 const float v = t[q * s1], b = ob[q];
-                const int take = (v > b) | ((v != v) & (b == b));
+                const int take = MAX_TAKES(v, b);
                 ob[q] = take ? v : b;
                 ib[q] = take ? (int32_t)(p + (uint32_t)q * (uint32_t)s1) : ib[q];
             }
@@ -405,36 +408,60 @@ static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const c
     }
 }
 
-/* Max pooling's gradient; an index outside the plane is the caller's error, named. */
+/* Index `at` of gradient element (n, ch, oh, ow) outside the plane: the caller's error, named. */
+static lam_status bad_index(const cpu_call *c, int64_t n, int64_t ch, int64_t oh, int64_t ow,
+                            int64_t at, int64_t plane) {
+    return cpu_error(LAM_ERR_INVALID_ARGUMENT,
+                     "cpu: Index out of range, %s index at (%lld, %lld, %lld, %lld) is %lld, "
+                     "outside [0, %lld)",
+                     c->name, (long long)n, (long long)ch, (long long)oh, (long long)ow,
+                     (long long)at, (long long)plane);
+}
+
+/*
+ * Max pooling's gradient, plane by plane: each output plane zeroed just before its terms are
+ * added (it is still in cache when they land), the terms in increasing output order; contiguous
+ * planes (the usual case) walked with one flat index.
+ */
 static lam_status max_pool_backward(const cpu_call *c, const cpu_view *g, const cpu_view *idx,
                                     const cpu_view *out) {
-    const int64_t plane = out->dims[2] * out->dims[3];
+    const int64_t plane = out->dims[2] * out->dims[3], gw = g->dims[3];
+    const int64_t gplane = g->dims[2] * gw;
     const float *gb = cpu_f32(g);
     const int32_t *ib = (const int32_t *)(const void *)idx->data;
     float *ob = cpu_f32(out);
     const int dense_plane = out->st[3] == 1 && out->st[2] == out->dims[3];
-    zero_planes(out, 0, out->dims[0] * out->dims[1]);
+    const int dense_g = dense_plane && g->st[3] == 1 && g->st[2] == gw && idx->st[3] == 1 &&
+                        idx->st[2] == idx->dims[3];
     for (int64_t n = 0; n < g->dims[0]; n++) {
         for (int64_t ch = 0; ch < g->dims[1]; ch++) {
-            for (int64_t oh = 0; oh < g->dims[2]; oh++) {
-                for (int64_t ow = 0; ow < g->dims[3]; ow++) {
-                    const int64_t at =
-                        ib[n * idx->st[0] + ch * idx->st[1] + oh * idx->st[2] + ow * idx->st[3]];
+            const int64_t pl = n * out->dims[1] + ch;
+            zero_planes(out, pl, pl + 1);
+            const float *gp = gb + n * g->st[0] + ch * g->st[1];
+            const int32_t *ip = ib + n * idx->st[0] + ch * idx->st[1];
+            float *op = ob + n * out->st[0] + ch * out->st[1];
+            if (dense_g) { /* the index is the offset: no division */
+                for (int64_t q = 0; q < gplane; q++) {
+                    const int64_t at = ip[q];
                     if (at < 0 || at >= plane) {
-                        return cpu_error(LAM_ERR_INVALID_ARGUMENT,
-                                         "cpu: Index out of range, %s index at (%lld, %lld, %lld, "
-                                         "%lld) is %lld, outside [0, %lld)",
-                                         c->name, (long long)n, (long long)ch, (long long)oh,
-                                         (long long)ow, (long long)at, (long long)plane);
+                        return bad_index(c, n, ch, q / gw, q % gw, at, plane);
                     }
-                    const float gv =
-                        gb[n * g->st[0] + ch * g->st[1] + oh * g->st[2] + ow * g->st[3]];
-                    if (dense_plane) { /* the index is the offset: no division */
-                        ob[n * out->st[0] + ch * out->st[1] + at] += gv;
+                    op[at] += gp[q];
+                }
+                continue;
+            }
+            for (int64_t oh = 0; oh < g->dims[2]; oh++) {
+                for (int64_t ow = 0; ow < gw; ow++) {
+                    const int64_t at = ip[oh * idx->st[2] + ow * idx->st[3]];
+                    if (at < 0 || at >= plane) {
+                        return bad_index(c, n, ch, oh, ow, at, plane);
+                    }
+                    const float gv = gp[oh * g->st[2] + ow * g->st[3]];
+                    if (dense_plane) {
+                        op[at] += gv;
                     } else {
                         const int64_t h = at / out->dims[3], wi = at % out->dims[3];
-                        ob[n * out->st[0] + ch * out->st[1] + h * out->st[2] + wi * out->st[3]] +=
-                            gv;
+                        op[h * out->st[2] + wi * out->st[3]] += gv;
                     }
                 }
             }
