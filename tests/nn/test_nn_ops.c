@@ -474,6 +474,13 @@ Test(nn, max_pool_wide_rows_stride3_dilation2_ceil) {
              &ref_maxp_wide_s3_dx, pool_params(2, 3, 2, 3, 0, 1, 1, 2, LAM_POOL_CEIL_MODE));
 }
 
+Test(nn, max_pool_rows_of_5_and_7_2x2) {
+    max_case(&ref_maxp_lenet2_x, &ref_maxp_lenet2_out, &ref_maxp_lenet2_idx, &ref_maxp_lenet2_g,
+             &ref_maxp_lenet2_dx, pool_params(2, 2, 2, 2, 0, 0, 1, 1, 0));
+    max_case(&ref_maxp_2x2_pad_x, &ref_maxp_2x2_pad_out, &ref_maxp_2x2_pad_idx, &ref_maxp_2x2_pad_g,
+             &ref_maxp_2x2_pad_dx, pool_params(2, 2, 2, 2, 1, 1, 1, 1, 0));
+}
+
 Test(nn, max_pool_all_equal_window_picks_its_first_element) {
     /* by hand: a 2x2 plane of equal values, one 2x2 window: index 0 gets everything */
     const float x[4] = {1, 1, 1, 1};

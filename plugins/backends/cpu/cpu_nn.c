@@ -366,6 +366,81 @@ static inline void max_row_inside(const win *w, const float *xp, int64_t sh, int
     }
 }
 
+/* GCC vector types (GCC and clang; SSE2 on x86-64, as cpu_gemm.c uses them). */
+typedef float nn_v4sf __attribute__((vector_size(16)));
+typedef int32_t nn_v4si __attribute__((vector_size(16)));
+typedef uint32_t nn_v4su __attribute__((vector_size(16)));
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define NN_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#endif
+#endif
+#ifndef NN_SHUF
+#define NN_SHUF(a, b, ...) __builtin_shuffle(a, b, (nn_v4si){__VA_ARGS__})
+#endif
+
+/* MAX_TAKES on four lanes: all ones where v takes the maximum from b. */
+static inline nn_v4si takes4(nn_v4sf v, nn_v4sf b) {
+    return (v > b) | ((v != v) & (b == b));
+}
+
+static inline nn_v4sf pick4(nn_v4si take, nn_v4sf v, nn_v4sf b) {
+    return (nn_v4sf)(((nn_v4si)v & take) | ((nn_v4si)b & ~take));
+}
+
+/*
+ * Four 2 x 2 windows at stride 2 along the row, no dilation, from q: the taps of rows r0 and r1
+ * (columns 2 q .. 2 q + 7 of each) split into their even and odd columns, then compared in the
+ * windows' row-major order (a, b, c, d) as max_window does; the index is p0 + 2 q + the winning
+ * tap's offset (0, 1, W, W + 1).
+ */
+static inline void max4_2x2(const float *r0, const float *r1, int64_t q, uint32_t p0, int32_t in1,
+                            float *ob, int32_t *ib) {
+    nn_v4sf l0, h0, l1, h1;
+    memcpy(&l0, r0 + 2 * q, sizeof l0);
+    memcpy(&h0, r0 + 2 * q + 4, sizeof h0);
+    memcpy(&l1, r1 + 2 * q, sizeof l1);
+    memcpy(&h1, r1 + 2 * q + 4, sizeof h1);
+    const nn_v4sf a = NN_SHUF(l0, h0, 0, 2, 4, 6), b = NN_SHUF(l0, h0, 1, 3, 5, 7);
+    const nn_v4sf c = NN_SHUF(l1, h1, 0, 2, 4, 6), d = NN_SHUF(l1, h1, 1, 3, 5, 7);
+    nn_v4sf best = a;
+    nn_v4si at = {0, 0, 0, 0};
+    nn_v4si t = takes4(b, best);
+    best = pick4(t, b, best);
+    at = (t & 1) | (at & ~t);
+    t = takes4(c, best);
+    best = pick4(t, c, best);
+    at = (t & in1) | (at & ~t);
+    t = takes4(d, best);
+    best = pick4(t, d, best);
+    at = (t & (in1 + 1)) | (at & ~t);
+    memcpy(ob + q, &best, sizeof best);
+    if (ib != NULL) {
+        const nn_v4su idx = (nn_v4su)at + (p0 + 2u * (uint32_t)q) + (nn_v4su){0, 2, 4, 6};
+        memcpy(ib + q, &idx, sizeof idx);
+    }
+}
+
+/*
+ * Windows [0, n), n >= 4, of a 2 x 2 stride-2 row (LeNet's pooling and most CNNs'): four at a
+ * time, the last four ending at n (they may overlap the previous four: recomputed from the
+ * input, the same values and indices again), so short rows (LeNet's 14 and 5) need no
+ * one-by-one tail.
+ */
+static void max_row_2x2(const float *r0, const float *r1, int64_t n, uint32_t p0, uint32_t in1,
+                        float *ob, int32_t *ib) {
+    for (int64_t q = 0;; q += 4) {
+        if (q > n - 4) {
+            q = n - 4;
+        }
+        max4_2x2(r0, r1, q, p0, (int32_t)in1, ob, ib);
+        if (q == n - 4) {
+            return;
+        }
+    }
+}
+
 /* Max pooling: first maximum in row-major window order, the first NaN wins, padding never. */
 static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const cpu_view *idx,
                      int64_t p0, int64_t p1) {
@@ -380,6 +455,8 @@ static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const c
     lo = lo > lo2 ? lo : lo2;
     hi = hi < hi2 ? hi : hi2;
     const int rows_fast = sw == 1 && o->st[3] == 1 && (ib == NULL || idx->st[3] == 1) && hi > lo;
+    const int two_by_two = w->k[0] == 2 && w->k[1] == 2 && w->d[0] == 1 && w->d[1] == 1 &&
+                           w->s[1] == 2 && hi - lo >= 4;
     for (int64_t pl = p0; pl < p1; pl++) {
         const int64_t n = pl / x->dims[1], c = pl % x->dims[1];
         const float *xp = xb + n * x->st[0] + c * x->st[1];
@@ -392,6 +469,14 @@ static void max_pool(const win *w, const cpu_view *x, const cpu_view *o, const c
                 ib != NULL ? ib + n * idx->st[0] + c * idx->st[1] + oh * idx->st[2] : NULL;
             const int fast = rows_fast && i0 == 0 && i1 == w->k[0];
             for (int64_t ow = 0; ow < ow_n; ow++) {
+                if (fast && ow == lo && two_by_two) {
+                    const int64_t c0 = start(w, 1, lo);
+                    const float *r0 = xp + h0 * sh + c0;
+                    max_row_2x2(r0, r0 + sh, hi - lo, (uint32_t)(h0 * w->in[1] + c0),
+                                (uint32_t)w->in[1], orow + lo, irow != NULL ? irow + lo : NULL);
+                    ow = hi - 1;
+                    continue;
+                }
                 if (fast && ow == lo) {
                     if (w->s[1] == 2) { /* the usual 2 x 2 / 3 x 3 stride-2 pooling */
                         max_row_inside(w, xp, sh, h0, lo, hi, 2, orow, irow);

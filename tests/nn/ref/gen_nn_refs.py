@@ -379,6 +379,10 @@ WIDE_MAX_CASES = [
     ("maxp_lenet", (2, 3, 12, 28), (2, 2), (2, 2), (0, 0), (1, 1), False, False),
     ("maxp_wide_ties", (1, 2, 9, 45), (3, 3), (2, 2), (1, 1), (1, 1), False, True),
     ("maxp_wide_s3", (1, 2, 8, 61), (2, 3), (2, 3), (0, 1), (1, 2), True, False),
+    # LeNet's second pooling (rows of 5), and a padded 2x2 over 7 x 15 with ties: 4 x 8
+    # windows, the first row's and each row's first half in the padding, 7 inside per row
+    ("maxp_lenet2", (2, 4, 10, 10), (2, 2), (2, 2), (0, 0), (1, 1), False, False),
+    ("maxp_2x2_pad", (1, 3, 7, 15), (2, 2), (2, 2), (1, 1), (1, 1), False, True),
 ]
 for name, sx, k, s, p, dil, ceil_mode, ties in WIDE_MAX_CASES:
     if ties:
