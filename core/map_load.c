@@ -58,38 +58,40 @@ lam_status lam__map_file(const lam__st_file *f, int fd, lam__file_map **out) {
     return LAM_OK;
 }
 
+lam_status lam__map_tensor(const lam__st_file *f, lam__file_map *m, size_t i, lam_ctx *ctx,
+                           lam_tensor **out) {
+    *out = NULL;
+    const lam__st_entry *e = &f->entries[i];
+    const uint64_t at = f->data_at + e->begin;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const bool le = true;
+#else
+    const bool le = false;
+#endif
+    if (m == NULL || !le || e->dtype != LAM__ST_F32 || e->numel == 0 || at % 8 != 0) {
+        return LAM_OK;
+    }
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    lam_shape shape = e->shape;
+    lam_status st = lam__tensor_wrap_host(ctx, &shape, (char *)m->base + at,
+                                          (size_t)(e->end - e->begin), map_release, m, out);
+    if (st == LAM_ERR_UNSUPPORTED) {
+        *out = NULL;
+        return LAM_OK; /* this backend cannot wrap it: copied */
+    }
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "tensor '%s'", e->name);
+}
+
 lam_status lam__map_tensors(const lam__st_file *f, lam__file_map *m, lam_ctx *ctx,
                             lam_tensor **tensors, bool *copy) {
     for (size_t i = 0; i < f->n; i++) {
         tensors[i] = NULL;
         copy[i] = true;
     }
-    if (m == NULL) {
-        return LAM_OK;
-    }
     lam_status st = LAM_OK;
     for (size_t i = 0; st == LAM_OK && i < f->n; i++) {
-        const lam__st_entry *e = &f->entries[i];
-        const uint64_t at = f->data_at + e->begin;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        const bool le = true;
-#else
-        const bool le = false;
-#endif
-        if (!le || e->dtype != LAM__ST_F32 || e->numel == 0 || at % 8 != 0) {
-            continue;
-        }
-        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        lam_shape shape = e->shape;
-        st = lam__tensor_wrap_host(ctx, &shape, (char *)m->base + at, (size_t)(e->end - e->begin),
-                                   map_release, m, &tensors[i]);
-        if (st == LAM_OK) {
-            copy[i] = false;
-        } else if (st == LAM_ERR_UNSUPPORTED) {
-            st = LAM_OK; /* this backend cannot wrap it: copied */
-        } else {
-            st = lam__error_prefix(st, "tensor '%s'", e->name);
-        }
+        st = lam__map_tensor(f, m, i, ctx, &tensors[i]);
+        copy[i] = tensors[i] == NULL;
     }
     if (st != LAM_OK) {
         for (size_t i = 0; i < f->n; i++) {

@@ -33,6 +33,10 @@ void lam__map_release(lam__file_map *m);
  * m is NULL) gets copy[i] = true and tensors[i] NULL, for the caller to read. On failure every
  * tensor made here is released and the error is set.
  */
+/* Entry i of f as a tensor over m on ctx (holding a reference to m), or *out NULL (LAM_OK)
+ * when it cannot be wrapped without a copy (as for lam__map_tensors; m NULL: never). */
+lam_status lam__map_tensor(const lam__st_file *f, lam__file_map *m, size_t i, lam_ctx *ctx,
+                           lam_tensor **out);
 lam_status lam__map_tensors(const lam__st_file *f, lam__file_map *m, lam_ctx *ctx,
                             lam_tensor **tensors, bool *copy);
 

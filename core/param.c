@@ -425,11 +425,22 @@ lam_status lam_param_grad(lam_param *p, lam_tensor **out) {
     return LAM_OK;
 }
 
-lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
-                            size_t count, lam__param_staged *out) {
+/* lam__param_stage, or lam__param_stage_tensor when `given` (its reference taken). */
+static lam_status stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
+                        size_t count, lam_tensor *given, lam__param_staged *out) {
     memset(out, 0, sizeof *out);
-    lam_status st = values != NULL ? lam_tensor_from_data(ctx, shape, values, count, &out->data)
-                                   : lam__tensor_alloc(ctx, shape, &out->data);
+    lam_status st = LAM_OK;
+    if (given != NULL) {
+        out->data = given;
+        if (p->const_values != NULL) {
+            st = lam__error(LAM_ERR_INVALID_ARGUMENT,
+                            "%s: Invalid argument, a constant's values are staged as a copy",
+                            p->name);
+        }
+    } else {
+        st = values != NULL ? lam_tensor_from_data(ctx, shape, values, count, &out->data)
+                            : lam__tensor_alloc(ctx, shape, &out->data);
+    }
     if (st == LAM_OK) {
         st = lam__tape_reserve(out->data); /* so the commit's set_data cannot fail */
     }
@@ -455,11 +466,20 @@ lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, 
     /* The current tensor takes the new values when it can (same context and size, a whole
      * storage): every holder of it, views included, then sees them, as with a write. */
     lam_tensor *cur = p->data;
-    out->swap = cur != NULL && lam_tensor_ctx(cur) == ctx &&
+    out->swap = given == NULL && cur != NULL && lam_tensor_ctx(cur) == ctx &&
                 lam_shape_equal(lam_tensor_shape(cur), shape) && cur->offset == 0 &&
                 cur->storage->bytes == out->data->storage->bytes &&
                 cur->storage->ctx == out->data->storage->ctx;
     return LAM_OK;
+}
+
+lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
+                            size_t count, lam__param_staged *out) {
+    return stage(p, ctx, shape, values, count, NULL, out);
+}
+
+lam_status lam__param_stage_tensor(lam_param *p, lam_tensor *data, lam__param_staged *out) {
+    return stage(p, lam_tensor_ctx(data), lam_tensor_shape(data), NULL, 0, data, out);
 }
 
 void lam__param_commit(lam_param *p, lam__param_staged *s) {

@@ -55,6 +55,11 @@ typedef struct lam__param_staged {
  * streaming the file in pieces). */
 lam_status lam__param_stage(lam_param *p, lam_ctx *ctx, const lam_shape *shape, const float *values,
                             size_t count, lam__param_staged *out);
+/* The same with a tensor that already holds the values (a view of a mapped file): data, whose
+ * reference is taken (released by lam__param_staged_fini on failure), becomes the parameter's
+ * data tensor at the commit, never exchanging buffers (holders of the old tensor keep its
+ * values). Not for constants (LAM_ERR_INVALID_ARGUMENT). */
+lam_status lam__param_stage_tensor(lam_param *p, lam_tensor *data, lam__param_staged *out);
 void lam__param_commit(lam_param *p, lam__param_staged *s);
 /* Releases what a stage holds (after a commit: nothing). */
 void lam__param_staged_fini(lam__param_staged *s);

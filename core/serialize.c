@@ -6,6 +6,7 @@
 #include "error.h"
 #include "log.h"
 #include "map_load.h"
+#include "tensor_dict.h"
 #include "param.h"
 #include "tensor.h"
 #include "util.h"
@@ -18,73 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- the dict nd.load returns ---- */
-
-typedef struct dict_entry {
-    char *name;
-    lam_tensor *tensor;
-} dict_entry;
-
-struct lam_tensor_dict {
-    dict_entry *entries;
-    size_t n;
-    char **meta_keys, **meta_values;
-    size_t n_meta;
-    bool is_list;
-};
-
-int lam_tensor_dict_is_list(const lam_tensor_dict *d) {
-    return d != NULL && d->is_list;
-}
-
-size_t lam_tensor_dict_count(const lam_tensor_dict *d) {
-    return d ? d->n : 0;
-}
-
-const char *lam_tensor_dict_name(const lam_tensor_dict *d, size_t i) {
-    return (d && i < d->n) ? d->entries[i].name : NULL;
-}
-
-lam_tensor *lam_tensor_dict_get(const lam_tensor_dict *d, size_t i) {
-    return (d && i < d->n) ? d->entries[i].tensor : NULL;
-}
-
-lam_tensor *lam_tensor_dict_find(const lam_tensor_dict *d, const char *name) {
-    for (size_t i = 0; d && name && i < d->n; i++) {
-        if (strcmp(d->entries[i].name, name) == 0) {
-            return d->entries[i].tensor;
-        }
-    }
-    return NULL;
-}
-
-const char *lam_tensor_dict_metadata(const lam_tensor_dict *d, const char *key) {
-    for (size_t i = 0; d && key && i < d->n_meta; i++) {
-        if (strcmp(d->meta_keys[i], key) == 0) {
-            return d->meta_values[i];
-        }
-    }
-    return NULL;
-}
-
-void lam_tensor_dict_destroy(lam_tensor_dict *d) {
-    if (d == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->entries[i].name);
-        lam_tensor_release(d->entries[i].tensor);
-    }
-    for (size_t i = 0; i < d->n_meta; i++) {
-        free(d->meta_keys[i]);
-        free(d->meta_values[i]);
-    }
-    free(d->entries);
-    free(d->meta_keys);
-    free(d->meta_values);
-    free(d);
-}
 
 /* ---- reading a file: its header validated, then its data read once, front to back ---- */
 
@@ -725,6 +659,54 @@ static float *stage_place(void *user, size_t i) {
     return lam__tensor_host_f32(sc->slots[k].staged.data);
 }
 
+/* options.mapped: each parameter that is the only one its entry fills (and not a constant)
+ * is staged with a tensor over the mapping of the file when it can be wrapped. */
+static lam_status stage_mapped(const lam__st_file *f, lam__file_map *map, slot *slots,
+                               const long *first, const lam_load_options *o, bool *want) {
+    lam_status st = LAM_OK;
+    for (size_t i = 0; st == LAM_OK && map != NULL && i < f->n; i++) {
+        long k = first[i];
+        lam_ctx *ctx;
+        lam_tensor *t = NULL;
+        if (k < 0 || slots[k].next >= 0 || slots[k].param->const_values != NULL) {
+            continue;
+        }
+        st = target_ctx(slots[k].param, o, &ctx);
+        if (st == LAM_OK) {
+            st = lam__map_tensor(f, map, i, ctx, &t);
+        }
+        if (st == LAM_OK && t != NULL) {
+            st = lam__param_stage_tensor(slots[k].param, t, &slots[k].staged);
+            want[i] = false; /* only checksummed */
+        }
+        if (st != LAM_OK) {
+            st = lam__error_prefix(st, "%s", slots[k].src_key);
+        }
+    }
+    return st;
+}
+
+/* Stages every wanted entry's parameters and reads their values (and the checksum): from the
+ * file, or with options.mapped from a mapping of it, whose tensors the mappable parameters
+ * take (stage_mapped). */
+static lam_status read_staged(const char *path, const lam__st_file *f, int fd, slot *slots,
+                              const long *first, const lam_load_options *o, bool *want) {
+    lam__file_map *map = NULL;
+    lam__st_file rf = *f;
+    lam_status st = o->mapped ? lam__map_file(f, fd, &map) : LAM_OK;
+    if (st == LAM_OK && map != NULL) {
+        st = stage_mapped(f, map, slots, first, o, want);
+        rf.src.mem = lam__map_base(map); /* the bytes checked are the bytes mapped */
+    }
+    if (st == LAM_OK) {
+        stage_ctx sc = {path, &rf, slots, first, o};
+        lam__st_sink sink = {stage_begin, stage_values, &sc, stage_place};
+        st = lam__st_read_tensors(&rf, want, &sink);
+    }
+    lam__map_release(map); /* ours; the staged tensors hold theirs */
+    return st == LAM_OK ? LAM_OK : lam__error_prefix(st, "loading '%s'", path);
+}
+
 lam_status lam_block_load_parameters(lam_block *b, const char *path,
                                      const lam_load_options *options) {
     if (b == NULL || path == NULL) {
@@ -787,12 +769,9 @@ lam_status lam_block_load_parameters(lam_block *b, const char *path,
                 used[slots[s].src] = true;
             }
         }
-        stage_ctx sc = {path, &f, slots, first, &o};
-        lam__st_sink sink = {stage_begin, stage_values, &sc, stage_place};
-        st = lam__st_read_tensors(&f, used, &sink);
-        if (st != LAM_OK) {
-            st = lam__error_prefix(st, "loading '%s'", path);
-        }
+    }
+    if (st == LAM_OK) {
+        st = read_staged(path, &f, fd, slots, first, &o, used);
     }
     for (size_t s = 0; st == LAM_OK && s < ns; s++) {
         if (slots[s].src >= 0) {

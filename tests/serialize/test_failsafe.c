@@ -293,18 +293,21 @@ Test(failsafe, save_dict_over_a_good_file_succeeds_or_changes_nothing) {
 typedef struct load_args {
     lam_block *net;
     const char *path;
+    const lam_load_options *o;
     lam_status st;
 } load_args;
 
 static void load_params(void *arg) {
     load_args *a = arg;
-    a->st = lam_block_load_parameters(a->net, a->path, NULL);
+    a->st = lam_block_load_parameters(a->net, a->path, a->o);
 }
 
 /* Loads the file of make_net(false, 1) into fresh models made by make_net(deferred, -5),
- * failing each allocation in turn. */
-static void sweep_load_parameters(bool deferred) {
+ * failing each allocation in turn; with `mapped`, over a verified mapping (options.mapped). */
+static void sweep_load_parameters(bool deferred, bool mapped) {
     need_injector();
+    lam_load_options o = LAM_LOAD_OPTIONS_INIT;
+    o.mapped = mapped;
     lam_block *src = make_net(false, 1.0f);
     const char *path = su_path("model.safetensors");
     SU_OK(lam_block_save_parameters(src, path));
@@ -319,7 +322,7 @@ static void sweep_load_parameters(bool deferred) {
     lam_block_release(net);
     lam_shutdown();
     net = make_net(deferred, -5.0f);
-    load_args a = {net, path, LAM_OK};
+    load_args a = {net, path, &o, LAM_OK};
     unsigned long calls = lam_failalloc_calibrate(&fa, load_params, &a);
     SU_OK(a.st);
     lam_block_release(net);
@@ -331,13 +334,14 @@ static void sweep_load_parameters(bool deferred) {
         size_t live = lam_tensor_live_count();
         net = make_net(deferred, -5.0f);
         fa.arm(k);
-        lam_status st = lam_block_load_parameters(net, path, NULL);
+        lam_status st = lam_block_load_parameters(net, path, &o);
         int hit = fa.injected();
         fa.arm(0);
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", lam_last_error());
-        const char *what = su_fmt("%s model, allocation %lu of %lu failed",
-                                  deferred ? "deferred" : "initialized", k, calls);
+        const char *what =
+            su_fmt("%s model%s, allocation %lu of %lu failed",
+                   deferred ? "deferred" : "initialized", mapped ? ", mapped" : "", k, calls);
         snapshot got;
         take(net, &got);
         if (st == LAM_OK) {
@@ -363,11 +367,19 @@ static void sweep_load_parameters(bool deferred) {
 }
 
 Test(failsafe, load_parameters_into_an_initialized_model_succeeds_or_changes_nothing) {
-    sweep_load_parameters(false);
+    sweep_load_parameters(false, false);
 }
 
 Test(failsafe, load_parameters_into_a_deferred_model_succeeds_or_changes_nothing) {
-    sweep_load_parameters(true);
+    sweep_load_parameters(true, false);
+}
+
+Test(failsafe, mapped_load_parameters_into_an_initialized_model_succeeds_or_changes_nothing) {
+    sweep_load_parameters(false, true);
+}
+
+Test(failsafe, mapped_load_parameters_into_a_deferred_model_succeeds_or_changes_nothing) {
+    sweep_load_parameters(true, true);
 }
 
 typedef lam_status (*loader_fn)(const char *path, lam_ctx *ctx, lam_tensor_dict **out);

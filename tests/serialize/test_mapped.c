@@ -14,6 +14,7 @@
 #include "ref_crc32c.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 TestSuite(mapped, .fini = su_fini);
 
@@ -426,5 +427,139 @@ Test(mapped, verified_a_large_file_is_checked_in_slices) {
         flip_data_byte(path, at[k]);
     }
     free(v);
+    su_cleanup();
+}
+
+/* ---- lam_block_load_parameters with options.mapped ---- */
+
+/* Dense(300, in 20) -> Dense(10, in 300), initialized; parameter k, element i holds
+ * base + k + i / 64 (exact in float32). */
+static lam_block *mlp(float base) {
+    lam_block *net = NULL, *l = NULL;
+    SU_OK(lam_sequential_create(&net));
+    SU_OK(lam_layer_create("Dense", "units=300, in_units=20", &l));
+    SU_OK(lam_sequential_add(net, l));
+    lam_block_release(l);
+    SU_OK(lam_layer_create("Dense", "units=10, in_units=300", &l));
+    SU_OK(lam_sequential_add(net, l));
+    lam_block_release(l);
+    SU_OK(lam_block_initialize(net, NULL, NULL, 0));
+    lam_param_list *ps = NULL;
+    SU_OK(lam_block_collect_params(net, NULL, &ps));
+    cr_assert_eq(lam_param_list_count(ps), 4);
+    for (size_t k = 0; k < lam_param_list_count(ps); k++) {
+        lam_tensor *t = NULL;
+        SU_OK(lam_param_data(lam_param_list_get(ps, k), &t));
+        size_t n = (size_t)lam_tensor_numel(t);
+        float *v = malloc(n * sizeof *v);
+        for (size_t i = 0; i < n; i++) {
+            v[i] = base + (float)k + (float)(i % 4096) / 64.0f;
+        }
+        SU_OK(lam_tensor_write(t, v, n));
+        free(v);
+        lam_tensor_release(t);
+    }
+    lam_param_list_destroy(ps);
+    return net;
+}
+
+/* Every parameter of net holds base + k + i / 64. */
+static void assert_mlp(lam_block *net, float base, const char *what) {
+    lam_param_list *ps = NULL;
+    SU_OK(lam_block_collect_params(net, NULL, &ps));
+    for (size_t k = 0; k < lam_param_list_count(ps); k++) {
+        lam_tensor *t = NULL;
+        SU_OK(lam_param_data(lam_param_list_get(ps, k), &t));
+        size_t n = (size_t)lam_tensor_numel(t);
+        float *v = malloc(n * sizeof *v);
+        for (size_t i = 0; i < n; i++) {
+            v[i] = base + (float)k + (float)(i % 4096) / 64.0f;
+        }
+        su_assert_bits(t, v, n, su_fmt("%s: %s", what, lam_param_list_key(ps, k)));
+        free(v);
+        lam_tensor_release(t);
+    }
+    lam_param_list_destroy(ps);
+}
+
+Test(mapped, parameters_load_over_a_verified_mapping) {
+    const char *path = su_path("params.safetensors");
+    lam_block *a = mlp(1.0f), *b = mlp(-50.0f);
+    SU_OK(lam_block_save_parameters(a, path));
+    size_t n0 = 0;
+    uint8_t *before = su_read_file(path, &n0);
+    lam_load_options o = LAM_LOAD_OPTIONS_INIT;
+    cr_assert_eq(o.mapped, 0, "LAM_LOAD_OPTIONS_INIT sets mapped");
+    o.mapped = 1;
+    SU_OK(lam_block_load_parameters(b, path, &o));
+    assert_mlp(b, 1.0f, "loaded mapped");
+    if (cpu_backend()) {
+        cr_assert(file_mapped(path), "the parameters are not over a mapping of %s", path);
+    }
+    /* writing a mapped parameter (as an optimizer does) leaves the file as it was */
+    lam_tensor *w = NULL;
+    SU_OK(lam_param_data(lam_block_param(lam_block_child_at(b, 0), "weight"), &w));
+    lam_tensor *twice = NULL;
+    SU_OK(lam_op_add(w, w, &twice));
+    SU_OK(lam_op_assign(w, twice));
+    lam_tensor_release(twice);
+    lam_tensor_release(w);
+    size_t n1 = 0;
+    uint8_t *after = su_read_file(path, &n1);
+    cr_assert_eq(n1, n0);
+    cr_assert(memcmp(before, after, n0) == 0, "writing a mapped parameter changed the file");
+    lam_block *c = mlp(7.0f);
+    SU_OK(lam_block_load_parameters(c, path, NULL));
+    assert_mlp(c, 1.0f, "the file, loaded again");
+    lam_block_release(c);
+    lam_block_release(b);
+    cr_assert_not(file_mapped(path), "the mapping outlived the model");
+    lam_block_release(a);
+    free(before);
+    free(after);
+    cr_assert_eq(lam_tensor_live_count(), 0);
+    su_cleanup();
+}
+
+Test(mapped, parameters_from_a_corrupt_mapping_change_nothing) {
+    const char *path = su_path("params_bad.safetensors");
+    lam_block *a = mlp(1.0f), *b = mlp(-50.0f);
+    SU_OK(lam_block_save_parameters(a, path));
+    size_t n = 0;
+    uint8_t *bytes = su_read_file(path, &n);
+    size_t last = n - data_start(bytes, n) - 1;
+    free(bytes);
+    const char *msg = flip_data_byte(path, last - 5000);
+    lam_load_options o = LAM_LOAD_OPTIONS_INIT;
+    o.mapped = 1;
+    su_assert_error(lam_block_load_parameters(b, path, &o), LAM_ERR_FORMAT, msg, "mapped");
+    assert_mlp(b, -50.0f, "after the failed load");
+    cr_assert_not(file_mapped(path), "a failed load left the file mapped");
+    lam_block_release(a);
+    lam_block_release(b);
+    cr_assert_eq(lam_tensor_live_count(), 0);
+    su_cleanup();
+}
+
+/* A caller built before the field existed passes the shorter struct: whatever lies after it is
+ * not read, and the load copies. */
+Test(mapped, parameters_options_without_the_field_copy) {
+    if (!cpu_backend()) {
+        cr_skip("whether the file is mapped is only seen on the CPU backend");
+    }
+    const char *path = su_path("params_old.safetensors");
+    lam_block *a = mlp(1.0f), *b = mlp(-50.0f);
+    SU_OK(lam_block_save_parameters(a, path));
+    lam_load_options o = LAM_LOAD_OPTIONS_INIT;
+    o.struct_size = (uint32_t)offsetof(lam_load_options, mapped);
+    o.mapped = 1;
+    SU_OK(lam_block_load_parameters(b, path, &o));
+    assert_mlp(b, 1.0f, "loaded with the old struct");
+    cr_assert_not(file_mapped(path), "an old caller's load mapped the file");
+    o.struct_size = (uint32_t)sizeof o;
+    SU_OK(lam_block_load_parameters(b, path, &o));
+    cr_assert(file_mapped(path), "mapped = 1 did not map the file");
+    lam_block_release(a);
+    lam_block_release(b);
     su_cleanup();
 }

@@ -1884,10 +1884,21 @@ typedef struct lam_load_options {
     int32_t ignore_extra;  /* tensors in the file the model does not have are ignored */
     lam_ctx *ctx;          /* where to put the data; NULL: where each parameter lives (or the
                               context given to initialize, or the default one) */
+    /* Appended (older callers' struct_size leaves it 0). Nonzero: zero-copy, as
+     * lam_load_mapped_verified: each parameter that is the only one its file tensor fills, on a
+     * context that wraps host memory (CPU), with float32 data at a multiple of 8 bytes, and not
+     * a constant, gets a new data tensor that is a view of a private copy-on-write mapping of
+     * the file (training writes copy the touched pages; the file never changes); the others
+     * are copied from the same mapping. Every byte of the data is checksummed over the mapping
+     * before anything changes (a file without a checksum loads unverified, as without this
+     * option). Unlike a copy, a mapped parameter's old data tensor is replaced, not refilled:
+     * other holders of it keep the old values. The caveats of lam_load_mapped hold (a file
+     * changed in place while the model lives). */
+    int32_t mapped;
 } lam_load_options;
 
 #define LAM_LOAD_OPTIONS_INIT                                                                      \
-    { (uint32_t)sizeof(lam_load_options), LAM_ABI_VERSION, 0, 0, NULL }
+    { (uint32_t)sizeof(lam_load_options), LAM_ABI_VERSION, 0, 0, NULL, 0 }
 
 /*
  * Loads parameters saved by lam_block_save_parameters (or any safetensors file keyed the same
@@ -1897,7 +1908,10 @@ typedef struct lam_load_options {
  * checked and allocated before the first parameter changes). A deferred (not yet shaped) model
  * takes its shapes from the file and counts as initialized afterwards. A parameter whose data
  * already has the file's shape on the target context keeps its tensor (holders of it see the
- * new values); otherwise it gets a new one.
+ * new values); otherwise it gets a new one (and with options->mapped, a mapped one always does).
+ * Errors: LAM_ERR_NOT_FOUND, LAM_ERR_SHAPE, LAM_ERR_DTYPE for the problems above;
+ * LAM_ERR_FORMAT for a corrupt file or a checksum mismatch; LAM_ERR_IO (also when the file
+ * cannot be mapped, with options->mapped); LAM_ERR_OUT_OF_MEMORY.
  */
 LAM_EXPORT lam_status lam_block_load_parameters(lam_block *b, const char *path,
                                                 const lam_load_options *options);
