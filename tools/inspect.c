@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The JSON header, read after lam_load has validated the whole file: it alone still knows
  * each tensor's dtype as stored and the metadata keys. */
@@ -179,7 +180,10 @@ static int inspect_model(int argc, char **argv) {
 /* lamina inspect --verify FILE: exit status 0 verified, 1 corrupt or unreadable, 3 no
  * checksum to verify against. */
 static int inspect_verify(const char *path) {
-    json_t *header = read_header(path);
+    /* Only a regular file's header is read here first (opening a FIFO would wait for a
+     * writer); anything else gets lam_load's error. */
+    struct stat sb;
+    json_t *header = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? read_header(path) : NULL;
     json_t *meta = json_object_get(header, "__metadata__");
     bool has_crc = json_object_get(meta, "lamina.crc32c") != NULL;
     json_decref(header);

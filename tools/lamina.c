@@ -199,6 +199,7 @@ static void usage(FILE *f) {
                "  conform    check that a plugin keeps the contract (lamina conform --help)\n"
                "  inspect    lamina inspect FILE: each tensor of a safetensors file\n"
                "             (name, dtype, shape, bytes, min/max/mean) and its metadata;\n"
+               "             lamina inspect --verify FILE: every byte against its checksum;\n"
                "             lamina inspect --model mlp|cnn [FILE]: the model's layer table\n"
                "  help       this text\n\n"
                "environment: LAMINA_BACKEND (cpu | <name>[:<device>] | auto), LAMINA_PLUGIN_PATH,\n"

@@ -164,6 +164,15 @@ Test(inspect, verify_checks_every_byte_against_the_checksum) {
                                  "file Lamina did not write?)\n",
                                  other));
     free(out);
+    /* a FIFO given by mistake is refused at once, not waited on */
+    const char *fifo = su_path("fifo");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    out = run(
+        su_fmt("timeout 20 " LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --verify %s 2>&1", fifo),
+        &status);
+    cr_assert_eq(status, 1, "%s", out);
+    cr_assert_str_eq(out, su_fmt("lamina inspect: loading '%s': Not a regular file\n", fifo));
+    free(out);
     out = run(LAMINA_TEST_BINARY_DIR "/bin/lamina inspect --verify 2>&1", &status);
     cr_assert_eq(status, 2, "%s", out);
     cr_assert(strncmp(out, "lamina inspect: --verify takes one FILE\n", 40) == 0, "%s", out);
