@@ -406,6 +406,12 @@ static void test_initializers_trainer_save() {
     EXPECT_VALUES(d.param("weight").data().to_vector(), {0, 0, 0, 0, 0, 0});
     d.load_parameters(path);
     EXPECT_VALUES(d.param("weight").data().to_vector(), {-0.1f, 0.9f, 1.9f, 2.9f, 3.9f, 4.9f});
+    d.initialize(Initializer::zero(), {}, true);
+    d.load_parameters(path, false, false, {}, true); /* over the verified mapping */
+    EXPECT_VALUES(d.param("weight").data().to_vector(), {-0.1f, 0.9f, 1.9f, 2.9f, 3.9f, 4.9f});
+    EXPECT_VALUES(d.param("bias").data().to_vector(), {-0.1f, -0.1f});
+    EXPECT_VALUES(load_mapped(path)["weight"].to_vector(), {-0.1f, 0.9f, 1.9f, 2.9f, 3.9f, 4.9f});
+    EXPECT_VALUES(load_mapped_verified(path)["bias"].to_vector(), {-0.1f, -0.1f});
     save(path, {{"a", Tensor::from({2}, {1, 2})}, {"b", Tensor::from({1}, {3})}});
     TensorDict dict = load(path);
     EXPECT(dict.size() == 2 && !dict.is_list());

@@ -913,13 +913,16 @@ class Block {
         detail::check(lam_block_save_parameters(b_, path.c_str()));
     }
     /* Loads parameters saved by save_parameters; strict unless allowed (see lamina.h).
-     * Nothing changes unless the whole load succeeds. */
+     * Nothing changes unless the whole load succeeds. mapped: parameters become copy-on-write
+     * views of the file's mapping, verified against its checksum first (lam_load_options.mapped
+     * in lamina.h: no copy, and the caveats of a mapped file). */
     void load_parameters(const std::string &path, bool allow_missing = false,
-                         bool ignore_extra = false, Context ctx = {}) {
+                         bool ignore_extra = false, Context ctx = {}, bool mapped = false) {
         lam_load_options o = LAM_LOAD_OPTIONS_INIT;
         o.allow_missing = allow_missing;
         o.ignore_extra = ignore_extra;
         o.ctx = ctx.get();
+        o.mapped = mapped ? 1 : 0;
         detail::check(lam_block_load_parameters(b_, path.c_str(), &o));
     }
 
@@ -1392,6 +1395,20 @@ inline void save(const std::string &path,
 inline TensorDict load(const std::string &path, Context ctx = {}) {
     lam_tensor_dict *d = nullptr;
     detail::check(lam_load(path.c_str(), ctx.get(), &d));
+    return TensorDict(d);
+}
+/* Zero-copy load: float32 tensors are copy-on-write views of the file's mapping, read on first
+ * use and not verified (lam_load_mapped in lamina.h says when to prefer load). */
+inline TensorDict load_mapped(const std::string &path, Context ctx = {}) {
+    lam_tensor_dict *d = nullptr;
+    detail::check(lam_load_mapped(path.c_str(), ctx.get(), &d));
+    return TensorDict(d);
+}
+/* The same, with every byte checked against the file's checksum before anything is returned
+ * (lam_load_mapped_verified). */
+inline TensorDict load_mapped_verified(const std::string &path, Context ctx = {}) {
+    lam_tensor_dict *d = nullptr;
+    detail::check(lam_load_mapped_verified(path.c_str(), ctx.get(), &d));
     return TensorDict(d);
 }
 
