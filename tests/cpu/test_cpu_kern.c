@@ -556,13 +556,19 @@ Test(cpu_kern, window_ops_across_threads_match_plain_loops) {
 
 /* ---- GEMM's panel loops (products with one of m, k <= 64 and B's rows contiguous) ---- */
 
-/* C = alpha op(A) B + beta C against a double-precision loop, NaN in C ignored when beta is 0. */
-static void check_gemm(int64_t m, int64_t n, int64_t k, int trans_a, double alpha, double beta) {
+/*
+ * C = alpha op(A) B + beta C against a double-precision loop, NaN in C ignored when beta is 0.
+ * a_step 2: A's elements are every other float of its buffer (both strides even), a layout
+ * BLAS cannot take, so the backend runs its own loops (the panels where they fit).
+ */
+static void check_gemm_a(int64_t m, int64_t n, int64_t k, int trans_a, double alpha, double beta,
+                         int64_t a_step) {
     const int64_t ad[2] = {trans_a ? k : m, trans_a ? m : k}, bd[2] = {k, n}, cd[2] = {m, n};
-    float *a = malloc(sizeof(float) * (size_t)(m * k)),
+    const int64_t ast[2] = {ad[1] * a_step, a_step};
+    float *a = malloc(sizeof(float) * (size_t)(m * k * a_step)),
           *b = malloc(sizeof(float) * (size_t)(k * n));
     float *c0 = malloc(sizeof(float) * (size_t)(m * n));
-    for (int64_t i = 0; i < m * k; i++) {
+    for (int64_t i = 0; i < m * k * a_step; i++) {
         a[i] = (float)sin(0.37 * (double)i);
     }
     for (int64_t i = 0; i < k * n; i++) {
@@ -571,7 +577,8 @@ static void check_gemm(int64_t m, int64_t n, int64_t k, int trans_a, double alph
     for (int64_t i = 0; i < m * n; i++) {
         c0[i] = beta == 0.0 ? NAN : (float)(0.5 + 0.001 * (double)i);
     }
-    tens ta = mk_dense(2, ad, a), tb = mk_dense(2, bd, b), tc = mk_dense(2, cd, c0);
+    tens ta = mk_strided(2, ad, ast, (size_t)(m * k * a_step), a), tb = mk_dense(2, bd, b),
+         tc = mk_dense(2, cd, c0);
     lam_gemm_params p = LAM_GEMM_PARAMS_INIT;
     p.flags = trans_a ? LAM_GEMM_TRANS_A : 0u;
     p.alpha = alpha;
@@ -583,7 +590,7 @@ static void check_gemm(int64_t m, int64_t n, int64_t k, int trans_a, double alph
         for (int64_t j = 0; j < n; j++) {
             double acc = 0.0, mag = 0.0;
             for (int64_t q = 0; q < k; q++) {
-                const double av = trans_a ? a[q * m + i] : a[i * k + q];
+                const double av = trans_a ? a[(q * m + i) * a_step] : a[(i * k + q) * a_step];
                 acc += av * (double)b[q * n + j];
                 mag += fabs(av * (double)b[q * n + j]);
             }
@@ -603,6 +610,10 @@ static void check_gemm(int64_t m, int64_t n, int64_t k, int trans_a, double alph
     free(c0);
 }
 
+static void check_gemm(int64_t m, int64_t n, int64_t k, int trans_a, double alpha, double beta) {
+    check_gemm_a(m, n, k, trans_a, alpha, beta, 1);
+}
+
 static void gemm_all(const char *isa, const char *threads) {
     open_with(isa, threads);
     check_gemm(32, 784, 144, 0, 1.0, 0.0); /* a conv's forward: W x columns */
@@ -614,6 +625,9 @@ static void gemm_all(const char *isa, const char *threads) {
     check_gemm(6, 100, 25, 0, 1.0, 0.0);     /* a LeNet conv2 product: OpenBLAS */
     check_gemm(64, 4096, 9, 0, 1.0, 0.0);    /* long rows */
     check_gemm(64, 3136, 64, 0, 1.0, 0.0);   /* from 2^22 MACs: OpenBLAS's threads at 2 threads */
+    /* A layout OpenBLAS cannot take: the panels on every ISA, whatever the shape rules say */
+    check_gemm_a(64, 3136, 64, 0, 1.0, 0.0, 2);
+    check_gemm_a(40, 530, 150, 1, -0.5, 0.25, 2);
 }
 
 Test(cpu_kern, gemm_panels_avx512_match_double_reference) {

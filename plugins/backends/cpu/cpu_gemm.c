@@ -851,7 +851,15 @@ lam_status cpu_gemm(const cpu_device *dev, int trans_a, int trans_b, float alpha
     const int blas_takes = lda > 0 && ldb > 0 && ldc > 0 && fits_int;
 #if HAVE_X86_KERNELS
     const int blas_threads = blas_takes && macs >= (double)CPU_PANEL_PAR_MACS && cpu_threads() > 1;
-    if (!small && !blas_threads && (macs > CPU_PANEL_MIN_MACS || !blas_takes) &&
+    /*
+     * The AVX2 panels (16 columns) only take what OpenBLAS cannot: with half the columns of a
+     * register per B row fetched, they lost to OpenBLAS's Haswell kernel on every shape the
+     * AVX-512 panels win on (LAMINA_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell, 1 thread, on the
+     * AVX-512 VM: a convolution's 64x3136x576 forward 1.36x its time, the 576x3136x64
+     * backward-data 1.20x, 128x1024x64 1.19x; bench/RESULTS.md has the run).
+     */
+    const int panel_isa = dev->isa == CPU_ISA_AVX512 || !blas_takes;
+    if (!small && !blas_threads && (macs > CPU_PANEL_MIN_MACS || !blas_takes) && panel_isa &&
         panel_fits(dev, m, n, k, b, ccs)) {
         if (dev->isa == CPU_ISA_AVX512 ? panel_v16(m, n, k, alpha, a, b.p, b.rs, beta, c, crs)
                                        : panel_v8(m, n, k, alpha, a, b.p, b.rs, beta, c, crs)) {
