@@ -357,6 +357,35 @@ Test(mapped, verified_converted_and_copied_tensors_are_covered_by_the_checksum) 
     su_cleanup();
 }
 
+/*
+ * lam_load_mapped as lamina.h documents it: with every tensor mapped nothing is read, so a
+ * flipped byte loads; with some tensor copied the whole data area is read and checked, so the
+ * same flip in a mapped tensor is the checksum mismatch.
+ */
+Test(mapped, unverified_checks_the_checksum_only_when_it_reads_the_data) {
+    if (!cpu_backend()) {
+        cr_skip("another backend copies every tensor");
+    }
+    const char *all = su_path("allmapped.safetensors");
+    float w[1000], b[7];
+    save_two(all, 1.0f, w, b);
+    const char *all_msg = flip_data_byte(all, 0);
+    lam_tensor_dict *d = NULL;
+    SU_OK(lam_load_mapped(all, NULL, &d)); /* nothing read, nothing checked */
+    cr_assert_not_null(lam_tensor_dict_find(d, "w"));
+    lam_tensor_dict_destroy(d);
+    d = NULL;
+    su_assert_error(lam_load(all, NULL, &d), LAM_ERR_FORMAT, all_msg, "lam_load of the same");
+    const char *mixed = su_path("mixedflip.safetensors");
+    write_mixed(mixed, true);
+    const char *msg = flip_data_byte(mixed, 0); /* a byte of 'a', a mapped tensor */
+    lam_tensor_dict *e = (lam_tensor_dict *)(uintptr_t)1;
+    su_assert_error(lam_load_mapped(mixed, NULL, &e), LAM_ERR_FORMAT, msg, "mixed, a flipped");
+    cr_assert_null(e);
+    cr_assert_eq(lam_tensor_live_count(), 0);
+    su_cleanup();
+}
+
 Test(mapped, verified_a_file_without_a_checksum_loads_unverified_as_lam_load_does) {
     const char *path = su_path("nocrc.safetensors");
     write_mixed(path, false);

@@ -1820,8 +1820,10 @@ LAM_EXPORT lam_status lam_load(const char *path, lam_ctx *ctx, lam_tensor_dict *
  * while mapped tensors live is not detected: pages not read yet may show the new bytes, and a
  * file truncated in place makes reading the lost pages raise SIGBUS, as with every mapped
  * loader (numpy's mmap_mode, safetensors); use lam_load for files that may be rewritten in
- * place. The checksum in the metadata is not verified (that would read every byte); lam_load
- * and lam_load_mapped_verified verify it. The mapping is released with the last tensor over it.
+ * place. When every tensor is mapped, the checksum in the metadata is not verified (that would
+ * read every byte); when some tensor is copied instead, the whole data area is read as lam_load
+ * reads it and the checksum is checked too. lam_load and lam_load_mapped_verified always verify
+ * it. The mapping is released with the last tensor over it.
  * Errors: those of lam_load, and LAM_ERR_IO when the file cannot be mapped.
  */
 LAM_EXPORT lam_status lam_load_mapped(const char *path, lam_ctx *ctx, lam_tensor_dict **out);
