@@ -1385,19 +1385,18 @@ static void case_saveload(const request *rq, result *res) {
     if (do_load) {
         TRY(measure(load_run, &s, min_time, fixed, &sec, &it));
         add_metric(res, "load", sec);
-        sym = dlsym(RTLD_DEFAULT, "lam_load_mapped");
-        memcpy(&s.load_mapped, &sym, sizeof s.load_mapped);
-        if (s.load_mapped != NULL) {
-            int64_t mit = 0;
-            TRY(measure(load_mapped_run, &s, min_time, fixed, &sec, &mit));
-            add_metric(res, "load_mapped", sec);
-        }
-        sym = dlsym(RTLD_DEFAULT, "lam_load_mapped_verified");
-        memcpy(&s.load_mapped, &sym, sizeof s.load_mapped);
-        if (s.load_mapped != NULL) {
-            int64_t vit = 0;
-            TRY(measure(load_mapped_run, &s, min_time, fixed, &sec, &vit));
-            add_metric(res, "load_mapped_verified", sec);
+        /* the mapped loads, each where this build has it: symbol, then metric */
+        static const char *const mapped[][2] = {
+            {"lam_load_mapped", "load_mapped"},
+            {"lam_load_mapped_verified", "load_mapped_verified"}};
+        for (size_t m = 0; m < sizeof mapped / sizeof mapped[0]; m++) {
+            sym = dlsym(RTLD_DEFAULT, mapped[m][0]);
+            memcpy(&s.load_mapped, &sym, sizeof s.load_mapped);
+            if (s.load_mapped != NULL) {
+                int64_t mit = 0;
+                TRY(measure(load_mapped_run, &s, min_time, fixed, &sec, &mit));
+                add_metric(res, mapped[m][1], sec);
+            }
         }
     }
     add_info(res, "\"bytes\":%lld,\"load_iters\":%lld",
